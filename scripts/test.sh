@@ -1,0 +1,72 @@
+#!/usr/bin/env bash
+# The project's single test command (CI runs it through .ci/run):
+#   1. scripts/setup.sh                  (toolchain, wasm-pack, wasm-bindgen-cli, Chromium)
+#   2. cargo test --release              (native: all targets, then doc tests)
+#   3. wasm-pack test --headless --chrome --release   (wasm32 + SIMD128 in headless Chromium)
+#
+# Environment:
+#   CLIPMATCH_SKIP_BROWSER=1    skip step 3 (quick local runs; CI runs everything)
+#   WASM_BINDGEN_TEST_TIMEOUT   seconds the browser runner waits for the tests (default here 600;
+#                               wasm-bindgen's own default of 20 s is too short for model tests)
+#   CARGO_TERM_COLOR            respected if set; otherwise colour only on an interactive terminal
+#
+# Runs from any directory. Exits non-zero as soon as a step fails.
+set -euo pipefail
+
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+repo_root="$(pwd)"
+
+if [ -z "${CARGO_TERM_COLOR:-}" ]; then
+  if [ -t 1 ] && [ -z "${CI:-}" ]; then export CARGO_TERM_COLOR=auto; else export CARGO_TERM_COLOR=never; fi
+fi
+export WASM_BINDGEN_TEST_TIMEOUT="${WASM_BINDGEN_TEST_TIMEOUT:-600}"
+
+if ! command -v cargo >/dev/null 2>&1 && [ -f "${CARGO_HOME:-$HOME/.cargo}/env" ]; then
+  # shellcheck disable=SC1091
+  . "${CARGO_HOME:-$HOME/.cargo}/env"
+fi
+cargo_bin="${CARGO_HOME:-$HOME/.cargo}/bin"
+case ":$PATH:" in *":$cargo_bin:"*) ;; *) export PATH="$cargo_bin:$PATH" ;; esac
+
+suite_start=$SECONDS
+current=""
+section() {
+  current="$1"
+  section_start=$SECONDS
+  printf '\n==================== %s ====================\n' "$1"
+}
+section_done() { printf -- '---- %s: ok (%ss)\n' "$current" "$((SECONDS - section_start))"; }
+on_exit() {
+  local rc=$?
+  if [ "$rc" -ne 0 ]; then
+    printf '\n==================== FAILED: %s (exit %s) ====================\n' "${current:-?}" "$rc" >&2
+  fi
+}
+trap on_exit EXIT
+
+section "setup"
+"$repo_root/scripts/setup.sh"
+section_done
+
+section "native tests: cargo test --release --all-targets"
+cargo test --release --all-targets
+section_done
+
+section "native doc tests: cargo test --release --doc"
+cargo test --release --doc
+section_done
+
+if [ "${CLIPMATCH_SKIP_BROWSER:-0}" = "1" ]; then
+  printf '\n==================== browser tests: SKIPPED (CLIPMATCH_SKIP_BROWSER=1) ====================\n'
+else
+  section "browser tests: wasm-pack test --headless --chrome --release (Chromium, wasm32+simd128)"
+  # --chromedriver: use Debian's driver (matches Debian's Chromium); never download one.
+  # --mode no-install: use the wasm-bindgen-cli that setup.sh installed; never download one.
+  # webdriver.json (crate root) adds the Chromium flags (--no-sandbox, no background networking, ...).
+  wasm-pack test --headless --chrome --chromedriver "$(command -v chromedriver)" \
+    --release --mode no-install
+  section_done
+fi
+
+current=""
+printf '\n==================== all tests passed (%ss) ====================\n' "$((SECONDS - suite_start))"

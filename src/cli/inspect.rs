@@ -1,0 +1,56 @@
+//! `clipmatch inspect`: what a catalog's manifest says and whether its files agree with it.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Result;
+
+use super::catalog_dir;
+
+#[derive(clap::Args)]
+pub struct InspectArgs {
+    /// The catalog folder.
+    catalog: PathBuf,
+}
+
+pub fn run(args: InspectArgs) -> Result<ExitCode> {
+    let catalog = catalog_dir::load(&args.catalog)?;
+    let m = &catalog.manifest;
+    println!("catalog      {}", args.catalog.display());
+    println!("format       {} version {}", m.format, m.version);
+    println!("model        {} ({}-dim)", m.model.name, m.model.embedding_dim);
+    println!("weights      sha256 {}", m.model.weights_sha256);
+    for sha in &m.model.equivalent_weights_sha256 {
+        println!("             sha256 {sha} (equivalent)");
+    }
+    let p = &m.preprocessing;
+    println!(
+        "preprocess   shortest edge {}, crop {}x{}, mean {:?}, std {:?}",
+        p.shortest_edge, p.crop_width, p.crop_height, p.mean, p.std
+    );
+    println!("vectors      {} ({}, sha256 {})", m.vectors.file, m.vectors.dtype, m.vectors.sha256);
+    let r = &m.ranking;
+    println!(
+        "ranking      {} x text + {} x image, top {}, no confident match under {:.4}",
+        r.text_weight, r.image_weight, r.top_k, r.min_score
+    );
+    println!("items        {}", catalog.len());
+    let mut problems = catalog.vector_problems();
+    for item in catalog.items() {
+        if let Some(t) = &item.thumbnail {
+            if !args.catalog.join(t).is_file() {
+                problems.push(format!("item {:?}: thumbnail {t} is missing", item.id));
+            }
+        }
+    }
+    if problems.is_empty() {
+        println!("check        ok: {} unit vectors, all finite, thumbnails present", 2 * catalog.len());
+        Ok(ExitCode::SUCCESS)
+    } else {
+        println!("check        {} problems:", problems.len());
+        for p in &problems {
+            println!("  {p}");
+        }
+        Ok(ExitCode::from(2))
+    }
+}

@@ -1,0 +1,63 @@
+//! The command line: argument parsing and dispatch. Each subcommand lives in its own module.
+
+mod build;
+mod catalog_dir;
+mod embed;
+mod inspect;
+mod model_dir;
+mod output_dir;
+mod query;
+mod sources;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "clipmatch", version, about = "Reverse image search over a product catalog with CLIP")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// Where the CLIP model comes from.
+#[derive(clap::Args, Clone)]
+pub struct ModelArgs {
+    /// Hugging Face CLIP folder: config.json, model.safetensors, tokenizer.json,
+    /// preprocessor_config.json (e.g. openai/clip-vit-base-patch32 downloaded from the hub).
+    #[arg(long, env = "CLIPMATCH_MODEL")]
+    model: PathBuf,
+    /// tokenizer.json to use instead of the model folder's.
+    #[arg(long, env = "CLIPMATCH_TOKENIZER")]
+    tokenizer: Option<PathBuf>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Embed every product image and name into a catalog folder the page can load.
+    Build(build::BuildArgs),
+    /// Rank a catalog's products against a photo.
+    Query(query::QueryArgs),
+    /// Print raw CLIP embeddings of images and texts as JSON.
+    Embed(embed::EmbedArgs),
+    /// Describe a catalog and check that its vectors are consistent.
+    Inspect(inspect::InspectArgs),
+}
+
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Build(a) => build::run(a),
+        Command::Query(a) => query::run(a),
+        Command::Embed(a) => embed::run(a),
+        Command::Inspect(a) => inspect::run(a),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,87 @@
+//! Loading a Hugging Face CLIP folder from disk into the core's `Embedder`.
+
+use std::fs;
+use std::path::Path;
+
+use anyhow::{bail, Context, Result};
+use clipmatch::catalog::ModelInfo;
+use clipmatch::digest::sha256_hex;
+use clipmatch::tokenize::ClipTokenizer;
+use clipmatch::{ClipModel, Embedder, PreprocessConfig, Towers};
+
+use super::ModelArgs;
+
+/// A loaded model and what identifies it in a catalog.
+pub struct LoadedModel {
+    pub embedder: Embedder,
+    pub info: ModelInfo,
+}
+
+const HOW_TO_GET: &str = "download openai/clip-vit-base-patch32 from the Hugging Face hub \
+(config.json, model.safetensors, tokenizer.json, preprocessor_config.json) into a folder and pass it with --model or CLIPMATCH_MODEL";
+
+fn read_text(dir: &Path, name: &str) -> Result<String> {
+    let path = dir.join(name);
+    fs::read_to_string(&path).with_context(|| format!("cannot read {}: {HOW_TO_GET}", path.display()))
+}
+
+/// Loads the towers asked for; the text tower needs a tokenizer too.
+pub fn load(args: &ModelArgs, towers: Towers) -> Result<LoadedModel> {
+    let dir = &args.model;
+    if !dir.is_dir() {
+        bail!("model folder {} does not exist: {HOW_TO_GET}", dir.display());
+    }
+    let config = read_text(dir, "config.json")?;
+    let preprocess_path = dir.join("preprocessor_config.json");
+    let preprocess = PreprocessConfig::from_json(&read_text(dir, "preprocessor_config.json")?)
+        .with_context(|| preprocess_path.display().to_string())?;
+    let weights_path = dir.join("model.safetensors");
+    if !weights_path.exists() && dir.join("pytorch_model.bin").exists() {
+        bail!(
+            "{} has pytorch_model.bin but no model.safetensors; only safetensors weights are read (the hub's openai/clip-vit-base-patch32 has model.safetensors)",
+            dir.display()
+        );
+    }
+    let file = fs::File::open(&weights_path)
+        .with_context(|| format!("cannot open {}: {HOW_TO_GET}", weights_path.display()))?;
+    // SAFETY: the file is only read, and is not expected to change while the tool runs.
+    let weights = unsafe { memmap2::Mmap::map(&file) }
+        .with_context(|| format!("cannot map {}", weights_path.display()))?;
+    let weights_sha256 = sha256_hex(&weights);
+    let model = ClipModel::load(&config, &weights, Some(towers))
+        .with_context(|| format!("cannot load the model in {}", dir.display()))?;
+    let tokenizer = match towers {
+        Towers::VisionOnly => None,
+        Towers::VisionAndText => {
+            let path = args.tokenizer.clone().unwrap_or_else(|| dir.join("tokenizer.json"));
+            let json = fs::read(&path).with_context(|| format!("cannot read {}: {HOW_TO_GET}", path.display()))?;
+            let max_len = model.config.text.max_position_embeddings;
+            Some(ClipTokenizer::from_bytes(&json, max_len).with_context(|| path.display().to_string())?)
+        }
+    };
+    let info = ModelInfo {
+        name: model_name(dir),
+        weights_sha256,
+        equivalent_weights_sha256: Vec::new(),
+        embedding_dim: model.embedding_dim(),
+    };
+    Ok(LoadedModel {
+        embedder: Embedder::new(model, preprocess, tokenizer),
+        info,
+    })
+}
+
+/// The hub id if the folder says it (`_name_or_path` in config.json), else the folder's name.
+fn model_name(dir: &Path) -> String {
+    let from_config = fs::read_to_string(dir.join("config.json"))
+        .ok()
+        .and_then(|s| serde_json::from_str::<serde_json::Value>(&s).ok())
+        .and_then(|v| v.get("_name_or_path").and_then(|n| n.as_str()).map(str::to_string))
+        .filter(|s| !s.is_empty());
+    from_config.unwrap_or_else(|| {
+        dir.canonicalize()
+            .ok()
+            .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
+            .unwrap_or_else(|| dir.display().to_string())
+    })
+}

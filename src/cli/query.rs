@@ -1,0 +1,96 @@
+//! `clipmatch query`: ranks a catalog against one photo.
+
+use std::fs;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+use clipmatch::rank::{rank, FusionWeights, Ranking};
+use clipmatch::Towers;
+
+use super::{catalog_dir, model_dir, ModelArgs};
+
+#[derive(clap::Args)]
+pub struct QueryArgs {
+    /// The photo to look up (JPEG, PNG, WebP or GIF).
+    photo: PathBuf,
+    /// The catalog folder written by `clipmatch build`.
+    #[arg(long, short, env = "CLIPMATCH_CATALOG")]
+    catalog: PathBuf,
+    #[command(flatten)]
+    model: ModelArgs,
+    /// Number of results (default: the catalog's).
+    #[arg(long, short = 'k')]
+    top_k: Option<usize>,
+    /// Weight of cos(photo, product name) (default: the catalog's).
+    #[arg(long)]
+    text_weight: Option<f32>,
+    /// Weight of cos(photo, product image) (default: the catalog's).
+    #[arg(long)]
+    image_weight: Option<f32>,
+    /// Best score under which there is no confident match (default: the catalog's).
+    #[arg(long)]
+    min_score: Option<f32>,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn run(args: QueryArgs) -> Result<ExitCode> {
+    let catalog = catalog_dir::load(&args.catalog)?;
+    let model = model_dir::load(&args.model, Towers::VisionOnly)?;
+    catalog
+        .check_model(model.info.embedding_dim, Some(&model.info.weights_sha256), &model.embedder.preprocess)
+        .with_context(|| format!("{} cannot be used with the model in {}", args.catalog.display(), args.model.model.display()))?;
+    let bytes = fs::read(&args.photo).with_context(|| format!("cannot read {}", args.photo.display()))?;
+    let query = model
+        .embedder
+        .embed_photo(&bytes)
+        .with_context(|| format!("{}", args.photo.display()))?;
+    let d = catalog.manifest.ranking;
+    let weights = FusionWeights {
+        text: args.text_weight.unwrap_or(d.text_weight),
+        image: args.image_weight.unwrap_or(d.image_weight),
+    };
+    let ranking = rank(
+        &catalog,
+        &query,
+        weights,
+        args.top_k.unwrap_or(d.top_k),
+        args.min_score.unwrap_or(d.min_score),
+    );
+    if args.json {
+        let out = serde_json::json!({ "photo": args.photo.display().to_string(), "ranking": ranking });
+        println!("{}", serde_json::to_string_pretty(&out)?);
+    } else {
+        print_table(&ranking);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn print_table(r: &Ranking) {
+    let w = r.weights;
+    println!(
+        "{:>2}  {:>7}  {:>17}  {:>17}  name",
+        "#",
+        "score",
+        format!("text {}x cos", w.text),
+        format!("image {}x cos", w.image)
+    );
+    for (i, m) in r.matches.iter().enumerate() {
+        println!(
+            "{:>2}  {:>7.4}  {:>7.4} ({:>7.4})  {:>7.4} ({:>7.4})  {}",
+            i + 1,
+            m.score,
+            m.text_contribution,
+            m.text_similarity,
+            m.image_contribution,
+            m.image_similarity,
+            m.name
+        );
+    }
+    if !r.confident {
+        let best = r.matches.first().map(|m| m.score).unwrap_or(f32::NAN);
+        println!("no confident match: best score {best:.4} is under the threshold {:.4}", r.min_score);
+    }
+}

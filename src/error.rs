@@ -1,0 +1,102 @@
+//! Typed errors of the core. The wasm shell turns them into `JsError`, the CLI into messages.
+
+use thiserror::Error;
+
+/// Why a photo could not be turned into model input.
+#[derive(Debug, Error)]
+pub enum ImageError {
+    #[error("the file is empty (0 bytes)")]
+    Empty,
+    #[error("not an image this app reads (JPEG, PNG, WebP or GIF)")]
+    UnknownFormat,
+    #[error("{format} images are not supported (use JPEG, PNG, WebP or GIF)")]
+    UnsupportedFormat { format: String },
+    #[error("the image is {width}x{height} pixels, over the limit of {max_side} pixels a side or {max_megapixels} megapixels")]
+    TooLarge {
+        width: u32,
+        height: u32,
+        max_side: u32,
+        max_megapixels: u32,
+    },
+    #[error("the file is {bytes} bytes, over the limit of {max_bytes} bytes")]
+    FileTooLarge { bytes: usize, max_bytes: usize },
+    #[error("the {format} data is corrupt or truncated: {reason}")]
+    Corrupt { format: String, reason: String },
+    #[error("the image has no pixels")]
+    NoPixels,
+}
+
+/// Why a model could not be loaded or run.
+#[derive(Debug, Error)]
+pub enum ModelError {
+    #[error("config.json is not a CLIP config: {0}")]
+    Config(String),
+    #[error("preprocessor_config.json is invalid: {0}")]
+    Preprocessor(String),
+    #[error("model.safetensors could not be read: {0}")]
+    Weights(String),
+    #[error("model.safetensors does not match config.json: {0}")]
+    WeightsMismatch(String),
+    #[error("tokenizer.json could not be read: {0}")]
+    Tokenizer(String),
+    #[error("this model has no text tower (it was exported vision-only)")]
+    NoTextTower,
+    #[error("model computation failed: {0}")]
+    Compute(#[from] candle_core::Error),
+}
+
+/// Why a catalog could not be loaded or written.
+#[derive(Debug, Error)]
+pub enum CatalogError {
+    #[error("the catalog manifest is not valid JSON for this format: {0}")]
+    Manifest(String),
+    #[error("the catalog is format {found:?} version {version}; this app reads {expected:?} version {supported}")]
+    UnsupportedVersion {
+        found: String,
+        version: u32,
+        expected: &'static str,
+        supported: u32,
+    },
+    #[error("the catalog's vectors file is {found} bytes, expected {expected} ({items} items x 2 vectors x {dim} dims x {dtype_bytes} bytes): {hint}")]
+    VectorsSize {
+        found: usize,
+        expected: usize,
+        items: usize,
+        dim: usize,
+        dtype_bytes: usize,
+        hint: &'static str,
+    },
+    #[error("unsupported vector dtype {0:?} (this app reads \"f32\")")]
+    UnsupportedDtype(String),
+    #[error("the catalog was built with {catalog_dim}-dimensional embeddings but the model makes {model_dim}-dimensional ones")]
+    DimensionMismatch { catalog_dim: usize, model_dim: usize },
+    #[error("the catalog was built with model {catalog_model:?} (weights sha256 {catalog_sha}), not with the loaded model (weights sha256 {model_sha})")]
+    ModelMismatch {
+        catalog_model: String,
+        catalog_sha: String,
+        model_sha: String,
+    },
+    #[error("the catalog's preprocessing ({catalog}) differs from the model's ({model})")]
+    PreprocessMismatch { catalog: String, model: String },
+    #[error("invalid catalog: {0}")]
+    Invalid(String),
+}
+
+/// Any failure of the core.
+#[derive(Debug, Error)]
+pub enum Error {
+    #[error(transparent)]
+    Image(#[from] ImageError),
+    #[error(transparent)]
+    Model(#[from] ModelError),
+    #[error(transparent)]
+    Catalog(#[from] CatalogError),
+}
+
+impl From<candle_core::Error> for Error {
+    fn from(e: candle_core::Error) -> Self {
+        Error::Model(ModelError::Compute(e))
+    }
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
