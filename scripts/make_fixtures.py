@@ -24,7 +24,7 @@ What is generated (paths relative to tests/fixtures/):
   JPEG. Content is smooth gradients + hard-edged and soft shapes + 1-2 px detail +
   a little noise, placed asymmetrically, so resampling, cropping, rotation or
   channel-order mistakes change the result.
-* ``reference/pixels/<stem>.png`` -- the exact 224x224 preprocessed input for each
+* ``reference/pixels/<name>_<ext>.png`` -- the exact 224x224 preprocessed input for each
   image, stored losslessly as 8-bit RGB (level = (pixel_value*std + mean)*255, which
   the script asserts is an integer to within 0.01, i.e. the normalisation is
   invertible and nothing is lost).
@@ -698,7 +698,7 @@ def generate_fixtures(out: Path, shared_dir: Path, seed: int) -> None:
             assert err < 0.01, f"{fname}: normalisation not invertible to integers (max err {err})"
             assert levels.min() > -0.5 and levels.max() < 255.5
             u8 = np.rint(levels).astype(np.uint8).transpose(1, 2, 0)
-            stem = Path(fname).stem
+            stem = Path(fname).name.replace(".", "_")  # photo.jpg and photo.webp must not collide
             Image.fromarray(u8, "RGB").save(pix_dir / f"{stem}.png", optimize=True)
             # the PNG must reproduce the processor output exactly (up to f32 rounding)
             back = (np.asarray(Image.open(pix_dir / f"{stem}.png"), dtype=np.float64).transpose(2, 0, 1) / 255.0
@@ -738,7 +738,7 @@ def generate_fixtures(out: Path, shared_dir: Path, seed: int) -> None:
     assert 0 < f16_rel < 0.05, f16_rel
     sdpa = CLIPModel.from_pretrained(model_dir, dtype=torch.float32, attn_implementation="sdpa").eval()
     with torch.no_grad():
-        pv = torch.from_numpy(((np.asarray(Image.open(pix_dir / "photo.png"), np.float64).transpose(2, 0, 1) / 255.0
+        pv = torch.from_numpy(((np.asarray(Image.open(pix_dir / "photo_jpg.png"), np.float64).transpose(2, 0, 1) / 255.0
                                 - mean) / std).astype(np.float32))[None]
         a = model.get_image_features(pixel_values=pv).pooler_output
         b = sdpa.get_image_features(pixel_values=pv).pooler_output

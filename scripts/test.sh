@@ -6,8 +6,11 @@
 #
 # Environment:
 #   CLIPMATCH_SKIP_BROWSER=1    skip step 3 (quick local runs; CI runs everything)
-#   WASM_BINDGEN_TEST_TIMEOUT   seconds the browser runner waits for the tests (default here 600;
-#                               wasm-bindgen's own default of 20 s is too short for model tests)
+#   WASM_BINDGEN_TEST_TIMEOUT   seconds the browser runner waits for ALL tests of one test binary
+#                               (they share one page) before failing with "Failed to detect test as
+#                               having been run. It might have timed out."; wasm-bindgen's default is
+#                               20, far too short for model tests, so the default here is 600
+#   WASM_BINDGEN_TEST_DRIVER_TIMEOUT  seconds for chromedriver to start (wasm-bindgen default 5; 30 here)
 #   CARGO_TERM_COLOR            respected if set; otherwise colour only on an interactive terminal
 #
 # Runs from any directory. Exits non-zero as soon as a step fails.
@@ -20,6 +23,7 @@ if [ -z "${CARGO_TERM_COLOR:-}" ]; then
   if [ -t 1 ] && [ -z "${CI:-}" ]; then export CARGO_TERM_COLOR=auto; else export CARGO_TERM_COLOR=never; fi
 fi
 export WASM_BINDGEN_TEST_TIMEOUT="${WASM_BINDGEN_TEST_TIMEOUT:-600}"
+export WASM_BINDGEN_TEST_DRIVER_TIMEOUT="${WASM_BINDGEN_TEST_DRIVER_TIMEOUT:-30}"
 
 if ! command -v cargo >/dev/null 2>&1 && [ -f "${CARGO_HOME:-$HOME/.cargo}/env" ]; then
   # shellcheck disable=SC1091

@@ -1,0 +1,185 @@
+//! The catalog format and the fused ranking: round trips, refusals with reasons, scores.
+
+use clipmatch::catalog::{Item, ModelInfo, RankingDefaults};
+use clipmatch::rank::{leave_one_out_threshold, rank, FusionWeights};
+use clipmatch::{Catalog, CatalogError, PreprocessConfig};
+
+#[cfg(target_arch = "wasm32")]
+use wasm_bindgen_test::wasm_bindgen_test as test;
+#[cfg(target_arch = "wasm32")]
+wasm_bindgen_test::wasm_bindgen_test_configure!(run_in_browser);
+
+fn unit(v: &[f32]) -> Vec<f32> {
+    let n = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+    v.iter().map(|x| x / n).collect()
+}
+
+fn model_info() -> ModelInfo {
+    ModelInfo {
+        name: "test-model".into(),
+        weights_sha256: "aa".repeat(32),
+        equivalent_weights_sha256: vec!["bb".repeat(32)],
+        embedding_dim: 3,
+    }
+}
+
+fn item(id: &str) -> Item {
+    Item {
+        id: id.into(),
+        name: format!("Product {id}"),
+        description: None,
+        image: format!("{id}.jpg"),
+        thumbnail: Some(format!("thumbs/{id}.jpg")),
+    }
+}
+
+/// Three products: a looks like the query, b's name reads like it, c is neither.
+fn sample() -> Catalog {
+    let vectors = vec![
+        (unit(&[1.0, 0.0, 0.0]), unit(&[0.0, 1.0, 0.0])),
+        (unit(&[0.0, 1.0, 0.0]), unit(&[1.0, 0.2, 0.0])),
+        (unit(&[0.0, 0.0, 1.0]), unit(&[0.0, 0.0, 1.0])),
+    ];
+    Catalog::new(
+        model_info(),
+        PreprocessConfig::default(),
+        RankingDefaults::default(),
+        vec![item("a"), item("b"), item("c")],
+        &vectors,
+    )
+    .unwrap()
+}
+
+#[test]
+fn round_trip_through_files() {
+    let c = sample();
+    let back = Catalog::from_parts(c.manifest_json().as_bytes(), &c.vectors_bytes()).unwrap();
+    assert_eq!(back.manifest, c.manifest);
+    for i in 0..3 {
+        assert_eq!(back.image_vector(i), c.image_vector(i));
+        assert_eq!(back.name_vector(i), c.name_vector(i));
+    }
+    assert!(back.vector_problems().is_empty());
+    assert_eq!(c.vectors_bytes().len(), 3 * 2 * 3 * 4);
+}
+
+#[test]
+fn fused_score_prefers_the_label_with_default_weights() {
+    let c = sample();
+    let q = unit(&[1.0, 0.0, 0.0]);
+    let r = rank(&c, &q, FusionWeights { text: 1.5, image: 0.5 }, 5, 0.0);
+    let order: Vec<&str> = r.matches.iter().map(|m| m.id.as_str()).collect();
+    assert_eq!(order, ["b", "a", "c"]);
+    let b = &r.matches[0];
+    let cos_name = 1.0 / (1.0f32 + 0.04).sqrt();
+    assert!((b.text_similarity - cos_name).abs() < 1e-6);
+    assert!(b.image_similarity.abs() < 1e-6);
+    assert!((b.score - 1.5 * cos_name).abs() < 1e-6);
+    assert!((b.text_contribution + b.image_contribution - b.score).abs() < 1e-6);
+    // Image only: the look-alike wins.
+    let r = rank(&c, &q, FusionWeights { text: 0.0, image: 1.0 }, 1, 0.0);
+    assert_eq!(r.matches.len(), 1);
+    assert_eq!(r.matches[0].id, "a");
+    assert!((r.matches[0].score - 1.0).abs() < 1e-6);
+}
+
+#[test]
+fn no_confident_match_under_the_threshold() {
+    let c = sample();
+    let q = unit(&[0.0, 0.0, -1.0]);
+    let r = rank(&c, &q, FusionWeights { text: 1.5, image: 0.5 }, 5, 0.2);
+    assert!(!r.confident);
+    let r = rank(&c, &unit(&[0.0, 0.0, 1.0]), FusionWeights { text: 1.5, image: 0.5 }, 5, 0.2);
+    assert!(r.confident);
+    assert_eq!(r.matches[0].id, "c");
+}
+
+#[test]
+fn ties_keep_catalog_order_and_k_is_bounded() {
+    let v = unit(&[1.0, 1.0, 1.0]);
+    let vectors = vec![(v.clone(), v.clone()); 4];
+    let items = ["w", "x", "y", "z"].map(item).to_vec();
+    let c = Catalog::new(model_info(), PreprocessConfig::default(), RankingDefaults::default(), items, &vectors).unwrap();
+    let r = rank(&c, &v, FusionWeights { text: 1.0, image: 1.0 }, 10, 0.0);
+    let order: Vec<usize> = r.matches.iter().map(|m| m.index).collect();
+    assert_eq!(order, [0, 1, 2, 3]);
+    let r = rank(&c, &v, FusionWeights { text: 1.0, image: 1.0 }, 2, 0.0);
+    assert_eq!(r.matches.iter().map(|m| m.index).collect::<Vec<_>>(), [0, 1]);
+}
+
+#[test]
+fn leave_one_out_threshold_is_a_score_of_another_item() {
+    let c = sample();
+    let t = leave_one_out_threshold(&c, FusionWeights { text: 1.5, image: 0.5 });
+    assert!(t.is_finite() && t > -2.0 && t < 2.0);
+}
+
+fn expect_err(manifest: &str, vectors: &[u8]) -> CatalogError {
+    Catalog::from_parts(manifest.as_bytes(), vectors).err().expect("must be refused")
+}
+
+#[test]
+fn unknown_version_is_refused() {
+    let c = sample();
+    let m = c.manifest_json().replace("\"version\": 1", "\"version\": 7");
+    let err = expect_err(&m, &c.vectors_bytes());
+    assert!(matches!(err, CatalogError::UnsupportedVersion { version: 7, .. }), "{err}");
+    let err = expect_err("{\"hello\": 1}", &c.vectors_bytes());
+    assert!(matches!(err, CatalogError::UnsupportedVersion { .. }), "{err}");
+    let err = expect_err("not json", &c.vectors_bytes());
+    assert!(matches!(err, CatalogError::Manifest(_)), "{err}");
+}
+
+#[test]
+fn truncated_or_oversized_vectors_are_refused() {
+    let c = sample();
+    let bytes = c.vectors_bytes();
+    let err = expect_err(&c.manifest_json(), &bytes[..bytes.len() - 4]);
+    assert!(err.to_string().contains("truncated"), "{err}");
+    let mut bigger = bytes.clone();
+    bigger.extend_from_slice(&[0; 24]);
+    let err = expect_err(&c.manifest_json(), &bigger);
+    assert!(err.to_string().contains("larger"), "{err}");
+    let mut flipped = bytes;
+    flipped[5] ^= 1;
+    let err = expect_err(&c.manifest_json(), &flipped);
+    assert!(err.to_string().contains("sha256"), "{err}");
+}
+
+#[test]
+fn unsupported_dtype_is_refused() {
+    let c = sample();
+    let m = c.manifest_json().replace("\"dtype\": \"f32\"", "\"dtype\": \"q4\"");
+    let err = expect_err(&m, &c.vectors_bytes());
+    assert!(matches!(err, CatalogError::UnsupportedDtype(_)), "{err}");
+}
+
+#[test]
+fn another_model_is_refused() {
+    let c = sample();
+    let p = PreprocessConfig::default();
+    assert!(c.check_model(3, Some(&"aa".repeat(32)), &p).is_ok());
+    assert!(c.check_model(3, Some(&"bb".repeat(32)), &p).is_ok(), "equivalent weights");
+    assert!(c.check_model(3, None, &p).is_ok());
+    let err = c.check_model(512, None, &p).unwrap_err();
+    assert!(matches!(err, CatalogError::DimensionMismatch { catalog_dim: 3, model_dim: 512 }), "{err}");
+    let err = c.check_model(3, Some(&"cc".repeat(32)), &p).unwrap_err();
+    assert!(err.to_string().contains("test-model"), "{err}");
+    let other = PreprocessConfig { shortest_edge: 336, ..p };
+    let err = c.check_model(3, None, &other).unwrap_err();
+    assert!(matches!(err, CatalogError::PreprocessMismatch { .. }), "{err}");
+}
+
+#[test]
+fn duplicate_ids_are_refused() {
+    let v = unit(&[1.0, 0.0, 0.0]);
+    let err = Catalog::new(
+        model_info(),
+        PreprocessConfig::default(),
+        RankingDefaults::default(),
+        vec![item("a"), item("a")],
+        &[(v.clone(), v.clone()), (v.clone(), v)],
+    )
+    .unwrap_err();
+    assert!(err.to_string().contains("twice"), "{err}");
+}

@@ -1,0 +1,118 @@
+//! Fixtures shared by the native and the browser tests. Everything is compiled in with
+//! `include_bytes!`, so the same tests run in Chromium, where there is no file system.
+
+#![allow(dead_code)]
+
+use serde::Deserialize;
+
+pub const TINY_CONFIG: &str = include_str!("../fixtures/tiny-clip/config.json");
+pub const TINY_PREPROCESSOR: &str = include_str!("../fixtures/tiny-clip/preprocessor_config.json");
+pub const TINY_WEIGHTS: &[u8] = include_bytes!("../fixtures/tiny-clip/model.safetensors");
+pub const TINY_VISION_F16_WEIGHTS: &[u8] = include_bytes!("../fixtures/tiny-clip-vision-f16/model.safetensors");
+pub const REFERENCE_JSON: &str = include_str!("../fixtures/reference/reference.json");
+pub const NATIVE_EMBEDDINGS_JSON: &str = include_str!("../fixtures/native_embeddings.json");
+
+macro_rules! fixture_images {
+    ($($file:literal => $pixels:literal),* $(,)?) => {
+        /// (file as named in reference.json, image bytes, reference 8-bit crop as PNG bytes)
+        pub const IMAGES: &[(&str, &[u8], &[u8])] = &[
+            $((concat!("images/", $file),
+               include_bytes!(concat!("../fixtures/images/", $file)),
+               include_bytes!(concat!("../fixtures/reference/pixels/", $pixels))),)*
+        ];
+    };
+}
+
+fixture_images! {
+    "photo.jpg" => "photo_jpg.png",
+    "exif_rotated.jpg" => "exif_rotated_jpg.png",
+    "alpha.png" => "alpha_png.png",
+    "gray.png" => "gray_png.png",
+    "deep16.png" => "deep16_png.png",
+    "photo.webp" => "photo_webp.png",
+    "lossless.webp" => "lossless_webp.png",
+    "anim.gif" => "anim_gif.png",
+    "wide.jpg" => "wide_jpg.png",
+    "tall.png" => "tall_png.png",
+    "small.png" => "small_png.png",
+    "cmyk.jpg" => "cmyk_jpg.png",
+}
+
+#[derive(Deserialize)]
+pub struct Reference {
+    pub images: Vec<RefImage>,
+    pub texts: Vec<RefText>,
+    pub padded_batch: PaddedBatch,
+}
+
+#[derive(Deserialize)]
+pub struct RefImage {
+    pub file: String,
+    pub pixels: String,
+    pub upright_size: [u32; 2],
+    pub embedding: Vec<f32>,
+    pub embedding_vision_f16: Vec<f32>,
+}
+
+#[derive(Deserialize)]
+pub struct RefText {
+    pub text: String,
+    pub ids: Vec<u32>,
+    pub embedding: Vec<f32>,
+}
+
+#[derive(Deserialize)]
+pub struct PaddedBatch {
+    pub ids: Vec<Vec<u32>>,
+    pub pad_id: u32,
+}
+
+pub fn reference() -> Reference {
+    serde_json::from_str(REFERENCE_JSON).expect("reference.json parses")
+}
+
+/// The image bytes and the reference crop (PNG) of a fixture named as in reference.json.
+pub fn image(file: &str) -> (&'static [u8], &'static [u8]) {
+    IMAGES
+        .iter()
+        .find(|(f, _, _)| *f == file)
+        .map(|(_, b, p)| (*b, *p))
+        .unwrap_or_else(|| panic!("{file} is not compiled into the tests"))
+}
+
+pub fn cosine(a: &[f32], b: &[f32]) -> f64 {
+    let dot: f64 = a.iter().zip(b).map(|(x, y)| *x as f64 * *y as f64).sum();
+    let na: f64 = a.iter().map(|x| (*x as f64).powi(2)).sum::<f64>().sqrt();
+    let nb: f64 = b.iter().map(|x| (*x as f64).powi(2)).sum::<f64>().sqrt();
+    dot / (na * nb)
+}
+
+/// Cosine after subtracting `mean` from both: random-weight CLIP puts every input in nearly
+/// the same direction, so plain cosine alone would pass a wrong resize, crop or normalisation.
+pub fn centred_cosine(a: &[f32], b: &[f32], mean: &[f64]) -> f64 {
+    let ca: Vec<f32> = a.iter().zip(mean).map(|(x, m)| (*x as f64 - m) as f32).collect();
+    let cb: Vec<f32> = b.iter().zip(mean).map(|(x, m)| (*x as f64 - m) as f32).collect();
+    cosine(&ca, &cb)
+}
+
+pub fn mean_of(rows: &[&[f32]]) -> Vec<f64> {
+    let dim = rows[0].len();
+    let mut m = vec![0f64; dim];
+    for r in rows {
+        for (acc, x) in m.iter_mut().zip(r.iter()) {
+            *acc += *x as f64 / rows.len() as f64;
+        }
+    }
+    m
+}
+
+/// Asserts cosine >= 0.9999 and centred cosine >= 0.999 against the reference rows.
+pub fn assert_embeddings_match(what: &str, ours: &[(String, Vec<f32>)], reference: &[&[f32]]) {
+    let mean = mean_of(reference);
+    for ((name, o), r) in ours.iter().zip(reference) {
+        let c = cosine(o, r);
+        let cc = centred_cosine(o, r, &mean);
+        assert!(c >= 0.9999, "{what} {name}: cosine {c} < 0.9999");
+        assert!(cc >= 0.999, "{what} {name}: centred cosine {cc} < 0.999");
+    }
+}

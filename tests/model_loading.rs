@@ -1,0 +1,69 @@
+//! A model file that does not fit its config is refused with the name of what is wrong.
+
+mod common;
+
+use clipmatch::{ClipModel, ModelError, PreprocessConfig, Towers};
+use common::{TINY_CONFIG, TINY_PREPROCESSOR, TINY_WEIGHTS};
+
+#[cfg(target_arch = "wasm32")]
+use wasm_bindgen_test::wasm_bindgen_test as test;
+#[cfg(target_arch = "wasm32")]
+wasm_bindgen_test::wasm_bindgen_test_configure!(run_in_browser);
+
+fn with_vision(key: &str, value: serde_json::Value) -> String {
+    let mut cfg: serde_json::Value = serde_json::from_str(TINY_CONFIG).unwrap();
+    cfg["vision_config"][key] = value;
+    cfg.to_string()
+}
+
+#[test]
+fn config_with_more_layers_than_the_file() {
+    let err = ClipModel::load(&with_vision("num_hidden_layers", 3.into()), TINY_WEIGHTS, None)
+        .err()
+        .unwrap();
+    assert!(matches!(err, ModelError::WeightsMismatch(_)), "{err}");
+    assert!(err.to_string().contains("vision_model.encoder.layers.2"), "{err}");
+}
+
+#[test]
+fn config_with_fewer_layers_than_the_file() {
+    let err = ClipModel::load(&with_vision("num_hidden_layers", 1.into()), TINY_WEIGHTS, None)
+        .err()
+        .unwrap();
+    assert!(err.to_string().contains("more than the 1 vision_model layers"), "{err}");
+}
+
+#[test]
+fn config_with_another_width() {
+    let err = ClipModel::load(&with_vision("hidden_size", 64.into()), TINY_WEIGHTS, None)
+        .err()
+        .unwrap();
+    assert!(err.to_string().contains("has shape"), "{err}");
+}
+
+#[test]
+fn unsupported_activation_and_garbage() {
+    let cfg = with_vision("hidden_act", "gelu".into());
+    let err = ClipModel::load(&cfg, TINY_WEIGHTS, None).err().unwrap();
+    assert!(err.to_string().contains("gelu"), "{err}");
+    let err = ClipModel::load(TINY_CONFIG, b"not a safetensors file", None).err().unwrap();
+    assert!(matches!(err, ModelError::Weights(_)), "{err}");
+    let err = ClipModel::load("{", TINY_WEIGHTS, None).err().unwrap();
+    assert!(matches!(err, ModelError::Config(_)), "{err}");
+}
+
+#[test]
+fn real_configs_parse() {
+    let p = PreprocessConfig::from_json(TINY_PREPROCESSOR).unwrap();
+    assert_eq!(p, PreprocessConfig::default());
+    let cfg = clipmatch::ModelConfig::from_json(TINY_CONFIG).unwrap();
+    assert_eq!(cfg.vision.embed_dim, 32);
+    assert_eq!(cfg.text.vocab_size, 49408);
+    assert_eq!(cfg.projection_dim, 16);
+    // A sparse config reads with transformers' defaults (ViT-B/32).
+    let sparse = clipmatch::ModelConfig::from_json("{\"model_type\": \"clip\"}").unwrap();
+    assert_eq!(sparse.vision.embed_dim, 768);
+    assert_eq!(sparse.vision.patch_size, 32);
+    assert_eq!(sparse.text.embed_dim, 512);
+    let _ = Towers::VisionOnly;
+}
