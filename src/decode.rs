@@ -74,31 +74,38 @@ pub fn decode_rgb(bytes: &[u8], limits: &DecodeLimits) -> Result<RgbImage, Image
     if format == ImageFormat::Jpeg && !jpeg_is_complete(bytes) {
         return Err(corrupt(format, "the file ends before the image data does"));
     }
+    // Dimensions from the header alone, before a decoder allocates anything.
+    if let Ok(size) = imagesize::blob_size(bytes) {
+        check_size(size.width as u64, size.height as u64, limits)?;
+    }
     let mut reader = ImageReader::with_format(Cursor::new(bytes), format);
-    // Header first, without limits: reading it allocates no pixels.
-    reader.no_limits();
-    let mut decoder = reader.into_decoder().map_err(|e| corrupt(format, e))?;
-    let (width, height) = decoder.dimensions();
-    if width == 0 || height == 0 {
-        return Err(ImageError::NoPixels);
-    }
-    let megapixels = (width as u64 * height as u64) as f64 / 1e6;
-    if width > limits.max_side || height > limits.max_side || megapixels > limits.max_megapixels as f64 {
-        return Err(ImageError::TooLarge {
-            width,
-            height,
-            max_side: limits.max_side,
-            max_megapixels: limits.max_megapixels,
-        });
-    }
     let mut decode_limits = Limits::default();
     decode_limits.max_image_width = Some(limits.max_side);
     decode_limits.max_image_height = Some(limits.max_side);
-    decoder.set_limits(decode_limits).map_err(|e| corrupt(format, e))?;
+    reader.limits(decode_limits);
+    let mut decoder = reader.into_decoder().map_err(|e| corrupt(format, e))?;
+    let (width, height) = decoder.dimensions();
+    check_size(width as u64, height as u64, limits)?;
     let orientation = decoder.orientation().unwrap_or(image::metadata::Orientation::NoTransforms);
     let mut img = DynamicImage::from_decoder(decoder).map_err(|e| corrupt(format, e))?;
     img.apply_orientation(orientation);
     Ok(to_rgb(img))
+}
+
+fn check_size(width: u64, height: u64, limits: &DecodeLimits) -> Result<(), ImageError> {
+    if width == 0 || height == 0 {
+        return Err(ImageError::NoPixels);
+    }
+    let max_pixels = limits.max_megapixels as u64 * 1_000_000;
+    if width > limits.max_side as u64 || height > limits.max_side as u64 || width * height > max_pixels {
+        return Err(ImageError::TooLarge {
+            width: width.min(u32::MAX as u64) as u32,
+            height: height.min(u32::MAX as u64) as u32,
+            max_side: limits.max_side,
+            max_megapixels: limits.max_megapixels,
+        });
+    }
+    Ok(())
 }
 
 /// PIL's `alpha_composite` of a pixel over opaque white, in its own fixed-point arithmetic.

@@ -67,3 +67,23 @@ fn real_configs_parse() {
     assert_eq!(sparse.text.embed_dim, 512);
     let _ = Towers::VisionOnly;
 }
+
+#[test]
+fn b16_and_l14_layouts_parse_from_their_configs() {
+    // The fields of openai/clip-vit-base-patch16 and openai/clip-vit-large-patch14 that differ.
+    let b16 = r#"{"model_type":"clip","projection_dim":512,
+        "text_config":{"hidden_size":512,"intermediate_size":2048,"num_attention_heads":8,"num_hidden_layers":12},
+        "vision_config":{"hidden_size":768,"intermediate_size":3072,"num_attention_heads":12,"num_hidden_layers":12,"patch_size":16,"image_size":224}}"#;
+    let l14 = r#"{"model_type":"clip","projection_dim":768,
+        "text_config":{"hidden_size":768,"intermediate_size":3072,"num_attention_heads":12,"num_hidden_layers":12},
+        "vision_config":{"hidden_size":1024,"intermediate_size":4096,"num_attention_heads":16,"num_hidden_layers":24,"patch_size":14,"image_size":224}}"#;
+    let b16 = clipmatch::ModelConfig::from_json(b16).unwrap();
+    assert_eq!((b16.vision.patch_size, b16.projection_dim), (16, 512));
+    let l14 = clipmatch::ModelConfig::from_json(l14).unwrap();
+    assert_eq!((l14.vision.embed_dim, l14.vision.num_hidden_layers, l14.projection_dim), (1024, 24, 768));
+    assert_eq!(l14.text.embed_dim, 768);
+    // The expected tensor list follows the config: 257 positions for 224/14.
+    let names = clipmatch::model::expected_tensors(&l14, Towers::VisionOnly);
+    let pos = names.iter().find(|(n, _)| n.ends_with("position_embedding.weight")).unwrap();
+    assert_eq!(pos.1, vec![257, 1024]);
+}

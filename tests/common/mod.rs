@@ -116,3 +116,11 @@ pub fn assert_embeddings_match(what: &str, ours: &[(String, Vec<f32>)], referenc
         assert!(cc >= 0.999, "{what} {name}: centred cosine {cc} < 0.999");
     }
 }
+
+/// `../shared/data` beside the checkout, or CLIPMATCH_SHARED_DATA.
+#[cfg(not(target_arch = "wasm32"))]
+pub fn shared_data() -> std::path::PathBuf {
+    std::env::var_os("CLIPMATCH_SHARED_DATA")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data"))
+}

@@ -1,0 +1,249 @@
+//! The catalog tool as a user runs it: build (with bad files among good ones), query, embed,
+//! inspect. Uses the committed tiny random CLIP; the tokenizer and the grocery data come from
+//! ../shared/data (skipped with a message where absent).
+
+#![cfg(not(target_arch = "wasm32"))]
+
+mod common;
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use common::*;
+
+const EXE: &str = env!("CARGO_BIN_EXE_clipmatch");
+
+fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
+}
+
+fn tokenizer() -> Option<PathBuf> {
+    let p = shared_data().join("clip-vit-base-patch32/tokenizer.json");
+    if p.is_file() {
+        Some(p)
+    } else {
+        eprintln!("skipped: {} is absent", p.display());
+        None
+    }
+}
+
+fn run(args: &[&str], tokenizer: &Path) -> Output {
+    Command::new(EXE)
+        .args(args)
+        .env("CLIPMATCH_MODEL", fixtures().join("tiny-clip"))
+        .env("CLIPMATCH_TOKENIZER", tokenizer)
+        .env_remove("CLIPMATCH_CATALOG")
+        .output()
+        .expect("clipmatch runs")
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+/// A product folder with three good images and four bad files (and a non-image).
+fn product_folder(dir: &Path) {
+    for f in ["photo.jpg", "tall.png", "gray.png"] {
+        fs::copy(fixtures().join("images").join(f), dir.join(f)).unwrap();
+    }
+    let photo = fs::read(fixtures().join("images/photo.jpg")).unwrap();
+    fs::write(dir.join("empty.jpg"), b"").unwrap();
+    fs::write(dir.join("truncated.jpg"), &photo[..photo.len() / 2]).unwrap();
+    fs::write(dir.join("notes.jpg"), b"this is a text file\n").unwrap();
+    fs::write(dir.join("bomb.png"), png_header(30_000, 30_000)).unwrap();
+    fs::write(dir.join("readme.txt"), b"not an image").unwrap();
+}
+
+/// A PNG header declaring a huge image (the bytes of a decompression bomb's start).
+fn png_header(width: u32, height: u32) -> Vec<u8> {
+    let mut out = b"\x89PNG\r\n\x1a\n".to_vec();
+    let mut data = Vec::new();
+    data.extend_from_slice(&width.to_be_bytes());
+    data.extend_from_slice(&height.to_be_bytes());
+    data.extend_from_slice(&[8, 2, 0, 0, 0]);
+    out.extend_from_slice(&13u32.to_be_bytes());
+    let mut crc = crc32fast::Hasher::new();
+    crc.update(b"IHDR");
+    crc.update(&data);
+    out.extend_from_slice(b"IHDR");
+    out.extend_from_slice(&data);
+    out.extend_from_slice(&crc.finalize().to_be_bytes());
+    out
+}
+
+#[test]
+fn build_skips_bad_files_with_one_line_reasons_then_query_and_inspect() {
+    let Some(tok) = tokenizer() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("products");
+    fs::create_dir(&src).unwrap();
+    product_folder(&src);
+    let out = tmp.path().join("catalog");
+    let o = run(&["build", src.to_str().unwrap(), "--out", out.to_str().unwrap()], &tok);
+    let err = text(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "skips make a non-zero exit:\n{err}");
+    for (file, why) in [
+        ("empty.jpg", "empty (0 bytes)"),
+        ("truncated.jpg", "corrupt or truncated"),
+        ("notes.jpg", "not an image"),
+        ("bomb.png", "30000x30000"),
+    ] {
+        let line = err
+            .lines()
+            .find(|l| l.starts_with("skipped ") && l.contains(file))
+            .unwrap_or_else(|| panic!("no skip line for {file}:\n{err}"));
+        assert!(line.contains(why), "{line}");
+        assert!(err.lines().any(|l| l.trim_start().starts_with(&src.join(file).display().to_string()) && l.contains(why)), "summary lists {file}");
+    }
+    assert!(text(&o.stdout).contains("3 products"), "{}", text(&o.stdout));
+    assert!(text(&o.stdout).contains("passed over 1 files"));
+    let manifest: serde_json::Value = serde_json::from_slice(&fs::read(out.join("catalog.json")).unwrap()).unwrap();
+    let names: Vec<&str> = manifest["items"].as_array().unwrap().iter().map(|i| i["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["gray", "photo", "tall"]);
+    assert!(out.join("thumbs/photo.jpg").is_file());
+    let leftovers: Vec<_> = fs::read_dir(tmp.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert_eq!(leftovers.len(), 2, "no staging folders left: {leftovers:?}");
+
+    // --allow-skips exits 0; the catalog is replaced atomically.
+    let o = run(&["build", src.to_str().unwrap(), "--out", out.to_str().unwrap(), "--allow-skips"], &tok);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+
+    let o = run(&["inspect", out.to_str().unwrap()], &tok);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let s = text(&o.stdout);
+    assert!(s.contains("items        3") && s.contains("check        ok"), "{s}");
+
+    // A catalog item's own image, ranked on images only, is its own best match.
+    let photo = src.join("tall.png");
+    let o = run(
+        &["query", photo.to_str().unwrap(), "--catalog", out.to_str().unwrap(), "--json", "--text-weight", "0", "--image-weight", "1"],
+        &tok,
+    );
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let top = &v["ranking"]["matches"][0];
+    assert_eq!(top["name"], "tall");
+    assert!((top["image_similarity"].as_f64().unwrap() - 1.0).abs() < 1e-5, "{top}");
+    assert_eq!(v["ranking"]["matches"].as_array().unwrap().len(), 3);
+
+    // The table shows the fused score and both components.
+    let o = run(&["query", photo.to_str().unwrap(), "--catalog", out.to_str().unwrap()], &tok);
+    let s = text(&o.stdout);
+    assert!(s.contains("score") && s.contains("text 1.5x cos") && s.contains("image 0.5x cos"), "{s}");
+    assert_eq!(s.lines().filter(|l| l.trim_start().starts_with(char::is_numeric)).count(), 3, "{s}");
+
+    // A bad photo is a clear error naming the file.
+    let o = run(&["query", src.join("notes.jpg").to_str().unwrap(), "--catalog", out.to_str().unwrap()], &tok);
+    assert!(!o.status.success());
+    let e = text(&o.stderr);
+    assert!(e.contains("notes.jpg") && e.contains("not an image"), "{e}");
+}
+
+#[test]
+fn a_catalog_from_another_model_is_refused() {
+    let Some(tok) = tokenizer() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("p");
+    fs::create_dir(&src).unwrap();
+    fs::copy(fixtures().join("images/photo.jpg"), src.join("a.jpg")).unwrap();
+    let out = tmp.path().join("c");
+    let o = run(&["build", src.to_str().unwrap(), "--out", out.to_str().unwrap()], &tok);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let o = Command::new(EXE)
+        .args(["query", src.join("a.jpg").to_str().unwrap(), "--catalog", out.to_str().unwrap()])
+        .env("CLIPMATCH_MODEL", fixtures().join("tiny-clip-vision-f16"))
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    assert!(text(&o.stderr).contains("not with the loaded model"), "{}", text(&o.stderr));
+}
+
+#[test]
+fn build_refuses_to_overwrite_a_folder_that_is_not_a_catalog() {
+    let Some(tok) = tokenizer() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("p");
+    fs::create_dir(&src).unwrap();
+    fs::copy(fixtures().join("images/photo.jpg"), src.join("a.jpg")).unwrap();
+    let out = tmp.path().join("precious");
+    fs::create_dir(&out).unwrap();
+    fs::write(out.join("thesis.txt"), b"do not delete").unwrap();
+    let o = run(&["build", src.to_str().unwrap(), "--out", out.to_str().unwrap()], &tok);
+    assert!(!o.status.success());
+    assert!(text(&o.stderr).contains("not a catalog folder"));
+    assert!(out.join("thesis.txt").is_file());
+}
+
+#[test]
+fn build_from_a_csv_list_with_descriptions() {
+    let Some(tok) = tokenizer() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    fs::copy(fixtures().join("images/photo.jpg"), tmp.path().join("a.jpg")).unwrap();
+    fs::copy(fixtures().join("images/small.png"), tmp.path().join("b.png")).unwrap();
+    let list = tmp.path().join("products.csv");
+    fs::write(&list, "image,name,description\na.jpg,Absolut Citron,\"Vodka, lemon\"\nb.png,Oatly Oat Milk,\n").unwrap();
+    let out = tmp.path().join("c");
+    let o = run(&["build", list.to_str().unwrap(), "--out", out.to_str().unwrap(), "--min-score", "0.25"], &tok);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let m: serde_json::Value = serde_json::from_slice(&fs::read(out.join("catalog.json")).unwrap()).unwrap();
+    assert_eq!(m["items"][0]["id"], "absolut-citron");
+    assert_eq!(m["items"][0]["description"], "Vodka, lemon");
+    assert_eq!(m["items"][1]["image"], "b.png");
+    assert!((m["ranking"]["min_score"].as_f64().unwrap() - 0.25).abs() < 1e-6);
+}
+
+#[test]
+fn embed_output_matches_transformers() {
+    let Some(tok) = tokenizer() else { return };
+    let r = reference();
+    let mut args: Vec<String> = vec!["embed".into(), "--image".into()];
+    for img in &r.images {
+        args.push(fixtures().join(&img.file).display().to_string());
+    }
+    let broken = tempfile::NamedTempFile::new().unwrap();
+    args.push(broken.path().display().to_string());
+    args.push("--text".into());
+    args.extend(r.texts.iter().map(|t| t.text.clone()));
+    let argv: Vec<&str> = args.iter().map(String::as_str).collect();
+    let o = run(&argv, &tok);
+    assert_eq!(o.status.code(), Some(2), "an unreadable image makes a non-zero exit");
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let key = broken.path().display().to_string();
+    assert!(v["errors"][&key].as_str().unwrap().contains("empty"));
+    let vec_of = |x: &serde_json::Value| -> Vec<f32> { x.as_array().unwrap().iter().map(|f| f.as_f64().unwrap() as f32).collect() };
+    let ours: Vec<(String, Vec<f32>)> = r
+        .images
+        .iter()
+        .map(|i| (i.file.clone(), vec_of(&v["images"][fixtures().join(&i.file).display().to_string()])))
+        .collect();
+    let refs: Vec<&[f32]> = r.images.iter().map(|i| i.embedding.as_slice()).collect();
+    assert_embeddings_match("embed --image", &ours, &refs);
+    let ours: Vec<(String, Vec<f32>)> = r.texts.iter().map(|t| (t.text.clone(), vec_of(&v["texts"][&t.text]))).collect();
+    let refs: Vec<&[f32]> = r.texts.iter().map(|t| t.embedding.as_slice()).collect();
+    assert_embeddings_match("embed --text", &ours, &refs);
+}
+
+#[test]
+fn grocery_catalog_from_folder_names() {
+    let Some(tok) = tokenizer() else { return };
+    let iconic = shared_data().join("grocery-packages/iconic");
+    let photos = shared_data().join("grocery-packages/photos");
+    if !iconic.is_dir() {
+        eprintln!("skipped: {} is absent", iconic.display());
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("grocery");
+    let o = run(&["build", iconic.to_str().unwrap(), "--out", out.to_str().unwrap(), "--name-from", "folder"], &tok);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let m: serde_json::Value = serde_json::from_slice(&fs::read(out.join("catalog.json")).unwrap()).unwrap();
+    let items = m["items"].as_array().unwrap();
+    assert_eq!(items.len(), 31);
+    assert!(items.iter().any(|i| i["name"] == "Oatly Natural Oatghurt"));
+    let photo = photos.join("Oatghurt/Oatly-Natural-Oatghurt/Oatly-Natural-Oatghurt_001.jpg");
+    let o = run(&["query", photo.to_str().unwrap(), "--catalog", out.to_str().unwrap()], &tok);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let s = text(&o.stdout);
+    assert_eq!(s.lines().filter(|l| l.trim_start().starts_with(char::is_numeric)).count(), 5, "{s}");
+}
