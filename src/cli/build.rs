@@ -153,7 +153,7 @@ pub fn run(args: BuildArgs) -> Result<ExitCode> {
     }
     pb.finish_and_clear();
 
-    let mut info = model.info.clone();
+    let mut info = model.info();
     if let Some(name) = &args.model_name {
         info.name = name.clone();
     }

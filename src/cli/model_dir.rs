@@ -14,7 +14,21 @@ use super::ModelArgs;
 /// A loaded model and what identifies it in a catalog.
 pub struct LoadedModel {
     pub embedder: Embedder,
-    pub info: ModelInfo,
+    name: String,
+    weights: memmap2::Mmap,
+}
+
+impl LoadedModel {
+    /// What identifies the model in a catalog. Hashes the weights file (about 2 s for
+    /// ViT-B/32's 605 MB on this machine), so only the commands that need it call this.
+    pub fn info(&self) -> ModelInfo {
+        ModelInfo {
+            name: self.name.clone(),
+            weights_sha256: sha256_hex(&self.weights),
+            equivalent_weights_sha256: Vec::new(),
+            embedding_dim: self.embedder.model.embedding_dim(),
+        }
+    }
 }
 
 const HOW_TO_GET: &str = "download openai/clip-vit-base-patch32 from the Hugging Face hub \
@@ -47,7 +61,6 @@ pub fn load(args: &ModelArgs, towers: Towers) -> Result<LoadedModel> {
     // SAFETY: the file is only read, and is not expected to change while the tool runs.
     let weights = unsafe { memmap2::Mmap::map(&file) }
         .with_context(|| format!("cannot map {}", weights_path.display()))?;
-    let weights_sha256 = sha256_hex(&weights);
     let model = ClipModel::load(&config, &weights, Some(towers))
         .with_context(|| format!("cannot load the model in {}", dir.display()))?;
     let tokenizer = match towers {
@@ -59,15 +72,10 @@ pub fn load(args: &ModelArgs, towers: Towers) -> Result<LoadedModel> {
             Some(ClipTokenizer::from_bytes(&json, max_len).with_context(|| path.display().to_string())?)
         }
     };
-    let info = ModelInfo {
-        name: model_name(dir),
-        weights_sha256,
-        equivalent_weights_sha256: Vec::new(),
-        embedding_dim: model.embedding_dim(),
-    };
     Ok(LoadedModel {
         embedder: Embedder::new(model, preprocess, tokenizer),
-        info,
+        name: model_name(dir),
+        weights,
     })
 }
 

@@ -39,8 +39,9 @@ pub struct QueryArgs {
 pub fn run(args: QueryArgs) -> Result<ExitCode> {
     let catalog = catalog_dir::load(&args.catalog)?;
     let model = model_dir::load(&args.model, Towers::VisionOnly)?;
+    let info = model.info();
     catalog
-        .check_model(model.info.embedding_dim, Some(&model.info.weights_sha256), &model.embedder.preprocess)
+        .check_model(info.embedding_dim, Some(&info.weights_sha256), &model.embedder.preprocess)
         .with_context(|| format!("{} cannot be used with the model in {}", args.catalog.display(), args.model.model.display()))?;
     let bytes = fs::read(&args.photo).with_context(|| format!("cannot read {}", args.photo.display()))?;
     let query = model
@@ -89,6 +90,7 @@ fn print_table(r: &Ranking) {
             m.name
         );
     }
+    println!("(text and image: the weighted share of the score, and in brackets the cosine similarity)");
     if !r.confident {
         let best = r.matches.first().map(|m| m.score).unwrap_or(f32::NAN);
         println!("no confident match: best score {best:.4} is under the threshold {:.4}", r.min_score);
