@@ -55,23 +55,6 @@ fn product_folder(dir: &Path) {
     fs::write(dir.join("readme.txt"), b"not an image").unwrap();
 }
 
-/// A PNG header declaring a huge image (the bytes of a decompression bomb's start).
-fn png_header(width: u32, height: u32) -> Vec<u8> {
-    let mut out = b"\x89PNG\r\n\x1a\n".to_vec();
-    let mut data = Vec::new();
-    data.extend_from_slice(&width.to_be_bytes());
-    data.extend_from_slice(&height.to_be_bytes());
-    data.extend_from_slice(&[8, 2, 0, 0, 0]);
-    out.extend_from_slice(&13u32.to_be_bytes());
-    let mut crc = crc32fast::Hasher::new();
-    crc.update(b"IHDR");
-    crc.update(&data);
-    out.extend_from_slice(b"IHDR");
-    out.extend_from_slice(&data);
-    out.extend_from_slice(&crc.finalize().to_be_bytes());
-    out
-}
-
 #[test]
 fn build_skips_bad_files_with_one_line_reasons_then_query_and_inspect() {
     let Some(tok) = tokenizer() else { return };
