@@ -72,5 +72,26 @@ else
   section_done
 fi
 
+if [ "${CLIPMATCH_SKIP_BROWSER:-0}" != "1" ]; then
+  section "end-to-end: the page in Chromium (tests/e2e, playwright-core + node:test)"
+  tokenizer="${CLIPMATCH_SHARED_DATA:-$repo_root/../shared/data}/clip-vit-base-patch32/tokenizer.json"
+  grocery="${CLIPMATCH_SHARED_DATA:-$repo_root/../shared/data}/grocery-packages"
+  if [ ! -f "$tokenizer" ] || [ ! -d "$grocery/iconic" ]; then
+    printf 'SKIPPED: %s or %s is absent\n' "$tokenizer" "$grocery/iconic"
+  else
+    wasm-pack build --target web --release --out-dir pkg --mode no-install --no-pack
+    e2e="$repo_root/target/e2e"
+    CLIPMATCH_MODEL="$repo_root/tests/fixtures/tiny-clip" CLIPMATCH_TOKENIZER="$tokenizer" \
+      target/release/clipmatch build "$grocery/iconic" --name-from folder --out "$e2e/catalog"
+    CLIPMATCH_MODEL="$repo_root/tests/fixtures/tiny-clip" \
+      target/release/clipmatch bundle --catalog "$e2e/catalog" --out "$e2e/bundle"
+    npm ci --prefix tests/e2e --no-audit --no-fund
+    (cd tests/e2e && CLIPMATCH_E2E_BUNDLE="$e2e/bundle" CLIPMATCH_E2E_GROCERY="$grocery" \
+      node --test --test-concurrency=1 --test-reporter=spec app.test.mjs)
+    echo "screenshots: $repo_root/test-output/e2e/"
+  fi
+  section_done
+fi
+
 current=""
 printf '\n==================== all tests passed (%ss) ====================\n' "$((SECONDS - suite_start))"

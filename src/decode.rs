@@ -108,6 +108,22 @@ fn check_size(width: u64, height: u64, limits: &DecodeLimits) -> Result<(), Imag
     Ok(())
 }
 
+/// RGBA pixels (a canvas's `getImageData`) to RGB, alpha composited onto white.
+pub fn rgb_from_rgba(rgba: &[u8], width: u32, height: u32, limits: &DecodeLimits) -> Result<RgbImage, ImageError> {
+    check_size(width as u64, height as u64, limits)?;
+    if rgba.len() as u64 != width as u64 * height as u64 * 4 {
+        return Err(ImageError::Corrupt {
+            format: "RGBA".into(),
+            reason: format!("{} bytes is not {width}x{height}x4", rgba.len()),
+        });
+    }
+    let out = rgba
+        .chunks_exact(4)
+        .flat_map(|c| [over_white(c[0], c[3]), over_white(c[1], c[3]), over_white(c[2], c[3])])
+        .collect();
+    Ok(RgbImage::from_raw(width, height, out).expect("buffer size matches"))
+}
+
 /// PIL's `alpha_composite` of a pixel over opaque white, in its own fixed-point arithmetic.
 #[inline]
 fn over_white(c: u8, a: u8) -> u8 {

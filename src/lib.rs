@@ -10,6 +10,7 @@ pub mod decode;
 pub mod digest;
 pub mod embedder;
 pub mod error;
+pub mod export;
 pub mod model;
 pub mod preprocess;
 pub mod rank;

@@ -1,6 +1,7 @@
 //! The command line: argument parsing and dispatch. Each subcommand lives in its own module.
 
 mod build;
+mod bundle;
 mod catalog_dir;
 mod embed;
 mod inspect;
@@ -41,6 +42,8 @@ enum Command {
     Query(query::QueryArgs),
     /// Print raw CLIP embeddings of images and texts as JSON.
     Embed(embed::EmbedArgs),
+    /// Export what the page needs (vision tower, catalog, thumbnails) into one static folder.
+    Bundle(bundle::BundleArgs),
     /// Describe a catalog and check that its vectors are consistent.
     Inspect(inspect::InspectArgs),
 }
@@ -52,6 +55,7 @@ pub fn main() -> ExitCode {
         Command::Query(a) => query::run(a),
         Command::Embed(a) => embed::run(a),
         Command::Inspect(a) => inspect::run(a),
+        Command::Bundle(a) => bundle::run(a),
     };
     match result {
         Ok(code) => code,

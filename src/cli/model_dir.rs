@@ -19,6 +19,11 @@ pub struct LoadedModel {
 }
 
 impl LoadedModel {
+    /// The bytes of model.safetensors.
+    pub fn weights(&self) -> &[u8] {
+        &self.weights
+    }
+
     /// What identifies the model in a catalog. Hashes the weights file (about 2 s for
     /// ViT-B/32's 605 MB on this machine), so only the commands that need it call this.
     pub fn info(&self) -> ModelInfo {

@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# The README's main command: builds the wasm package, a demo catalog of the 31 grocery products and
+# its browser bundle, then serves the app on http://127.0.0.1:${PORT:-8000}/.
+#
+#   CLIPMATCH_MODEL=DIR   a Hugging Face CLIP folder (config.json, model.safetensors, tokenizer.json,
+#                         preprocessor_config.json); otherwise openai/clip-vit-base-patch32 is
+#                         downloaded from the hub into models/ with its sha256 checked
+#   CLIPMATCH_GROCERY=DIR the grocery data (default ../shared/data/grocery-packages; otherwise the
+#                         public GroceryStoreDataset repository is downloaded, MIT licence)
+#   PORT                  port to serve on (default 8000); CLIPMATCH_NO_SERVE=1 builds only
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+root="$(pwd)"
+cargo_bin="${CARGO_HOME:-$HOME/.cargo}/bin"
+case ":$PATH:" in *":$cargo_bin:"*) ;; *) export PATH="$cargo_bin:$PATH" ;; esac
+
+scripts/setup.sh
+
+echo "== wasm package (pkg/)"
+wasm-pack build --target web --release --out-dir pkg --mode no-install --no-pack
+
+echo "== catalog tool"
+cargo build --release --bin clipmatch
+tool="$root/target/release/clipmatch"
+
+echo "== model"
+model="${CLIPMATCH_MODEL:-}"
+if [ -z "$model" ]; then
+  model="$root/models/clip-vit-base-patch32"
+  scripts/download_model.sh "$model" || {
+    cat >&2 <<MSG
+error: no CLIP model. Set CLIPMATCH_MODEL to a Hugging Face CLIP folder (config.json,
+model.safetensors, tokenizer.json, preprocessor_config.json), e.g. openai/clip-vit-base-patch32
+downloaded on a machine with access to huggingface.co. See README.md, "Getting the model".
+MSG
+    exit 1
+  }
+fi
+echo "model: $model"
+
+echo "== demo catalog"
+grocery="${CLIPMATCH_GROCERY:-$root/../shared/data/grocery-packages}"
+if [ -d "$grocery/iconic" ]; then
+  products="$grocery/iconic"
+else
+  scripts/download_grocery.sh "$root/models/GroceryStoreDataset"
+  products="$root/models/GroceryStoreDataset/dataset/iconic-images-and-descriptions/Packages"
+fi
+"$tool" build "$products" --name-from folder --model "$model" --out "$root/target/demo-catalog"
+"$tool" bundle --catalog "$root/target/demo-catalog" --model "$model" --out "$root/www/demo"
+
+if [ "${CLIPMATCH_NO_SERVE:-0}" = "1" ]; then exit 0; fi
+echo "== serving http://127.0.0.1:${PORT:-8000}/ (Ctrl+C stops)"
+exec python3 scripts/static_server.py --port "${PORT:-8000}" --dir "$root"

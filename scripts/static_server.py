@@ -1,0 +1,33 @@
+#!/usr/bin/env python3
+"""A static file server for trying the app locally: correct types for .wasm and .mjs, no caching
+of the app's own files (so a rebuild shows at once). Any static host works the same way."""
+import argparse
+import functools
+import http.server
+import mimetypes
+
+mimetypes.add_type("application/wasm", ".wasm")
+mimetypes.add_type("text/javascript", ".js")
+mimetypes.add_type("application/octet-stream", ".safetensors")
+
+
+class Handler(http.server.SimpleHTTPRequestHandler):
+    def end_headers(self):
+        self.send_header("Cache-Control", "no-cache")
+        super().end_headers()
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--port", type=int, default=8000)
+    ap.add_argument("--bind", default="127.0.0.1")
+    ap.add_argument("--dir", default=".")
+    a = ap.parse_args()
+    handler = functools.partial(Handler, directory=a.dir)
+    with http.server.ThreadingHTTPServer((a.bind, a.port), handler) as httpd:
+        print(f"serving {a.dir} at http://{a.bind}:{httpd.server_address[1]}/", flush=True)
+        httpd.serve_forever()
+
+
+if __name__ == "__main__":
+    main()

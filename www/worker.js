@@ -1,0 +1,86 @@
+// The model lives here, off the page's thread: loading and ranking never freeze the page.
+import init, { Matcher } from '../pkg/clipmatch.js';
+import { openCache, fetchFile } from './loader.js';
+
+let matcher = null;
+let wasm = null;
+
+const post = (msg, transfer) => self.postMessage(msg, transfer || []);
+const errorText = (e) => (e && e.message) || String(e);
+
+async function load(bundleUrl) {
+  const t0 = performance.now();
+  wasm = await init();
+  const response = await fetch(new URL('bundle.json', bundleUrl), { cache: 'no-cache' });
+  if (!response.ok) throw new Error(`cannot load ${new URL('bundle.json', bundleUrl)}: HTTP ${response.status}. Build the app with the README's main command first.`);
+  const bundle = await response.json();
+  if (bundle.format !== 'clipmatch-bundle' || bundle.version !== 1) throw new Error('bundle.json is not a clipmatch bundle of version 1');
+  const entry = (path) => {
+    const e = bundle.files.find((f) => f.path === path);
+    if (!e) throw new Error(`bundle.json does not list ${path}`);
+    return e;
+  };
+  const groups = {
+    model: [bundle.model.config, bundle.model.preprocessor, bundle.model.weights].map(entry),
+    catalog: [bundle.catalog, bundle.vectors].map(entry),
+  };
+  const { cache, reason } = await openCache();
+  if (!cache) post({ type: 'storage', message: `Files will not be kept for the next visit: ${reason}.` });
+  let storageWarned = !cache;
+  const files = {};
+  const verified = {};
+  let fromCache = true;
+  for (const [group, entries] of Object.entries(groups)) {
+    const total = entries.reduce((s, e) => s + e.bytes, 0);
+    let done = 0;
+    for (const e of entries) {
+      const got = await fetchFile(bundleUrl, e, cache, (received) => post({ type: 'progress', group, received: done + received, total }));
+      done += e.bytes;
+      files[e.path] = got.bytes;
+      verified[e.path] = got.verified;
+      fromCache = fromCache && got.fromCache;
+      if (got.storageError && !storageWarned) {
+        storageWarned = true;
+        post({ type: 'storage', message: `Storage is full or refused, so files will be downloaded again next time (${got.storageError}). The app works from memory.` });
+      }
+    }
+  }
+  const text = (path) => new TextDecoder().decode(files[path]);
+  const tDownloaded = performance.now();
+  // The loader verified the weights' sha256, so the matcher need not hash them again.
+  matcher = new Matcher(text(bundle.model.config), text(bundle.model.preprocessor), files[bundle.model.weights],
+    verified[bundle.model.weights] ? entry(bundle.model.weights).sha256 : undefined);
+  delete files[bundle.model.weights];
+  const summary = matcher.loadCatalog(files[bundle.catalog], files[bundle.vectors]);
+  const tReady = performance.now();
+  post({
+    type: 'ready',
+    summary,
+    fromCache,
+    thumbnails: bundle.files.filter((f) => f.path.startsWith('thumbs/')),
+    timings: { downloadMs: tDownloaded - t0, modelMs: tReady - tDownloaded, totalMs: tReady - t0 },
+    wasmMemoryBytes: wasm.memory.buffer.byteLength,
+  });
+}
+
+self.onmessage = async ({ data: msg }) => {
+  try {
+    if (msg.type === 'load') {
+      await load(msg.bundleUrl);
+      return;
+    }
+    if (!matcher) throw new Error('the model is not loaded yet');
+    const t0 = performance.now();
+    const w = msg.weights || {};
+    let ranking;
+    if (msg.type === 'rank') ranking = matcher.rankImage(new Uint8Array(msg.bytes), w.text, w.image, w.topK);
+    else if (msg.type === 'rankPixels') ranking = matcher.rankPixels(new Uint8Array(msg.rgba), msg.width, msg.height, w.text, w.image, w.topK);
+    else if (msg.type === 'rerank') ranking = matcher.rerank(w.text, w.image, w.topK);
+    else throw new Error(`unknown request ${msg.type}`);
+    post({ type: 'result', id: msg.id, ranking, ms: performance.now() - t0, rerank: msg.type === 'rerank' });
+  } catch (e) {
+    // A trap (e.g. out of memory) leaves the wasm instance unusable: the page restarts the worker.
+    const fatal = e instanceof WebAssembly.RuntimeError;
+    post({ type: msg.type === 'load' ? 'load-error' : 'error', id: msg.id, message: errorText(e), fatal });
+  }
+};
