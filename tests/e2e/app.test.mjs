@@ -151,3 +151,17 @@ test('phone viewport: usable at 375x812, keyboard reaches the photo button', asy
   assert.ok(['drop-zone', 'file-input'].includes(focused), `focus went to ${focused}`);
   await context.close();
 });
+
+test('full storage: the page says so and works from memory', async () => {
+  const context = await browser.newContext();
+  const page = await context.newPage();
+  const cdp = await context.newCDPSession(page);
+  await cdp.send('Storage.overrideQuotaForOrigin', { origin: base.replace(/\/$/, ''), quotaSize: 1024 });
+  await page.goto(`${base}index.html?bundle=${bundleParam()}`);
+  await page.waitForSelector('body[data-state="ready"]', { timeout: 120_000 });
+  const note = await page.$eval('#storage-text', (e) => (e.hidden ? '' : e.textContent));
+  assert.match(note, /Storage is full or refused.*works from memory/);
+  await upload(page, iconicOf('Oatly-Natural-Oatghurt'));
+  assert.equal((await results(page)).length, 5);
+  await context.close();
+});

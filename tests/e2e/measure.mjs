@@ -4,7 +4,7 @@
 //
 //   node tests/e2e/measure.mjs [bundle-folder-relative-to-repo (default www/demo/)] [queries (default 10)]
 import { spawn } from 'node:child_process';
-import { readFileSync, readdirSync, statSync } from 'node:fs';
+import { mkdirSync, readFileSync, readdirSync, statSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { chromium } from 'playwright-core';
@@ -27,7 +27,7 @@ const thumbBytes = bundle.files.filter((f) => f.path.startsWith('thumbs/')).redu
 const server = spawn('python3', [path.join(root, 'scripts/static_server.py'), '--port', '0', '--dir', root], { stdio: ['ignore', 'pipe', 'ignore'] });
 const base = await new Promise((resolve) => server.stdout.on('data', (d) => { const m = /:(\d+)\//.exec(String(d)); if (m) resolve(`http://127.0.0.1:${m[1]}/`); }));
 const browser = await chromium.launch({ executablePath: '/usr/bin/chromium', args });
-const context = await browser.newContext();
+const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
 const page = await context.newPage();
 const url = `${base}index.html?bundle=${encodeURIComponent(bundleRel)}`;
 
@@ -49,6 +49,13 @@ for (const [i, f] of photos.entries()) {
   await page.waitForFunction((n) => (window.clipmatch.answers || 0) > n, before, { timeout: 120_000 });
   if (i > 0) perQuery.push(await page.evaluate(() => window.clipmatch.lastMs)); // the first is a warm-up
 }
+// What a user sees after the last query, on a desktop and on a phone.
+const shots = path.join(root, 'test-output/measure');
+mkdirSync(shots, { recursive: true });
+await page.screenshot({ path: path.join(shots, 'desktop.png'), fullPage: true });
+await page.setViewportSize({ width: 375, height: 812 });
+await page.waitForTimeout(300);
+await page.screenshot({ path: path.join(shots, 'phone.png'), fullPage: true });
 await browser.close();
 server.kill();
 
