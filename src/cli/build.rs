@@ -9,7 +9,7 @@ use clipmatch::catalog::{Item, RankingDefaults, MANIFEST_FILE, VECTORS_FILE};
 use clipmatch::decode::decode_rgb;
 use clipmatch::model::l2_normalize;
 use clipmatch::rank::{leave_one_out_threshold, FusionWeights};
-use clipmatch::{Catalog, Towers};
+use clipmatch::{Catalog, ImageError, Towers};
 use image::RgbImage;
 use indicatif::{ProgressBar, ProgressStyle};
 
@@ -74,8 +74,14 @@ fn thumbnail_jpeg(rgb: &RgbImage, max_side: u32) -> Result<Vec<u8>> {
 }
 
 fn prepare(model: &LoadedModel, item: SourceItem, thumb_side: u32) -> Result<Prepared, String> {
+    let limits = &model.embedder.limits;
+    let size = fs::metadata(&item.path).map_err(|e| format!("cannot read the file: {e}"))?.len();
+    if size > limits.max_file_bytes as u64 {
+        // Refused before reading it into memory.
+        return Err(ImageError::FileTooLarge { bytes: size as usize, max_bytes: limits.max_file_bytes }.to_string());
+    }
     let bytes = fs::read(&item.path).map_err(|e| format!("cannot read the file: {e}"))?;
-    let rgb = decode_rgb(&bytes, &model.embedder.limits).map_err(|e| e.to_string())?;
+    let rgb = decode_rgb(&bytes, limits).map_err(|e| e.to_string())?;
     let pixels = model.embedder.pixel_values_of(&rgb);
     let thumbnail = thumbnail_jpeg(&rgb, thumb_side).map_err(|e| format!("cannot write a thumbnail: {e}"))?;
     Ok(Prepared { item, pixels, thumbnail })
