@@ -8,12 +8,28 @@ let wasm = null;
 const post = (msg, transfer) => self.postMessage(msg, transfer || []);
 const errorText = (e) => (e && e.message) || String(e);
 
+const bundleJsonUrl = (bundleUrl) => new URL('bundle.json', bundleUrl).href;
+
+/** bundle.json from the network (always revalidated), or offline the copy kept at the last visit. */
+async function loadBundleJson(bundleUrl) {
+  const url = bundleJsonUrl(bundleUrl);
+  let response = null;
+  try {
+    response = await fetch(url, { cache: 'no-cache' });
+  } catch (networkError) {
+    const { cache } = await openCache();
+    const kept = cache && (await cache.match(url));
+    if (kept) return kept.json();
+    throw new Error(`cannot load ${url}: ${errorText(networkError)}`);
+  }
+  if (!response.ok) throw new Error(`cannot load ${url}: HTTP ${response.status}. Build the app with the README's main command first.`);
+  return response.json();
+}
+
 async function load(bundleUrl) {
   const t0 = performance.now();
   wasm = await init();
-  const response = await fetch(new URL('bundle.json', bundleUrl), { cache: 'no-cache' });
-  if (!response.ok) throw new Error(`cannot load ${new URL('bundle.json', bundleUrl)}: HTTP ${response.status}. Build the app with the README's main command first.`);
-  const bundle = await response.json();
+  const bundle = await loadBundleJson(bundleUrl);
   if (bundle.format !== 'clipmatch-bundle' || bundle.version !== 1) throw new Error('bundle.json is not a clipmatch bundle of version 1');
   const entry = (path) => {
     const e = bundle.files.find((f) => f.path === path);
@@ -25,6 +41,7 @@ async function load(bundleUrl) {
     catalog: [bundle.catalog, bundle.vectors].map(entry),
   };
   const { cache, reason } = await openCache();
+  if (cache) await cache.put(bundleJsonUrl(bundleUrl), new Response(JSON.stringify(bundle))).catch(() => {});
   if (!cache) post({ type: 'storage', message: `Files will not be kept for the next visit: ${reason}.` });
   let storageWarned = !cache;
   const files = {};

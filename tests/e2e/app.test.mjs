@@ -165,3 +165,16 @@ test('full storage: the page says so and works from memory', async () => {
   assert.equal((await results(page)).length, 5);
   await context.close();
 });
+
+test('a second visit loads the model and catalog from the Cache API, not the network', async () => {
+  const { page, context } = await openApp();
+  assert.equal(await page.evaluate(() => window.clipmatch.ready.fromCache), false, 'first visit downloads');
+  const downloads = [];
+  context.on('request', (r) => { if (/model\.safetensors|vectors\.bin|catalog\.json/.test(r.url())) downloads.push(r.url()); });
+  await page.reload();
+  await page.waitForSelector('body[data-state="ready"]', { timeout: 120_000 });
+  assert.equal(await page.evaluate(() => window.clipmatch.ready.fromCache), true);
+  assert.deepEqual(downloads, []);
+  assert.match(await page.textContent('#status-text'), /loaded from this device/);
+  await context.close();
+});
