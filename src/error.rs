@@ -39,6 +39,8 @@ pub enum ModelError {
     WeightsMismatch(String),
     #[error("tokenizer.json could not be read: {0}")]
     Tokenizer(String),
+    #[error("the model input has the wrong size: {0}")]
+    InputSize(String),
     #[error("this model has no text tower (it was exported vision-only)")]
     NoTextTower,
     #[error("model computation failed: {0}")]

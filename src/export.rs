@@ -8,13 +8,18 @@ use safetensors::{tensor::TensorView, Dtype, SafeTensors};
 
 use crate::config::ModelConfig;
 use crate::error::ModelError;
+use crate::kernels::qgemm::quantize_rows;
 use crate::model::{expected_tensors, Towers};
+use crate::vision::is_linear_weight;
 
 /// Storage type of exported weights.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum WeightsDtype {
     F16,
     F32,
+    /// Linear layers' weights as int8 with one f32 scale per output channel (`<name>_scale`),
+    /// everything else as f16: a quarter of f32's size.
+    Int8,
 }
 
 impl WeightsDtype {
@@ -22,6 +27,7 @@ impl WeightsDtype {
         match self {
             WeightsDtype::F16 => "f16",
             WeightsDtype::F32 => "f32",
+            WeightsDtype::Int8 => "int8",
         }
     }
 }
@@ -43,7 +49,7 @@ fn to_f32(view: &TensorView<'_>) -> Result<Vec<f32>, ModelError> {
 /// config, stored as `dtype`, with transformers' names.
 pub fn vision_tower(weights: &[u8], config: &ModelConfig, dtype: WeightsDtype) -> Result<Vec<u8>, ModelError> {
     let st = SafeTensors::deserialize(weights).map_err(|e| ModelError::Weights(e.to_string()))?;
-    let mut data: Vec<(String, Vec<usize>, Vec<u8>)> = Vec::new();
+    let mut data: Vec<(String, Dtype, Vec<usize>, Vec<u8>)> = Vec::new();
     for (name, shape) in expected_tensors(config, Towers::VisionOnly) {
         let view = st
             .tensor(&name)
@@ -55,19 +61,23 @@ pub fn vision_tower(weights: &[u8], config: &ModelConfig, dtype: WeightsDtype) -
             )));
         }
         let values = to_f32(&view)?;
-        let bytes = match dtype {
-            WeightsDtype::F32 => values.iter().flat_map(|v| v.to_le_bytes()).collect(),
-            WeightsDtype::F16 => values.iter().flat_map(|v| f16::from_f32(*v).to_le_bytes()).collect(),
-        };
-        data.push((name, shape, bytes));
+        let f16_bytes = |values: &[f32]| values.iter().flat_map(|v| f16::from_f32(*v).to_le_bytes()).collect();
+        match dtype {
+            WeightsDtype::F32 => {
+                data.push((name, Dtype::F32, shape, values.iter().flat_map(|v| v.to_le_bytes()).collect()))
+            }
+            WeightsDtype::Int8 if is_linear_weight(&name) => {
+                let rows = shape[0];
+                let (q, scales) = quantize_rows(&values, values.len() / rows);
+                data.push((format!("{name}_scale"), Dtype::F32, vec![rows], scales.iter().flat_map(|v| v.to_le_bytes()).collect()));
+                data.push((name, Dtype::I8, shape, q.iter().map(|&v| v as u8).collect()));
+            }
+            WeightsDtype::F16 | WeightsDtype::Int8 => data.push((name, Dtype::F16, shape, f16_bytes(&values))),
+        }
     }
-    let st_dtype = match dtype {
-        WeightsDtype::F16 => Dtype::F16,
-        WeightsDtype::F32 => Dtype::F32,
-    };
     let views: Vec<(String, TensorView<'_>)> = data
         .iter()
-        .map(|(n, s, b)| Ok((n.clone(), TensorView::new(st_dtype, s.clone(), b).map_err(|e| ModelError::Weights(e.to_string()))?)))
+        .map(|(n, d, s, b)| Ok((n.clone(), TensorView::new(*d, s.clone(), b).map_err(|e| ModelError::Weights(e.to_string()))?)))
         .collect::<Result<_, ModelError>>()?;
     let mut metadata = HashMap::new();
     metadata.insert("format".to_string(), "pt".to_string());

@@ -11,10 +11,14 @@ pub mod digest;
 pub mod embedder;
 pub mod error;
 pub mod export;
+pub mod kernels;
 pub mod model;
+pub mod parallel;
 pub mod preprocess;
 pub mod rank;
 pub mod tokenize;
+pub mod vision;
+pub mod weights;
 
 #[cfg(target_arch = "wasm32")]
 pub mod web;

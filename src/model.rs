@@ -4,13 +4,14 @@
 
 use std::collections::HashMap;
 
-use candle_core::{safetensors::Load, DType, Device, Module, Tensor};
+use candle_core::{DType, Device, Module, Tensor};
 use candle_nn::{Linear, VarBuilder};
-use candle_transformers::models::clip::{text_model::ClipTextTransformer, vision_model::ClipVisionTransformer};
-use safetensors::SafeTensors;
+use candle_transformers::models::clip::text_model::ClipTextTransformer;
 
 use crate::config::ModelConfig;
 use crate::error::ModelError;
+use crate::vision::{is_linear_weight, Precision, VisionEncoder, VisionEncoderBuilder, Weights};
+use crate::weights::{f32_values, Dtype, SafetensorsStream, TensorInfo, TensorSink};
 
 /// Which towers a weights file holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -72,15 +73,10 @@ pub fn expected_tensors(cfg: &ModelConfig, towers: Towers) -> Vec<(String, Vec<u
     out
 }
 
-/// Reads the tensors a model needs out of safetensors bytes, as f32, after checking names,
-/// shapes and dtypes. `want` chooses the towers; `None` takes whatever the file holds.
-fn read_tensors(
-    bytes: &[u8],
-    cfg: &ModelConfig,
-    want: Option<Towers>,
-) -> Result<(HashMap<String, Tensor>, Towers), ModelError> {
-    let st = SafeTensors::deserialize(bytes).map_err(|e| ModelError::Weights(e.to_string()))?;
-    let has_text = st.names().iter().any(|n| n.starts_with("text_model."));
+/// Checks the file's header against what `want` needs (names, shapes, dtypes, no extra layers);
+/// `None` takes whatever towers the file holds.
+fn check_tensors(tensors: &[TensorInfo], cfg: &ModelConfig, want: Option<Towers>) -> Result<Towers, ModelError> {
+    let has_text = tensors.iter().any(|t| t.name.starts_with("text_model."));
     let towers = match want {
         Some(t) => t,
         None if has_text => Towers::VisionAndText,
@@ -94,41 +90,42 @@ fn read_tensors(
         ("text_model", cfg.text.num_hidden_layers),
     ] {
         let extra = format!("{prefix}.encoder.layers.{layers}.");
-        if st.names().iter().any(|n| n.starts_with(&extra)) {
+        if tensors.iter().any(|t| t.name.starts_with(&extra)) {
             return Err(ModelError::WeightsMismatch(format!(
                 "the file has more than the {layers} {prefix} layers config.json declares"
             )));
         }
     }
-    let expected = expected_tensors(cfg, towers);
-    let mut tensors = HashMap::with_capacity(expected.len());
+    let by_name: HashMap<&str, &TensorInfo> = tensors.iter().map(|t| (t.name.as_str(), t)).collect();
     let mut missing = Vec::new();
-    for (name, shape) in &expected {
-        let view = match st.tensor(name) {
-            Ok(v) => v,
-            Err(_) => {
-                missing.push(name.clone());
-                continue;
-            }
+    for (name, shape) in &expected_tensors(cfg, towers) {
+        let Some(t) = by_name.get(name.as_str()) else {
+            missing.push(name.clone());
+            continue;
         };
-        if view.shape() != shape.as_slice() {
+        if t.shape != *shape {
             return Err(ModelError::WeightsMismatch(format!(
                 "{name} has shape {:?}, config.json implies {:?}",
-                view.shape(),
-                shape
+                t.shape, shape
             )));
         }
-        if !matches!(
-            view.dtype(),
-            safetensors::Dtype::F32 | safetensors::Dtype::F16 | safetensors::Dtype::BF16
-        ) {
+        if t.dtype == Some(Dtype::I8) && is_linear_weight(name) {
+            let scale_name = format!("{name}_scale");
+            match by_name.get(scale_name.as_str()) {
+                Some(sc) if sc.shape == [shape[0]] && matches!(sc.dtype, Some(Dtype::F32 | Dtype::F16)) => {}
+                _ => {
+                    return Err(ModelError::WeightsMismatch(format!(
+                        "{name} is int8 but {scale_name} (F32, [{}]) is missing or malformed",
+                        shape[0]
+                    )))
+                }
+            }
+        } else if !matches!(t.dtype, Some(Dtype::F32 | Dtype::F16 | Dtype::BF16)) {
             return Err(ModelError::Weights(format!(
-                "{name} is {:?}; only F32, F16 and BF16 weights are supported",
-                view.dtype()
+                "{name} is {}; only F32, F16 and BF16 weights (and I8 for linear layers) are supported",
+                t.dtype_name
             )));
         }
-        let t = view.load(&Device::Cpu)?.to_dtype(DType::F32)?;
-        tensors.insert(name.clone(), t);
     }
     if !missing.is_empty() {
         let shown: Vec<_> = missing.iter().take(3).cloned().collect();
@@ -138,14 +135,152 @@ fn read_tensors(
             shown.join(", ")
         )));
     }
-    Ok((tensors, towers))
+    Ok(towers)
+}
+
+/// Builds a [`ClipModel`] from a safetensors file fed in chunks ([`Self::push`]): each tensor is
+/// converted and put in place as soon as it has arrived, so the whole file is never held.
+pub struct ModelLoader {
+    config: ModelConfig,
+    want: Option<Towers>,
+    /// `None`: as stored (int8 weights load as int8, float weights as f32).
+    precision: Option<Precision>,
+    /// int8 weights waiting for their scales, and scales waiting for their weights.
+    pending_int8: HashMap<String, Vec<i8>>,
+    pending_scales: HashMap<String, Vec<f32>>,
+    stream: SafetensorsStream,
+    /// Set once the header has been read and checked.
+    towers: Option<Towers>,
+    vision: Option<VisionEncoderBuilder>,
+    text: HashMap<String, Tensor>,
+}
+
+impl ModelLoader {
+    /// `want` chooses the towers (`None`: all the file holds).
+    pub fn new(config: ModelConfig, want: Option<Towers>) -> Self {
+        Self {
+            config,
+            want,
+            precision: None,
+            pending_int8: HashMap::new(),
+            pending_scales: HashMap::new(),
+            stream: SafetensorsStream::new(),
+            towers: None,
+            vision: None,
+            text: HashMap::new(),
+        }
+    }
+
+    /// Holds the vision tower's linear layers at `precision` whatever the file stores (float
+    /// weights are quantised when loading at int8; int8 weights cannot load at f32).
+    pub fn with_precision(mut self, precision: Precision) -> Self {
+        self.precision = Some(precision);
+        self
+    }
+
+    /// Feeds the next bytes of `model.safetensors`.
+    pub fn push(&mut self, chunk: &[u8]) -> Result<(), ModelError> {
+        let mut stream = std::mem::take(&mut self.stream);
+        let result = stream.push(chunk, self);
+        self.stream = stream;
+        result
+    }
+
+    /// Bytes the file has in all, once its header has arrived.
+    pub fn expected_len(&self) -> Option<usize> {
+        self.stream.expected_len()
+    }
+
+    /// The model, once the whole file has arrived.
+    pub fn finish(self) -> Result<ClipModel, ModelError> {
+        self.stream.finish()?;
+        let towers = self.towers.expect("a finished stream has had its header");
+        let config = self.config;
+        let vision = VisionTower {
+            encoder: self.vision.expect("the header created the encoder").finish()?,
+            channels: config.vision.num_channels,
+        };
+        let text = match towers {
+            Towers::VisionOnly => None,
+            Towers::VisionAndText => {
+                let vb = VarBuilder::from_tensors(self.text, DType::F32, &Device::Cpu);
+                Some(TextTower {
+                    transformer: ClipTextTransformer::new(vb.pp("text_model"), &config.text)?,
+                    projection: candle_nn::linear_no_bias(
+                        config.text.embed_dim,
+                        config.projection_dim,
+                        vb.pp("text_projection"),
+                    )?,
+                })
+            }
+        };
+        Ok(ClipModel { config, vision, text })
+    }
+}
+
+impl TensorSink for ModelLoader {
+    fn header(&mut self, tensors: &[TensorInfo]) -> Result<(), ModelError> {
+        let towers = check_tensors(tensors, &self.config, self.want)?;
+        let stored_int8 = tensors.iter().any(|t| t.dtype == Some(Dtype::I8) && is_linear_weight(&t.name));
+        let precision = match (self.precision, stored_int8) {
+            (Some(Precision::F32), true) => {
+                return Err(ModelError::Weights("the weights are int8; they cannot be loaded at f32 precision".into()))
+            }
+            (Some(p), _) => p,
+            (None, true) => Precision::Int8,
+            (None, false) => Precision::F32,
+        };
+        let vision_names = expected_tensors(&self.config, Towers::VisionOnly).into_iter().map(|(n, _)| n);
+        self.vision =
+            Some(VisionEncoderBuilder::new(&self.config.vision, self.config.projection_dim, precision, vision_names));
+        self.towers = Some(towers);
+        Ok(())
+    }
+
+    fn tensor(&mut self, info: &TensorInfo, data: &[u8]) -> Result<(), ModelError> {
+        let vision = self.vision.as_mut().expect("the header comes first");
+        if vision.wants(&info.name) {
+            let dtype = info.dtype.expect("checked with the header");
+            if dtype != Dtype::I8 {
+                return vision.put(&info.name, Weights::F32(&f32_values(dtype, data)?));
+            }
+            let values: Vec<i8> = data.iter().map(|&b| b as i8).collect();
+            return match self.pending_scales.remove(&format!("{}_scale", info.name)) {
+                Some(scales) => vision.put(&info.name, Weights::Int8 { values: &values, scales: &scales }),
+                None => {
+                    self.pending_int8.insert(info.name.clone(), values);
+                    Ok(())
+                }
+            };
+        }
+        if let Some(weight) = info.name.strip_suffix("_scale").filter(|w| is_linear_weight(w)) {
+            let Some(dtype @ (Dtype::F32 | Dtype::F16)) = info.dtype else { return Ok(()) };
+            let scales = f32_values(dtype, data)?;
+            return match self.pending_int8.remove(weight) {
+                Some(values) => vision.put(weight, Weights::Int8 { values: &values, scales: &scales }),
+                None => {
+                    self.pending_scales.insert(info.name.clone(), scales);
+                    Ok(())
+                }
+            };
+        }
+        if self.towers == Some(Towers::VisionAndText) && info.name.starts_with("text_") {
+            let dtype = match info.dtype {
+                Some(Dtype::F32) => DType::F32,
+                Some(Dtype::F16) => DType::F16,
+                Some(Dtype::BF16) => DType::BF16,
+                _ => return Ok(()), // not a tensor the text tower uses (checked with the header)
+            };
+            let t = Tensor::from_raw_buffer(data, dtype, &info.shape, &Device::Cpu)?.to_dtype(DType::F32)?;
+            self.text.insert(info.name.clone(), t);
+        }
+        Ok(())
+    }
 }
 
 /// The image encoder: vision transformer + visual projection.
 pub struct VisionTower {
-    transformer: ClipVisionTransformer,
-    projection: Linear,
-    image_size: usize,
+    encoder: VisionEncoder,
     channels: usize,
 }
 
@@ -171,30 +306,9 @@ impl ClipModel {
     }
 
     pub fn from_config(config: ModelConfig, weights: &[u8], want: Option<Towers>) -> Result<Self, ModelError> {
-        let (tensors, towers) = read_tensors(weights, &config, want)?;
-        let vb = VarBuilder::from_tensors(tensors, DType::F32, &Device::Cpu);
-        let vision = VisionTower {
-            transformer: ClipVisionTransformer::new(vb.pp("vision_model"), &config.vision)?,
-            projection: candle_nn::linear_no_bias(
-                config.vision.embed_dim,
-                config.projection_dim,
-                vb.pp("visual_projection"),
-            )?,
-            image_size: config.vision.image_size,
-            channels: config.vision.num_channels,
-        };
-        let text = match towers {
-            Towers::VisionOnly => None,
-            Towers::VisionAndText => Some(TextTower {
-                transformer: ClipTextTransformer::new(vb.pp("text_model"), &config.text)?,
-                projection: candle_nn::linear_no_bias(
-                    config.text.embed_dim,
-                    config.projection_dim,
-                    vb.pp("text_projection"),
-                )?,
-            }),
-        };
-        Ok(Self { config, vision, text })
+        let mut loader = ModelLoader::new(config, want);
+        loader.push(weights)?;
+        loader.finish()
     }
 
     /// Dimension of the joint embedding space.
@@ -214,14 +328,21 @@ fn rows(t: Tensor) -> Result<Vec<Vec<f32>>, ModelError> {
 impl VisionTower {
     /// Side of the square image the tower takes (224 for ViT-B/32).
     pub fn image_size(&self) -> usize {
-        self.image_size
+        self.encoder.image_size()
+    }
+
+    /// Bytes of weights the tower holds in memory.
+    pub fn weight_bytes(&self) -> usize {
+        self.encoder.weight_bytes()
     }
 
     /// Unnormalised image embeddings of `n` CHW images laid out one after the other.
     pub fn embed(&self, pixel_values: &[f32], n: usize) -> Result<Vec<Vec<f32>>, ModelError> {
-        let s = self.image_size;
-        let x = Tensor::from_slice(pixel_values, (n, self.channels, s, s), &Device::Cpu)?;
-        rows(self.transformer.forward(&x)?.apply(&self.projection)?)
+        let s = self.image_size();
+        if pixel_values.len() != n * self.channels * s * s {
+            return Err(ModelError::InputSize(format!("expected {n} images of {}x{s}x{s} values", self.channels)));
+        }
+        Ok(self.encoder.embed(pixel_values, n))
     }
 }
 

@@ -1,0 +1,149 @@
+//! The element-wise parts of a transformer layer, written as plain loops over fixed-size chunks
+//! so they vectorise on every target: layer norm, residual add, quick-GELU, softmax, and an
+//! `exp` that needs no library call (the browser build has no vector `exp`).
+
+const LOG2_E: f32 = std::f32::consts::LOG2_E;
+const LN_2_HI: f32 = 0.693_359_4;
+const LN_2_LO: f32 = -2.121_944_4e-4;
+
+/// `e^x` within 2 ulp for `x` in [-87, 88]; 0 below, +inf above. Branch-free, so loops over it
+/// vectorise.
+#[inline(always)]
+pub fn exp(x: f32) -> f32 {
+    let x = x.clamp(-87.336_54, 88.722_83);
+    // n = round(x / ln 2), by the 1.5 * 2^23 trick (no rounding instruction needed).
+    const ROUND: f32 = 12_582_912.0;
+    let n = (x * LOG2_E + ROUND) - ROUND;
+    let r = x - n * LN_2_HI - n * LN_2_LO;
+    // exp(r) on [-ln2/2, ln2/2]: degree-6 Taylor-like minimax (Cephes expf).
+    let p = 1.987_569_1e-4f32;
+    let p = p * r + 1.398_199_9e-3;
+    let p = p * r + 8.333_452e-3;
+    let p = p * r + 4.166_579_6e-2;
+    let p = p * r + 1.666_666_5e-1;
+    let p = p * r + 5.000_000_1e-1;
+    let e = (p * r * r + r) + 1.0;
+    // 2^n, split in two factors so n = -127 or 128 do not overflow the exponent field.
+    let n = n as i32;
+    let half = n >> 1;
+    let a = f32::from_bits(((half + 127) as u32) << 23);
+    let b = f32::from_bits(((n - half + 127) as u32) << 23);
+    e * a * b
+}
+
+/// `x * sigmoid(1.702 x)`, CLIP's activation, in place.
+pub fn quick_gelu(xs: &mut [f32]) {
+    for x in xs.iter_mut() {
+        *x /= 1.0 + exp(-1.702 * *x);
+    }
+}
+
+/// Sum of `a[i] * b[i]`, in eight independent lanes so it vectorises.
+#[inline]
+pub fn dot(a: &[f32], b: &[f32]) -> f32 {
+    let mut acc = [0.0f32; 8];
+    let (ac, bc) = (a.chunks_exact(8), b.chunks_exact(8));
+    let (ar, br) = (ac.remainder(), bc.remainder());
+    for (x, y) in ac.zip(bc) {
+        for i in 0..8 {
+            acc[i] += x[i] * y[i];
+        }
+    }
+    let tail: f32 = ar.iter().zip(br).map(|(x, y)| x * y).sum();
+    acc.iter().sum::<f32>() + tail
+}
+
+/// `y += a * x`
+#[inline]
+pub fn axpy(a: f32, x: &[f32], y: &mut [f32]) {
+    for (y, x) in y.iter_mut().zip(x) {
+        *y += a * x;
+    }
+}
+
+/// `y += x`
+pub fn add_assign(y: &mut [f32], x: &[f32]) {
+    for (y, x) in y.iter_mut().zip(x) {
+        *y += x;
+    }
+}
+
+fn sum(xs: &[f32]) -> f32 {
+    let mut acc = [0.0f32; 8];
+    let c = xs.chunks_exact(8);
+    let tail: f32 = c.remainder().iter().sum();
+    for x in c {
+        for i in 0..8 {
+            acc[i] += x[i];
+        }
+    }
+    acc.iter().sum::<f32>() + tail
+}
+
+/// Layer norm of each `weight.len()`-wide row of `x` into `out` (biased variance, as PyTorch).
+pub fn layer_norm(x: &[f32], weight: &[f32], bias: &[f32], eps: f32, out: &mut [f32]) {
+    let d = weight.len();
+    for (row, dst) in x.chunks_exact(d).zip(out.chunks_exact_mut(d)) {
+        let mean = sum(row) / d as f32;
+        for (o, v) in dst.iter_mut().zip(row) {
+            *o = v - mean;
+        }
+        let var = dot(dst, dst) / d as f32;
+        let inv = 1.0 / (var + eps).sqrt();
+        for ((o, w), b) in dst.iter_mut().zip(weight).zip(bias) {
+            *o = *o * inv * w + b;
+        }
+    }
+}
+
+/// Softmax of one row, in place.
+pub fn softmax(row: &mut [f32]) {
+    let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    for v in row.iter_mut() {
+        *v = exp(*v - max);
+    }
+    let inv = 1.0 / sum(row);
+    for v in row.iter_mut() {
+        *v *= inv;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exp_is_within_two_ulp_of_std() {
+        let mut x = -87.0f32;
+        while x < 88.0 {
+            let (got, want) = (exp(x), x.exp());
+            assert!((got - want).abs() <= 2.5 * f32::EPSILON * want, "exp({x}) = {got}, std says {want}");
+            x += 0.0137;
+        }
+        assert_eq!(exp(-200.0), 0.0f32.max(exp(-200.0)));
+        assert!(exp(-200.0) < 1e-37);
+        assert!(exp(100.0) > 1e38);
+    }
+
+    #[test]
+    fn softmax_and_layer_norm_match_their_definitions() {
+        let mut row = [1.0f32, 2.0, -3.0, 0.5, 10.0];
+        let denom: f32 = row.iter().map(|v| v.exp()).sum();
+        let want: Vec<f32> = row.iter().map(|v| v.exp() / denom).collect();
+        softmax(&mut row);
+        for (g, w) in row.iter().zip(&want) {
+            assert!((g - w).abs() < 1e-6);
+        }
+        let x: Vec<f32> = (0..20).map(|i| (i as f32 * 0.7).sin() * 3.0).collect();
+        let (w, b) = (vec![2.0f32; 10], vec![0.5f32; 10]);
+        let mut out = vec![0.0; 20];
+        layer_norm(&x, &w, &b, 1e-5, &mut out);
+        for (r, o) in x.chunks(10).zip(out.chunks(10)) {
+            let mean = r.iter().sum::<f32>() / 10.0;
+            let var = r.iter().map(|v| (v - mean).powi(2)).sum::<f32>() / 10.0;
+            for (v, o) in r.iter().zip(o) {
+                assert!((o - ((v - mean) / (var + 1e-5).sqrt() * 2.0 + 0.5)).abs() < 1e-5);
+            }
+        }
+    }
+}

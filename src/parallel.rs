@@ -1,0 +1,44 @@
+//! Splitting work across threads: rayon's pool natively (`RAYON_NUM_THREADS` sets its size),
+//! the calling thread alone in the browser build.
+
+use std::ops::Range;
+
+/// Below this many multiply-adds a product runs on one thread: waking another costs more.
+const MIN_PARALLEL_WORK: usize = 1 << 20;
+
+/// Calls `f` on contiguous ranges covering `0..items`, one per thread when `work` (a rough
+/// count of operations) makes that worth it, and returns when all are done.
+pub fn for_each_chunk<F>(items: usize, work: usize, f: F)
+where
+    F: Fn(Range<usize>) + Sync + Send,
+{
+    let threads = threads().min(items.max(1));
+    if threads <= 1 || work < MIN_PARALLEL_WORK {
+        f(0..items);
+        return;
+    }
+    #[cfg(not(target_arch = "wasm32"))]
+    {
+        let f = &f;
+        rayon::scope(|scope| {
+            for t in 0..threads {
+                let range = (items * t / threads)..(items * (t + 1) / threads);
+                scope.spawn(move |_| f(range));
+            }
+        });
+    }
+    #[cfg(target_arch = "wasm32")]
+    f(0..items);
+}
+
+/// Threads the work may use.
+pub fn threads() -> usize {
+    #[cfg(not(target_arch = "wasm32"))]
+    {
+        rayon::current_num_threads()
+    }
+    #[cfg(target_arch = "wasm32")]
+    {
+        1
+    }
+}

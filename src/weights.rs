@@ -1,0 +1,257 @@
+//! Reading a safetensors file as a stream of chunks, tensor by tensor: each tensor is handed on
+//! as soon as its bytes have arrived, so a loader never holds the whole file (the page feeds the
+//! downloaded weights in slices; the CLI feeds a memory-mapped file at once).
+//!
+//! Format: 8 bytes little-endian header length, a JSON header naming each tensor's dtype, shape
+//! and `[begin, end)` byte range in the data that follows.
+
+use std::collections::HashMap;
+
+use serde::Deserialize;
+
+use crate::error::ModelError;
+
+/// Largest header accepted (safetensors' own limit).
+const MAX_HEADER_BYTES: usize = 100_000_000;
+
+/// Element types this crate reads from weight files.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dtype {
+    F32,
+    F16,
+    BF16,
+    I8,
+}
+
+impl Dtype {
+    pub fn size(self) -> usize {
+        match self {
+            Dtype::F32 => 4,
+            Dtype::F16 | Dtype::BF16 => 2,
+            Dtype::I8 => 1,
+        }
+    }
+
+    fn parse(name: &str) -> Option<Self> {
+        Some(match name {
+            "F32" => Dtype::F32,
+            "F16" => Dtype::F16,
+            "BF16" => Dtype::BF16,
+            "I8" => Dtype::I8,
+            _ => return None,
+        })
+    }
+}
+
+/// One tensor as the header describes it.
+#[derive(Debug, Clone)]
+pub struct TensorInfo {
+    pub name: String,
+    /// `None`: a type this crate does not read (the tensor may still be ignored by the loader).
+    pub dtype: Option<Dtype>,
+    pub dtype_name: String,
+    pub shape: Vec<usize>,
+    begin: usize,
+    end: usize,
+}
+
+impl TensorInfo {
+    pub fn elements(&self) -> usize {
+        self.shape.iter().product()
+    }
+}
+
+/// What a loader does with the stream: look at the header once, then take tensors in file order.
+pub trait TensorSink {
+    fn header(&mut self, tensors: &[TensorInfo]) -> Result<(), ModelError>;
+    fn tensor(&mut self, info: &TensorInfo, data: &[u8]) -> Result<(), ModelError>;
+}
+
+/// f32 values of F32, F16 or BF16 little-endian data.
+pub fn f32_values(dtype: Dtype, data: &[u8]) -> Result<Vec<f32>, ModelError> {
+    Ok(match dtype {
+        Dtype::F32 => data.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect(),
+        Dtype::F16 => data.chunks_exact(2).map(|b| half::f16::from_le_bytes([b[0], b[1]]).to_f32()).collect(),
+        Dtype::BF16 => data.chunks_exact(2).map(|b| half::bf16::from_le_bytes([b[0], b[1]]).to_f32()).collect(),
+        Dtype::I8 => return Err(ModelError::Weights("int8 data is not a float tensor".into())),
+    })
+}
+
+#[derive(Deserialize)]
+struct RawInfo {
+    dtype: String,
+    shape: Vec<usize>,
+    data_offsets: (usize, usize),
+}
+
+enum State {
+    /// Collecting the 8 length bytes and the JSON header.
+    Header,
+    /// In the data: `pos` bytes of it consumed, the next tensor is `tensors[next]`.
+    Data { pos: usize, next: usize },
+    Done,
+}
+
+/// A safetensors file arriving in chunks.
+pub struct SafetensorsStream {
+    state: State,
+    /// Header bytes so far, then the bytes of the tensor being collected.
+    buf: Vec<u8>,
+    tensors: Vec<TensorInfo>,
+    data_len: usize,
+    tensors_header_bytes: usize,
+    received: usize,
+}
+
+impl Default for SafetensorsStream {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl SafetensorsStream {
+    pub fn new() -> Self {
+        Self { state: State::Header, buf: Vec::new(), tensors: Vec::new(), data_len: 0, tensors_header_bytes: 0, received: 0 }
+    }
+
+    /// Total file size, once the header is in.
+    pub fn expected_len(&self) -> Option<usize> {
+        match self.state {
+            State::Header => None,
+            _ => Some(self.header_len() + self.data_len),
+        }
+    }
+
+    fn header_len(&self) -> usize {
+        8 + self.tensors_header_bytes
+    }
+
+    /// Feeds the next bytes of the file.
+    pub fn push(&mut self, mut chunk: &[u8], sink: &mut dyn TensorSink) -> Result<(), ModelError> {
+        self.received += chunk.len();
+        while !chunk.is_empty() {
+            match self.state {
+                State::Header => {
+                    let need = if self.buf.len() < 8 { 8 } else { 8 + self.declared_header_len()? };
+                    let take = (need - self.buf.len()).min(chunk.len());
+                    self.buf.extend_from_slice(&chunk[..take]);
+                    chunk = &chunk[take..];
+                    if self.buf.len() == need && need > 8 {
+                        self.parse_header()?;
+                        sink.header(&self.tensors)?;
+                        self.buf.clear();
+                        self.state = State::Data { pos: 0, next: 0 };
+                        self.emit_empty(sink)?;
+                    }
+                }
+                State::Data { pos, next } => {
+                    let t = &self.tensors[next];
+                    if pos < t.begin {
+                        // Padding between tensors.
+                        let skip = (t.begin - pos).min(chunk.len());
+                        chunk = &chunk[skip..];
+                        self.state = State::Data { pos: pos + skip, next };
+                        continue;
+                    }
+                    let want = t.end - pos;
+                    let take = want.min(chunk.len());
+                    if self.buf.is_empty() && take == t.end - t.begin {
+                        // The whole tensor is in this chunk: no copy.
+                        sink.tensor(t, &chunk[..take])?;
+                    } else {
+                        self.buf.extend_from_slice(&chunk[..take]);
+                        if take == want {
+                            sink.tensor(t, &self.buf)?;
+                            self.buf.clear();
+                        }
+                    }
+                    chunk = &chunk[take..];
+                    let next = if take == want { next + 1 } else { next };
+                    self.state = State::Data { pos: pos + take, next };
+                    self.emit_empty(sink)?;
+                }
+                State::Done => {
+                    return Err(ModelError::Weights(format!(
+                        "the weights file is longer than its header says ({} bytes)",
+                        self.header_len() + self.data_len
+                    )))
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Checks that the whole file arrived.
+    pub fn finish(&self) -> Result<(), ModelError> {
+        match self.state {
+            State::Done => Ok(()),
+            State::Header if self.received < 8 => Err(ModelError::Weights(format!(
+                "the file is {} bytes, too short for a safetensors header",
+                self.received
+            ))),
+            _ => Err(ModelError::Weights(format!(
+                "the weights file is truncated: {} bytes of {}",
+                self.received,
+                self.expected_len().map_or_else(|| "more".to_string(), |n| n.to_string())
+            ))),
+        }
+    }
+
+    fn declared_header_len(&self) -> Result<usize, ModelError> {
+        let n = u64::from_le_bytes(self.buf[..8].try_into().expect("8 bytes"));
+        if n == 0 || n > MAX_HEADER_BYTES as u64 {
+            return Err(ModelError::Weights(format!("not a safetensors file (header length {n})")));
+        }
+        Ok(n as usize)
+    }
+
+    /// Hands on zero-length tensors at the current position and notes the end of the data.
+    fn emit_empty(&mut self, sink: &mut dyn TensorSink) -> Result<(), ModelError> {
+        while let State::Data { pos, next } = self.state {
+            match self.tensors.get(next) {
+                Some(t) if t.begin == t.end && t.begin <= pos => {
+                    sink.tensor(t, &[])?;
+                    self.state = State::Data { pos, next: next + 1 };
+                }
+                Some(_) => break,
+                None => {
+                    debug_assert_eq!(pos, self.data_len);
+                    self.state = State::Done;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn parse_header(&mut self) -> Result<(), ModelError> {
+        let bad = |why: String| ModelError::Weights(format!("invalid safetensors header: {why}"));
+        let text = std::str::from_utf8(&self.buf[8..]).map_err(|e| bad(e.to_string()))?;
+        let raw: HashMap<String, serde_json::Value> = serde_json::from_str(text).map_err(|e| bad(e.to_string()))?;
+        let mut tensors = Vec::with_capacity(raw.len());
+        for (name, value) in raw {
+            if name == "__metadata__" {
+                continue;
+            }
+            let info: RawInfo = serde_json::from_value(value).map_err(|e| bad(format!("{name}: {e}")))?;
+            let dtype = Dtype::parse(&info.dtype);
+            let (begin, end) = info.data_offsets;
+            let elements: usize = info.shape.iter().product();
+            if let Some(d) = dtype {
+                if end < begin || end - begin != elements * d.size() {
+                    return Err(bad(format!("{name}: {}-byte range for {elements} {} values", end.saturating_sub(begin), info.dtype)));
+                }
+            }
+            tensors.push(TensorInfo { name, dtype, dtype_name: info.dtype, shape: info.shape, begin, end });
+        }
+        tensors.sort_by_key(|t| (t.begin, t.end));
+        for pair in tensors.windows(2) {
+            if pair[1].begin < pair[0].end {
+                return Err(bad(format!("{} and {} overlap", pair[0].name, pair[1].name)));
+            }
+        }
+        self.data_len = tensors.last().map_or(0, |t| t.end);
+        self.tensors_header_bytes = self.buf.len() - 8;
+        self.tensors = tensors;
+        Ok(())
+    }
+}
