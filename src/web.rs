@@ -157,6 +157,14 @@ impl Matcher {
         let ranking = rank(catalog, query, weights, top_k.unwrap_or(d.top_k), d.min_score);
         serde_wasm_bindgen::to_value(&ranking).map_err(js)
     }
+
+    /// Raw image embedding of one already preprocessed image: CHW `pixel_values`
+    /// (3 x 224 x 224 for ViT-B/32, f32), as transformers' `get_image_features`. For benchmarks.
+    #[wasm_bindgen(js_name = embedPixelValues)]
+    pub fn embed_pixel_values(&self, pixel_values: &[f32]) -> Result<Vec<f32>, JsError> {
+        let mut rows = self.embedder.embed_pixels(&[pixel_values.to_vec()]).map_err(js)?;
+        Ok(rows.remove(0))
+    }
 }
 
 impl Matcher {
