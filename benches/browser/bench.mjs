@@ -31,7 +31,7 @@ const runs = Number(opt.runs);
 const warmup = Number(opt.warmup);
 
 // The variants, in one list: add one here (and, for a new kind of engine, an adapter in worker.mjs).
-// `files` are repo-relative to the model folder; `isolated` puts the variant's worker in a
+// `files` are relative to --model; `isolated` puts the variant's worker in a
 // cross-origin isolated page (needed for wasm threads).
 const VARIANTS = [
   { name: 'ours f32 1t', engine: 'ours', threads: 1, isolated: false,
