@@ -14,6 +14,7 @@ pub mod export;
 pub mod model;
 pub mod preprocess;
 pub mod rank;
+pub mod synthetic;
 pub mod tokenize;
 
 #[cfg(target_arch = "wasm32")]
