@@ -1,6 +1,8 @@
 #!/usr/bin/env python3
 """A static file server for trying the app locally: correct types for .wasm and .mjs, no caching
-of the app's own files (so a rebuild shows at once). Any static host works the same way."""
+of the app's own files (so a rebuild shows at once). Any static host works the same way.
+`--isolate` adds the two headers that make a page cross-origin isolated (SharedArrayBuffer, wasm
+threads, performance.measureUserAgentSpecificMemory)."""
 import argparse
 import functools
 import http.server
@@ -12,8 +14,13 @@ mimetypes.add_type("application/octet-stream", ".safetensors")
 
 
 class Handler(http.server.SimpleHTTPRequestHandler):
+    isolate = False
+
     def end_headers(self):
         self.send_header("Cache-Control", "no-cache")
+        if self.isolate:
+            self.send_header("Cross-Origin-Opener-Policy", "same-origin")
+            self.send_header("Cross-Origin-Embedder-Policy", "require-corp")
         super().end_headers()
 
 
@@ -22,10 +29,14 @@ def main():
     ap.add_argument("--port", type=int, default=8000)
     ap.add_argument("--bind", default="127.0.0.1")
     ap.add_argument("--dir", default=".")
+    ap.add_argument("--isolate", action="store_true",
+                    help="send Cross-Origin-Opener-Policy: same-origin and Cross-Origin-Embedder-Policy: require-corp")
     a = ap.parse_args()
+    Handler.isolate = a.isolate
     handler = functools.partial(Handler, directory=a.dir)
     with http.server.ThreadingHTTPServer((a.bind, a.port), handler) as httpd:
-        print(f"serving {a.dir} at http://{a.bind}:{httpd.server_address[1]}/", flush=True)
+        isolated = " (cross-origin isolated)" if a.isolate else ""
+        print(f"serving {a.dir} at http://{a.bind}:{httpd.server_address[1]}/{isolated}", flush=True)
         httpd.serve_forever()
 
 

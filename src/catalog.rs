@@ -1,15 +1,20 @@
 //! The catalog as static files: a JSON manifest (`catalog.json`) and one little-endian binary
 //! of L2-normalised vectors (`vectors.bin`), item after item: its image vector, then its name
-//! vector. Loading checks everything a mismatched or damaged catalog could get wrong.
+//! vector, as `i8` (one scale per vector kind for the whole catalog, in the manifest) or `f32`.
+//! Loading checks everything a mismatched or damaged catalog could get wrong.
+
+use std::borrow::Cow;
 
 use serde::{Deserialize, Serialize};
 
 use crate::config::PreprocessConfig;
-use crate::digest::sha256_hex;
+use crate::digest::{sha256_hex, sha256_hex_of_parts};
 use crate::error::CatalogError;
 
 pub const FORMAT: &str = "clipmatch-catalog";
-pub const VERSION: u32 = 1;
+/// The version written. Version 1 (f32 vectors only) is still read.
+pub const VERSION: u32 = 2;
+pub const OLDEST_VERSION: u32 = 1;
 pub const MANIFEST_FILE: &str = "catalog.json";
 pub const VECTORS_FILE: &str = "vectors.bin";
 
@@ -29,10 +34,80 @@ pub struct ModelInfo {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct VectorsInfo {
     pub file: String,
+    /// `"i8"` or `"f32"` (version 1: `"f32"` only).
     pub dtype: String,
     /// Human-readable description of the layout, for people reading the manifest.
     pub layout: String,
     pub sha256: String,
+    /// i8 only: value = stored integer x scale, one scale per vector kind.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scales: Option<VectorScales>,
+}
+
+/// How catalog vectors are stored in `vectors.bin`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum VectorDtype {
+    /// One signed byte per value, -127..=127, times the catalog's scale for that vector kind.
+    #[default]
+    I8,
+    /// Little-endian f32.
+    F32,
+}
+
+impl VectorDtype {
+    pub fn name(self) -> &'static str {
+        match self {
+            VectorDtype::I8 => "i8",
+            VectorDtype::F32 => "f32",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "i8" => Some(VectorDtype::I8),
+            "f32" => Some(VectorDtype::F32),
+            _ => None,
+        }
+    }
+
+    pub fn bytes(self) -> usize {
+        match self {
+            VectorDtype::I8 => 1,
+            VectorDtype::F32 => 4,
+        }
+    }
+}
+
+/// Size of a vectors file: `items x 2 x embedding_dim x dtype bytes` (ViT-B/32 in i8: 1024
+/// bytes per item).
+pub fn vectors_file_size(items: usize, dim: usize, dtype: VectorDtype) -> usize {
+    items * 2 * dim * dtype.bytes()
+}
+
+/// The scales of an i8 catalog: a stored value `q` stands for `q * scale`.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq)]
+pub struct VectorScales {
+    pub image: f32,
+    pub text: f32,
+}
+
+/// How `to_i8` picks each vector kind's scale.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ScaleRule {
+    /// The largest |component| maps to 127: nothing is clamped.
+    MaxAbs,
+    /// The clipping level (a fraction of the largest |component|) with the least squared
+    /// quantisation error over the catalog's values; the few values above it are clamped.
+    #[default]
+    LeastError,
+}
+
+/// The vectors of a catalog, in the file's layout: per item, its image vector then its name
+/// vector, `embedding_dim` values each.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Vectors {
+    F32(Vec<f32>),
+    I8 { values: Vec<i8>, scales: VectorScales },
 }
 
 /// How results are scored unless the user says otherwise.
@@ -84,11 +159,11 @@ pub struct Manifest {
 #[derive(Debug, Clone)]
 pub struct Catalog {
     pub manifest: Manifest,
-    image_vectors: Vec<f32>,
-    name_vectors: Vec<f32>,
+    vectors: Vectors,
 }
 
 const LAYOUT: &str = "per item in manifest order: image vector then name vector, embedding_dim values each, little-endian";
+const LAYOUT_I8: &str = "per item in manifest order: image vector then name vector, embedding_dim values each, i8 (value = q x scales.image or scales.text)";
 
 impl Catalog {
     /// Builds a catalog from unit vectors. `vectors[i] = (image, name)` for `items[i]`.
@@ -107,8 +182,7 @@ impl Catalog {
             )));
         }
         let dim = model.embedding_dim;
-        let mut image_vectors = Vec::with_capacity(items.len() * dim);
-        let mut name_vectors = Vec::with_capacity(items.len() * dim);
+        let mut values = Vec::with_capacity(items.len() * 2 * dim);
         for (img, name) in vectors {
             if img.len() != dim || name.len() != dim {
                 return Err(CatalogError::DimensionMismatch {
@@ -116,8 +190,29 @@ impl Catalog {
                     model_dim: img.len().max(name.len()),
                 });
             }
-            image_vectors.extend_from_slice(img);
-            name_vectors.extend_from_slice(name);
+            values.extend_from_slice(img);
+            values.extend_from_slice(name);
+        }
+        Self::from_f32(model, preprocessing, ranking, items, values)
+    }
+
+    /// Builds a catalog from unit vectors already in the file's layout: per item, its image
+    /// vector then its name vector.
+    pub fn from_f32(
+        model: ModelInfo,
+        preprocessing: PreprocessConfig,
+        ranking: RankingDefaults,
+        items: Vec<Item>,
+        values: Vec<f32>,
+    ) -> Result<Self, CatalogError> {
+        let expected = items.len() * 2 * model.embedding_dim;
+        if values.len() != expected {
+            return Err(CatalogError::Invalid(format!(
+                "{} items of {}-dim vector pairs need {expected} values, not {}",
+                items.len(),
+                model.embedding_dim,
+                values.len()
+            )));
         }
         let mut catalog = Self {
             manifest: Manifest {
@@ -130,14 +225,14 @@ impl Catalog {
                     dtype: "f32".into(),
                     layout: LAYOUT.into(),
                     sha256: String::new(),
+                    scales: None,
                 },
                 ranking,
                 items,
             },
-            image_vectors,
-            name_vectors,
+            vectors: Vectors::F32(values),
         };
-        catalog.manifest.vectors.sha256 = sha256_hex(&catalog.vectors_bytes());
+        catalog.manifest.vectors.sha256 = catalog.vectors_sha256();
         catalog.validate_items()?;
         Ok(catalog)
     }
@@ -148,7 +243,7 @@ impl Catalog {
             .map_err(|e| CatalogError::Manifest(e.to_string()))?;
         let format = head.get("format").and_then(|v| v.as_str()).unwrap_or("");
         let version = head.get("version").and_then(|v| v.as_u64()).unwrap_or(0) as u32;
-        if format != FORMAT || version != VERSION {
+        if format != FORMAT || !(OLDEST_VERSION..=VERSION).contains(&version) {
             return Err(CatalogError::UnsupportedVersion {
                 found: format.to_string(),
                 version,
@@ -158,22 +253,42 @@ impl Catalog {
         }
         let manifest: Manifest =
             serde_json::from_value(head).map_err(|e| CatalogError::Manifest(e.to_string()))?;
-        if manifest.vectors.dtype != "f32" {
-            return Err(CatalogError::UnsupportedDtype(manifest.vectors.dtype.clone()));
-        }
+        let dtype = match VectorDtype::parse(&manifest.vectors.dtype) {
+            Some(VectorDtype::I8) if version < 2 => {
+                return Err(CatalogError::Invalid(format!(
+                    "version {version} catalogs hold f32 vectors only, yet this one says \"i8\""
+                )))
+            }
+            Some(d) => d,
+            None => return Err(CatalogError::UnsupportedDtype(manifest.vectors.dtype.clone())),
+        };
         let dim = manifest.model.embedding_dim;
         if dim == 0 {
             return Err(CatalogError::Invalid("embedding_dim is 0".into()));
         }
+        let scales = match (dtype, manifest.vectors.scales) {
+            (VectorDtype::I8, None) => {
+                return Err(CatalogError::Invalid(
+                    "an i8 catalog needs vectors.scales (image and text) in its manifest; it has none".into(),
+                ))
+            }
+            (VectorDtype::I8, Some(s)) if !(s.image.is_finite() && s.text.is_finite() && s.image > 0.0 && s.text > 0.0) => {
+                return Err(CatalogError::Invalid(format!(
+                    "vectors.scales must be positive finite numbers, not image {} and text {}",
+                    s.image, s.text
+                )))
+            }
+            (_, s) => s,
+        };
         let n = manifest.items.len();
-        let expected = n * 2 * dim * 4;
+        let expected = vectors_file_size(n, dim, dtype);
         if vectors.len() != expected {
             return Err(CatalogError::VectorsSize {
                 found: vectors.len(),
                 expected,
                 items: n,
                 dim,
-                dtype_bytes: 4,
+                dtype_bytes: dtype.bytes(),
                 hint: if vectors.len() < expected {
                     "it is truncated"
                 } else {
@@ -186,19 +301,70 @@ impl Catalog {
                 "the vectors file does not match the sha256 in the manifest: it is damaged or from another catalog".into(),
             ));
         }
-        let mut image_vectors = Vec::with_capacity(n * dim);
-        let mut name_vectors = Vec::with_capacity(n * dim);
-        for (i, chunk) in vectors.chunks_exact(dim * 4).enumerate() {
-            let target = if i % 2 == 0 { &mut image_vectors } else { &mut name_vectors };
-            target.extend(chunk.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])));
-        }
-        let catalog = Self {
-            manifest,
-            image_vectors,
-            name_vectors,
+        let vectors = match (dtype, scales) {
+            (VectorDtype::I8, Some(scales)) => {
+                let values: Vec<i8> = vectors.iter().map(|&b| b as i8).collect();
+                if values.contains(&i8::MIN) {
+                    return Err(CatalogError::Invalid("the i8 vectors hold -128, outside -127..=127: the file is damaged".into()));
+                }
+                Vectors::I8 { values, scales }
+            }
+            _ => Vectors::F32(
+                vectors
+                    .chunks_exact(4)
+                    .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+                    .collect(),
+            ),
         };
+        let catalog = Self { manifest, vectors };
         catalog.validate_items()?;
         Ok(catalog)
+    }
+
+    /// The same catalog with its vectors stored as `dtype`: f32 vectors are quantised to i8
+    /// (scales chosen from the data by `rule`), i8 stay as they are. i8 vectors are not turned
+    /// back into f32: the precision is gone.
+    pub fn with_dtype(self, dtype: VectorDtype, rule: ScaleRule) -> Result<Self, CatalogError> {
+        match (&self.vectors, dtype) {
+            (Vectors::F32(_), VectorDtype::I8) => Ok(self.to_i8(rule)),
+            (Vectors::I8 { .. }, VectorDtype::F32) => Err(CatalogError::Invalid(
+                "this catalog stores i8 vectors; f32 vectors need a catalog built with --vector-dtype f32".into(),
+            )),
+            _ => Ok(self),
+        }
+    }
+
+    /// The catalog with i8 vectors: one scale per vector kind, chosen by `rule`; values are
+    /// rounded to the nearest step and clamped to -127..=127.
+    pub fn to_i8(&self, rule: ScaleRule) -> Self {
+        let Vectors::F32(values) = &self.vectors else {
+            return self.clone();
+        };
+        let d = self.dim();
+        let kind = |k: usize| values.chunks_exact(d).skip(k).step_by(2).flatten().copied();
+        let scales = VectorScales {
+            image: choose_scale(kind(0), values.len() / 2, rule),
+            text: choose_scale(kind(1), values.len() / 2, rule),
+        };
+        let q = values
+            .chunks_exact(d)
+            .enumerate()
+            .flat_map(|(i, v)| {
+                let s = if i % 2 == 0 { scales.image } else { scales.text };
+                v.iter().map(move |x| (x / s).round().clamp(-127.0, 127.0) as i8)
+            })
+            .collect();
+        let mut manifest = self.manifest.clone();
+        manifest.version = VERSION;
+        manifest.vectors.dtype = VectorDtype::I8.name().into();
+        manifest.vectors.layout = LAYOUT_I8.into();
+        manifest.vectors.scales = Some(scales);
+        let mut out = Self {
+            manifest,
+            vectors: Vectors::I8 { values: q, scales },
+        };
+        out.manifest.vectors.sha256 = out.vectors_sha256();
+        out
     }
 
     fn validate_items(&self) -> Result<(), CatalogError> {
@@ -222,14 +388,22 @@ impl Catalog {
 
     /// The vectors file's bytes.
     pub fn vectors_bytes(&self) -> Vec<u8> {
-        let dim = self.dim();
-        let mut out = Vec::with_capacity(self.len() * 2 * dim * 4);
-        for i in 0..self.len() {
-            for v in self.image_vector(i).iter().chain(self.name_vector(i)) {
-                out.extend_from_slice(&v.to_le_bytes());
+        match &self.vectors {
+            Vectors::F32(v) => v.iter().flat_map(|x| x.to_le_bytes()).collect(),
+            Vectors::I8 { values, .. } => values.iter().map(|&q| q as u8).collect(),
+        }
+    }
+
+    /// sha256 of `vectors_bytes()`, a block at a time.
+    fn vectors_sha256(&self) -> String {
+        match &self.vectors {
+            Vectors::F32(v) => sha256_hex_of_parts(
+                v.chunks(4096).map(|c| c.iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<u8>>()),
+            ),
+            Vectors::I8 { values, .. } => {
+                sha256_hex_of_parts(values.chunks(1 << 16).map(|c| c.iter().map(|&q| q as u8).collect::<Vec<u8>>()))
             }
         }
-        out
     }
 
     pub fn len(&self) -> usize {
@@ -248,14 +422,37 @@ impl Catalog {
         &self.manifest.items
     }
 
-    pub fn image_vector(&self, i: usize) -> &[f32] {
-        let d = self.dim();
-        &self.image_vectors[i * d..(i + 1) * d]
+    /// The stored vectors, in the file's layout.
+    pub fn vectors(&self) -> &Vectors {
+        &self.vectors
     }
 
-    pub fn name_vector(&self, i: usize) -> &[f32] {
+    pub fn dtype(&self) -> VectorDtype {
+        match self.vectors {
+            Vectors::F32(_) => VectorDtype::F32,
+            Vectors::I8 { .. } => VectorDtype::I8,
+        }
+    }
+
+    /// Vector `kind` (0 image, 1 name) of item `i`, de-quantised for i8 catalogs.
+    fn vector(&self, i: usize, kind: usize) -> Cow<'_, [f32]> {
         let d = self.dim();
-        &self.name_vectors[i * d..(i + 1) * d]
+        let at = (2 * i + kind) * d;
+        match &self.vectors {
+            Vectors::F32(v) => Cow::Borrowed(&v[at..at + d]),
+            Vectors::I8 { values, scales } => {
+                let s = if kind == 0 { scales.image } else { scales.text };
+                Cow::Owned(values[at..at + d].iter().map(|&q| q as f32 * s).collect())
+            }
+        }
+    }
+
+    pub fn image_vector(&self, i: usize) -> Cow<'_, [f32]> {
+        self.vector(i, 0)
+    }
+
+    pub fn name_vector(&self, i: usize) -> Cow<'_, [f32]> {
+        self.vector(i, 1)
     }
 
     /// Refuses a model that did not make this catalog: another embedding size, other
@@ -291,8 +488,13 @@ impl Catalog {
         Ok(())
     }
 
-    /// Problems with the vectors themselves: non-finite values or vectors not of unit length.
+    /// Problems with the vectors themselves: non-finite values or vectors not of unit length
+    /// (within 1e-3 for f32; within 0.05 for i8, whose rounding moves the length a little).
     pub fn vector_problems(&self) -> Vec<String> {
+        let tolerance = match self.dtype() {
+            VectorDtype::F32 => 1e-3,
+            VectorDtype::I8 => 0.05,
+        };
         let mut out = Vec::new();
         for (i, item) in self.items().iter().enumerate() {
             for (kind, v) in [("image", self.image_vector(i)), ("name", self.name_vector(i))] {
@@ -301,11 +503,40 @@ impl Catalog {
                     continue;
                 }
                 let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
-                if (norm - 1.0).abs() > 1e-3 {
+                if (norm - 1.0).abs() > tolerance {
                     out.push(format!("item {:?}: {kind} vector has length {norm:.4}, not 1", item.id));
                 }
             }
         }
         out
     }
+}
+
+/// The scale of one vector kind (`count` values): `max |x| / 127`, or for `LeastError` the
+/// clipping level among 100 %, 95 %, ..., 40 % of that maximum whose rounding and clamping
+/// lose the least (sum of squared errors, on at most about a million evenly spread values).
+fn choose_scale(values: impl Iterator<Item = f32> + Clone, count: usize, rule: ScaleRule) -> f32 {
+    let max = values.clone().fold(0.0f32, |m, x| m.max(x.abs()));
+    if max == 0.0 || !max.is_finite() {
+        return 1.0 / 127.0;
+    }
+    if rule == ScaleRule::MaxAbs {
+        return max / 127.0;
+    }
+    let sample: Vec<f32> = values.step_by((count / (1 << 20)).max(1)).collect();
+    let error = |s: f32| -> f64 {
+        sample
+            .iter()
+            .map(|&x| {
+                let e = x - (x / s).round().clamp(-127.0, 127.0) * s;
+                (e * e) as f64
+            })
+            .sum()
+    };
+    (0..=12)
+        .map(|k| max * (1.0 - 0.05 * k as f32) / 127.0)
+        .map(|s| (s, error(s)))
+        .min_by(|a, b| a.1.total_cmp(&b.1))
+        .map(|(s, _)| s)
+        .unwrap_or(max / 127.0)
 }

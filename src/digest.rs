@@ -3,6 +3,14 @@
 use sha2::{Digest, Sha256};
 
 pub fn sha256_hex(bytes: &[u8]) -> String {
-    let digest = Sha256::digest(bytes);
-    digest.iter().map(|b| format!("{b:02x}")).collect()
+    sha256_hex_of_parts([bytes])
+}
+
+/// The sha256 of the concatenation of `parts`, without concatenating them.
+pub fn sha256_hex_of_parts<B: AsRef<[u8]>>(parts: impl IntoIterator<Item = B>) -> String {
+    let mut hasher = Sha256::new();
+    for p in parts {
+        hasher.update(p.as_ref());
+    }
+    hasher.finalize().iter().map(|b| format!("{b:02x}")).collect()
 }

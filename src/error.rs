@@ -52,7 +52,7 @@ pub enum ModelError {
 pub enum CatalogError {
     #[error("the catalog manifest is not valid JSON for this format: {0}")]
     Manifest(String),
-    #[error("the catalog is format {found:?} version {version}; this app reads {expected:?} version {supported}")]
+    #[error("the catalog is format {found:?} version {version}; this app reads {expected:?} versions 1 to {supported}")]
     UnsupportedVersion {
         found: String,
         version: u32,
@@ -68,7 +68,7 @@ pub enum CatalogError {
         dtype_bytes: usize,
         hint: &'static str,
     },
-    #[error("unsupported vector dtype {0:?} (this app reads \"f32\")")]
+    #[error("unsupported vector dtype {0:?} (this app reads \"i8\" and \"f32\")")]
     UnsupportedDtype(String),
     #[error("the catalog was built with {catalog_dim}-dimensional embeddings but the model makes {model_dim}-dimensional ones")]
     DimensionMismatch { catalog_dim: usize, model_dim: usize },

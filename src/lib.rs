@@ -16,6 +16,7 @@ pub mod model;
 pub mod parallel;
 pub mod preprocess;
 pub mod rank;
+pub mod synthetic;
 pub mod tokenize;
 pub mod vision;
 pub mod weights;

@@ -1,9 +1,12 @@
 //! Fused ranking: `score = w_text * cos(photo, name) + w_image * cos(photo, image)` over a
 //! catalog of unit vectors, top k, each result carrying both components.
 
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+
 use serde::{Deserialize, Serialize};
 
-use crate::catalog::Catalog;
+use crate::catalog::{Catalog, VectorScales, Vectors};
 
 /// How much the name text and the product image count in the fused score.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -48,24 +51,32 @@ pub fn dot(a: &[f32], b: &[f32]) -> f32 {
     a.iter().zip(b).map(|(x, y)| x * y).sum()
 }
 
+/// Candidates picked by the fast pass beyond k, so that the exact scores (the fast pass
+/// rounds the query, or sums in another order) still choose the same top k.
+const EXTRA_CANDIDATES: usize = 8;
+
 /// Ranks the catalog against a unit query vector. Ties keep catalog order.
+///
+/// One pass over the stored vectors scores every item (for i8 catalogs with integer dot
+/// products against the query rounded to i16, both weights folded into it); the best
+/// `top_k + 8` are kept in a small heap, and only those get the exact breakdown (cosines
+/// against the stored, de-quantised vectors), which orders the final top k.
 pub fn rank(catalog: &Catalog, query: &[f32], weights: FusionWeights, top_k: usize, min_score: f32) -> Ranking {
-    let mut scored: Vec<(usize, f32, f32, f32)> = (0..catalog.len())
+    let k = top_k.min(catalog.len());
+    let keep = if k == 0 { 0 } else { (k + EXTRA_CANDIDATES).min(catalog.len()) };
+    let candidates = match catalog.vectors() {
+        Vectors::F32(v) => fast_f32(v, catalog.dim(), query, weights, keep),
+        Vectors::I8 { values, scales } => fast_i8(values, *scales, catalog.dim(), query, weights, keep),
+    };
+    let mut scored: Vec<(usize, f32, f32, f32)> = candidates
+        .into_iter()
         .map(|i| {
-            let t = dot(query, catalog.name_vector(i));
-            let m = dot(query, catalog.image_vector(i));
+            let t = dot(query, &catalog.name_vector(i));
+            let m = dot(query, &catalog.image_vector(i));
             (i, weights.text * t + weights.image * m, t, m)
         })
         .collect();
-    let by_score = |a: &(usize, f32, f32, f32), b: &(usize, f32, f32, f32)| {
-        b.1.total_cmp(&a.1).then(a.0.cmp(&b.0))
-    };
-    let k = top_k.min(scored.len());
-    if k < scored.len() && k > 0 {
-        scored.select_nth_unstable_by(k - 1, by_score);
-        scored.truncate(k);
-    }
-    scored.sort_by(by_score);
+    scored.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
     scored.truncate(k);
     let matches: Vec<Match> = scored
         .into_iter()
@@ -93,6 +104,162 @@ pub fn rank(catalog: &Catalog, query: &[f32], weights: FusionWeights, top_k: usi
     }
 }
 
+/// The `keep` best of a stream of `(score, index)`, better = higher score, then lower index.
+struct TopK<S: Ord> {
+    keep: usize,
+    heap: BinaryHeap<Reverse<(S, Reverse<usize>)>>,
+}
+
+impl<S: Ord + Copy> TopK<S> {
+    fn new(keep: usize) -> Self {
+        Self {
+            keep,
+            heap: BinaryHeap::with_capacity(keep + 1),
+        }
+    }
+
+    #[inline]
+    fn offer(&mut self, score: S, index: usize) {
+        if self.heap.len() < self.keep {
+            self.heap.push(Reverse((score, Reverse(index))));
+        } else if let Some(mut worst) = self.heap.peek_mut() {
+            // Indices arrive in increasing order: an equal score never displaces an earlier item.
+            if score > worst.0 .0 {
+                *worst = Reverse((score, Reverse(index)));
+            }
+        }
+    }
+
+    fn indices(self) -> Vec<usize> {
+        self.heap.into_iter().map(|Reverse((_, Reverse(i)))| i).collect()
+    }
+}
+
+/// An f32 that sorts with `total_cmp`.
+#[derive(Clone, Copy, PartialEq)]
+struct Score(f32);
+
+impl Eq for Score {}
+
+impl PartialOrd for Score {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Score {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.0.total_cmp(&other.0)
+    }
+}
+
+/// The fused query in the file's layout: `weights.image * q` then `weights.text * q`, so one
+/// dot product over an item's `2 x dim` stored values is its fused score.
+fn fused_query(query: &[f32], a: f32, b: f32) -> impl Iterator<Item = f32> + '_ {
+    query.iter().map(move |x| a * x).chain(query.iter().map(move |x| b * x))
+}
+
+fn fast_f32(values: &[f32], dim: usize, query: &[f32], weights: FusionWeights, keep: usize) -> Vec<usize> {
+    let q: Vec<f32> = fused_query(query, weights.image, weights.text).collect();
+    let mut top = TopK::new(keep);
+    for (i, item) in values.chunks_exact(2 * dim).enumerate() {
+        top.offer(Score(simd::dot_f32(item, &q)), i);
+    }
+    top.indices()
+}
+
+/// The largest |value| of the i16 query such that no i32 sum over `len` products with i8 values
+/// (|q| <= 127) can overflow.
+fn query_range(len: usize) -> f32 {
+    (i32::MAX as usize / (127 * len.max(1))).min(16383) as f32
+}
+
+fn fast_i8(values: &[i8], scales: VectorScales, dim: usize, query: &[f32], weights: FusionWeights, keep: usize) -> Vec<usize> {
+    let (a, b) = (weights.image * scales.image, weights.text * scales.text);
+    let max = fused_query(query, a, b).fold(0.0f32, |m, x| m.max(x.abs()));
+    let unit = if max > 0.0 && max.is_finite() { max / query_range(2 * dim) } else { 1.0 };
+    let q: Vec<i16> = fused_query(query, a, b).map(|x| (x / unit).round() as i16).collect();
+    let mut top = TopK::new(keep);
+    for (i, item) in values.chunks_exact(2 * dim).enumerate() {
+        top.offer(simd::dot_i8_i16(item, &q), i);
+    }
+    top.indices()
+}
+
+/// The two inner loops, written so that they vectorise: the i8 one with explicit simd128 on
+/// wasm32 (i32x4.dot_i16x8_s) and SSE2 on x86_64 (pmaddwd), the f32 one with independent
+/// accumulators that LLVM vectorises.
+mod simd {
+    #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+    pub fn dot_i8_i16(v: &[i8], q: &[i16]) -> i32 {
+        use core::arch::wasm32::*;
+        let n = v.len().min(q.len());
+        let body = n / 32 * 32;
+        let (mut a0, mut a1, mut a2, mut a3) = (i32x4_splat(0), i32x4_splat(0), i32x4_splat(0), i32x4_splat(0));
+        let mut i = 0;
+        // SAFETY: every load reads 16 bytes inside v[..body] or q[..body] (i + 32 <= body <= n).
+        unsafe {
+            while i < body {
+                let x0 = v128_load(v.as_ptr().add(i) as *const v128);
+                let x1 = v128_load(v.as_ptr().add(i + 16) as *const v128);
+                let qp = q.as_ptr().add(i);
+                a0 = i32x4_add(a0, i32x4_dot_i16x8(i16x8_extend_low_i8x16(x0), v128_load(qp as *const v128)));
+                a1 = i32x4_add(a1, i32x4_dot_i16x8(i16x8_extend_high_i8x16(x0), v128_load(qp.add(8) as *const v128)));
+                a2 = i32x4_add(a2, i32x4_dot_i16x8(i16x8_extend_low_i8x16(x1), v128_load(qp.add(16) as *const v128)));
+                a3 = i32x4_add(a3, i32x4_dot_i16x8(i16x8_extend_high_i8x16(x1), v128_load(qp.add(24) as *const v128)));
+                i += 32;
+            }
+        }
+        let s = i32x4_add(i32x4_add(a0, a1), i32x4_add(a2, a3));
+        let mut sum = i32x4_extract_lane::<0>(s) + i32x4_extract_lane::<1>(s) + i32x4_extract_lane::<2>(s) + i32x4_extract_lane::<3>(s);
+        for j in body..n {
+            sum += v[j] as i32 * q[j] as i32;
+        }
+        sum
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    pub fn dot_i8_i16(v: &[i8], q: &[i16]) -> i32 {
+        use std::arch::x86_64::*;
+        let n = v.len().min(q.len());
+        let body = n / 16 * 16;
+        let mut lanes = [0i32; 4];
+        // SAFETY: SSE2 is part of x86_64; every load reads 16 bytes inside v[..body] or q[..body].
+        unsafe {
+            let (mut a0, mut a1) = (_mm_setzero_si128(), _mm_setzero_si128());
+            let mut i = 0;
+            while i < body {
+                let x = _mm_loadu_si128(v.as_ptr().add(i) as *const __m128i);
+                // i8 -> i16: each byte paired with itself, then shifted down with its sign.
+                let lo = _mm_srai_epi16(_mm_unpacklo_epi8(x, x), 8);
+                let hi = _mm_srai_epi16(_mm_unpackhi_epi8(x, x), 8);
+                a0 = _mm_add_epi32(a0, _mm_madd_epi16(lo, _mm_loadu_si128(q.as_ptr().add(i) as *const __m128i)));
+                a1 = _mm_add_epi32(a1, _mm_madd_epi16(hi, _mm_loadu_si128(q.as_ptr().add(i + 8) as *const __m128i)));
+                i += 16;
+            }
+            _mm_storeu_si128(lanes.as_mut_ptr() as *mut __m128i, _mm_add_epi32(a0, a1));
+        }
+        lanes.iter().sum::<i32>() + v[body..n].iter().zip(&q[body..n]).map(|(&x, &y)| x as i32 * y as i32).sum::<i32>()
+    }
+
+    #[cfg(not(any(target_arch = "x86_64", all(target_arch = "wasm32", target_feature = "simd128"))))]
+    pub fn dot_i8_i16(v: &[i8], q: &[i16]) -> i32 {
+        v.iter().zip(q).map(|(&x, &y)| x as i32 * y as i32).sum()
+    }
+
+    pub fn dot_f32(v: &[f32], q: &[f32]) -> f32 {
+        let mut acc = [0f32; 16];
+        let (vc, qc) = (v.chunks_exact(16), q.chunks_exact(16));
+        let tail: f32 = vc.remainder().iter().zip(qc.remainder()).map(|(x, y)| x * y).sum();
+        for (x, y) in vc.zip(qc) {
+            for j in 0..16 {
+                acc[j] += x[j] * y[j];
+            }
+        }
+        acc.iter().sum::<f32>() + tail
+    }
+}
+
 /// A starting "no confident match" threshold for a catalog: each item's own image is used as
 /// a query against the other items, as if that product were missing from the catalog, and the
 /// median of those best scores is returned. Photos of listed products usually score above it,
@@ -104,11 +271,9 @@ pub fn leave_one_out_threshold(catalog: &Catalog, weights: FusionWeights) -> f32
     }
     let mut best: Vec<f32> = (0..n)
         .map(|i| {
-            let q = catalog.image_vector(i);
-            (0..n)
-                .filter(|&j| j != i)
-                .map(|j| weights.text * dot(q, catalog.name_vector(j)) + weights.image * dot(q, catalog.image_vector(j)))
-                .fold(f32::NEG_INFINITY, f32::max)
+            // Scored exactly as a photo would be, against the stored vectors.
+            let r = rank(catalog, &catalog.image_vector(i), weights, 2, 0.0);
+            r.matches.iter().find(|m| m.index != i).map_or(f32::NEG_INFINITY, |m| m.score)
         })
         .collect();
     best.sort_by(f32::total_cmp);

@@ -1,6 +1,6 @@
 //! The catalog format and the fused ranking: round trips, refusals with reasons, scores.
 
-use clipmatch::catalog::{Item, ModelInfo, RankingDefaults};
+use clipmatch::catalog::{vectors_file_size, Item, ModelInfo, RankingDefaults, ScaleRule, VectorDtype, VERSION};
 use clipmatch::rank::{leave_one_out_threshold, rank, FusionWeights};
 use clipmatch::{Catalog, CatalogError, PreprocessConfig};
 
@@ -121,7 +121,7 @@ fn expect_err(manifest: &str, vectors: &[u8]) -> CatalogError {
 #[test]
 fn unknown_version_is_refused() {
     let c = sample();
-    let m = c.manifest_json().replace("\"version\": 1", "\"version\": 7");
+    let m = c.manifest_json().replace(&format!("\"version\": {VERSION}"), "\"version\": 7");
     let err = expect_err(&m, &c.vectors_bytes());
     assert!(matches!(err, CatalogError::UnsupportedVersion { version: 7, .. }), "{err}");
     let err = expect_err("{\"hello\": 1}", &c.vectors_bytes());
@@ -182,4 +182,126 @@ fn duplicate_ids_are_refused() {
     )
     .unwrap_err();
     assert!(err.to_string().contains("twice"), "{err}");
+}
+
+/// The sample catalog in i8: what `clipmatch build` writes by default.
+fn sample_i8() -> Catalog {
+    sample().with_dtype(VectorDtype::I8, ScaleRule::default()).unwrap()
+}
+
+#[test]
+fn i8_catalog_round_trips_and_ranks_like_f32() {
+    let f = sample();
+    let c = sample_i8();
+    assert_eq!(c.dtype(), VectorDtype::I8);
+    assert_eq!(c.vectors_bytes().len(), vectors_file_size(3, 3, VectorDtype::I8));
+    let m: serde_json::Value = serde_json::from_str(&c.manifest_json()).unwrap();
+    assert_eq!(m["version"], 2);
+    assert_eq!(m["vectors"]["dtype"], "i8");
+    assert!(m["vectors"]["scales"]["image"].as_f64().unwrap() > 0.0 && m["vectors"]["scales"]["text"].as_f64().unwrap() > 0.0);
+    let back = Catalog::from_parts(c.manifest_json().as_bytes(), &c.vectors_bytes()).unwrap();
+    assert_eq!(back.manifest, c.manifest);
+    assert_eq!(back.vectors(), c.vectors());
+    assert!(back.vector_problems().is_empty(), "{:?}", back.vector_problems());
+    for q in [unit(&[1.0, 0.0, 0.0]), unit(&[0.3, -0.2, 0.9]), unit(&[0.0, 0.0, -1.0])] {
+        for w in [FusionWeights { text: 1.5, image: 0.5 }, FusionWeights { text: 0.0, image: 1.0 }, FusionWeights { text: -1.0, image: 2.0 }] {
+            let (a, b) = (rank(&f, &q, w, 5, 0.0), rank(&back, &q, w, 5, 0.0));
+            assert_eq!(a.matches.iter().map(|m| m.index).collect::<Vec<_>>(), b.matches.iter().map(|m| m.index).collect::<Vec<_>>());
+            for (x, y) in a.matches.iter().zip(&b.matches) {
+                assert!((x.score - y.score).abs() < 0.02, "{} vs {}", x.score, y.score);
+                assert!((y.text_contribution + y.image_contribution - y.score).abs() < 1e-5);
+            }
+        }
+    }
+    // i8 stays i8; it is not turned back into f32.
+    assert!(c.clone().with_dtype(VectorDtype::I8, ScaleRule::default()).is_ok());
+    let err = c.with_dtype(VectorDtype::F32, ScaleRule::default()).unwrap_err();
+    assert!(err.to_string().contains("--vector-dtype f32"), "{err}");
+}
+
+#[test]
+fn version_1_catalogs_still_load() {
+    let c = sample();
+    let m = c.manifest_json().replace(&format!("\"version\": {VERSION}"), "\"version\": 1");
+    let back = Catalog::from_parts(m.as_bytes(), &c.vectors_bytes()).unwrap();
+    assert_eq!(back.manifest.version, 1);
+    assert_eq!(back.dtype(), VectorDtype::F32);
+    assert_eq!(back.image_vector(1), c.image_vector(1));
+    // Version 1 knew only f32.
+    let i8c = sample_i8();
+    let m = i8c.manifest_json().replace(&format!("\"version\": {VERSION}"), "\"version\": 1");
+    let err = expect_err(&m, &i8c.vectors_bytes());
+    assert!(err.to_string().contains("f32 vectors only"), "{err}");
+}
+
+#[test]
+fn i8_items_take_1024_bytes_at_512_dims() {
+    assert_eq!(vectors_file_size(1, 512, VectorDtype::I8), 1024);
+    assert_eq!(vectors_file_size(1, 512, VectorDtype::F32), 4096);
+    let c = clipmatch::synthetic::catalog(10, 512, 7, VectorDtype::I8).unwrap();
+    assert_eq!(c.vectors_bytes().len(), 10 * 1024);
+    assert!(c.vector_problems().is_empty(), "{:?}", c.vector_problems());
+}
+
+#[test]
+fn bad_i8_catalogs_are_refused() {
+    let c = sample_i8();
+    let json = c.manifest_json();
+    let bytes = c.vectors_bytes();
+    // Missing scales.
+    let mut v: serde_json::Value = serde_json::from_str(&json).unwrap();
+    v["vectors"].as_object_mut().unwrap().remove("scales");
+    let err = expect_err(&v.to_string(), &bytes);
+    assert!(matches!(err, CatalogError::Invalid(_)) && err.to_string().contains("needs vectors.scales"), "{err}");
+    // Half the scales, zero, negative.
+    v["vectors"]["scales"] = serde_json::json!({ "image": 0.01 });
+    assert!(matches!(expect_err(&v.to_string(), &bytes), CatalogError::Manifest(_)));
+    for bad in [0.0, -0.01] {
+        v["vectors"]["scales"] = serde_json::json!({ "image": 0.01, "text": bad });
+        let err = expect_err(&v.to_string(), &bytes);
+        assert!(err.to_string().contains("positive finite"), "{err}");
+    }
+    // f32-sized file for an i8 manifest, and the other way round.
+    let err = expect_err(&json, &sample().vectors_bytes());
+    assert!(matches!(err, CatalogError::VectorsSize { dtype_bytes: 1, .. }) && err.to_string().contains("larger"), "{err}");
+    let err = expect_err(&json, &bytes[..bytes.len() - 1]);
+    assert!(err.to_string().contains("truncated") && err.to_string().contains("x 1 bytes"), "{err}");
+    let f = sample();
+    let err = expect_err(&f.manifest_json(), &bytes);
+    assert!(matches!(err, CatalogError::VectorsSize { dtype_bytes: 4, .. }), "{err}");
+    // Unknown dtype.
+    let m = json.replace("\"dtype\": \"i8\"", "\"dtype\": \"int4\"");
+    let err = expect_err(&m, &bytes);
+    assert!(matches!(err, CatalogError::UnsupportedDtype(_)) && err.to_string().contains("\"i8\" and \"f32\""), "{err}");
+    // -128 is outside the symmetric range (with the sha256 left out, so only the value is wrong).
+    let mut v: serde_json::Value = serde_json::from_str(&json).unwrap();
+    v["vectors"]["sha256"] = "".into();
+    let mut damaged = bytes.clone();
+    damaged[0] = 0x80;
+    let err = expect_err(&v.to_string(), &damaged);
+    assert!(err.to_string().contains("-128"), "{err}");
+}
+
+#[test]
+fn ranking_a_synthetic_catalog_keeps_the_exact_top_k() {
+    // The fast pass (i16 query against i8 values) picks the same top 5, in the same order, as
+    // exact scores against the de-quantised vectors; ties keep catalog order.
+    let c = clipmatch::synthetic::catalog(2000, 64, 3, VectorDtype::I8).unwrap();
+    let w = FusionWeights { text: 1.5, image: 0.5 };
+    for seed in 0..5 {
+        let q = clipmatch::synthetic::Rng::new(100 + seed).unit_vector(64);
+        let r = rank(&c, &q, w, 5, 0.0);
+        let mut exact: Vec<(usize, f32)> = (0..c.len())
+            .map(|i| {
+                let t: f32 = q.iter().zip(c.name_vector(i).iter()).map(|(a, b)| a * b).sum();
+                let m: f32 = q.iter().zip(c.image_vector(i).iter()).map(|(a, b)| a * b).sum();
+                (i, w.text * t + w.image * m)
+            })
+            .collect();
+        exact.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+        assert_eq!(r.matches.iter().map(|m| m.index).collect::<Vec<_>>(), exact[..5].iter().map(|e| e.0).collect::<Vec<_>>());
+        for (m, e) in r.matches.iter().zip(&exact) {
+            assert!((m.score - e.1).abs() < 1e-5);
+        }
+    }
 }

@@ -107,7 +107,8 @@ fn build_skips_bad_files_with_one_line_reasons_then_query_and_inspect() {
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     let top = &v["ranking"]["matches"][0];
     assert_eq!(top["name"], "tall");
-    assert!((top["image_similarity"].as_f64().unwrap() - 1.0).abs() < 1e-5, "{top}");
+    // Within the i8 catalog's rounding (1e-5 with --vector-dtype f32).
+    assert!((top["image_similarity"].as_f64().unwrap() - 1.0).abs() < 0.01, "{top}");
     assert_eq!(v["ranking"]["matches"].as_array().unwrap().len(), 3);
 
     // The table shows the fused score and both components.

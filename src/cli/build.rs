@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{bail, Context, Result};
-use clipmatch::catalog::{Item, RankingDefaults, MANIFEST_FILE, VECTORS_FILE};
+use clipmatch::catalog::{Item, RankingDefaults, ScaleRule, MANIFEST_FILE, VECTORS_FILE};
 use clipmatch::decode::decode_rgb;
 use clipmatch::model::l2_normalize;
 use clipmatch::rank::{leave_one_out_threshold, FusionWeights};
@@ -16,7 +16,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use super::model_dir::{self, LoadedModel};
 use super::output_dir::StagedDir;
 use super::sources::{self, NameFrom, SourceItem};
-use super::ModelArgs;
+use super::{ModelArgs, VectorDtypeArg};
 
 #[derive(clap::Args)]
 pub struct BuildArgs {
@@ -55,6 +55,9 @@ pub struct BuildArgs {
     /// Longest side of the thumbnails written beside the manifest, in pixels.
     #[arg(long, default_value_t = 256)]
     thumbnail_size: u32,
+    /// Storage type of the catalog vectors: i8 (1 byte a value, one scale per vector kind) or f32.
+    #[arg(long, value_enum, default_value = "i8")]
+    vector_dtype: VectorDtypeArg,
 }
 
 struct Prepared {
@@ -174,7 +177,8 @@ pub fn run(args: BuildArgs) -> Result<ExitCode> {
         min_score: 0.0,
     };
     let items: Vec<Item> = kept.into_iter().map(|(item, _)| item).collect();
-    let mut catalog = Catalog::new(info, model.embedder.preprocess.clone(), ranking, items, &pairs)?;
+    let mut catalog = Catalog::new(info, model.embedder.preprocess.clone(), ranking, items, &pairs)?
+        .with_dtype(args.vector_dtype.into(), ScaleRule::default())?;
     catalog.manifest.ranking.min_score = args
         .min_score
         .unwrap_or_else(|| leave_one_out_threshold(&catalog, weights));
@@ -183,10 +187,11 @@ pub fn run(args: BuildArgs) -> Result<ExitCode> {
     staged.commit()?;
 
     println!(
-        "built {}: {} products, {}-dim vectors, model {}, fused score = {} x text + {} x image, no-confident-match under {:.4}",
+        "built {}: {} products, {}-dim {} vectors, model {}, fused score = {} x text + {} x image, no-confident-match under {:.4}",
         args.out.display(),
         catalog.len(),
         catalog.dim(),
+        catalog.dtype().name(),
         catalog.manifest.model.name,
         weights.text,
         weights.image,

@@ -8,14 +8,14 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
-use clipmatch::catalog::{MANIFEST_FILE, VECTORS_FILE};
+use clipmatch::catalog::{ScaleRule, MANIFEST_FILE, VECTORS_FILE};
 use clipmatch::digest::sha256_hex;
 use clipmatch::export::{vision_tower, WeightsDtype};
 use clipmatch::Towers;
 use serde::Serialize;
 
 use super::output_dir::StagedDir;
-use super::{catalog_dir, model_dir, ModelArgs};
+use super::{catalog_dir, model_dir, ModelArgs, VectorDtypeArg};
 
 pub const BUNDLE_FILE: &str = "bundle.json";
 
@@ -40,6 +40,10 @@ pub struct BundleArgs {
     /// Storage type of the exported vision weights.
     #[arg(long, value_enum, default_value = "f16")]
     dtype: Dtype,
+    /// Storage type of the catalog vectors: i8 (an f32 catalog is quantised), or f32 (only
+    /// from a catalog built with --vector-dtype f32).
+    #[arg(long, value_enum, default_value = "i8")]
+    vector_dtype: VectorDtypeArg,
 }
 
 #[derive(Serialize)]
@@ -68,7 +72,9 @@ struct Bundle {
 }
 
 pub fn run(args: BundleArgs) -> Result<ExitCode> {
-    let mut catalog = catalog_dir::load(&args.catalog)?;
+    let mut catalog = catalog_dir::load(&args.catalog)?
+        .with_dtype(args.vector_dtype.into(), ScaleRule::default())
+        .with_context(|| format!("cannot bundle {}", args.catalog.display()))?;
     let model = model_dir::load(&args.model, Towers::VisionOnly)?;
     let info = model.info();
     catalog

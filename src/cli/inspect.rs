@@ -29,6 +29,9 @@ pub fn run(args: InspectArgs) -> Result<ExitCode> {
         p.shortest_edge, p.crop_width, p.crop_height, p.mean, p.std
     );
     println!("vectors      {} ({}, sha256 {})", m.vectors.file, m.vectors.dtype, m.vectors.sha256);
+    if let Some(s) = &m.vectors.scales {
+        println!("scales       image {}, text {} (value = stored integer x scale)", s.image, s.text);
+    }
     let r = &m.ranking;
     println!(
         "ranking      {} x text + {} x image, top {}, no confident match under {:.4}",

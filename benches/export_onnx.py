@@ -1,0 +1,119 @@
+#!/usr/bin/env python3
+"""Exports a Hugging Face CLIP's vision tower + visual projection (transformers' `get_image_features`)
+to ONNX for the browser benchmark (benches/browser/bench.mjs), plus a dynamically quantised int8 copy
+(weights QInt8, activations quantised at run time, as transformers.js ships its `_quantized` models).
+
+Writes into --out:
+  vision_f32.onnx    input `pixel_values` [batch, 3, H, W] f32, output `image_embeds` [batch, dim] f32
+  vision_int8.onnx   the same, MatMul/Gemm/Conv weights int8 (onnxruntime.quantization.quantize_dynamic)
+  identity.onnx      a one-node model, so a benchmark can start onnxruntime's runtime apart from a model
+  vision_f32.safetensors   the same vision tower + projection for clipmatch (vision_model.*,
+                     visual_projection.*; f32), so both engines load the same weights and bytes
+
+and checks each export against transformers with onnxruntime (CPU) on a random input.
+
+    pip install -r scripts/requirements-fixtures.txt -r benches/requirements-bench.txt
+    python3 benches/export_onnx.py --model models/clip-b32-random --out models/clip-b32-random/onnx
+"""
+import argparse
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+
+class ImageFeatures(torch.nn.Module):
+    """`CLIPModel.get_image_features` as a module with one tensor in and one out."""
+
+    def __init__(self, clip):
+        super().__init__()
+        self.clip = clip
+
+    def forward(self, pixel_values):
+        out = self.clip.get_image_features(pixel_values=pixel_values)
+        return out if isinstance(out, torch.Tensor) else out.pooler_output
+
+
+def export_f32(module, size, path):
+    example = torch.zeros(1, 3, size, size)
+    batch = torch.export.Dim("batch", min=1, max=1024)
+    program = torch.onnx.export(
+        module, (example,), dynamo=True, input_names=["pixel_values"], output_names=["image_embeds"],
+        dynamic_shapes={"pixel_values": {0: batch}}, optimize=True, external_data=False,
+    )
+    program.save(str(path), external_data=False)
+
+
+def write_identity(path):
+    import onnx
+    from onnx import TensorProto, helper
+
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [1])
+    graph = helper.make_graph([helper.make_node("Identity", ["x"], ["y"])], "identity", [x], [y])
+    # IR version 10, as the exported models: onnx 1.23 would write 14, which onnxruntime-web 1.30 refuses.
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=10)
+    onnx.save(model, str(path))
+
+
+def write_vision_safetensors(source, path):
+    from safetensors.numpy import load_file, save_file
+
+    tensors = load_file(str(source))
+    vision = {k: v.astype(np.float32) for k, v in tensors.items() if k.startswith(("vision_model.", "visual_projection."))}
+    save_file(vision, str(path))
+    print(f"wrote {path}: {path.stat().st_size / 1e6:.1f} MB, {len(vision)} tensors")
+
+
+def compare(path, pixel_values, reference):
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    (got,) = session.run(None, {"pixel_values": pixel_values})
+    diff = np.abs(got - reference).max()
+    cos = (got * reference).sum(-1) / (np.linalg.norm(got, axis=-1) * np.linalg.norm(reference, axis=-1))
+    centred_ref = reference - reference.mean(0)
+    centred_got = got - reference.mean(0)
+    ccos = (centred_got * centred_ref).sum(-1) / (np.linalg.norm(centred_got, axis=-1) * np.linalg.norm(centred_ref, axis=-1))
+    mb = path.stat().st_size / 1e6
+    print(f"{path.name}: {mb:.1f} MB; vs transformers on {len(got)} random images: max abs diff {diff:.3g}, "
+          f"cosine min {cos.min():.6f}, centred cosine min {ccos.min():.6f}, output shape {list(got.shape)}")
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--model", required=True, help="Hugging Face CLIP folder (config.json, model.safetensors)")
+    ap.add_argument("--out", required=True)
+    ap.add_argument("--check-batch", type=int, default=3, help="random images in the check (also tests the batch axis)")
+    a = ap.parse_args()
+
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+    from transformers import CLIPModel
+
+    out = Path(a.out)
+    out.mkdir(parents=True, exist_ok=True)
+    clip = CLIPModel.from_pretrained(a.model, dtype=torch.float32).eval()
+    size = clip.config.vision_config.image_size
+    module = ImageFeatures(clip).eval()
+
+    f32, int8 = out / "vision_f32.onnx", out / "vision_int8.onnx"
+    t = time.perf_counter()
+    with torch.no_grad():
+        export_f32(module, size, f32)
+    print(f"exported {f32} in {time.perf_counter() - t:.1f} s")
+    t = time.perf_counter()
+    quantize_dynamic(str(f32), str(int8), weight_type=QuantType.QInt8)
+    print(f"quantised {int8} in {time.perf_counter() - t:.1f} s")
+    write_identity(out / "identity.onnx")
+    write_vision_safetensors(Path(a.model) / "model.safetensors", out / "vision_f32.safetensors")
+
+    pixel_values = torch.from_numpy(np.random.default_rng(0).standard_normal((a.check_batch, 3, size, size), dtype=np.float32))
+    with torch.no_grad():
+        reference = module(pixel_values).numpy()
+    for path in (f32, int8):
+        compare(path, pixel_values.numpy(), reference)
+
+
+if __name__ == "__main__":
+    main()
