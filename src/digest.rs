@@ -14,3 +14,17 @@ pub fn sha256_hex_of_parts<B: AsRef<[u8]>>(parts: impl IntoIterator<Item = B>) -
     }
     hasher.finalize().iter().map(|b| format!("{b:02x}")).collect()
 }
+
+/// sha256 of bytes arriving in parts.
+#[derive(Default)]
+pub struct Sha256Stream(Sha256);
+
+impl Sha256Stream {
+    pub fn update(&mut self, bytes: &[u8]) {
+        self.0.update(bytes);
+    }
+
+    pub fn hex(self) -> String {
+        self.0.finalize().iter().map(|b| format!("{b:02x}")).collect()
+    }
+}

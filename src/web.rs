@@ -9,10 +9,11 @@ use wasm_bindgen::prelude::*;
 use crate::catalog::{vectors_file_size, Catalog, VectorDtype};
 use crate::config::PreprocessConfig;
 use crate::decode::rgb_from_rgba;
-use crate::digest::sha256_hex;
+use crate::digest::{sha256_hex, Sha256Stream};
 use crate::embedder::Embedder;
 use crate::error::{CatalogError, Error};
-use crate::model::{l2_normalize, ClipModel, Towers};
+use crate::model::{l2_normalize, ClipModel, ModelLoader, Towers};
+use crate::ModelConfig;
 use crate::rank::{rank, FusionWeights};
 use crate::synthetic;
 
@@ -56,12 +57,7 @@ impl Matcher {
     ) -> Result<Matcher, JsError> {
         let model = ClipModel::load(config_json, weights, Some(Towers::VisionOnly)).map_err(js)?;
         let preprocess = PreprocessConfig::from_json(preprocessor_json).map_err(js)?;
-        Ok(Matcher {
-            embedder: Embedder::new(model, preprocess, None),
-            weights_sha256: weights_sha256.unwrap_or_else(|| sha256_hex(weights)),
-            catalog: None,
-            last_query: RefCell::new(None),
-        })
+        Ok(Matcher::with_model(model, preprocess, weights_sha256.unwrap_or_else(|| sha256_hex(weights))))
     }
 
     /// sha256 of the weights this matcher was loaded from.
@@ -169,6 +165,15 @@ impl Matcher {
 }
 
 impl Matcher {
+    fn with_model(model: ClipModel, preprocess: PreprocessConfig, weights_sha256: String) -> Self {
+        Matcher {
+            embedder: Embedder::new(model, preprocess, None),
+            weights_sha256,
+            catalog: None,
+            last_query: RefCell::new(None),
+        }
+    }
+
     fn catalog(&self) -> Result<&Catalog, JsError> {
         self.catalog.as_ref().ok_or_else(|| JsError::new("no catalog is loaded"))
     }
@@ -209,5 +214,61 @@ impl RankBench {
         let d = self.catalog.manifest.ranking;
         let weights = FusionWeights { text: d.text_weight, image: d.image_weight };
         serde_wasm_bindgen::to_value(&rank(&self.catalog, &self.query, weights, top_k, d.min_score)).map_err(js)
+    }
+}
+
+/// Loads the vision tower from `model.safetensors` fed in slices, so wasm memory never holds the
+/// whole file: `new MatcherLoader(config, preprocessor)`, `push(slice)` until the end, then
+/// `finish(sha256)` gives the `Matcher`. Int8 weights load as int8, float weights as f32.
+#[wasm_bindgen]
+pub struct MatcherLoader {
+    loader: ModelLoader,
+    preprocess: PreprocessConfig,
+    received: usize,
+    hasher: Option<Sha256Stream>,
+}
+
+#[wasm_bindgen]
+impl MatcherLoader {
+    /// `hash_weights`: compute the weights' sha256 while loading (slow in wasm: for pages
+    /// without SubtleCrypto, which cannot verify the download themselves).
+    #[wasm_bindgen(constructor)]
+    pub fn new(config_json: &str, preprocessor_json: &str, hash_weights: bool) -> Result<MatcherLoader, JsError> {
+        let config = ModelConfig::from_json(config_json).map_err(js)?;
+        let preprocess = PreprocessConfig::from_json(preprocessor_json).map_err(js)?;
+        Ok(MatcherLoader {
+            loader: ModelLoader::new(config, Some(Towers::VisionOnly)),
+            preprocess,
+            received: 0,
+            hasher: hash_weights.then(Sha256Stream::default),
+        })
+    }
+
+    /// Feeds the next bytes of the weights file.
+    pub fn push(&mut self, chunk: &[u8]) -> Result<(), JsError> {
+        self.received += chunk.len();
+        if let Some(h) = &mut self.hasher {
+            h.update(chunk);
+        }
+        self.loader.push(chunk).map_err(js)
+    }
+
+    /// Bytes fed so far.
+    #[wasm_bindgen(getter)]
+    pub fn received(&self) -> usize {
+        self.received
+    }
+
+    /// The matcher, once the whole file has been fed. `weights_sha256` is the file's hash as the
+    /// caller verified it (the page checks every download with SubtleCrypto), or `undefined` when
+    /// the loader was asked to hash; a catalog is only accepted for the weights it names.
+    pub fn finish(self, weights_sha256: Option<String>) -> Result<Matcher, JsError> {
+        let sha = match (weights_sha256, self.hasher) {
+            (Some(s), _) => s,
+            (None, Some(h)) => h.hex(),
+            (None, None) => return Err(JsError::new("the weights' sha256 is unknown: pass it, or create the loader with hashing on")),
+        };
+        let model = self.loader.finish().map_err(js)?;
+        Ok(Matcher::with_model(model, self.preprocess, sha))
     }
 }

@@ -136,6 +136,9 @@ impl SafetensorsStream {
                     let take = (need - self.buf.len()).min(chunk.len());
                     self.buf.extend_from_slice(&chunk[..take]);
                     chunk = &chunk[take..];
+                    if self.buf.len() == 8 {
+                        self.declared_header_len()?; // refuse a bad length before waiting for more
+                    }
                     if self.buf.len() == need && need > 8 {
                         self.parse_header()?;
                         sink.header(&self.tensors)?;

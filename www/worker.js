@@ -1,8 +1,9 @@
 // The model lives here, off the page's thread: loading and ranking never freeze the page.
-import init, { Matcher } from '../pkg/clipmatch.js';
+import init, { MatcherLoader } from '../pkg/clipmatch.js';
 import { openCache, fetchFile } from './loader.js';
 
 let matcher = null;
+const WEIGHTS_SLICE = 4 << 20; // bytes of the weights file copied into wasm at a time
 let wasm = null;
 
 const post = (msg, transfer) => self.postMessage(msg, transfer || []);
@@ -64,9 +65,18 @@ async function load(bundleUrl) {
   }
   const text = (path) => new TextDecoder().decode(files[path]);
   const tDownloaded = performance.now();
-  // The loader verified the weights' sha256, so the matcher need not hash them again.
-  matcher = new Matcher(text(bundle.model.config), text(bundle.model.preprocessor), files[bundle.model.weights],
-    verified[bundle.model.weights] ? entry(bundle.model.weights).sha256 : undefined);
+  // The weights go into wasm a slice at a time: its memory holds the model, never the file too.
+  // The loader verified their sha256 where SubtleCrypto exists; elsewhere the wasm side hashes.
+  const weights = files[bundle.model.weights];
+  const verifiedSha = verified[bundle.model.weights] ? entry(bundle.model.weights).sha256 : undefined;
+  const loader = new MatcherLoader(text(bundle.model.config), text(bundle.model.preprocessor), !verifiedSha);
+  try {
+    for (let at = 0; at < weights.length; at += WEIGHTS_SLICE) loader.push(weights.subarray(at, at + WEIGHTS_SLICE));
+  } catch (e) {
+    loader.free();
+    throw e;
+  }
+  matcher = loader.finish(verifiedSha);
   delete files[bundle.model.weights];
   const summary = matcher.loadCatalog(files[bundle.catalog], files[bundle.vectors]);
   const tReady = performance.now();

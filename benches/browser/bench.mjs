@@ -36,6 +36,12 @@ const warmup = Number(opt.warmup);
 const VARIANTS = [
   { name: 'ours f32 1t', engine: 'ours', threads: 1, isolated: false,
     files: { config: 'config.json', preprocessor: 'preprocessor_config.json', weights: 'onnx/vision_f32.safetensors' } },
+  { name: 'ours f32 1t mr6', engine: 'ours', threads: 1, isolated: false, pkg: 'pkg-mr6',
+    files: { config: 'config.json', preprocessor: 'preprocessor_config.json', weights: 'onnx/vision_f32.safetensors' } },
+  { name: 'ours f32 1t mr4', engine: 'ours', threads: 1, isolated: false, pkg: 'pkg-mr4',
+    files: { config: 'config.json', preprocessor: 'preprocessor_config.json', weights: 'onnx/vision_f32.safetensors' } },
+  { name: 'ours int8 1t', engine: 'ours', threads: 1, isolated: false,
+    files: { config: 'config.json', preprocessor: 'preprocessor_config.json', weights: 'onnx/vision_int8.safetensors' } },
   { name: 'ORT f32 1t', engine: 'ort', threads: 1, isolated: false,
     files: { identity: 'onnx/identity.onnx', model: 'onnx/vision_f32.onnx' } },
   { name: 'ORT int8 1t', engine: 'ort', threads: 1, isolated: false,
@@ -134,7 +140,7 @@ try {
     const { page, base } = await pageFor(v.isolated);
     const urls = {
       files: Object.fromEntries(Object.entries(v.files).map(([k, f]) => [k, `${base}${opt.model}/${f}`])),
-      pkg: `${base}${opt.pkg}/clipmatch.js`,
+      pkg: `${base}${v.pkg || opt.pkg}/clipmatch.js`,
       ort: `${base}benches/browser/node_modules/onnxruntime-web/dist/ort.wasm.min.mjs`,
       ortDist: `${base}benches/browser/node_modules/onnxruntime-web/dist/`,
     };
