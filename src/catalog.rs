@@ -105,10 +105,10 @@ pub struct VectorScales {
 /// How `to_i8` picks each vector kind's scale.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum ScaleRule {
-    /// The largest |component| maps to 127: nothing is clamped.
+    /// The largest |difference from the offset| maps to 127: nothing is clamped.
     MaxAbs,
-    /// The clipping level (a fraction of the largest |component|) with the least squared
-    /// quantisation error over the catalog's values; the few values above it are clamped.
+    /// The clipping level (a fraction of the largest |difference|) with the least squared
+    /// quantisation error over the catalog's values; the few differences above it are clamped.
     #[default]
     LeastError,
 }
@@ -174,7 +174,7 @@ pub struct Catalog {
 }
 
 const LAYOUT: &str = "per item in manifest order: image vector then name vector, embedding_dim values each, little-endian";
-const LAYOUT_I8: &str = "per item in manifest order: image vector then name vector, embedding_dim values each, i8 (value = q x scales.image or scales.text)";
+const LAYOUT_I8: &str = "per item in manifest order: image vector then name vector, embedding_dim values each, i8 (value[j] = offsets.image[j] + q x scales.image, or the text ones)";
 
 impl Catalog {
     /// Builds a catalog from unit vectors. `vectors[i] = (image, name)` for `items[i]`.
