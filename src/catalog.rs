@@ -39,9 +39,20 @@ pub struct VectorsInfo {
     /// Human-readable description of the layout, for people reading the manifest.
     pub layout: String,
     pub sha256: String,
-    /// i8 only: value = stored integer x scale, one scale per vector kind.
+    /// i8 only: value = offset + stored integer x scale, one scale per vector kind.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scales: Option<VectorScales>,
+    /// i8 only, optional (absent: 0): per vector kind, one offset per dimension (the catalog's
+    /// mean vector of that kind).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub offsets: Option<VectorOffsets>,
+}
+
+/// The offsets of an i8 catalog: `embedding_dim` values per vector kind.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct VectorOffsets {
+    pub image: Vec<f32>,
+    pub text: Vec<f32>,
 }
 
 /// How catalog vectors are stored in `vectors.bin`.
@@ -84,7 +95,7 @@ pub fn vectors_file_size(items: usize, dim: usize, dtype: VectorDtype) -> usize 
     items * 2 * dim * dtype.bytes()
 }
 
-/// The scales of an i8 catalog: a stored value `q` stands for `q * scale`.
+/// The scales of an i8 catalog: a stored value `q` stands for `offset + q * scale`.
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq)]
 pub struct VectorScales {
     pub image: f32,
@@ -94,10 +105,10 @@ pub struct VectorScales {
 /// How `to_i8` picks each vector kind's scale.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum ScaleRule {
-    /// The largest |component| maps to 127: nothing is clamped.
+    /// The largest |difference from the offset| maps to 127: nothing is clamped.
     MaxAbs,
-    /// The clipping level (a fraction of the largest |component|) with the least squared
-    /// quantisation error over the catalog's values; the few values above it are clamped.
+    /// The clipping level (a fraction of the largest |difference|) with the least squared
+    /// quantisation error over the catalog's values; the few differences above it are clamped.
     #[default]
     LeastError,
 }
@@ -107,7 +118,7 @@ pub enum ScaleRule {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Vectors {
     F32(Vec<f32>),
-    I8 { values: Vec<i8>, scales: VectorScales },
+    I8 { values: Vec<i8>, scales: VectorScales, offsets: VectorOffsets },
 }
 
 /// How results are scored unless the user says otherwise.
@@ -163,7 +174,7 @@ pub struct Catalog {
 }
 
 const LAYOUT: &str = "per item in manifest order: image vector then name vector, embedding_dim values each, little-endian";
-const LAYOUT_I8: &str = "per item in manifest order: image vector then name vector, embedding_dim values each, i8 (value = q x scales.image or scales.text)";
+const LAYOUT_I8: &str = "per item in manifest order: image vector then name vector, embedding_dim values each, i8 (value[j] = offsets.image[j] + q x scales.image, or the text ones)";
 
 impl Catalog {
     /// Builds a catalog from unit vectors. `vectors[i] = (image, name)` for `items[i]`.
@@ -226,6 +237,7 @@ impl Catalog {
                     layout: LAYOUT.into(),
                     sha256: String::new(),
                     scales: None,
+                    offsets: None,
                 },
                 ranking,
                 items,
@@ -280,6 +292,21 @@ impl Catalog {
             }
             (_, s) => s,
         };
+        let offsets = match &manifest.vectors.offsets {
+            _ if dtype != VectorDtype::I8 => None,
+            None => Some(VectorOffsets { image: vec![0.0; dim], text: vec![0.0; dim] }),
+            Some(o) if o.image.len() != dim || o.text.len() != dim => {
+                return Err(CatalogError::Invalid(format!(
+                    "vectors.offsets must hold {dim} values per kind (embedding_dim), not image {} and text {}",
+                    o.image.len(),
+                    o.text.len()
+                )))
+            }
+            Some(o) if !o.image.iter().chain(&o.text).all(|x| x.is_finite()) => {
+                return Err(CatalogError::Invalid("vectors.offsets must be finite numbers".into()))
+            }
+            Some(o) => Some(o.clone()),
+        };
         let n = manifest.items.len();
         let expected = vectors_file_size(n, dim, dtype);
         if vectors.len() != expected {
@@ -301,13 +328,13 @@ impl Catalog {
                 "the vectors file does not match the sha256 in the manifest: it is damaged or from another catalog".into(),
             ));
         }
-        let vectors = match (dtype, scales) {
-            (VectorDtype::I8, Some(scales)) => {
+        let vectors = match (scales, offsets) {
+            (Some(scales), Some(offsets)) => {
                 let values: Vec<i8> = vectors.iter().map(|&b| b as i8).collect();
                 if values.contains(&i8::MIN) {
                     return Err(CatalogError::Invalid("the i8 vectors hold -128, outside -127..=127: the file is damaged".into()));
                 }
-                Vectors::I8 { values, scales }
+                Vectors::I8 { values, scales, offsets }
             }
             _ => Vectors::F32(
                 vectors
@@ -334,24 +361,34 @@ impl Catalog {
         }
     }
 
-    /// The catalog with i8 vectors: one scale per vector kind, chosen by `rule`; values are
-    /// rounded to the nearest step and clamped to -127..=127.
+    /// The catalog with i8 vectors: per vector kind, the mean vector of the catalog is the
+    /// offset and each value's difference from it is stored in steps of one scale (chosen by
+    /// `rule`), rounded to the nearest step and clamped to -127..=127. CLIP vectors share a
+    /// large common direction, so the differences span a much smaller range than the values.
     pub fn to_i8(&self, rule: ScaleRule) -> Self {
         let Vectors::F32(values) = &self.vectors else {
             return self.clone();
         };
         let d = self.dim();
-        let kind = |k: usize| values.chunks_exact(d).skip(k).step_by(2).flatten().copied();
+        let kind = |k: usize| values.chunks_exact(d).skip(k).step_by(2);
+        let mean = |k: usize| -> Vec<f32> {
+            let mut sum = vec![0f64; d];
+            for v in kind(k) {
+                sum.iter_mut().zip(v).for_each(|(s, x)| *s += *x as f64);
+            }
+            sum.iter().map(|s| (s / self.len().max(1) as f64) as f32).collect()
+        };
+        let offsets = VectorOffsets { image: mean(0), text: mean(1) };
         let scales = VectorScales {
-            image: choose_scale(kind(0), values.len() / 2, rule),
-            text: choose_scale(kind(1), values.len() / 2, rule),
+            image: choose_scale(residuals(values, d, 0, &offsets.image), values.len() / 2, rule),
+            text: choose_scale(residuals(values, d, 1, &offsets.text), values.len() / 2, rule),
         };
         let q = values
             .chunks_exact(d)
             .enumerate()
             .flat_map(|(i, v)| {
-                let s = if i % 2 == 0 { scales.image } else { scales.text };
-                v.iter().map(move |x| (x / s).round().clamp(-127.0, 127.0) as i8)
+                let (s, m) = if i % 2 == 0 { (scales.image, &offsets.image) } else { (scales.text, &offsets.text) };
+                v.iter().zip(m).map(move |(x, m)| ((x - m) / s).round().clamp(-127.0, 127.0) as i8)
             })
             .collect();
         let mut manifest = self.manifest.clone();
@@ -359,9 +396,10 @@ impl Catalog {
         manifest.vectors.dtype = VectorDtype::I8.name().into();
         manifest.vectors.layout = LAYOUT_I8.into();
         manifest.vectors.scales = Some(scales);
+        manifest.vectors.offsets = Some(offsets.clone());
         let mut out = Self {
             manifest,
-            vectors: Vectors::I8 { values: q, scales },
+            vectors: Vectors::I8 { values: q, scales, offsets },
         };
         out.manifest.vectors.sha256 = out.vectors_sha256();
         out
@@ -440,9 +478,9 @@ impl Catalog {
         let at = (2 * i + kind) * d;
         match &self.vectors {
             Vectors::F32(v) => Cow::Borrowed(&v[at..at + d]),
-            Vectors::I8 { values, scales } => {
-                let s = if kind == 0 { scales.image } else { scales.text };
-                Cow::Owned(values[at..at + d].iter().map(|&q| q as f32 * s).collect())
+            Vectors::I8 { values, scales, offsets } => {
+                let (s, m) = if kind == 0 { (scales.image, &offsets.image) } else { (scales.text, &offsets.text) };
+                Cow::Owned(values[at..at + d].iter().zip(m).map(|(&q, m)| m + q as f32 * s).collect())
             }
         }
     }
@@ -512,6 +550,11 @@ impl Catalog {
     }
 }
 
+/// The differences from `offsets` of every vector of kind `k` (0 image, 1 name).
+fn residuals<'a>(values: &'a [f32], d: usize, k: usize, offsets: &'a [f32]) -> impl Iterator<Item = f32> + Clone + 'a {
+    values.chunks_exact(d).skip(k).step_by(2).flat_map(move |v| v.iter().zip(offsets).map(|(x, m)| x - m))
+}
+
 /// The scale of one vector kind (`count` values): `max |x| / 127`, or for `LeastError` the
 /// clipping level among 100 %, 95 %, ..., 40 % of that maximum whose rounding and clamping
 /// lose the least (sum of squared errors, on at most about a million evenly spread values).
@@ -540,3 +583,4 @@ fn choose_scale(values: impl Iterator<Item = f32> + Clone, count: usize, rule: S
         .map(|(s, _)| s)
         .unwrap_or(max / 127.0)
 }
+

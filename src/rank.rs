@@ -66,7 +66,8 @@ pub fn rank(catalog: &Catalog, query: &[f32], weights: FusionWeights, top_k: usi
     let keep = if k == 0 { 0 } else { (k + EXTRA_CANDIDATES).min(catalog.len()) };
     let candidates = match catalog.vectors() {
         Vectors::F32(v) => fast_f32(v, catalog.dim(), query, weights, keep),
-        Vectors::I8 { values, scales } => fast_i8(values, *scales, catalog.dim(), query, weights, keep),
+        // The offsets add the same amount to every item's score: the order needs only the rest.
+        Vectors::I8 { values, scales, .. } => fast_i8(values, *scales, catalog.dim(), query, weights, keep),
     };
     let mut scored: Vec<(usize, f32, f32, f32)> = candidates
         .into_iter()

@@ -199,6 +199,7 @@ fn i8_catalog_round_trips_and_ranks_like_f32() {
     assert_eq!(m["version"], 2);
     assert_eq!(m["vectors"]["dtype"], "i8");
     assert!(m["vectors"]["scales"]["image"].as_f64().unwrap() > 0.0 && m["vectors"]["scales"]["text"].as_f64().unwrap() > 0.0);
+    assert_eq!(m["vectors"]["offsets"]["image"].as_array().unwrap().len(), 3);
     let back = Catalog::from_parts(c.manifest_json().as_bytes(), &c.vectors_bytes()).unwrap();
     assert_eq!(back.manifest, c.manifest);
     assert_eq!(back.vectors(), c.vectors());
@@ -261,6 +262,17 @@ fn bad_i8_catalogs_are_refused() {
         let err = expect_err(&v.to_string(), &bytes);
         assert!(err.to_string().contains("positive finite"), "{err}");
     }
+    // Offsets of another dimension, or not numbers.
+    let mut v: serde_json::Value = serde_json::from_str(&json).unwrap();
+    v["vectors"]["offsets"]["text"] = serde_json::json!([0.1, 0.2]);
+    let err = expect_err(&v.to_string(), &bytes);
+    assert!(err.to_string().contains("3 values per kind"), "{err}");
+    v["vectors"]["offsets"]["text"] = serde_json::json!([0.1, "x", 0.2]);
+    assert!(matches!(expect_err(&v.to_string(), &bytes), CatalogError::Manifest(_)));
+    // Without offsets (optional), values are q x scale: the catalog loads.
+    v["vectors"].as_object_mut().unwrap().remove("offsets");
+    v["vectors"]["sha256"] = "".into();
+    assert!(Catalog::from_parts(v.to_string().as_bytes(), &bytes).is_ok());
     // f32-sized file for an i8 manifest, and the other way round.
     let err = expect_err(&json, &sample().vectors_bytes());
     assert!(matches!(err, CatalogError::VectorsSize { dtype_bytes: 1, .. }) && err.to_string().contains("larger"), "{err}");

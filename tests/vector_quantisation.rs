@@ -32,6 +32,8 @@ fn embedder() -> Embedder {
 struct Fidelity {
     rankings: usize,
     identical: usize,
+    /// Identical top 5 per weighting (the `WEIGHTS` order).
+    identical_by_weights: [usize; 3],
     /// Largest difference of a listed item's score, i8 vs f32.
     max_score_diff: f32,
     /// Largest f32 score gap between two items that i8 put in each other's place.
@@ -55,16 +57,18 @@ fn max_value_error(f32c: &Catalog, i8c: &Catalog) -> (f32, f32) {
 /// error of the stored values (|w_text| e_name + |w_image| e_image) x ||query||_1.
 fn compare(what: &str, f32c: &Catalog, i8c: &Catalog, queries: &[(String, Vec<f32>)]) -> Fidelity {
     let (e_image, e_name) = max_value_error(f32c, i8c);
-    let mut f = Fidelity { rankings: 0, identical: 0, max_score_diff: 0.0, max_swapped_gap: 0.0 };
+    let mut f = Fidelity { rankings: 0, identical: 0, identical_by_weights: [0; 3], max_score_diff: 0.0, max_swapped_gap: 0.0 };
     for (name, q) in queries {
-        for w in WEIGHTS {
+        for (k, w) in WEIGHTS.into_iter().enumerate() {
             let a = rank(f32c, q, w, 5, 0.0);
             let b = rank(i8c, q, w, 5, 0.0);
             let all = rank(f32c, q, w, f32c.len(), 0.0);
             let f32_score = |id: &str| all.matches.iter().find(|m| m.id == id).unwrap().score;
             let tie = 2.0 * (w.text.abs() * e_name + w.image.abs() * e_image) * q.iter().map(|x| x.abs()).sum::<f32>();
             f.rankings += 1;
-            f.identical += a.matches.iter().map(|m| &m.id).eq(b.matches.iter().map(|m| &m.id)) as usize;
+            let same = a.matches.iter().map(|m| &m.id).eq(b.matches.iter().map(|m| &m.id)) as usize;
+            f.identical += same;
+            f.identical_by_weights[k] += same;
             assert_eq!(a.matches.len(), b.matches.len());
             for (x, y) in a.matches.iter().zip(&b.matches) {
                 let gap = (x.score - f32_score(&y.id)).abs();
@@ -101,7 +105,7 @@ fn report(what: &str, f32c: &Catalog, i8c: &Catalog, queries: &[(String, Vec<f32
     let m = compare(what, f32c, &f32c.to_i8(ScaleRule::MaxAbs), queries);
     println!(
         "{what}: {} items of {} dims, {} queries x {} weightings; i8 scales {:?}\n  \
-         top 5 identical to f32 in {}/{}; max score difference {:.5}; largest f32 gap between swapped items {:.5}\n  \
+         top 5 identical to f32 in {}/{} (by weighting 1.5/0.5, 0/1, 1/0: {:?}); max score difference {:.5}; largest f32 gap between swapped items {:.5}\n  \
          (max-|x| scales: identical in {}/{}, max score difference {:.5}, largest swapped gap {:.5}; \
          smallest f32 gap in a top 6: {:.2e})",
         f32c.len(),
@@ -111,6 +115,7 @@ fn report(what: &str, f32c: &Catalog, i8c: &Catalog, queries: &[(String, Vec<f32
         i8c.manifest.vectors.scales.unwrap(),
         f.identical,
         f.rankings,
+        f.identical_by_weights,
         f.max_score_diff,
         f.max_swapped_gap,
         m.identical,
