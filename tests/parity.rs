@@ -25,18 +25,6 @@ fn embedder(weights: &[u8], towers: Towers) -> Embedder {
     Embedder::new(model, preprocess_config(), None)
 }
 
-fn image_embeddings(e: &Embedder) -> Vec<(String, Vec<f32>)> {
-    reference()
-        .images
-        .iter()
-        .map(|img| {
-            let (bytes, _) = image(&img.file);
-            let px = e.pixel_values(bytes).unwrap_or_else(|err| panic!("{}: {err}", img.file));
-            (img.file.clone(), e.embed_pixels(&[px]).unwrap().remove(0))
-        })
-        .collect()
-}
-
 fn text_embeddings(e: &Embedder) -> Vec<(String, Vec<f32>)> {
     let text = e.model.text().unwrap();
     reference()

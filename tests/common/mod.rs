@@ -80,6 +80,19 @@ pub fn image(file: &str) -> (&'static [u8], &'static [u8]) {
         .unwrap_or_else(|| panic!("{file} is not compiled into the tests"))
 }
 
+/// Each reference image decoded, preprocessed and embedded by `e`, named as in reference.json.
+pub fn image_embeddings(e: &clipmatch::Embedder) -> Vec<(String, Vec<f32>)> {
+    reference()
+        .images
+        .iter()
+        .map(|img| {
+            let (bytes, _) = image(&img.file);
+            let px = e.pixel_values(bytes).unwrap_or_else(|err| panic!("{}: {err}", img.file));
+            (img.file.clone(), e.embed_pixels(&[px]).unwrap().remove(0))
+        })
+        .collect()
+}
+
 pub fn cosine(a: &[f32], b: &[f32]) -> f64 {
     let dot: f64 = a.iter().zip(b).map(|(x, y)| *x as f64 * *y as f64).sum();
     let na: f64 = a.iter().map(|x| (*x as f64).powi(2)).sum::<f64>().sqrt();
