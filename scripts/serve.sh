@@ -16,8 +16,8 @@ case ":$PATH:" in *":$cargo_bin:"*) ;; *) export PATH="$cargo_bin:$PATH" ;; esac
 
 scripts/setup.sh
 
-echo "== wasm package (pkg/)"
-wasm-pack build --target web --release --out-dir pkg --mode no-install --no-pack
+echo "== wasm packages (pkg/, pkg/threads/)"
+scripts/build_wasm.sh
 
 echo "== catalog tool"
 cargo build --release --bin clipmatch
@@ -51,4 +51,5 @@ fi
 
 if [ "${CLIPMATCH_NO_SERVE:-0}" = "1" ]; then exit 0; fi
 echo "== serving http://127.0.0.1:${PORT:-8000}/ (Ctrl+C stops)"
-exec python3 scripts/static_server.py --port "${PORT:-8000}" --dir "$root"
+# Cross-origin isolated (COOP/COEP headers), so the page can use the multi-threaded build.
+exec python3 scripts/static_server.py --isolate --port "${PORT:-8000}" --dir "$root"

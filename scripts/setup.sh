@@ -40,6 +40,16 @@ else
   rustup target add wasm32-unknown-unknown
 fi
 
+# --- 1b. pinned nightly with rust-src: only for the multi-threaded wasm build (pkg/threads/) ---
+source scripts/toolchains.sh
+if rustup toolchain list | grep -q "^$NIGHTLY_TOOLCHAIN" &&
+   rustup component list --toolchain "$NIGHTLY_TOOLCHAIN" --installed 2>/dev/null | grep -q '^rust-src'; then
+  log "rust toolchain $NIGHTLY_TOOLCHAIN with rust-src: present"
+else
+  log "installing rust toolchain $NIGHTLY_TOOLCHAIN with rust-src and the wasm32 target (multi-threaded wasm)"
+  rustup toolchain install "$NIGHTLY_TOOLCHAIN" --profile minimal -c rust-src -t wasm32-unknown-unknown
+fi
+
 # --- 2. wasm-pack ----------------------------------------------------------------------
 if command -v wasm-pack >/dev/null 2>&1; then
   log "wasm-pack: present ($(wasm-pack --version))"

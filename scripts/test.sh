@@ -79,7 +79,7 @@ if [ "${CLIPMATCH_SKIP_BROWSER:-0}" != "1" ]; then
   if [ ! -f "$tokenizer" ] || [ ! -d "$grocery/iconic" ]; then
     printf 'SKIPPED: %s or %s is absent\n' "$tokenizer" "$grocery/iconic"
   else
-    wasm-pack build --target web --release --out-dir pkg --mode no-install --no-pack
+    scripts/build_wasm.sh
     e2e="$repo_root/target/e2e"
     CLIPMATCH_MODEL="$repo_root/tests/fixtures/tiny-clip" CLIPMATCH_TOKENIZER="$tokenizer" \
       target/release/clipmatch build "$grocery/iconic" --name-from folder --out "$e2e/catalog"

@@ -1,5 +1,6 @@
-//! Splitting work across threads: rayon's pool natively (`RAYON_NUM_THREADS` sets its size),
-//! the calling thread alone in the browser build.
+//! Splitting work across threads: rayon's pool natively (`RAYON_NUM_THREADS` sets its size) and
+//! in the multi-threaded browser build (`threads` feature: Web Workers, pool sized by the page),
+//! the calling thread alone in the plain browser build.
 
 use std::ops::Range;
 
@@ -17,7 +18,7 @@ where
         f(0..items);
         return;
     }
-    #[cfg(not(target_arch = "wasm32"))]
+    #[cfg(any(not(target_arch = "wasm32"), feature = "threads"))]
     {
         let f = &f;
         rayon::scope(|scope| {
@@ -27,17 +28,17 @@ where
             }
         });
     }
-    #[cfg(target_arch = "wasm32")]
+    #[cfg(all(target_arch = "wasm32", not(feature = "threads")))]
     f(0..items);
 }
 
 /// Threads the work may use.
 pub fn threads() -> usize {
-    #[cfg(not(target_arch = "wasm32"))]
+    #[cfg(any(not(target_arch = "wasm32"), feature = "threads"))]
     {
         rayon::current_num_threads()
     }
-    #[cfg(target_arch = "wasm32")]
+    #[cfg(all(target_arch = "wasm32", not(feature = "threads")))]
     {
         1
     }

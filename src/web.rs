@@ -17,6 +17,11 @@ use crate::ModelConfig;
 use crate::rank::{rank, FusionWeights};
 use crate::synthetic;
 
+/// `initThreadPool(n)` in the multi-threaded build: starts `n` Web Workers for the model's
+/// products. Call it once, before loading; the page must be cross-origin isolated.
+#[cfg(feature = "threads")]
+pub use wasm_bindgen_rayon::init_thread_pool;
+
 fn js<E: std::fmt::Display>(e: E) -> JsError {
     JsError::new(&e.to_string())
 }

@@ -32,7 +32,7 @@ function onWorkerMessage(msg) {
     const bar = $(`progress-${msg.group}`);
     bar.max = msg.total; bar.value = msg.received;
     $(`progress-${msg.group}-text`).textContent = `${mb(msg.received)} of ${mb(msg.total)}`;
-  } else if (msg.type === 'storage') {
+  } else if (msg.type === 'storage' || msg.type === 'note') {
     $('storage-text').textContent = msg.message; $('storage-text').hidden = false;
   } else if (msg.type === 'ready') {
     state.summary = msg.summary;
@@ -40,7 +40,8 @@ function onWorkerMessage(msg) {
     for (const t of msg.thumbnails) state.thumbnails.set(t.path, t);
     if (!state.weights) resetWeights();
     setState('ready');
-    $('status-text').textContent = `Ready: ${msg.summary.items} products${msg.fromCache ? ', loaded from this device' : ''}. Choose or take a photo.`;
+    const how = [msg.fromCache ? 'loaded from this device' : '', msg.threads > 1 ? `${msg.threads} threads` : ''].filter(Boolean).join(', ');
+    $('status-text').textContent = `Ready: ${msg.summary.items} products${how ? ` (${how})` : ''}. Choose or take a photo.`;
   } else if (msg.type === 'load-error') {
     setState('error');
     $('status-text').textContent = `The app could not load: ${msg.message}`;
@@ -226,4 +227,26 @@ function wire() {
 }
 
 wire();
-startWorker();
+/**
+ * Where the host sends no COOP/COEP headers, the isolation service worker adds them: it is
+ * registered here and the page reloads once under it. True when that reload is coming.
+ * `?threads=1` opts out (one thread, no service worker).
+ */
+async function isolateForThreads() {
+  if (self.crossOriginIsolated || params.get('threads') === '1' || (navigator.hardwareConcurrency || 1) < 2) return false;
+  if (!('serviceWorker' in navigator) || !window.isSecureContext) return false;
+  try {
+    await navigator.serviceWorker.register(new URL('../isolation-sw.js', import.meta.url));
+    await navigator.serviceWorker.ready;
+  } catch (e) {
+    console.warn('clipmatch: no cross-origin isolation, so one thread:', e);
+    return false;
+  }
+  // Reload once per session: a page that is still not isolated after that stays on one thread.
+  if (sessionStorage.getItem('clipmatch-isolation-reload')) return false;
+  sessionStorage.setItem('clipmatch-isolation-reload', '1');
+  location.reload();
+  return true;
+}
+
+if (!(await isolateForThreads())) startWorker();

@@ -1,10 +1,12 @@
 // The model lives here, off the page's thread: loading and ranking never freeze the page.
-import init, { MatcherLoader } from '../pkg/clipmatch.js';
 import { openCache, fetchFile } from './loader.js';
 
 let matcher = null;
 const WEIGHTS_SLICE = 4 << 20; // bytes of the weights file copied into wasm at a time
+const MAX_THREADS = 4; // the vision tower's products gain little past this on phones and laptops
 let wasm = null;
+let MatcherLoader = null;
+let threads = 1;
 
 const post = (msg, transfer) => self.postMessage(msg, transfer || []);
 const errorText = (e) => (e && e.message) || String(e);
@@ -27,9 +29,33 @@ async function loadBundleJson(bundleUrl) {
   return response.json();
 }
 
+/**
+ * The wasm package: the multi-threaded build (pkg/threads/) where the page is cross-origin
+ * isolated (SharedArrayBuffer) and the device has several cores, else the single-threaded one.
+ * A threaded build that fails to start falls back to one thread, saying why.
+ */
+async function startWasm() {
+  const wanted = self.crossOriginIsolated ? Math.min(navigator.hardwareConcurrency || 1, MAX_THREADS) : 1;
+  if (wanted > 1) {
+    try {
+      const pkg = await import('../pkg/threads/clipmatch.js');
+      const instance = await pkg.default();
+      await pkg.initThreadPool(wanted);
+      return { pkg, instance, threads: wanted };
+    } catch (e) {
+      post({ type: 'note', message: `Running on one thread: the multi-threaded build did not start (${errorText(e)}).` });
+    }
+  }
+  const pkg = await import('../pkg/clipmatch.js');
+  return { pkg, instance: await pkg.default(), threads: 1 };
+}
+
 async function load(bundleUrl) {
   const t0 = performance.now();
-  wasm = await init();
+  const started = await startWasm();
+  wasm = started.instance;
+  MatcherLoader = started.pkg.MatcherLoader;
+  threads = started.threads;
   const bundle = await loadBundleJson(bundleUrl);
   if (bundle.format !== 'clipmatch-bundle' || bundle.version !== 1) throw new Error('bundle.json is not a clipmatch bundle of version 1');
   const entry = (path) => {
@@ -87,6 +113,7 @@ async function load(bundleUrl) {
     thumbnails: bundle.files.filter((f) => f.path.startsWith('thumbs/')),
     timings: { downloadMs: tDownloaded - t0, modelMs: tReady - tDownloaded, totalMs: tReady - t0 },
     wasmMemoryBytes: wasm.memory.buffer.byteLength,
+    threads,
   });
 }
 

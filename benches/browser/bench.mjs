@@ -36,9 +36,11 @@ const warmup = Number(opt.warmup);
 const VARIANTS = [
   { name: 'ours f32 1t', engine: 'ours', threads: 1, isolated: false,
     files: { config: 'config.json', preprocessor: 'preprocessor_config.json', weights: 'onnx/vision_f32.safetensors' } },
-  { name: 'ours f32 1t mr6', engine: 'ours', threads: 1, isolated: false, pkg: 'pkg-mr6',
+  { name: 'ours f32 2t', engine: 'ours', threads: 2, isolated: true, pkg: 'pkg/threads',
     files: { config: 'config.json', preprocessor: 'preprocessor_config.json', weights: 'onnx/vision_f32.safetensors' } },
-  { name: 'ours f32 1t mr4', engine: 'ours', threads: 1, isolated: false, pkg: 'pkg-mr4',
+  { name: 'ours int8 2t', engine: 'ours', threads: 2, isolated: true, pkg: 'pkg/threads',
+    files: { config: 'config.json', preprocessor: 'preprocessor_config.json', weights: 'onnx/vision_int8.safetensors' } },
+  { name: 'ours f32 1t relaxed', engine: 'ours', threads: 1, isolated: false, pkg: 'pkg-relaxed',
     files: { config: 'config.json', preprocessor: 'preprocessor_config.json', weights: 'onnx/vision_f32.safetensors' } },
   { name: 'ours int8 1t', engine: 'ours', threads: 1, isolated: false,
     files: { config: 'config.json', preprocessor: 'preprocessor_config.json', weights: 'onnx/vision_int8.safetensors' } },
@@ -54,6 +56,8 @@ const PAIRS = [
   ['ours f32 1t', 'ORT f32 1t'],
   ['ours int8 1t', 'ORT int8 1t'],
   ['ours f32 2t', 'ORT f32 2t'],
+  ['ours int8 2t', 'ORT f32 2t'],
+  ['ours f32 1t relaxed', 'ORT f32 1t'],
   ['ours f32 1t', 'ORT int8 1t'],
   ['ours f32 1t', 'ORT f32 2t'],
 ];

@@ -22,9 +22,12 @@ async function bytesOf(url) {
 
 // Every call into clipmatch's wasm API is here and only here (the Matcher API is about to change).
 // `lap(name)` marks the end of a loading phase: 'runtime' (wasm module compiled and started), 'model'.
-async function loadOurs(urls, files, lap) {
-  const { default: init, MatcherLoader } = await import(urls.pkg);
-  const wasm = await init();
+async function loadOurs(urls, files, lap, threads) {
+  const pkg = await import(urls.pkg);
+  const wasm = await pkg.default();
+  // The multi-threaded build (pkg-threads, isolated page) starts its Web Workers first.
+  if (threads > 1) await pkg.initThreadPool(threads);
+  const { MatcherLoader } = pkg;
   lap('runtime');
   const text = (bytes) => new TextDecoder().decode(bytes);
   // As the page does it (www/worker.js): the weights fed in 4 MB slices. Any sha256 string: the
@@ -76,7 +79,7 @@ async function load(variant, urls) {
     last = now;
   };
   engine = variant.engine === 'ours'
-    ? await loadOurs(urls, files, lap)
+    ? await loadOurs(urls, files, lap, variant.threads)
     : await loadOrt(urls, files, lap, variant.threads);
   return {
     runtimeMs: laps.runtime,

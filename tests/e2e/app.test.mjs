@@ -17,22 +17,31 @@ const out = path.join(root, 'test-output/e2e');
 const browserArgs = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage', '--disable-quic', '--no-first-run',
   '--disable-background-networking', '--disable-component-update', '--disable-sync'];
 
-let server, base, browser;
+let server, base, isolatedServer, isolatedBase, browser;
+
+/** A static server of the repository; `isolate` adds COOP/COEP (cross-origin isolation). */
+async function startServer(isolate) {
+  const args = [path.join(root, 'scripts/static_server.py'), '--port', '0', '--dir', root, ...(isolate ? ['--isolate'] : [])];
+  const proc = spawn('python3', args, { stdio: ['ignore', 'pipe', 'inherit'] });
+  const url = await new Promise((resolve, reject) => {
+    proc.stdout.on('data', (d) => { const m = /http:\/\/[\d.]+:(\d+)\//.exec(String(d)); if (m) resolve(`http://127.0.0.1:${m[1]}/`); });
+    proc.on('exit', (code) => reject(new Error(`static server exited ${code}`)));
+  });
+  return { proc, url };
+}
 
 before(async () => {
   assert.ok(bundleDir, 'CLIPMATCH_E2E_BUNDLE names the bundle to test (scripts/test.sh sets it)');
   mkdirSync(out, { recursive: true });
-  server = spawn('python3', [path.join(root, 'scripts/static_server.py'), '--port', '0', '--dir', root], { stdio: ['ignore', 'pipe', 'inherit'] });
-  base = await new Promise((resolve, reject) => {
-    server.stdout.on('data', (d) => { const m = /http:\/\/[\d.]+:(\d+)\//.exec(String(d)); if (m) resolve(`http://127.0.0.1:${m[1]}/`); });
-    server.on('exit', (code) => reject(new Error(`static server exited ${code}`)));
-  });
+  ({ proc: server, url: base } = await startServer(false));
+  ({ proc: isolatedServer, url: isolatedBase } = await startServer(true));
   browser = await chromium.launch({ executablePath: '/usr/bin/chromium', args: browserArgs });
 });
 
 after(async () => {
   await browser?.close();
   server?.kill();
+  isolatedServer?.kill();
 });
 
 const bundleParam = () => encodeURIComponent(path.relative(root, bundleDir) + '/');
@@ -45,12 +54,12 @@ const iconicOf = (name) => {
   throw new Error(`no iconic image for ${name}`);
 };
 
-async function openApp(viewport = { width: 1280, height: 900 }, contextOptions = {}) {
+async function openApp(viewport = { width: 1280, height: 900 }, contextOptions = {}, from = base, query = '') {
   const context = await browser.newContext({ viewport, ...contextOptions });
   const page = await context.newPage();
   const errors = [];
   page.on('pageerror', (e) => errors.push(e.message));
-  await page.goto(`${base}index.html?bundle=${bundleParam()}`);
+  await page.goto(`${from}index.html?bundle=${bundleParam()}${query}`);
   await page.waitForSelector('body[data-state="ready"]', { timeout: 120_000 });
   return { page, context, errors };
 }
@@ -81,16 +90,33 @@ test('a product photo ranked on images only finds that product first', async () 
   await context.close();
 });
 
-test("the page's ranking equals the native tool's on the same catalog", async () => {
+async function assertRanksLikeTheNativeTool(page) {
   const shot = photo('Juice/God-Morgon-Orange-Red-Grapefruit-Juice/God-Morgon-Orange-Red-Grapefruit-Juice_001.jpg');
   const native = JSON.parse(execFileSync(tool, ['query', shot, '--catalog', bundleDir, '--model', path.join(bundleDir, 'model'), '--json'], { encoding: 'utf8' }));
-  const { page, context } = await openApp();
   await upload(page, shot);
   const r = await results(page);
   const n = native.ranking.matches;
   assert.deepEqual(r.map((x) => x.id), n.map((x) => x.id), 'same order');
   for (let i = 0; i < n.length; i++) assert.ok(Math.abs(r[i].score - n[i].score) <= 1e-4, `${n[i].id}: page ${r[i].score}, native ${n[i].score}`);
+}
+
+test("the page's ranking equals the native tool's on the same catalog (one thread)", async () => {
+  const { page, context } = await openApp(undefined, {}, base, '&threads=1');
+  const ready = await page.evaluate(() => ({ isolated: self.crossOriginIsolated, threads: window.clipmatch.ready.threads }));
+  assert.deepEqual(ready, { isolated: false, threads: 1 }, 'a page that is not isolated runs on one thread');
+  await assertRanksLikeTheNativeTool(page);
   await page.screenshot({ path: path.join(out, 'desktop-grocery-photo.png'), fullPage: true });
+  await context.close();
+});
+
+for (const [how, server] of [['by its host\'s headers', () => isolatedBase], ['by the service worker (no headers)', () => base]]) test(`a page isolated ${how} runs the multi-threaded build, with the same ranking`, async () => {
+  const { page, context, errors } = await openApp(undefined, {}, server());
+  const cores = await page.evaluate(() => navigator.hardwareConcurrency);
+  const ready = await page.evaluate(() => ({ isolated: self.crossOriginIsolated, threads: window.clipmatch.ready.threads }));
+  assert.equal(ready.isolated, true);
+  assert.equal(ready.threads, Math.min(cores, 4), `threads in use on ${cores} cores`);
+  await assertRanksLikeTheNativeTool(page);
+  assert.deepEqual(errors, []);
   await context.close();
 });
 
