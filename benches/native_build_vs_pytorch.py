@@ -1,16 +1,32 @@
 #!/usr/bin/env python3
-"""Native catalog building, side by side: `clipmatch build` against PyTorch (`transformers`) doing
-the same work on the same weights: decode every photo, preprocess it (the PIL CLIPImageProcessor),
-embed images in batches, embed every product name, L2-normalise.
+"""Native catalog building, side by side, three engines on the same weights and the same work:
 
-Engines alternate, each run in a fresh process for clipmatch; the PyTorch model is loaded once per
-run and its load time is excluded (so is clipmatch's model load: it is timed separately and
-subtracted). Medians of several runs, printed as a ratio last.
+- clipmatch `build` (its own vision kernels, candle's text tower), one fresh process per run;
+- PyTorch (`transformers` CLIPModel, the PIL CLIPImageProcessor);
+- onnxruntime (CPU execution provider, `intra_op_num_threads` = --threads, inter-op 1) running
+  the exported vision tower (`vision_f32.onnx`, benches/export_onnx.py) at the same batch size, with
+  the same PIL preprocessing as the PyTorch side. There is no ONNX text tower: the names go
+  through the same PyTorch `get_text_features` as on the PyTorch side (100 short names are a
+  small share of the work; the vision tower is what this engine is compared on).
 
-    python3 benches/native_build_vs_pytorch.py --model models/clip-b32-random \
-        [--photos ../shared/data/grocery-packages/photos] [--batch 16] [--threads 2] [--runs 5]
+"Build" = decode every photo, preprocess it, embed the images in batches, embed every product name,
+L2-normalise. "Images only" = decode + preprocess + vision tower, no names: the vision engines
+compared directly. For clipmatch, images only is measured two ways: `clipmatch embed --image` with
+every photo (--embed-cli: what the CLI offers; one image per model call, i.e. batch 1; minus the
+same command with one photo), and, if the `build_phases` example is built, the same library calls as `build`
+at --batch (examples/build_phases.rs --images-only; in-process, model load excluded).
+
+Engines alternate run by run (the order rotates each run). clipmatch's process start and model load
+are measured separately each run and subtracted; the Python engines load once, outside the timing.
+clipmatch's build time still includes hashing the weights for the manifest, writing thumbnails and
+the catalog (the Python engines do none of these). Medians of --runs, ratios printed last.
+
+    python3 benches/native_build_vs_pytorch.py --model models/clip-b32-random \\
+        [--photos ../shared/data/grocery-packages/photos] [--batch 16] [--threads 2] [--runs 5] \\
+        [--exe target/release/clipmatch] [--onnx MODEL/onnx/vision_f32.onnx] [--phases-exe ...] [--no-images-only] [--embed-cli]
 """
 import argparse
+import json
 import os
 import statistics
 import subprocess
@@ -26,23 +42,35 @@ def photos_in(folder):
     return sorted(p for p in Path(folder).rglob("*") if p.suffix.lower() in {".jpg", ".jpeg", ".png"})
 
 
+def env_for(model, threads):
+    return dict(os.environ, CLIPMATCH_MODEL=model, RAYON_NUM_THREADS=str(threads))
+
+
 def run_clipmatch(exe, model, photos_dir, batch, threads, out):
-    env = dict(os.environ, CLIPMATCH_MODEL=model, RAYON_NUM_THREADS=str(threads))
     t = time.perf_counter()
     subprocess.run([exe, "build", str(photos_dir), "--out", str(out), "--batch-size", str(batch), "--allow-skips"],
-                   env=env, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                   env=env_for(model, threads), check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     return time.perf_counter() - t
 
 
-def clipmatch_load_time(exe, model, photo, threads):
-    """Process start + model load + one image, to subtract from a build's wall time."""
-    env = dict(os.environ, CLIPMATCH_MODEL=model, RAYON_NUM_THREADS=str(threads))
+def clipmatch_embed_time(exe, model, images, threads, text=True):
+    """Process start + model load + `images` one by one (+ one text, which loads the text tower)."""
+    cmd = [exe, "embed", "--image", *map(str, images)] + (["--text", "x"] if text else [])
     t = time.perf_counter()
-    subprocess.run([exe, "embed", "--image", str(photo), "--text", "x"], env=env, check=True, stdout=subprocess.DEVNULL)
+    subprocess.run(cmd, env=env_for(model, threads), check=True, stdout=subprocess.DEVNULL)
     return time.perf_counter() - t
 
 
-def make_pytorch(model_dir, threads):
+def clipmatch_phases(phases_exe, model, photos_dir, batch, threads, images_only):
+    cmd = [phases_exe, model, str(photos_dir), "--batch", str(batch)] + (["--images-only"] if images_only else [])
+    out = subprocess.run(cmd, env=env_for(model, threads), check=True, capture_output=True, text=True).stdout
+    return json.loads(out)
+
+
+def make_python_engines(model_dir, onnx_path, threads):
+    """Returns {engine: (build, images_only)}; each takes (photos, batch)."""
+    import numpy as np
+    import onnxruntime as ort
     import torch
     from PIL import Image, ImageOps
     from transformers import CLIPModel, CLIPTokenizer
@@ -52,24 +80,58 @@ def make_pytorch(model_dir, threads):
     model = CLIPModel.from_pretrained(model_dir, dtype=torch.float32).eval()
     processor = CLIPImageProcessorPil.from_pretrained(model_dir)
     tokenizer = CLIPTokenizer.from_pretrained(model_dir)
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = threads
+    opts.inter_op_num_threads = 1
+    opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    session = ort.InferenceSession(str(onnx_path), opts, providers=["CPUExecutionProvider"])
 
     def features(out):
         return out if isinstance(out, torch.Tensor) else out.pooler_output
 
-    def build(photos, batch):
-        names = [p.stem.replace("-", " ").replace("_", " ") for p in photos]
+    def load_images(paths):
+        return [ImageOps.exif_transpose(Image.open(p)) for p in paths]
+
+    def torch_images(photos, batch):
         vectors = []
         with torch.no_grad():
             for i in range(0, len(photos), batch):
-                images = [ImageOps.exif_transpose(Image.open(p)) for p in photos[i:i + batch]]
-                px = processor(images=images, return_tensors="pt").pixel_values
+                px = processor(images=load_images(photos[i:i + batch]), return_tensors="pt").pixel_values
                 vectors.append(torch.nn.functional.normalize(features(model.get_image_features(pixel_values=px)), dim=-1))
+        return vectors
+
+    def ort_images(photos, batch):
+        vectors = []
+        for i in range(0, len(photos), batch):
+            px = processor(images=load_images(photos[i:i + batch]), return_tensors="np").pixel_values
+            (emb,) = session.run(None, {"pixel_values": np.ascontiguousarray(px, dtype=np.float32)})
+            vectors.append(emb / np.linalg.norm(emb, axis=-1, keepdims=True))
+        return vectors
+
+    def torch_texts(photos, batch):
+        names = [p.stem.replace("-", " ").replace("_", " ") for p in photos]
+        vectors = []
+        with torch.no_grad():
             for i in range(0, len(names), batch):
                 ids = tokenizer(names[i:i + batch], padding=True, truncation=True, max_length=77, return_tensors="pt")
                 vectors.append(torch.nn.functional.normalize(features(model.get_text_features(**ids)), dim=-1))
         return vectors
 
-    return build
+    def check(photos, batch):
+        """Both vision engines compute the same function: cosine of their embeddings."""
+        a = torch.cat(torch_images(photos, batch)).numpy()
+        b = np.concatenate(ort_images(photos, batch))
+        return float((a * b).sum(-1).min())
+
+    return {
+        "pytorch": (lambda p, b: (torch_images(p, b), torch_texts(p, b)), torch_images),
+        "onnxruntime": (lambda p, b: (ort_images(p, b), torch_texts(p, b)), ort_images),
+    }, check
+
+
+def fmt(xs):
+    return f"{statistics.median(xs):6.2f} s ({min(xs):.2f}-{max(xs):.2f})"
 
 
 def main():
@@ -80,30 +142,102 @@ def main():
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--exe", default=str(ROOT / "target/release/clipmatch"))
+    ap.add_argument("--onnx", help="vision tower as ONNX (default: MODEL/onnx/vision_f32.onnx)")
+    ap.add_argument("--phases-exe", help="the build_phases example (default: beside --exe, examples/build_phases)")
+    ap.add_argument("--no-images-only", action="store_true", help="time whole builds only")
+    ap.add_argument("--embed-cli", action="store_true",
+                    help="also time `clipmatch embed --image` with every photo (batch 1; slow, so off by default)")
     a = ap.parse_args()
     photos = photos_in(a.photos)
     if not photos:
         sys.exit(f"no photos under {a.photos}")
-    pytorch_build = make_pytorch(a.model, a.threads)
-    pytorch_build(photos[: a.batch], a.batch)  # warm-up
-    ours, theirs, loads = [], [], []
-    with tempfile.TemporaryDirectory() as tmp:
-        for _ in range(a.runs):
-            loads.append(clipmatch_load_time(a.exe, a.model, photos[0], a.threads))
-            ours.append(run_clipmatch(a.exe, a.model, a.photos, a.batch, a.threads, Path(tmp) / "catalog"))
-            t = time.perf_counter()
-            pytorch_build(photos, a.batch)
-            theirs.append(time.perf_counter() - t)
+    onnx_path = Path(a.onnx or Path(a.model) / "onnx" / "vision_f32.onnx")
+    if not onnx_path.exists():
+        sys.exit(f"{onnx_path} is missing: python3 benches/export_onnx.py --model {a.model} --out {onnx_path.parent}")
+    phases_exe = Path(a.phases_exe or Path(a.exe).parent / "examples" / "build_phases")
+    if not phases_exe.exists():
+        print(f"({phases_exe} not built: `cargo build --release --example build_phases`; clipmatch images-only at batch {a.batch} skipped)")
+        phases_exe = None
+    images_only = not a.no_images_only
     n = len(photos)
-    ours_net = [o - l for o, l in zip(ours, loads)]
-    ips_ours = n / statistics.median(ours_net)
-    ips_theirs = n / statistics.median(theirs)
-    print(f"machine: {os.cpu_count()} cores, load average {os.getloadavg()[0]:.2f} at the end; {a.runs} runs each, alternating")
+    load_before = os.getloadavg()
+
+    engines, check = make_python_engines(a.model, onnx_path, a.threads)
+    for build, _ in engines.values():
+        build(photos[: a.batch], a.batch)  # warm-up
+    min_cos = check(photos[: a.batch], a.batch)
+
+    build_t = {"clipmatch": [], "pytorch": [], "onnxruntime": []}
+    img_t = {"clipmatch embed (batch 1)": [], "clipmatch": [], "pytorch": [], "onnxruntime": []}
+    loads, loads_vision, phases, loadavg = [], [], [], []
+    order = ["clipmatch", "pytorch", "onnxruntime"]
+    with tempfile.TemporaryDirectory() as tmp:
+        for r in range(a.runs):
+            for engine in order[r % 3:] + order[: r % 3]:
+                if engine == "clipmatch":
+                    loads.append(clipmatch_embed_time(a.exe, a.model, photos[:1], a.threads))
+                    build_t[engine].append(run_clipmatch(a.exe, a.model, a.photos, a.batch, a.threads, Path(tmp) / "catalog")
+                                           - loads[-1])
+                    if images_only and a.embed_cli:
+                        loads_vision.append(clipmatch_embed_time(a.exe, a.model, photos[:1], a.threads, text=False))
+                        all_images = clipmatch_embed_time(a.exe, a.model, photos, a.threads, text=False)
+                        img_t["clipmatch embed (batch 1)"].append((all_images - loads_vision[-1]) * n / (n - 1))
+                    if images_only and phases_exe:
+                        p = clipmatch_phases(str(phases_exe), a.model, a.photos, a.batch, a.threads, True)
+                        phases.append(p)
+                        img_t[engine].append(p["work"])
+                else:
+                    build, images = engines[engine]
+                    t = time.perf_counter()
+                    build(photos, a.batch)
+                    build_t[engine].append(time.perf_counter() - t)
+                    if images_only:
+                        t = time.perf_counter()
+                        images(photos, a.batch)
+                        img_t[engine].append(time.perf_counter() - t)
+            loadavg.append(os.getloadavg()[0])
+            print(f"run {r + 1}/{a.runs}: " + ", ".join(f"{e} {v[-1]:.2f} s" for e, v in build_t.items())
+                  + f"; load average {loadavg[-1]:.2f}", flush=True)
+
+    import onnxruntime
+    import torch
+    import transformers
+    label = {"clipmatch": "clipmatch `build`", "pytorch": f"PyTorch {torch.__version__.split('+')[0]} + transformers {transformers.__version__}",
+             "onnxruntime": f"onnxruntime {onnxruntime.__version__} (vision) + PyTorch (names)"}
+    ips = {e: n / statistics.median(v) for e, v in build_t.items()}
+    print()
+    print(f"machine: {os.cpu_count()} cores; load average (1 min) {load_before[0]:.2f} before, "
+          f"{statistics.median(loadavg):.2f} median after each run ({min(loadavg):.2f}-{max(loadavg):.2f}); "
+          f"{a.runs} runs each, engines alternating")
     print(f"work: {n} photos and {n} names, batch {a.batch}, {a.threads} threads, model {a.model}")
-    print(f"clipmatch build: median {statistics.median(ours):.2f} s wall, {statistics.median(loads):.2f} s of it start + load "
-          f"=> {ips_ours:.1f} products/s")
-    print(f"PyTorch {__import__('torch').__version__} + transformers: median {statistics.median(theirs):.2f} s => {ips_theirs:.1f} products/s")
-    print(f"ratio (clipmatch throughput / PyTorch throughput): {ips_ours / ips_theirs:.2f}x")
+    print(f"vision towers agree: min cosine PyTorch vs onnxruntime over {a.batch} photos = {min_cos:.6f}")
+    print(f"clipmatch start + model load (subtracted): median {statistics.median(loads):.2f} s")
+    print()
+    print("build (decode, preprocess, images, names)      median (min-max)        products/s")
+    for e, v in build_t.items():
+        print(f"  {label[e]:<46} {fmt(v)}  {ips[e]:7.1f}")
+    if images_only:
+        print("images only (decode, preprocess, vision)       median (min-max)        images/s")
+        for e, v in img_t.items():
+            if v:
+                print(f"  {e:<46} {fmt(v)}  {n / statistics.median(v):7.1f}")
+        if phases:
+            keys = ["read", "decode", "preprocess", "vision"]
+            print("  clipmatch images-only phases (median s): "
+                  + ", ".join(f"{k} {statistics.median(p[k] for p in phases):.2f}" for k in keys))
+    print()
+    def paired(t, other, ours="clipmatch"):
+        """Per-run ratios (engines ran back to back within a run), robust to load drifting between runs."""
+        rs = [b / a for a, b in zip(t[ours], t[other])]
+        return f"(per run: {', '.join(f'{r:.2f}' for r in rs)}; median of per-run ratios {statistics.median(rs):.2f}x)"
+
+    print(f"load average after each run: {', '.join(f'{x:.2f}' for x in loadavg)}")
+    print(f"ratio build, clipmatch / PyTorch throughput:      {ips['clipmatch'] / ips['pytorch']:.2f}x {paired(build_t, 'pytorch')}")
+    print(f"ratio build, clipmatch / onnxruntime throughput:  {ips['clipmatch'] / ips['onnxruntime']:.2f}x {paired(build_t, 'onnxruntime')}")
+    if images_only and img_t["clipmatch"]:
+        m = {e: statistics.median(v) for e, v in img_t.items() if v}
+        print(f"ratio images only (batch {a.batch}), clipmatch / PyTorch:     {m['pytorch'] / m['clipmatch']:.2f}x {paired(img_t, 'pytorch')}")
+        print(f"ratio images only (batch {a.batch}), clipmatch / onnxruntime: {m['onnxruntime'] / m['clipmatch']:.2f}x {paired(img_t, 'onnxruntime')}")
 
 
 if __name__ == "__main__":
