@@ -43,3 +43,36 @@ pub fn threads() -> usize {
         1
     }
 }
+
+/// Below this many values an element-wise pass runs on one thread.
+const MIN_PARALLEL_VALUES: usize = 1 << 15;
+
+/// Calls `f(first_row, rows)` on disjoint blocks of whole `row_len`-wide rows covering `data`, one
+/// block per thread when `data` is large enough, and returns when all are done.
+pub fn for_each_row_block<F>(data: &mut [f32], row_len: usize, f: F)
+where
+    F: Fn(usize, &mut [f32]) + Sync + Send,
+{
+    let rows = data.len() / row_len.max(1);
+    let threads = threads().min(rows.max(1));
+    if threads <= 1 || data.len() < MIN_PARALLEL_VALUES {
+        f(0, data);
+        return;
+    }
+    #[cfg(any(not(target_arch = "wasm32"), feature = "threads"))]
+    {
+        let f = &f;
+        rayon::scope(|scope| {
+            let mut rest = data;
+            for t in 0..threads {
+                let first = rows * t / threads;
+                let n = rows * (t + 1) / threads - first;
+                let (block, tail) = std::mem::take(&mut rest).split_at_mut(n * row_len);
+                rest = tail;
+                scope.spawn(move |_| f(first, block));
+            }
+        });
+    }
+    #[cfg(all(target_arch = "wasm32", not(feature = "threads")))]
+    f(0, data);
+}

@@ -11,6 +11,7 @@ use crate::kernels::gemm::PackedLinear;
 use crate::kernels::qgemm::QuantLinear;
 use crate::kernels::math::{add_assign, axpy, dot, layer_norm, quick_gelu, softmax};
 use crate::error::ModelError;
+use crate::parallel::for_each_row_block;
 
 const LAYER_NORM_EPS: f32 = 1e-5;
 
@@ -25,7 +26,10 @@ impl Norm {
     }
 
     fn apply(&self, x: &[f32], out: &mut [f32]) {
-        layer_norm(x, &self.weight, &self.bias, LAYER_NORM_EPS, out);
+        let d = self.weight.len();
+        for_each_row_block(out, d, |first, rows| {
+            layer_norm(&x[first * d..first * d + rows.len()], &self.weight, &self.bias, LAYER_NORM_EPS, rows);
+        });
     }
 
     fn part(&mut self, what: &str) -> Option<&mut Vec<f32>> {
@@ -410,12 +414,12 @@ impl VisionEncoder {
         l.qkv.forward(&buf.normed, rows, &mut buf.qkv);
         self.attention(n, &buf.qkv, &mut buf.attended);
         l.out.forward(&buf.attended, rows, &mut buf.normed);
-        add_assign(&mut buf.x, &buf.normed);
+        residual_add(&mut buf.x, &buf.normed, h);
         l.norm2.apply(&buf.x, &mut buf.normed);
         l.fc1.forward(&buf.normed, rows, &mut buf.hidden);
-        quick_gelu(&mut buf.hidden);
+        for_each_row_block(&mut buf.hidden, self.inter, |_, block| quick_gelu(block));
         l.fc2.forward(&buf.hidden, rows, &mut buf.normed);
-        add_assign(&mut buf.x, &buf.normed[..rows * h]);
+        residual_add(&mut buf.x, &buf.normed[..rows * h], h);
     }
 
     /// Multi-head self-attention of each image's tokens: `qkv` rows hold q (pre-scaled), k, v.
@@ -456,6 +460,11 @@ impl VisionEncoder {
             }
         });
     }
+}
+
+/// `x += y`, rows of `width` split across threads.
+fn residual_add(x: &mut [f32], y: &[f32], width: usize) {
+    for_each_row_block(x, width, |first, block| add_assign(block, &y[first * width..first * width + block.len()]));
 }
 
 /// The attention output, written by several threads at disjoint places.
