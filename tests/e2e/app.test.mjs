@@ -166,6 +166,7 @@ test('the live camera takes a photo that is ranked (fake capture device)', async
 
 test('phone viewport: usable at 375x812, keyboard reaches the photo button', async () => {
   const { page, context } = await openApp({ width: 375, height: 812 });
+  assert.equal(await page.isVisible('#query-image'), false, 'no empty photo box before a photo is chosen');
   await page.screenshot({ path: path.join(out, 'phone-ready.png'), fullPage: true });
   await upload(page, photo('Yoghurt/Arla-Mild-Vanilla-Yoghurt/Arla-Mild-Vanilla-Yoghurt_001.jpg'));
   const width = await page.evaluate(() => document.documentElement.scrollWidth);
