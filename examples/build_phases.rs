@@ -80,9 +80,8 @@ fn main() {
     let config = fs::read_to_string(model_dir.join("config.json")).expect("config.json");
     let preprocess =
         PreprocessConfig::from_json(&fs::read_to_string(model_dir.join("preprocessor_config.json")).expect("preprocessor")).expect("preprocess");
-    let file = fs::File::open(model_dir.join("model.safetensors")).expect("model.safetensors");
-    // SAFETY: read only; the file does not change during the run.
-    let weights = unsafe { memmap2::Mmap::map(&file) }.expect("mmap");
+    // Read, not memory-mapped: examples also compile for wasm32 (the browser tests build them).
+    let weights = fs::read(model_dir.join("model.safetensors")).expect("model.safetensors");
     let towers = if images_only { Towers::VisionOnly } else { Towers::VisionAndText };
     let model = ClipModel::load(&config, &weights, Some(towers)).expect("model");
     let tokenizer = (!images_only).then(|| {
