@@ -12,6 +12,7 @@ use clipmatch::rank::{leave_one_out_threshold, FusionWeights};
 use clipmatch::{Catalog, ImageError, Towers};
 use image::RgbImage;
 use indicatif::{ProgressBar, ProgressStyle};
+use rayon::prelude::*;
 
 use super::model_dir::{self, LoadedModel};
 use super::output_dir::StagedDir;
@@ -116,8 +117,11 @@ pub fn run(args: BuildArgs) -> Result<ExitCode> {
     let pb = progress(items.len(), "images");
     for chunk in items.chunks(args.batch_size as usize) {
         let mut batch = Vec::with_capacity(chunk.len());
-        for item in chunk {
-            match prepare(&model, item.clone(), args.thumbnail_size) {
+        // Decoding, preprocessing and thumbnails of a batch run on all threads; order is kept.
+        let prepared: Vec<_> =
+            chunk.par_iter().map(|item| (item, prepare(&model, item.clone(), args.thumbnail_size))).collect();
+        for (item, result) in prepared {
+            match result {
                 Ok(p) => batch.push(p),
                 Err(reason) => {
                     pb.suspend(|| eprintln!("skipped {}: {reason}", item.path.display()));
