@@ -87,7 +87,7 @@ if [ "${CLIPMATCH_SKIP_BROWSER:-0}" != "1" ]; then
       target/release/clipmatch bundle --catalog "$e2e/catalog" --out "$e2e/bundle"
     npm ci --prefix tests/e2e --no-audit --no-fund
     (cd tests/e2e && CLIPMATCH_E2E_BUNDLE="$e2e/bundle" CLIPMATCH_E2E_GROCERY="$grocery" \
-      node --test --test-concurrency=1 --test-reporter=spec app.test.mjs)
+      node --test --test-force-exit --test-concurrency=1 --test-reporter=spec app.test.mjs)
     echo "screenshots: $repo_root/test-output/e2e/"
   fi
   section_done
