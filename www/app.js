@@ -199,7 +199,9 @@ function shutter() {
   const ctx = canvas.getContext('2d');
   ctx.drawImage(video, 0, 0, w, h);
   const rgba = ctx.getImageData(0, 0, w, h).data.buffer;
-  canvas.toBlob((blob) => showQuery(URL.createObjectURL(blob), 'Camera photo'), 'image/jpeg', 0.9);
+  // Synchronously, before the request: an asynchronous toBlob callback could run after the answer
+  // had been shown and clear it again.
+  showQuery(canvas.toDataURL('image/jpeg', 0.9), 'Camera photo');
   closeCamera();
   send({ type: 'rankPixels', rgba, width: w, height: h }, [rgba], 'Camera photo');
 }
