@@ -86,6 +86,9 @@ test('a product photo ranked on images only finds that product first', async () 
   const r = await results(page);
   assert.equal(r[0].id, 'oatly-natural-oatghurt');
   assert.ok(Math.abs(r[0].score - 1) < 1e-3, `self-similarity ${r[0].score}`);
+  // Thumbnails arrive after the ranking (fetched, checked and cached by the page): wait for the first.
+  await page.waitForFunction(() => { const img = document.querySelector('#result-list li .thumb'); return img && img.complete && img.naturalWidth > 0; },
+    null, { timeout: 10_000 }).catch(() => {});
   assert.equal(await page.$eval('#result-list li .thumb', (img) => img.complete && img.naturalWidth > 0), true, 'thumbnail shows');
   await page.screenshot({ path: path.join(out, 'desktop-image-only.png'), fullPage: true });
   assert.deepEqual(errors, []);
