@@ -55,7 +55,7 @@ def run_clipmatch(exe, model, photos_dir, batch, threads, out):
 
 def clipmatch_embed_time(exe, model, images, threads, text=True):
     """Process start + model load + `images` one by one (+ one text, which loads the text tower)."""
-    cmd = [exe, "embed", "--image", *map(str, images)] + (["--text", "x"] if text else [])
+    cmd = [exe, "embed"] + (["--image", *map(str, images)] if images else []) + (["--text", "x"] if text else [])
     t = time.perf_counter()
     subprocess.run(cmd, env=env_for(model, threads), check=True, stdout=subprocess.DEVNULL)
     return time.perf_counter() - t
@@ -175,7 +175,8 @@ def main():
         for r in range(a.runs):
             for engine in order[r % 3:] + order[: r % 3]:
                 if engine == "clipmatch":
-                    loads.append(clipmatch_embed_time(a.exe, a.model, photos[:1], a.threads))
+                    # Process start + loading both towers (+ one one-word text; no image).
+                    loads.append(clipmatch_embed_time(a.exe, a.model, [], a.threads))
                     build_t[engine].append(run_clipmatch(a.exe, a.model, a.photos, a.batch, a.threads, Path(tmp) / "catalog")
                                            - loads[-1])
                     if images_only and a.embed_cli:

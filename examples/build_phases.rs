@@ -47,16 +47,6 @@ fn photos_in(dir: &Path, out: &mut Vec<PathBuf>) {
     }
 }
 
-/// The thumbnail `build` writes (same filter, size rule and JPEG quality).
-fn thumbnail_jpeg(rgb: &image::RgbImage, max_side: u32) -> Vec<u8> {
-    let (w, h) = rgb.dimensions();
-    let scale = (max_side as f64 / w.max(h) as f64).min(1.0);
-    let (tw, th) = (((w as f64 * scale).round() as u32).max(1), ((h as f64 * scale).round() as u32).max(1));
-    let small = image::imageops::resize(rgb, tw, th, image::imageops::FilterType::Triangle);
-    let mut out = Vec::new();
-    image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, 85).encode_image(&small).expect("jpeg");
-    out
-}
 
 fn secs(t: Instant) -> f64 {
     t.elapsed().as_secs_f64()
@@ -108,7 +98,7 @@ fn main() {
             ph.preprocess += secs(t);
             if !images_only {
                 let t = Instant::now();
-                thumbs.push(thumbnail_jpeg(&rgb, 256));
+                thumbs.push(clipmatch::thumbnail::thumbnail_jpeg(&rgb, 256).expect("jpeg"));
                 ph.thumbnail += secs(t);
             }
         }

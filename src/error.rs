@@ -24,6 +24,8 @@ pub enum ImageError {
     Corrupt { format: String, reason: String },
     #[error("the image has no pixels")]
     NoPixels,
+    #[error("cannot encode the thumbnail: {0}")]
+    Encode(String),
 }
 
 /// Why a model could not be loaded or run.

@@ -1,15 +1,13 @@
-//! The CLIP towers of `candle-transformers`, loaded from a Hugging Face `model.safetensors`
-//! (f32, f16 or bf16; full model or vision tower only) with every tensor checked against
-//! `config.json` first, so a mismatched file is refused with the name of what is wrong.
+//! The CLIP towers ([`crate::vision`], [`crate::text`]), loaded from a Hugging Face
+//! `model.safetensors` (f32, f16 or bf16, or int8 vision weights; full model or vision tower only)
+//! with every tensor checked against `config.json` first, so a mismatched file is refused with the
+//! name of what is wrong.
 
 use std::collections::HashMap;
 
-use candle_core::{DType, Device, Module, Tensor};
-use candle_nn::{Linear, VarBuilder};
-use candle_transformers::models::clip::text_model::ClipTextTransformer;
-
 use crate::config::ModelConfig;
 use crate::error::ModelError;
+use crate::text::{TextEncoder, TextEncoderBuilder};
 use crate::vision::{is_linear_weight, Precision, VisionEncoder, VisionEncoderBuilder, Weights};
 use crate::weights::{f32_values, Dtype, SafetensorsStream, TensorInfo, TensorSink};
 
@@ -152,7 +150,7 @@ pub struct ModelLoader {
     /// Set once the header has been read and checked.
     towers: Option<Towers>,
     vision: Option<VisionEncoderBuilder>,
-    text: HashMap<String, Tensor>,
+    text: Option<TextEncoderBuilder>,
 }
 
 impl ModelLoader {
@@ -167,7 +165,7 @@ impl ModelLoader {
             stream: SafetensorsStream::new(),
             towers: None,
             vision: None,
-            text: HashMap::new(),
+            text: None,
         }
     }
 
@@ -194,26 +192,12 @@ impl ModelLoader {
     /// The model, once the whole file has arrived.
     pub fn finish(self) -> Result<ClipModel, ModelError> {
         self.stream.finish()?;
-        let towers = self.towers.expect("a finished stream has had its header");
         let config = self.config;
         let vision = VisionTower {
             encoder: self.vision.expect("the header created the encoder").finish()?,
             channels: config.vision.num_channels,
         };
-        let text = match towers {
-            Towers::VisionOnly => None,
-            Towers::VisionAndText => {
-                let vb = VarBuilder::from_tensors(self.text, DType::F32, &Device::Cpu);
-                Some(TextTower {
-                    transformer: ClipTextTransformer::new(vb.pp("text_model"), &config.text)?,
-                    projection: candle_nn::linear_no_bias(
-                        config.text.embed_dim,
-                        config.projection_dim,
-                        vb.pp("text_projection"),
-                    )?,
-                })
-            }
-        };
+        let text = self.text.map(|b| b.finish().map(|encoder| TextTower { encoder })).transpose()?;
         Ok(ClipModel { config, vision, text })
     }
 }
@@ -233,6 +217,11 @@ impl TensorSink for ModelLoader {
         let vision_names = expected_tensors(&self.config, Towers::VisionOnly).into_iter().map(|(n, _)| n);
         self.vision =
             Some(VisionEncoderBuilder::new(&self.config.vision, self.config.projection_dim, precision, vision_names));
+        if towers == Towers::VisionAndText {
+            let all = expected_tensors(&self.config, Towers::VisionAndText).into_iter().map(|(n, _)| n);
+            let text_names = all.filter(|n| n.starts_with("text_"));
+            self.text = Some(TextEncoderBuilder::new(&self.config.text, self.config.projection_dim, text_names));
+        }
         self.towers = Some(towers);
         Ok(())
     }
@@ -264,15 +253,9 @@ impl TensorSink for ModelLoader {
                 }
             };
         }
-        if self.towers == Some(Towers::VisionAndText) && info.name.starts_with("text_") {
-            let dtype = match info.dtype {
-                Some(Dtype::F32) => DType::F32,
-                Some(Dtype::F16) => DType::F16,
-                Some(Dtype::BF16) => DType::BF16,
-                _ => return Ok(()), // not a tensor the text tower uses (checked with the header)
-            };
-            let t = Tensor::from_raw_buffer(data, dtype, &info.shape, &Device::Cpu)?.to_dtype(DType::F32)?;
-            self.text.insert(info.name.clone(), t);
+        if let Some(text) = self.text.as_mut().filter(|t| t.wants(&info.name)) {
+            let dtype = info.dtype.expect("checked with the header");
+            return text.put(&info.name, &f32_values(dtype, data)?);
         }
         Ok(())
     }
@@ -286,8 +269,7 @@ pub struct VisionTower {
 
 /// The text encoder: text transformer + text projection.
 pub struct TextTower {
-    transformer: ClipTextTransformer,
-    projection: Linear,
+    encoder: TextEncoder,
 }
 
 /// A loaded CLIP model: the vision tower, and the text tower unless it was left out.
@@ -321,10 +303,6 @@ impl ClipModel {
     }
 }
 
-fn rows(t: Tensor) -> Result<Vec<Vec<f32>>, ModelError> {
-    Ok(t.to_dtype(DType::F32)?.to_vec2::<f32>()?)
-}
-
 impl VisionTower {
     /// Side of the square image the tower takes (224 for ViT-B/32).
     pub fn image_size(&self) -> usize {
@@ -347,18 +325,15 @@ impl VisionTower {
 }
 
 impl TextTower {
-    /// Unnormalised text embeddings of token id rows of equal length (pad with end-of-text).
+    /// Unnormalised text embeddings of token id rows (start and end-of-text tokens included;
+    /// rows may differ in length, and padding after end-of-text changes nothing).
     pub fn embed(&self, ids: &[Vec<u32>]) -> Result<Vec<Vec<f32>>, ModelError> {
-        let len = ids.first().map(Vec::len).unwrap_or(0);
-        if ids.is_empty() {
-            return Ok(Vec::new());
-        }
-        if ids.iter().any(|r| r.len() != len) {
-            return Err(ModelError::Tokenizer("token rows of a batch must be padded to one length".into()));
-        }
-        let flat: Vec<u32> = ids.iter().flatten().copied().collect();
-        let x = Tensor::from_vec(flat, (ids.len(), len), &Device::Cpu)?;
-        rows(self.transformer.forward(&x)?.apply(&self.projection)?)
+        self.encoder.embed(ids)
+    }
+
+    /// Bytes of weights the tower holds in memory.
+    pub fn weight_bytes(&self) -> usize {
+        self.encoder.weight_bytes()
     }
 }
 

@@ -8,9 +8,9 @@ use anyhow::{bail, Context, Result};
 use clipmatch::catalog::{Item, RankingDefaults, ScaleRule, MANIFEST_FILE, VECTORS_FILE};
 use clipmatch::decode::decode_rgb;
 use clipmatch::model::l2_normalize;
+use clipmatch::thumbnail::thumbnail_jpeg;
 use clipmatch::rank::{leave_one_out_threshold, FusionWeights};
 use clipmatch::{Catalog, ImageError, Towers};
-use image::RgbImage;
 use indicatif::{ProgressBar, ProgressStyle};
 use rayon::prelude::*;
 
@@ -67,16 +67,6 @@ struct Prepared {
     thumbnail: Vec<u8>,
 }
 
-fn thumbnail_jpeg(rgb: &RgbImage, max_side: u32) -> Result<Vec<u8>> {
-    let (w, h) = rgb.dimensions();
-    let scale = (max_side as f64 / w.max(h) as f64).min(1.0);
-    let (tw, th) = (((w as f64 * scale).round() as u32).max(1), ((h as f64 * scale).round() as u32).max(1));
-    let small = image::imageops::resize(rgb, tw, th, image::imageops::FilterType::Triangle);
-    let mut out = Vec::new();
-    image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, 85).encode_image(&small)?;
-    Ok(out)
-}
-
 fn prepare(model: &LoadedModel, item: SourceItem, thumb_side: u32) -> Result<Prepared, String> {
     let limits = &model.embedder.limits;
     let size = fs::metadata(&item.path).map_err(|e| format!("cannot read the file: {e}"))?.len();
@@ -87,7 +77,7 @@ fn prepare(model: &LoadedModel, item: SourceItem, thumb_side: u32) -> Result<Pre
     let bytes = fs::read(&item.path).map_err(|e| format!("cannot read the file: {e}"))?;
     let rgb = decode_rgb(&bytes, limits).map_err(|e| e.to_string())?;
     let pixels = model.embedder.pixel_values_of(&rgb);
-    let thumbnail = thumbnail_jpeg(&rgb, thumb_side).map_err(|e| format!("cannot write a thumbnail: {e}"))?;
+    let thumbnail = thumbnail_jpeg(&rgb, thumb_side).map_err(|e| e.to_string())?;
     Ok(Prepared { item, pixels, thumbnail })
 }
 
@@ -107,7 +97,7 @@ pub fn run(args: BuildArgs) -> Result<ExitCode> {
     if items.is_empty() {
         bail!("no images (.jpg, .jpeg, .png, .webp, .gif) found in {}", args.source.display());
     }
-    let model = model_dir::load(&args.model, Towers::VisionAndText)?;
+    let model = model_dir::load_hashed(&args.model, Towers::VisionAndText)?;
     let staged = StagedDir::new(&args.out)?;
     let thumbs_dir = staged.path().join("thumbs");
     fs::create_dir_all(&thumbs_dir)?;

@@ -75,7 +75,7 @@ pub fn run(args: BundleArgs) -> Result<ExitCode> {
     let mut catalog = catalog_dir::load(&args.catalog)?
         .with_dtype(args.vector_dtype.into(), ScaleRule::default())
         .with_context(|| format!("cannot bundle {}", args.catalog.display()))?;
-    let model = model_dir::load(&args.model, Towers::VisionOnly)?;
+    let model = model_dir::load_hashed(&args.model, Towers::VisionOnly)?;
     let info = model.info();
     catalog
         .check_model(info.embedding_dim, Some(&info.weights_sha256), &model.embedder.preprocess)

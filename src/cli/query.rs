@@ -38,7 +38,7 @@ pub struct QueryArgs {
 
 pub fn run(args: QueryArgs) -> Result<ExitCode> {
     let catalog = catalog_dir::load(&args.catalog)?;
-    let model = model_dir::load(&args.model, Towers::VisionOnly)?;
+    let model = model_dir::load_hashed(&args.model, Towers::VisionOnly)?;
     let info = model.info();
     catalog
         .check_model(info.embedding_dim, Some(&info.weights_sha256), &model.embedder.preprocess)

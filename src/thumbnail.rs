@@ -1,0 +1,63 @@
+//! The small JPEG previews a catalog shows beside each result.
+
+use fast_image_resize::{images::ImageRef, FilterType, PixelType, ResizeAlg, ResizeOptions, Resizer};
+use image::RgbImage;
+
+use crate::error::ImageError;
+
+/// JPEG quality of thumbnails.
+const QUALITY: u8 = 85;
+
+/// Size that fits `(width, height)` within `max_side`, keeping the aspect ratio, never enlarging.
+pub fn fit_within(width: u32, height: u32, max_side: u32) -> (u32, u32) {
+    let scale = (max_side as f64 / width.max(height) as f64).min(1.0);
+    let side = |v: u32| ((v as f64 * scale).round() as u32).max(1);
+    (side(width), side(height))
+}
+
+/// A JPEG of `rgb` with its longer side at most `max_side` pixels (bilinear, antialiased).
+pub fn thumbnail_jpeg(rgb: &RgbImage, max_side: u32) -> Result<Vec<u8>, ImageError> {
+    let (w, h) = rgb.dimensions();
+    let (tw, th) = fit_within(w, h, max_side);
+    let small = if (tw, th) == (w, h) {
+        rgb.clone()
+    } else {
+        let src = ImageRef::new(w, h, rgb.as_raw(), PixelType::U8x3).expect("buffer matches dimensions");
+        let mut dst = RgbImage::new(tw, th);
+        let mut dst_ref = fast_image_resize::images::Image::from_slice_u8(tw, th, &mut dst, PixelType::U8x3)
+            .expect("buffer matches dimensions");
+        let options = ResizeOptions::new().resize_alg(ResizeAlg::Convolution(FilterType::Bilinear));
+        Resizer::new().resize(&src, &mut dst_ref, &options).expect("same pixel type and non-empty sizes");
+        dst
+    };
+    let mut out = Vec::new();
+    image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, QUALITY)
+        .encode_image(&small)
+        .map_err(|e| ImageError::Encode(e.to_string()))?;
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fits_the_longer_side_and_never_enlarges() {
+        assert_eq!(fit_within(1000, 500, 256), (256, 128));
+        assert_eq!(fit_within(300, 4000, 256), (19, 256));
+        assert_eq!(fit_within(100, 50, 256), (100, 50));
+        assert_eq!(fit_within(5000, 1, 256), (256, 1));
+    }
+
+    #[test]
+    fn thumbnail_is_a_jpeg_of_the_fitted_size_and_keeps_the_colour() {
+        let rgb = RgbImage::from_fn(640, 480, |x, _| if x < 320 { image::Rgb([200, 30, 30]) } else { image::Rgb([20, 40, 220]) });
+        let jpeg = thumbnail_jpeg(&rgb, 256).unwrap();
+        let back = image::load_from_memory(&jpeg).unwrap().to_rgb8();
+        assert_eq!(back.dimensions(), (256, 192));
+        let left = back.get_pixel(60, 96);
+        let right = back.get_pixel(200, 96);
+        assert!(left[0] > 170 && left[2] < 60, "{left:?}");
+        assert!(right[2] > 190 && right[0] < 50, "{right:?}");
+    }
+}
