@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Native catalog building, side by side, three engines on the same weights and the same work:
 
-- clipmatch `build` (its own vision kernels, candle's text tower), one fresh process per run;
+- clipmatch `build` (its own kernels for both towers), one fresh process per run;
 - PyTorch (`transformers` CLIPModel, the PIL CLIPImageProcessor);
 - onnxruntime (CPU execution provider, `intra_op_num_threads` = --threads, inter-op 1) running
   the exported vision tower (`vision_f32.onnx`, benches/export_onnx.py) at the same batch size, with

@@ -73,7 +73,15 @@ fn main() {
     // Read, not memory-mapped: examples also compile for wasm32 (the browser tests build them).
     let weights = fs::read(model_dir.join("model.safetensors")).expect("model.safetensors");
     let towers = if images_only { Towers::VisionOnly } else { Towers::VisionAndText };
-    let model = ClipModel::load(&config, &weights, Some(towers)).expect("model");
+    // As `build` does: the weights are hashed on another thread while the model loads.
+    let (model, weights_sha256, hash_wait) = std::thread::scope(|scope| {
+        let hashing = (!images_only).then(|| scope.spawn(|| sha256_hex(&weights)));
+        let model = ClipModel::load(&config, &weights, Some(towers)).expect("model");
+        let t = Instant::now();
+        let sha = hashing.map(|h| h.join().expect("hash"));
+        (model, sha, secs(t))
+    });
+    ph.hash = hash_wait;
     let tokenizer = (!images_only).then(|| {
         let json = fs::read(model_dir.join("tokenizer.json")).expect("tokenizer.json");
         ClipTokenizer::from_bytes(&json, model.config.text.max_position_embeddings).expect("tokenizer")
@@ -123,7 +131,7 @@ fn main() {
     if !images_only {
         let t = Instant::now();
         let mut pairs = Vec::with_capacity(kept.len());
-        for chunk in kept.chunks(batch) {
+        for chunk in kept.chunks(clipmatch::text::TEXT_BATCH) {
             let names: Vec<&str> = chunk.iter().map(|(item, _)| item.name.as_str()).collect();
             let vectors = embedder.embed_texts(&names).expect("text");
             for ((_, image_vec), mut name_vec) in chunk.iter().zip(vectors) {
@@ -132,14 +140,12 @@ fn main() {
             }
         }
         ph.text = secs(t);
-        let t = Instant::now();
         let info = ModelInfo {
             name: "bench".into(),
-            weights_sha256: sha256_hex(&weights),
+            weights_sha256: weights_sha256.expect("hashed while loading"),
             equivalent_weights_sha256: Vec::new(),
             embedding_dim: embedder.model.embedding_dim(),
         };
-        ph.hash = secs(t);
         let t = Instant::now();
         let weights_f = FusionWeights { text: 1.5, image: 0.5 };
         let ranking = RankingDefaults { text_weight: 1.5, image_weight: 0.5, top_k: 5, min_score: 0.0 };

@@ -2,10 +2,6 @@
 //! the preprocessing need. Defaults are those of `transformers`' `CLIPTextConfig`,
 //! `CLIPVisionConfig` and `CLIPImageProcessor`, so a sparse config reads as transformers reads it.
 
-use candle_transformers::models::clip::{
-    text_model::{Activation, ClipTextConfig},
-    vision_model::ClipVisionConfig,
-};
 use serde::{Deserialize, Serialize};
 
 use crate::error::ModelError;
@@ -13,9 +9,32 @@ use crate::error::ModelError;
 /// The vision and text tower shapes of a CLIP checkpoint.
 #[derive(Debug, Clone)]
 pub struct ModelConfig {
-    pub vision: ClipVisionConfig,
-    pub text: ClipTextConfig,
+    pub vision: VisionConfig,
+    pub text: TextConfig,
     pub projection_dim: usize,
+}
+
+/// The vision transformer's shape (`vision_config`; quick-GELU, layer norm eps 1e-5).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VisionConfig {
+    pub embed_dim: usize,
+    pub intermediate_size: usize,
+    pub num_hidden_layers: usize,
+    pub num_attention_heads: usize,
+    pub num_channels: usize,
+    pub image_size: usize,
+    pub patch_size: usize,
+}
+
+/// The text transformer's shape (`text_config`; quick-GELU, layer norm eps 1e-5).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TextConfig {
+    pub vocab_size: usize,
+    pub embed_dim: usize,
+    pub intermediate_size: usize,
+    pub max_position_embeddings: usize,
+    pub num_hidden_layers: usize,
+    pub num_attention_heads: usize,
 }
 
 #[derive(Deserialize)]
@@ -143,27 +162,22 @@ impl ModelConfig {
             )));
         }
         Ok(Self {
-            vision: ClipVisionConfig {
+            vision: VisionConfig {
                 embed_dim: v.hidden_size,
-                activation: Activation::QuickGelu,
                 intermediate_size: v.intermediate_size,
                 num_hidden_layers: v.num_hidden_layers,
                 num_attention_heads: v.num_attention_heads,
-                projection_dim: hf.projection_dim,
                 num_channels: v.num_channels,
                 image_size: v.image_size,
                 patch_size: v.patch_size,
             },
-            text: ClipTextConfig {
+            text: TextConfig {
                 vocab_size: t.vocab_size,
                 embed_dim: t.hidden_size,
-                activation: Activation::QuickGelu,
                 intermediate_size: t.intermediate_size,
                 max_position_embeddings: t.max_position_embeddings,
-                pad_with: None,
                 num_hidden_layers: t.num_hidden_layers,
                 num_attention_heads: t.num_attention_heads,
-                projection_dim: hf.projection_dim,
             },
             projection_dim: hf.projection_dim,
         })

@@ -45,8 +45,6 @@ pub enum ModelError {
     InputSize(String),
     #[error("this model has no text tower (it was exported vision-only)")]
     NoTextTower,
-    #[error("model computation failed: {0}")]
-    Compute(#[from] candle_core::Error),
 }
 
 /// Why a catalog could not be loaded or written.
@@ -95,12 +93,6 @@ pub enum Error {
     Model(#[from] ModelError),
     #[error(transparent)]
     Catalog(#[from] CatalogError),
-}
-
-impl From<candle_core::Error> for Error {
-    fn from(e: candle_core::Error) -> Self {
-        Error::Model(ModelError::Compute(e))
-    }
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;

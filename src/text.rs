@@ -7,12 +7,16 @@
 //! only up to its end-of-text token, with no padding, and texts of different lengths share one
 //! pass through the layers.
 
-use candle_transformers::models::clip::text_model::ClipTextConfig;
+use crate::config::TextConfig;
 
 use crate::encoder::{Encoder, Expected, Linear, Mask, Norm, Precision, Weights};
 use crate::error::ModelError;
 
 const LAYERS_PREFIX: &str = "text_model.encoder.layers.";
+
+/// Texts worth embedding in one call: products of a few hundred rows keep both cores busy,
+/// and texts of different lengths cost nothing extra together (no padding).
+pub const TEXT_BATCH: usize = 256;
 
 /// The loaded text encoder, always at f32.
 pub struct TextEncoder {
@@ -35,7 +39,7 @@ pub struct TextEncoderBuilder {
 impl TextEncoderBuilder {
     /// An encoder of `cfg`'s shape with every weight zero; `expected` lists the tensor names
     /// that must arrive before [`Self::finish`].
-    pub fn new(cfg: &ClipTextConfig, projection_dim: usize, expected: impl IntoIterator<Item = String>) -> Self {
+    pub fn new(cfg: &TextConfig, projection_dim: usize, expected: impl IntoIterator<Item = String>) -> Self {
         let h = cfg.embed_dim;
         Self {
             encoder: TextEncoder {

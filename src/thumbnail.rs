@@ -30,9 +30,11 @@ pub fn thumbnail_jpeg(rgb: &RgbImage, max_side: u32) -> Result<Vec<u8>, ImageErr
         Resizer::new().resize(&src, &mut dst_ref, &options).expect("same pixel type and non-empty sizes");
         dst
     };
+    let (sw, sh) = small.dimensions();
+    let side = |v: u32| u16::try_from(v).map_err(|_| ImageError::Encode(format!("{v} pixels is too wide for JPEG")));
     let mut out = Vec::new();
-    image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, QUALITY)
-        .encode_image(&small)
+    jpeg_encoder::Encoder::new(&mut out, QUALITY)
+        .encode(small.as_raw(), side(sw)?, side(sh)?, jpeg_encoder::ColorType::Rgb)
         .map_err(|e| ImageError::Encode(e.to_string()))?;
     Ok(out)
 }

@@ -5,7 +5,7 @@
 //! Weights are converted to f32 and packed tensor by tensor while loading
 //! ([`VisionEncoderBuilder`]), so the packed model is the only full copy this module makes.
 
-use candle_transformers::models::clip::vision_model::ClipVisionConfig;
+use crate::config::VisionConfig;
 
 use crate::encoder::{Encoder, Expected, Linear, Mask, Norm, LAYER_LINEARS};
 pub use crate::encoder::{Precision, Weights};
@@ -49,7 +49,7 @@ impl VisionEncoderBuilder {
     /// An encoder of `cfg`'s shape with every weight zero; `expected` lists the tensor names
     /// that must arrive before [`Self::finish`].
     pub fn new(
-        cfg: &ClipVisionConfig,
+        cfg: &VisionConfig,
         projection_dim: usize,
         precision: Precision,
         expected: impl IntoIterator<Item = String>,

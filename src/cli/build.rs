@@ -8,6 +8,7 @@ use anyhow::{bail, Context, Result};
 use clipmatch::catalog::{Item, RankingDefaults, ScaleRule, MANIFEST_FILE, VECTORS_FILE};
 use clipmatch::decode::decode_rgb;
 use clipmatch::model::l2_normalize;
+use clipmatch::text::TEXT_BATCH;
 use clipmatch::thumbnail::thumbnail_jpeg;
 use clipmatch::rank::{leave_one_out_threshold, FusionWeights};
 use clipmatch::{Catalog, ImageError, Towers};
@@ -145,7 +146,7 @@ pub fn run(args: BuildArgs) -> Result<ExitCode> {
 
     let pb = progress(kept.len(), "names");
     let mut pairs = Vec::with_capacity(kept.len());
-    for chunk in kept.chunks(args.batch_size as usize) {
+    for chunk in kept.chunks(TEXT_BATCH) {
         let names: Vec<&str> = chunk.iter().map(|(item, _)| item.name.as_str()).collect();
         let vectors = model.embedder.embed_texts(&names).context("the text model failed")?;
         for ((_, image_vec), mut name_vec) in chunk.iter().zip(vectors) {
