@@ -96,9 +96,24 @@ pub fn layer_norm(x: &[f32], weight: &[f32], bias: &[f32], eps: f32, out: &mut [
     }
 }
 
+/// The largest value (NaNs ignored; -inf for none), in eight lanes of compare-and-select so it
+/// vectorises (`f32::max` is a library call per value in wasm).
+fn max(xs: &[f32]) -> f32 {
+    let pick = |m: f32, v: f32| if v > m { v } else { m };
+    let mut acc = [f32::NEG_INFINITY; 8];
+    let c = xs.chunks_exact(8);
+    let tail = c.remainder().iter().fold(f32::NEG_INFINITY, |m, &v| pick(m, v));
+    for x in c {
+        for i in 0..8 {
+            acc[i] = pick(acc[i], x[i]);
+        }
+    }
+    acc.into_iter().fold(tail, pick)
+}
+
 /// Softmax of one row, in place.
 pub fn softmax(row: &mut [f32]) {
-    let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let max = max(row);
     for v in row.iter_mut() {
         *v = exp(*v - max);
     }
@@ -123,6 +138,15 @@ mod tests {
         assert_eq!(exp(-200.0), 0.0f32.max(exp(-200.0)));
         assert!(exp(-200.0) < 1e-37);
         assert!(exp(100.0) > 1e38);
+    }
+
+    #[test]
+    fn max_matches_a_plain_fold() {
+        for len in [0, 1, 7, 8, 9, 50, 67] {
+            let xs: Vec<f32> = (0..len).map(|i| ((i * 37 % 23) as f32 - 11.0) * 0.7).collect();
+            assert_eq!(max(&xs), xs.iter().copied().fold(f32::NEG_INFINITY, f32::max), "len {len}");
+        }
+        assert_eq!(max(&[1.0, f32::NAN, 3.0, -2.0]), 3.0);
     }
 
     #[test]

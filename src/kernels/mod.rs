@@ -1,6 +1,21 @@
 //! Numeric kernels of the vision encoder: packed matrix products and element-wise maths.
 
+pub mod attention;
 pub mod gemm;
 pub mod math;
 pub mod qgemm;
 pub mod simd;
+
+/// Deterministic values in [-1, 1] for the kernels' tests.
+#[cfg(test)]
+pub(crate) fn test_values(len: usize, seed: u32) -> Vec<f32> {
+    let mut state = seed.wrapping_mul(2654435761).wrapping_add(1);
+    (0..len)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 17;
+            state ^= state << 5;
+            (state % 2001) as f32 / 1000.0 - 1.0
+        })
+        .collect()
+}

@@ -1,0 +1,115 @@
+//! Softmax attention of one head, as two small matrix products on the packed micro-kernel of
+//! [`super::gemm`] with a softmax between them, instead of one dot product per pair of tokens.
+
+use super::gemm::{pack_panels, pack_panels_transposed, product_packed, Kernel, NR};
+use super::math::softmax;
+
+/// Work buffers of [`attention_head`], reused from head to head.
+#[derive(Default)]
+pub struct AttentionScratch {
+    /// Keys, transposed and packed.
+    keys: Vec<f32>,
+    /// Values, packed.
+    values: Vec<f32>,
+    /// `t` rows of scores, then of weights, `NR`-padded.
+    scores: Vec<f32>,
+    /// The output, `NR`-padded, when the head size is not a multiple of `NR`.
+    padded: Vec<f32>,
+    /// Packed rows of the left-hand side of each product.
+    rows: Vec<f32>,
+}
+
+/// `out[i] = softmax(q_i · Kᵀ) · V` for the `t` query rows of one head: `q`, `k` and `v` hold
+/// `t` rows of `d`, row `i` at `i * ld..` (`ld >= d`; the three may be views into the same rows of
+/// q|k|v), `q` already scaled by `d^-0.5`; `out` gets row `i` at `i * ldo..` (`ldo >= d`; only
+/// the `d` columns of each row are written).
+#[allow(clippy::too_many_arguments)]
+pub fn attention_head(
+    q: &[f32],
+    k: &[f32],
+    v: &[f32],
+    ld: usize,
+    t: usize,
+    d: usize,
+    out: &mut [f32],
+    ldo: usize,
+    scratch: &mut AttentionScratch,
+) {
+    if t == 0 {
+        return;
+    }
+    let need = (t - 1) * ld + d;
+    assert!(ld >= d && q.len() >= need && k.len() >= need && v.len() >= need, "attention input sizes");
+    assert!(ldo >= d && out.len() >= (t - 1) * ldo + d, "attention output size");
+    let AttentionScratch { keys, values, scores, padded, rows } = scratch;
+    let kernel = Kernel::detect();
+    // Scores: q · Kᵀ, the keys as the product's packed right-hand side (t columns).
+    let ts = t.div_ceil(NR) * NR;
+    pack_panels_transposed(k, t, d, ld, keys);
+    scores.resize(t * ts, 0.0);
+    product_packed(kernel, q, t, d, ld, keys, scores, ts, rows);
+    for row in scores.chunks_exact_mut(ts) {
+        softmax(&mut row[..t]);
+    }
+    // Weighted values: weights · V (t inputs, d columns).
+    pack_panels(v, t, d, ld, values);
+    if d % NR == 0 {
+        product_packed(kernel, scores, t, t, ts, values, &mut out[..(t - 1) * ldo + d], ldo, rows);
+    } else {
+        let dp = d.div_ceil(NR) * NR;
+        padded.resize(t * dp, 0.0);
+        product_packed(kernel, scores, t, t, ts, values, padded, dp, rows);
+        for (dst, src) in out.chunks_mut(ldo).zip(padded.chunks_exact(dp)) {
+            dst[..d].copy_from_slice(&src[..d]);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::kernels::test_values as values;
+
+    /// Plain f64 attention of one head.
+    fn reference(q: &[f32], k: &[f32], v: &[f32], t: usize, d: usize, ld: usize) -> Vec<f64> {
+        let mut out = vec![0.0f64; t * d];
+        for i in 0..t {
+            let s: Vec<f64> = (0..t)
+                .map(|j| (0..d).map(|c| q[i * ld + c] as f64 * k[j * ld + c] as f64).sum())
+                .collect();
+            let max = s.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+            let e: Vec<f64> = s.iter().map(|x| (x - max).exp()).collect();
+            let sum: f64 = e.iter().sum();
+            for c in 0..d {
+                out[i * d + c] = (0..t).map(|j| e[j] / sum * v[j * ld + c] as f64).sum();
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn matches_plain_attention() {
+        // ViT-B/32's head (50 tokens of 64), sizes off the panel width, one token, a strided layout
+        // (q, k, v of one head inside rows of q|k|v for all heads, as the model holds them).
+        let mut scratch = AttentionScratch::default();
+        for &(t, d, ld, ldo) in &[(50, 64, 64, 64), (7, 5, 5, 5), (1, 8, 8, 8), (13, 24, 3 * 4 * 24, 4 * 24), (50, 64, 2304, 64), (9, 12, 12, 13)] {
+            let qkv = values(t * ld + 2 * d, t as u32 * 31 + d as u32);
+            let (q, k, v) = (&qkv[..], &qkv[d..], &qkv[2 * d..]);
+            let q: Vec<f32> = q.iter().map(|x| x * 2.0).collect(); // sharper weights than uniform
+            let mut out = vec![f32::NAN; (t - 1) * ldo + d];
+            attention_head(&q, k, v, ld, t, d, &mut out, ldo, &mut scratch);
+            let want = reference(&q, k, v, t, d, ld);
+            for i in 0..t {
+                for c in 0..ldo.min(out.len() - i * ldo) {
+                    let got = out[i * ldo + c];
+                    if c >= d {
+                        assert!(got.is_nan(), "t={t} d={d}: column {c} past the head written");
+                        continue;
+                    }
+                    let want = want[i * d + c];
+                    assert!((got as f64 - want).abs() <= 1e-5 * (1.0 + want.abs()), "t={t} d={d} [{i}][{c}]: {got} vs {want}");
+                }
+            }
+        }
+    }
+}
