@@ -10,7 +10,8 @@ use std::collections::HashSet;
 
 use crate::error::ModelError;
 use crate::kernels::gemm::PackedLinear;
-use crate::kernels::math::{add_assign, axpy, dot, layer_norm, quick_gelu, softmax};
+use crate::kernels::attention::{attention_head, AttentionScratch};
+use crate::kernels::math::{add_assign, layer_norm, quick_gelu};
 use crate::kernels::qgemm::QuantLinear;
 use crate::parallel::{for_each_chunk, for_each_row_block};
 
@@ -286,36 +287,20 @@ impl Encoder {
         let work: usize = seqs.lens.iter().map(|&t| t * t * d * 2 * heads).sum();
         let out_ptr = SharedOut(out.as_mut_ptr());
         for_each_chunk(seqs.lens.len() * heads, work, |range| {
-            let mut q = vec![0.0f32; longest * d];
-            let mut k = vec![0.0f32; longest * d];
-            let mut v = vec![0.0f32; longest * d];
-            let mut scores = vec![0.0f32; longest];
-            let mut acc = vec![0.0f32; d];
+            let mut scratch = AttentionScratch::default();
+            let mut head_out = vec![0.0f32; longest * d];
             for job in range {
                 let (seq, head) = (job / heads, job % heads);
                 let (start, t) = (seqs.starts[seq], seqs.lens[seq]);
+                // q, k and v of this head read in place: rows of q|k|v, 3h apart.
+                let rows = &qkv[start * 3 * h..(start + t) * 3 * h];
+                let (q, k, v) = (&rows[head * d..], &rows[h + head * d..], &rows[2 * h + head * d..]);
+                attention_head(q, k, v, 3 * h, t, d, &mut head_out, d, causal, &mut scratch);
                 for i in 0..t {
-                    let row = &qkv[(start + i) * 3 * h..][..3 * h];
-                    q[i * d..(i + 1) * d].copy_from_slice(&row[head * d..][..d]);
-                    k[i * d..(i + 1) * d].copy_from_slice(&row[h + head * d..][..d]);
-                    v[i * d..(i + 1) * d].copy_from_slice(&row[2 * h + head * d..][..d]);
-                }
-                for i in 0..t {
-                    let qi = &q[i * d..(i + 1) * d];
-                    let seen = if causal { i + 1 } else { t };
-                    let scores = &mut scores[..seen];
-                    for (j, sc) in scores.iter_mut().enumerate() {
-                        *sc = dot(qi, &k[j * d..(j + 1) * d]);
-                    }
-                    softmax(scores);
-                    acc.fill(0.0);
-                    for (j, &p) in scores.iter().enumerate() {
-                        axpy(p, &v[j * d..(j + 1) * d], &mut acc);
-                    }
                     // SAFETY: each (sequence, head) job writes its own d columns of its own rows.
                     unsafe {
                         let dst = out_ptr.get().add((start + i) * h + head * d);
-                        std::ptr::copy_nonoverlapping(acc.as_ptr(), dst, d);
+                        std::ptr::copy_nonoverlapping(head_out.as_ptr().add(i * d), dst, d);
                     }
                 }
             }

@@ -22,7 +22,7 @@ pub struct AttentionScratch {
 /// `out[i] = softmax(q_i · Kᵀ) · V` for the `t` query rows of one head: `q`, `k` and `v` hold
 /// `t` rows of `d`, row `i` at `i * ld..` (`ld >= d`; the three may be views into the same rows of
 /// q|k|v), `q` already scaled by `d^-0.5`; `out` gets row `i` at `i * ldo..` (`ldo >= d`; only
-/// the `d` columns of each row are written).
+/// the `d` columns of each row are written). `causal`: row `i` attends to rows `0..=i` only.
 #[allow(clippy::too_many_arguments)]
 pub fn attention_head(
     q: &[f32],
@@ -33,6 +33,7 @@ pub fn attention_head(
     d: usize,
     out: &mut [f32],
     ldo: usize,
+    causal: bool,
     scratch: &mut AttentionScratch,
 ) {
     if t == 0 {
@@ -48,8 +49,10 @@ pub fn attention_head(
     pack_panels_transposed(k, t, d, ld, keys);
     scores.resize(t * ts, 0.0);
     product_packed(kernel, q, t, d, ld, keys, scores, ts, rows);
-    for row in scores.chunks_exact_mut(ts) {
-        softmax(&mut row[..t]);
+    for (i, row) in scores.chunks_exact_mut(ts).enumerate() {
+        let seen = if causal { i + 1 } else { t };
+        softmax(&mut row[..seen]);
+        row[seen..t].fill(0.0);
     }
     // Weighted values: weights · V (t inputs, d columns).
     pack_panels(v, t, d, ld, values);
@@ -71,17 +74,18 @@ mod tests {
     use crate::kernels::test_values as values;
 
     /// Plain f64 attention of one head.
-    fn reference(q: &[f32], k: &[f32], v: &[f32], t: usize, d: usize, ld: usize) -> Vec<f64> {
+    fn reference(q: &[f32], k: &[f32], v: &[f32], t: usize, d: usize, ld: usize, causal: bool) -> Vec<f64> {
         let mut out = vec![0.0f64; t * d];
         for i in 0..t {
-            let s: Vec<f64> = (0..t)
+            let seen = if causal { i + 1 } else { t };
+            let s: Vec<f64> = (0..seen)
                 .map(|j| (0..d).map(|c| q[i * ld + c] as f64 * k[j * ld + c] as f64).sum())
                 .collect();
             let max = s.iter().copied().fold(f64::NEG_INFINITY, f64::max);
             let e: Vec<f64> = s.iter().map(|x| (x - max).exp()).collect();
             let sum: f64 = e.iter().sum();
             for c in 0..d {
-                out[i * d + c] = (0..t).map(|j| e[j] / sum * v[j * ld + c] as f64).sum();
+                out[i * d + c] = (0..seen).map(|j| e[j] / sum * v[j * ld + c] as f64).sum();
             }
         }
         out
@@ -92,13 +96,14 @@ mod tests {
         // ViT-B/32's head (50 tokens of 64), sizes off the panel width, one token, a strided layout
         // (q, k, v of one head inside rows of q|k|v for all heads, as the model holds them).
         let mut scratch = AttentionScratch::default();
-        for &(t, d, ld, ldo) in &[(50, 64, 64, 64), (7, 5, 5, 5), (1, 8, 8, 8), (13, 24, 3 * 4 * 24, 4 * 24), (50, 64, 2304, 64), (9, 12, 12, 13)] {
+        let shapes = [(50, 64, 64, 64), (7, 5, 5, 5), (1, 8, 8, 8), (13, 24, 3 * 4 * 24, 4 * 24), (50, 64, 2304, 64), (9, 12, 12, 13)];
+        for (&(t, d, ld, ldo), causal) in shapes.iter().flat_map(|s| [(s, false), (s, true)]) {
             let qkv = values(t * ld + 2 * d, t as u32 * 31 + d as u32);
             let (q, k, v) = (&qkv[..], &qkv[d..], &qkv[2 * d..]);
             let q: Vec<f32> = q.iter().map(|x| x * 2.0).collect(); // sharper weights than uniform
             let mut out = vec![f32::NAN; (t - 1) * ldo + d];
-            attention_head(&q, k, v, ld, t, d, &mut out, ldo, &mut scratch);
-            let want = reference(&q, k, v, t, d, ld);
+            attention_head(&q, k, v, ld, t, d, &mut out, ldo, causal, &mut scratch);
+            let want = reference(&q, k, v, t, d, ld, causal);
             for i in 0..t {
                 for c in 0..ldo.min(out.len() - i * ldo) {
                     let got = out[i * ldo + c];
@@ -107,7 +112,7 @@ mod tests {
                         continue;
                     }
                     let want = want[i * d + c];
-                    assert!((got as f64 - want).abs() <= 1e-5 * (1.0 + want.abs()), "t={t} d={d} [{i}][{c}]: {got} vs {want}");
+                    assert!((got as f64 - want).abs() <= 1e-5 * (1.0 + want.abs()), "t={t} d={d} causal={causal} [{i}][{c}]: {got} vs {want}");
                 }
             }
         }

@@ -53,14 +53,6 @@ pub fn dot(a: &[f32], b: &[f32]) -> f32 {
     acc.iter().sum::<f32>() + tail
 }
 
-/// `y += a * x`
-#[inline]
-pub fn axpy(a: f32, x: &[f32], y: &mut [f32]) {
-    for (y, x) in y.iter_mut().zip(x) {
-        *y += a * x;
-    }
-}
-
 /// `y += x`
 pub fn add_assign(y: &mut [f32], x: &[f32]) {
     for (y, x) in y.iter_mut().zip(x) {
