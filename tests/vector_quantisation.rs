@@ -165,10 +165,14 @@ fn grocery() -> Option<(PathBuf, PathBuf, PathBuf)> {
     }
 }
 
-fn build(iconic: &Path, tokenizer: &Path, out: &Path, dtype: &str) -> Catalog {
+fn tiny_model_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/tiny-clip")
+}
+
+fn build(model: &Path, iconic: &Path, tokenizer: &Path, out: &Path, dtype: &str) -> Catalog {
     let o = Command::new(env!("CARGO_BIN_EXE_clipmatch"))
         .args(["build", iconic.to_str().unwrap(), "--name-from", "folder", "--vector-dtype", dtype, "--out", out.to_str().unwrap()])
-        .env("CLIPMATCH_MODEL", Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/tiny-clip"))
+        .env("CLIPMATCH_MODEL", model)
         .env("CLIPMATCH_TOKENIZER", tokenizer)
         .output()
         .unwrap();
@@ -179,23 +183,43 @@ fn build(iconic: &Path, tokenizer: &Path, out: &Path, dtype: &str) -> Catalog {
 #[test]
 fn grocery_catalog_top5_is_unchanged_in_i8() {
     let Some((tokenizer, iconic, photos)) = grocery() else { return };
+    grocery_fidelity("grocery (both built by clipmatch build)", &tiny_model_dir(), embedder(), &tokenizer, &iconic, &photos);
+}
+
+/// The same at ViT-B/32's size (512 dimensions, 1024 bytes per item), where a model folder is
+/// named by `CLIPMATCH_B32_MODEL` (e.g. the random-weight one `scripts/make_fixtures.py --vit-b32`
+/// writes); skipped otherwise, as in CI.
+#[test]
+fn grocery_catalog_top5_is_unchanged_in_i8_at_vit_b32_size() {
+    let Some(dir) = std::env::var_os("CLIPMATCH_B32_MODEL").map(PathBuf::from) else {
+        eprintln!("skipped: set CLIPMATCH_B32_MODEL to a ViT-B/32 model folder");
+        return;
+    };
+    let Some((tokenizer, iconic, photos)) = grocery() else { return };
+    let config = fs::read_to_string(dir.join("config.json")).unwrap();
+    let model = ClipModel::load(&config, &fs::read(dir.join("model.safetensors")).unwrap(), Some(Towers::VisionOnly)).unwrap();
+    let preprocess = PreprocessConfig::from_json(&fs::read_to_string(dir.join("preprocessor_config.json")).unwrap()).unwrap();
+    let e = Embedder::new(model, preprocess, None);
+    grocery_fidelity("grocery at ViT-B/32 size", &dir, e, &tokenizer, &iconic, &photos);
+}
+
+fn grocery_fidelity(what: &str, model: &Path, e: Embedder, tokenizer: &Path, iconic: &Path, photos: &Path) {
     let tmp = tempfile::tempdir().unwrap();
-    let f32c = build(&iconic, &tokenizer, &tmp.path().join("f32"), "f32");
-    let i8c = build(&iconic, &tokenizer, &tmp.path().join("i8"), "i8");
+    let f32c = build(model, iconic, tokenizer, &tmp.path().join("f32"), "f32");
+    let i8c = build(model, iconic, tokenizer, &tmp.path().join("i8"), "i8");
     assert_eq!(f32c.len(), 31);
     assert_eq!((f32c.dtype(), i8c.dtype()), (VectorDtype::F32, VectorDtype::I8));
     assert_eq!(fs::metadata(tmp.path().join("i8/vectors.bin")).unwrap().len() as usize, 31 * 2 * f32c.dim());
     // The i8 catalog `build` writes is the f32 one quantised with the default rule.
     assert_eq!(i8c.vectors(), f32c.to_i8(ScaleRule::default()).vectors());
-    let e = embedder();
-    let mut files: Vec<PathBuf> = walk(&photos);
+    let mut files: Vec<PathBuf> = walk(photos);
     files.sort();
     let queries: Vec<(String, Vec<f32>)> = files
         .iter()
         .map(|p| (p.file_name().unwrap().to_string_lossy().into_owned(), e.embed_photo(&fs::read(p).unwrap()).unwrap()))
         .collect();
     assert!(queries.len() >= 100, "{} photos", queries.len());
-    report("grocery (both built by clipmatch build)", &f32c, &i8c, &queries);
+    report(what, &f32c, &i8c, &queries);
 }
 
 fn walk(dir: &Path) -> Vec<PathBuf> {
