@@ -65,4 +65,8 @@ console.log(`download: model ${mb(modelBytes)}, catalog ${mb(catalogBytes)}, thu
 console.log(`page open to ready, first visit: ${first.ms} ms (worker: download ${first.ready.timings.downloadMs.toFixed(0)} ms, model + catalog load ${first.ready.timings.modelMs.toFixed(0)} ms)`);
 console.log(`page open to ready, cached (median of ${cached.length} reloads): ${median(cached.map((c) => c.ms))} ms (from cache: ${cached.every((c) => c.ready.fromCache)}; model load ${median(cached.map((c) => c.ready.timings.modelMs)).toFixed(0)} ms)`);
 console.log(`query in the worker (decode, preprocess, vision tower, rank), median of ${perQuery.length}: ${median(perQuery).toFixed(0)} ms (min ${Math.min(...perQuery).toFixed(0)}, max ${Math.max(...perQuery).toFixed(0)})`);
+for (const [i, c] of cached.entries()) {
+  const t = c.ready.timings;
+  console.log(`  reload ${i + 1}: ${c.ms} ms to ready; ${c.ready.threads} thread(s); in the worker ${t.totalMs.toFixed(0)} ms (read from cache ${t.downloadMs.toFixed(0)} ms, model + catalog load ${t.modelMs.toFixed(0)} ms)`);
+}
 console.log(`wasm memory after loading: ${mb(first.ready.wasmMemoryBytes)}`);
