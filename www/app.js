@@ -20,6 +20,7 @@ function showInputError(message) {
 }
 
 function startWorker() {
+  state.workerStartedAt = performance.now();
   const worker = new Worker(new URL('./worker.js', import.meta.url), { type: 'module' });
   worker.onmessage = ({ data }) => onWorkerMessage(data);
   worker.onerror = (e) => { setState('error'); $('status-text').textContent = `The app could not start: ${e.message || 'the worker failed to load'}`; };
@@ -36,7 +37,7 @@ function onWorkerMessage(msg) {
     $('storage-text').textContent = msg.message; $('storage-text').hidden = false;
   } else if (msg.type === 'ready') {
     state.summary = msg.summary;
-    state.ready = msg;
+    state.ready = { ...msg, pageMs: { workerStarted: state.workerStartedAt, ready: performance.now() } };
     for (const t of msg.thumbnails) state.thumbnails.set(t.path, t);
     if (!state.weights) resetWeights();
     setState('ready');

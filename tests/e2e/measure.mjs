@@ -67,6 +67,7 @@ console.log(`page open to ready, cached (median of ${cached.length} reloads): ${
 console.log(`query in the worker (decode, preprocess, vision tower, rank), median of ${perQuery.length}: ${median(perQuery).toFixed(0)} ms (min ${Math.min(...perQuery).toFixed(0)}, max ${Math.max(...perQuery).toFixed(0)})`);
 for (const [i, c] of cached.entries()) {
   const t = c.ready.timings;
-  console.log(`  reload ${i + 1}: ${c.ms} ms to ready; ${c.ready.threads} thread(s); in the worker ${t.totalMs.toFixed(0)} ms (read from cache ${t.downloadMs.toFixed(0)} ms, model + catalog load ${t.modelMs.toFixed(0)} ms)`);
+  const p = c.ready.pageMs;
+  console.log(`  reload ${i + 1}: ${c.ms} ms to ready (page: worker started at ${p.workerStarted.toFixed(0)} ms, ready at ${p.ready.toFixed(0)} ms); ${c.ready.threads} thread(s); in the worker ${t.totalMs.toFixed(0)} ms (read from cache ${t.downloadMs.toFixed(0)} ms, model + catalog load ${t.modelMs.toFixed(0)} ms)`);
 }
 console.log(`wasm memory after loading: ${mb(first.ready.wasmMemoryBytes)}`);
