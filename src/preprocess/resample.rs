@@ -76,50 +76,68 @@ fn precision(max_weight: f64) -> u8 {
     precision
 }
 
-/// The weights of outputs `keep` of the library's call that resamples the source box
-/// `[in0, in1)` of an axis of `in_size` pixels into `out_size` pixels, and the precision each
-/// output alone would give (the call's is the lowest: it follows the largest weight of all
-/// outputs, so every output is computed).
-fn taps(in_size: u32, in0: f64, in1: f64, out_size: u32, keep: &Range<u32>) -> (Taps, Vec<u8>) {
-    let scale = (in1 - in0) / out_size as f64;
-    let filter_scale = scale.max(1.0);
-    let radius = SUPPORT * filter_scale;
-    let recip = 1.0 / filter_scale;
-    let mut precisions = Vec::with_capacity(out_size as usize);
-    let mut kept: Vec<(u32, Vec<f64>)> = Vec::with_capacity(keep.len());
-    let mut weights = Vec::new();
-    for out in 0..out_size {
-        let in_center = in0 + (out as f64 + 0.5) * scale;
-        let x_min = (in_center - radius).floor().max(0.) as u32;
-        let x_max = (in_center + radius).ceil().min(in_size as f64) as u32;
+/// The resampling the library does for one call: the source box `[in0, in1)` of an axis of
+/// `in_size` pixels into `out_size` pixels.
+struct Call {
+    in_size: u32,
+    in0: f64,
+    scale: f64,
+    radius: f64,
+    recip: f64,
+}
+
+impl Call {
+    fn new(in_size: u32, in0: f64, in1: f64, out_size: u32) -> Self {
+        let scale = (in1 - in0) / out_size as f64;
+        let filter_scale = scale.max(1.0);
+        Self { in_size, in0, scale, radius: SUPPORT * filter_scale, recip: 1.0 / filter_scale }
+    }
+
+    /// Output `out`'s first source pixel and f64 weights (into `weights`).
+    fn weights(&self, out: u32, weights: &mut Vec<f64>) -> u32 {
+        let in_center = self.in0 + (out as f64 + 0.5) * self.scale;
+        let x_min = (in_center - self.radius).floor().max(0.) as u32;
+        let x_max = (in_center + self.radius).ceil().min(self.in_size as f64) as u32;
         let center = in_center - 0.5;
         weights.clear();
         let mut sum = 0.0;
         for x in x_min..x_max {
-            let w = bicubic((x as f64 - center) * recip);
+            let w = bicubic((x as f64 - center) * self.recip);
             weights.push(w);
             sum += w;
         }
         if sum != 0.0 {
             weights.iter_mut().for_each(|w| *w /= sum);
         }
-        precisions.push(precision(weights.iter().fold(0.0f64, |m, &w| m.max(w))));
-        if keep.contains(&out) {
-            kept.push((x_min, weights.clone()));
-        }
+        x_min
     }
-    let precision = precisions.iter().copied().min().unwrap_or(0);
+
+    /// Output `out`'s largest weight.
+    fn max_weight(&self, out: u32, scratch: &mut Vec<f64>) -> f64 {
+        self.weights(out, scratch);
+        scratch.iter().fold(0.0f64, |m, &w| m.max(w))
+    }
+}
+
+/// The weights of outputs `keep` of a call of `out_size` outputs. The precision follows the
+/// largest weight of all the call's outputs, so every output is weighed; only the kept ones
+/// are stored.
+fn taps(call: &Call, out_size: u32, keep: &Range<u32>) -> Taps {
+    let mut scratch = Vec::new();
+    let max_weight = (0..out_size).map(|out| call.max_weight(out, &mut scratch)).fold(0.0f64, f64::max);
+    let precision = precision(max_weight);
     let unit = (1i32 << precision) as f64;
-    let outputs = kept
-        .into_iter()
-        .map(|(start, w)| {
-            let q: Vec<i16> = w.iter().map(|&v| (v * unit).round() as i16).collect();
+    let outputs = keep
+        .clone()
+        .map(|out| {
+            let start = call.weights(out, &mut scratch);
+            let q: Vec<i16> = scratch.iter().map(|&v| (v * unit).round() as i16).collect();
             let first = q.iter().take_while(|&&v| v == 0).count();
             let last = q.len() - q.iter().rev().take_while(|&&v| v == 0).count();
             (start + first as u32, q[first..last.max(first)].to_vec())
         })
         .collect();
-    (Taps { precision, outputs }, precisions)
+    Taps { precision, outputs }
 }
 
 /// A library call that computes the kept outputs with exactly the full resize's weights: it
@@ -144,8 +162,9 @@ impl Axis {
         if src == out {
             return Self { keep, taps: None, library: None };
         }
-        let (full, precisions) = taps(src, 0.0, src as f64, out, &keep);
-        let library = if use_library { library_call(src, out, &keep, &full, &precisions) } else { None };
+        let call = Call::new(src, 0.0, src as f64, out);
+        let full = taps(&call, out, &keep);
+        let library = if use_library { library_call(&call, out, &keep, &full) } else { None };
         Self { keep, taps: Some(full), library }
     }
 
@@ -164,30 +183,36 @@ impl Axis {
 /// if need be to the nearest one that sets the full resize's precision (edge outputs, whose
 /// clipped kernels weigh more), up to four times as many (still cheaper than applying the
 /// weights here).
-fn library_call(src: u32, out: u32, keep: &Range<u32>, full: &Taps, precisions: &[u8]) -> Option<LibraryCall> {
-    let (k0, k1) = (keep.start as usize, keep.end as usize);
-    let outputs = if precisions[k0..k1].contains(&full.precision) {
+fn library_call(full_call: &Call, out: u32, keep: &Range<u32>, full: &Taps) -> Option<LibraryCall> {
+    let src = full_call.in_size;
+    let n_keep = keep.end - keep.start;
+    let max_extra = n_keep * 3 + 2;
+    let mut scratch = Vec::new();
+    // Whether output `o` alone would set the full call's precision (none sets a higher one).
+    let mut sets_precision = |o: u32| {
+        let m = full_call.max_weight(o, &mut scratch);
+        full.precision == PRECISION_BITS - 1 || (m * (1i32 << (full.precision + 1)) as f64).round() as i32 >= 1 << 15
+    };
+    let outputs = if keep.clone().any(&mut sets_precision) {
         keep.clone()
     } else {
-        let left = precisions[..k0].iter().rposition(|&p| p == full.precision);
-        let right = precisions[k1..].iter().position(|&p| p == full.precision).map(|i| k1 + i);
+        // The nearest such output on either side, no further than the widening allows.
+        let left = (keep.start.saturating_sub(max_extra)..keep.start).rev().find(|&o| sets_precision(o));
+        let right = (keep.end..keep.end.saturating_add(max_extra).min(out)).find(|&o| sets_precision(o));
         match (left, right) {
-            (Some(l), Some(r)) if k1 - l <= r + 1 - k0 => l as u32..keep.end,
-            (_, Some(r)) => keep.start..r as u32 + 1,
-            (Some(l), None) => l as u32..keep.end,
+            (Some(l), Some(r)) if keep.end - l <= r + 1 - keep.start => l..keep.end,
+            (_, Some(r)) => keep.start..r + 1,
+            (Some(l), None) => l..keep.end,
             (None, None) => return None,
         }
     };
     let n = outputs.end - outputs.start;
-    if n > keep.len() as u32 * 4 + 2 {
-        return None;
-    }
     let scale = src as f64 / out as f64;
     let start = if outputs.start == 0 { 0.0 } else { outputs.start as f64 * scale };
     let end = if outputs.end == out { src as f64 } else { (outputs.end as f64 * scale).min(src as f64) };
     let len = end - start;
     let inner = keep.start - outputs.start..keep.end - outputs.start;
-    let same = start < src as f64 && len > 0.0 && taps(src, start, start + len, n, &inner).0 == *full;
+    let same = start < src as f64 && len > 0.0 && taps(&Call::new(src, start, start + len, n), n, &inner) == *full;
     same.then_some(LibraryCall { start, len, outputs })
 }
 
