@@ -116,7 +116,7 @@ fn check_finite(items: &[Item], dim: usize, values: &[f32]) -> Result<(), Catalo
     let vector = at / dim;
     Err(CatalogError::NonFiniteVector {
         item: items.get(vector / 2).map_or_else(String::new, |i| i.id.clone()),
-        kind: if vector % 2 == 0 { "image" } else { "name" },
+        kind: if vector.is_multiple_of(2) { "image" } else { "name" },
     })
 }
 

@@ -55,7 +55,7 @@ fn refusal(bytes: &[u8]) -> String {
     let whole = ClipModel::load(TINY_CONFIG, bytes, Some(Towers::VisionOnly)).err().expect("refused");
     let mut loader = ModelLoader::new(ModelConfig::from_json(TINY_CONFIG).unwrap(), Some(Towers::VisionOnly));
     let streamed = bytes.chunks(4096).try_for_each(|c| loader.push(c)).and_then(|()| loader.finish().map(|_| ()));
-    let streamed = streamed.err().expect("refused when streamed");
+    let streamed = streamed.expect_err("refused when streamed");
     assert_eq!(whole.to_string(), streamed.to_string());
     let msg = whole.to_string();
     assert!(!msg.contains('\n'), "{msg}");
