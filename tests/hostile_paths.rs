@@ -544,3 +544,31 @@ fn the_core_refuses_manifests_that_name_other_files() {
         assert_eq!(load(edit), Err(message));
     }
 }
+
+/// A FIFO named like an image is skipped with its reason, and a link to a parent folder is not
+/// followed (it would make the walk endless).
+#[cfg(unix)]
+#[test]
+fn a_source_folder_with_a_fifo_and_a_link_loop_builds_without_hanging() {
+    let Some(tok) = tokenizer() else { return };
+    let lab = Lab::new(Some(tok));
+    let src = lab.products("src");
+    fs::create_dir(src.join("more")).unwrap();
+    std::os::unix::fs::symlink("..", src.join("more/loop")).unwrap();
+    let fifo = src.join("waits.jpg");
+    if !mkfifo(&fifo) {
+        return;
+    }
+    let out = lab.p("cat");
+    let before = snapshot(&lab.root);
+    let r = lab.run(&["build", s(&src), "--out", s(&out)]);
+    assert_eq!(r.code, Some(2), "the skip makes a non-zero exit:\n{}", r.stderr);
+    let skip = format!("skipped {}: not a regular file (it is a FIFO); only regular files are read", fifo.display());
+    assert!(r.stderr.lines().any(|l| l == skip), "{}", r.stderr);
+    assert!(r.stderr.contains("did not follow 1 symbolic link(s) to folders under"), "{}", r.stderr);
+    assert!(r.stdout.contains("3 products"), "{}", r.stdout);
+    let after = snapshot(&lab.root);
+    let added: Vec<_> = after.keys().filter(|p| !before.contains_key(*p)).collect();
+    assert!(added.iter().all(|p| p.starts_with("cat")), "{added:?}");
+    assert!(before.iter().all(|(p, n)| after.get(p) == Some(n)));
+}

@@ -136,7 +136,7 @@ pub fn from_folder(dir: &Path, name_from: NameFrom) -> Result<(Vec<SourceItem>, 
     let mut found = Walk::default();
     walk(dir, &mut found)?;
     if found.folder_links > 0 {
-        eprintln!("did not follow {} links to folders under {}", found.folder_links, dir.display());
+        eprintln!("did not follow {} symbolic link(s) to folders under {}", found.folder_links, dir.display());
     }
     let mut items: Vec<SourceItem> = found
         .images
