@@ -11,8 +11,8 @@ const TAKE_CONTROL_MS = 10_000;
 
 export const singleThreadRequested = () => new URLSearchParams(location.search).get('threads') === '1';
 
-const ours = (registration) => registration.scope === APP_FOLDER
-  || [registration.active, registration.waiting, registration.installing].some((w) => w?.scriptURL === SW_URL);
+/** Whether a registration is the isolation worker's (by script: the site's own workers are never touched). */
+const ours = (registration) => [registration.active, registration.waiting, registration.installing].some((w) => w?.scriptURL === SW_URL);
 
 /**
  * `?threads=1`: unregisters the isolation service worker. True when the page is reloading because
@@ -63,6 +63,12 @@ export async function isolateForThreads() {
   if (sessionStorage.getItem(RELOAD_KEY)) return false;
   let registration;
   try {
+    // The site's own service worker for exactly this folder would be replaced by registering: never.
+    const present = await navigator.serviceWorker.getRegistration(APP_FOLDER);
+    if (present && present.scope === APP_FOLDER && !ours(present)) {
+      console.warn(`clipmatch: one thread; the site's own service worker (${present.active?.scriptURL}) has this folder`);
+      return false;
+    }
     registration = await navigator.serviceWorker.register(SW_URL, { scope: APP_FOLDER, updateViaCache: 'none' });
   } catch (e) {
     console.warn('clipmatch: no cross-origin isolation, so one thread:', e);

@@ -3,7 +3,7 @@
 // app.test.mjs, which starts the suite.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { copyFileSync, mkdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { env, root, bundleDir, out, openApp, startServer, watchPage, rankOnImagesOnly, assertFindsItself } from './harness.mjs';
 
@@ -61,6 +61,25 @@ export function isolationTests() {
     await byHeaders.context.close();
   });
 
+  test('?threads=1 under an isolation worker that still isolates that page (an older version) reloads once without it', async () => {
+    const { dir, base } = await site('site-older-sw', { swCopy: true });
+    const sw = path.join(dir, 'app', 'isolation-sw.js');
+    const older = readFileSync(sw, 'utf8').replace(/^.*searchParams\.get\('threads'\).*\n/m, '');
+    assert.notEqual(older, readFileSync(sw, 'utf8'));
+    writeFileSync(sw, older);
+    const context = await env.browser.newContext();
+    const page = await context.newPage();
+    await page.goto(`${base}app/index.html?bundle=bundle/`);
+    await eventually(page, async (p) => (await p.getAttribute('body', 'data-state')) === 'ready' && (await swState(p)).isolated);
+    let loads = 0;
+    page.on('load', () => loads++);
+    await page.goto(`${base}app/index.html?bundle=bundle/&threads=1`);
+    await eventually(page, async (p) => (await p.getAttribute('body', 'data-state')) === 'ready');
+    assert.deepEqual(await swState(page), { isolated: false, controlled: false, registrations: [], threads: 1 });
+    assert.equal(loads, 2, 'the ?threads=1 page, then its one reload');
+    await context.close();
+  });
+
   test('the service worker is scoped to the app\'s folder and adds COOP/COEP only to the app\'s own files', async () => {
     const { base } = await site('site-scope');
     const context = await env.browser.newContext();
@@ -88,6 +107,31 @@ export function isolationTests() {
     const inFolder = await swState(notes);
     assert.equal(inFolder.controlled, true, 'a page inside the folder is under it');
     assert.equal(inFolder.isolated, false, '...but gets no COOP/COEP');
+    await context.close();
+  });
+
+  test('the site\'s own service worker for the app\'s folder is neither replaced nor removed', async () => {
+    const { dir, base } = await site('site-own-sw');
+    writeFileSync(path.join(dir, 'shop-sw.js'), "self.addEventListener('fetch', () => {});\n");
+    const context = await env.browser.newContext();
+    const shop = await context.newPage();
+    await shop.goto(`${base}shop.html`);
+    await shop.evaluate(async () => {
+      const r = await navigator.serviceWorker.register('/shop-sw.js', { scope: '/app/' });
+      while (!r.active) await new Promise((resolve) => setTimeout(resolve, 50));
+    });
+    const scripts = (page) => page.evaluate(async () => (await navigator.serviceWorker.getRegistrations()).map((r) => `${r.scope} ${r.active?.scriptURL}`));
+    const theirs = [`${base}app/ ${base}shop-sw.js`];
+    const page = await context.newPage();
+    const watch = await watchPage(context, page);
+    await page.goto(`${base}app/index.html?bundle=bundle/`);
+    await page.waitForSelector('body[data-state="ready"]', { timeout: 120_000 });
+    assert.deepEqual(await scripts(page), theirs, 'still the site\'s own worker');
+    assert.equal((await swState(page)).threads, 1, 'so the app runs on one thread');
+    await page.goto(`${base}app/index.html?bundle=bundle/&threads=1`);
+    await page.waitForSelector('body[data-state="ready"]', { timeout: 120_000 });
+    assert.deepEqual(await scripts(page), theirs, '?threads=1 removes only the isolation worker');
+    assert.deepEqual(watch.errors, []);
     await context.close();
   });
 
