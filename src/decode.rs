@@ -2,12 +2,47 @@
 //! `ImageOps.exif_transpose` + transformers' `convert_to_rgb` see it: EXIF orientation applied,
 //! alpha composited onto white, 16-bit channels scaled with `>> 8`, grayscale replicated.
 //! Size limits are checked from the header, before any pixel memory is allocated.
+//!
+//! The limits, one set per build (the page's wasm memory also holds the model and never shrinks):
+//! - a file of at most [`MAX_FILE_BYTES`];
+//! - at most [`MAX_SIDE`] pixels a side and [`MAX_MEGAPIXELS`] megapixels;
+//! - a long side at most [`MAX_ASPECT_RATIO`] times the short side;
+//! - at most [`MAX_DECODE_BYTES`] allocated by the decoder: the decoded pixels, and for a GIF
+//!   whose first frame is larger than its screen, that frame's own buffer too. An 8-bit RGBA
+//!   image of the largest size fits; a 16-bit one that large does not and is refused.
+//!
+//! Past the decoder, turning the pixels into upright RGB takes at most 6 more bytes a pixel
+//! (8-bit RGBA is converted in place), and preprocessing only what the centre crop keeps.
 
 use std::io::Cursor;
 
 use image::{DynamicImage, ImageDecoder, ImageFormat, ImageReader, Limits, RgbImage};
 
 use crate::error::ImageError;
+
+/// Largest photo file accepted, in bytes (64 MiB).
+pub const MAX_FILE_BYTES: usize = 64 << 20;
+/// Largest width or height accepted, in pixels.
+pub const MAX_SIDE: u32 = 16_384;
+/// Most the long side may be, in multiples of the short side: a centre crop of anything
+/// thinner keeps under a twentieth of it.
+pub const MAX_ASPECT_RATIO: u32 = 20;
+/// Most bytes the decoder may allocate for one photo: 512 MiB natively.
+#[cfg(not(target_arch = "wasm32"))]
+pub const MAX_DECODE_BYTES: u64 = 512 << 20;
+/// Most bytes the decoder may allocate for one photo: 192 MiB in the browser.
+#[cfg(target_arch = "wasm32")]
+pub const MAX_DECODE_BYTES: u64 = 192 << 20;
+/// Largest image accepted, in megapixels (natively): its 8-bit RGBA pixels fit [`MAX_DECODE_BYTES`].
+#[cfg(not(target_arch = "wasm32"))]
+pub const MAX_MEGAPIXELS: u32 = 64;
+/// Largest image accepted, in megapixels (in the browser): its 8-bit RGBA pixels fit
+/// [`MAX_DECODE_BYTES`].
+#[cfg(target_arch = "wasm32")]
+pub const MAX_MEGAPIXELS: u32 = 50;
+
+const _: () = assert!(MAX_MEGAPIXELS as u64 * 1_000_000 * 4 <= MAX_DECODE_BYTES);
+const _: () = assert!((MAX_SIDE as u64).pow(2) >= MAX_MEGAPIXELS as u64 * 1_000_000);
 
 /// Bounds on what a photo may be, checked before decoding.
 #[derive(Debug, Clone, Copy)]
@@ -18,14 +53,20 @@ pub struct DecodeLimits {
     pub max_side: u32,
     /// Largest accepted width x height, in megapixels.
     pub max_megapixels: u32,
+    /// Largest accepted long side / short side.
+    pub max_aspect_ratio: u32,
+    /// Most bytes the decoder may allocate.
+    pub max_decode_bytes: u64,
 }
 
 impl Default for DecodeLimits {
     fn default() -> Self {
         Self {
-            max_file_bytes: 64 << 20,
-            max_side: 16_384,
-            max_megapixels: 64,
+            max_file_bytes: MAX_FILE_BYTES,
+            max_side: MAX_SIDE,
+            max_megapixels: MAX_MEGAPIXELS,
+            max_aspect_ratio: MAX_ASPECT_RATIO,
+            max_decode_bytes: MAX_DECODE_BYTES,
         }
     }
 }
@@ -48,6 +89,16 @@ fn corrupt(format: ImageFormat, reason: impl ToString) -> ImageError {
     ImageError::Corrupt {
         format: format_name(format).to_string(),
         reason: reason.to_string(),
+    }
+}
+
+/// The decoder's error, saying so when it stopped at the memory limit.
+fn decode_error(format: ImageFormat, limits: &DecodeLimits, e: image::ImageError) -> ImageError {
+    match &e {
+        image::ImageError::Limits(l) if matches!(l.kind(), image::error::LimitErrorKind::InsufficientMemory) => {
+            ImageError::TooMuchMemory { max_mib: limits.max_decode_bytes >> 20 }
+        }
+        _ => corrupt(format, e),
     }
 }
 
@@ -78,21 +129,48 @@ pub fn decode_rgb(bytes: &[u8], limits: &DecodeLimits) -> Result<RgbImage, Image
     if let Ok(size) = imagesize::blob_size(bytes) {
         check_size(size.width as u64, size.height as u64, limits)?;
     }
+    if format == ImageFormat::Gif {
+        // The decoder gives a first frame larger than the screen a buffer of its own.
+        if let Some((width, height)) = gif_first_frame_size(bytes) {
+            check_pixels(width as u64, height as u64, limits)?;
+        }
+    }
     let mut reader = ImageReader::with_format(Cursor::new(bytes), format);
-    let mut decode_limits = Limits::default();
-    decode_limits.max_image_width = Some(limits.max_side);
-    decode_limits.max_image_height = Some(limits.max_side);
-    reader.limits(decode_limits);
-    let mut decoder = reader.into_decoder().map_err(|e| corrupt(format, e))?;
+    let mut budget = Limits::default();
+    budget.max_image_width = Some(limits.max_side);
+    budget.max_image_height = Some(limits.max_side);
+    budget.max_alloc = Some(limits.max_decode_bytes);
+    reader.limits(budget.clone());
+    let mut decoder = reader.into_decoder().map_err(|e| decode_error(format, limits, e))?;
     let (width, height) = decoder.dimensions();
     check_size(width as u64, height as u64, limits)?;
+    // The decoded pixels take their share of the budget first; the decoder's own buffers
+    // (a GIF frame) must fit in what is left.
+    budget.reserve(decoder.total_bytes()).map_err(|e| decode_error(format, limits, e))?;
+    decoder.set_limits(budget).map_err(|e| decode_error(format, limits, e))?;
     let orientation = decoder.orientation().unwrap_or(image::metadata::Orientation::NoTransforms);
-    let mut img = DynamicImage::from_decoder(decoder).map_err(|e| corrupt(format, e))?;
-    img.apply_orientation(orientation);
-    Ok(to_rgb(img))
+    let img = DynamicImage::from_decoder(decoder).map_err(|e| decode_error(format, limits, e))?;
+    // Turned upright after the conversion, which frees the decoder's (larger) pixels first.
+    let mut upright = DynamicImage::ImageRgb8(to_rgb(img));
+    upright.apply_orientation(orientation);
+    Ok(upright.into_rgb8())
 }
 
+/// Pixel-count and side limits, and the aspect ratio.
 fn check_size(width: u64, height: u64, limits: &DecodeLimits) -> Result<(), ImageError> {
+    check_pixels(width, height, limits)?;
+    let (short, long) = (width.min(height), width.max(height));
+    if long > short * limits.max_aspect_ratio as u64 {
+        return Err(ImageError::TooThin {
+            width: width as u32,
+            height: height as u32,
+            max_ratio: limits.max_aspect_ratio,
+        });
+    }
+    Ok(())
+}
+
+fn check_pixels(width: u64, height: u64, limits: &DecodeLimits) -> Result<(), ImageError> {
     if width == 0 || height == 0 {
         return Err(ImageError::NoPixels);
     }
@@ -106,6 +184,32 @@ fn check_size(width: u64, height: u64, limits: &DecodeLimits) -> Result<(), Imag
         });
     }
     Ok(())
+}
+
+/// Width and height of a GIF's first image, from its descriptor: after the 13-byte header and
+/// screen descriptor, the global colour table, then extension blocks (each a label and
+/// length-prefixed sub-blocks ending with a zero length) until the image descriptor (0x2C:
+/// left, top, width, height, little-endian u16).
+fn gif_first_frame_size(b: &[u8]) -> Option<(u16, u16)> {
+    let u16_at = |i: usize| Some(u16::from_le_bytes([*b.get(i)?, *b.get(i + 1)?]));
+    let flags = *b.get(10)?;
+    let mut i = 13 + if flags & 0x80 != 0 { 3 << ((flags & 7) + 1) } else { 0 };
+    loop {
+        match *b.get(i)? {
+            0x2C => return Some((u16_at(i + 5)?, u16_at(i + 7)?)),
+            0x21 => {
+                i += 2; // introducer and label
+                loop {
+                    let len = *b.get(i)? as usize;
+                    i += 1 + len;
+                    if len == 0 {
+                        break;
+                    }
+                }
+            }
+            _ => return None,
+        }
+    }
 }
 
 /// RGBA pixels (a canvas's `getImageData`) to RGB, alpha composited onto white.
@@ -162,7 +266,15 @@ fn to_rgb(img: DynamicImage) -> RgbImage {
             RgbImage::from_raw(w, h, out).expect("buffer size matches")
         }
         DynamicImage::ImageRgba8(p) => {
-            from_rgba(&mut p.as_raw().chunks_exact(4).map(|c| [c[0], c[1], c[2], c[3]]))
+            // In place: pixel i's three bytes land before pixel i + 1's four.
+            let mut buf = p.into_raw();
+            let n = w as usize * h as usize;
+            for i in 0..n {
+                let [r, g, b, a] = [buf[4 * i], buf[4 * i + 1], buf[4 * i + 2], buf[4 * i + 3]];
+                buf[3 * i..3 * i + 3].copy_from_slice(&[over_white(r, a), over_white(g, a), over_white(b, a)]);
+            }
+            buf.truncate(3 * n);
+            RgbImage::from_raw(w, h, buf).expect("buffer size matches")
         }
         DynamicImage::ImageLumaA8(p) => {
             from_rgba(&mut p.as_raw().chunks_exact(2).map(|c| [c[0], c[0], c[0], c[1]]))

@@ -18,6 +18,10 @@ pub enum ImageError {
         max_side: u32,
         max_megapixels: u32,
     },
+    #[error("the image is {width}x{height} pixels, too thin to search: its long side may be at most {max_ratio} times its short side")]
+    TooThin { width: u32, height: u32, max_ratio: u32 },
+    #[error("decoding the image needs more than the {max_mib} MiB of memory a photo may take")]
+    TooMuchMemory { max_mib: u64 },
     #[error("the file is {bytes} bytes, over the limit of {max_bytes} bytes")]
     FileTooLarge { bytes: usize, max_bytes: usize },
     #[error("the {format} data is corrupt or truncated: {reason}")]

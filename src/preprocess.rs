@@ -1,11 +1,16 @@
 //! `CLIPImageProcessor` on the PIL path: resize the shortest edge with Pillow's antialiased
 //! bicubic (horizontal pass, then vertical, each rounded to 8 bits), centre crop, rescale and
-//! normalise into a CHW float tensor.
+//! normalise into a CHW float tensor. Only the pixels the crop keeps are resized
+//! ([`resample`]), so a thin photo costs no more than any other.
 
-use fast_image_resize::{images::Image, FilterType, PixelType, ResizeAlg, ResizeOptions, Resizer};
+mod resample;
+
+use std::ops::Range;
+
 use image::RgbImage;
 
 use crate::config::PreprocessConfig;
+pub use resample::resize_region;
 
 /// `transformers`' `get_resize_output_image_size(default_to_square=False)`: the short side
 /// becomes `edge`, the long side `int(edge * long / short)`. Returns (width, height).
@@ -17,37 +22,6 @@ pub fn shortest_edge_size(width: u32, height: u32, edge: u32) -> (u32, u32) {
     } else {
         (new_long, edge)
     }
-}
-
-fn resize_pass(src: &Image<'_>, width: u32, height: u32, resizer: &mut Resizer) -> Image<'static> {
-    let mut dst = Image::new(width, height, PixelType::U8x3);
-    let options = ResizeOptions::new().resize_alg(ResizeAlg::Convolution(FilterType::CatmullRom));
-    resizer
-        .resize(src, &mut dst, &options)
-        .expect("same pixel type and non-empty sizes");
-    dst
-}
-
-/// Resizes like Pillow's `Image.resize(size, BICUBIC)`: a horizontal pass, then a vertical one.
-pub fn resize_bicubic(img: &RgbImage, width: u32, height: u32) -> RgbImage {
-    let (w0, h0) = img.dimensions();
-    if (w0, h0) == (width, height) {
-        return img.clone();
-    }
-    let src = Image::from_vec_u8(w0, h0, img.as_raw().clone(), PixelType::U8x3)
-        .expect("buffer matches dimensions");
-    let mut resizer = Resizer::new();
-    let horizontal = if w0 != width {
-        resize_pass(&src, width, h0, &mut resizer)
-    } else {
-        src
-    };
-    let both = if h0 != height {
-        resize_pass(&horizontal, width, height, &mut resizer)
-    } else {
-        horizontal
-    };
-    RgbImage::from_raw(width, height, both.into_vec()).expect("buffer matches dimensions")
 }
 
 /// `transformers`' `center_crop`: top = (h - ch) // 2, left = (w - cw) // 2; pads with black
@@ -66,11 +40,27 @@ pub fn center_crop(img: &RgbImage, crop_width: u32, crop_height: u32) -> RgbImag
     })
 }
 
-/// The resized and cropped 8-bit image the model sees.
+/// Where a centred crop of `crop` pixels falls on an axis of `size` pixels: its first pixel
+/// (negative when the crop is larger: `center_crop` pads) and the pixels of the axis it keeps.
+fn crop_span(size: u32, crop: u32) -> (i64, Range<u32>) {
+    let first = (size as i64 - crop as i64).div_euclid(2);
+    let kept = first.clamp(0, size as i64) as u32..(first + crop as i64).clamp(0, size as i64) as u32;
+    (first, kept)
+}
+
+/// The resized and cropped 8-bit image the model sees: the same pixels as resizing the whole
+/// photo and then cropping ([`center_crop`]), computing only the ones kept.
 pub fn resize_and_crop(img: &RgbImage, cfg: &PreprocessConfig) -> RgbImage {
     let (w, h) = shortest_edge_size(img.width(), img.height(), cfg.shortest_edge);
-    let resized = resize_bicubic(img, w, h);
-    center_crop(&resized, cfg.crop_width, cfg.crop_height)
+    let (left, xs) = crop_span(w, cfg.crop_width);
+    let (top, ys) = crop_span(h, cfg.crop_height);
+    let kept = resize_region(img, w, h, xs.clone(), ys.clone());
+    if kept.dimensions() == (cfg.crop_width, cfg.crop_height) {
+        return kept;
+    }
+    let mut out = RgbImage::new(cfg.crop_width, cfg.crop_height); // black where the photo is smaller
+    image::imageops::replace(&mut out, &kept, xs.start as i64 - left, ys.start as i64 - top);
+    out
 }
 
 /// Rescales and normalises an 8-bit crop into CHW floats: `(v * rescale - mean) / std`.
@@ -97,9 +87,87 @@ pub fn pixel_values(img: &RgbImage, cfg: &PreprocessConfig) -> Vec<f32> {
     normalize(&resize_and_crop(img, cfg), cfg)
 }
 
+/// The full resize the kept region is checked against: the whole photo through a horizontal
+/// pass, then a vertical one (the way this module resized before it cut the work to the crop).
+#[cfg(test)]
+pub(crate) fn resize_full(img: &RgbImage, width: u32, height: u32) -> RgbImage {
+    use fast_image_resize::{images::Image, FilterType, PixelType, ResizeAlg, ResizeOptions, Resizer};
+    let (w0, h0) = img.dimensions();
+    if (w0, h0) == (width, height) {
+        return img.clone();
+    }
+    let pass = |src: &Image<'_>, w: u32, h: u32| {
+        let mut dst = Image::new(w, h, PixelType::U8x3);
+        let opts = ResizeOptions::new().resize_alg(ResizeAlg::Convolution(FilterType::CatmullRom));
+        Resizer::new().resize(src, &mut dst, &opts).unwrap();
+        dst
+    };
+    let src = Image::from_vec_u8(w0, h0, img.as_raw().clone(), PixelType::U8x3).unwrap();
+    let horizontal = if w0 != width { pass(&src, width, h0) } else { src };
+    let both = if h0 != height { pass(&horizontal, width, height) } else { horizontal };
+    RgbImage::from_raw(width, height, both.into_vec()).unwrap()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::synthetic::Rng;
+
+    fn clip_config() -> PreprocessConfig {
+        PreprocessConfig::from_json(include_str!("../tests/fixtures/tiny-clip/preprocessor_config.json")).unwrap()
+    }
+
+    /// The old path: resize the whole photo, then crop.
+    fn reference(img: &RgbImage, cfg: &PreprocessConfig) -> RgbImage {
+        let (w, h) = shortest_edge_size(img.width(), img.height(), cfg.shortest_edge);
+        center_crop(&resize_full(img, w, h), cfg.crop_width, cfg.crop_height)
+    }
+
+    #[test]
+    fn fixture_photos_crop_exactly_as_the_full_resize() {
+        let cfg = clip_config();
+        let files: [&[u8]; 12] = [
+            include_bytes!("../tests/fixtures/images/photo.jpg"),
+            include_bytes!("../tests/fixtures/images/exif_rotated.jpg"),
+            include_bytes!("../tests/fixtures/images/alpha.png"),
+            include_bytes!("../tests/fixtures/images/gray.png"),
+            include_bytes!("../tests/fixtures/images/deep16.png"),
+            include_bytes!("../tests/fixtures/images/photo.webp"),
+            include_bytes!("../tests/fixtures/images/lossless.webp"),
+            include_bytes!("../tests/fixtures/images/anim.gif"),
+            include_bytes!("../tests/fixtures/images/wide.jpg"),
+            include_bytes!("../tests/fixtures/images/tall.png"),
+            include_bytes!("../tests/fixtures/images/small.png"),
+            include_bytes!("../tests/fixtures/images/cmyk.jpg"),
+        ];
+        for (i, bytes) in files.iter().enumerate() {
+            let rgb = crate::decode::decode_rgb(bytes, &crate::decode::DecodeLimits::default()).unwrap();
+            assert!(resize_and_crop(&rgb, &cfg) == reference(&rgb, &cfg), "fixture {i}");
+        }
+    }
+
+    #[test]
+    fn random_sizes_crop_exactly_as_the_full_resize() {
+        let cfg = clip_config();
+        let mut rng = Rng::new(20240901);
+        for i in 0..50 {
+            // Every fifth image is smaller than the crop on at least one side.
+            let side = |rng: &mut Rng| 1 + (rng.next_u64() % if i % 5 == 0 { 224 } else { 1200 }) as u32;
+            let (w, h) = (side(&mut rng), side(&mut rng));
+            let img = resample::tests::noise(&mut rng, w, h);
+            assert!(resize_and_crop(&img, &cfg) == reference(&img, &cfg), "{w}x{h}");
+        }
+    }
+
+    #[test]
+    fn thin_photos_crop_exactly_as_the_full_resize() {
+        let cfg = clip_config();
+        let mut rng = Rng::new(5);
+        for (w, h) in [(1, 1), (1, 2000), (2000, 1), (3, 1500), (1200, 7), (224, 225), (225, 224)] {
+            let img = resample::tests::noise(&mut rng, w, h);
+            assert!(resize_and_crop(&img, &cfg) == reference(&img, &cfg), "{w}x{h}");
+        }
+    }
 
     #[test]
     fn shortest_edge_truncates_like_python_int() {

@@ -8,7 +8,8 @@ use crate::error::ImageError;
 /// JPEG quality of thumbnails.
 const QUALITY: u8 = 85;
 
-/// Size that fits `(width, height)` within `max_side`, keeping the aspect ratio, never enlarging.
+/// Size that fits `(width, height)` within `max_side`, keeping the aspect ratio, never enlarging
+/// and never below one pixel a side (a 1 x 16384 photo gives 1 x 256).
 pub fn fit_within(width: u32, height: u32, max_side: u32) -> (u32, u32) {
     let scale = (max_side as f64 / width.max(height) as f64).min(1.0);
     let side = |v: u32| ((v as f64 * scale).round() as u32).max(1);
@@ -16,8 +17,12 @@ pub fn fit_within(width: u32, height: u32, max_side: u32) -> (u32, u32) {
 }
 
 /// A JPEG of `rgb` with its longer side at most `max_side` pixels (bilinear, antialiased).
+/// Memory: the thumbnail and, at most, one intermediate of the source's width by its height.
 pub fn thumbnail_jpeg(rgb: &RgbImage, max_side: u32) -> Result<Vec<u8>, ImageError> {
     let (w, h) = rgb.dimensions();
+    if w == 0 || h == 0 || max_side == 0 {
+        return Err(ImageError::NoPixels);
+    }
     let (tw, th) = fit_within(w, h, max_side);
     let small = if (tw, th) == (w, h) {
         rgb.clone()
@@ -49,6 +54,25 @@ mod tests {
         assert_eq!(fit_within(300, 4000, 256), (19, 256));
         assert_eq!(fit_within(100, 50, 256), (100, 50));
         assert_eq!(fit_within(5000, 1, 256), (256, 1));
+        assert_eq!(fit_within(1, 16384, 256), (1, 256));
+        assert_eq!(fit_within(16384, 1, 256), (256, 1));
+        assert_eq!(fit_within(3, 16384, 256), (1, 256));
+    }
+
+    #[test]
+    fn thin_and_tiny_images_give_thumbnails_at_least_a_pixel_wide() {
+        for (w, h, want) in [(1, 16384, (1, 256)), (16384, 1, (256, 1)), (2, 9000, (1, 256)), (1, 1, (1, 1))] {
+            let rgb = RgbImage::from_fn(w, h, |x, y| image::Rgb([(x % 256) as u8, (y % 256) as u8, 90]));
+            let jpeg = thumbnail_jpeg(&rgb, 256).unwrap();
+            let back = image::load_from_memory(&jpeg).unwrap();
+            assert_eq!((back.width(), back.height()), want, "{w}x{h}");
+        }
+    }
+
+    #[test]
+    fn an_empty_image_has_no_thumbnail() {
+        let err = thumbnail_jpeg(&RgbImage::new(0, 5), 256).unwrap_err();
+        assert!(matches!(err, ImageError::NoPixels), "{err}");
     }
 
     #[test]

@@ -159,3 +159,91 @@ pub fn png_header(width: u32, height: u32) -> Vec<u8> {
     out
 }
 
+
+/// A global allocator counting live heap bytes and their peak, for tests that bound memory. A test
+/// binary installs it with `#[global_allocator] static ALLOC: common::Counting = common::Counting;`
+/// and each of its tests holds [`serial`] so that no other test allocates meanwhile.
+pub struct Counting;
+
+static LIVE: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+static PEAK: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+fn counted(bytes: usize) {
+    use std::sync::atomic::Ordering::Relaxed;
+    let live = LIVE.fetch_add(bytes, Relaxed) + bytes;
+    PEAK.fetch_max(live, Relaxed);
+}
+
+// SAFETY: every call is passed to `System` unchanged; only the counters are added.
+unsafe impl std::alloc::GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: std::alloc::Layout) -> *mut u8 {
+        let p = std::alloc::System.alloc(layout);
+        if !p.is_null() {
+            counted(layout.size());
+        }
+        p
+    }
+
+    unsafe fn alloc_zeroed(&self, layout: std::alloc::Layout) -> *mut u8 {
+        let p = std::alloc::System.alloc_zeroed(layout);
+        if !p.is_null() {
+            counted(layout.size());
+        }
+        p
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: std::alloc::Layout) {
+        std::alloc::System.dealloc(ptr, layout);
+        LIVE.fetch_sub(layout.size(), std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Counted as a new block alongside the old one, as a moving realloc holds both.
+    unsafe fn realloc(&self, ptr: *mut u8, layout: std::alloc::Layout, new_size: usize) -> *mut u8 {
+        let p = std::alloc::System.realloc(ptr, layout, new_size);
+        if !p.is_null() {
+            counted(new_size);
+            LIVE.fetch_sub(layout.size(), std::sync::atomic::Ordering::Relaxed);
+        }
+        p
+    }
+}
+
+/// Held by each test of a binary that measures memory, so its measurements see only itself.
+pub fn serial() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    LOCK.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// `f`'s result and the most heap it held at once beyond what was live when it started (with
+/// [`Counting`] installed; 0 without).
+pub fn peak_heap<T>(f: impl FnOnce() -> T) -> (T, usize) {
+    use std::sync::atomic::Ordering::Relaxed;
+    let before = LIVE.load(Relaxed);
+    PEAK.store(before, Relaxed);
+    let out = f();
+    (out, PEAK.load(Relaxed) - before)
+}
+
+/// `f`'s result and how long it took (natively; `None` in the browser, which has no clock here).
+pub fn timed<T>(f: impl FnOnce() -> T) -> (T, Option<std::time::Duration>) {
+    #[cfg(not(target_arch = "wasm32"))]
+    {
+        let start = std::time::Instant::now();
+        let out = f();
+        (out, Some(start.elapsed()))
+    }
+    #[cfg(target_arch = "wasm32")]
+    {
+        (f(), None)
+    }
+}
+
+/// A PNG of `width` x `height` pixels of a colour gradient.
+pub fn gradient_png(width: u32, height: u32) -> Vec<u8> {
+    let img = image::RgbImage::from_fn(width, height, |x, y| {
+        image::Rgb([(x * 7 % 256) as u8, (y * 3 % 256) as u8, ((x + y) % 256) as u8])
+    });
+    let mut out = Vec::new();
+    img.write_to(&mut std::io::Cursor::new(&mut out), image::ImageFormat::Png).expect("PNG encodes");
+    out
+}
