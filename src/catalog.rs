@@ -89,10 +89,35 @@ impl VectorDtype {
     }
 }
 
+/// Largest `embedding_dim` a catalog may declare (CLIP's are 512 to 1024).
+pub const MAX_EMBEDDING_DIM: usize = 65_536;
+
 /// Size of a vectors file: `items x 2 x embedding_dim x dtype bytes` (ViT-B/32 in i8: 1024
-/// bytes per item).
-pub fn vectors_file_size(items: usize, dim: usize, dtype: VectorDtype) -> usize {
-    items * 2 * dim * dtype.bytes()
+/// bytes per item); `None` when that is more than this machine can address (on wasm32, 4 GiB).
+pub fn vectors_file_size(items: usize, dim: usize, dtype: VectorDtype) -> Option<usize> {
+    items.checked_mul(2)?.checked_mul(dim)?.checked_mul(dtype.bytes())
+}
+
+/// Number of values a catalog's vectors hold: `items x 2 x embedding_dim`.
+fn value_count(items: usize, dim: usize) -> Result<usize, CatalogError> {
+    items.checked_mul(2).and_then(|n| n.checked_mul(dim)).ok_or_else(|| too_many_values(items, dim))
+}
+
+fn too_many_values(items: usize, dim: usize) -> CatalogError {
+    CatalogError::Invalid(format!(
+        "{items} items of {dim}-dimensional vector pairs are more values than this machine can address"
+    ))
+}
+
+/// Refuses NaN and infinite values, naming the first item that holds one. `values` are laid
+/// out as in the vectors file.
+fn check_finite(items: &[Item], dim: usize, values: &[f32]) -> Result<(), CatalogError> {
+    let Some(at) = values.iter().position(|x| !x.is_finite()) else { return Ok(()) };
+    let vector = at / dim;
+    Err(CatalogError::NonFiniteVector {
+        item: items.get(vector / 2).map_or_else(String::new, |i| i.id.clone()),
+        kind: if vector.is_multiple_of(2) { "image" } else { "name" },
+    })
 }
 
 /// The scales of an i8 catalog: a stored value `q` stands for `offset + q * scale`.
@@ -193,7 +218,7 @@ impl Catalog {
             )));
         }
         let dim = model.embedding_dim;
-        let mut values = Vec::with_capacity(items.len() * 2 * dim);
+        let mut values = Vec::with_capacity(value_count(items.len(), dim)?);
         for (img, name) in vectors {
             if img.len() != dim || name.len() != dim {
                 return Err(CatalogError::DimensionMismatch {
@@ -216,7 +241,7 @@ impl Catalog {
         items: Vec<Item>,
         values: Vec<f32>,
     ) -> Result<Self, CatalogError> {
-        let expected = items.len() * 2 * model.embedding_dim;
+        let expected = value_count(items.len(), model.embedding_dim)?;
         if values.len() != expected {
             return Err(CatalogError::Invalid(format!(
                 "{} items of {}-dim vector pairs need {expected} values, not {}",
@@ -225,6 +250,7 @@ impl Catalog {
                 values.len()
             )));
         }
+        check_finite(&items, model.embedding_dim, &values)?;
         let mut catalog = Self {
             manifest: Manifest {
                 format: FORMAT.into(),
@@ -254,7 +280,7 @@ impl Catalog {
         let head: serde_json::Value = serde_json::from_slice(manifest_json)
             .map_err(|e| CatalogError::Manifest(e.to_string()))?;
         let format = head.get("format").and_then(|v| v.as_str()).unwrap_or("");
-        let version = head.get("version").and_then(|v| v.as_u64()).unwrap_or(0) as u32;
+        let version = head.get("version").and_then(|v| v.as_u64()).and_then(|v| u32::try_from(v).ok()).unwrap_or(0);
         if format != FORMAT || !(OLDEST_VERSION..=VERSION).contains(&version) {
             return Err(CatalogError::UnsupportedVersion {
                 found: format.to_string(),
@@ -275,8 +301,10 @@ impl Catalog {
             None => return Err(CatalogError::UnsupportedDtype(manifest.vectors.dtype.clone())),
         };
         let dim = manifest.model.embedding_dim;
-        if dim == 0 {
-            return Err(CatalogError::Invalid("embedding_dim is 0".into()));
+        if dim == 0 || dim > MAX_EMBEDDING_DIM {
+            return Err(CatalogError::Invalid(format!(
+                "embedding_dim is {dim}; it must be 1 to {MAX_EMBEDDING_DIM}"
+            )));
         }
         let scales = match (dtype, manifest.vectors.scales) {
             (VectorDtype::I8, None) => {
@@ -308,7 +336,7 @@ impl Catalog {
             Some(o) => Some(o.clone()),
         };
         let n = manifest.items.len();
-        let expected = vectors_file_size(n, dim, dtype);
+        let expected = vectors_file_size(n, dim, dtype).ok_or_else(|| too_many_values(n, dim))?;
         if vectors.len() != expected {
             return Err(CatalogError::VectorsSize {
                 found: vectors.len(),
@@ -336,12 +364,12 @@ impl Catalog {
                 }
                 Vectors::I8 { values, scales, offsets }
             }
-            _ => Vectors::F32(
-                vectors
-                    .chunks_exact(4)
-                    .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-                    .collect(),
-            ),
+            _ => {
+                let values: Vec<f32> =
+                    vectors.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect();
+                check_finite(&manifest.items, dim, &values)?;
+                Vectors::F32(values)
+            }
         };
         let catalog = Self { manifest, vectors };
         catalog.validate_items()?;

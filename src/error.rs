@@ -84,6 +84,8 @@ pub enum CatalogError {
     },
     #[error("the catalog's preprocessing ({catalog}) differs from the model's ({model})")]
     PreprocessMismatch { catalog: String, model: String },
+    #[error("item {item:?}'s {kind} vector holds NaN or an infinite value: the vectors file is damaged")]
+    NonFiniteVector { item: String, kind: &'static str },
     #[error("invalid catalog: {0}")]
     Invalid(String),
 }

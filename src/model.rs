@@ -71,6 +71,20 @@ pub fn expected_tensors(cfg: &ModelConfig, towers: Towers) -> Vec<(String, Vec<u
     out
 }
 
+/// How many tensors [`expected_tensors`] lists, computed without listing them.
+fn expected_count(cfg: &ModelConfig, towers: Towers) -> Result<usize, ModelError> {
+    let per_layer = 16;
+    let vision = cfg.vision.num_hidden_layers.checked_mul(per_layer).and_then(|n| n.checked_add(8));
+    let text = match towers {
+        Towers::VisionOnly => Some(0),
+        Towers::VisionAndText => cfg.text.num_hidden_layers.checked_mul(per_layer).and_then(|n| n.checked_add(5)),
+    };
+    vision
+        .zip(text)
+        .and_then(|(v, t)| v.checked_add(t))
+        .ok_or_else(|| ModelError::Config("num_hidden_layers is too large".into()))
+}
+
 /// Checks the file's header against what `want` needs (names, shapes, dtypes, no extra layers);
 /// `None` takes whatever towers the file holds.
 fn check_tensors(tensors: &[TensorInfo], cfg: &ModelConfig, want: Option<Towers>) -> Result<Towers, ModelError> {
@@ -93,6 +107,16 @@ fn check_tensors(tensors: &[TensorInfo], cfg: &ModelConfig, want: Option<Towers>
                 "the file has more than the {layers} {prefix} layers config.json declares"
             )));
         }
+    }
+    // Counted before the names are listed: a config.json declaring absurdly many layers must
+    // not make that list enormous (a few missing tensors are still named below).
+    let needed = expected_count(cfg, towers)?;
+    if needed > tensors.len().saturating_add(1024) {
+        return Err(ModelError::WeightsMismatch(format!(
+            "the file has {} tensors; config.json's {} {needed}",
+            tensors.len(),
+            if towers == Towers::VisionOnly { "vision tower needs" } else { "towers need" }
+        )));
     }
     let by_name: HashMap<&str, &TensorInfo> = tensors.iter().map(|t| (t.name.as_str(), t)).collect();
     let mut missing = Vec::new();
@@ -167,6 +191,14 @@ impl ModelLoader {
             vision: None,
             text: None,
         }
+    }
+
+    /// Tells the loader the file's length before it arrives (a mapped file's, or the size the
+    /// page expects from `bundle.json`): a header whose data would not fill exactly that many
+    /// bytes is refused before any tensor buffer is allocated from it.
+    pub fn with_file_len(mut self, len: usize) -> Self {
+        self.stream = SafetensorsStream::with_file_len(len);
+        self
     }
 
     /// Holds the vision tower's linear layers at `precision` whatever the file stores (float
@@ -288,7 +320,7 @@ impl ClipModel {
     }
 
     pub fn from_config(config: ModelConfig, weights: &[u8], want: Option<Towers>) -> Result<Self, ModelError> {
-        let mut loader = ModelLoader::new(config, want);
+        let mut loader = ModelLoader::new(config, want).with_file_len(weights.len());
         loader.push(weights)?;
         loader.finish()
     }
@@ -342,5 +374,24 @@ pub fn l2_normalize(v: &mut [f32]) {
     let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
     if norm > 0.0 {
         v.iter_mut().for_each(|x| *x /= norm);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_tensor_count_is_that_of_the_list() {
+        let mut cfg = ModelConfig::from_json(include_str!("../tests/fixtures/tiny-clip/config.json")).unwrap();
+        for layers in [0, 1, 12] {
+            cfg.vision.num_hidden_layers = layers;
+            cfg.text.num_hidden_layers = layers + 1;
+            for towers in [Towers::VisionOnly, Towers::VisionAndText] {
+                assert_eq!(expected_count(&cfg, towers).unwrap(), expected_tensors(&cfg, towers).len());
+            }
+        }
+        cfg.vision.num_hidden_layers = usize::MAX / 4;
+        assert!(expected_count(&cfg, Towers::VisionOnly).is_err());
     }
 }

@@ -211,7 +211,7 @@ impl RankBench {
     /// Bytes of the stored vectors (the size of its `vectors.bin`).
     #[wasm_bindgen(getter, js_name = vectorBytes)]
     pub fn vector_bytes(&self) -> usize {
-        vectors_file_size(self.catalog.len(), self.catalog.dim(), self.catalog.dtype())
+        vectors_file_size(self.catalog.len(), self.catalog.dim(), self.catalog.dtype()).expect("a built catalog's size fits")
     }
 
     /// Ranks the catalog against the query exactly as `Matcher.rerank` does, same result object.
@@ -236,13 +236,24 @@ pub struct MatcherLoader {
 #[wasm_bindgen]
 impl MatcherLoader {
     /// `hash_weights`: compute the weights' sha256 while loading (slow in wasm: for pages
-    /// without SubtleCrypto, which cannot verify the download themselves).
+    /// without SubtleCrypto, which cannot verify the download themselves). `weights_len`: the
+    /// file's size when known (from `bundle.json`); a header describing other data is then
+    /// refused before any memory is sized from it.
     #[wasm_bindgen(constructor)]
-    pub fn new(config_json: &str, preprocessor_json: &str, hash_weights: bool) -> Result<MatcherLoader, JsError> {
+    pub fn new(
+        config_json: &str,
+        preprocessor_json: &str,
+        hash_weights: bool,
+        weights_len: Option<usize>,
+    ) -> Result<MatcherLoader, JsError> {
         let config = ModelConfig::from_json(config_json).map_err(js)?;
         let preprocess = PreprocessConfig::from_json(preprocessor_json).map_err(js)?;
+        let loader = ModelLoader::new(config, Some(Towers::VisionOnly));
         Ok(MatcherLoader {
-            loader: ModelLoader::new(config, Some(Towers::VisionOnly)),
+            loader: match weights_len {
+                Some(len) => loader.with_file_len(len),
+                None => loader,
+            },
             preprocess,
             received: 0,
             hasher: hash_weights.then(Sha256Stream::default),

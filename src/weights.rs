@@ -4,8 +4,13 @@
 //!
 //! Format: 8 bytes little-endian header length, a JSON header naming each tensor's dtype, shape
 //! and `[begin, end)` byte range in the data that follows.
+//!
+//! The header is checked before anything is built from it: every dtype one of the format's,
+//! every range as long as its shape and dtype make it (with checked arithmetic), no range ending
+//! before it begins or overlapping another, no name twice, and, when the file's length is known
+//! up front ([`SafetensorsStream::with_file_len`]), no data past its end.
 
-use std::collections::HashMap;
+use std::collections::HashSet;
 
 use serde::Deserialize;
 
@@ -56,9 +61,16 @@ pub struct TensorInfo {
 }
 
 impl TensorInfo {
+    /// Number of values (the header's shape was checked to give one that fits).
     pub fn elements(&self) -> usize {
         self.shape.iter().product()
     }
+}
+
+/// Bits of one value of a dtype the safetensors format defines, `None` for any other name.
+fn spec_dtype_bits(name: &str) -> Option<usize> {
+    let dtype: safetensors::Dtype = serde_json::from_value(serde_json::Value::String(name.to_string())).ok()?;
+    Some(dtype.bitsize())
 }
 
 /// What a loader does with the stream: look at the header once, then take tensors in file order.
@@ -84,6 +96,57 @@ struct RawInfo {
     data_offsets: (usize, usize),
 }
 
+/// The header's entries in file order, repeated names kept (a map would keep only the last).
+struct Entries(Vec<(String, serde_json::Value)>);
+
+impl<'de> Deserialize<'de> for Entries {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = Entries;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a JSON object of tensors")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Entries, A::Error> {
+                let mut entries = Vec::new();
+                while let Some(entry) = map.next_entry()? {
+                    entries.push(entry);
+                }
+                Ok(Entries(entries))
+            }
+        }
+        d.deserialize_map(Visitor)
+    }
+}
+
+/// One entry of the header checked against the format: its dtype one of the format's, its
+/// byte range in order and exactly as long as its shape and dtype make it.
+fn tensor_info(name: String, value: serde_json::Value) -> Result<TensorInfo, String> {
+    let info: RawInfo = serde_json::from_value(value).map_err(|e| format!("{name}: {e}"))?;
+    let bits = spec_dtype_bits(&info.dtype)
+        .ok_or_else(|| format!("{name}: unknown dtype {:?} (not one of the safetensors format's)", info.dtype))?;
+    let (begin, end) = info.data_offsets;
+    if end < begin {
+        return Err(format!("{name}: its data ends (byte {end}) before it begins (byte {begin})"));
+    }
+    let bytes = info
+        .shape
+        .iter()
+        .try_fold(bits, |acc, &d| acc.checked_mul(d))
+        .filter(|b| b % 8 == 0)
+        .map(|b| b / 8)
+        .ok_or_else(|| format!("{name}: shape {:?} of {} is too large or not a whole number of bytes", info.shape, info.dtype))?;
+    if end - begin != bytes {
+        return Err(format!(
+            "{name}: a {}-byte range for shape {:?} of {} ({bytes} bytes)",
+            end - begin,
+            info.shape,
+            info.dtype
+        ));
+    }
+    Ok(TensorInfo { dtype: Dtype::parse(&info.dtype), dtype_name: info.dtype, shape: info.shape, begin, end, name })
+}
+
 enum State {
     /// Collecting the 8 length bytes and the JSON header.
     Header,
@@ -101,6 +164,8 @@ pub struct SafetensorsStream {
     data_len: usize,
     tensors_header_bytes: usize,
     received: usize,
+    /// The whole file's length, when known before it arrives.
+    file_len: Option<usize>,
 }
 
 impl Default for SafetensorsStream {
@@ -111,7 +176,22 @@ impl Default for SafetensorsStream {
 
 impl SafetensorsStream {
     pub fn new() -> Self {
-        Self { state: State::Header, buf: Vec::new(), tensors: Vec::new(), data_len: 0, tensors_header_bytes: 0, received: 0 }
+        Self {
+            state: State::Header,
+            buf: Vec::new(),
+            tensors: Vec::new(),
+            data_len: 0,
+            tensors_header_bytes: 0,
+            received: 0,
+            file_len: None,
+        }
+    }
+
+    /// A stream of a file known to be `len` bytes long (a mapped file's length, or the size a
+    /// download announces): a header describing more or less data is refused as soon as it is
+    /// read, before a loader sizes anything from it.
+    pub fn with_file_len(len: usize) -> Self {
+        Self { file_len: Some(len), ..Self::new() }
     }
 
     /// Total file size, once the header is in.
@@ -205,6 +285,11 @@ impl SafetensorsStream {
         if n == 0 || n > MAX_HEADER_BYTES as u64 {
             return Err(ModelError::Weights(format!("not a safetensors file (header length {n})")));
         }
+        if let Some(len) = self.file_len.filter(|&len| n > len.saturating_sub(8) as u64) {
+            return Err(ModelError::Weights(format!(
+                "not a safetensors file (a header of {n} bytes in a file of {len})"
+            )));
+        }
         Ok(n as usize)
     }
 
@@ -229,22 +314,16 @@ impl SafetensorsStream {
     fn parse_header(&mut self) -> Result<(), ModelError> {
         let bad = |why: String| ModelError::Weights(format!("invalid safetensors header: {why}"));
         let text = std::str::from_utf8(&self.buf[8..]).map_err(|e| bad(e.to_string()))?;
-        let raw: HashMap<String, serde_json::Value> = serde_json::from_str(text).map_err(|e| bad(e.to_string()))?;
-        let mut tensors = Vec::with_capacity(raw.len());
-        for (name, value) in raw {
-            if name == "__metadata__" {
-                continue;
+        let Entries(entries) = serde_json::from_str(text).map_err(|e| bad(e.to_string()))?;
+        let mut seen = HashSet::new();
+        let mut tensors = Vec::with_capacity(entries.len());
+        for (name, value) in entries {
+            if !seen.insert(name.clone()) {
+                return Err(bad(format!("{name} appears twice")));
             }
-            let info: RawInfo = serde_json::from_value(value).map_err(|e| bad(format!("{name}: {e}")))?;
-            let dtype = Dtype::parse(&info.dtype);
-            let (begin, end) = info.data_offsets;
-            let elements: usize = info.shape.iter().product();
-            if let Some(d) = dtype {
-                if end < begin || end - begin != elements * d.size() {
-                    return Err(bad(format!("{name}: {}-byte range for {elements} {} values", end.saturating_sub(begin), info.dtype)));
-                }
+            if name != "__metadata__" {
+                tensors.push(tensor_info(name, value).map_err(bad)?);
             }
-            tensors.push(TensorInfo { name, dtype, dtype_name: info.dtype, shape: info.shape, begin, end });
         }
         tensors.sort_by_key(|t| (t.begin, t.end));
         for pair in tensors.windows(2) {
@@ -254,6 +333,25 @@ impl SafetensorsStream {
         }
         self.data_len = tensors.last().map_or(0, |t| t.end);
         self.tensors_header_bytes = self.buf.len() - 8;
+        if self.header_len().checked_add(self.data_len).is_none() {
+            return Err(bad(format!("its data would end past byte {}", usize::MAX)));
+        }
+        if let Some(len) = self.file_len {
+            let header = self.header_len();
+            if let Some(t) = tensors.iter().rev().find(|t| header.checked_add(t.end).is_none_or(|e| e > len)) {
+                return Err(bad(format!(
+                    "{}'s data ends at byte {} but the file has {len} bytes",
+                    t.name,
+                    header as u128 + t.end as u128
+                )));
+            }
+            if header + self.data_len < len {
+                return Err(ModelError::Weights(format!(
+                    "the weights file is longer than its header says ({} bytes, the file has {len})",
+                    header + self.data_len
+                )));
+            }
+        }
         self.tensors = tensors;
         Ok(())
     }
