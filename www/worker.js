@@ -126,7 +126,8 @@ async function load({ bundleUrl, maxThreads = MAX_THREADS, thumbnails: wantThumb
   // The loader verified their sha256 where SubtleCrypto exists; elsewhere the wasm side hashes.
   const weights = files[bundle.model.weights];
   const verifiedSha = verified[bundle.model.weights] ? listed.get(bundle.model.weights).sha256 : undefined;
-  const loader = new MatcherLoader(text(bundle.model.config), text(bundle.model.preprocessor), !verifiedSha);
+  // The size bundle.json gives: a weights header describing other data is refused before it sizes anything.
+  const loader = new MatcherLoader(text(bundle.model.config), text(bundle.model.preprocessor), !verifiedSha, weights.length);
   try {
     for (let at = 0; at < weights.length; at += WEIGHTS_SLICE) loader.push(weights.subarray(at, at + WEIGHTS_SLICE));
   } catch (e) {
