@@ -42,7 +42,7 @@ fn main() {
         println!(
             "{:>3}: {items} items x 2 x {dim} dims ({:.1} MB of vectors, built in {built:.1} s): rank top 5 median {:.2} ms over {runs} runs (min {min:.2}, max {max:.2})",
             dtype.name(),
-            vectors_file_size(items, dim, dtype) as f64 / 1e6,
+            vectors_file_size(items, dim, dtype).expect("fits in memory") as f64 / 1e6,
             median(&mut times)
         );
     }

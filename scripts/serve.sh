@@ -52,4 +52,4 @@ fi
 if [ "${CLIPMATCH_NO_SERVE:-0}" = "1" ]; then exit 0; fi
 echo "== serving http://127.0.0.1:${PORT:-8000}/ (Ctrl+C stops)"
 # Cross-origin isolated (COOP/COEP headers), so the page can use the multi-threaded build.
-exec python3 scripts/static_server.py --isolate --port "${PORT:-8000}" --dir "$root"
+exec python3 scripts/static_server.py --isolate --csp --port "${PORT:-8000}" --dir "$root"

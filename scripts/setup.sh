@@ -3,8 +3,8 @@
 # is skipped when its tool is already present, so a warm run takes about a second.
 #
 #   - rustup target wasm32-unknown-unknown
-#   - wasm-pack            (cargo install; its npm package downloads from GitHub, which is
-#                           unreachable here)
+#   - wasm-pack            (cargo install --locked at the pinned version: its own Cargo.lock; its
+#                           npm package downloads from GitHub, which is unreachable here)
 #   - wasm-bindgen-cli     (EXACTLY the `wasm-bindgen` version pinned in Cargo.lock; provides
 #                           wasm-bindgen and wasm-bindgen-test-runner)
 #   - Debian chromium + chromium-driver (apt-get; the test tools must not download a browser
@@ -56,7 +56,7 @@ if command -v wasm-pack >/dev/null 2>&1; then
 else
   log "installing wasm-pack $WASM_PACK_VERSION (cargo install; takes a few minutes)"
   start=$SECONDS
-  cargo install wasm-pack --version "$WASM_PACK_VERSION"
+  cargo install wasm-pack --version "$WASM_PACK_VERSION" --locked
   log "installed $(wasm-pack --version) in $((SECONDS - start))s"
 fi
 
@@ -85,7 +85,9 @@ if [ "$installed_bindgen" = "$WASM_BINDGEN_VERSION" ] && command -v wasm-bindgen
 else
   log "installing wasm-bindgen-cli $WASM_BINDGEN_VERSION (Cargo.lock pins it; found: ${installed_bindgen:-none})"
   start=$SECONDS
-  # No --locked: wasm-bindgen-cli's own lockfile does not build with current toolchains.
+  # No --locked: wasm-bindgen-cli 0.2.130's own Cargo.lock pins webpki-roots 1.0.11, which the
+  # registry no longer serves (checked 2026-11-29: "failed to select a version ... locked to
+  # 1.0.11"); the exact version is still pinned by --version and checked below.
   cargo install wasm-bindgen-cli --version "$WASM_BINDGEN_VERSION" --force
   log "installed wasm-bindgen-cli $WASM_BINDGEN_VERSION in $((SECONDS - start))s"
   hash -r

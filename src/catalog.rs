@@ -433,11 +433,39 @@ impl Catalog {
         out
     }
 
+    /// Refuses what would let a manifest name files outside its folder or collide: ids not
+    /// allowed by [`crate::item_id::RULE`], ids equal but for case, a thumbnail other than
+    /// `thumbs/<id>.jpg`, a vectors file other than [`VECTORS_FILE`]; and non-finite weights.
     fn validate_items(&self) -> Result<(), CatalogError> {
-        let mut seen = std::collections::HashSet::new();
-        for item in &self.manifest.items {
-            if !seen.insert(item.id.as_str()) {
-                return Err(CatalogError::Invalid(format!("item id {:?} appears twice", item.id)));
+        use crate::item_id;
+        let invalid = |msg: String| Err(CatalogError::Invalid(msg));
+        if self.manifest.vectors.file != VECTORS_FILE {
+            return invalid(format!(
+                "vectors.file is {}; it must be {VECTORS_FILE:?}",
+                item_id::quoted(&self.manifest.vectors.file)
+            ));
+        }
+        let mut seen: std::collections::HashMap<String, &str> = std::collections::HashMap::new();
+        for (i, item) in self.manifest.items.iter().enumerate() {
+            if let Err(e) = item_id::check(&item.id) {
+                return invalid(format!("item {}: {e}", i + 1));
+            }
+            if let Some(other) = seen.insert(item_id::collision_key(&item.id), &item.id) {
+                return invalid(if other == item.id {
+                    format!("item id {:?} appears twice", item.id)
+                } else {
+                    format!("item ids {other:?} and {:?} differ only in case (their thumbnails would be one file on macOS and Windows)", item.id)
+                });
+            }
+            if let Some(t) = &item.thumbnail {
+                let allowed = item_id::thumbnail_file(&item.id);
+                if *t != allowed {
+                    return invalid(format!(
+                        "item {:?}: thumbnail is {}; it must be {allowed:?} or absent",
+                        item.id,
+                        item_id::quoted(t)
+                    ));
+                }
             }
         }
         let r = &self.manifest.ranking;

@@ -12,6 +12,7 @@ pub mod embedder;
 pub mod encoder;
 pub mod error;
 pub mod export;
+pub mod item_id;
 pub mod kernels;
 pub mod model;
 pub mod parallel;

@@ -1,13 +1,14 @@
 // The page: inputs (file picker, drag and drop, paste, camera capture, live camera), progress,
-// results. All model work happens in worker.js.
-import { openCache, fetchFile } from './loader.js';
+// results. All model work happens in worker.js, driven by model-worker.js.
+import { bundleFolderUrl, BundleRefused } from './bundle.js';
+import { ModelWorker, REQUEST_TIMEOUT_MS } from './model-worker.js';
+import { singleThreadRequested, leaveIsolation, isolateForThreads } from './isolation.js';
 
 const $ = (id) => document.getElementById(id);
 const params = new URLSearchParams(location.search);
-const bundleUrl = new URL(params.get('bundle') || 'www/demo/', location.href).href;
 const MAX_PHOTO_BYTES = 64 * 1024 * 1024;
 
-const state = { worker: null, summary: null, thumbnails: new Map(), thumbUrls: new Map(), nextId: 1, pending: new Map(), weights: null, hasQuery: false };
+const state = { model: null, summary: null, thumbnails: new Map(), thumbUrls: new Map(), weights: null, answers: 0, restarts: 0, outstanding: 0, latest: 0 };
 window.clipmatch = state; // for tests and curious people
 
 function setState(s) { document.body.dataset.state = s; }
@@ -19,57 +20,82 @@ function showInputError(message) {
   el.hidden = !message;
 }
 
-function startWorker() {
+/** `?requestTimeoutMs=N` (tests, slow devices): the time limit of one request, else 60 s. */
+function requestTimeoutMs() {
+  const n = Number(params.get('requestTimeoutMs'));
+  return Number.isInteger(n) && n > 0 ? n : REQUEST_TIMEOUT_MS;
+}
+
+/** Test-only `?testFault=trap-once` (trap, hang or crash; once or twice): see model-worker.js. */
+function testFaults() {
+  const m = /^(trap|hang|crash)-(once|twice)$/.exec(params.get('testFault') || '');
+  return m ? { kind: m[1], workers: m[2] === 'once' ? 1 : 2 } : null;
+}
+
+function onReady(msg, restarted) {
+  state.summary = msg.summary;
+  state.ready = { ...msg, thumbnails: undefined, pageMs: { workerStarted: state.workerStartedAt, ready: performance.now() } };
+  if (msg.thumbnails) for (const t of msg.thumbnails) state.thumbnails.set(t.path, t.blob);
+  if (!state.weights) resetWeights();
+  if (state.outstanding === 0) setState('ready');
+  const how = [msg.fromCache ? 'loaded from this device' : '', msg.threads > 1 ? `${msg.threads} threads` : ''].filter(Boolean).join(', ');
+  $('status-text').textContent = restarted
+    ? `Ready again: the model was restarted after a failure. Choose or take a photo.`
+    : `Ready: ${msg.summary.items} products${how ? ` (${how})` : ''}. Choose or take a photo.`;
+}
+
+function startModel(bundleUrl) {
   state.workerStartedAt = performance.now();
-  const worker = new Worker(new URL('./worker.js', import.meta.url), { type: 'module' });
-  worker.onmessage = ({ data }) => onWorkerMessage(data);
-  worker.onerror = (e) => { setState('error'); $('status-text').textContent = `The app could not start: ${e.message || 'the worker failed to load'}`; };
-  worker.postMessage({ type: 'load', bundleUrl });
-  state.worker = worker;
+  state.model = new ModelWorker({
+    bundleUrl,
+    maxThreads: singleThreadRequested() ? 1 : undefined,
+    timeoutMs: requestTimeoutMs(),
+    faults: testFaults(),
+    on: {
+      progress(msg) {
+        const bar = $(`progress-${msg.group}`);
+        bar.max = msg.total; bar.value = msg.received;
+        $(`progress-${msg.group}-text`).textContent = `${mb(msg.received)} of ${mb(msg.total)}`;
+      },
+      note(message) { $('storage-text').textContent = message; $('storage-text').hidden = false; },
+      ready: onReady,
+      pruned(msg) { state.pruned = msg; },
+      restarting() {
+        state.restarts++;
+        setState('busy');
+        $('status-text').textContent = 'The model stopped and is restarting; a photo it was working on will be tried once more.';
+      },
+      loadError(message) {
+        setState('error');
+        $('status-text').textContent = `The app could not load: ${message}`;
+      },
+    },
+  });
+  state.model.start();
 }
 
-function onWorkerMessage(msg) {
-  if (msg.type === 'progress') {
-    const bar = $(`progress-${msg.group}`);
-    bar.max = msg.total; bar.value = msg.received;
-    $(`progress-${msg.group}-text`).textContent = `${mb(msg.received)} of ${mb(msg.total)}`;
-  } else if (msg.type === 'storage' || msg.type === 'note') {
-    $('storage-text').textContent = msg.message; $('storage-text').hidden = false;
-  } else if (msg.type === 'ready') {
-    state.summary = msg.summary;
-    state.ready = { ...msg, pageMs: { workerStarted: state.workerStartedAt, ready: performance.now() } };
-    for (const t of msg.thumbnails) state.thumbnails.set(t.path, t);
-    if (!state.weights) resetWeights();
-    setState('ready');
-    const how = [msg.fromCache ? 'loaded from this device' : '', msg.threads > 1 ? `${msg.threads} threads` : ''].filter(Boolean).join(', ');
-    $('status-text').textContent = `Ready: ${msg.summary.items} products${how ? ` (${how})` : ''}. Choose or take a photo.`;
-  } else if (msg.type === 'load-error') {
-    setState('error');
-    $('status-text').textContent = `The app could not load: ${msg.message}`;
-  } else if (msg.type === 'result' || msg.type === 'error') {
-    state.answers = (state.answers || 0) + 1;
-    const req = state.pending.get(msg.id);
-    state.pending.delete(msg.id);
-    if (state.pending.size === 0) setState('ready');
-    if (msg.type === 'error') {
-      showInputError(req?.label ? `${req.label}: ${msg.message}` : msg.message);
-      if (!req?.rerank) $('answer').hidden = true;
-      if (msg.fatal) { state.worker.terminate(); setState('loading'); startWorker(); }
-      return;
-    }
-    if (msg.id !== state.latestId) return; // an older photo's answer
-    showInputError('');
-    state.lastMs = msg.ms;
-    render(msg.ranking);
-  }
-}
-
-function send(request, transfer, label) {
-  const id = state.nextId++;
-  state.pending.set(id, { label, rerank: request.type === 'rerank' });
-  state.latestId = id;
+/** Sends a request to the model and shows its answer, if it is still the latest one. */
+async function ask(message, label) {
+  const rerank = message.type === 'rerank';
+  const ticket = ++state.latest;
+  state.outstanding++;
   setState('busy');
-  state.worker.postMessage({ ...request, id, weights: state.weights }, transfer || []);
+  try {
+    const answer = await state.model.request({ ...message, weights: state.weights });
+    if (answer === null) return; // replaced by a newer request before it ran
+    state.answers++;
+    if (ticket !== state.latest) return; // an older photo's answer
+    showInputError('');
+    state.lastMs = answer.ms;
+    render(answer.ranking);
+  } catch (e) {
+    state.answers++;
+    showInputError(`${label}: ${e.message}`);
+    if (!rerank && ticket === state.latest) $('answer').hidden = true;
+  } finally {
+    state.outstanding--;
+    if (state.outstanding === 0 && state.model.ready) setState('ready');
+  }
 }
 
 async function handleFile(file) {
@@ -79,15 +105,18 @@ async function handleFile(file) {
   showInputError('');
   if (file.size === 0) { showInputError(`${label}: the file is empty (0 bytes)`); return; }
   if (file.size > MAX_PHOTO_BYTES) { showInputError(`${label}: the file is ${mb(file.size)}, over the limit of ${mb(MAX_PHOTO_BYTES)}`); return; }
-  showQuery(URL.createObjectURL(file), label);
+  showQuery(label);
+  setQueryImage(URL.createObjectURL(file));
   const bytes = await file.arrayBuffer();
-  send({ type: 'rank', bytes }, [bytes], label);
+  await ask({ type: 'rank', bytes }, label);
 }
 
-function showQuery(url, caption) {
+/** Shows the answer area for a new photo (its image comes with setQueryImage). */
+function showQuery(caption) {
   const img = $('query-image');
   if (img.dataset.url) URL.revokeObjectURL(img.dataset.url);
-  img.dataset.url = url; img.src = url;
+  delete img.dataset.url;
+  img.removeAttribute('src');
   $('query-caption').textContent = caption;
   $('result-list').replaceChildren();
   $('verdict').textContent = 'Looking…';
@@ -95,20 +124,17 @@ function showQuery(url, caption) {
   $('answer').hidden = false;
 }
 
-async function thumbnailUrl(path) {
-  if (!path) return '';
-  if (state.thumbUrls.has(path)) return state.thumbUrls.get(path);
-  const entry = state.thumbnails.get(path);
-  let url = new URL(path, bundleUrl).href;
-  if (entry) {
-    try {
-      const { cache } = await openCache();
-      const { bytes } = await fetchFile(bundleUrl, entry, cache);
-      url = URL.createObjectURL(new Blob([bytes], { type: 'image/jpeg' }));
-    } catch { /* fall back to the plain URL */ }
-  }
-  state.thumbUrls.set(path, url);
-  return url;
+function setQueryImage(url) {
+  const img = $('query-image');
+  img.dataset.url = url;
+  img.src = url;
+}
+
+/** A thumbnail from the ones the worker fetched with the catalog: never a request after a photo. */
+function thumbnailUrl(path) {
+  if (!path || !state.thumbnails.has(path)) return '';
+  if (!state.thumbUrls.has(path)) state.thumbUrls.set(path, URL.createObjectURL(state.thumbnails.get(path)));
+  return state.thumbUrls.get(path);
 }
 
 function render(ranking) {
@@ -146,7 +172,8 @@ function render(ranking) {
     );
     const img = li.querySelector('.thumb');
     img.alt = m.name;
-    thumbnailUrl(m.thumbnail).then((url) => { img.src = url; });
+    const url = thumbnailUrl(m.thumbnail);
+    if (url) img.src = url;
     return li;
   });
   list.replaceChildren(...items);
@@ -165,7 +192,7 @@ function setWeights(text, image) {
 
 function onWeightsChanged() {
   setWeights(Number($('weight-text').value), Number($('weight-image').value));
-  if (state.lastRanking) send({ type: 'rerank' }, [], 'Re-ranking');
+  if (state.lastRanking) ask({ type: 'rerank' }, 'Re-ranking');
 }
 
 // Live camera (getUserMedia) where the browser allows it.
@@ -200,11 +227,13 @@ function shutter() {
   const ctx = canvas.getContext('2d');
   ctx.drawImage(video, 0, 0, w, h);
   const rgba = ctx.getImageData(0, 0, w, h).data.buffer;
-  // Synchronously, before the request: an asynchronous toBlob callback could run after the answer
-  // had been shown and clear it again.
-  showQuery(canvas.toDataURL('image/jpeg', 0.9), 'Camera photo');
+  // The answer area is cleared now, before the request; the picture only fills in the image when
+  // it is encoded (a blob: URL, as the Content-Security-Policy allows), if no newer photo came.
+  showQuery('Camera photo');
+  const ticket = state.latest + 1;
+  canvas.toBlob((blob) => { if (blob && state.latest === ticket) setQueryImage(URL.createObjectURL(blob)); }, 'image/jpeg', 0.9);
   closeCamera();
-  send({ type: 'rankPixels', rgba, width: w, height: h }, [rgba], 'Camera photo');
+  ask({ type: 'rankPixels', rgba, width: w, height: h }, 'Camera photo');
 }
 
 function wire() {
@@ -225,31 +254,26 @@ function wire() {
   $('camera-shutter').addEventListener('click', shutter);
   $('weight-text').addEventListener('input', onWeightsChanged);
   $('weight-image').addEventListener('input', onWeightsChanged);
-  $('weights-reset').addEventListener('click', () => { resetWeights(); if (state.lastRanking) send({ type: 'rerank' }, [], 'Re-ranking'); });
+  $('weights-reset').addEventListener('click', () => { resetWeights(); if (state.lastRanking) ask({ type: 'rerank' }, 'Re-ranking'); });
   $('query-image').addEventListener('error', () => { $('query-image').removeAttribute('src'); });
 }
 
 wire();
-/**
- * Where the host sends no COOP/COEP headers, the isolation service worker adds them: it is
- * registered here and the page reloads once under it. True when that reload is coming.
- * `?threads=1` opts out (one thread, no service worker).
- */
-async function isolateForThreads() {
-  if (self.crossOriginIsolated || params.get('threads') === '1' || (navigator.hardwareConcurrency || 1) < 2) return false;
-  if (!('serviceWorker' in navigator) || !window.isSecureContext) return false;
+
+async function main() {
+  let bundleUrl;
   try {
-    await navigator.serviceWorker.register(new URL('../isolation-sw.js', import.meta.url));
-    await navigator.serviceWorker.ready;
+    bundleUrl = bundleFolderUrl(params.get('bundle') || 'www/demo/', location.href);
   } catch (e) {
-    console.warn('clipmatch: no cross-origin isolation, so one thread:', e);
-    return false;
+    if (!(e instanceof BundleRefused)) throw e;
+    setState('error');
+    $('status-text').textContent = e.message; // and nothing is fetched from it
+    return;
   }
-  // Reload once per session: a page that is still not isolated after that stays on one thread.
-  if (sessionStorage.getItem('clipmatch-isolation-reload')) return false;
-  sessionStorage.setItem('clipmatch-isolation-reload', '1');
-  location.reload();
-  return true;
+  if (singleThreadRequested()) {
+    if (await leaveIsolation()) return; // reloading without the isolation service worker
+  } else if (await isolateForThreads()) return; // reloading under it
+  startModel(bundleUrl);
 }
 
-if (!(await isolateForThreads())) startWorker();
+await main();

@@ -1,9 +1,10 @@
 // Downloads bundle files with byte-level progress, verifies their sha256, and keeps them in the
 // Cache API keyed by that hash, so a second visit needs no network. Used by the worker (model,
-// catalog) and by the page (thumbnails). Where storage is refused or full, it says so once and
-// carries on from memory.
+// catalog, thumbnails). Where storage is refused or full, it says so once and carries on from
+// memory. After a successful load, pruneCache() keeps only the current bundle's files.
 
 const CACHE_NAME = 'clipmatch-files-v1';
+const CACHE_PREFIX = 'clipmatch-'; // every cache this app has used or will use is named so
 
 /** The Cache API, or null with the reason (insecure context, storage disabled...). */
 export async function openCache() {
@@ -15,6 +16,7 @@ export async function openCache() {
   }
 }
 
+/** The cache key of a file's content. */
 function cacheKey(sha256) {
   // A synthetic same-origin URL: the Cache API needs a request; it is never fetched.
   return new Request(new URL(`/.clipmatch-cache/${sha256}`, self.location.origin).href);
@@ -69,4 +71,25 @@ export async function fetchFile(baseUrl, entry, cache, onProgress = () => {}) {
     }
   }
   return { bytes, fromCache: false, verified: hash !== null, storageError };
+}
+
+/**
+ * Deletes every entry of the app's cache that is neither one of `files` (by sha256 key) nor one
+ * of `keepUrls` (the current bundle.json), and every other cache named like the app's (older
+ * versions). Other applications' caches on the same origin are left alone.
+ * Returns {deleted, kept} (entry counts) and {cachesDeleted} (names).
+ */
+export async function pruneCache(cache, files, keepUrls) {
+  const keep = new Set([...files.map((f) => cacheKey(f.sha256).url), ...keepUrls]);
+  let deleted = 0;
+  let kept = 0;
+  for (const request of await cache.keys()) {
+    if (keep.has(request.url)) kept++;
+    else if (await cache.delete(request)) deleted++;
+  }
+  const cachesDeleted = [];
+  for (const name of await caches.keys()) {
+    if (name.startsWith(CACHE_PREFIX) && name !== CACHE_NAME && (await caches.delete(name))) cachesDeleted.push(name);
+  }
+  return { deleted, kept, cachesDeleted };
 }

@@ -1,17 +1,25 @@
 // The model lives here, off the page's thread: loading and ranking never freeze the page.
-import { openCache, fetchFile } from './loader.js';
+// The page's side (www/model-worker.js) restarts this worker after a trap, a crash or a time-out.
+import './report-csp.js';
+import { openCache, fetchFile, pruneCache } from './loader.js';
+import { checkBundle } from './bundle.js';
 
 let matcher = null;
 const WEIGHTS_SLICE = 4 << 20; // bytes of the weights file copied into wasm at a time
 const MAX_THREADS = 4; // the vision tower's products gain little past this on phones and laptops
+const PARALLEL_DOWNLOADS = 6; // thumbnails are many small files
+const PROGRESS_EVERY_MS = 50;
 let wasm = null;
 let MatcherLoader = null;
 let threads = 1;
+let fault = null; // a test-only failure for the first photo (see model-worker.js), or null
 
 const post = (msg, transfer) => self.postMessage(msg, transfer || []);
 const errorText = (e) => (e && e.message) || String(e);
 
 const bundleJsonUrl = (bundleUrl) => new URL('bundle.json', bundleUrl).href;
+const IMAGE_TYPES = { jpg: 'image/jpeg', jpeg: 'image/jpeg', png: 'image/png', webp: 'image/webp' };
+const imageType = (path) => IMAGE_TYPES[path.split('.').pop().toLowerCase()] || 'image/jpeg';
 
 /** bundle.json from the network (always revalidated), or offline the copy kept at the last visit. */
 async function loadBundleJson(bundleUrl) {
@@ -34,8 +42,8 @@ async function loadBundleJson(bundleUrl) {
  * isolated (SharedArrayBuffer) and the device has several cores, else the single-threaded one.
  * A threaded build that fails to start falls back to one thread, saying why.
  */
-async function startWasm() {
-  const wanted = self.crossOriginIsolated ? Math.min(navigator.hardwareConcurrency || 1, MAX_THREADS) : 1;
+async function startWasm(maxThreads) {
+  const wanted = self.crossOriginIsolated ? Math.min(navigator.hardwareConcurrency || 1, MAX_THREADS, maxThreads) : 1;
   if (wanted > 1) {
     try {
       const pkg = await import('../pkg/threads/clipmatch.js');
@@ -50,36 +58,37 @@ async function startWasm() {
   return { pkg, instance: await pkg.default(), threads: 1 };
 }
 
-async function load(bundleUrl) {
-  const t0 = performance.now();
-  const started = await startWasm();
-  wasm = started.instance;
-  MatcherLoader = started.pkg.MatcherLoader;
-  threads = started.threads;
-  const bundle = await loadBundleJson(bundleUrl);
-  if (bundle.format !== 'clipmatch-bundle' || bundle.version !== 1) throw new Error('bundle.json is not a clipmatch bundle of version 1');
-  const entry = (path) => {
-    const e = bundle.files.find((f) => f.path === path);
-    if (!e) throw new Error(`bundle.json does not list ${path}`);
-    return e;
-  };
-  const groups = {
-    model: [bundle.model.config, bundle.model.preprocessor, bundle.model.weights].map(entry),
-    catalog: [bundle.catalog, bundle.vectors].map(entry),
-  };
-  const { cache, reason } = await openCache();
-  if (cache) await cache.put(bundleJsonUrl(bundleUrl), new Response(JSON.stringify(bundle))).catch(() => {});
-  if (!cache) post({ type: 'storage', message: `Files will not be kept for the next visit: ${reason}.` });
-  let storageWarned = !cache;
+/** Runs `fn` on every item, at most `limit` at a time. */
+async function eachLimited(items, limit, fn) {
+  let next = 0;
+  const lane = async () => { while (next < items.length) await fn(items[next++]); };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, lane));
+}
+
+/**
+ * Downloads (or reads from the cache) every file of each group, posting the group's progress.
+ * Returns {files: {path: bytes}, verified: {path: bool}, fromCache}.
+ */
+async function fetchGroups(bundleUrl, groups, cache) {
   const files = {};
   const verified = {};
   let fromCache = true;
+  let storageWarned = !cache;
   for (const [group, entries] of Object.entries(groups)) {
     const total = entries.reduce((s, e) => s + e.bytes, 0);
-    let done = 0;
-    for (const e of entries) {
-      const got = await fetchFile(bundleUrl, e, cache, (received) => post({ type: 'progress', group, received: done + received, total }));
-      done += e.bytes;
+    const received = new Map();
+    let lastPost = 0;
+    const progress = (e, n) => {
+      received.set(e.path, n);
+      const now = performance.now();
+      const sum = [...received.values()].reduce((a, b) => a + b, 0);
+      if (now - lastPost >= PROGRESS_EVERY_MS || sum === total) {
+        lastPost = now;
+        post({ type: 'progress', group, received: sum, total });
+      }
+    };
+    await eachLimited(entries, PARALLEL_DOWNLOADS, async (e) => {
+      const got = await fetchFile(bundleUrl, e, cache, (n) => progress(e, n));
       files[e.path] = got.bytes;
       verified[e.path] = got.verified;
       fromCache = fromCache && got.fromCache;
@@ -87,15 +96,38 @@ async function load(bundleUrl) {
         storageWarned = true;
         post({ type: 'storage', message: `Storage is full or refused, so files will be downloaded again next time (${got.storageError}). The app works from memory.` });
       }
-    }
+    });
   }
+  return { files, verified, fromCache };
+}
+
+async function load({ bundleUrl, maxThreads = MAX_THREADS, thumbnails: wantThumbnails = true }) {
+  const t0 = performance.now();
+  if (new URL(bundleUrl).origin !== self.location.origin) throw new Error('the bundle is not on this site');
+  const started = await startWasm(maxThreads);
+  wasm = started.instance;
+  MatcherLoader = started.pkg.MatcherLoader;
+  threads = started.threads;
+  const bundle = await loadBundleJson(bundleUrl);
+  const listed = checkBundle(bundle, bundleUrl);
+  const thumbnails = [...listed.values()].filter((f) => f.path.startsWith('thumbs/'));
+  // Every thumbnail comes with the catalog, before "Ready": what the page fetches after a photo
+  // never depends on the photo.
+  const groups = {
+    model: [bundle.model.config, bundle.model.preprocessor, bundle.model.weights].map((p) => listed.get(p)),
+    catalog: [listed.get(bundle.catalog), listed.get(bundle.vectors), ...(wantThumbnails ? thumbnails : [])],
+  };
+  const { cache, reason } = await openCache();
+  if (!cache) post({ type: 'storage', message: `Files will not be kept for the next visit: ${reason}.` });
+  const { files, verified, fromCache } = await fetchGroups(bundleUrl, groups, cache);
   const text = (path) => new TextDecoder().decode(files[path]);
   const tDownloaded = performance.now();
   // The weights go into wasm a slice at a time: its memory holds the model, never the file too.
   // The loader verified their sha256 where SubtleCrypto exists; elsewhere the wasm side hashes.
   const weights = files[bundle.model.weights];
-  const verifiedSha = verified[bundle.model.weights] ? entry(bundle.model.weights).sha256 : undefined;
-  const loader = new MatcherLoader(text(bundle.model.config), text(bundle.model.preprocessor), !verifiedSha);
+  const verifiedSha = verified[bundle.model.weights] ? listed.get(bundle.model.weights).sha256 : undefined;
+  // The size bundle.json gives: a weights header describing other data is refused before it sizes anything.
+  const loader = new MatcherLoader(text(bundle.model.config), text(bundle.model.preprocessor), !verifiedSha, weights.length);
   try {
     for (let at = 0; at < weights.length; at += WEIGHTS_SLICE) loader.push(weights.subarray(at, at + WEIGHTS_SLICE));
   } catch (e) {
@@ -110,20 +142,36 @@ async function load(bundleUrl) {
     type: 'ready',
     summary,
     fromCache,
-    thumbnails: bundle.files.filter((f) => f.path.startsWith('thumbs/')),
+    thumbnails: wantThumbnails ? thumbnails.map((f) => ({ path: f.path, blob: new Blob([files[f.path]], { type: imageType(f.path) }) })) : null,
     timings: { downloadMs: tDownloaded - t0, modelMs: tReady - tDownloaded, totalMs: tReady - t0 },
     wasmMemoryBytes: wasm.memory.buffer.byteLength,
     threads,
   });
+  // Only now, after a successful load: the cache keeps this bundle's files and nothing else.
+  if (cache) {
+    await cache.put(bundleJsonUrl(bundleUrl), new Response(JSON.stringify(bundle))).catch(() => {});
+    post({ type: 'pruned', ...(await pruneCache(cache, [...listed.values()], [bundleJsonUrl(bundleUrl)])) });
+  }
+}
+
+/** The test-only failure asked for by `?testFault=` (www/model-worker.js), on the first photo. */
+function injectFault() {
+  const kind = fault;
+  fault = null;
+  if (kind === 'trap') throw new WebAssembly.RuntimeError(`unreachable (simulated by ?testFault)`);
+  if (kind === 'crash') setTimeout(() => { throw new Error('the worker crashed (simulated by ?testFault)'); });
+  return kind === 'hang' || kind === 'crash'; // no answer at all
 }
 
 self.onmessage = async ({ data: msg }) => {
   try {
     if (msg.type === 'load') {
-      await load(msg.bundleUrl);
+      fault = msg.fault || null;
+      await load(msg);
       return;
     }
     if (!matcher) throw new Error('the model is not loaded yet');
+    if (fault && msg.type !== 'rerank' && injectFault()) return;
     const t0 = performance.now();
     const w = msg.weights || {};
     let ranking;
@@ -131,7 +179,7 @@ self.onmessage = async ({ data: msg }) => {
     else if (msg.type === 'rankPixels') ranking = matcher.rankPixels(new Uint8Array(msg.rgba), msg.width, msg.height, w.text, w.image, w.topK);
     else if (msg.type === 'rerank') ranking = matcher.rerank(w.text, w.image, w.topK);
     else throw new Error(`unknown request ${msg.type}`);
-    post({ type: 'result', id: msg.id, ranking, ms: performance.now() - t0, rerank: msg.type === 'rerank' });
+    post({ type: 'result', id: msg.id, ranking, ms: performance.now() - t0 });
   } catch (e) {
     // A trap (e.g. out of memory) leaves the wasm instance unusable: the page restarts the worker.
     const fatal = e instanceof WebAssembly.RuntimeError;

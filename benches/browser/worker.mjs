@@ -32,7 +32,7 @@ async function loadOurs(urls, files, lap, threads) {
   const text = (bytes) => new TextDecoder().decode(bytes);
   // As the page does it (www/worker.js): the weights fed in 4 MB slices. Any sha256 string: the
   // benchmark loads no catalog.
-  const loader = new MatcherLoader(text(files.config), text(files.preprocessor), false);
+  const loader = new MatcherLoader(text(files.config), text(files.preprocessor), false, files.weights.length);
   for (let at = 0; at < files.weights.length; at += 4 << 20) loader.push(files.weights.subarray(at, at + (4 << 20)));
   const matcher = loader.finish('benchmark');
   lap('model');

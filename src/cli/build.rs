@@ -11,12 +11,14 @@ use clipmatch::model::l2_normalize;
 use clipmatch::text::TEXT_BATCH;
 use clipmatch::thumbnail::thumbnail_jpeg;
 use clipmatch::rank::{leave_one_out_threshold, FusionWeights};
-use clipmatch::{Catalog, ImageError, Towers};
+use clipmatch::item_id::thumbnail_file;
+use clipmatch::{Catalog, Towers};
 use indicatif::{ProgressBar, ProgressStyle};
 use rayon::prelude::*;
 
 use super::model_dir::{self, LoadedModel};
-use super::output_dir::StagedDir;
+use super::files;
+use super::output_dir::{Kind, StagedDir};
 use super::sources::{self, NameFrom, SourceItem};
 use super::{ModelArgs, VectorDtypeArg};
 
@@ -24,7 +26,8 @@ use super::{ModelArgs, VectorDtypeArg};
 pub struct BuildArgs {
     /// A folder of product images, or a CSV/JSON list with columns image, name, description.
     source: PathBuf,
-    /// The catalog folder to write (replaced atomically if it exists).
+    /// The catalog folder to write (replaced atomically if it exists and is a catalog folder;
+    /// it may not be, contain or lie inside the source folder or the model folder).
     #[arg(long, short)]
     out: PathBuf,
     #[command(flatten)]
@@ -70,12 +73,8 @@ struct Prepared {
 
 fn prepare(model: &LoadedModel, item: SourceItem, thumb_side: u32) -> Result<Prepared, String> {
     let limits = &model.embedder.limits;
-    let size = fs::metadata(&item.path).map_err(|e| format!("cannot read the file: {e}"))?.len();
-    if size > limits.max_file_bytes as u64 {
-        // Refused before reading it into memory.
-        return Err(ImageError::FileTooLarge { bytes: size as usize, max_bytes: limits.max_file_bytes }.to_string());
-    }
-    let bytes = fs::read(&item.path).map_err(|e| format!("cannot read the file: {e}"))?;
+    // Only a regular file, refused before reading it into memory if it is too large.
+    let bytes = files::read_regular(&item.path, limits.max_file_bytes as u64).map_err(|e| e.to_string())?;
     let rgb = decode_rgb(&bytes, limits).map_err(|e| e.to_string())?;
     let pixels = model.embedder.pixel_values_of(&rgb);
     let thumbnail = thumbnail_jpeg(&rgb, thumb_side).map_err(|e| e.to_string())?;
@@ -98,8 +97,13 @@ pub fn run(args: BuildArgs) -> Result<ExitCode> {
     if items.is_empty() {
         bail!("no images (.jpg, .jpeg, .png, .webp, .gif) found in {}", args.source.display());
     }
+    let source_kind = if args.source.is_dir() { "source folder" } else { "source list" };
+    let mut inputs = vec![(source_kind, args.source.as_path()), ("model folder", args.model.model.as_path())];
+    if let Some(t) = &args.model.tokenizer {
+        inputs.push(("tokenizer", t.as_path()));
+    }
+    let staged = StagedDir::new(&args.out, Kind::Catalog, &inputs)?;
     let model = model_dir::load_hashed(&args.model, Towers::VisionAndText)?;
-    let staged = StagedDir::new(&args.out)?;
     let thumbs_dir = staged.path().join("thumbs");
     fs::create_dir_all(&thumbs_dir)?;
 
@@ -124,7 +128,7 @@ pub fn run(args: BuildArgs) -> Result<ExitCode> {
         let vectors = model.embedder.embed_pixels(&pixels).context("the vision model failed")?;
         for (p, mut v) in batch.into_iter().zip(vectors) {
             l2_normalize(&mut v);
-            let thumb = format!("thumbs/{}.jpg", p.item.id);
+            let thumb = thumbnail_file(&p.item.id);
             fs::write(staged.path().join(&thumb), &p.thumbnail)?;
             kept.push((
                 Item {

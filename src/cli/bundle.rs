@@ -14,10 +14,11 @@ use clipmatch::export::{vision_tower, WeightsDtype};
 use clipmatch::Towers;
 use serde::Serialize;
 
-use super::output_dir::StagedDir;
+use super::output_dir::{Kind, StagedDir};
 use super::{catalog_dir, model_dir, ModelArgs, VectorDtypeArg};
 
 pub const BUNDLE_FILE: &str = "bundle.json";
+pub const BUNDLE_FORMAT: &str = "clipmatch-bundle";
 
 #[derive(Clone, Copy, clap::ValueEnum)]
 enum Dtype {
@@ -34,7 +35,8 @@ pub struct BundleArgs {
     catalog: PathBuf,
     #[command(flatten)]
     model: ModelArgs,
-    /// The static folder to write (replaced atomically if it exists).
+    /// The static folder to write (replaced atomically if it exists and is a bundle folder;
+    /// it may not be, contain or lie inside the catalog or model folder).
     #[arg(long, short)]
     out: PathBuf,
     /// Storage type of the exported vision weights.
@@ -75,6 +77,11 @@ pub fn run(args: BundleArgs) -> Result<ExitCode> {
     let mut catalog = catalog_dir::load(&args.catalog)?
         .with_dtype(args.vector_dtype.into(), ScaleRule::default())
         .with_context(|| format!("cannot bundle {}", args.catalog.display()))?;
+    let staged = StagedDir::new(
+        &args.out,
+        Kind::Bundle,
+        &[("catalog folder", &args.catalog), ("model folder", &args.model.model)],
+    )?;
     let model = model_dir::load_hashed(&args.model, Towers::VisionOnly)?;
     let info = model.info();
     catalog
@@ -92,7 +99,6 @@ pub fn run(args: BundleArgs) -> Result<ExitCode> {
         equivalent.push(vision_sha);
     }
 
-    let staged = StagedDir::new(&args.out)?;
     let root = staged.path().to_path_buf();
     fs::create_dir_all(root.join("model"))?;
     fs::create_dir_all(root.join("thumbs"))?;
@@ -108,7 +114,7 @@ pub fn run(args: BundleArgs) -> Result<ExitCode> {
     ];
     for item in catalog.items() {
         if let Some(t) = &item.thumbnail {
-            let bytes = fs::read(args.catalog.join(t)).with_context(|| format!("thumbnail of {:?}", item.id))?;
+            let bytes = catalog_dir::read_thumbnail(&args.catalog, t).with_context(|| format!("thumbnail of {:?}", item.id))?;
             files.push((t.clone(), bytes));
         }
     }
@@ -122,7 +128,7 @@ pub fn run(args: BundleArgs) -> Result<ExitCode> {
         });
     }
     let bundle = Bundle {
-        format: "clipmatch-bundle",
+        format: BUNDLE_FORMAT,
         version: 1,
         model: ModelFiles {
             config: "model/config.json".into(),

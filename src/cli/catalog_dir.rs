@@ -1,21 +1,77 @@
-//! Reading a catalog folder (catalog.json + its vectors file) from disk.
+//! Reading a catalog folder from disk: `catalog.json`, `vectors.bin` and `thumbs/<id>.jpg`, by
+//! those names only, each a regular file inside the folder (see [`files::open_inside`]), with
+//! size caps: the manifest at most [`MAX_MANIFEST_BYTES`], the vectors exactly the size the
+//! manifest implies (checked before reading), a thumbnail at most [`MAX_THUMBNAIL_BYTES`].
 
-use std::fs;
 use std::path::Path;
 
-use anyhow::{Context, Result};
-use clipmatch::catalog::MANIFEST_FILE;
+use anyhow::{bail, Context, Result};
+use clipmatch::catalog::{VectorDtype, MANIFEST_FILE, VECTORS_FILE};
 use clipmatch::Catalog;
 
+use super::files;
+
+/// Largest `catalog.json` read: 64 MiB (ViT-B/32 catalogs take about 200 bytes an item).
+pub const MAX_MANIFEST_BYTES: u64 = 64 << 20;
+/// Largest thumbnail read: 4 MiB (`build` writes 256 px JPEGs of about 15 kB).
+pub const MAX_THUMBNAIL_BYTES: u64 = 4 << 20;
+
+/// Size of the vectors file the manifest implies, if it says enough to tell (the core refuses a
+/// manifest that does not); an error if the size does not fit in 64 bits.
+fn implied_vectors_len(manifest: &[u8]) -> Result<Option<(u64, String)>> {
+    let Ok(head) = serde_json::from_slice::<serde_json::Value>(manifest) else {
+        return Ok(None);
+    };
+    let items = head.get("items").and_then(|v| v.as_array()).map(|a| a.len() as u64);
+    let dim = head.pointer("/model/embedding_dim").and_then(|v| v.as_u64());
+    let dtype = head.pointer("/vectors/dtype").and_then(|v| v.as_str()).and_then(VectorDtype::parse);
+    let (Some(items), Some(dim), Some(dtype)) = (items, dim, dtype) else {
+        return Ok(None);
+    };
+    let how = format!("{items} items x 2 vectors x {dim} dims x {} bytes", dtype.bytes());
+    match items.checked_mul(2).and_then(|n| n.checked_mul(dim)).and_then(|n| n.checked_mul(dtype.bytes() as u64)) {
+        Some(n) => Ok(Some((n, how))),
+        None => bail!("the manifest implies a vectors file of more than 2^64 bytes ({how})"),
+    }
+}
+
 pub fn load(dir: &Path) -> Result<Catalog> {
-    let manifest_path = dir.join(MANIFEST_FILE);
-    let manifest = fs::read(&manifest_path)
-        .with_context(|| format!("cannot read {} (is {} a catalog folder made by `clipmatch build`?)", manifest_path.display(), dir.display()))?;
-    let vectors_file = serde_json::from_slice::<serde_json::Value>(&manifest)
-        .ok()
-        .and_then(|v| v.pointer("/vectors/file").and_then(|f| f.as_str()).map(str::to_string))
-        .unwrap_or_else(|| clipmatch::catalog::VECTORS_FILE.to_string());
-    let vectors_path = dir.join(&vectors_file);
-    let vectors = fs::read(&vectors_path).with_context(|| format!("cannot read {}", vectors_path.display()))?;
-    Catalog::from_parts(&manifest, &vectors).with_context(|| format!("cannot load the catalog in {}", dir.display()))
+    let manifest = files::read_inside(dir, MANIFEST_FILE, MAX_MANIFEST_BYTES)
+        .with_context(|| format!("cannot load the catalog in {} (is it a folder made by `clipmatch build`?)", dir.display()))?;
+    let not_loaded = || format!("cannot load the catalog in {}", dir.display());
+    let vectors = match implied_vectors_len(&manifest).with_context(not_loaded)? {
+        // The core refuses this manifest before it looks at the vectors.
+        None => Vec::new(),
+        Some((expected, how)) => {
+            let path = dir.join(VECTORS_FILE);
+            let file = files::open_inside(dir, VECTORS_FILE)?;
+            if file.len != expected {
+                let hint = if file.len < expected {
+                    "it is truncated"
+                } else {
+                    "it is larger than the manifest says: it belongs to another catalog"
+                };
+                bail!("{} is {} bytes, expected {expected} ({how}): {hint}", path.display(), file.len);
+            }
+            file.read(expected).with_context(|| path.display().to_string())?
+        }
+    };
+    Catalog::from_parts(&manifest, &vectors).with_context(not_loaded)
+}
+
+/// The bytes of a thumbnail named by a loaded catalog (whose names the core has checked).
+pub fn read_thumbnail(dir: &Path, name: &str) -> Result<Vec<u8>> {
+    files::read_inside(dir, name, MAX_THUMBNAIL_BYTES)
+}
+
+/// Why a thumbnail named by a loaded catalog could not be read, without reading it.
+pub fn thumbnail_problem(dir: &Path, name: &str) -> Option<String> {
+    match files::open_inside(dir, name) {
+        Err(e) => Some(format!("{e:#}")),
+        Ok(f) if f.len > MAX_THUMBNAIL_BYTES => {
+            let why = files::ReadError::TooLarge { bytes: f.len, max: MAX_THUMBNAIL_BYTES };
+            Some(format!("{}: {why}", dir.join(name).display()))
+        }
+        Ok(_) => None,
+    }
 }

@@ -3,7 +3,6 @@
 //! `get_text_features` in transformers).
 
 use std::collections::BTreeMap;
-use std::fs;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -11,7 +10,7 @@ use anyhow::{Context, Result};
 use clipmatch::Towers;
 use serde::Serialize;
 
-use super::{model_dir, ModelArgs};
+use super::{files, model_dir, ModelArgs};
 
 #[derive(clap::Args)]
 pub struct EmbedArgs {
@@ -42,8 +41,8 @@ pub fn run(args: EmbedArgs) -> Result<ExitCode> {
     };
     for path in &args.images {
         let key = path.display().to_string();
-        let result = fs::read(path)
-            .map_err(|e| format!("cannot read the file: {e}"))
+        let result = files::read_regular(path, model.embedder.limits.max_file_bytes as u64)
+            .map_err(|e| e.to_string())
             .and_then(|bytes| model.embedder.pixel_values(&bytes).map_err(|e| e.to_string()));
         match result {
             Ok(px) => {

@@ -41,8 +41,8 @@ pub fn run(args: InspectArgs) -> Result<ExitCode> {
     let mut problems = catalog.vector_problems();
     for item in catalog.items() {
         if let Some(t) = &item.thumbnail {
-            if !args.catalog.join(t).is_file() {
-                problems.push(format!("item {:?}: thumbnail {t} is missing", item.id));
+            if let Some(why) = catalog_dir::thumbnail_problem(&args.catalog, t) {
+                problems.push(format!("item {:?}: thumbnail {t}: {why}", item.id));
             }
         }
     }

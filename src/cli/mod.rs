@@ -4,6 +4,7 @@ mod build;
 mod bundle;
 mod catalog_dir;
 mod embed;
+mod files;
 mod inspect;
 mod model_dir;
 mod output_dir;

@@ -1,12 +1,110 @@
-//! Writing a catalog folder atomically: everything goes into a temporary sibling folder, which
-//! replaces the destination by rename only once complete. An interrupted build leaves the old
-//! catalog (or nothing), never half a catalog.
+//! Writing an output folder atomically: everything goes into a new sibling folder, which
+//! replaces the destination by rename only once complete (and is removed if the command fails).
+//! An interrupted command leaves the old folder (or nothing), never half of one.
+//!
+//! Before anything is written the destination is checked: it may not be, contain or lie inside
+//! a folder the command reads (the source, the catalog, the model), and an existing folder is
+//! replaced only if it is empty or carries the marker of what is written (a `catalog.json` of
+//! format `clipmatch-catalog` for `build`, a `bundle.json` of format `clipmatch-bundle` for
+//! `bundle`).
 
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::io;
+use std::path::{Component, Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
-use clipmatch::catalog::MANIFEST_FILE;
+use clipmatch::catalog::{FORMAT, MANIFEST_FILE};
+use serde::Deserialize;
+
+use super::bundle::{BUNDLE_FILE, BUNDLE_FORMAT};
+use super::files;
+
+/// What an output folder holds, and so which existing folder it may replace.
+#[derive(Clone, Copy)]
+pub enum Kind {
+    Catalog,
+    Bundle,
+}
+
+impl Kind {
+    fn noun(self) -> &'static str {
+        match self {
+            Kind::Catalog => "catalog",
+            Kind::Bundle => "bundle",
+        }
+    }
+
+    fn marker(self) -> (&'static str, &'static str) {
+        match self {
+            Kind::Catalog => (MANIFEST_FILE, FORMAT),
+            Kind::Bundle => (BUNDLE_FILE, BUNDLE_FORMAT),
+        }
+    }
+
+    /// Whether `dir` holds this kind's marker file, a regular file naming the format.
+    fn marks(self, dir: &Path) -> bool {
+        #[derive(Deserialize)]
+        struct Head {
+            format: String,
+        }
+        let (file, format) = self.marker();
+        let is_file = fs::symlink_metadata(dir.join(file)).is_ok_and(|m| m.is_file());
+        is_file
+            && files::read_regular(&dir.join(file), super::catalog_dir::MAX_MANIFEST_BYTES)
+                .ok()
+                .and_then(|b| serde_json::from_slice::<Head>(&b).ok())
+                .is_some_and(|h| h.format == format)
+    }
+}
+
+/// `path` made absolute with every link resolved, also when it does not exist yet: its nearest
+/// existing ancestor is canonicalised and the rest appended (`..` in the rest removes the
+/// component before it: names that do not exist yet are not links).
+pub fn resolve(path: &Path) -> Result<PathBuf> {
+    let abs = std::env::current_dir().context("cannot tell the current folder")?.join(path);
+    let mut rest = Vec::new();
+    let mut base = abs.as_path();
+    let mut real = loop {
+        match fs::canonicalize(base) {
+            Ok(p) => break p,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                let mut c = base.components();
+                match c.next_back() {
+                    Some(last) => rest.push(last),
+                    None => return Err(e).with_context(|| format!("cannot resolve {}", path.display())),
+                }
+                base = c.as_path();
+            }
+            Err(e) => return Err(e).with_context(|| format!("cannot resolve {}", path.display())),
+        }
+    };
+    for c in rest.into_iter().rev() {
+        match c {
+            Component::ParentDir => {
+                real.pop();
+            }
+            Component::Normal(n) => real.push(n),
+            _ => {}
+        }
+    }
+    Ok(real)
+}
+
+/// Refuses an output folder `out` that is, contains or lies inside `what` at `read`.
+fn keep_clear(out: &Path, real_out: &Path, what: &str, read: &Path) -> Result<()> {
+    let real = resolve(read)?;
+    let (o, r) = (out.display(), read.display());
+    if real == real_out {
+        bail!("refusing to write {o}: it is the {what} {r}; choose another output folder");
+    }
+    if real_out.starts_with(&real) {
+        bail!("refusing to write {o}: it lies inside the {what} {r}; choose a folder outside it");
+    }
+    if real.starts_with(real_out) {
+        bail!("refusing to write {o}: it contains the {what} {r}, which replacing it would delete; choose another output folder");
+    }
+    Ok(())
+}
 
 pub struct StagedDir {
     staging: PathBuf,
@@ -15,36 +113,43 @@ pub struct StagedDir {
 }
 
 impl StagedDir {
-    /// Prepares a staging folder beside `target`. Refuses to later replace a folder that holds
-    /// something other than a catalog.
-    pub fn new(target: &Path) -> Result<Self> {
-        if target.exists() {
-            let is_catalog = target.join(MANIFEST_FILE).is_file();
-            let is_empty = target.is_dir() && fs::read_dir(target)?.next().is_none();
-            if !(is_catalog || is_empty) {
+    /// Checks `target` (see the module's doc; `inputs` are what the command reads, as
+    /// `(what, path)`), then makes a new staging folder beside it.
+    pub fn new(target: &Path, kind: Kind, inputs: &[(&str, &Path)]) -> Result<Self> {
+        let real = resolve(target)?;
+        for (what, read) in inputs {
+            keep_clear(target, &real, what, read)?;
+        }
+        let noun = kind.noun();
+        if let Ok(meta) = fs::metadata(&real) {
+            if !meta.is_dir() {
+                bail!("refusing to replace {}: it exists and is not a folder", target.display());
+            }
+            let is_empty = fs::read_dir(&real)?.next().is_none();
+            if !(is_empty || kind.marks(&real)) {
+                let (file, format) = kind.marker();
                 bail!(
-                    "refusing to replace {}: it exists and is not a catalog folder",
+                    "refusing to replace {}: it is not a {noun} folder (no {file} of format {format:?}) and not empty; choose a new or empty folder",
                     target.display()
                 );
             }
         }
-        let parent = match target.parent() {
-            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-            _ => PathBuf::from("."),
+        let (Some(parent), Some(name)) = (real.parent(), real.file_name()) else {
+            bail!("refusing to write {}: choose a folder that has a parent", target.display());
         };
-        fs::create_dir_all(&parent).with_context(|| format!("cannot create {}", parent.display()))?;
-        let name = target
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_else(|| "catalog".into());
-        let staging = parent.join(format!(".{name}.partial-{}", std::process::id()));
-        if staging.exists() {
-            fs::remove_dir_all(&staging)?;
-        }
-        fs::create_dir_all(&staging).with_context(|| format!("cannot create {}", staging.display()))?;
+        fs::create_dir_all(parent).with_context(|| format!("cannot create {}", parent.display()))?;
+        let name = name.to_string_lossy();
+        let staging = (0u32..)
+            .map(|n| parent.join(format!(".{name}.partial-{}-{n}", std::process::id())))
+            .find_map(|p| match fs::create_dir(&p) {
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => None,
+                r => Some(r.map(|_| p)),
+            })
+            .expect("some name is free")
+            .with_context(|| format!("cannot create a staging folder in {}", parent.display()))?;
         Ok(Self {
             staging,
-            target: target.to_path_buf(),
+            target: real,
             committed: false,
         })
     }
@@ -69,7 +174,7 @@ impl StagedDir {
             if had_old {
                 let _ = fs::rename(&old, &self.target);
             }
-            return Err(e).with_context(|| format!("cannot move the new catalog to {}", self.target.display()));
+            return Err(e).with_context(|| format!("cannot move the new folder to {}", self.target.display()));
         }
         self.committed = true;
         if had_old {
@@ -83,6 +188,26 @@ impl Drop for StagedDir {
     fn drop(&mut self) {
         if !self.committed {
             let _ = fs::remove_dir_all(&self.staging);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn resolves_paths_that_do_not_exist_yet() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = fs::canonicalize(tmp.path()).unwrap();
+        fs::create_dir(root.join("cat")).unwrap();
+        assert_eq!(resolve(&root.join("cat/new/deeper")).unwrap(), root.join("cat/new/deeper"));
+        assert_eq!(resolve(&root.join("new/../cat")).unwrap(), root.join("cat"));
+        assert_eq!(resolve(&root.join("cat/./x/..")).unwrap(), root.join("cat"));
+        #[cfg(unix)]
+        {
+            std::os::unix::fs::symlink(root.join("cat"), root.join("link")).unwrap();
+            assert_eq!(resolve(&root.join("link/new")).unwrap(), root.join("cat/new"));
         }
     }
 }

@@ -1,6 +1,5 @@
 //! `clipmatch query`: ranks a catalog against one photo.
 
-use std::fs;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -8,7 +7,7 @@ use anyhow::{Context, Result};
 use clipmatch::rank::{rank, FusionWeights, Ranking};
 use clipmatch::Towers;
 
-use super::{catalog_dir, model_dir, ModelArgs};
+use super::{catalog_dir, files, model_dir, ModelArgs};
 
 #[derive(clap::Args)]
 pub struct QueryArgs {
@@ -43,7 +42,8 @@ pub fn run(args: QueryArgs) -> Result<ExitCode> {
     catalog
         .check_model(info.embedding_dim, Some(&info.weights_sha256), &model.embedder.preprocess)
         .with_context(|| format!("{} cannot be used with the model in {}", args.catalog.display(), args.model.model.display()))?;
-    let bytes = fs::read(&args.photo).with_context(|| format!("cannot read {}", args.photo.display()))?;
+    let max = model.embedder.limits.max_file_bytes as u64;
+    let bytes = files::read_regular(&args.photo, max).with_context(|| args.photo.display().to_string())?;
     let query = model
         .embedder
         .embed_photo(&bytes)

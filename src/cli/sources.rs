@@ -1,11 +1,12 @@
 //! What goes into a catalog: a folder of images (names from file or folder names), or a
 //! CSV/JSON list of image, name and optional description.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fs;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
+use clipmatch::item_id;
 use serde::Deserialize;
 
 /// One product to embed.
@@ -46,7 +47,11 @@ pub fn display_name(stem: &str) -> String {
     stem.split(['-', '_']).filter(|w| !w.is_empty()).collect::<Vec<_>>().join(" ")
 }
 
-/// A URL- and file-safe id from a name: lowercase ASCII letters, digits and dashes.
+/// Longest slug, in bytes: room is left under [`item_id::MAX_LEN`] for a `-<n>` suffix.
+const MAX_SLUG: usize = 100;
+
+/// A URL- and file-safe id from a name: lowercase ASCII letters, digits and dashes, starting
+/// with a letter or digit, at most [`MAX_SLUG`] bytes (always a valid id).
 pub fn slug(name: &str) -> String {
     let mut out = String::new();
     for c in name.chars().flat_map(char::to_lowercase) {
@@ -54,6 +59,9 @@ pub fn slug(name: &str) -> String {
             out.push(c);
         } else if !out.ends_with('-') && !out.is_empty() {
             out.push('-');
+        }
+        if out.len() >= MAX_SLUG {
+            break;
         }
     }
     let out = out.trim_end_matches('-').to_string();
@@ -64,33 +72,60 @@ pub fn slug(name: &str) -> String {
     }
 }
 
-/// Makes ids unique by suffixing -2, -3... in order of appearance.
-fn dedupe_ids(items: &mut [SourceItem]) {
-    let mut seen: HashMap<String, usize> = HashMap::new();
-    for item in items.iter_mut() {
-        let n = seen.entry(item.id.clone()).or_insert(0);
-        *n += 1;
-        if *n > 1 {
-            item.id = format!("{}-{}", item.id, n);
+/// Gives each item without an id of its own (`explicit[i]` false) a unique one: its slug if
+/// no other item has that id (in any case), else the slug with the first free `-2`, `-3`...
+/// Explicit ids are never renamed: they are checked to be unique beforehand. So `a, a, a-2`
+/// become `a, a-3, a-2`.
+fn assign_ids(items: &mut [SourceItem], explicit: &[bool]) {
+    let mut taken: HashSet<String> = items
+        .iter()
+        .zip(explicit)
+        .filter(|(_, e)| **e)
+        .map(|(item, _)| item_id::collision_key(&item.id))
+        .collect();
+    let mut renamed = Vec::new();
+    for (i, item) in items.iter().enumerate() {
+        if !explicit[i] && !taken.insert(item_id::collision_key(&item.id)) {
+            renamed.push(i);
         }
+    }
+    for i in renamed {
+        let base = items[i].id.clone();
+        let id = (2u64..)
+            .map(|n| format!("{base}-{n}"))
+            .find(|id| !taken.contains(&item_id::collision_key(id)))
+            .expect("some suffix is free");
+        taken.insert(item_id::collision_key(&id));
+        items[i].id = id;
     }
 }
 
-fn walk(dir: &Path, out: &mut Vec<PathBuf>, ignored: &mut usize) -> Result<()> {
+/// What a folder walk found: image files, other files passed over, and links to folders,
+/// which are not followed (a link to a parent folder would make the walk endless).
+#[derive(Default)]
+struct Walk {
+    images: Vec<PathBuf>,
+    ignored: usize,
+    folder_links: usize,
+}
+
+fn walk(dir: &Path, out: &mut Walk) -> Result<()> {
     let mut entries: Vec<_> = fs::read_dir(dir)
         .with_context(|| format!("cannot list {}", dir.display()))?
         .filter_map(|e| e.ok())
-        .map(|e| e.path())
-        .filter(|p| !p.file_name().is_some_and(|n| n.to_string_lossy().starts_with('.')))
+        .filter(|e| !e.file_name().to_string_lossy().starts_with('.'))
+        .filter_map(|e| Some((e.path(), e.file_type().ok()?)))
         .collect();
-    entries.sort();
-    for p in entries {
-        if p.is_dir() {
-            walk(&p, out, ignored)?;
+    entries.sort_by(|a, b| a.0.cmp(&b.0));
+    for (p, t) in entries {
+        if t.is_dir() {
+            walk(&p, out)?;
+        } else if t.is_symlink() && p.is_dir() {
+            out.folder_links += 1;
         } else if is_image_name(&p) {
-            out.push(p);
+            out.images.push(p);
         } else {
-            *ignored += 1;
+            out.ignored += 1;
         }
     }
     Ok(())
@@ -98,10 +133,13 @@ fn walk(dir: &Path, out: &mut Vec<PathBuf>, ignored: &mut usize) -> Result<()> {
 
 /// Every image under `dir` (recursively, sorted), and how many other files were passed over.
 pub fn from_folder(dir: &Path, name_from: NameFrom) -> Result<(Vec<SourceItem>, usize)> {
-    let mut files = Vec::new();
-    let mut ignored = 0;
-    walk(dir, &mut files, &mut ignored)?;
-    let mut items: Vec<SourceItem> = files
+    let mut found = Walk::default();
+    walk(dir, &mut found)?;
+    if found.folder_links > 0 {
+        eprintln!("did not follow {} symbolic link(s) to folders under {}", found.folder_links, dir.display());
+    }
+    let mut items: Vec<SourceItem> = found
+        .images
         .into_iter()
         .map(|path| {
             let stem = match name_from {
@@ -121,8 +159,9 @@ pub fn from_folder(dir: &Path, name_from: NameFrom) -> Result<(Vec<SourceItem>, 
             }
         })
         .collect();
-    dedupe_ids(&mut items);
-    Ok((items, ignored))
+    let explicit = vec![false; items.len()];
+    assign_ids(&mut items, &explicit);
+    Ok((items, found.ignored))
 }
 
 #[derive(Deserialize)]
@@ -135,22 +174,60 @@ struct ListRow {
     id: Option<String>,
 }
 
-fn from_rows(rows: Vec<ListRow>, base: &Path, list: &Path) -> Result<Vec<SourceItem>> {
-    let mut items = Vec::with_capacity(rows.len());
-    for (i, row) in rows.into_iter().enumerate() {
-        if row.name.trim().is_empty() {
-            bail!("{}: entry {} has an empty name", list.display(), i + 1);
+/// How a list's rows are numbered in messages.
+#[derive(Clone, Copy)]
+enum ListFormat {
+    /// By line, counting the header: the first product is row 2.
+    Csv,
+    /// By position in the array, from 1.
+    Json,
+}
+
+impl ListFormat {
+    fn row(self, i: usize) -> String {
+        match self {
+            ListFormat::Csv => format!("row {}", i + 2),
+            ListFormat::Json => format!("entry {}", i + 1),
         }
+    }
+}
+
+/// The list's rows as items. An explicit id must be valid ([`item_id::RULE`]) and unique, also
+/// ignoring case; rows without one get their name's slug, made unique by [`assign_ids`].
+fn from_rows(rows: Vec<ListRow>, base: &Path, list: &Path, format: ListFormat) -> Result<Vec<SourceItem>> {
+    let mut items = Vec::with_capacity(rows.len());
+    let mut explicit = Vec::with_capacity(rows.len());
+    let mut explicit_rows: HashMap<String, (usize, String)> = HashMap::new();
+    for (i, row) in rows.into_iter().enumerate() {
+        let at = || format!("{}: {}", list.display(), format.row(i));
+        if row.name.trim().is_empty() {
+            bail!("{} has an empty name", at());
+        }
+        let id = row.id.filter(|s| !s.trim().is_empty());
+        if let Some(id) = &id {
+            item_id::check(id).with_context(at)?;
+            if let Some((j, other)) = explicit_rows.insert(item_id::collision_key(id), (i, id.clone())) {
+                if *id == other {
+                    bail!("{} has id {id:?}, as does {}: ids must be unique", at(), format.row(j));
+                }
+                bail!(
+                    "{} has id {id:?} and {} has {other:?}: ids must differ in more than case (their thumbnails would be one file on macOS and Windows)",
+                    at(),
+                    format.row(j)
+                );
+            }
+        }
+        explicit.push(id.is_some());
         let description = row.description.filter(|d| !d.trim().is_empty());
         items.push(SourceItem {
-            id: row.id.filter(|s| !s.is_empty()).unwrap_or_else(|| slug(&row.name)),
+            id: id.unwrap_or_else(|| slug(&row.name)),
             name: row.name.trim().to_string(),
             description,
             path: base.join(&row.image),
             label: row.image,
         });
     }
-    dedupe_ids(&mut items);
+    assign_ids(&mut items, &explicit);
     Ok(items)
 }
 
@@ -159,8 +236,13 @@ fn from_rows(rows: Vec<ListRow>, base: &Path, list: &Path) -> Result<Vec<SourceI
 pub fn from_list(list: &Path) -> Result<Vec<SourceItem>> {
     let base = list.parent().unwrap_or(Path::new("."));
     let ext = list.extension().and_then(|e| e.to_str()).unwrap_or("").to_ascii_lowercase();
-    let rows: Vec<ListRow> = match ext.as_str() {
-        "csv" => {
+    let format = match ext.as_str() {
+        "csv" => ListFormat::Csv,
+        "json" => ListFormat::Json,
+        _ => bail!("{}: a list must be a .csv or .json file", list.display()),
+    };
+    let rows: Vec<ListRow> = match format {
+        ListFormat::Csv => {
             let mut reader = csv::Reader::from_path(list).with_context(|| format!("cannot read {}", list.display()))?;
             reader
                 .deserialize()
@@ -168,15 +250,14 @@ pub fn from_list(list: &Path) -> Result<Vec<SourceItem>> {
                 .map(|(i, r)| r.with_context(|| format!("{}: row {}", list.display(), i + 2)))
                 .collect::<Result<_>>()?
         }
-        "json" => {
+        ListFormat::Json => {
             let text = fs::read_to_string(list).with_context(|| format!("cannot read {}", list.display()))?;
             serde_json::from_str(&text).with_context(|| {
                 format!("{}: expected a JSON array of {{\"image\", \"name\", \"description\"?}} objects", list.display())
             })?
         }
-        _ => bail!("{}: a list must be a .csv or .json file", list.display()),
     };
-    from_rows(rows, base, list)
+    from_rows(rows, base, list, format)
 }
 
 /// A folder or a list, whichever `source` is.
@@ -201,5 +282,49 @@ mod tests {
         assert_eq!(display_name("oat_milk"), "oat milk");
         assert_eq!(slug("Crème Fraîche 2x!"), "cr-me-fra-che-2x");
         assert_eq!(slug("!!!"), "item");
+        let long = slug(&"Ab ".repeat(200));
+        assert!(long.len() <= MAX_SLUG && item_id::check(&long).is_ok(), "{long}");
+        for name in ["../../victim", ".hidden", "a\0b", "-x-", "Crème"] {
+            assert!(item_id::check(&slug(name)).is_ok(), "{name:?} -> {}", slug(name));
+        }
+    }
+
+    fn rows(list: &[(&str, Option<&str>)]) -> Vec<ListRow> {
+        list.iter()
+            .map(|(name, id)| ListRow {
+                image: format!("{name}.jpg"),
+                name: name.to_string(),
+                description: None,
+                id: id.map(str::to_string),
+            })
+            .collect()
+    }
+
+    fn ids(list: &[(&str, Option<&str>)]) -> Result<Vec<String>> {
+        let items = from_rows(rows(list), Path::new("."), Path::new("list.csv"), ListFormat::Csv)?;
+        Ok(items.into_iter().map(|i| i.id).collect())
+    }
+
+    #[test]
+    fn derived_ids_are_unique_ignoring_case_and_explicit_ones_kept() {
+        assert_eq!(ids(&[("a", None), ("a", None), ("a 2", None)]).unwrap(), ["a", "a-3", "a-2"]);
+        assert_eq!(ids(&[("a", None), ("a", None), ("a", None)]).unwrap(), ["a", "a-2", "a-3"]);
+        assert_eq!(ids(&[("x", None), ("y", Some("A")), ("z", Some("x-2"))]).unwrap(), ["x", "A", "x-2"]);
+        assert_eq!(ids(&[("a", None), ("b", Some("A"))]).unwrap(), ["a-2", "A"]);
+        let v = ids(&[("x", Some("X")), ("x", None), ("x", None), ("x 2", None)]).unwrap();
+        let keys: HashSet<String> = v.iter().map(|i| item_id::collision_key(i)).collect();
+        assert_eq!(keys.len(), v.len(), "{v:?}");
+        assert_eq!(v[0], "X");
+    }
+
+    #[test]
+    fn explicit_ids_are_checked_naming_the_row() {
+        let e = format!("{:#}", ids(&[("a", None), ("b", Some("../../victim"))]).unwrap_err());
+        assert!(e.starts_with("list.csv: row 3: id \"../../victim\" is not allowed (it contains '/')"), "{e}");
+        let e = format!("{:#}", ids(&[("a", Some("Soap")), ("b", Some("soap"))]).unwrap_err());
+        assert!(e.contains("row 3 has id \"soap\" and row 2 has \"Soap\": ids must differ in more than case"), "{e}");
+        let e = format!("{:#}", ids(&[("a", Some("k")), ("b", Some("k"))]).unwrap_err());
+        assert!(e.contains("row 3 has id \"k\", as does row 2: ids must be unique"), "{e}");
+        assert_eq!(ids(&[("a", Some(""))]).unwrap(), ["a"]);
     }
 }

@@ -1,0 +1,141 @@
+// Shared by the end-to-end tests: static servers of the repository (under the page's
+// Content-Security-Policy, sent as a header too so workers run under it), Debian's Chromium, the
+// app opened to "ready" with CSP violations and errors collected, and small helpers.
+import { before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { mkdirSync, readdirSync } from 'node:fs';
+import { deflateSync, crc32 } from 'node:zlib';
+import path from 'node:path';
+import { chromium } from 'playwright-core';
+
+export const root = path.resolve(import.meta.dirname, '../..');
+export const bundleDir = process.env.CLIPMATCH_E2E_BUNDLE;
+export const grocery = process.env.CLIPMATCH_E2E_GROCERY;
+export const tool = path.join(root, 'target/release/clipmatch');
+export const out = path.join(root, 'test-output/e2e');
+export const browserArgs = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage', '--disable-quic', '--no-first-run',
+  '--disable-background-networking', '--disable-component-update', '--disable-sync'];
+
+/** Filled in by the suite's `before`: servers' base URLs and the browser. */
+export const env = { base: '', isolatedBase: '', browser: null };
+const servers = [];
+
+/**
+ * A static server (scripts/static_server.py --csp) of `dir` (default: the repository);
+ * `isolate` adds COOP/COEP. Stopped after the suite. Returns its base URL.
+ */
+export async function startServer({ isolate = false, dir = root } = {}) {
+  const args = [path.join(root, 'scripts/static_server.py'), '--port', '0', '--dir', dir, '--csp', ...(isolate ? ['--isolate'] : [])];
+  const proc = spawn('python3', args, { stdio: ['ignore', 'pipe', 'ignore'] });
+  servers.push(proc);
+  return new Promise((resolve, reject) => {
+    proc.stdout.on('data', (d) => { const m = /http:\/\/[\d.]+:(\d+)\//.exec(String(d)); if (m) resolve(`http://127.0.0.1:${m[1]}/`); });
+    proc.on('exit', (code) => reject(new Error(`static server exited ${code}`)));
+  });
+}
+
+/** Registers the suite's set-up and tear-down (servers, browser). */
+export function startSuite() {
+  before(async () => {
+    assert.ok(bundleDir, 'CLIPMATCH_E2E_BUNDLE names the bundle to test (scripts/test.sh sets it)');
+    mkdirSync(out, { recursive: true });
+    env.base = await startServer();
+    env.isolatedBase = await startServer({ isolate: true });
+    env.browser = await chromium.launch({ executablePath: '/usr/bin/chromium', args: browserArgs });
+  });
+  after(async () => {
+    for (const s of servers) s.kill();
+    // Chromium has been seen not to answer close() after pages with worker threads and a service
+    // worker; never let that hold the suite (node exits with --test-force-exit, taking Chromium along).
+    await Promise.race([env.browser?.close(), new Promise((resolve) => setTimeout(resolve, 15_000))]);
+  });
+}
+
+export const bundleParam = (dir = bundleDir) => encodeURIComponent(path.relative(root, dir) + '/');
+export const photo = (rel) => path.join(grocery, 'photos', rel);
+export const iconicOf = (name) => {
+  for (const group of readdirSync(path.join(grocery, 'iconic'))) {
+    const dir = path.join(grocery, 'iconic', group, name);
+    try { return path.join(dir, readdirSync(dir).find((f) => f.endsWith('_Iconic.jpg'))); } catch { /* next group */ }
+  }
+  throw new Error(`no iconic image for ${name}`);
+};
+
+/**
+ * Collects what should never happen on the page: uncaught errors, console errors (the page's and
+ * its workers'; a CSP violation is logged there too) and `securitypolicyviolation` events.
+ * Chromium's own request for /favicon.ico (the app has none) is not the page's doing.
+ */
+export async function watchPage(context, page) {
+  await context.addInitScript(() => {
+    document.addEventListener('securitypolicyviolation', (e) => {
+      (window.cspViolations ||= []).push(`${e.violatedDirective} blocked ${e.blockedURI}`);
+    });
+  });
+  const errors = [];
+  page.on('pageerror', (e) => errors.push(`uncaught: ${e.message}`));
+  page.on('console', (m) => {
+    if (m.type() === 'error' && !m.location().url?.endsWith('/favicon.ico')) errors.push(`console: ${m.text()}`);
+  });
+  return {
+    errors,
+    /** errors plus the CSP violations the page saw */
+    all: async () => [...errors, ...(await page.evaluate(() => window.cspViolations || []).catch(() => []))],
+  };
+}
+
+/** Opens the app on `from` with `query` appended, waits for "ready". */
+export async function openApp(viewport = { width: 1280, height: 900 }, contextOptions = {}, from = env.base, query = '') {
+  const context = await env.browser.newContext({ viewport, ...contextOptions });
+  const page = await context.newPage();
+  const watch = await watchPage(context, page);
+  await page.goto(`${from}index.html?bundle=${bundleParam()}${query}`);
+  await page.waitForSelector('body[data-state="ready"]', { timeout: 120_000 });
+  return { page, context, errors: watch.errors, problems: watch.all };
+}
+
+/** Chooses a file and waits for the worker's answer to it (a ranking or an error). */
+export async function upload(page, file) {
+  const before = await page.evaluate(() => window.clipmatch.answers || 0);
+  await page.setInputFiles('#file-input', file);
+  await page.waitForFunction((n) => (window.clipmatch.answers || 0) > n || !document.querySelector('#input-error').hidden, before, { timeout: 120_000 });
+  await page.waitForSelector('body[data-state="ready"]', { timeout: 120_000 });
+}
+
+export const results = (page) => page.$$eval('#result-list li', (lis) => lis.map((li) => ({ id: li.dataset.id, score: Number(li.dataset.score), name: li.querySelector('.name').textContent })));
+export const inputError = (page) => page.$eval('#input-error', (e) => (e.hidden ? '' : e.textContent));
+
+/** Image-only weights (text 0, image 1): with the tiny random model only image identity is safe. */
+export async function rankOnImagesOnly(page) {
+  await page.click('#advanced summary');
+  await page.fill('#weight-text', '0');
+  await page.fill('#weight-image', '1');
+  await page.dispatchEvent('#weight-text', 'input');
+}
+
+/** Uploads a product's own catalog photo and checks that product ranks first (image-only weights). */
+export async function assertFindsItself(page, product = 'Oatly-Natural-Oatghurt') {
+  await upload(page, iconicOf(product));
+  assert.equal(await inputError(page), '', 'no error shown');
+  const r = await results(page);
+  assert.equal(r[0]?.id, product.toLowerCase(), `top result ${JSON.stringify(r[0])}`);
+  assert.ok(Math.abs(r[0].score - 1) < 1e-3, `self-similarity ${r[0].score}`);
+}
+
+/** A grey 8-bit PNG of width x height (valid: signature, IHDR, IDAT, IEND with CRCs). */
+export function png(width, height) {
+  const chunk = (type, data) => {
+    const body = Buffer.concat([Buffer.from(type, 'latin1'), data]);
+    const len = Buffer.alloc(4); len.writeUInt32BE(data.length);
+    const crc = Buffer.alloc(4); crc.writeUInt32BE(crc32(body));
+    return Buffer.concat([len, body, crc]);
+  };
+  const ihdr = Buffer.alloc(13);
+  ihdr.writeUInt32BE(width, 0); ihdr.writeUInt32BE(height, 4);
+  ihdr[8] = 8; ihdr[9] = 0; // 8-bit greyscale
+  const rows = Buffer.alloc((width + 1) * height, 0x80);
+  for (let y = 0; y < height; y++) rows[y * (width + 1)] = 0; // filter byte: none
+  return Buffer.concat([Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]),
+    chunk('IHDR', ihdr), chunk('IDAT', deflateSync(rows)), chunk('IEND', Buffer.alloc(0))]);
+}

@@ -1,0 +1,138 @@
+// The page's side of the model worker (www/worker.js): starts it, sends it one request at a time
+// with a time limit, and recovers from failures. After a trap (WebAssembly.RuntimeError: out of
+// memory, a bug), a crash (the worker's `error` event) or no answer within the time limit, the
+// worker is replaced by a new one and, once that one is ready, the request is tried once more;
+// requests made meanwhile wait in the queue, so the next photo never fails because of the last.
+//
+// Test-only: `faults` (from the page's `?testFault=KIND-once|KIND-twice`, KIND = trap, hang or
+// crash) makes the first (or first two) workers fail that way on their first photo.
+
+/** How long one request (a photo, or re-ranking) may take before the worker is restarted. */
+export const REQUEST_TIMEOUT_MS = 60_000;
+
+const isPhoto = (message) => message.type === 'rank' || message.type === 'rankPixels';
+
+/** What the user reads when a photo failed twice, by the kind of failure. */
+function failureText(kind, timeoutMs) {
+  if (kind === 'timeout') return `no answer within ${timeoutMs / 1000} s, twice, so the model was restarted. Try another photo.`;
+  if (kind === 'crash') return 'the model stopped working on this photo twice and was restarted. Try another photo.';
+  return 'the model failed on this photo twice (it may need more memory than this device gives the page) and was restarted. Try another photo.';
+}
+
+export class ModelWorker {
+  /**
+   * options: {bundleUrl, maxThreads, timeoutMs, faults: {kind, workers} | null,
+   *           on: {progress, note, ready(msg, restarted), loadError(message), restarting(kind), pruned}}
+   */
+  constructor(options) {
+    this.options = options;
+    this.timeoutMs = options.timeoutMs || REQUEST_TIMEOUT_MS;
+    this.generation = 0; // workers started so far
+    this.worker = null;
+    this.ready = false;
+    this.queue = [];
+    this.current = null; // {job, id, timer}
+    this.nextId = 1;
+    this.lastPhoto = null; // {message, generation}: re-ranking on a new worker ranks this again
+  }
+
+  get idle() { return !this.current && this.queue.length === 0; }
+
+  start() {
+    const { bundleUrl, maxThreads, faults } = this.options;
+    this.generation++;
+    this.ready = false;
+    const worker = new Worker(new URL('./worker.js', import.meta.url), { type: 'module' });
+    worker.onmessage = ({ data }) => { if (worker === this.worker) this.onMessage(data); };
+    worker.onerror = (e) => {
+      e.preventDefault();
+      if (worker !== this.worker) return;
+      if (this.ready) this.fail('crash');
+      else this.loadFailed(`the worker failed to start${e.message ? ` (${e.message})` : ''}`);
+    };
+    const fault = faults && this.generation <= faults.workers ? faults.kind : null;
+    worker.postMessage({ type: 'load', bundleUrl, maxThreads, thumbnails: this.generation === 1, fault });
+    this.worker = worker;
+  }
+
+  /**
+   * Sends a request ({type: 'rank', bytes} | {type: 'rankPixels', rgba, width, height} |
+   * {type: 'rerank'}, with weights). Resolves with {ranking, ms}, or null when a newer request of
+   * the same kind replaced it before it was sent; rejects with an Error whose message is for the user.
+   */
+  request(message) {
+    // An older photo (or re-ranking) still waiting is not worth running: its answer would be hidden.
+    const replaced = (job) => (isPhoto(message) ? true : job.message.type === 'rerank');
+    for (const job of this.queue.filter(replaced)) job.resolve(null);
+    this.queue = this.queue.filter((job) => !replaced(job));
+    return new Promise((resolve, reject) => {
+      this.queue.push({ message, attempts: 0, resolve, reject });
+      this.pump();
+    });
+  }
+
+  pump() {
+    if (!this.ready || this.current || this.queue.length === 0) return;
+    const job = this.queue.shift();
+    let message = job.message;
+    // A restarted worker has forgotten the last photo: rank it again with the new weights.
+    if (message.type === 'rerank' && this.lastPhoto && this.lastPhoto.generation !== this.generation) {
+      message = { ...this.lastPhoto.message, weights: message.weights };
+    }
+    const id = this.nextId++;
+    const timer = setTimeout(() => this.fail('timeout'), this.timeoutMs);
+    this.current = { job, id, timer, message };
+    // Copied, not transferred: a retry needs the bytes again.
+    this.worker.postMessage({ ...message, id });
+  }
+
+  onMessage(msg) {
+    const on = this.options.on;
+    if (msg.type === 'progress') on.progress(msg);
+    else if (msg.type === 'storage' || msg.type === 'note') on.note(msg.message);
+    else if (msg.type === 'pruned') on.pruned?.(msg);
+    else if (msg.type === 'ready') {
+      const restarted = this.generation > 1;
+      this.ready = true;
+      on.ready(msg, restarted);
+      this.pump();
+    } else if (msg.type === 'load-error') this.loadFailed(msg.message);
+    else if ((msg.type === 'result' || msg.type === 'error') && this.current?.id === msg.id) {
+      const { job, timer, message } = this.current;
+      clearTimeout(timer);
+      if (msg.type === 'error' && msg.fatal) { this.fail('trap'); return; }
+      this.current = null;
+      if (msg.type === 'result') {
+        if (isPhoto(message)) this.lastPhoto = { message, generation: this.generation };
+        job.resolve({ ranking: msg.ranking, ms: msg.ms });
+      } else job.reject(new Error(msg.message));
+      this.pump();
+    }
+  }
+
+  /** The worker trapped, crashed or timed out: replace it, and retry the request once. */
+  fail(kind) {
+    const current = this.current;
+    this.current = null;
+    if (current) clearTimeout(current.timer);
+    this.worker.terminate();
+    this.options.on.restarting(kind);
+    this.start();
+    if (!current) return;
+    const { job } = current;
+    job.attempts++;
+    if (job.attempts < 2) this.queue.unshift(job);
+    else job.reject(new Error(failureText(kind, this.timeoutMs)));
+  }
+
+  loadFailed(message) {
+    this.ready = false;
+    this.worker.terminate();
+    const waiting = [...(this.current ? [this.current.job] : []), ...this.queue];
+    if (this.current) clearTimeout(this.current.timer);
+    this.current = null;
+    this.queue = [];
+    for (const job of waiting) job.reject(new Error(`the model could not be loaded again: ${message}`));
+    this.options.on.loadError(message);
+  }
+}
