@@ -121,6 +121,27 @@ impl Default for HfVisionConfig {
     }
 }
 
+/// Largest value accepted for each size in `config.json` (far above any CLIP checkpoint's, so that
+/// a hostile config cannot size buffers beyond what a weights file could back).
+const MAX_CONFIG_SIZES: [(&str, usize); 5] = [
+    ("hidden_size", 1 << 14),
+    ("intermediate_size", 1 << 16),
+    ("image_size", MAX_MODEL_IMAGE_SIDE as usize),
+    ("max_position_embeddings", 1 << 12),
+    ("vocab_size", 1 << 21),
+];
+
+/// Largest image side a model or preprocessing config may ask for, in pixels.
+pub const MAX_MODEL_IMAGE_SIDE: u32 = 4096;
+
+fn check_size(tower: &str, name: &str, value: usize) -> Result<(), ModelError> {
+    let max = MAX_CONFIG_SIZES.iter().find(|(n, _)| *n == name).map_or(1 << 16, |(_, m)| *m);
+    if value == 0 || value > max {
+        return Err(ModelError::Config(format!("{tower} {name} is {value}; it must be 1 to {max}")));
+    }
+    Ok(())
+}
+
 fn check_supported(tower: &str, act: &str, eps: f64, hidden: usize, heads: usize) -> Result<(), ModelError> {
     if act != "quick_gelu" {
         return Err(ModelError::Config(format!(
@@ -155,6 +176,25 @@ impl ModelConfig {
         let (t, v) = (&hf.text_config, &hf.vision_config);
         check_supported("text_config", &t.hidden_act, t.layer_norm_eps, t.hidden_size, t.num_attention_heads)?;
         check_supported("vision_config", &v.hidden_act, v.layer_norm_eps, v.hidden_size, v.num_attention_heads)?;
+        for (name, value) in [
+            ("hidden_size", t.hidden_size),
+            ("intermediate_size", t.intermediate_size),
+            ("max_position_embeddings", t.max_position_embeddings),
+            ("vocab_size", t.vocab_size),
+        ] {
+            check_size("text_config", name, value)?;
+        }
+        for (name, value) in [
+            ("hidden_size", v.hidden_size),
+            ("intermediate_size", v.intermediate_size),
+            ("image_size", v.image_size),
+        ] {
+            check_size("vision_config", name, value)?;
+        }
+        check_size("config", "projection_dim", hf.projection_dim)?;
+        if v.num_channels != 3 {
+            return Err(ModelError::Config(format!("vision_config num_channels is {}; only 3 (RGB) is supported", v.num_channels)));
+        }
         if v.patch_size == 0 || v.image_size % v.patch_size != 0 {
             return Err(ModelError::Config(format!(
                 "vision image_size {} is not a multiple of patch_size {}",
@@ -235,12 +275,12 @@ struct HfPreprocessor {
 }
 
 fn edge_of(v: &serde_json::Value, keys: &[&str]) -> Option<u32> {
+    // Values past u32 become u32::MAX (refused by the bound), never a wrapped small one.
+    let clamp = |n: u64| u32::try_from(n).unwrap_or(u32::MAX);
     if let Some(n) = v.as_u64() {
-        return Some(n as u32);
+        return Some(clamp(n));
     }
-    keys.iter()
-        .find_map(|k| v.get(*k).and_then(|x| x.as_u64()))
-        .map(|n| n as u32)
+    keys.iter().find_map(|k| v.get(*k).and_then(|x| x.as_u64())).map(clamp)
 }
 
 impl PreprocessConfig {
@@ -274,7 +314,7 @@ impl PreprocessConfig {
         let (crop_height, crop_width) = match &hf.crop_size {
             Some(v) => {
                 let h = edge_of(v, &["height"]).ok_or_else(|| bad(format!("crop_size {v} has no height")))?;
-                let w = v.get("width").and_then(|x| x.as_u64()).map(|n| n as u32).unwrap_or(h);
+                let w = v.get("width").and_then(|x| x.as_u64()).map(|n| u32::try_from(n).unwrap_or(u32::MAX)).unwrap_or(h);
                 (h, w)
             }
             None => (d.crop_height, d.crop_width),
@@ -287,8 +327,9 @@ impl PreprocessConfig {
             mean: hf.image_mean.unwrap_or(d.mean),
             std: hf.image_std.unwrap_or(d.std),
         };
-        if cfg.shortest_edge == 0 || cfg.crop_height == 0 || cfg.crop_width == 0 {
-            return Err(bad("sizes must be positive".into()));
+        let max = MAX_MODEL_IMAGE_SIDE;
+        if [cfg.shortest_edge, cfg.crop_height, cfg.crop_width].iter().any(|&n| n == 0 || n > max) {
+            return Err(bad(format!("size and crop_size must be 1 to {max} pixels")));
         }
         if cfg.std.iter().any(|s| *s <= 0.0) {
             return Err(bad("image_std must be positive".into()));

@@ -199,6 +199,44 @@ fn a_config_declaring_absurdly_many_layers_is_refused_by_count() {
     assert!(heap < 10_000_000, "{heap} bytes");
 }
 
+#[test]
+fn config_sizes_past_their_bounds_are_refused_naming_them() {
+    let with = |path: &[&str], value: Value| {
+        let mut cfg: Value = serde_json::from_str(TINY_CONFIG).unwrap();
+        let mut at = &mut cfg;
+        for key in &path[..path.len() - 1] {
+            at = &mut at[*key];
+        }
+        at[path[path.len() - 1]] = value;
+        ModelConfig::from_json(&cfg.to_string()).map(|_| ()).unwrap_err().to_string()
+    };
+    for (path, value, expect) in [
+        (&["vision_config", "hidden_size"][..], json!(1u64 << 30), "vision_config hidden_size is 1073741824; it must be 1 to 16384"),
+        (&["vision_config", "image_size"][..], json!(1 << 20), "vision_config image_size is 1048576; it must be 1 to 4096"),
+        (&["text_config", "vocab_size"][..], json!(0), "text_config vocab_size is 0; it must be 1 to 2097152"),
+        (&["text_config", "max_position_embeddings"][..], json!(100_000), "text_config max_position_embeddings is 100000"),
+        (&["projection_dim"][..], json!(1u64 << 40), "config projection_dim is 1099511627776"),
+        (&["vision_config", "num_channels"][..], json!(4), "num_channels is 4; only 3 (RGB) is supported"),
+    ] {
+        let err = with(path, value);
+        assert!(err.contains(expect), "{path:?}: {err}");
+        assert!(!err.contains('\n'), "{err}");
+    }
+}
+
+#[test]
+fn preprocessing_sizes_past_their_bound_are_refused_not_wrapped() {
+    for json in [
+        r#"{"crop_size": {"height": 100000, "width": 100000}}"#,
+        r#"{"size": {"shortest_edge": 4294967520}}"#, // 2^32 + 224: must not wrap to 224
+        r#"{"crop_size": {"height": 224, "width": 4294967520}}"#,
+        r#"{"size": 0}"#,
+    ] {
+        let err = PreprocessConfig::from_json(json).unwrap_err().to_string();
+        assert!(err.contains("size and crop_size must be 1 to 4096 pixels"), "{json}: {err}");
+    }
+}
+
 // ---- catalogs ----
 
 fn item(id: &str) -> Item {
