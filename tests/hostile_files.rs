@@ -215,7 +215,7 @@ fn config_sizes_past_their_bounds_are_refused_naming_them() {
         (&["vision_config", "image_size"][..], json!(1 << 20), "vision_config image_size is 1048576; it must be 1 to 4096"),
         (&["text_config", "vocab_size"][..], json!(0), "text_config vocab_size is 0; it must be 1 to 2097152"),
         (&["text_config", "max_position_embeddings"][..], json!(100_000), "text_config max_position_embeddings is 100000"),
-        (&["projection_dim"][..], json!(1u64 << 40), "config projection_dim is 1099511627776"),
+        (&["projection_dim"][..], json!(1u64 << 20), "config projection_dim is 1048576; it must be 1 to 65536"),
         (&["vision_config", "num_channels"][..], json!(4), "num_channels is 4; only 3 (RGB) is supported"),
     ] {
         let err = with(path, value);
