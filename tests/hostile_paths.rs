@@ -572,3 +572,31 @@ fn a_source_folder_with_a_fifo_and_a_link_loop_builds_without_hanging() {
     assert!(added.iter().all(|p| p.starts_with("cat")), "{added:?}");
     assert!(before.iter().all(|(p, n)| after.get(p) == Some(n)));
 }
+
+#[test]
+fn model_files_that_are_devices_fifos_or_oversized_are_refused_without_hanging() {
+    let lab = Lab::new(None);
+    let photo = lab.p("good.jpg");
+    fs::copy(fixtures().join("images/photo.jpg"), &photo).unwrap();
+    let weights = lab.model.join("model.safetensors");
+    fs::remove_file(&weights).unwrap();
+    std::os::unix::fs::symlink("/dev/zero", &weights).unwrap();
+    lab.refused(&["embed", "--image", s(&photo)], &["model.safetensors", "not a regular file (it is a device)"]);
+    fs::remove_file(&weights).unwrap();
+    fs::copy(fixtures().join("tiny-clip/model.safetensors"), &weights).unwrap();
+
+    let config = lab.model.join("config.json");
+    let original = fs::read(&config).unwrap();
+    fs::remove_file(&config).unwrap();
+    if mkfifo(&config) {
+        lab.refused(&["embed", "--image", s(&photo)], &["config.json", "not a regular file (it is a FIFO)"]);
+        fs::remove_file(&config).unwrap();
+    }
+    let mut big = original.clone();
+    big.resize(2 << 20, b' ');
+    fs::write(&config, &big).unwrap();
+    lab.refused(&["embed", "--image", s(&photo)], &["config.json", "over the limit of 1048576 bytes"]);
+    fs::write(&config, &original).unwrap();
+    let r = lab.run(&["embed", "--image", s(&photo)]);
+    assert_eq!(r.code, Some(0), "the restored model loads: {}", r.stderr);
+}

@@ -65,6 +65,12 @@ pub fn open_regular(path: &Path) -> Result<Opened, ReadError> {
 }
 
 impl Opened {
+    /// The file mapped into memory, read-only.
+    pub fn map(self) -> std::io::Result<memmap2::Mmap> {
+        // SAFETY: the file is only read, and is not expected to change while the tool runs.
+        unsafe { memmap2::Mmap::map(&self.file) }
+    }
+
     /// All the bytes, refusing a file of more than `max` bytes.
     pub fn read(self, max: u64) -> Result<Vec<u8>, ReadError> {
         if self.len > max {

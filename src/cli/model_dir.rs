@@ -1,6 +1,5 @@
 //! Loading a Hugging Face CLIP folder from disk into the core's `Embedder`.
 
-use std::fs;
 use std::path::Path;
 
 use anyhow::{bail, Context, Result};
@@ -9,7 +8,7 @@ use clipmatch::digest::sha256_hex;
 use clipmatch::tokenize::ClipTokenizer;
 use clipmatch::{ClipModel, Embedder, PreprocessConfig, Towers};
 
-use super::ModelArgs;
+use super::{files, ModelArgs};
 
 /// A loaded model and what identifies it in a catalog.
 pub struct LoadedModel {
@@ -41,9 +40,19 @@ impl LoadedModel {
 const HOW_TO_GET: &str = "download openai/clip-vit-base-patch32 from the Hugging Face hub \
 (config.json, model.safetensors, tokenizer.json, preprocessor_config.json) into a folder and pass it with --model or CLIPMATCH_MODEL";
 
+/// Largest `config.json` / `preprocessor_config.json` read (the real ones are a few KB).
+const MAX_CONFIG_BYTES: u64 = 1 << 20;
+/// Largest `tokenizer.json` read (CLIP's is 3.6 MB; SentencePiece vocabularies of 256k run to ~35 MB).
+const MAX_TOKENIZER_BYTES: u64 = 64 << 20;
+
+/// A model file's bytes: a regular file (a FIFO or device is refused, never waited on), at most `max`.
+fn read_file(path: &Path, max: u64) -> Result<Vec<u8>> {
+    files::read_regular(path, max).with_context(|| format!("cannot read {}: {HOW_TO_GET}", path.display()))
+}
+
 fn read_text(dir: &Path, name: &str) -> Result<String> {
     let path = dir.join(name);
-    fs::read_to_string(&path).with_context(|| format!("cannot read {}: {HOW_TO_GET}", path.display()))
+    String::from_utf8(read_file(&path, MAX_CONFIG_BYTES)?).with_context(|| format!("{} is not UTF-8 text", path.display()))
 }
 
 /// Loads the towers asked for; the text tower needs a tokenizer too.
@@ -73,10 +82,9 @@ fn load_with(args: &ModelArgs, towers: Towers, hash: bool) -> Result<LoadedModel
             dir.display()
         );
     }
-    let file = fs::File::open(&weights_path)
-        .with_context(|| format!("cannot open {}: {HOW_TO_GET}", weights_path.display()))?;
-    // SAFETY: the file is only read, and is not expected to change while the tool runs.
-    let weights = unsafe { memmap2::Mmap::map(&file) }
+    let weights = files::open_regular(&weights_path)
+        .with_context(|| format!("cannot open {}: {HOW_TO_GET}", weights_path.display()))?
+        .map()
         .with_context(|| format!("cannot map {}", weights_path.display()))?;
     let (model, weights_sha256) = std::thread::scope(|scope| {
         let hashing = hash.then(|| scope.spawn(|| sha256_hex(&weights)));
@@ -88,24 +96,23 @@ fn load_with(args: &ModelArgs, towers: Towers, hash: bool) -> Result<LoadedModel
         Towers::VisionOnly => None,
         Towers::VisionAndText => {
             let path = args.tokenizer.clone().unwrap_or_else(|| dir.join("tokenizer.json"));
-            let json = fs::read(&path).with_context(|| format!("cannot read {}: {HOW_TO_GET}", path.display()))?;
+            let json = read_file(&path, MAX_TOKENIZER_BYTES)?;
             let max_len = model.config.text.max_position_embeddings;
             Some(ClipTokenizer::from_bytes(&json, max_len).with_context(|| path.display().to_string())?)
         }
     };
     Ok(LoadedModel {
         embedder: Embedder::new(model, preprocess, tokenizer),
-        name: model_name(dir),
+        name: model_name(dir, &config),
         weights,
         weights_sha256,
     })
 }
 
 /// The hub id if the folder says it (`_name_or_path` in config.json), else the folder's name.
-fn model_name(dir: &Path) -> String {
-    let from_config = fs::read_to_string(dir.join("config.json"))
+fn model_name(dir: &Path, config: &str) -> String {
+    let from_config = serde_json::from_str::<serde_json::Value>(config)
         .ok()
-        .and_then(|s| serde_json::from_str::<serde_json::Value>(&s).ok())
         .and_then(|v| v.get("_name_or_path").and_then(|n| n.as_str()).map(str::to_string))
         .filter(|s| !s.is_empty());
     from_config.unwrap_or_else(|| {
