@@ -13,7 +13,7 @@ use crate::kernels::gemm::PackedLinear;
 use crate::kernels::attention::{attention_head, AttentionScratch};
 use crate::kernels::math::{add_assign, layer_norm, quick_gelu};
 use crate::kernels::qgemm::QuantLinear;
-use crate::parallel::{for_each_chunk, for_each_row_block};
+use crate::parallel::{for_each_chunk, for_each_row_block, DisjointWrites};
 
 const LAYER_NORM_EPS: f32 = 1e-5;
 
@@ -285,7 +285,7 @@ impl Encoder {
         let causal = self.mask == Mask::Causal;
         let longest = seqs.lens.iter().copied().max().unwrap_or(0);
         let work: usize = seqs.lens.iter().map(|&t| t * t * d * 2 * heads).sum();
-        let out_ptr = SharedOut(out.as_mut_ptr());
+        let out_ptr = DisjointWrites::new(out);
         for_each_chunk(seqs.lens.len() * heads, work, |range| {
             let mut scratch = AttentionScratch::default();
             let mut head_out = vec![0.0f32; longest * d];
@@ -299,7 +299,7 @@ impl Encoder {
                 for i in 0..t {
                     // SAFETY: each (sequence, head) job writes its own d columns of its own rows.
                     unsafe {
-                        let dst = out_ptr.get().add((start + i) * h + head * d);
+                        let dst = out_ptr.at((start + i) * h + head * d);
                         std::ptr::copy_nonoverlapping(head_out.as_ptr().add(i * d), dst, d);
                     }
                 }
@@ -318,18 +318,6 @@ struct Sequences<'a> {
 /// `x += y`, rows of `width` split across threads.
 fn residual_add(x: &mut [f32], y: &[f32], width: usize) {
     for_each_row_block(x, width, |first, block| add_assign(block, &y[first * width..first * width + block.len()]));
-}
-
-/// The attention output, written by several threads at disjoint places.
-#[derive(Clone, Copy)]
-struct SharedOut(*mut f32);
-// SAFETY: see `Encoder::attention`: the jobs write disjoint elements.
-unsafe impl Send for SharedOut {}
-unsafe impl Sync for SharedOut {}
-impl SharedOut {
-    fn get(self) -> *mut f32 {
-        self.0
-    }
 }
 
 /// The tensor names a tower still waits for while it is filled in any order.

@@ -76,3 +76,42 @@ where
     #[cfg(all(target_arch = "wasm32", not(feature = "threads")))]
     f(0, data);
 }
+
+/// A mutable buffer that several threads write at disjoint places: the one way this crate shares
+/// mutable memory across threads (rayon's scoped jobs need `Send + Sync` captures, and a split
+/// into `&mut` pieces does not fit the column-wise or head-wise layouts of the products).
+/// The borrow keeps the buffer alive and unaliased for as long as the writers may use it.
+pub struct DisjointWrites<'a, T> {
+    ptr: *mut T,
+    len: usize,
+    _buffer: std::marker::PhantomData<&'a mut [T]>,
+}
+
+impl<T> Clone for DisjointWrites<'_, T> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+impl<T> Copy for DisjointWrites<'_, T> {}
+
+// SAFETY: writers promise (see `at`) to touch disjoint elements, so sharing the pointer across
+// threads is as safe as handing each thread its own `&mut` piece.
+unsafe impl<T: Send> Send for DisjointWrites<'_, T> {}
+unsafe impl<T: Send> Sync for DisjointWrites<'_, T> {}
+
+impl<'a, T> DisjointWrites<'a, T> {
+    pub fn new(buffer: &'a mut [T]) -> Self {
+        Self { ptr: buffer.as_mut_ptr(), len: buffer.len(), _buffer: std::marker::PhantomData }
+    }
+
+    /// A pointer to element `index`.
+    ///
+    /// # Safety
+    /// `index` is inside the buffer, and what is written through the pointer is written by no
+    /// other thread while the writers run.
+    #[inline(always)]
+    pub unsafe fn at(self, index: usize) -> *mut T {
+        debug_assert!(index <= self.len);
+        self.ptr.add(index)
+    }
+}

@@ -6,6 +6,7 @@
 //! block of `MR` rows: the `KC x NR` slice of weights stays in L1 while every row block uses it.
 
 use super::simd::F32Simd;
+use crate::parallel::DisjointWrites;
 
 /// Output columns per packed panel: two SIMD vectors wide.
 #[cfg(target_arch = "wasm32")]
@@ -118,11 +119,18 @@ impl PackedLinear {
         // them from one pointer. Kept per thread between calls, so a forward pass allocates once.
         let mut packed = PACKED_ROWS.with(|b| b.take());
         pack_rows(x, m, self.in_dim, kernel.mr(), &mut packed);
-        let bias = self.bias.as_ref().map_or(std::ptr::null(), |b| b.as_ptr());
-        let job = Job { panels: &self.panels, k: self.in_dim, a: packed.as_ptr(), bias, m, out: out.as_mut_ptr(), ldc, kernel };
+        let job = Job {
+            panels: &self.panels,
+            k: self.in_dim,
+            a: &packed,
+            bias: self.bias.as_deref(),
+            m,
+            out: DisjointWrites::new(out),
+            ldc,
+            kernel,
+        };
         crate::parallel::for_each_chunk(n_panels, m * self.in_dim * self.out_dim, |panels| {
-            // SAFETY: `job` points into `packed` and `out`, alive for this call; each chunk of
-            // panels writes a disjoint set of output columns.
+            // SAFETY: each chunk of panels writes a disjoint set of output columns.
             unsafe { job.panels(panels) }
         });
         PACKED_ROWS.with(|b| b.replace(packed));
@@ -175,8 +183,8 @@ pub(crate) fn product_packed(
     assert!(panels.len() == n_panels * k * NR && ldc >= n_panels * NR, "product sizes");
     assert!(m == 0 || c.len() >= (m - 1) * ldc + n_panels * NR, "output size");
     pack_strided_rows(a, m, k, lda, kernel.mr(), scratch);
-    let job = Job { panels, k, a: scratch.as_ptr(), bias: std::ptr::null(), m, out: c.as_mut_ptr(), ldc, kernel };
-    // SAFETY: `job` points into `scratch` and `c`, sized above.
+    let job = Job { panels, k, a: scratch, bias: None, m, out: DisjointWrites::new(c), ldc, kernel };
+    // SAFETY: `scratch` and `c` are sized above, and this thread alone writes `c`.
     unsafe { job.panels(0..n_panels) }
 }
 
@@ -281,18 +289,15 @@ struct Job<'a> {
     /// Inputs.
     k: usize,
     /// The input, packed by [`pack_rows`] with [`Kernel::mr`] rows per block.
-    a: *const f32,
-    /// The padded bias, or null.
-    bias: *const f32,
+    a: &'a [f32],
+    /// The padded bias.
+    bias: Option<&'a [f32]>,
     m: usize,
-    out: *mut f32,
+    /// Each panel's columns are written by the thread that computes it.
+    out: DisjointWrites<'a, f32>,
     ldc: usize,
     kernel: Kernel,
 }
-
-// SAFETY: threads write disjoint output columns and only read the rest.
-unsafe impl Send for Job<'_> {}
-unsafe impl Sync for Job<'_> {}
 
 impl Job<'_> {
     unsafe fn panels(&self, range: std::ops::Range<usize>) {
@@ -318,19 +323,19 @@ impl Job<'_> {
         let k = self.k;
         for p in range {
             let panel = self.panels.as_ptr().add(p * k * NR);
-            let c_col = self.out.add(p * NR);
+            let c_col = self.out.at(p * NR);
             let mut k0 = 0;
             while k0 < k {
                 let kc = KC.min(k - k0);
                 let b = panel.add(k0 * NR);
                 let mut i = 0;
                 while i < self.m {
-                    let a = self.a.add(i * k + k0 * MR);
+                    let a = self.a.as_ptr().add(i * k + k0 * MR);
                     let c = c_col.add(i * self.ldc);
                     // The first block starts from the bias, the others add to what is there.
-                    let init = match (k0, self.bias.is_null()) {
-                        (0, false) => Init::Bias(self.bias.add(p * NR)),
-                        (0, true) => Init::Zero,
+                    let init = match (k0, self.bias) {
+                        (0, Some(bias)) => Init::Bias(bias.as_ptr().add(p * NR)),
+                        (0, None) => Init::Zero,
                         _ => Init::Accumulate,
                     };
                     // A last, partial block multiplies only its rows.

@@ -7,6 +7,8 @@
 //! Weights are packed in panels of [`QNR`] output columns, pairs of inputs interleaved, so one
 //! 16-byte load holds two inputs of eight columns: `[c0k0, c0k1, c1k0, c1k1, ...]`.
 
+use crate::parallel::DisjointWrites;
+
 /// Output columns per panel.
 pub const QNR: usize = 8;
 /// Largest quantised activation magnitude.
@@ -108,23 +110,18 @@ impl QuantLinear {
             }
         }
         let n_panels = n.div_ceil(QNR);
-        let job = QJob { w: self, xq: &xq, xs: &xs, m, out: SharedF32(out.as_mut_ptr()) };
+        let job = QJob { w: self, xq: &xq, xs: &xs, m, out: DisjointWrites::new(out) };
         crate::parallel::for_each_chunk(n_panels, m * k * n, |panels| job.panels(panels));
     }
 }
-
-#[derive(Clone, Copy)]
-struct SharedF32(*mut f32);
-// SAFETY: threads write disjoint output columns.
-unsafe impl Send for SharedF32 {}
-unsafe impl Sync for SharedF32 {}
 
 struct QJob<'a> {
     w: &'a QuantLinear,
     xq: &'a [i16],
     xs: &'a [f32],
     m: usize,
-    out: SharedF32,
+    /// Each panel's columns are written by the thread that computes it.
+    out: DisjointWrites<'a, f32>,
 }
 
 impl QJob<'_> {
@@ -150,7 +147,7 @@ impl QJob<'_> {
                         if col < w.out_dim {
                             let v = sum as f32 * self.xs[row] * w.scales[col] + w.bias.as_ref().map_or(0.0, |b| b[col]);
                             // SAFETY: (row, col) is inside `out`, and this panel's columns are ours.
-                            unsafe { *self.out.0.add(row * w.out_dim + col) = v };
+                            unsafe { *self.out.at(row * w.out_dim + col) = v };
                         }
                     }
                 }
