@@ -7,6 +7,7 @@ use std::collections::BinaryHeap;
 use serde::{Deserialize, Serialize};
 
 use crate::catalog::{Catalog, VectorScales, Vectors};
+use crate::kernels::dot;
 
 /// How much the name text and the product image count in the fused score.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -164,7 +165,7 @@ fn fast_f32(values: &[f32], dim: usize, query: &[f32], weights: FusionWeights, k
     let q: Vec<f32> = fused_query(query, weights.image, weights.text).collect();
     let mut top = TopK::new(keep);
     for (i, item) in values.chunks_exact(2 * dim).enumerate() {
-        top.offer(Score(simd::dot_f32(item, &q)), i);
+        top.offer(Score(dot::dot_f32_lanes16(item, &q)), i);
     }
     top.indices()
 }
@@ -182,83 +183,9 @@ fn fast_i8(values: &[i8], scales: VectorScales, dim: usize, query: &[f32], weigh
     let q: Vec<i16> = fused_query(query, a, b).map(|x| (x / unit).round() as i16).collect();
     let mut top = TopK::new(keep);
     for (i, item) in values.chunks_exact(2 * dim).enumerate() {
-        top.offer(simd::dot_i8_i16(item, &q), i);
+        top.offer(dot::dot_i8_i16(item, &q), i);
     }
     top.indices()
-}
-
-/// The two inner loops, written so that they vectorise: the i8 one with explicit simd128 on
-/// wasm32 (i32x4.dot_i16x8_s) and SSE2 on x86_64 (pmaddwd), the f32 one with independent
-/// accumulators that LLVM vectorises.
-mod simd {
-    #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
-    pub fn dot_i8_i16(v: &[i8], q: &[i16]) -> i32 {
-        use core::arch::wasm32::*;
-        let n = v.len().min(q.len());
-        let body = n / 32 * 32;
-        let (mut a0, mut a1, mut a2, mut a3) = (i32x4_splat(0), i32x4_splat(0), i32x4_splat(0), i32x4_splat(0));
-        let mut i = 0;
-        // SAFETY: every load reads 16 bytes inside v[..body] or q[..body] (i + 32 <= body <= n).
-        unsafe {
-            while i < body {
-                let x0 = v128_load(v.as_ptr().add(i) as *const v128);
-                let x1 = v128_load(v.as_ptr().add(i + 16) as *const v128);
-                let qp = q.as_ptr().add(i);
-                a0 = i32x4_add(a0, i32x4_dot_i16x8(i16x8_extend_low_i8x16(x0), v128_load(qp as *const v128)));
-                a1 = i32x4_add(a1, i32x4_dot_i16x8(i16x8_extend_high_i8x16(x0), v128_load(qp.add(8) as *const v128)));
-                a2 = i32x4_add(a2, i32x4_dot_i16x8(i16x8_extend_low_i8x16(x1), v128_load(qp.add(16) as *const v128)));
-                a3 = i32x4_add(a3, i32x4_dot_i16x8(i16x8_extend_high_i8x16(x1), v128_load(qp.add(24) as *const v128)));
-                i += 32;
-            }
-        }
-        let s = i32x4_add(i32x4_add(a0, a1), i32x4_add(a2, a3));
-        let mut sum = i32x4_extract_lane::<0>(s) + i32x4_extract_lane::<1>(s) + i32x4_extract_lane::<2>(s) + i32x4_extract_lane::<3>(s);
-        for j in body..n {
-            sum += v[j] as i32 * q[j] as i32;
-        }
-        sum
-    }
-
-    #[cfg(target_arch = "x86_64")]
-    pub fn dot_i8_i16(v: &[i8], q: &[i16]) -> i32 {
-        use std::arch::x86_64::*;
-        let n = v.len().min(q.len());
-        let body = n / 16 * 16;
-        let mut lanes = [0i32; 4];
-        // SAFETY: SSE2 is part of x86_64; every load reads 16 bytes inside v[..body] or q[..body].
-        unsafe {
-            let (mut a0, mut a1) = (_mm_setzero_si128(), _mm_setzero_si128());
-            let mut i = 0;
-            while i < body {
-                let x = _mm_loadu_si128(v.as_ptr().add(i) as *const __m128i);
-                // i8 -> i16: each byte paired with itself, then shifted down with its sign.
-                let lo = _mm_srai_epi16(_mm_unpacklo_epi8(x, x), 8);
-                let hi = _mm_srai_epi16(_mm_unpackhi_epi8(x, x), 8);
-                a0 = _mm_add_epi32(a0, _mm_madd_epi16(lo, _mm_loadu_si128(q.as_ptr().add(i) as *const __m128i)));
-                a1 = _mm_add_epi32(a1, _mm_madd_epi16(hi, _mm_loadu_si128(q.as_ptr().add(i + 8) as *const __m128i)));
-                i += 16;
-            }
-            _mm_storeu_si128(lanes.as_mut_ptr() as *mut __m128i, _mm_add_epi32(a0, a1));
-        }
-        lanes.iter().sum::<i32>() + v[body..n].iter().zip(&q[body..n]).map(|(&x, &y)| x as i32 * y as i32).sum::<i32>()
-    }
-
-    #[cfg(not(any(target_arch = "x86_64", all(target_arch = "wasm32", target_feature = "simd128"))))]
-    pub fn dot_i8_i16(v: &[i8], q: &[i16]) -> i32 {
-        v.iter().zip(q).map(|(&x, &y)| x as i32 * y as i32).sum()
-    }
-
-    pub fn dot_f32(v: &[f32], q: &[f32]) -> f32 {
-        let mut acc = [0f32; 16];
-        let (vc, qc) = (v.chunks_exact(16), q.chunks_exact(16));
-        let tail: f32 = vc.remainder().iter().zip(qc.remainder()).map(|(x, y)| x * y).sum();
-        for (x, y) in vc.zip(qc) {
-            for j in 0..16 {
-                acc[j] += x[j] * y[j];
-            }
-        }
-        acc.iter().sum::<f32>() + tail
-    }
 }
 
 /// A starting "no confident match" threshold for a catalog: each item's own image is used as

@@ -1,6 +1,8 @@
-//! Numeric kernels of the vision encoder: packed matrix products and element-wise maths.
+//! Numeric kernels: packed matrix products and element-wise maths of the encoders, and the
+//! ranking's dot products.
 
 pub mod attention;
+pub mod dot;
 pub mod gemm;
 pub mod math;
 pub mod qgemm;
