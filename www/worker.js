@@ -76,12 +76,14 @@ async function fetchGroups(bundleUrl, groups, cache) {
   let storageWarned = !cache;
   for (const [group, entries] of Object.entries(groups)) {
     const total = entries.reduce((s, e) => s + e.bytes, 0);
+    // Bytes received per file, and their running sum (kept by difference: no re-summing per chunk).
     const received = new Map();
+    let sum = 0;
     let lastPost = 0;
     const progress = (e, n) => {
+      sum += n - (received.get(e.path) || 0);
       received.set(e.path, n);
       const now = performance.now();
-      const sum = [...received.values()].reduce((a, b) => a + b, 0);
       if (now - lastPost >= PROGRESS_EVERY_MS || sum === total) {
         lastPost = now;
         post({ type: 'progress', group, received: sum, total });
