@@ -13,12 +13,12 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use clipmatch::catalog::{Item, ModelInfo, RankingDefaults, ScaleRule, VectorDtype};
-use clipmatch::decode::decode_rgb;
+use clipmatch::search::catalog::{Item, ModelInfo, RankingDefaults, ScaleRule, VectorDtype};
+use clipmatch::imaging::decode::decode_rgb;
 use clipmatch::digest::sha256_hex;
-use clipmatch::model::l2_normalize;
-use clipmatch::rank::leave_one_out_threshold;
-use clipmatch::tokenize::ClipTokenizer;
+use clipmatch::models::clip::l2_normalize;
+use clipmatch::search::rank::leave_one_out_threshold;
+use clipmatch::models::tokenizer::ClipTokenizer;
 use clipmatch::{Catalog, ClipModel, Embedder, FusionWeights, PreprocessConfig, Towers};
 
 #[derive(Default)]
@@ -106,7 +106,7 @@ fn main() {
             ph.preprocess += secs(t);
             if !images_only {
                 let t = Instant::now();
-                thumbs.push(clipmatch::thumbnail::thumbnail_jpeg(&rgb, 256).expect("jpeg"));
+                thumbs.push(clipmatch::imaging::thumbnail::thumbnail_jpeg(&rgb, 256).expect("jpeg"));
                 ph.thumbnail += secs(t);
             }
         }
@@ -131,7 +131,7 @@ fn main() {
     if !images_only {
         let t = Instant::now();
         let mut pairs = Vec::with_capacity(kept.len());
-        for chunk in kept.chunks(clipmatch::text::TEXT_BATCH) {
+        for chunk in kept.chunks(clipmatch::models::clip::text::TEXT_BATCH) {
             let names: Vec<&str> = chunk.iter().map(|(item, _)| item.name.as_str()).collect();
             let vectors = embedder.embed_texts(&names).expect("text");
             for ((_, image_vec), mut name_vec) in chunk.iter().zip(vectors) {

@@ -2,7 +2,7 @@
 //! (f16, f32 or int8): for the benchmarks, which load the same file in every engine.
 //!
 //!     cargo run --release --example export_vision -- models/clip-b32-random int8 out.safetensors
-use clipmatch::export::{vision_tower, WeightsDtype};
+use clipmatch::models::clip::export::{vision_tower, WeightsDtype};
 use clipmatch::ModelConfig;
 
 fn main() {

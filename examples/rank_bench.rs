@@ -5,9 +5,9 @@
 
 use std::time::Instant;
 
-use clipmatch::catalog::{vectors_file_size, VectorDtype};
-use clipmatch::rank::{rank, FusionWeights};
-use clipmatch::synthetic::{self, Rng};
+use clipmatch::search::catalog::{vectors_file_size, VectorDtype};
+use clipmatch::search::rank::{rank, FusionWeights};
+use clipmatch::search::synthetic::{self, Rng};
 
 fn median(xs: &mut [f64]) -> f64 {
     xs.sort_by(f64::total_cmp);

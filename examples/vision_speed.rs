@@ -5,8 +5,8 @@
 //!     cargo run --release --example vision_speed -- models/clip-b32-random [batch] [runs] [f32|int8]
 use std::time::Instant;
 
-use clipmatch::model::ModelLoader;
-use clipmatch::vision::Precision;
+use clipmatch::models::clip::ModelLoader;
+use clipmatch::models::clip::vision::Precision;
 use clipmatch::{ModelConfig, Towers};
 
 fn main() {

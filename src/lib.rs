@@ -4,33 +4,20 @@
 //! it takes bytes and returns embeddings, catalogs and rankings. The wasm API (`web`) and the
 //! native CLI (`src/main.rs`) are thin shells around it.
 
-pub mod catalog;
-pub mod config;
-pub mod decode;
 pub mod digest;
-pub mod embedder;
-pub mod encoder;
 pub mod error;
-pub mod export;
-pub mod item_id;
+pub mod imaging;
 pub mod kernels;
-pub mod model;
+pub mod models;
 pub mod parallel;
-pub mod preprocess;
-pub mod rank;
-pub mod synthetic;
-pub mod text;
-pub mod thumbnail;
-pub mod tokenize;
-pub mod vision;
-pub mod weights;
+pub mod search;
 
 #[cfg(target_arch = "wasm32")]
 pub mod web;
 
-pub use catalog::Catalog;
-pub use config::{ModelConfig, PreprocessConfig};
-pub use embedder::Embedder;
+pub use search::catalog::Catalog;
+pub use models::config::{ModelConfig, PreprocessConfig};
+pub use models::embedder::Embedder;
 pub use error::{CatalogError, Error, ImageError, ModelError};
-pub use model::{ClipModel, Towers};
-pub use rank::{rank, FusionWeights, Match, Ranking};
+pub use models::clip::{ClipModel, Towers};
+pub use search::rank::{rank, FusionWeights, Match, Ranking};

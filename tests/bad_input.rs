@@ -2,7 +2,7 @@
 
 mod common;
 
-use clipmatch::decode::{decode_rgb, DecodeLimits};
+use clipmatch::imaging::decode::{decode_rgb, DecodeLimits};
 use clipmatch::ImageError;
 use common::{image, png_header};
 

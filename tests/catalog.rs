@@ -1,7 +1,7 @@
 //! The catalog format and the fused ranking: round trips, refusals with reasons, scores.
 
-use clipmatch::catalog::{vectors_file_size, Item, ModelInfo, RankingDefaults, ScaleRule, VectorDtype, VERSION};
-use clipmatch::rank::{leave_one_out_threshold, rank, FusionWeights};
+use clipmatch::search::catalog::{vectors_file_size, Item, ModelInfo, RankingDefaults, ScaleRule, VectorDtype, VERSION};
+use clipmatch::search::rank::{leave_one_out_threshold, rank, FusionWeights};
 use clipmatch::{Catalog, CatalogError, PreprocessConfig};
 
 #[cfg(target_arch = "wasm32")]
@@ -239,7 +239,7 @@ fn version_1_catalogs_still_load() {
 fn i8_items_take_1024_bytes_at_512_dims() {
     assert_eq!(vectors_file_size(1, 512, VectorDtype::I8), Some(1024));
     assert_eq!(vectors_file_size(1, 512, VectorDtype::F32), Some(4096));
-    let c = clipmatch::synthetic::catalog(10, 512, 7, VectorDtype::I8).unwrap();
+    let c = clipmatch::search::synthetic::catalog(10, 512, 7, VectorDtype::I8).unwrap();
     assert_eq!(c.vectors_bytes().len(), 10 * 1024);
     assert!(c.vector_problems().is_empty(), "{:?}", c.vector_problems());
 }
@@ -298,10 +298,10 @@ fn bad_i8_catalogs_are_refused() {
 fn ranking_a_synthetic_catalog_keeps_the_exact_top_k() {
     // The fast pass (i16 query against i8 values) picks the same top 5, in the same order, as
     // exact scores against the de-quantised vectors; ties keep catalog order.
-    let c = clipmatch::synthetic::catalog(2000, 64, 3, VectorDtype::I8).unwrap();
+    let c = clipmatch::search::synthetic::catalog(2000, 64, 3, VectorDtype::I8).unwrap();
     let w = FusionWeights { text: 1.5, image: 0.5 };
     for seed in 0..5 {
-        let q = clipmatch::synthetic::Rng::new(100 + seed).unit_vector(64);
+        let q = clipmatch::search::synthetic::Rng::new(100 + seed).unit_vector(64);
         let r = rank(&c, &q, w, 5, 0.0);
         let mut exact: Vec<(usize, f32)> = (0..c.len())
             .map(|i| {

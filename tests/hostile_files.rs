@@ -5,9 +5,9 @@
 
 mod common;
 
-use clipmatch::catalog::{vectors_file_size, Item, ModelInfo, RankingDefaults, VectorDtype, MAX_EMBEDDING_DIM};
+use clipmatch::search::catalog::{vectors_file_size, Item, ModelInfo, RankingDefaults, VectorDtype, MAX_EMBEDDING_DIM};
 use clipmatch::digest::sha256_hex;
-use clipmatch::model::{expected_tensors, ModelLoader};
+use clipmatch::models::clip::{expected_tensors, ModelLoader};
 use clipmatch::{Catalog, CatalogError, ClipModel, ModelConfig, ModelError, PreprocessConfig, Towers};
 use common::{peak_heap, serial, Counting, TINY_CONFIG, TINY_WEIGHTS};
 use serde_json::{json, Value};

@@ -8,8 +8,8 @@ mod common;
 
 use std::sync::OnceLock;
 
-use clipmatch::decode::{decode_rgb, rgb_from_rgba, DecodeLimits, MAX_ASPECT_RATIO, MAX_DECODE_BYTES};
-use clipmatch::thumbnail::thumbnail_jpeg;
+use clipmatch::imaging::decode::{decode_rgb, rgb_from_rgba, DecodeLimits, MAX_ASPECT_RATIO, MAX_DECODE_BYTES};
+use clipmatch::imaging::thumbnail::thumbnail_jpeg;
 use clipmatch::{ClipModel, Embedder, Error, ImageError, PreprocessConfig, Towers};
 use common::{gradient_png, peak_heap, serial, timed, Counting, TINY_CONFIG, TINY_PREPROCESSOR, TINY_WEIGHTS};
 use image::RgbImage;

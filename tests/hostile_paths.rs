@@ -518,8 +518,8 @@ fn photos_that_are_devices_or_fifos_are_refused_without_hanging() {
 /// `Catalog::from_parts`) never sees them either.
 #[test]
 fn the_core_refuses_manifests_that_name_other_files() {
-    use clipmatch::catalog::VectorDtype;
-    let catalog = clipmatch::synthetic::catalog(3, 8, 7, VectorDtype::I8).unwrap();
+    use clipmatch::search::catalog::VectorDtype;
+    let catalog = clipmatch::search::synthetic::catalog(3, 8, 7, VectorDtype::I8).unwrap();
     let vectors = catalog.vectors_bytes();
     let manifest: serde_json::Value = serde_json::from_str(&catalog.manifest_json()).unwrap();
     let load = |edit: &dyn Fn(&mut serde_json::Value)| {

@@ -1,6 +1,6 @@
 //! The 8-bit vision tower (int8 weights per output channel, 12-bit activations per row, exact
 //! integer sums) on the committed random-weight tiny CLIP: its fidelity to transformers' f32
-//! features, the int8 export (`clipmatch::export::vision_tower(.., WeightsDtype::Int8)`) loading
+//! features, the int8 export (`clipmatch::models::clip::export::vision_tower(.., WeightsDtype::Int8)`) loading
 //! to the same model as quantising at load, and a malformed int8 file being refused.
 //! `benches/int8_fidelity.py` measures the same on ViT-B/32 against onnxruntime's int8.
 
@@ -8,9 +8,9 @@ mod common;
 
 use std::collections::HashMap;
 
-use clipmatch::export::{vision_tower, WeightsDtype};
-use clipmatch::model::ModelLoader;
-use clipmatch::vision::{is_linear_weight, Precision};
+use clipmatch::models::clip::export::{vision_tower, WeightsDtype};
+use clipmatch::models::clip::ModelLoader;
+use clipmatch::models::clip::vision::{is_linear_weight, Precision};
 use clipmatch::{ClipModel, Embedder, ModelConfig, ModelError, PreprocessConfig, Towers};
 use common::*;
 use safetensors::{tensor::TensorView, Dtype, SafeTensors};

@@ -83,7 +83,7 @@ fn b16_and_l14_layouts_parse_from_their_configs() {
     assert_eq!((l14.vision.embed_dim, l14.vision.num_hidden_layers, l14.projection_dim), (1024, 24, 768));
     assert_eq!(l14.text.embed_dim, 768);
     // The expected tensor list follows the config: 257 positions for 224/14.
-    let names = clipmatch::model::expected_tensors(&l14, Towers::VisionOnly);
+    let names = clipmatch::models::clip::expected_tensors(&l14, Towers::VisionOnly);
     let pos = names.iter().find(|(n, _)| n.ends_with("position_embedding.weight")).unwrap();
     assert_eq!(pos.1, vec![257, 1024]);
 }

@@ -6,8 +6,8 @@ mod common;
 
 use std::collections::BTreeMap;
 
-use clipmatch::decode::{decode_rgb, DecodeLimits};
-use clipmatch::preprocess::{normalize, resize_and_crop};
+use clipmatch::imaging::decode::{decode_rgb, DecodeLimits};
+use clipmatch::imaging::preprocess::{normalize, resize_and_crop};
 use clipmatch::{ClipModel, Embedder, PreprocessConfig, Towers};
 use common::*;
 

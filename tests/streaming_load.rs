@@ -3,7 +3,7 @@
 
 mod common;
 
-use clipmatch::model::ModelLoader;
+use clipmatch::models::clip::ModelLoader;
 use clipmatch::{ClipModel, ModelConfig, ModelError, Towers};
 use common::{TINY_CONFIG, TINY_WEIGHTS};
 

@@ -6,7 +6,7 @@
 
 mod common;
 
-use clipmatch::tokenize::ClipTokenizer;
+use clipmatch::models::tokenizer::ClipTokenizer;
 
 fn tokenizer() -> Option<ClipTokenizer> {
     let path = std::env::var_os("CLIPMATCH_TOKENIZER")

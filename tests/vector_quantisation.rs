@@ -11,9 +11,9 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use clipmatch::catalog::{Item, ModelInfo, RankingDefaults, ScaleRule, VectorDtype};
-use clipmatch::model::l2_normalize;
-use clipmatch::rank::{rank, FusionWeights};
+use clipmatch::search::catalog::{Item, ModelInfo, RankingDefaults, ScaleRule, VectorDtype};
+use clipmatch::models::clip::l2_normalize;
+use clipmatch::search::rank::{rank, FusionWeights};
 use clipmatch::{Catalog, ClipModel, Embedder, PreprocessConfig, Towers};
 use common::*;
 

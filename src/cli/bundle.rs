@@ -8,9 +8,9 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
-use clipmatch::catalog::{ScaleRule, MANIFEST_FILE, VECTORS_FILE};
+use clipmatch::search::catalog::{ScaleRule, MANIFEST_FILE, VECTORS_FILE};
 use clipmatch::digest::sha256_hex;
-use clipmatch::export::{vision_tower, WeightsDtype};
+use clipmatch::models::clip::export::{vision_tower, WeightsDtype};
 use clipmatch::Towers;
 use serde::Serialize;
 

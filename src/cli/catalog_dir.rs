@@ -6,7 +6,7 @@
 use std::path::Path;
 
 use anyhow::{bail, Context, Result};
-use clipmatch::catalog::{VectorDtype, MANIFEST_FILE, VECTORS_FILE};
+use clipmatch::search::catalog::{VectorDtype, MANIFEST_FILE, VECTORS_FILE};
 use clipmatch::Catalog;
 
 use super::files;

@@ -42,7 +42,7 @@ pub enum VectorDtypeArg {
     F32,
 }
 
-impl From<VectorDtypeArg> for clipmatch::catalog::VectorDtype {
+impl From<VectorDtypeArg> for clipmatch::search::catalog::VectorDtype {
     fn from(d: VectorDtypeArg) -> Self {
         match d {
             VectorDtypeArg::I8 => Self::I8,

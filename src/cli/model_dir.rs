@@ -3,9 +3,9 @@
 use std::path::Path;
 
 use anyhow::{bail, Context, Result};
-use clipmatch::catalog::ModelInfo;
+use clipmatch::search::catalog::ModelInfo;
 use clipmatch::digest::sha256_hex;
-use clipmatch::tokenize::ClipTokenizer;
+use clipmatch::models::tokenizer::ClipTokenizer;
 use clipmatch::{ClipModel, Embedder, PreprocessConfig, Towers};
 
 use super::{files, ModelArgs};

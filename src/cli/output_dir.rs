@@ -13,7 +13,7 @@ use std::io;
 use std::path::{Component, Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
-use clipmatch::catalog::{FORMAT, MANIFEST_FILE};
+use clipmatch::search::catalog::{FORMAT, MANIFEST_FILE};
 use serde::Deserialize;
 
 use super::bundle::{BUNDLE_FILE, BUNDLE_FORMAT};

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
-use clipmatch::rank::{rank, FusionWeights, Ranking};
+use clipmatch::search::rank::{rank, FusionWeights, Ranking};
 use clipmatch::Towers;
 
 use super::{catalog_dir, files, model_dir, ModelArgs};

@@ -6,7 +6,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
-use clipmatch::item_id;
+use clipmatch::search::item_id;
 use serde::Deserialize;
 
 /// One product to embed.

@@ -6,11 +6,11 @@ use std::collections::HashMap;
 use half::f16;
 use safetensors::{tensor::TensorView, Dtype, SafeTensors};
 
-use crate::config::ModelConfig;
+use crate::models::config::ModelConfig;
 use crate::error::ModelError;
 use crate::kernels::qgemm::quantize_rows;
-use crate::model::{expected_tensors, Towers};
-use crate::vision::is_linear_weight;
+use crate::models::clip::{expected_tensors, Towers};
+use crate::models::clip::vision::is_linear_weight;
 
 /// Storage type of exported weights.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -1,8 +1,8 @@
 //! Synthetic catalogs of random unit vectors, seeded: for timing the ranking at sizes no test
 //! data reaches (natively and in the browser's worker), stored exactly as real catalogs are.
 
-use crate::catalog::{Catalog, Item, ModelInfo, RankingDefaults, ScaleRule, VectorDtype};
-use crate::config::PreprocessConfig;
+use crate::search::catalog::{Catalog, Item, ModelInfo, RankingDefaults, ScaleRule, VectorDtype};
+use crate::models::config::PreprocessConfig;
 use crate::error::CatalogError;
 
 /// SplitMix64: small, fast and good enough for benchmark data.

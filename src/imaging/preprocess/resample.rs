@@ -343,8 +343,8 @@ fn vertical(mid: &[u8], nx: u32, h0: u32, axis: &Axis) -> Vec<u8> {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use crate::preprocess::resize_full;
-    use crate::synthetic::Rng;
+    use crate::imaging::preprocess::resize_full;
+    use crate::search::synthetic::Rng;
 
     pub(crate) fn noise(rng: &mut Rng, w: u32, h: u32) -> RgbImage {
         RgbImage::from_fn(w, h, |_, _| {

@@ -3,12 +3,12 @@
 
 use image::RgbImage;
 
-use crate::config::PreprocessConfig;
-use crate::decode::{decode_rgb, DecodeLimits};
+use crate::models::config::PreprocessConfig;
+use crate::imaging::decode::{decode_rgb, DecodeLimits};
 use crate::error::{Error, ModelError};
-use crate::model::{l2_normalize, ClipModel};
-use crate::preprocess::pixel_values;
-use crate::tokenize::ClipTokenizer;
+use crate::models::clip::{l2_normalize, ClipModel};
+use crate::imaging::preprocess::pixel_values;
+use crate::models::tokenizer::ClipTokenizer;
 
 pub struct Embedder {
     pub model: ClipModel,

@@ -6,7 +6,7 @@ use std::collections::BinaryHeap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::catalog::{Catalog, VectorScales, Vectors};
+use crate::search::catalog::{Catalog, VectorScales, Vectors};
 use crate::kernels::dot;
 
 /// How much the name text and the product image count in the fused score.

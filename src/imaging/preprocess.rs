@@ -9,7 +9,7 @@ use std::ops::Range;
 
 use image::RgbImage;
 
-use crate::config::PreprocessConfig;
+use crate::models::config::PreprocessConfig;
 pub use resample::resize_region;
 
 /// `transformers`' `get_resize_output_image_size(default_to_square=False)`: the short side
@@ -111,10 +111,10 @@ pub(crate) fn resize_full(img: &RgbImage, width: u32, height: u32) -> RgbImage {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::synthetic::Rng;
+    use crate::search::synthetic::Rng;
 
     fn clip_config() -> PreprocessConfig {
-        PreprocessConfig::from_json(include_str!("../tests/fixtures/tiny-clip/preprocessor_config.json")).unwrap()
+        PreprocessConfig::from_json(include_str!("../../tests/fixtures/tiny-clip/preprocessor_config.json")).unwrap()
     }
 
     /// The old path: resize the whole photo, then crop.
@@ -127,21 +127,21 @@ mod tests {
     fn fixture_photos_crop_exactly_as_the_full_resize() {
         let cfg = clip_config();
         let files: [&[u8]; 12] = [
-            include_bytes!("../tests/fixtures/images/photo.jpg"),
-            include_bytes!("../tests/fixtures/images/exif_rotated.jpg"),
-            include_bytes!("../tests/fixtures/images/alpha.png"),
-            include_bytes!("../tests/fixtures/images/gray.png"),
-            include_bytes!("../tests/fixtures/images/deep16.png"),
-            include_bytes!("../tests/fixtures/images/photo.webp"),
-            include_bytes!("../tests/fixtures/images/lossless.webp"),
-            include_bytes!("../tests/fixtures/images/anim.gif"),
-            include_bytes!("../tests/fixtures/images/wide.jpg"),
-            include_bytes!("../tests/fixtures/images/tall.png"),
-            include_bytes!("../tests/fixtures/images/small.png"),
-            include_bytes!("../tests/fixtures/images/cmyk.jpg"),
+            include_bytes!("../../tests/fixtures/images/photo.jpg"),
+            include_bytes!("../../tests/fixtures/images/exif_rotated.jpg"),
+            include_bytes!("../../tests/fixtures/images/alpha.png"),
+            include_bytes!("../../tests/fixtures/images/gray.png"),
+            include_bytes!("../../tests/fixtures/images/deep16.png"),
+            include_bytes!("../../tests/fixtures/images/photo.webp"),
+            include_bytes!("../../tests/fixtures/images/lossless.webp"),
+            include_bytes!("../../tests/fixtures/images/anim.gif"),
+            include_bytes!("../../tests/fixtures/images/wide.jpg"),
+            include_bytes!("../../tests/fixtures/images/tall.png"),
+            include_bytes!("../../tests/fixtures/images/small.png"),
+            include_bytes!("../../tests/fixtures/images/cmyk.jpg"),
         ];
         for (i, bytes) in files.iter().enumerate() {
-            let rgb = crate::decode::decode_rgb(bytes, &crate::decode::DecodeLimits::default()).unwrap();
+            let rgb = crate::imaging::decode::decode_rgb(bytes, &crate::imaging::decode::DecodeLimits::default()).unwrap();
             assert!(resize_and_crop(&rgb, &cfg) == reference(&rgb, &cfg), "fixture {i}");
         }
     }

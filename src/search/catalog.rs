@@ -7,7 +7,7 @@ use std::borrow::Cow;
 
 use serde::{Deserialize, Serialize};
 
-use crate::config::PreprocessConfig;
+use crate::models::config::PreprocessConfig;
 use crate::digest::{sha256_hex, sha256_hex_of_parts};
 use crate::error::CatalogError;
 
@@ -434,10 +434,10 @@ impl Catalog {
     }
 
     /// Refuses what would let a manifest name files outside its folder or collide: ids not
-    /// allowed by [`crate::item_id::RULE`], ids equal but for case, a thumbnail other than
+    /// allowed by [`crate::search::item_id::RULE`], ids equal but for case, a thumbnail other than
     /// `thumbs/<id>.jpg`, a vectors file other than [`VECTORS_FILE`]; and non-finite weights.
     fn validate_items(&self) -> Result<(), CatalogError> {
-        use crate::item_id;
+        use crate::search::item_id;
         let invalid = |msg: String| Err(CatalogError::Invalid(msg));
         if self.manifest.vectors.file != VECTORS_FILE {
             return invalid(format!(

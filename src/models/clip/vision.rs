@@ -5,10 +5,10 @@
 //! Weights are converted to f32 and packed tensor by tensor while loading
 //! ([`VisionEncoderBuilder`]), so the packed model is the only full copy this module makes.
 
-use crate::config::VisionConfig;
+use crate::models::config::VisionConfig;
 
-use crate::encoder::{Encoder, Expected, Linear, Mask, Norm, LAYER_LINEARS};
-pub use crate::encoder::{Precision, Weights};
+use crate::models::clip::encoder::{Encoder, Expected, Linear, Mask, Norm, LAYER_LINEARS};
+pub use crate::models::clip::encoder::{Precision, Weights};
 use crate::error::ModelError;
 use crate::kernels::math::add_assign;
 

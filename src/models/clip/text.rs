@@ -7,9 +7,9 @@
 //! only up to its end-of-text token, with no padding, and texts of different lengths share one
 //! pass through the layers.
 
-use crate::config::TextConfig;
+use crate::models::config::TextConfig;
 
-use crate::encoder::{Encoder, Expected, Linear, Mask, Norm, Precision, Weights};
+use crate::models::clip::encoder::{Encoder, Expected, Linear, Mask, Norm, Precision, Weights};
 use crate::error::ModelError;
 
 const LAYERS_PREFIX: &str = "text_model.encoder.layers.";

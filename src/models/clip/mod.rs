@@ -1,15 +1,20 @@
-//! The CLIP towers ([`crate::vision`], [`crate::text`]), loaded from a Hugging Face
+//! The CLIP towers ([`crate::models::clip::vision`], [`crate::models::clip::text`]), loaded from a Hugging Face
 //! `model.safetensors` (f32, f16 or bf16, or int8 vision weights; full model or vision tower only)
 //! with every tensor checked against `config.json` first, so a mismatched file is refused with the
 //! name of what is wrong.
 
+pub mod encoder;
+pub mod export;
+pub mod text;
+pub mod vision;
+
 use std::collections::HashMap;
 
-use crate::config::ModelConfig;
+use crate::models::config::ModelConfig;
 use crate::error::ModelError;
-use crate::text::{TextEncoder, TextEncoderBuilder};
-use crate::vision::{is_linear_weight, Precision, VisionEncoder, VisionEncoderBuilder, Weights};
-use crate::weights::{f32_values, Dtype, SafetensorsStream, TensorInfo, TensorSink};
+use crate::models::clip::text::{TextEncoder, TextEncoderBuilder};
+use crate::models::clip::vision::{is_linear_weight, Precision, VisionEncoder, VisionEncoderBuilder, Weights};
+use crate::models::safetensors_stream::{f32_values, Dtype, SafetensorsStream, TensorInfo, TensorSink};
 
 /// Which towers a weights file holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -383,7 +388,7 @@ mod tests {
 
     #[test]
     fn the_tensor_count_is_that_of_the_list() {
-        let mut cfg = ModelConfig::from_json(include_str!("../tests/fixtures/tiny-clip/config.json")).unwrap();
+        let mut cfg = ModelConfig::from_json(include_str!("../../../tests/fixtures/tiny-clip/config.json")).unwrap();
         for layers in [0, 1, 12] {
             cfg.vision.num_hidden_layers = layers;
             cfg.text.num_hidden_layers = layers + 1;

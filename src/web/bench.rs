@@ -1,0 +1,60 @@
+//! Entry points for the browser benchmarks only: a synthetic catalog to time ranking, and the
+//! vision tower on already preprocessed pixels.
+
+use wasm_bindgen::prelude::*;
+
+use super::{js, Matcher};
+use crate::error::CatalogError;
+use crate::search::catalog::{vectors_file_size, Catalog, VectorDtype};
+use crate::search::rank::{rank, FusionWeights};
+use crate::search::synthetic;
+
+#[wasm_bindgen]
+impl Matcher {
+    /// Raw image embedding of one already preprocessed image: CHW `pixel_values`
+    /// (3 x 224 x 224 for ViT-B/32, f32), as transformers' `get_image_features`. For benchmarks.
+    #[wasm_bindgen(js_name = embedPixelValues)]
+    pub fn embed_pixel_values(&self, pixel_values: &[f32]) -> Result<Vec<f32>, JsError> {
+        let mut rows = self.embedder.embed_pixels(&[pixel_values.to_vec()]).map_err(js)?;
+        Ok(rows.remove(0))
+    }
+}
+
+/// A synthetic catalog of random unit vectors (seeded, stored like a built catalog) and a
+/// query, to time the ranking where the page runs it: `new RankBench(100000, 512, 1, "i8")`.
+#[wasm_bindgen]
+pub struct RankBench {
+    catalog: Catalog,
+    query: Vec<f32>,
+}
+
+#[wasm_bindgen]
+impl RankBench {
+    #[wasm_bindgen(constructor)]
+    pub fn new(items: usize, dim: usize, seed: u32, dtype: &str) -> Result<RankBench, JsError> {
+        let dtype = VectorDtype::parse(dtype).ok_or_else(|| js(CatalogError::UnsupportedDtype(dtype.into())))?;
+        let catalog = synthetic::catalog(items, dim, seed as u64, dtype).map_err(js)?;
+        let query = synthetic::Rng::new(!(seed as u64)).unit_vector(dim);
+        Ok(RankBench { catalog, query })
+    }
+
+    /// Draws another random unit query.
+    #[wasm_bindgen(js_name = newQuery)]
+    pub fn new_query(&mut self, seed: u32) {
+        self.query = synthetic::Rng::new(seed as u64).unit_vector(self.catalog.dim());
+    }
+
+    /// Bytes of the stored vectors (the size of its `vectors.bin`).
+    #[wasm_bindgen(getter, js_name = vectorBytes)]
+    pub fn vector_bytes(&self) -> usize {
+        vectors_file_size(self.catalog.len(), self.catalog.dim(), self.catalog.dtype()).expect("a built catalog's size fits")
+    }
+
+    /// Ranks the catalog against the query exactly as `Matcher.rerank` does, same result object.
+    pub fn rank(&self, top_k: usize) -> Result<JsValue, JsError> {
+        let d = self.catalog.manifest.ranking;
+        let weights = FusionWeights { text: d.text_weight, image: d.image_weight };
+        serde_wasm_bindgen::to_value(&rank(&self.catalog, &self.query, weights, top_k, d.min_score)).map_err(js)
+    }
+}
+
