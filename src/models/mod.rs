@@ -6,4 +6,5 @@ pub mod clip;
 pub mod config;
 pub mod embedder;
 pub mod safetensors_stream;
+pub mod siglip;
 pub mod tokenizer;
