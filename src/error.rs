@@ -49,10 +49,10 @@ pub enum ModelError {
     InputSize(String),
     #[error("this model has no text tower (it was exported vision-only)")]
     NoTextTower,
+    #[error("the model failed to run: {0}")]
+    Engine(String),
     #[error("this model is not supported: {0}")]
     UnsupportedModel(String),
-    #[error("the candle engine failed: {0}")]
-    Engine(String),
 }
 
 /// Why a catalog could not be loaded or written.

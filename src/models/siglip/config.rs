@@ -47,8 +47,14 @@ pub struct SiglipConfig {
 impl SiglipConfig {
     pub fn from_json(json: &str) -> Result<Self, ModelError> {
         let bad = |m: String| ModelError::UnsupportedModel(format!("{m}; {SUPPORTED}"));
-        let value: serde_json::Value =
+        let mut value: serde_json::Value =
             serde_json::from_str(json).map_err(|e| ModelError::Config(format!("not valid JSON: {e}")))?;
+        // transformers reads a missing tower config as all defaults.
+        if let Some(top) = value.as_object_mut() {
+            for tower in ["text_config", "vision_config"] {
+                top.entry(tower).or_insert_with(|| serde_json::json!({}));
+            }
+        }
         match value.get("model_type").and_then(|t| t.as_str()) {
             Some("siglip") => {}
             Some("siglip2") => return Err(bad("Siglip2Model (NaFlex, variable resolution) is not supported".into())),
@@ -142,6 +148,18 @@ mod tests {
         assert_eq!((c.embedding_dim(), c.image_size()), (32, 224));
         assert_eq!(c.candle.text_config.vocab_size, 1000);
         assert_eq!(c.candle.vision_config.patch_size, 16);
+    }
+
+    #[test]
+    fn a_sparse_config_reads_with_transformers_defaults() {
+        let json = r#"{"architectures": ["SiglipModel"], "model_type": "siglip",
+            "text_config": {"vocab_size": 256000}, "vision_config": {"image_size": 256, "patch_size": 32}}"#;
+        let c = SiglipConfig::from_json(json).unwrap();
+        let (t, v) = (&c.candle.text_config, &c.candle.vision_config);
+        assert_eq!((c.embedding_dim(), c.image_size(), v.patch_size, v.num_hidden_layers), (768, 256, 32, 12));
+        assert_eq!((t.vocab_size, t.hidden_size, t.max_position_embeddings, t.intermediate_size), (256000, 768, 64, 3072));
+        let c = SiglipConfig::from_json(r#"{"model_type": "siglip"}"#).unwrap();
+        assert_eq!((c.candle.text_config.vocab_size, c.candle.vision_config.patch_size), (32000, 16));
     }
 
     #[test]

@@ -122,20 +122,46 @@ mod tests {
     const CONFIG: &str = include_str!("../../../tests/fixtures/models/siglip2-base-narrow/config.json");
     const WEIGHTS: &[u8] = include_bytes!("../../../tests/fixtures/models/siglip2-base-narrow/model.safetensors");
 
-    /// The fixture's tensors, after `edit` may drop (None) or replace some.
+    /// A safetensors file of (name, dtype, shape, data).
+    fn serialized(tensors: &[(String, safetensors::Dtype, Vec<usize>, Vec<u8>)]) -> Vec<u8> {
+        let views = tensors.iter().map(|(n, dtype, shape, data)| {
+            (n.clone(), safetensors::tensor::TensorView::new(*dtype, shape.clone(), data).unwrap())
+        });
+        safetensors::serialize(views.collect::<Vec<_>>(), None).unwrap()
+    }
+
+    /// The fixture's tensors as zeros, after `edit` may drop (None) or reshape some.
     fn rewritten(edit: impl Fn(&str, Vec<usize>) -> Option<Vec<usize>>) -> Vec<u8> {
         let file = SafeTensors::deserialize(WEIGHTS).unwrap();
-        let mut out: Vec<(String, Vec<usize>, Vec<u8>)> = Vec::new();
+        let mut out = Vec::new();
         for (name, view) in file.tensors() {
             let Some(shape) = edit(&name, view.shape().to_vec()) else { continue };
             let n: usize = shape.iter().product();
-            out.push((name, shape, vec![0u8; n * 4]));
+            out.push((name, safetensors::Dtype::F32, shape, vec![0u8; n * 4]));
         }
-        let views: Vec<(String, safetensors::tensor::TensorView)> = out
-            .iter()
-            .map(|(n, s, d)| (n.clone(), safetensors::tensor::TensorView::new(safetensors::Dtype::F32, s.clone(), d).unwrap()))
-            .collect();
-        safetensors::serialize(views, None).unwrap()
+        serialized(&out)
+    }
+
+    #[test]
+    fn f16_weights_run_in_f32_close_to_the_f32_file() {
+        let file = SafeTensors::deserialize(WEIGHTS).unwrap();
+        let mut halves = Vec::new();
+        for (name, view) in file.tensors() {
+            let data: Vec<u8> = view
+                .data()
+                .chunks_exact(4)
+                .flat_map(|b| half::f16::from_f32(f32::from_le_bytes(b.try_into().unwrap())).to_le_bytes())
+                .collect();
+            halves.push((name, safetensors::Dtype::F16, view.shape().to_vec(), data));
+        }
+        let f32_model = Siglip::load(CONFIG, WEIGHTS).unwrap();
+        let f16_model = Siglip::load(CONFIG, &serialized(&halves)).unwrap();
+        let s = f32_model.image_size();
+        let px: Vec<f32> = (0..3 * s * s).map(|i| ((i * 37) % 255) as f32 / 127.5 - 1.0).collect();
+        let (a, b) = (&f32_model.embed_images(&px, 1).unwrap()[0], &f16_model.embed_images(&px, 1).unwrap()[0]);
+        let dot: f32 = a.iter().zip(b).map(|(x, y)| x * y).sum();
+        let cos = dot / (a.iter().map(|x| x * x).sum::<f32>().sqrt() * b.iter().map(|x| x * x).sum::<f32>().sqrt());
+        assert!(cos > 0.999 && a != b, "cosine {cos}");
     }
 
     fn refusal(weights: &[u8]) -> String {
