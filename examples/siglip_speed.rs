@@ -19,7 +19,9 @@ fn main() {
     drop(weights);
     let s = model.image_size();
     let px: Vec<f32> = (0..batch * 3 * s * s).map(|i| ((i * 7919) % 1000) as f32 / 500.0 - 1.0).collect();
-    model.embed_images(&px, batch).expect("warm-up");
+    let first = model.embed_images(&px, batch).expect("warm-up").remove(0);
+    let norm = first.iter().map(|x| x * x).sum::<f32>().sqrt();
+    println!("first image: |e| = {norm:.5}, e[..4] = {:.5?}", &first[..4]);
     let mut times = Vec::new();
     for _ in 0..runs {
         let t = Instant::now();
