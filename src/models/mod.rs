@@ -5,5 +5,6 @@
 pub mod clip;
 pub mod config;
 pub mod embedder;
+pub mod mobileclip;
 pub mod safetensors_stream;
 pub mod tokenizer;
