@@ -5,6 +5,7 @@
 pub mod clip;
 pub mod config;
 pub mod embedder;
+pub mod mobileclip;
 pub mod safetensors_stream;
 pub mod siglip;
 pub mod tokenizer;
