@@ -1,8 +1,9 @@
 //! SigLIP on candle against transformers' `SiglipModel` (tests/fixtures/models/siglip2-base-narrow,
 //! written by transformers 5, with its reference JSON): token ids identical, and
 //! `get_image_features` / `get_text_features` with cosine >= 0.9999 and centred cosine >= 0.999.
-//! The image tower is fed the processor's own inputs (the reference pixel PNGs), so this tests the
-//! model, not the resizing.
+//! The image tower is fed the processor's own inputs (the reference pixel PNGs), so that tests the
+//! model, not the resizing; `photos_through_the_squash_pipeline_match_transformers` then goes
+//! from the photo files through the crate's decoding and squash + bicubic preprocessing.
 
 #![cfg(not(target_arch = "wasm32"))]
 
@@ -10,7 +11,11 @@ mod common;
 
 use std::path::PathBuf;
 
+use clipmatch::imaging::decode::{decode_rgb, DecodeLimits};
+use clipmatch::imaging::preprocess::{normalize, resize_and_crop};
+use clipmatch::models::config::{Interpolation, PreprocessArithmetic, ResizeMode};
 use clipmatch::models::siglip::tokenizer::SiglipTokenizer;
+use clipmatch::PreprocessConfig;
 use clipmatch::models::siglip::Siglip;
 use common::{centred_cosine, cosine, mean_of};
 use serde::Deserialize;
@@ -60,11 +65,14 @@ fn tokenizer() -> SiglipTokenizer {
     SiglipTokenizer::from_bytes(&json, Some(&config)).unwrap()
 }
 
+fn reference_pixels(png_rel: &str) -> image::RgbImage {
+    let bytes = read(&format!("tests/fixtures/models/reference/{png_rel}"));
+    image::load_from_memory(&bytes).unwrap().to_rgb8()
+}
+
 /// The processor's input from the reference PNG: (level / 255 - 0.5) / 0.5, CHW.
 fn pixel_values(png_rel: &str, size: usize) -> Vec<f32> {
-    let img = image::load_from_memory(&read(&format!("tests/fixtures/models/reference/{png_rel}")))
-        .unwrap()
-        .to_rgb8();
+    let img = reference_pixels(png_rel);
     assert_eq!((img.width() as usize, img.height() as usize), (size, size), "{png_rel}");
     let mut out = vec![0f32; 3 * size * size];
     for (x, y, px) in img.enumerate_pixels() {
@@ -134,4 +142,57 @@ fn text_features_match_transformers() {
     let ours = m.embed_texts(&tok.encode_batch(&texts).unwrap()).unwrap();
     let refs: Vec<&[f32]> = reference.texts.iter().map(|t| t.embedding.as_slice()).collect();
     assert_close("text", &texts, &ours, &refs);
+}
+
+/// SiglipImageProcessor's pipeline (preprocessor_config.json of the fixture): resize to
+/// 224 x 224 bicubic, no crop, level / 255, mean = std = 0.5.
+fn siglip_preprocess(arithmetic: PreprocessArithmetic) -> PreprocessConfig {
+    PreprocessConfig {
+        shortest_edge: 224,
+        crop_height: 224,
+        crop_width: 224,
+        rescale_factor: 1.0 / 255.0,
+        mean: [0.5; 3],
+        std: [0.5; 3],
+        interpolation: Interpolation::Bicubic,
+        resize_mode: ResizeMode::Squash,
+        arithmetic,
+    }
+}
+
+#[test]
+fn photos_through_the_squash_pipeline_match_transformers() {
+    let m = model();
+    let reference = reference();
+    let mut ours = Vec::new();
+    for arithmetic in [PreprocessArithmetic::Transformers, PreprocessArithmetic::Torchvision] {
+        let cfg = siglip_preprocess(arithmetic);
+        let (mut worst, mut over_1, mut values) = ((0u8, ""), 0usize, 0usize);
+        ours.clear();
+        for img in &reference.images {
+            let photo = decode_rgb(&read(&format!("tests/fixtures/{}", img.file)), &DecodeLimits::default()).unwrap();
+            let resized = resize_and_crop(&photo, &cfg);
+            let want = reference_pixels(&img.pixels);
+            let diffs: Vec<u8> = resized.as_raw().iter().zip(want.as_raw()).map(|(a, b)| a.abs_diff(*b)).collect();
+            let max = diffs.iter().copied().max().unwrap();
+            if max > worst.0 {
+                worst = (max, img.file.as_str());
+            }
+            let image_over_1 = diffs.iter().filter(|&&d| d > 1).count();
+            if image_over_1 > 0 {
+                println!("  {arithmetic:?} {}: {image_over_1} values over 1 level, at most {max}", img.file);
+            }
+            over_1 += image_over_1;
+            values += diffs.len();
+            ours.push(m.embed_images(&normalize(&resized, &cfg), 1).unwrap().remove(0));
+        }
+        println!(
+            "{arithmetic:?} pixels: worst level difference {} ({}); {over_1} of {values} values over 1 level",
+            worst.0, worst.1
+        );
+        assert!(over_1 * 1000 < values, "{arithmetic:?}: {over_1} of {values} values over 1 level off");
+    }
+    let names: Vec<&str> = reference.images.iter().map(|i| i.file.as_str()).collect();
+    let refs: Vec<&[f32]> = reference.images.iter().map(|i| i.embedding.as_slice()).collect();
+    assert_close("photo (torchvision arithmetic = Pillow's weights)", &names, &ours, &refs);
 }
