@@ -219,3 +219,81 @@ fn token_ids_equal_open_clips() {
         assert!(embedded.iter().zip(&r.texts).all(|(e, t)| cosine(e, &t.embedding) >= 0.9999));
     }
 }
+
+/// The S0 fixture's tensors rewritten by `edit` (name, shape, bytes -> kept or changed, or
+/// dropped), plus `extra` tensors.
+fn rewritten(
+    edit: impl Fn(&str, &[usize], &[u8]) -> Option<(Vec<usize>, Vec<u8>)>,
+    extra: &[(&str, Vec<usize>)],
+) -> Vec<u8> {
+    use safetensors::tensor::TensorView;
+    let st = safetensors::SafeTensors::deserialize(FIXTURES[0].weights).unwrap();
+    let mut owned: Vec<(String, safetensors::Dtype, Vec<usize>, Vec<u8>)> = Vec::new();
+    for (name, view) in st.tensors() {
+        if let Some((shape, data)) = edit(&name, view.shape(), view.data()) {
+            owned.push((name, view.dtype(), shape, data));
+        }
+    }
+    for (name, shape) in extra {
+        owned.push((name.to_string(), safetensors::Dtype::F32, shape.clone(), vec![0u8; 4 * shape.iter().product::<usize>()]));
+    }
+    let views: Vec<(String, TensorView)> = owned
+        .iter()
+        .map(|(n, d, s, b)| (n.clone(), TensorView::new(*d, s.clone(), b).unwrap()))
+        .collect();
+    safetensors::serialize(views, None).unwrap()
+}
+
+fn refusal(weights: &[u8]) -> String {
+    match MobileClip::load(FIXTURES[0].config, weights) {
+        Ok(_) => panic!("a damaged file was loaded"),
+        Err(e) => e.to_string(),
+    }
+}
+
+#[test]
+fn damaged_files_are_refused_naming_the_tensor() {
+    let keep = |_: &str, s: &[usize], b: &[u8]| Some((s.to_vec(), b.to_vec()));
+    // A whole optional branch missing (candle would silently run without it).
+    let no_identity = rewritten(|n, s, b| (!n.starts_with("visual.trunk.stem.2.identity.")).then(|| (s.to_vec(), b.to_vec())), &[]);
+    let e = refusal(&no_identity);
+    assert!(e.contains("visual.trunk.stem.2.identity") && e.contains("missing"), "{e}");
+    // An optional branch's tensor in another shape (candle's `if let Ok` would drop the branch).
+    let se = "visual.trunk.stages.2.downsample.proj.0.se.fc1.weight";
+    let misshapen = rewritten(
+        |n, s, b| Some(if n == se { (vec![8, 64, 1, 1], b[..b.len() / 2].to_vec()) } else { (s.to_vec(), b.to_vec()) }),
+        &[],
+    );
+    let e = refusal(&misshapen);
+    assert!(e.contains(se) && e.contains("shape"), "{e}");
+    // A tensor the architecture does not have.
+    let extra = rewritten(keep, &[("visual.trunk.head.proj.weight", vec![32, 32])]);
+    assert!(refusal(&extra).contains("visual.trunk.head.proj.weight"));
+    // A fifth stage (MCi3/MCi4).
+    let fifth = rewritten(keep, &[("visual.trunk.stages.4.blocks.0.layer_scale.gamma", vec![256, 1, 1])]);
+    assert!(refusal(&fifth).contains("MCi3/MCi4"));
+    // Truncated.
+    let w = FIXTURES[0].weights;
+    assert!(refusal(&w[..w.len() / 2]).starts_with("open_clip_model.safetensors"));
+    // The unmodified rewrite still loads (the edits above are what is refused).
+    MobileClip::load(FIXTURES[0].config, &rewritten(keep, &[])).unwrap();
+}
+
+#[test]
+fn timm_names_must_have_their_published_shape() {
+    let config = FIXTURES[0].config.replace("fastvit_mci0_narrow", "fastvit_mci0");
+    let e = MobileClip::load(&config, FIXTURES[0].weights).err().expect("refused").to_string();
+    assert!(e.contains("[2, 6, 10, 2]") && e.contains("[1, 2, 3, 2]"), "{e}");
+}
+
+#[test]
+fn shapes_and_preprocessing_come_from_the_folder() {
+    let (s0, _) = load(&FIXTURES[0]);
+    let (s1, _) = load(&FIXTURES[1]);
+    assert_eq!((s0.vision_shape().depths, s0.vision_shape().stem_width), ([1, 2, 3, 2], 16));
+    assert_eq!((s1.vision_shape().depths, s1.vision_shape().stem_width), ([2, 3, 4, 1], 24));
+    assert_eq!((s0.embedding_dim(), s0.image_size(), s0.context_length()), (32, 256, 77));
+    // Inputs of the wrong size are refused, not misread.
+    assert!(s0.embed_images(&vec![0.0; 3 * 224 * 224], 1).is_err());
+    assert!(s0.embed_texts(&[vec![49406, 49407]]).is_err());
+}

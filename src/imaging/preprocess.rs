@@ -242,6 +242,53 @@ mod tests {
     }
 
     #[test]
+    fn torchvision_crop_offsets_round_half_to_even_and_pad_floored() {
+        let tv = PreprocessArithmetic::Torchvision;
+        // int(round(d / 2)): 0.5 -> 0, 1.5 -> 2, 2.5 -> 2, 3.5 -> 4; even d exact.
+        let starts: Vec<i64> = (0..9).map(|d| crop_start(256 + d, 256, tv)).collect();
+        assert_eq!(starts, [0, 0, 1, 2, 2, 2, 3, 4, 4]);
+        // Smaller than the crop: padded by (crop - size) // 2 before.
+        assert_eq!(crop_start(200, 256, tv), -28);
+        assert_eq!(crop_start(201, 256, tv), -27);
+        assert_eq!(crop_start(201, 256, PreprocessArithmetic::Transformers), -28);
+    }
+
+    #[test]
+    fn longest_mode_fits_the_long_side_with_rounded_sizes() {
+        assert_eq!(longest_edge_size(640, 480, 256, 256), (256, 192));
+        assert_eq!(longest_edge_size(203, 200, 256, 256), (256, 252));
+        // 300 * 256 / 700 = 109.71 -> 110
+        assert_eq!(longest_edge_size(300, 700, 256, 256), (110, 256));
+        let cfg = PreprocessConfig {
+            resize_mode: ResizeMode::Longest,
+            arithmetic: PreprocessArithmetic::Torchvision,
+            ..PreprocessConfig::default()
+        };
+        let g = geometry(300, 700, &cfg);
+        assert_eq!(g, Geometry { resized: (96, 224), crop_left_top: (-64, 0) });
+        let img = RgbImage::from_pixel(300, 700, image::Rgb([200, 100, 50]));
+        let out = resize_and_crop(&img, &cfg);
+        assert_eq!((out.get_pixel(63, 100).0, out.get_pixel(64, 100).0), ([0, 0, 0], [200, 100, 50]));
+        assert_eq!((out.get_pixel(159, 100).0, out.get_pixel(160, 100).0), ([200, 100, 50], [0, 0, 0]));
+    }
+
+    #[test]
+    fn squash_resizes_to_the_crop_without_cropping() {
+        let cfg = PreprocessConfig { resize_mode: ResizeMode::Squash, ..PreprocessConfig::default() };
+        assert_eq!(geometry(900, 150, &cfg), Geometry { resized: (224, 224), crop_left_top: (0, 0) });
+    }
+
+    #[test]
+    fn clip_configs_serialise_as_before() {
+        let json = serde_json::to_string(&clip_config()).unwrap();
+        assert!(!json.contains("interpolation") && !json.contains("resize_mode") && !json.contains("arithmetic"), "{json}");
+        let open_clip = PreprocessConfig { interpolation: crate::models::config::Interpolation::Bilinear, ..clip_config() };
+        let back: PreprocessConfig = serde_json::from_str(&serde_json::to_string(&open_clip).unwrap()).unwrap();
+        assert_eq!(back, open_clip);
+        assert!(!open_clip.same_as(&clip_config()));
+    }
+
+    #[test]
     fn crop_offsets_floor() {
         let img = RgbImage::from_fn(5, 4, |x, y| image::Rgb([x as u8, y as u8, 0]));
         let c = center_crop(&img, 2, 2);
