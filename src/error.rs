@@ -90,6 +90,30 @@ pub enum CatalogError {
     Invalid(String),
 }
 
+/// Why a `bundle.json` was refused.
+#[derive(Debug, Error, PartialEq)]
+pub enum BundleError {
+    #[error("bundle.json is not valid JSON for this format: {0}")]
+    Json(String),
+    #[error("bundle.json is format {found:?} version {version}; this app reads {expected:?} version {supported}")]
+    UnsupportedVersion {
+        found: String,
+        version: u64,
+        expected: &'static str,
+        supported: u32,
+    },
+    #[error("bundle.json lists a file that {problem} ({path:?})")]
+    BadPath { path: String, problem: &'static str },
+    #[error("bundle.json lists {0:?} twice")]
+    ListedTwice(String),
+    #[error("bundle.json gives {path:?} an impossible size ({bytes} bytes; the most a file may have is {max})")]
+    ImpossibleSize { path: String, bytes: u64, max: u64 },
+    #[error("bundle.json gives {0:?} no valid sha256 (64 lowercase hex digits)")]
+    BadSha256(String),
+    #[error("bundle.json names {path:?} as its {role} but does not list it among its files")]
+    NotListed { path: String, role: &'static str },
+}
+
 /// Any failure of the core.
 #[derive(Debug, Error)]
 pub enum Error {
@@ -99,6 +123,8 @@ pub enum Error {
     Model(#[from] ModelError),
     #[error(transparent)]
     Catalog(#[from] CatalogError),
+    #[error(transparent)]
+    Bundle(#[from] BundleError),
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,6 +1,6 @@
 //! The 8-bit vision tower (int8 weights per output channel, 12-bit activations per row, exact
 //! integer sums) on the committed random-weight tiny CLIP: its fidelity to transformers' f32
-//! features, the int8 export (`clipmatch::models::clip::export::vision_tower(.., WeightsDtype::Int8)`) loading
+//! features, the int8 export (`clipmatch::models::clip::export::vision_tower(.., ExportDtype::Int8)`) loading
 //! to the same model as quantising at load, and a malformed int8 file being refused.
 //! `benches/int8_fidelity.py` measures the same on ViT-B/32 against onnxruntime's int8.
 
@@ -8,7 +8,7 @@ mod common;
 
 use std::collections::HashMap;
 
-use clipmatch::models::clip::export::{vision_tower, WeightsDtype};
+use clipmatch::models::clip::export::{vision_tower, ExportDtype};
 use clipmatch::models::clip::ModelLoader;
 use clipmatch::models::clip::vision::{is_linear_weight, Precision};
 use clipmatch::{ClipModel, Embedder, ModelConfig, ModelError, PreprocessConfig, Towers};
@@ -155,13 +155,13 @@ fn max_relative_diff(a: &[(String, Vec<f32>)], b: &[(String, Vec<f32>)]) -> f32 
 /// the embeddings are bit for bit equal).
 #[test]
 fn int8_export_loads_as_int8_and_equals_quantising_at_load() {
-    let export = vision_tower(TINY_WEIGHTS, &config(), WeightsDtype::Int8).unwrap();
+    let export = vision_tower(TINY_WEIGHTS, &config(), ExportDtype::Int8).unwrap();
     let st = SafeTensors::deserialize(&export).unwrap();
     let fc1 = st.tensor("vision_model.encoder.layers.0.mlp.fc1.weight").unwrap();
     assert_eq!(fc1.dtype(), Dtype::I8);
     assert_eq!(st.tensor("vision_model.encoder.layers.0.mlp.fc1.weight_scale").unwrap().dtype(), Dtype::F32);
     assert_eq!(st.tensor("vision_model.pre_layrnorm.weight").unwrap().dtype(), Dtype::F16);
-    let f32_export = vision_tower(TINY_WEIGHTS, &config(), WeightsDtype::F32).unwrap();
+    let f32_export = vision_tower(TINY_WEIGHTS, &config(), ExportDtype::F32).unwrap();
     assert!(export.len() * 3 < f32_export.len(), "{} vs {} bytes", export.len(), f32_export.len());
 
     let rounded = f16_rounded_tiny();
@@ -193,7 +193,7 @@ fn int8_export_loads_as_int8_and_equals_quantising_at_load() {
 
 #[test]
 fn int8_weight_without_its_scale_is_refused() {
-    let export = vision_tower(TINY_WEIGHTS, &config(), WeightsDtype::Int8).unwrap();
+    let export = vision_tower(TINY_WEIGHTS, &config(), ExportDtype::Int8).unwrap();
     let missing = "vision_model.encoder.layers.1.self_attn.k_proj.weight_scale";
     let broken = rewrite(&export, |name, dtype, _, data| (name != missing).then(|| (dtype, data.to_vec())));
     for precision in [None, Some(Precision::Int8)] {

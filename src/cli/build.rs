@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{bail, Context, Result};
-use clipmatch::search::catalog::{Item, RankingDefaults, ScaleRule, MANIFEST_FILE, VECTORS_FILE};
+use clipmatch::search::catalog::{Item, RankingDefaults, ScaleRule, VectorDtype, MANIFEST_FILE, VECTORS_FILE};
 use clipmatch::imaging::decode::decode_rgb;
 use clipmatch::models::clip::l2_normalize;
 use clipmatch::models::clip::text::TEXT_BATCH;
@@ -20,7 +20,7 @@ use super::model_dir::{self, LoadedModel};
 use super::files;
 use super::output_dir::{Kind, StagedDir};
 use super::sources::{self, NameFrom, SourceItem};
-use super::{ModelArgs, VectorDtypeArg};
+use super::ModelArgs;
 
 #[derive(clap::Args)]
 pub struct BuildArgs {
@@ -62,7 +62,7 @@ pub struct BuildArgs {
     thumbnail_size: u32,
     /// Storage type of the catalog vectors: i8 (1 byte a value, one scale per vector kind) or f32.
     #[arg(long, value_enum, default_value = "i8")]
-    vector_dtype: VectorDtypeArg,
+    vector_dtype: VectorDtype,
 }
 
 struct Prepared {
@@ -177,7 +177,7 @@ pub fn run(args: BuildArgs) -> Result<ExitCode> {
     };
     let items: Vec<Item> = kept.into_iter().map(|(item, _)| item).collect();
     let mut catalog = Catalog::new(info, model.embedder.preprocess.clone(), ranking, items, &pairs)?
-        .with_dtype(args.vector_dtype.into(), ScaleRule::default())?;
+        .with_dtype(args.vector_dtype, ScaleRule::default())?;
     catalog.manifest.ranking.min_score = args
         .min_score
         .unwrap_or_else(|| leave_one_out_threshold(&catalog, weights));
