@@ -114,6 +114,30 @@ pub enum BundleError {
     NotListed { path: String, role: &'static str },
 }
 
+/// Why a search session cannot do what was asked yet.
+#[derive(Debug, Error)]
+pub enum SessionError {
+    #[error("no catalog is loaded")]
+    NoCatalog,
+    #[error("no photo has been ranked yet")]
+    NoQuery,
+}
+
+/// Why a catalog could not be built. `E`: the caller's own failure while taking a thumbnail.
+#[derive(Debug, Error)]
+pub enum BuildError<E: std::error::Error + 'static> {
+    #[error("the vision model failed")]
+    Vision(#[source] Error),
+    #[error("the text model failed")]
+    Text(#[source] Error),
+    #[error("none of the {total} images could be read; no catalog was written")]
+    NoImageRead { total: usize },
+    #[error(transparent)]
+    Catalog(#[from] CatalogError),
+    #[error(transparent)]
+    Output(E),
+}
+
 /// Any failure of the core.
 #[derive(Debug, Error)]
 pub enum Error {
@@ -125,6 +149,8 @@ pub enum Error {
     Catalog(#[from] CatalogError),
     #[error(transparent)]
     Bundle(#[from] BundleError),
+    #[error(transparent)]
+    Session(#[from] SessionError),
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -15,7 +15,7 @@ impl Matcher {
     /// (3 x 224 x 224 for ViT-B/32, f32), as transformers' `get_image_features`. For benchmarks.
     #[wasm_bindgen(js_name = embedPixelValues)]
     pub fn embed_pixel_values(&self, pixel_values: &[f32]) -> Result<Vec<f32>, JsError> {
-        let mut rows = self.embedder.embed_pixels(&[pixel_values.to_vec()]).map_err(js)?;
+        let mut rows = self.embedder().embed_pixels_raw(&[pixel_values.to_vec()]).map_err(js)?;
         Ok(rows.remove(0))
     }
 }

@@ -374,14 +374,6 @@ impl TextTower {
     }
 }
 
-/// Scales a vector to unit length (a zero vector stays zero).
-pub fn l2_normalize(v: &mut [f32]) {
-    let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
-    if norm > 0.0 {
-        v.iter_mut().for_each(|x| *x /= norm);
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
