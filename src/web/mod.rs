@@ -6,10 +6,14 @@ use std::cell::RefCell;
 use serde::Serialize;
 use wasm_bindgen::prelude::*;
 
+#[cfg(feature = "bench")]
 mod bench;
+mod limits;
 mod loader;
 
+#[cfg(feature = "bench")]
 pub use bench::RankBench;
+pub use limits::max_photo_bytes;
 pub use loader::MatcherLoader;
 
 use crate::digest::sha256_hex;
