@@ -14,7 +14,7 @@ const MAX_THREADS = 4; // the vision tower's products gain little past this on p
 const PARALLEL_DOWNLOADS = 6; // thumbnails are many small files
 const PROGRESS_EVERY_MS = 50;
 let wasm = null;
-let pkg = null;
+let wasmPackage = null; // the package's exports: MatcherLoader, maxPhotoBytes...
 let threads = 1;
 let fault = null; // a test-only failure for the first photo (see model-worker.js), or null
 
@@ -112,7 +112,7 @@ async function load({ bundleUrl, maxThreads = MAX_THREADS, thumbnails: wantThumb
   if (new URL(bundleUrl).origin !== self.location.origin) throw new Error('the bundle is not on this site');
   const started = await startWasm(maxThreads);
   wasm = started.instance;
-  pkg = started.pkg;
+  wasmPackage = started.pkg;
   threads = started.threads;
   const bundle = await loadBundleJson(bundleUrl);
   const listed = checkBundle(bundle, bundleUrl);
@@ -130,7 +130,7 @@ async function load({ bundleUrl, maxThreads = MAX_THREADS, thumbnails: wantThumb
   const tDownloaded = performance.now();
   // The loader verified the weights' sha256 where SubtleCrypto exists; elsewhere the wasm side hashes.
   // Their size is bundle.json's (fetchFile checked it).
-  matcher = loadMatcher(pkg.MatcherLoader, {
+  matcher = loadMatcher(wasmPackage.MatcherLoader, {
     config: text(bundle.model.config),
     preprocessor: text(bundle.model.preprocessor),
     weights: files[bundle.model.weights],
@@ -141,7 +141,7 @@ async function load({ bundleUrl, maxThreads = MAX_THREADS, thumbnails: wantThumb
   const tReady = performance.now();
   post(readyReply({
     summary,
-    maxPhotoBytes: pkg.maxPhotoBytes(),
+    maxPhotoBytes: wasmPackage.maxPhotoBytes(),
     fromCache,
     thumbnails: wantThumbnails ? thumbnails.map((f) => ({ path: f.path, blob: new Blob([files[f.path]], { type: imageType(f.path) }) })) : null,
     timings: { downloadMs: tDownloaded - t0, modelMs: tReady - tDownloaded, totalMs: tReady - t0 },
