@@ -69,8 +69,10 @@ else
   # --chromedriver: use Debian's driver (matches Debian's Chromium); never download one.
   # --mode no-install: use the wasm-bindgen-cli that setup.sh installed; never download one.
   # webdriver.json (crate root) adds the Chromium flags (--no-sandbox, no background networking, ...).
+  # -- --lib --test '*': the library and the test files, not the examples (native timing tools that read
+  # files, some with native-only modules such as the weight export).
   wasm-pack test --headless --chrome --chromedriver "$(command -v chromedriver)" \
-    --release --mode no-install
+    --release --mode no-install -- --lib --test '*'
   # The browser benchmarks' entry points (src/web/bench.rs) are only built with this feature.
   cargo check --release --lib --target wasm32-unknown-unknown --features bench
   section_done
