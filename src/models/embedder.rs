@@ -7,7 +7,7 @@
 
 use image::RgbImage;
 
-use crate::error::{Error, ModelError};
+use crate::error::Error;
 use crate::imaging::decode::{decode_rgb, DecodeLimits};
 use crate::imaging::preprocess::pixel_values;
 use crate::kernels::math::l2_normalize;
@@ -82,16 +82,18 @@ impl Embedder {
     }
 
     /// Raw (unnormalised) text embeddings, one batch padded with the end-of-text id.
+    #[cfg(not(target_arch = "wasm32"))]
     pub fn embed_texts_raw<S: AsRef<str>>(&self, texts: &[S]) -> Result<Vec<Vec<f32>>, Error> {
         let tokenizer = self
             .tokenizer
             .as_ref()
-            .ok_or_else(|| ModelError::Tokenizer("no tokenizer.json was loaded".into()))?;
+            .ok_or_else(|| crate::error::ModelError::Tokenizer("no tokenizer.json was loaded".into()))?;
         let ids = tokenizer.encode_batch(texts)?;
         Ok(self.model.text()?.embed(&ids)?)
     }
 
     /// Unit text embeddings, one batch padded with the end-of-text id.
+    #[cfg(not(target_arch = "wasm32"))]
     pub fn embed_texts<S: AsRef<str>>(&self, texts: &[S]) -> Result<Vec<Vec<f32>>, Error> {
         Ok(unit_rows(self.embed_texts_raw(texts)?))
     }

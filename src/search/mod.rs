@@ -3,9 +3,13 @@
 
 pub mod bundle;
 pub mod catalog;
+/// Building catalogs is the native tool's job (the page only searches).
+#[cfg(not(target_arch = "wasm32"))]
 pub mod catalog_builder;
 pub mod item_id;
 pub mod rank;
 pub mod ranking_options;
 pub mod session;
+/// Benchmark data: native, and in wasm only for the browser benchmarks (`--features bench`).
+#[cfg(any(not(target_arch = "wasm32"), test, feature = "bench"))]
 pub mod synthetic;

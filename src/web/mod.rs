@@ -4,14 +4,17 @@
 use serde::Serialize;
 use wasm_bindgen::prelude::*;
 
+#[cfg(feature = "bench")]
 mod bench;
+mod limits;
 mod loader;
 
+#[cfg(feature = "bench")]
 pub use bench::RankBench;
+pub use limits::max_photo_bytes;
 pub use loader::MatcherLoader;
 
-use crate::digest::sha256_hex;
-use crate::models::clip::{ClipModel, Towers};
+use crate::models::clip::ClipModel;
 use crate::models::config::PreprocessConfig;
 use crate::models::embedder::Embedder;
 use crate::search::ranking_options::RankingOverrides;
@@ -42,39 +45,11 @@ pub struct Matcher {
 
 #[wasm_bindgen]
 impl Matcher {
-    /// Loads the vision tower from `config.json`, `preprocessor_config.json` and
-    /// `model.safetensors` bytes (f32 or f16; full model or vision tower only).
-    /// `weights_sha256` is the weights' hash when the caller has already verified it (the page
-    /// checks every download with SubtleCrypto); otherwise it is computed here.
-    #[wasm_bindgen(constructor)]
-    pub fn new(
-        config_json: &str,
-        preprocessor_json: &str,
-        weights: &[u8],
-        weights_sha256: Option<String>,
-    ) -> Result<Matcher, JsError> {
-        let model = ClipModel::load(config_json, weights, Some(Towers::VisionOnly)).map_err(js)?;
-        let preprocess = PreprocessConfig::from_json(preprocessor_json).map_err(js)?;
-        Ok(Matcher::with_model(model, preprocess, weights_sha256.unwrap_or_else(|| sha256_hex(weights))))
-    }
-
-    /// sha256 of the weights this matcher was loaded from.
-    #[wasm_bindgen(getter, js_name = weightsSha256)]
-    pub fn weights_sha256(&self) -> String {
-        self.session.weights_sha256().to_string()
-    }
-
     /// Loads a catalog (manifest JSON bytes + vectors file bytes), refusing one built with
     /// another model. Returns a summary: items, model name, default weights, threshold.
     #[wasm_bindgen(js_name = loadCatalog)]
     pub fn load_catalog(&mut self, manifest: &[u8], vectors: &[u8]) -> Result<JsValue, JsError> {
         to_js(&self.session.load_catalog(manifest, vectors).map_err(js)?)
-    }
-
-    /// Raw image embedding (as transformers' `get_image_features`) of an encoded photo.
-    #[wasm_bindgen(js_name = embedImage)]
-    pub fn embed_image(&self, bytes: &[u8]) -> Result<Vec<f32>, JsError> {
-        self.session.embedder().embed_photo_raw(bytes).map_err(js)
     }
 
     /// Ranks an encoded photo (JPEG, PNG, WebP, GIF) against the catalog. Weights and k
@@ -121,6 +96,7 @@ impl Matcher {
         Matcher { session: SearchSession::new(Embedder::new(model, preprocess, None), weights_sha256) }
     }
 
+    #[cfg(feature = "bench")]
     pub(crate) fn embedder(&self) -> &Embedder {
         self.session.embedder()
     }

@@ -4,6 +4,8 @@
 //! name of what is wrong.
 
 pub mod encoder;
+/// Writing weight files (`clipmatch export`, the benchmarks' ONNX comparison): not in the wasm package.
+#[cfg(not(target_arch = "wasm32"))]
 pub mod export;
 pub mod text;
 pub mod vision;
