@@ -93,7 +93,7 @@ if [ "${CLIPMATCH_SKIP_BROWSER:-0}" != "1" ]; then
     fi
     e2e="$repo_root/target/e2e"
     CLIPMATCH_MODEL="$repo_root/tests/fixtures/tiny-clip" CLIPMATCH_TOKENIZER="$tokenizer" \
-      target/release/clipmatch build "$grocery/iconic" --name-from folder --out "$e2e/catalog"
+      target/release/clipmatch build "$grocery/iconic" --name-from folder --text-weight 1.2 --image-weight 0.7 --out "$e2e/catalog"
     CLIPMATCH_MODEL="$repo_root/tests/fixtures/tiny-clip" \
       target/release/clipmatch bundle --catalog "$e2e/catalog" --out "$e2e/bundle"
     npm ci --prefix tests/e2e --no-audit --no-fund

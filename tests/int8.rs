@@ -38,7 +38,7 @@ const INT8_FIXTURE: &[u8] = include_bytes!("fixtures/tiny-clip-vision-int8/model
 /// The int8 export of the tiny CLIP, made here.
 #[cfg(not(target_arch = "wasm32"))]
 fn int8_export() -> Vec<u8> {
-    vision_tower(TINY_WEIGHTS, &config(), WeightsDtype::Int8).unwrap()
+    vision_tower(TINY_WEIGHTS, &config(), ExportDtype::Int8).unwrap()
 }
 
 /// The int8 export of the tiny CLIP: in wasm, the committed copy.

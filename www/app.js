@@ -188,8 +188,10 @@ function resetWeights() {
 
 function setWeights(text, image) {
   state.weights = { text, image, topK: state.summary?.topK };
-  $('weight-text').value = text; $('weight-text-value').textContent = String(text);
-  $('weight-image').value = image; $('weight-image-value').textContent = String(image);
+  // The catalog's weights arrive as f32 (1.2 is 1.2000000476837158): shown to 3 decimals.
+  const show = (x) => String(Number(Number(x).toFixed(3)));
+  $('weight-text').value = text; $('weight-text-value').textContent = show(text);
+  $('weight-image').value = image; $('weight-image-value').textContent = show(image);
 }
 
 function onWeightsChanged() {
