@@ -1,39 +1,29 @@
-//! Where `clipmatch build`'s time goes, phase by phase: the same library calls the `build`
-//! command makes (src/cli/build.rs), in the same order and batch size, each timed. Prints one
+//! Where `clipmatch build`'s time goes, phase by phase: the core's catalog builder (the call the
+//! `build` command makes, src/cli/build.rs), with each of its progress events timed. Prints one
 //! JSON object (seconds per phase, summed over batches) so `benches/native_build_vs_pytorch.py`
 //! can read it, or a table with `--table`.
 //!
 //!     cargo run --release --example build_phases -- MODEL_DIR PHOTOS_DIR [--batch 16] [--images-only] [--table]
 //!
 //! Names are the file stems with `-` and `_` as spaces (as `build --name-from file` and the
-//! PyTorch side of the benchmark). `--images-only`: read, decode, preprocess and the vision
-//! tower only (no thumbnails, names, hashing or catalog), for engine-to-engine comparison.
-//! Threads: `RAYON_NUM_THREADS`, as for the tool.
+//! PyTorch side of the benchmark). Phases of a build: `read` (the builder's reads, summed over
+//! threads), `prepare` (read, decode, preprocess and thumbnail, in parallel), `vision`,
+//! `write_thumbs`, `text`, `catalog` (assembly, i8 vectors, threshold), and `hash` (waiting for
+//! the weights' hash after loading). `--images-only`: the embedder alone on each batch, with
+//! read, decode, preprocess and the vision tower timed apart (no thumbnails, names, hashing or
+//! catalog), for engine-to-engine comparison. Threads: `RAYON_NUM_THREADS`, as for the tool.
+use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 use std::time::Instant;
 
-use clipmatch::search::catalog::{Item, ModelInfo, RankingDefaults, ScaleRule, VectorDtype};
-use clipmatch::imaging::decode::decode_rgb;
 use clipmatch::digest::sha256_hex;
-use clipmatch::models::clip::l2_normalize;
-use clipmatch::search::rank::leave_one_out_threshold;
+use clipmatch::imaging::decode::decode_rgb;
 use clipmatch::models::tokenizer::ClipTokenizer;
-use clipmatch::{Catalog, ClipModel, Embedder, FusionWeights, PreprocessConfig, Towers};
-
-#[derive(Default)]
-struct Phases {
-    load: f64,
-    read: f64,
-    decode: f64,
-    preprocess: f64,
-    thumbnail: f64,
-    vision: f64,
-    write_thumbs: f64,
-    text: f64,
-    hash: f64,
-    catalog: f64,
-}
+use clipmatch::search::catalog::ModelInfo;
+use clipmatch::search::catalog_builder::{build_catalog, BuildEvents, BuildOptions, BuildPhase, SkipReason, SourceItem};
+use clipmatch::{ClipModel, Embedder, PreprocessConfig, Towers};
 
 fn photos_in(dir: &Path, out: &mut Vec<PathBuf>) {
     let mut entries: Vec<PathBuf> = fs::read_dir(dir).expect("photos folder").map(|e| e.expect("entry").path()).collect();
@@ -47,9 +37,73 @@ fn photos_in(dir: &Path, out: &mut Vec<PathBuf>) {
     }
 }
 
-
 fn secs(t: Instant) -> f64 {
     t.elapsed().as_secs_f64()
+}
+
+/// Seconds per phase: the time since the previous event goes to the phase of the event that
+/// closes it.
+struct PhaseClock {
+    last: Instant,
+    seconds: BTreeMap<&'static str, f64>,
+    out_dir: PathBuf,
+}
+
+impl PhaseClock {
+    fn lap(&mut self, phase: &'static str) {
+        let now = Instant::now();
+        *self.seconds.entry(phase).or_default() += (now - self.last).as_secs_f64();
+        self.last = now;
+    }
+}
+
+impl BuildEvents for PhaseClock {
+    type Error = std::io::Error;
+
+    fn progress(&mut self, phase: BuildPhase, done: usize, _total: usize) {
+        if done == 0 {
+            self.last = Instant::now();
+            return;
+        }
+        self.lap(match phase {
+            BuildPhase::Prepare => "prepare",
+            BuildPhase::Images => "vision",
+            BuildPhase::Names => "text",
+            BuildPhase::Catalog => "catalog",
+        });
+    }
+
+    fn skipped(&mut self, index: usize, reason: &SkipReason) {
+        eprintln!("skipped photo {index}: {reason}");
+    }
+
+    fn thumbnail(&mut self, file: &str, jpeg: &[u8]) -> std::io::Result<()> {
+        let result = fs::write(self.out_dir.join(file), jpeg);
+        self.lap("write_thumbs");
+        result
+    }
+}
+
+/// `--images-only`: the embedder on each batch, each step timed apart.
+fn images_only(embedder: &Embedder, photos: &[PathBuf], batch: usize, seconds: &mut BTreeMap<&'static str, f64>) {
+    let mut add = |k: &'static str, t: Instant| *seconds.entry(k).or_default() += secs(t);
+    for chunk in photos.chunks(batch) {
+        let mut pixels = Vec::with_capacity(chunk.len());
+        for path in chunk {
+            let t = Instant::now();
+            let bytes = fs::read(path).expect("read");
+            add("read", t);
+            let t = Instant::now();
+            let rgb = decode_rgb(&bytes, &embedder.limits).expect("decode");
+            add("decode", t);
+            let t = Instant::now();
+            pixels.push(embedder.pixel_values_of(&rgb));
+            add("preprocess", t);
+        }
+        let t = Instant::now();
+        embedder.embed_pixels_raw(&pixels).expect("vision");
+        add("vision", t);
+    }
 }
 
 fn main() {
@@ -57,14 +111,13 @@ fn main() {
     let model_dir = PathBuf::from(args.first().expect("MODEL_DIR"));
     let photos_dir = PathBuf::from(args.get(1).expect("PHOTOS_DIR"));
     let batch: usize = args.iter().position(|a| a == "--batch").map_or(16, |i| args[i + 1].parse().expect("batch"));
-    let images_only = args.iter().any(|a| a == "--images-only");
+    let images_only_mode = args.iter().any(|a| a == "--images-only");
     let table = args.iter().any(|a| a == "--table");
     let mut photos = Vec::new();
     photos_in(&photos_dir, &mut photos);
     let out_dir = std::env::temp_dir().join(format!("build_phases_{}", std::process::id()));
     fs::create_dir_all(out_dir.join("thumbs")).expect("out dir");
 
-    let mut ph = Phases::default();
     let t_all = Instant::now();
     let t = Instant::now();
     let config = fs::read_to_string(model_dir.join("config.json")).expect("config.json");
@@ -72,123 +125,83 @@ fn main() {
         PreprocessConfig::from_json(&fs::read_to_string(model_dir.join("preprocessor_config.json")).expect("preprocessor")).expect("preprocess");
     // Read, not memory-mapped: examples also compile for wasm32 (the browser tests build them).
     let weights = fs::read(model_dir.join("model.safetensors")).expect("model.safetensors");
-    let towers = if images_only { Towers::VisionOnly } else { Towers::VisionAndText };
+    let towers = if images_only_mode { Towers::VisionOnly } else { Towers::VisionAndText };
     // As `build` does: the weights are hashed on another thread while the model loads.
     let (model, weights_sha256, hash_wait) = std::thread::scope(|scope| {
-        let hashing = (!images_only).then(|| scope.spawn(|| sha256_hex(&weights)));
+        let hashing = (!images_only_mode).then(|| scope.spawn(|| sha256_hex(&weights)));
         let model = ClipModel::load(&config, &weights, Some(towers)).expect("model");
         let t = Instant::now();
         let sha = hashing.map(|h| h.join().expect("hash"));
         (model, sha, secs(t))
     });
-    ph.hash = hash_wait;
-    let tokenizer = (!images_only).then(|| {
+    let tokenizer = (!images_only_mode).then(|| {
         let json = fs::read(model_dir.join("tokenizer.json")).expect("tokenizer.json");
         ClipTokenizer::from_bytes(&json, model.config.text.max_position_embeddings).expect("tokenizer")
     });
     let embedder = Embedder::new(model, preprocess, tokenizer);
-    ph.load = secs(t);
+    let load = secs(t);
 
     let t_work = Instant::now();
-    let mut kept: Vec<(Item, Vec<f32>)> = Vec::new();
-    for chunk in photos.chunks(batch) {
-        let mut pixels = Vec::with_capacity(chunk.len());
-        let mut thumbs = Vec::new();
-        for path in chunk {
-            let t = Instant::now();
-            let bytes = fs::read(path).expect("read");
-            ph.read += secs(t);
-            let t = Instant::now();
-            let rgb = decode_rgb(&bytes, &embedder.limits).expect("decode");
-            ph.decode += secs(t);
-            let t = Instant::now();
-            pixels.push(embedder.pixel_values_of(&rgb));
-            ph.preprocess += secs(t);
-            if !images_only {
-                let t = Instant::now();
-                thumbs.push(clipmatch::imaging::thumbnail::thumbnail_jpeg(&rgb, 256).expect("jpeg"));
-                ph.thumbnail += secs(t);
-            }
-        }
-        let t = Instant::now();
-        let vectors = embedder.embed_pixels(&pixels).expect("vision");
-        ph.vision += secs(t);
-        if images_only {
-            continue;
-        }
-        let t = Instant::now();
-        for ((path, mut v), thumb) in chunk.iter().zip(vectors).zip(thumbs) {
-            l2_normalize(&mut v);
-            let stem = path.file_stem().unwrap().to_string_lossy().into_owned();
-            let id = format!("{}-{}", kept.len(), stem.to_lowercase());
-            let rel = format!("thumbs/{id}.jpg");
-            fs::write(out_dir.join(&rel), thumb).expect("thumb");
-            let name = stem.replace(['-', '_'], " ");
-            kept.push((Item { id, name, description: None, image: path.display().to_string(), thumbnail: Some(rel) }, v));
-        }
-        ph.write_thumbs += secs(t);
-    }
-    if !images_only {
-        let t = Instant::now();
-        let mut pairs = Vec::with_capacity(kept.len());
-        for chunk in kept.chunks(clipmatch::models::clip::text::TEXT_BATCH) {
-            let names: Vec<&str> = chunk.iter().map(|(item, _)| item.name.as_str()).collect();
-            let vectors = embedder.embed_texts(&names).expect("text");
-            for ((_, image_vec), mut name_vec) in chunk.iter().zip(vectors) {
-                l2_normalize(&mut name_vec);
-                pairs.push((image_vec.clone(), name_vec));
-            }
-        }
-        ph.text = secs(t);
+    let mut seconds = BTreeMap::new();
+    let keys: &[&str] = if images_only_mode {
+        images_only(&embedder, &photos, batch, &mut seconds);
+        &["read", "decode", "preprocess", "vision"]
+    } else {
         let info = ModelInfo {
             name: "bench".into(),
             weights_sha256: weights_sha256.expect("hashed while loading"),
             equivalent_weights_sha256: Vec::new(),
             embedding_dim: embedder.model.embedding_dim(),
         };
+        let items: Vec<SourceItem> = photos
+            .iter()
+            .enumerate()
+            .map(|(i, path)| {
+                let stem = path.file_stem().unwrap().to_string_lossy().into_owned();
+                let name = stem.replace(['-', '_'], " ");
+                SourceItem { id: format!("{i}-{}", stem.to_lowercase()), name, description: None, image: path.display().to_string() }
+            })
+            .collect();
+        let read_seconds = Mutex::new(0.0);
+        let read = |i: usize| {
+            let t = Instant::now();
+            let bytes = fs::read(&photos[i]).map_err(|e| e.to_string());
+            *read_seconds.lock().unwrap() += secs(t);
+            bytes
+        };
+        let options = BuildOptions { batch_size: batch, ..BuildOptions::default() };
+        let mut clock = PhaseClock { last: Instant::now(), seconds: BTreeMap::new(), out_dir: out_dir.clone() };
+        let built = build_catalog(&embedder, info, items, read, &options, &mut clock).expect("build");
         let t = Instant::now();
-        let weights_f = FusionWeights { text: 1.5, image: 0.5 };
-        let ranking = RankingDefaults { text_weight: 1.5, image_weight: 0.5, top_k: 5, min_score: 0.0 };
-        let items: Vec<Item> = kept.into_iter().map(|(item, _)| item).collect();
-        let mut catalog = Catalog::new(info, embedder.preprocess.clone(), ranking, items, &pairs)
-            .expect("catalog")
-            .with_dtype(VectorDtype::I8, ScaleRule::default())
-            .expect("i8");
-        catalog.manifest.ranking.min_score = leave_one_out_threshold(&catalog, weights_f);
-        fs::write(out_dir.join("vectors.bin"), catalog.vectors_bytes()).expect("vectors");
-        fs::write(out_dir.join("catalog.json"), catalog.manifest_json()).expect("manifest");
-        ph.catalog = secs(t);
-    }
+        fs::write(out_dir.join("vectors.bin"), built.catalog.vectors_bytes()).expect("vectors");
+        fs::write(out_dir.join("catalog.json"), built.catalog.manifest_json()).expect("manifest");
+        clock.seconds.insert("write_catalog", secs(t));
+        seconds = clock.seconds;
+        seconds.insert("read", read_seconds.into_inner().unwrap());
+        seconds.insert("hash", hash_wait);
+        &["read", "prepare", "vision", "write_thumbs", "text", "catalog", "write_catalog", "hash"]
+    };
     let work = secs(t_work);
     let total = secs(t_all);
     fs::remove_dir_all(&out_dir).ok();
 
-    let rows = [
-        ("load", ph.load),
-        ("read", ph.read),
-        ("decode", ph.decode),
-        ("preprocess", ph.preprocess),
-        ("thumbnail", ph.thumbnail),
-        ("vision", ph.vision),
-        ("write_thumbs", ph.write_thumbs),
-        ("text", ph.text),
-        ("hash", ph.hash),
-        ("catalog", ph.catalog),
-    ];
+    let rows: Vec<(&str, f64)> =
+        std::iter::once(("load", load)).chain(keys.iter().map(|k| (*k, seconds.get(k).copied().unwrap_or(0.0)))).collect();
     if table {
         println!(
             "{} photos, batch {batch}, {} threads{}; work (all but load) {work:.3} s, total {total:.3} s",
             photos.len(),
             rayon::current_num_threads(),
-            if images_only { ", images only" } else { "" }
+            if images_only_mode { ", images only" } else { "" }
         );
         for (name, s) in rows {
-            println!("{name:>12} {s:8.3} s {:5.1} %", 100.0 * s / work);
+            let note = if name == "read" && !images_only_mode { "  (summed over threads, within prepare)" } else { "" };
+            println!("{name:>13} {s:8.3} s {:5.1} %{note}", 100.0 * s / work);
         }
     } else {
         let fields: Vec<String> = rows.iter().map(|(k, v)| format!("\"{k}\": {v:.6}")).collect();
         println!(
-            "{{\"photos\": {}, \"batch\": {batch}, \"threads\": {}, \"images_only\": {images_only}, {}, \"work\": {work:.6}, \"total\": {total:.6}}}",
+            "{{\"photos\": {}, \"batch\": {batch}, \"threads\": {}, \"images_only\": {images_only_mode}, {}, \"work\": {work:.6}, \"total\": {total:.6}}}",
             photos.len(),
             rayon::current_num_threads(),
             fields.join(", ")

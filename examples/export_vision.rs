@@ -2,7 +2,7 @@
 //! (f16, f32 or int8): for the benchmarks, which load the same file in every engine.
 //!
 //!     cargo run --release --example export_vision -- models/clip-b32-random int8 out.safetensors
-use clipmatch::models::clip::export::{vision_tower, WeightsDtype};
+use clipmatch::models::clip::export::{vision_tower, ExportDtype};
 use clipmatch::ModelConfig;
 
 fn main() {
@@ -13,12 +13,7 @@ fn main() {
     let dir = std::path::Path::new(dir);
     let config = ModelConfig::from_json(&std::fs::read_to_string(dir.join("config.json")).expect("config.json")).expect("config");
     let weights = std::fs::read(dir.join("model.safetensors")).expect("model.safetensors");
-    let dtype = match dtype.as_str() {
-        "f16" => WeightsDtype::F16,
-        "f32" => WeightsDtype::F32,
-        "int8" => WeightsDtype::Int8,
-        other => panic!("unknown dtype {other}"),
-    };
+    let dtype = ExportDtype::parse(dtype).unwrap_or_else(|| panic!("unknown dtype {dtype}"));
     let bytes = vision_tower(&weights, &config, dtype).expect("export");
     std::fs::write(out, &bytes).expect("write");
     println!("{out}: {:.1} MB", bytes.len() as f64 / 1e6);

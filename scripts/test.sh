@@ -2,7 +2,9 @@
 # The project's single test command (CI runs it through .ci/run):
 #   1. scripts/setup.sh                  (toolchain, wasm-pack, wasm-bindgen-cli, Chromium)
 #   2. cargo test --release              (native: all targets, then doc tests)
-#   3. wasm-pack test --headless --chrome --release   (wasm32 + SIMD128 in headless Chromium)
+#   3. wasm-pack test --headless --chrome --release   (wasm32 + SIMD128 in headless Chromium), and
+#      the benchmarks' build (`--features bench`) type-checked
+#   4. end to end: the page in Chromium, on the product package (pkg/, without the bench entry points)
 #
 # Environment:
 #   CLIPMATCH_SKIP_BROWSER=1    skip step 3 (quick local runs; CI runs everything)
@@ -67,8 +69,12 @@ else
   # --chromedriver: use Debian's driver (matches Debian's Chromium); never download one.
   # --mode no-install: use the wasm-bindgen-cli that setup.sh installed; never download one.
   # webdriver.json (crate root) adds the Chromium flags (--no-sandbox, no background networking, ...).
+  # -- --lib --test '*': the library and the test files, not the examples (native timing tools that read
+  # files, some with native-only modules such as the weight export).
   wasm-pack test --headless --chrome --chromedriver "$(command -v chromedriver)" \
-    --release --mode no-install
+    --release --mode no-install -- --lib --test '*'
+  # The browser benchmarks' entry points (src/web/bench.rs) are only built with this feature.
+  cargo check --release --lib --target wasm32-unknown-unknown --features bench
   section_done
 fi
 
@@ -80,9 +86,14 @@ if [ "${CLIPMATCH_SKIP_BROWSER:-0}" != "1" ]; then
     printf 'SKIPPED: %s or %s is absent\n' "$tokenizer" "$grocery/iconic"
   else
     scripts/build_wasm.sh
+    # The product ships no benchmark entry points (they come with `--features bench` only).
+    if grep -lE 'RankBench|embedPixelValues' pkg/clipmatch.js pkg/threads/clipmatch.js; then
+      echo "error: the files above export benchmark-only entry points" >&2
+      exit 1
+    fi
     e2e="$repo_root/target/e2e"
     CLIPMATCH_MODEL="$repo_root/tests/fixtures/tiny-clip" CLIPMATCH_TOKENIZER="$tokenizer" \
-      target/release/clipmatch build "$grocery/iconic" --name-from folder --out "$e2e/catalog"
+      target/release/clipmatch build "$grocery/iconic" --name-from folder --text-weight 1.2 --image-weight 0.7 --out "$e2e/catalog"
     CLIPMATCH_MODEL="$repo_root/tests/fixtures/tiny-clip" \
       target/release/clipmatch bundle --catalog "$e2e/catalog" --out "$e2e/bundle"
     npm ci --prefix tests/e2e --no-audit --no-fund

@@ -98,6 +98,54 @@ pub enum CatalogError {
     Invalid(String),
 }
 
+/// Why a `bundle.json` was refused.
+#[derive(Debug, Error, PartialEq)]
+pub enum BundleError {
+    #[error("bundle.json is not valid JSON for this format: {0}")]
+    Json(String),
+    #[error("bundle.json is format {found:?} version {version}; this app reads {expected:?} version {supported}")]
+    UnsupportedVersion {
+        found: String,
+        version: u64,
+        expected: &'static str,
+        supported: u32,
+    },
+    #[error("bundle.json lists a file that {problem} ({path:?})")]
+    BadPath { path: String, problem: &'static str },
+    #[error("bundle.json lists {0:?} twice")]
+    ListedTwice(String),
+    #[error("bundle.json gives {path:?} an impossible size ({bytes} bytes; the most a file may have is {max})")]
+    ImpossibleSize { path: String, bytes: u64, max: u64 },
+    #[error("bundle.json gives {0:?} no valid sha256 (64 lowercase hex digits)")]
+    BadSha256(String),
+    #[error("bundle.json names {path:?} as its {role} but does not list it among its files")]
+    NotListed { path: String, role: &'static str },
+}
+
+/// Why a search session cannot do what was asked yet.
+#[derive(Debug, Error)]
+pub enum SessionError {
+    #[error("no catalog is loaded")]
+    NoCatalog,
+    #[error("no photo has been ranked yet")]
+    NoQuery,
+}
+
+/// Why a catalog could not be built. `E`: the caller's own failure while taking a thumbnail.
+#[derive(Debug, Error)]
+pub enum BuildError<E: std::error::Error + 'static> {
+    #[error("the vision model failed")]
+    Vision(#[source] Error),
+    #[error("the text model failed")]
+    Text(#[source] Error),
+    #[error("none of the {total} images could be read; no catalog was written")]
+    NoImageRead { total: usize },
+    #[error(transparent)]
+    Catalog(#[from] CatalogError),
+    #[error(transparent)]
+    Output(E),
+}
+
 /// Any failure of the core.
 #[derive(Debug, Error)]
 pub enum Error {
@@ -107,6 +155,10 @@ pub enum Error {
     Model(#[from] ModelError),
     #[error(transparent)]
     Catalog(#[from] CatalogError),
+    #[error(transparent)]
+    Bundle(#[from] BundleError),
+    #[error(transparent)]
+    Session(#[from] SessionError),
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;

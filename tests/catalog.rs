@@ -235,6 +235,8 @@ fn version_1_catalogs_still_load() {
     assert!(err.to_string().contains("f32 vectors only"), "{err}");
 }
 
+/// Synthetic catalogs exist natively, and in wasm only in the benchmarks' build (`--features bench`).
+#[cfg(any(not(target_arch = "wasm32"), feature = "bench"))]
 #[test]
 fn i8_items_take_1024_bytes_at_512_dims() {
     assert_eq!(vectors_file_size(1, 512, VectorDtype::I8), Some(1024));
@@ -294,6 +296,7 @@ fn bad_i8_catalogs_are_refused() {
     assert!(err.to_string().contains("-128"), "{err}");
 }
 
+#[cfg(any(not(target_arch = "wasm32"), feature = "bench"))]
 #[test]
 fn ranking_a_synthetic_catalog_keeps_the_exact_top_k() {
     // The fast pass (i16 query against i8 values) picks the same top 5, in the same order, as

@@ -9,6 +9,7 @@ mod common;
 use std::sync::OnceLock;
 
 use clipmatch::imaging::decode::{decode_rgb, rgb_from_rgba, DecodeLimits, MAX_ASPECT_RATIO, MAX_DECODE_BYTES};
+#[cfg(not(target_arch = "wasm32"))]
 use clipmatch::imaging::thumbnail::thumbnail_jpeg;
 use clipmatch::{ClipModel, Embedder, Error, ImageError, PreprocessConfig, Towers};
 use common::{gradient_png, peak_heap, serial, timed, Counting, TINY_CONFIG, TINY_PREPROCESSOR, TINY_WEIGHTS};
@@ -98,6 +99,8 @@ fn preprocessing_a_thin_photo_keeps_to_the_crop_even_unrefused() {
     }
 }
 
+/// Thumbnails are made natively only (catalog building): the wasm package has no JPEG encoder.
+#[cfg(not(target_arch = "wasm32"))]
 #[test]
 fn thumbnails_of_thin_photos_are_small_and_quick() {
     let _s = serial();

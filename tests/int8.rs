@@ -1,14 +1,17 @@
 //! The 8-bit vision tower (int8 weights per output channel, 12-bit activations per row, exact
 //! integer sums) on the committed random-weight tiny CLIP: its fidelity to transformers' f32
-//! features, the int8 export (`clipmatch::models::clip::export::vision_tower(.., WeightsDtype::Int8)`) loading
-//! to the same model as quantising at load, and a malformed int8 file being refused.
+//! features, the int8 export (`clipmatch::models::clip::export::vision_tower(.., ExportDtype::Int8)`) loading
+//! to the same model as quantising at load, and a malformed int8 file being refused. The export
+//! is native only (the wasm package writes no weight files): in Chromium the same tests load its
+//! output committed as `tests/fixtures/tiny-clip-vision-int8`, which a native test keeps equal.
 //! `benches/int8_fidelity.py` measures the same on ViT-B/32 against onnxruntime's int8.
 
 mod common;
 
 use std::collections::HashMap;
 
-use clipmatch::models::clip::export::{vision_tower, WeightsDtype};
+#[cfg(not(target_arch = "wasm32"))]
+use clipmatch::models::clip::export::{vision_tower, ExportDtype};
 use clipmatch::models::clip::ModelLoader;
 use clipmatch::models::clip::vision::{is_linear_weight, Precision};
 use clipmatch::{ClipModel, Embedder, ModelConfig, ModelError, PreprocessConfig, Towers};
@@ -28,6 +31,31 @@ wasm_bindgen_test::wasm_bindgen_test_configure!(run_in_browser);
 const MIN_CENTRED_COSINE: f64 = 0.995;
 /// Plain cosine floor: measured min 0.999949, floor at ten times the shortfall.
 const MIN_COSINE: f64 = 0.9995;
+
+/// `tests/fixtures/tiny-clip` exported with int8 linear weights (`clipmatch export`'s int8).
+const INT8_FIXTURE: &[u8] = include_bytes!("fixtures/tiny-clip-vision-int8/model.safetensors");
+
+/// The int8 export of the tiny CLIP, made here.
+#[cfg(not(target_arch = "wasm32"))]
+fn int8_export() -> Vec<u8> {
+    vision_tower(TINY_WEIGHTS, &config(), ExportDtype::Int8).unwrap()
+}
+
+/// The int8 export of the tiny CLIP: in wasm, the committed copy.
+#[cfg(target_arch = "wasm32")]
+fn int8_export() -> Vec<u8> {
+    INT8_FIXTURE.to_vec()
+}
+
+#[cfg(not(target_arch = "wasm32"))]
+#[test]
+fn the_committed_int8_fixture_is_the_export_of_today() {
+    assert!(
+        int8_export() == INT8_FIXTURE,
+        "tests/fixtures/tiny-clip-vision-int8 is stale: cargo run --release --example export_vision -- \
+         tests/fixtures/tiny-clip int8 tests/fixtures/tiny-clip-vision-int8/model.safetensors"
+    );
+}
 
 fn config() -> ModelConfig {
     ModelConfig::from_json(TINY_CONFIG).unwrap()
@@ -155,14 +183,17 @@ fn max_relative_diff(a: &[(String, Vec<f32>)], b: &[(String, Vec<f32>)]) -> f32 
 /// the embeddings are bit for bit equal).
 #[test]
 fn int8_export_loads_as_int8_and_equals_quantising_at_load() {
-    let export = vision_tower(TINY_WEIGHTS, &config(), WeightsDtype::Int8).unwrap();
+    let export = int8_export();
     let st = SafeTensors::deserialize(&export).unwrap();
     let fc1 = st.tensor("vision_model.encoder.layers.0.mlp.fc1.weight").unwrap();
     assert_eq!(fc1.dtype(), Dtype::I8);
     assert_eq!(st.tensor("vision_model.encoder.layers.0.mlp.fc1.weight_scale").unwrap().dtype(), Dtype::F32);
     assert_eq!(st.tensor("vision_model.pre_layrnorm.weight").unwrap().dtype(), Dtype::F16);
-    let f32_export = vision_tower(TINY_WEIGHTS, &config(), WeightsDtype::F32).unwrap();
-    assert!(export.len() * 3 < f32_export.len(), "{} vs {} bytes", export.len(), f32_export.len());
+    #[cfg(not(target_arch = "wasm32"))]
+    {
+        let f32_export = vision_tower(TINY_WEIGHTS, &config(), ExportDtype::F32).unwrap();
+        assert!(export.len() * 3 < f32_export.len(), "{} vs {} bytes", export.len(), f32_export.len());
+    }
 
     let rounded = f16_rounded_tiny();
     // Power-of-two attention scale (2 heads of 16): equal to float rounding.
@@ -193,7 +224,7 @@ fn int8_export_loads_as_int8_and_equals_quantising_at_load() {
 
 #[test]
 fn int8_weight_without_its_scale_is_refused() {
-    let export = vision_tower(TINY_WEIGHTS, &config(), WeightsDtype::Int8).unwrap();
+    let export = int8_export();
     let missing = "vision_model.encoder.layers.1.self_attn.k_proj.weight_scale";
     let broken = rewrite(&export, |name, dtype, _, data| (name != missing).then(|| (dtype, data.to_vec())));
     for precision in [None, Some(Precision::Int8)] {

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use clipmatch::search::catalog::{Item, ModelInfo, RankingDefaults, ScaleRule, VectorDtype};
-use clipmatch::models::clip::l2_normalize;
+use clipmatch::kernels::math::l2_normalize;
 use clipmatch::search::rank::{rank, FusionWeights};
 use clipmatch::{Catalog, ClipModel, Embedder, PreprocessConfig, Towers};
 use common::*;

@@ -3,12 +3,13 @@
 import { bundleFolderUrl, BundleRefused } from './bundle.js';
 import { ModelWorker, REQUEST_TIMEOUT_MS } from './model-worker.js';
 import { singleThreadRequested, leaveIsolation, isolateForThreads } from './isolation.js';
+import { isRerankRequest, rankPixelsRequest, rankRequest, rerankRequest } from './messages.js';
 
 const $ = (id) => document.getElementById(id);
 const params = new URLSearchParams(location.search);
-const MAX_PHOTO_BYTES = 64 * 1024 * 1024;
 
-const state = { model: null, summary: null, thumbnails: new Map(), thumbUrls: new Map(), weights: null, answers: 0, restarts: 0, outstanding: 0, latest: 0 };
+// maxPhotoBytes: the largest photo the matcher accepts, from the worker's `ready` message.
+const state = { model: null, summary: null, maxPhotoBytes: null, thumbnails: new Map(), thumbUrls: new Map(), weights: null, answers: 0, restarts: 0, outstanding: 0, latest: 0 };
 window.clipmatch = state; // for tests and curious people
 
 function setState(s) { document.body.dataset.state = s; }
@@ -34,6 +35,7 @@ function testFaults() {
 
 function onReady(msg, restarted) {
   state.summary = msg.summary;
+  state.maxPhotoBytes = msg.maxPhotoBytes;
   state.ready = { ...msg, thumbnails: undefined, pageMs: { workerStarted: state.workerStartedAt, ready: performance.now() } };
   if (msg.thumbnails) for (const t of msg.thumbnails) state.thumbnails.set(t.path, t.blob);
   if (!state.weights) resetWeights();
@@ -76,7 +78,7 @@ function startModel(bundleUrl) {
 
 /** Sends a request to the model and shows its answer, if it is still the latest one. */
 async function ask(message, label) {
-  const rerank = message.type === 'rerank';
+  const rerank = isRerankRequest(message);
   const ticket = ++state.latest;
   state.outstanding++;
   setState('busy');
@@ -104,11 +106,11 @@ async function handleFile(file) {
   const label = file.name || 'The pasted image';
   showInputError('');
   if (file.size === 0) { showInputError(`${label}: the file is empty (0 bytes)`); return; }
-  if (file.size > MAX_PHOTO_BYTES) { showInputError(`${label}: the file is ${mb(file.size)}, over the limit of ${mb(MAX_PHOTO_BYTES)}`); return; }
+  if (file.size > state.maxPhotoBytes) { showInputError(`${label}: the file is ${mb(file.size)}, over the limit of ${mb(state.maxPhotoBytes)}`); return; }
   showQuery(label);
   setQueryImage(URL.createObjectURL(file));
   const bytes = await file.arrayBuffer();
-  await ask({ type: 'rank', bytes }, label);
+  await ask(rankRequest(bytes), label);
 }
 
 /** Shows the answer area for a new photo (its image comes with setQueryImage). */
@@ -186,13 +188,15 @@ function resetWeights() {
 
 function setWeights(text, image) {
   state.weights = { text, image, topK: state.summary?.topK };
-  $('weight-text').value = text; $('weight-text-value').textContent = String(text);
-  $('weight-image').value = image; $('weight-image-value').textContent = String(image);
+  // The catalog's weights arrive as f32 (1.2 is 1.2000000476837158): shown to 3 decimals.
+  const show = (x) => String(Number(Number(x).toFixed(3)));
+  $('weight-text').value = text; $('weight-text-value').textContent = show(text);
+  $('weight-image').value = image; $('weight-image-value').textContent = show(image);
 }
 
 function onWeightsChanged() {
   setWeights(Number($('weight-text').value), Number($('weight-image').value));
-  if (state.lastRanking) ask({ type: 'rerank' }, 'Re-ranking');
+  if (state.lastRanking) ask(rerankRequest(), 'Re-ranking');
 }
 
 // Live camera (getUserMedia) where the browser allows it.
@@ -233,7 +237,7 @@ function shutter() {
   const ticket = state.latest + 1;
   canvas.toBlob((blob) => { if (blob && state.latest === ticket) setQueryImage(URL.createObjectURL(blob)); }, 'image/jpeg', 0.9);
   closeCamera();
-  ask({ type: 'rankPixels', rgba, width: w, height: h }, 'Camera photo');
+  ask(rankPixelsRequest(rgba, w, h), 'Camera photo');
 }
 
 function wire() {
@@ -254,7 +258,7 @@ function wire() {
   $('camera-shutter').addEventListener('click', shutter);
   $('weight-text').addEventListener('input', onWeightsChanged);
   $('weight-image').addEventListener('input', onWeightsChanged);
-  $('weights-reset').addEventListener('click', () => { resetWeights(); if (state.lastRanking) ask({ type: 'rerank' }, 'Re-ranking'); });
+  $('weights-reset').addEventListener('click', () => { resetWeights(); if (state.lastRanking) ask(rerankRequest(), 'Re-ranking'); });
   $('query-image').addEventListener('error', () => { $('query-image').removeAttribute('src'); });
 }
 

@@ -7,10 +7,10 @@
 // Test-only: `faults` (from the page's `?testFault=KIND-once|KIND-twice`, KIND = trap, hang or
 // crash) makes the first (or first two) workers fail that way on their first photo.
 
+import { Reply, isPhotoRequest, isRerankRequest, loadRequest } from './messages.js';
+
 /** How long one request (a photo, or re-ranking) may take before the worker is restarted. */
 export const REQUEST_TIMEOUT_MS = 60_000;
-
-const isPhoto = (message) => message.type === 'rank' || message.type === 'rankPixels';
 
 /** What the user reads when a photo failed twice, by the kind of failure. */
 function failureText(kind, timeoutMs) {
@@ -51,18 +51,18 @@ export class ModelWorker {
       else this.loadFailed(`the worker failed to start${e.message ? ` (${e.message})` : ''}`);
     };
     const fault = faults && this.generation <= faults.workers ? faults.kind : null;
-    worker.postMessage({ type: 'load', bundleUrl, maxThreads, thumbnails: this.generation === 1, fault });
+    worker.postMessage(loadRequest({ bundleUrl, maxThreads, thumbnails: this.generation === 1, fault }));
     this.worker = worker;
   }
 
   /**
-   * Sends a request ({type: 'rank', bytes} | {type: 'rankPixels', rgba, width, height} |
-   * {type: 'rerank'}, with weights). Resolves with {ranking, ms}, or null when a newer request of
+   * Sends a request (rankRequest, rankPixelsRequest or rerankRequest of messages.js, with
+   * weights). Resolves with {ranking, ms}, or null when a newer request of
    * the same kind replaced it before it was sent; rejects with an Error whose message is for the user.
    */
   request(message) {
     // An older photo (or re-ranking) still waiting is not worth running: its answer would be hidden.
-    const replaced = (job) => (isPhoto(message) ? true : job.message.type === 'rerank');
+    const replaced = (job) => isPhotoRequest(message) || isRerankRequest(job.message);
     for (const job of this.queue.filter(replaced)) job.resolve(null);
     this.queue = this.queue.filter((job) => !replaced(job));
     return new Promise((resolve, reject) => {
@@ -76,7 +76,7 @@ export class ModelWorker {
     const job = this.queue.shift();
     let message = job.message;
     // A restarted worker has forgotten the last photo: rank it again with the new weights.
-    if (message.type === 'rerank' && this.lastPhoto && this.lastPhoto.generation !== this.generation) {
+    if (isRerankRequest(message) && this.lastPhoto && this.lastPhoto.generation !== this.generation) {
       message = { ...this.lastPhoto.message, weights: message.weights };
     }
     const id = this.nextId++;
@@ -88,22 +88,22 @@ export class ModelWorker {
 
   onMessage(msg) {
     const on = this.options.on;
-    if (msg.type === 'progress') on.progress(msg);
-    else if (msg.type === 'storage' || msg.type === 'note') on.note(msg.message);
-    else if (msg.type === 'pruned') on.pruned?.(msg);
-    else if (msg.type === 'ready') {
+    if (msg.type === Reply.PROGRESS) on.progress(msg);
+    else if (msg.type === Reply.STORAGE || msg.type === Reply.NOTE) on.note(msg.message);
+    else if (msg.type === Reply.PRUNED) on.pruned?.(msg);
+    else if (msg.type === Reply.READY) {
       const restarted = this.generation > 1;
       this.ready = true;
       on.ready(msg, restarted);
       this.pump();
-    } else if (msg.type === 'load-error') this.loadFailed(msg.message);
-    else if ((msg.type === 'result' || msg.type === 'error') && this.current?.id === msg.id) {
+    } else if (msg.type === Reply.LOAD_ERROR) this.loadFailed(msg.message);
+    else if ((msg.type === Reply.RESULT || msg.type === Reply.ERROR) && this.current?.id === msg.id) {
       const { job, timer, message } = this.current;
       clearTimeout(timer);
-      if (msg.type === 'error' && msg.fatal) { this.fail('trap'); return; }
+      if (msg.type === Reply.ERROR && msg.fatal) { this.fail('trap'); return; }
       this.current = null;
-      if (msg.type === 'result') {
-        if (isPhoto(message)) this.lastPhoto = { message, generation: this.generation };
+      if (msg.type === Reply.RESULT) {
+        if (isPhotoRequest(message)) this.lastPhoto = { message, generation: this.generation };
         job.resolve({ ranking: msg.ranking, ms: msg.ms });
       } else job.reject(new Error(msg.message));
       this.pump();

@@ -3,14 +3,18 @@
 import './report-csp.js';
 import { openCache, fetchFile, pruneCache } from './loader.js';
 import { checkBundle } from './bundle.js';
+import { loadMatcher } from './weights.js';
+import {
+  Request, checkRankingRequest, errorReply, loadErrorReply, noteReply, progressReply, prunedReply, readyReply,
+  resultReply, storageReply,
+} from './messages.js';
 
 let matcher = null;
-const WEIGHTS_SLICE = 4 << 20; // bytes of the weights file copied into wasm at a time
 const MAX_THREADS = 4; // the vision tower's products gain little past this on phones and laptops
 const PARALLEL_DOWNLOADS = 6; // thumbnails are many small files
 const PROGRESS_EVERY_MS = 50;
 let wasm = null;
-let MatcherLoader = null;
+let wasmPackage = null; // the package's exports: MatcherLoader, maxPhotoBytes...
 let threads = 1;
 let fault = null; // a test-only failure for the first photo (see model-worker.js), or null
 
@@ -51,7 +55,7 @@ async function startWasm(maxThreads) {
       await pkg.initThreadPool(wanted);
       return { pkg, instance, threads: wanted };
     } catch (e) {
-      post({ type: 'note', message: `Running on one thread: the multi-threaded build did not start (${errorText(e)}).` });
+      post(noteReply(`Running on one thread: the multi-threaded build did not start (${errorText(e)}).`));
     }
   }
   const pkg = await import('../pkg/clipmatch.js');
@@ -86,7 +90,7 @@ async function fetchGroups(bundleUrl, groups, cache) {
       const now = performance.now();
       if (now - lastPost >= PROGRESS_EVERY_MS || sum === total) {
         lastPost = now;
-        post({ type: 'progress', group, received: sum, total });
+        post(progressReply(group, sum, total));
       }
     };
     await eachLimited(entries, PARALLEL_DOWNLOADS, async (e) => {
@@ -96,7 +100,7 @@ async function fetchGroups(bundleUrl, groups, cache) {
       fromCache = fromCache && got.fromCache;
       if (got.storageError && !storageWarned) {
         storageWarned = true;
-        post({ type: 'storage', message: `Storage is full or refused, so files will be downloaded again next time (${got.storageError}). The app works from memory.` });
+        post(storageReply(`Storage is full or refused, so files will be downloaded again next time (${got.storageError}). The app works from memory.`));
       }
     });
   }
@@ -108,7 +112,7 @@ async function load({ bundleUrl, maxThreads = MAX_THREADS, thumbnails: wantThumb
   if (new URL(bundleUrl).origin !== self.location.origin) throw new Error('the bundle is not on this site');
   const started = await startWasm(maxThreads);
   wasm = started.instance;
-  MatcherLoader = started.pkg.MatcherLoader;
+  wasmPackage = started.pkg;
   threads = started.threads;
   const bundle = await loadBundleJson(bundleUrl);
   const listed = checkBundle(bundle, bundleUrl);
@@ -120,39 +124,34 @@ async function load({ bundleUrl, maxThreads = MAX_THREADS, thumbnails: wantThumb
     catalog: [listed.get(bundle.catalog), listed.get(bundle.vectors), ...(wantThumbnails ? thumbnails : [])],
   };
   const { cache, reason } = await openCache();
-  if (!cache) post({ type: 'storage', message: `Files will not be kept for the next visit: ${reason}.` });
+  if (!cache) post(storageReply(`Files will not be kept for the next visit: ${reason}.`));
   const { files, verified, fromCache } = await fetchGroups(bundleUrl, groups, cache);
   const text = (path) => new TextDecoder().decode(files[path]);
   const tDownloaded = performance.now();
-  // The weights go into wasm a slice at a time: its memory holds the model, never the file too.
-  // The loader verified their sha256 where SubtleCrypto exists; elsewhere the wasm side hashes.
-  const weights = files[bundle.model.weights];
-  const verifiedSha = verified[bundle.model.weights] ? listed.get(bundle.model.weights).sha256 : undefined;
-  // The size bundle.json gives: a weights header describing other data is refused before it sizes anything.
-  const loader = new MatcherLoader(text(bundle.model.config), text(bundle.model.preprocessor), !verifiedSha, weights.length);
-  try {
-    for (let at = 0; at < weights.length; at += WEIGHTS_SLICE) loader.push(weights.subarray(at, at + WEIGHTS_SLICE));
-  } catch (e) {
-    loader.free();
-    throw e;
-  }
-  matcher = loader.finish(verifiedSha);
+  // The loader verified the weights' sha256 where SubtleCrypto exists; elsewhere the wasm side hashes.
+  // Their size is bundle.json's (fetchFile checked it).
+  matcher = loadMatcher(wasmPackage.MatcherLoader, {
+    config: text(bundle.model.config),
+    preprocessor: text(bundle.model.preprocessor),
+    weights: files[bundle.model.weights],
+    sha256: verified[bundle.model.weights] ? listed.get(bundle.model.weights).sha256 : undefined,
+  });
   delete files[bundle.model.weights];
   const summary = matcher.loadCatalog(files[bundle.catalog], files[bundle.vectors]);
   const tReady = performance.now();
-  post({
-    type: 'ready',
+  post(readyReply({
     summary,
+    maxPhotoBytes: wasmPackage.maxPhotoBytes(),
     fromCache,
     thumbnails: wantThumbnails ? thumbnails.map((f) => ({ path: f.path, blob: new Blob([files[f.path]], { type: imageType(f.path) }) })) : null,
     timings: { downloadMs: tDownloaded - t0, modelMs: tReady - tDownloaded, totalMs: tReady - t0 },
     wasmMemoryBytes: wasm.memory.buffer.byteLength,
     threads,
-  });
+  }));
   // Only now, after a successful load: the cache keeps this bundle's files and nothing else.
   if (cache) {
     await cache.put(bundleJsonUrl(bundleUrl), new Response(JSON.stringify(bundle))).catch(() => {});
-    post({ type: 'pruned', ...(await pruneCache(cache, [...listed.values()], [bundleJsonUrl(bundleUrl)])) });
+    post(prunedReply(await pruneCache(cache, [...listed.values()], [bundleJsonUrl(bundleUrl)])));
   }
 }
 
@@ -167,24 +166,24 @@ function injectFault() {
 
 self.onmessage = async ({ data: msg }) => {
   try {
-    if (msg.type === 'load') {
+    if (msg.type === Request.LOAD) {
       fault = msg.fault || null;
       await load(msg);
       return;
     }
     if (!matcher) throw new Error('the model is not loaded yet');
-    if (fault && msg.type !== 'rerank' && injectFault()) return;
+    checkRankingRequest(msg);
+    if (fault && msg.type !== Request.RERANK && injectFault()) return;
     const t0 = performance.now();
     const w = msg.weights || {};
     let ranking;
-    if (msg.type === 'rank') ranking = matcher.rankImage(new Uint8Array(msg.bytes), w.text, w.image, w.topK);
-    else if (msg.type === 'rankPixels') ranking = matcher.rankPixels(new Uint8Array(msg.rgba), msg.width, msg.height, w.text, w.image, w.topK);
-    else if (msg.type === 'rerank') ranking = matcher.rerank(w.text, w.image, w.topK);
-    else throw new Error(`unknown request ${msg.type}`);
-    post({ type: 'result', id: msg.id, ranking, ms: performance.now() - t0 });
+    if (msg.type === Request.RANK) ranking = matcher.rankImage(new Uint8Array(msg.bytes), w.text, w.image, w.topK);
+    else if (msg.type === Request.RANK_PIXELS) ranking = matcher.rankPixels(new Uint8Array(msg.rgba), msg.width, msg.height, w.text, w.image, w.topK);
+    else ranking = matcher.rerank(w.text, w.image, w.topK);
+    post(resultReply(msg.id, ranking, performance.now() - t0));
   } catch (e) {
     // A trap (e.g. out of memory) leaves the wasm instance unusable: the page restarts the worker.
     const fatal = e instanceof WebAssembly.RuntimeError;
-    post({ type: msg.type === 'load' ? 'load-error' : 'error', id: msg.id, message: errorText(e), fatal });
+    post(msg.type === Request.LOAD ? loadErrorReply(errorText(e)) : errorReply(msg.id, errorText(e), fatal));
   }
 };

@@ -5,11 +5,12 @@
 //   (cd benches/browser && npm ci)
 //   python3 benches/export_onnx.py --model models/clip-b32-random --out models/clip-b32-random/onnx
 //   cargo run --release --example export_vision -- models/clip-b32-random int8 models/clip-b32-random/onnx/vision_int8.safetensors
-//   scripts/build_wasm.sh                      (pkg/ and pkg/threads/)
+//   scripts/build_wasm.sh --bench              (target/bench-pkg/ and target/bench-pkg/threads/)
 //   node benches/browser/bench.mjs --model models/clip-b32-random --runs 20
 //
 // Options: --model DIR (repo-relative), --runs N (timed runs per variant, >= 1), --warmup N,
-// --only name,name (variants by name), --photo FILE (default: the first grocery photo).
+// --only name,name (variants by name), --photo FILE (default: the first grocery photo),
+// --pkg DIR (repo-relative; default target/bench-pkg: the packages built with the `bench` feature).
 import { spawn } from 'node:child_process';
 import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
 import os from 'node:os';
@@ -25,7 +26,7 @@ const { values: opt } = parseArgs({
     warmup: { type: 'string', default: '3' },
     only: { type: 'string' },
     photo: { type: 'string' },
-    pkg: { type: 'string', default: 'pkg' },
+    pkg: { type: 'string', default: 'target/bench-pkg' },
   },
 });
 const runs = Number(opt.runs);
@@ -33,13 +34,13 @@ const warmup = Number(opt.warmup);
 
 // The variants, in one list: add one here (and, for a new kind of engine, an adapter in worker.mjs).
 // `files` are relative to --model; `isolated` puts the variant's worker in a
-// cross-origin isolated page (needed for wasm threads).
+// cross-origin isolated page (needed for wasm threads); `pkg` is a subfolder of --pkg.
 const VARIANTS = [
   { name: 'ours f32 1t', engine: 'ours', threads: 1, isolated: false,
     files: { config: 'config.json', preprocessor: 'preprocessor_config.json', weights: 'onnx/vision_f32.safetensors' } },
-  { name: 'ours f32 2t', engine: 'ours', threads: 2, isolated: true, pkg: 'pkg/threads',
+  { name: 'ours f32 2t', engine: 'ours', threads: 2, isolated: true, pkg: 'threads',
     files: { config: 'config.json', preprocessor: 'preprocessor_config.json', weights: 'onnx/vision_f32.safetensors' } },
-  { name: 'ours int8 2t', engine: 'ours', threads: 2, isolated: true, pkg: 'pkg/threads',
+  { name: 'ours int8 2t', engine: 'ours', threads: 2, isolated: true, pkg: 'threads',
     files: { config: 'config.json', preprocessor: 'preprocessor_config.json', weights: 'onnx/vision_int8.safetensors' } },
   { name: 'ours int8 1t', engine: 'ours', threads: 1, isolated: false,
     files: { config: 'config.json', preprocessor: 'preprocessor_config.json', weights: 'onnx/vision_int8.safetensors' } },
@@ -69,8 +70,9 @@ for (const v of variants) {
     if (!existsSync(path.join(modelDir, f))) throw new Error(`${v.name}: ${path.join(opt.model, f)} is missing (see the commands at the top of this file)`);
   }
 }
-if (variants.some((v) => v.engine === 'ours') && !existsSync(path.join(root, opt.pkg, 'clipmatch.js'))) {
-  throw new Error(`${opt.pkg}/clipmatch.js is missing: wasm-pack build --target web --release --out-dir pkg --mode no-install --no-pack`);
+const pkgOf = (v) => path.posix.join(opt.pkg, v.pkg || '');
+for (const v of variants.filter((v) => v.engine === 'ours')) {
+  if (!existsSync(path.join(root, pkgOf(v), 'clipmatch.js'))) throw new Error(`${pkgOf(v)}/clipmatch.js is missing: scripts/build_wasm.sh --bench`);
 }
 
 const median = (xs) => { const s = [...xs].sort((a, b) => a - b); return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2; };
@@ -142,7 +144,7 @@ try {
     const { page, base } = await pageFor(v.isolated);
     const urls = {
       files: Object.fromEntries(Object.entries(v.files).map(([k, f]) => [k, `${base}${opt.model}/${f}`])),
-      pkg: `${base}${v.pkg || opt.pkg}/clipmatch.js`,
+      pkg: `${base}${pkgOf(v)}/clipmatch.js`,
       ort: `${base}benches/browser/node_modules/onnxruntime-web/dist/ort.wasm.min.mjs`,
       ortDist: `${base}benches/browser/node_modules/onnxruntime-web/dist/`,
     };

@@ -2,9 +2,10 @@
 // i8 and as f32 exactly as `clipmatch build` stores them) ranked top 5 in a Web Worker in
 // Debian's Chromium, headless. Prints the median of the timed runs after a warm-up.
 //
-//   node benches/browser/rank_bench.mjs <pkg-dir> [items (100000)] [runs (30)] [dim (512)]
+//   node benches/browser/rank_bench.mjs [pkg-dir] [items (100000)] [runs (30)] [dim (512)]
 //
-// <pkg-dir> is a `wasm-pack build --target web` output folder. playwright-core comes from
+// <pkg-dir> is a package built with the `bench` feature (RankBench); the default,
+// target/bench-pkg/, is what `scripts/build_wasm.sh --bench` builds. playwright-core comes from
 // `npm ci --prefix tests/e2e`.
 import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, symlinkSync } from 'node:fs';
@@ -15,7 +16,7 @@ import path from 'node:path';
 const here = import.meta.dirname;
 const root = path.resolve(here, '../..');
 const { chromium } = createRequire(path.join(root, 'tests/e2e/package.json'))('playwright-core');
-const pkg = path.resolve(process.argv[2] || path.join(root, 'pkg'));
+const pkg = path.resolve(process.argv[2] || path.join(root, 'target/bench-pkg'));
 const items = Number(process.argv[3] || 100_000);
 const runs = Number(process.argv[4] || 30);
 const dim = Number(process.argv[5] || 512);

@@ -1,6 +1,7 @@
 // One engine variant of the browser benchmark, in its own Web Worker (bench.mjs drives it through
 // page.mjs). Messages: {type: 'load', variant, urls} -> load figures; {type: 'run', pixels} -> one
 // timed run of the vision tower on a 1x3x224x224 f32 tensor.
+import { loadMatcher } from '../../www/weights.js';
 
 // Every WebAssembly.Memory made in this worker, so onnxruntime-web's memory (created in JS by its
 // Emscripten glue, not exported to us) can be measured like ours.
@@ -20,21 +21,20 @@ async function bytesOf(url) {
   return new Uint8Array(await response.arrayBuffer());
 }
 
-// Every call into clipmatch's wasm API is here and only here (the Matcher API is about to change).
+// Every call into clipmatch's wasm API is here and only here. `urls.pkg`: a package built with the
+// `bench` feature (scripts/build_wasm.sh --bench), which has `embedPixelValues`.
 // `lap(name)` marks the end of a loading phase: 'runtime' (wasm module compiled and started), 'model'.
 async function loadOurs(urls, files, lap, threads) {
   const pkg = await import(urls.pkg);
   const wasm = await pkg.default();
   // The multi-threaded build (pkg-threads, isolated page) starts its Web Workers first.
   if (threads > 1) await pkg.initThreadPool(threads);
-  const { MatcherLoader } = pkg;
   lap('runtime');
   const text = (bytes) => new TextDecoder().decode(bytes);
-  // As the page does it (www/worker.js): the weights fed in 4 MB slices. Any sha256 string: the
-  // benchmark loads no catalog.
-  const loader = new MatcherLoader(text(files.config), text(files.preprocessor), false, files.weights.length);
-  for (let at = 0; at < files.weights.length; at += 4 << 20) loader.push(files.weights.subarray(at, at + (4 << 20)));
-  const matcher = loader.finish('benchmark');
+  // With the page's own loading (www/weights.js). Any sha256 string: the benchmark loads no catalog.
+  const matcher = loadMatcher(pkg.MatcherLoader, {
+    config: text(files.config), preprocessor: text(files.preprocessor), weights: files.weights, sha256: 'benchmark',
+  });
   lap('model');
   return {
     embed: async (pixels) => Float32Array.from(matcher.embedPixelValues(pixels)),

@@ -1,26 +1,23 @@
 //! `clipmatch build`: embeds every product image and name into a catalog folder.
 
 use std::fs;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use anyhow::{bail, Context, Result};
-use clipmatch::search::catalog::{Item, RankingDefaults, ScaleRule, MANIFEST_FILE, VECTORS_FILE};
-use clipmatch::imaging::decode::decode_rgb;
-use clipmatch::models::clip::l2_normalize;
-use clipmatch::models::clip::text::TEXT_BATCH;
-use clipmatch::imaging::thumbnail::thumbnail_jpeg;
-use clipmatch::search::rank::{leave_one_out_threshold, FusionWeights};
-use clipmatch::search::item_id::thumbnail_file;
-use clipmatch::{Catalog, Towers};
+use anyhow::{bail, Result};
+use clipmatch::search::catalog::{RankingDefaults, VectorDtype, MANIFEST_FILE, VECTORS_FILE};
+use clipmatch::search::catalog_builder::{
+    build_catalog, BuildEvents, BuildOptions, BuildPhase, SkipReason, SourceItem as CatalogSource,
+};
+use clipmatch::search::ranking_options::RankingOverrides;
+use clipmatch::Towers;
 use indicatif::{ProgressBar, ProgressStyle};
-use rayon::prelude::*;
 
-use super::model_dir::{self, LoadedModel};
 use super::files;
+use super::model_dir;
 use super::output_dir::{Kind, StagedDir};
 use super::sources::{self, NameFrom, SourceItem};
-use super::{ModelArgs, VectorDtypeArg};
+use super::ModelArgs;
 
 #[derive(clap::Args)]
 pub struct BuildArgs {
@@ -42,13 +39,13 @@ pub struct BuildArgs {
     #[arg(long)]
     allow_skips: bool,
     /// Default weight of cos(photo, product name) in the fused score.
-    #[arg(long, default_value_t = 1.5)]
+    #[arg(long, default_value_t = RankingDefaults::default().text_weight)]
     text_weight: f32,
     /// Default weight of cos(photo, product image) in the fused score.
-    #[arg(long, default_value_t = 0.5)]
+    #[arg(long, default_value_t = RankingDefaults::default().image_weight)]
     image_weight: f32,
     /// Default number of results.
-    #[arg(long, default_value_t = 5)]
+    #[arg(long, default_value_t = RankingDefaults::default().top_k)]
     top_k: usize,
     /// Best score under which the answer is "no confident match" (default: estimated from the
     /// catalog by leaving each product out in turn).
@@ -62,26 +59,10 @@ pub struct BuildArgs {
     thumbnail_size: u32,
     /// Storage type of the catalog vectors: i8 (1 byte a value, one scale per vector kind) or f32.
     #[arg(long, value_enum, default_value = "i8")]
-    vector_dtype: VectorDtypeArg,
+    vector_dtype: VectorDtype,
 }
 
-struct Prepared {
-    item: SourceItem,
-    pixels: Vec<f32>,
-    thumbnail: Vec<u8>,
-}
-
-fn prepare(model: &LoadedModel, item: SourceItem, thumb_side: u32) -> Result<Prepared, String> {
-    let limits = &model.embedder.limits;
-    // Only a regular file, refused before reading it into memory if it is too large.
-    let bytes = files::read_regular(&item.path, limits.max_file_bytes as u64).map_err(|e| e.to_string())?;
-    let rgb = decode_rgb(&bytes, limits).map_err(|e| e.to_string())?;
-    let pixels = model.embedder.pixel_values_of(&rgb);
-    let thumbnail = thumbnail_jpeg(&rgb, thumb_side).map_err(|e| e.to_string())?;
-    Ok(Prepared { item, pixels, thumbnail })
-}
-
-fn progress(len: usize, what: &str) -> ProgressBar {
+fn progress_bar(len: usize, what: &str) -> ProgressBar {
     let pb = ProgressBar::new(len as u64);
     pb.set_style(
         ProgressStyle::with_template("{msg:>8} [{bar:40}] {pos}/{len} {per_sec} eta {eta}")
@@ -92,9 +73,47 @@ fn progress(len: usize, what: &str) -> ProgressBar {
     pb
 }
 
+/// The builder's events on the terminal: a progress bar per phase, skips as they happen, and
+/// thumbnails written into the staged folder.
+struct Terminal<'a> {
+    out: &'a Path,
+    sources: &'a [SourceItem],
+    bar: Option<ProgressBar>,
+}
+
+impl BuildEvents for Terminal<'_> {
+    type Error = std::io::Error;
+
+    fn progress(&mut self, phase: BuildPhase, done: usize, total: usize) {
+        let label = match phase {
+            BuildPhase::Images => "images",
+            BuildPhase::Names => "names",
+            BuildPhase::Prepare | BuildPhase::Catalog => return,
+        };
+        let bar = self.bar.get_or_insert_with(|| progress_bar(total, label));
+        bar.set_position(done as u64);
+        if done == total {
+            bar.finish_and_clear();
+            self.bar = None;
+        }
+    }
+
+    fn skipped(&mut self, index: usize, reason: &SkipReason) {
+        let line = format!("skipped {}: {reason}", self.sources[index].path.display());
+        match &self.bar {
+            Some(bar) => bar.suspend(|| eprintln!("{line}")),
+            None => eprintln!("{line}"),
+        }
+    }
+
+    fn thumbnail(&mut self, file: &str, jpeg: &[u8]) -> std::io::Result<()> {
+        fs::write(self.out.join(file), jpeg)
+    }
+}
+
 pub fn run(args: BuildArgs) -> Result<ExitCode> {
-    let (items, ignored) = sources::load(&args.source, args.name_from)?;
-    if items.is_empty() {
+    let (sources, ignored) = sources::load(&args.source, args.name_from)?;
+    if sources.is_empty() {
         bail!("no images (.jpg, .jpeg, .png, .webp, .gif) found in {}", args.source.display());
     }
     let source_kind = if args.source.is_dir() { "source folder" } else { "source list" };
@@ -104,87 +123,38 @@ pub fn run(args: BuildArgs) -> Result<ExitCode> {
     }
     let staged = StagedDir::new(&args.out, Kind::Catalog, &inputs)?;
     let model = model_dir::load_hashed(&args.model, Towers::VisionAndText)?;
-    let thumbs_dir = staged.path().join("thumbs");
-    fs::create_dir_all(&thumbs_dir)?;
-
-    let mut kept: Vec<(Item, Vec<f32>)> = Vec::new();
-    let mut skipped: Vec<(String, String)> = Vec::new();
-    let pb = progress(items.len(), "images");
-    for chunk in items.chunks(args.batch_size as usize) {
-        let mut batch = Vec::with_capacity(chunk.len());
-        // Decoding, preprocessing and thumbnails of a batch run on all threads; order is kept.
-        let prepared: Vec<_> =
-            chunk.par_iter().map(|item| (item, prepare(&model, item.clone(), args.thumbnail_size))).collect();
-        for (item, result) in prepared {
-            match result {
-                Ok(p) => batch.push(p),
-                Err(reason) => {
-                    pb.suspend(|| eprintln!("skipped {}: {reason}", item.path.display()));
-                    skipped.push((item.path.display().to_string(), reason));
-                }
-            }
-        }
-        let pixels: Vec<Vec<f32>> = batch.iter_mut().map(|p| std::mem::take(&mut p.pixels)).collect();
-        let vectors = model.embedder.embed_pixels(&pixels).context("the vision model failed")?;
-        for (p, mut v) in batch.into_iter().zip(vectors) {
-            l2_normalize(&mut v);
-            let thumb = thumbnail_file(&p.item.id);
-            fs::write(staged.path().join(&thumb), &p.thumbnail)?;
-            kept.push((
-                Item {
-                    id: p.item.id,
-                    name: p.item.name,
-                    description: p.item.description,
-                    image: p.item.label,
-                    thumbnail: Some(thumb),
-                },
-                v,
-            ));
-        }
-        pb.inc(chunk.len() as u64);
-    }
-    pb.finish_and_clear();
-    if kept.is_empty() {
-        bail!("none of the {} images could be read; no catalog was written", items.len());
-    }
-
-    let pb = progress(kept.len(), "names");
-    let mut pairs = Vec::with_capacity(kept.len());
-    for chunk in kept.chunks(TEXT_BATCH) {
-        let names: Vec<&str> = chunk.iter().map(|(item, _)| item.name.as_str()).collect();
-        let vectors = model.embedder.embed_texts(&names).context("the text model failed")?;
-        for ((_, image_vec), mut name_vec) in chunk.iter().zip(vectors) {
-            l2_normalize(&mut name_vec);
-            pairs.push((image_vec.clone(), name_vec));
-        }
-        pb.inc(chunk.len() as u64);
-    }
-    pb.finish_and_clear();
+    fs::create_dir_all(staged.path().join("thumbs"))?;
 
     let mut info = model.info();
     if let Some(name) = &args.model_name {
         info.name = name.clone();
     }
-    let weights = FusionWeights {
-        text: args.text_weight,
-        image: args.image_weight,
+    let options = BuildOptions {
+        batch_size: args.batch_size as usize,
+        thumbnail_side: args.thumbnail_size,
+        vector_dtype: args.vector_dtype,
+        ranking: RankingOverrides {
+            text_weight: Some(args.text_weight),
+            image_weight: Some(args.image_weight),
+            top_k: Some(args.top_k),
+            min_score: args.min_score,
+        },
     };
-    let ranking = RankingDefaults {
-        text_weight: weights.text,
-        image_weight: weights.image,
-        top_k: args.top_k,
-        min_score: 0.0,
-    };
-    let items: Vec<Item> = kept.into_iter().map(|(item, _)| item).collect();
-    let mut catalog = Catalog::new(info, model.embedder.preprocess.clone(), ranking, items, &pairs)?
-        .with_dtype(args.vector_dtype.into(), ScaleRule::default())?;
-    catalog.manifest.ranking.min_score = args
-        .min_score
-        .unwrap_or_else(|| leave_one_out_threshold(&catalog, weights));
+    let items = sources
+        .iter()
+        .map(|s| CatalogSource { id: s.id.clone(), name: s.name.clone(), description: s.description.clone(), image: s.label.clone() })
+        .collect();
+    // Only a regular file, refused before reading it into memory if it is too large.
+    let max_bytes = model.embedder.limits.max_file_bytes as u64;
+    let read = |i: usize| files::read_regular(&sources[i].path, max_bytes).map_err(|e| e.to_string());
+    let mut terminal = Terminal { out: staged.path(), sources: &sources, bar: None };
+    let built = build_catalog(&model.embedder, info, items, read, &options, &mut terminal)?;
+    let catalog = built.catalog;
     fs::write(staged.path().join(VECTORS_FILE), catalog.vectors_bytes())?;
     fs::write(staged.path().join(MANIFEST_FILE), catalog.manifest_json())?;
     staged.commit()?;
 
+    let r = catalog.manifest.ranking;
     println!(
         "built {}: {} products, {}-dim {} vectors, model {}, fused score = {} x text + {} x image, no-confident-match under {:.4}",
         args.out.display(),
@@ -192,19 +162,19 @@ pub fn run(args: BuildArgs) -> Result<ExitCode> {
         catalog.dim(),
         catalog.dtype().name(),
         catalog.manifest.model.name,
-        weights.text,
-        weights.image,
-        catalog.manifest.ranking.min_score
+        r.text_weight,
+        r.image_weight,
+        r.min_score
     );
     if ignored > 0 {
         println!("passed over {ignored} files that are not images by their extension");
     }
-    if skipped.is_empty() {
+    if built.skipped.is_empty() {
         return Ok(ExitCode::SUCCESS);
     }
-    eprintln!("skipped {} of {} images:", skipped.len(), skipped.len() + catalog.len());
-    for (path, reason) in &skipped {
-        eprintln!("  {path}: {reason}");
+    eprintln!("skipped {} of {} images:", built.skipped.len(), built.skipped.len() + catalog.len());
+    for s in &built.skipped {
+        eprintln!("  {}: {}", sources[s.index].path.display(), s.reason);
     }
     if args.allow_skips {
         Ok(ExitCode::SUCCESS)

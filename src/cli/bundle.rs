@@ -8,25 +8,14 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
-use clipmatch::search::catalog::{ScaleRule, MANIFEST_FILE, VECTORS_FILE};
 use clipmatch::digest::sha256_hex;
-use clipmatch::models::clip::export::{vision_tower, WeightsDtype};
+use clipmatch::models::clip::export::{vision_tower, ExportDtype};
+use clipmatch::search::bundle::{Bundle, FileEntry, ModelFiles, BUNDLE_FILE};
+use clipmatch::search::catalog::{ScaleRule, VectorDtype};
 use clipmatch::Towers;
-use serde::Serialize;
 
 use super::output_dir::{Kind, StagedDir};
-use super::{catalog_dir, model_dir, ModelArgs, VectorDtypeArg};
-
-pub const BUNDLE_FILE: &str = "bundle.json";
-pub const BUNDLE_FORMAT: &str = "clipmatch-bundle";
-
-#[derive(Clone, Copy, clap::ValueEnum)]
-enum Dtype {
-    F16,
-    F32,
-    /// int8 linear layers (per-channel scales), the rest f16: a quarter of f32's size.
-    Int8,
-}
+use super::{catalog_dir, model_dir, ModelArgs};
 
 #[derive(clap::Args)]
 pub struct BundleArgs {
@@ -41,41 +30,16 @@ pub struct BundleArgs {
     out: PathBuf,
     /// Storage type of the exported vision weights.
     #[arg(long, value_enum, default_value = "f16")]
-    dtype: Dtype,
+    dtype: ExportDtype,
     /// Storage type of the catalog vectors: i8 (an f32 catalog is quantised), or f32 (only
     /// from a catalog built with --vector-dtype f32).
     #[arg(long, value_enum, default_value = "i8")]
-    vector_dtype: VectorDtypeArg,
-}
-
-#[derive(Serialize)]
-struct FileEntry {
-    path: String,
-    bytes: u64,
-    sha256: String,
-}
-
-#[derive(Serialize)]
-struct ModelFiles {
-    config: String,
-    preprocessor: String,
-    weights: String,
-    dtype: &'static str,
-}
-
-#[derive(Serialize)]
-struct Bundle {
-    format: &'static str,
-    version: u32,
-    model: ModelFiles,
-    catalog: String,
-    vectors: String,
-    files: Vec<FileEntry>,
+    vector_dtype: VectorDtype,
 }
 
 pub fn run(args: BundleArgs) -> Result<ExitCode> {
     let mut catalog = catalog_dir::load(&args.catalog)?
-        .with_dtype(args.vector_dtype.into(), ScaleRule::default())
+        .with_dtype(args.vector_dtype, ScaleRule::default())
         .with_context(|| format!("cannot bundle {}", args.catalog.display()))?;
     let staged = StagedDir::new(
         &args.out,
@@ -87,11 +51,7 @@ pub fn run(args: BundleArgs) -> Result<ExitCode> {
     catalog
         .check_model(info.embedding_dim, Some(&info.weights_sha256), &model.embedder.preprocess)
         .with_context(|| format!("{} was not built with the model in {}", args.catalog.display(), args.model.model.display()))?;
-    let dtype = match args.dtype {
-        Dtype::F16 => WeightsDtype::F16,
-        Dtype::F32 => WeightsDtype::F32,
-        Dtype::Int8 => WeightsDtype::Int8,
-    };
+    let dtype = args.dtype;
     let vision = vision_tower(model.weights(), &model.embedder.model.config, dtype)?;
     let vision_sha = sha256_hex(&vision);
     let equivalent = &mut catalog.manifest.model.equivalent_weights_sha256;
@@ -99,50 +59,37 @@ pub fn run(args: BundleArgs) -> Result<ExitCode> {
         equivalent.push(vision_sha);
     }
 
+    let model_files = ModelFiles {
+        config: "model/config.json".into(),
+        preprocessor: "model/preprocessor_config.json".into(),
+        weights: "model/model.safetensors".into(),
+        dtype: dtype.name().into(),
+    };
     let root = staged.path().to_path_buf();
     fs::create_dir_all(root.join("model"))?;
     fs::create_dir_all(root.join("thumbs"))?;
     let mut files: Vec<(String, Vec<u8>)> = vec![
-        ("model/config.json".into(), fs::read(args.model.model.join("config.json"))?),
-        (
-            "model/preprocessor_config.json".into(),
-            fs::read(args.model.model.join("preprocessor_config.json"))?,
-        ),
-        ("model/model.safetensors".into(), vision),
-        (MANIFEST_FILE.into(), catalog.manifest_json().into_bytes()),
-        (VECTORS_FILE.into(), catalog.vectors_bytes()),
+        (model_files.config.clone(), fs::read(args.model.model.join("config.json"))?),
+        (model_files.preprocessor.clone(), fs::read(args.model.model.join("preprocessor_config.json"))?),
+        (model_files.weights.clone(), vision),
     ];
+    let mut bundle = Bundle::new(model_files, Vec::with_capacity(files.len() + catalog.len()));
+    files.push((bundle.catalog.clone(), catalog.manifest_json().into_bytes()));
+    files.push((bundle.vectors.clone(), catalog.vectors_bytes()));
     for item in catalog.items() {
         if let Some(t) = &item.thumbnail {
             let bytes = catalog_dir::read_thumbnail(&args.catalog, t).with_context(|| format!("thumbnail of {:?}", item.id))?;
             files.push((t.clone(), bytes));
         }
     }
-    let mut entries = Vec::with_capacity(files.len());
     for (path, bytes) in &files {
         fs::write(root.join(path), bytes)?;
-        entries.push(FileEntry {
-            path: path.clone(),
-            bytes: bytes.len() as u64,
-            sha256: sha256_hex(bytes),
-        });
+        bundle.files.push(FileEntry::of(path, bytes));
     }
-    let bundle = Bundle {
-        format: BUNDLE_FORMAT,
-        version: 1,
-        model: ModelFiles {
-            config: "model/config.json".into(),
-            preprocessor: "model/preprocessor_config.json".into(),
-            weights: "model/model.safetensors".into(),
-            dtype: dtype.name(),
-        },
-        catalog: MANIFEST_FILE.into(),
-        vectors: VECTORS_FILE.into(),
-        files: entries,
-    };
-    fs::write(root.join(BUNDLE_FILE), serde_json::to_string_pretty(&bundle)?)?;
-    let total: u64 = bundle.files.iter().map(|f| f.bytes).sum();
-    let weights_bytes = bundle.files.iter().find(|f| f.path == bundle.model.weights).map(|f| f.bytes).unwrap_or(0);
+    bundle.check().context("the bundle written would not be readable")?;
+    fs::write(root.join(BUNDLE_FILE), bundle.to_json())?;
+    let total = bundle.total_bytes();
+    let weights_bytes = bundle.file(&bundle.model.weights).map(|f| f.bytes).unwrap_or(0);
     staged.commit()?;
     println!(
         "bundled {}: {} files, {:.1} MB in all (vision tower {} {:.1} MB), {} products",

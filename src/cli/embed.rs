@@ -46,7 +46,7 @@ pub fn run(args: EmbedArgs) -> Result<ExitCode> {
             .and_then(|bytes| model.embedder.pixel_values(&bytes).map_err(|e| e.to_string()));
         match result {
             Ok(px) => {
-                let v = model.embedder.embed_pixels(&[px]).context("the vision model failed")?;
+                let v = model.embedder.embed_pixels_raw(&[px]).context("the vision model failed")?;
                 out.images.insert(key, v.into_iter().next().expect("one row"));
             }
             Err(reason) => {
@@ -56,7 +56,7 @@ pub fn run(args: EmbedArgs) -> Result<ExitCode> {
         }
     }
     if !args.texts.is_empty() {
-        let vectors = model.embedder.embed_texts(&args.texts).context("the text model failed")?;
+        let vectors = model.embedder.embed_texts_raw(&args.texts).context("the text model failed")?;
         out.texts.extend(args.texts.iter().cloned().zip(vectors));
     }
     println!("{}", serde_json::to_string(&out)?);

@@ -35,22 +35,6 @@ pub struct ModelArgs {
     tokenizer: Option<PathBuf>,
 }
 
-/// `--vector-dtype`: how catalog vectors are stored.
-#[derive(Clone, Copy, clap::ValueEnum)]
-pub enum VectorDtypeArg {
-    I8,
-    F32,
-}
-
-impl From<VectorDtypeArg> for clipmatch::search::catalog::VectorDtype {
-    fn from(d: VectorDtypeArg) -> Self {
-        match d {
-            VectorDtypeArg::I8 => Self::I8,
-            VectorDtypeArg::F32 => Self::F32,
-        }
-    }
-}
-
 #[derive(Subcommand)]
 enum Command {
     /// Embed every product image and name into a catalog folder the page can load.

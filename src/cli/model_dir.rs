@@ -4,6 +4,7 @@ use std::path::Path;
 
 use anyhow::{bail, Context, Result};
 use clipmatch::search::catalog::ModelInfo;
+use clipmatch::search::session::SearchSession;
 use clipmatch::digest::sha256_hex;
 use clipmatch::models::tokenizer::ClipTokenizer;
 use clipmatch::{ClipModel, Embedder, PreprocessConfig, Towers};
@@ -34,6 +35,12 @@ impl LoadedModel {
             equivalent_weights_sha256: Vec::new(),
             embedding_dim: self.embedder.model.embedding_dim(),
         }
+    }
+
+    /// A search session over this model (the weights hashed unless [`load_hashed`] did).
+    pub fn into_session(self) -> SearchSession {
+        let sha = self.info().weights_sha256;
+        SearchSession::new(self.embedder, sha)
     }
 }
 

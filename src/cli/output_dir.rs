@@ -13,10 +13,10 @@ use std::io;
 use std::path::{Component, Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
+use clipmatch::search::bundle::{BUNDLE_FILE, FORMAT as BUNDLE_FORMAT};
 use clipmatch::search::catalog::{FORMAT, MANIFEST_FILE};
 use serde::Deserialize;
 
-use super::bundle::{BUNDLE_FILE, BUNDLE_FORMAT};
 use super::files;
 
 /// What an output folder holds, and so which existing folder it may replace.

@@ -4,7 +4,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
-use clipmatch::search::rank::{rank, FusionWeights, Ranking};
+use clipmatch::search::rank::Ranking;
+use clipmatch::search::ranking_options::RankingOverrides;
 use clipmatch::Towers;
 
 use super::{catalog_dir, files, model_dir, ModelArgs};
@@ -37,29 +38,19 @@ pub struct QueryArgs {
 
 pub fn run(args: QueryArgs) -> Result<ExitCode> {
     let catalog = catalog_dir::load(&args.catalog)?;
-    let model = model_dir::load_hashed(&args.model, Towers::VisionOnly)?;
-    let info = model.info();
-    catalog
-        .check_model(info.embedding_dim, Some(&info.weights_sha256), &model.embedder.preprocess)
+    let mut session = model_dir::load_hashed(&args.model, Towers::VisionOnly)?.into_session();
+    session
+        .use_catalog(catalog)
         .with_context(|| format!("{} cannot be used with the model in {}", args.catalog.display(), args.model.model.display()))?;
-    let max = model.embedder.limits.max_file_bytes as u64;
+    let max = session.embedder().limits.max_file_bytes as u64;
     let bytes = files::read_regular(&args.photo, max).with_context(|| args.photo.display().to_string())?;
-    let query = model
-        .embedder
-        .embed_photo(&bytes)
-        .with_context(|| format!("{}", args.photo.display()))?;
-    let d = catalog.manifest.ranking;
-    let weights = FusionWeights {
-        text: args.text_weight.unwrap_or(d.text_weight),
-        image: args.image_weight.unwrap_or(d.image_weight),
+    let overrides = RankingOverrides {
+        text_weight: args.text_weight,
+        image_weight: args.image_weight,
+        top_k: args.top_k,
+        min_score: args.min_score,
     };
-    let ranking = rank(
-        &catalog,
-        &query,
-        weights,
-        args.top_k.unwrap_or(d.top_k),
-        args.min_score.unwrap_or(d.min_score),
-    );
+    let ranking = session.rank_photo(&bytes, &overrides).with_context(|| format!("{}", args.photo.display()))?;
     if args.json {
         let out = serde_json::json!({ "photo": args.photo.display().to_string(), "ranking": ranking });
         println!("{}", serde_json::to_string_pretty(&out)?);

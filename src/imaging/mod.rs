@@ -3,4 +3,6 @@
 
 pub mod decode;
 pub mod preprocess;
+/// Catalog building only (the `jpeg-encoder` crate): not in the wasm package.
+#[cfg(not(target_arch = "wasm32"))]
 pub mod thumbnail;

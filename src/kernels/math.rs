@@ -53,6 +53,21 @@ pub fn dot(a: &[f32], b: &[f32]) -> f32 {
     acc.iter().sum::<f32>() + tail
 }
 
+/// Sum of `a[i] * b[i]` in index order, one accumulator: the ranking's exact scores, whose
+/// rounding is part of built catalogs' thresholds ([`dot`]'s eight lanes round differently).
+#[inline]
+pub fn dot_in_order(a: &[f32], b: &[f32]) -> f32 {
+    a.iter().zip(b).map(|(x, y)| x * y).sum()
+}
+
+/// Scales a vector to unit length (a zero vector stays zero).
+pub fn l2_normalize(v: &mut [f32]) {
+    let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+    if norm > 0.0 {
+        v.iter_mut().for_each(|x| *x /= norm);
+    }
+}
+
 /// `y += x`
 pub fn add_assign(y: &mut [f32], x: &[f32]) {
     for (y, x) in y.iter_mut().zip(x) {
@@ -118,6 +133,29 @@ pub fn softmax(row: &mut [f32]) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn l2_normalize_gives_unit_length_and_leaves_zero_alone() {
+        let mut v = [3.0f32, -4.0];
+        l2_normalize(&mut v);
+        assert_eq!(v, [0.6, -0.8]);
+        let mut big = crate::kernels::test_values(513, 3);
+        l2_normalize(&mut big);
+        assert!((dot_in_order(&big, &big) - 1.0).abs() < 1e-5);
+        let mut zero = [0.0f32; 4];
+        l2_normalize(&mut zero);
+        assert_eq!(zero, [0.0; 4]);
+    }
+
+    #[test]
+    fn dot_in_order_is_the_left_to_right_sum() {
+        let (a, b) = (crate::kernels::test_values(37, 1), crate::kernels::test_values(37, 2));
+        let mut sum = 0.0f32;
+        for (x, y) in a.iter().zip(&b) {
+            sum += x * y;
+        }
+        assert_eq!(dot_in_order(&a, &b).to_bits(), sum.to_bits());
+    }
 
     #[test]
     fn exp_is_within_two_ulp_of_std() {

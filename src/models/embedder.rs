@@ -1,13 +1,18 @@
 //! From inputs to embeddings: photo bytes through decoding and preprocessing into the vision
 //! tower, texts through the tokenizer into the text tower. No file or browser access here.
+//!
+//! Embeddings are unit vectors (what catalogs store and ranking compares); the `*_raw`
+//! methods give the projected features before normalisation (transformers'
+//! `get_image_features` / `get_text_features`), for `clipmatch embed` and parity checks.
 
 use image::RgbImage;
 
-use crate::models::config::PreprocessConfig;
+use crate::error::Error;
 use crate::imaging::decode::{decode_rgb, DecodeLimits};
-use crate::error::{Error, ModelError};
-use crate::models::clip::{l2_normalize, ClipModel};
 use crate::imaging::preprocess::pixel_values;
+use crate::kernels::math::l2_normalize;
+use crate::models::clip::ClipModel;
+use crate::models::config::PreprocessConfig;
 use crate::models::tokenizer::ClipTokenizer;
 
 pub struct Embedder {
@@ -15,6 +20,12 @@ pub struct Embedder {
     pub preprocess: PreprocessConfig,
     pub tokenizer: Option<ClipTokenizer>,
     pub limits: DecodeLimits,
+}
+
+/// Each row scaled to unit length.
+fn unit_rows(mut rows: Vec<Vec<f32>>) -> Vec<Vec<f32>> {
+    rows.iter_mut().for_each(|v| l2_normalize(v));
+    rows
 }
 
 impl Embedder {
@@ -39,7 +50,7 @@ impl Embedder {
     }
 
     /// Raw (unnormalised) image embeddings of preprocessed images, as one batch.
-    pub fn embed_pixels(&self, batch: &[Vec<f32>]) -> Result<Vec<Vec<f32>>, Error> {
+    pub fn embed_pixels_raw(&self, batch: &[Vec<f32>]) -> Result<Vec<Vec<f32>>, Error> {
         if batch.is_empty() {
             return Ok(Vec::new());
         }
@@ -47,21 +58,43 @@ impl Embedder {
         Ok(self.model.vision.embed(&flat, batch.len())?)
     }
 
+    /// Unit image embeddings of preprocessed images, as one batch.
+    pub fn embed_pixels(&self, batch: &[Vec<f32>]) -> Result<Vec<Vec<f32>>, Error> {
+        Ok(unit_rows(self.embed_pixels_raw(batch)?))
+    }
+
+    /// Raw (unnormalised) image embedding of one encoded photo.
+    pub fn embed_photo_raw(&self, bytes: &[u8]) -> Result<Vec<f32>, Error> {
+        let px = self.pixel_values(bytes)?;
+        Ok(self.embed_pixels_raw(&[px])?.remove(0))
+    }
+
     /// Unit image embedding of one encoded photo.
     pub fn embed_photo(&self, bytes: &[u8]) -> Result<Vec<f32>, Error> {
-        let px = self.pixel_values(bytes)?;
-        let mut v = self.embed_pixels(&[px])?.remove(0);
+        let mut v = self.embed_photo_raw(bytes)?;
         l2_normalize(&mut v);
         Ok(v)
     }
 
+    /// Unit image embedding of decoded upright RGB pixels.
+    pub fn embed_rgb(&self, rgb: &RgbImage) -> Result<Vec<f32>, Error> {
+        Ok(self.embed_pixels(&[self.pixel_values_of(rgb)])?.remove(0))
+    }
+
     /// Raw (unnormalised) text embeddings, one batch padded with the end-of-text id.
-    pub fn embed_texts<S: AsRef<str>>(&self, texts: &[S]) -> Result<Vec<Vec<f32>>, Error> {
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn embed_texts_raw<S: AsRef<str>>(&self, texts: &[S]) -> Result<Vec<Vec<f32>>, Error> {
         let tokenizer = self
             .tokenizer
             .as_ref()
-            .ok_or_else(|| ModelError::Tokenizer("no tokenizer.json was loaded".into()))?;
+            .ok_or_else(|| crate::error::ModelError::Tokenizer("no tokenizer.json was loaded".into()))?;
         let ids = tokenizer.encode_batch(texts)?;
         Ok(self.model.text()?.embed(&ids)?)
+    }
+
+    /// Unit text embeddings, one batch padded with the end-of-text id.
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn embed_texts<S: AsRef<str>>(&self, texts: &[S]) -> Result<Vec<Vec<f32>>, Error> {
+        Ok(unit_rows(self.embed_texts_raw(texts)?))
     }
 }

@@ -8,4 +8,12 @@ pub mod embedder;
 pub mod mobileclip;
 pub mod safetensors_stream;
 pub mod siglip;
+/// Catalog building and text queries only (the `tokenizers` crate): not in the wasm package.
+#[cfg(not(target_arch = "wasm32"))]
 pub mod tokenizer;
+/// The page embeds photos, never text: in the wasm build there is no tokenizer, and this type
+/// has no values, so an [`embedder::Embedder`] there is always made without one.
+#[cfg(target_arch = "wasm32")]
+pub mod tokenizer {
+    pub enum ClipTokenizer {}
+}

@@ -19,30 +19,30 @@ use crate::error::ModelError;
 /// Largest header accepted (safetensors' own limit).
 const MAX_HEADER_BYTES: usize = 100_000_000;
 
-/// Element types this crate reads from weight files.
+/// Element type of a tensor in a safetensors file, of those this crate reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Dtype {
+pub enum TensorDtype {
     F32,
     F16,
     BF16,
     I8,
 }
 
-impl Dtype {
+impl TensorDtype {
     pub fn size(self) -> usize {
         match self {
-            Dtype::F32 => 4,
-            Dtype::F16 | Dtype::BF16 => 2,
-            Dtype::I8 => 1,
+            TensorDtype::F32 => 4,
+            TensorDtype::F16 | TensorDtype::BF16 => 2,
+            TensorDtype::I8 => 1,
         }
     }
 
     fn parse(name: &str) -> Option<Self> {
         Some(match name {
-            "F32" => Dtype::F32,
-            "F16" => Dtype::F16,
-            "BF16" => Dtype::BF16,
-            "I8" => Dtype::I8,
+            "F32" => TensorDtype::F32,
+            "F16" => TensorDtype::F16,
+            "BF16" => TensorDtype::BF16,
+            "I8" => TensorDtype::I8,
             _ => return None,
         })
     }
@@ -53,7 +53,7 @@ impl Dtype {
 pub struct TensorInfo {
     pub name: String,
     /// `None`: a type this crate does not read (the tensor may still be ignored by the loader).
-    pub dtype: Option<Dtype>,
+    pub dtype: Option<TensorDtype>,
     pub dtype_name: String,
     pub shape: Vec<usize>,
     begin: usize,
@@ -80,12 +80,12 @@ pub trait TensorSink {
 }
 
 /// f32 values of F32, F16 or BF16 little-endian data.
-pub fn f32_values(dtype: Dtype, data: &[u8]) -> Result<Vec<f32>, ModelError> {
+pub fn f32_values(dtype: TensorDtype, data: &[u8]) -> Result<Vec<f32>, ModelError> {
     Ok(match dtype {
-        Dtype::F32 => data.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect(),
-        Dtype::F16 => data.chunks_exact(2).map(|b| half::f16::from_le_bytes([b[0], b[1]]).to_f32()).collect(),
-        Dtype::BF16 => data.chunks_exact(2).map(|b| half::bf16::from_le_bytes([b[0], b[1]]).to_f32()).collect(),
-        Dtype::I8 => return Err(ModelError::Weights("int8 data is not a float tensor".into())),
+        TensorDtype::F32 => data.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect(),
+        TensorDtype::F16 => data.chunks_exact(2).map(|b| half::f16::from_le_bytes([b[0], b[1]]).to_f32()).collect(),
+        TensorDtype::BF16 => data.chunks_exact(2).map(|b| half::bf16::from_le_bytes([b[0], b[1]]).to_f32()).collect(),
+        TensorDtype::I8 => return Err(ModelError::Weights("int8 data is not a float tensor".into())),
     })
 }
 
@@ -144,7 +144,7 @@ fn tensor_info(name: String, value: serde_json::Value) -> Result<TensorInfo, Str
             info.dtype
         ));
     }
-    Ok(TensorInfo { dtype: Dtype::parse(&info.dtype), dtype_name: info.dtype, shape: info.shape, begin, end, name })
+    Ok(TensorInfo { dtype: TensorDtype::parse(&info.dtype), dtype_name: info.dtype, shape: info.shape, begin, end, name })
 }
 
 enum State {

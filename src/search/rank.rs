@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::search::catalog::{Catalog, VectorScales, Vectors};
 use crate::kernels::dot;
+use crate::kernels::math::dot_in_order;
 
 /// How much the name text and the product image count in the fused score.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -47,11 +48,6 @@ pub struct Ranking {
     pub confident: bool,
 }
 
-#[inline]
-pub fn dot(a: &[f32], b: &[f32]) -> f32 {
-    a.iter().zip(b).map(|(x, y)| x * y).sum()
-}
-
 /// Candidates picked by the fast pass beyond k, so that the exact scores (the fast pass
 /// rounds the query, or sums in another order) still choose the same top k.
 const EXTRA_CANDIDATES: usize = 8;
@@ -73,8 +69,8 @@ pub fn rank(catalog: &Catalog, query: &[f32], weights: FusionWeights, top_k: usi
     let mut scored: Vec<(usize, f32, f32, f32)> = candidates
         .into_iter()
         .map(|i| {
-            let t = dot(query, &catalog.name_vector(i));
-            let m = dot(query, &catalog.image_vector(i));
+            let t = dot_in_order(query, &catalog.name_vector(i));
+            let m = dot_in_order(query, &catalog.image_vector(i));
             (i, weights.text * t + weights.image * m, t, m)
         })
         .collect();

@@ -6,16 +6,23 @@ use wasm_bindgen::prelude::*;
 use super::{js, Matcher};
 use crate::error::CatalogError;
 use crate::search::catalog::{vectors_file_size, Catalog, VectorDtype};
-use crate::search::rank::{rank, FusionWeights};
+use crate::search::rank::rank;
+use crate::search::ranking_options::RankingOverrides;
 use crate::search::synthetic;
 
 #[wasm_bindgen]
 impl Matcher {
+    /// Raw image embedding (as transformers' `get_image_features`) of an encoded photo.
+    #[wasm_bindgen(js_name = embedImage)]
+    pub fn embed_image(&self, bytes: &[u8]) -> Result<Vec<f32>, JsError> {
+        self.embedder().embed_photo_raw(bytes).map_err(js)
+    }
+
     /// Raw image embedding of one already preprocessed image: CHW `pixel_values`
     /// (3 x 224 x 224 for ViT-B/32, f32), as transformers' `get_image_features`. For benchmarks.
     #[wasm_bindgen(js_name = embedPixelValues)]
     pub fn embed_pixel_values(&self, pixel_values: &[f32]) -> Result<Vec<f32>, JsError> {
-        let mut rows = self.embedder.embed_pixels(&[pixel_values.to_vec()]).map_err(js)?;
+        let mut rows = self.embedder().embed_pixels_raw(&[pixel_values.to_vec()]).map_err(js)?;
         Ok(rows.remove(0))
     }
 }
@@ -52,9 +59,8 @@ impl RankBench {
 
     /// Ranks the catalog against the query exactly as `Matcher.rerank` does, same result object.
     pub fn rank(&self, top_k: usize) -> Result<JsValue, JsError> {
-        let d = self.catalog.manifest.ranking;
-        let weights = FusionWeights { text: d.text_weight, image: d.image_weight };
-        serde_wasm_bindgen::to_value(&rank(&self.catalog, &self.query, weights, top_k, d.min_score)).map_err(js)
+        let o = RankingOverrides { top_k: Some(top_k), ..Default::default() }.resolve(&self.catalog.manifest.ranking);
+        serde_wasm_bindgen::to_value(&rank(&self.catalog, &self.query, o.weights, o.top_k, o.min_score)).map_err(js)
     }
 }
 

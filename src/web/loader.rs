@@ -15,7 +15,6 @@ use crate::ModelConfig;
 pub struct MatcherLoader {
     loader: ModelLoader,
     preprocess: PreprocessConfig,
-    received: usize,
     hasher: Option<Sha256Stream>,
 }
 
@@ -41,24 +40,16 @@ impl MatcherLoader {
                 None => loader,
             },
             preprocess,
-            received: 0,
             hasher: hash_weights.then(Sha256Stream::default),
         })
     }
 
     /// Feeds the next bytes of the weights file.
     pub fn push(&mut self, chunk: &[u8]) -> Result<(), JsError> {
-        self.received += chunk.len();
         if let Some(h) = &mut self.hasher {
             h.update(chunk);
         }
         self.loader.push(chunk).map_err(js)
-    }
-
-    /// Bytes fed so far.
-    #[wasm_bindgen(getter)]
-    pub fn received(&self) -> usize {
-        self.received
     }
 
     /// The matcher, once the whole file has been fed. `weights_sha256` is the file's hash as the

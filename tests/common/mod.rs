@@ -88,7 +88,7 @@ pub fn image_embeddings(e: &clipmatch::Embedder) -> Vec<(String, Vec<f32>)> {
         .map(|img| {
             let (bytes, _) = image(&img.file);
             let px = e.pixel_values(bytes).unwrap_or_else(|err| panic!("{}: {err}", img.file));
-            (img.file.clone(), e.embed_pixels(&[px]).unwrap().remove(0))
+            (img.file.clone(), e.embed_pixels_raw(&[px]).unwrap().remove(0))
         })
         .collect()
 }

@@ -7,7 +7,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { copyFileSync } from 'node:fs';
+import { copyFileSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { chromium } from 'playwright-core';
 import { env, startSuite, bundleDir, tool, out, browserArgs, bundleParam, photo, iconicOf, openApp, upload, results, rankOnImagesOnly, watchPage } from './harness.mjs';
@@ -46,6 +46,10 @@ test("the page's ranking equals the native tool's on the same catalog (one threa
   const { page, context } = await openApp(undefined, {}, env.base, '&threads=1');
   const ready = await page.evaluate(() => ({ isolated: self.crossOriginIsolated, threads: window.clipmatch.ready.threads }));
   assert.deepEqual(ready, { isolated: false, threads: 1 }, 'a page that is not isolated runs on one thread');
+  // The sliders start at the catalog's weights (scripts/test.sh builds it with 1.2 and 0.7), not at values of the page's own.
+  const ranking = JSON.parse(readFileSync(path.join(bundleDir, 'catalog.json'), 'utf8')).ranking;
+  const sliders = await page.evaluate(() => ['#weight-text', '#weight-image', '#weight-text-value'].map((s) => document.querySelector(s).value));
+  assert.deepEqual(sliders.map(Number), [ranking.text_weight, ranking.image_weight, ranking.text_weight]);
   await assertRanksLikeTheNativeTool(page);
   await page.screenshot({ path: path.join(out, 'desktop-grocery-photo.png'), fullPage: true });
   await context.close();

@@ -175,6 +175,13 @@ export function hardeningTests() {
     ]);
   });
 
+  // Alone on its page: refused before it is read, a file leaves the previous answer shown.
+  test('a file one byte over the wasm side\'s limit (maxPhotoBytes, 64 MiB) is refused before it is read', async () => {
+    await hostilePhotos([
+      ['oversized.jpg', Buffer.alloc((64 << 20) + 1), /^oversized\.jpg: the file is 67\.1 MB, over the limit of 67\.1 MB$/],
+    ]);
+  });
+
   test('1 x 16384 and 1 x 9000 PNGs are refused as too thin; the next real photo ranks correctly', async () => {
     await hostilePhotos([
       ['thin-16384.png', png(1, 16384), /^thin-16384\.png: .*too thin/],

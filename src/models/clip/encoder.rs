@@ -69,7 +69,7 @@ impl Precision {
 }
 
 /// A tensor's values as they arrive: floats, or int8 with one scale per row.
-pub enum Weights<'a> {
+pub enum TensorValues<'a> {
     F32(&'a [f32]),
     Int8 { values: &'a [i8], scales: &'a [f32] },
 }
@@ -111,15 +111,15 @@ impl Linear {
     }
 
     /// Sets output rows `first..` of the weight to `scale` times `rows`.
-    pub fn set_rows(&mut self, first: usize, rows: &Weights, scale: f32) -> Result<(), ModelError> {
+    pub fn set_rows(&mut self, first: usize, rows: &TensorValues, scale: f32) -> Result<(), ModelError> {
         match (self, rows) {
-            (Linear::F32(l), Weights::F32(v)) => l.set_rows(first, v, scale),
-            (Linear::Int8(l), Weights::F32(v)) => l.set_rows_f32(first, v, scale),
-            (Linear::Int8(l), Weights::Int8 { values, scales }) => {
+            (Linear::F32(l), TensorValues::F32(v)) => l.set_rows(first, v, scale),
+            (Linear::Int8(l), TensorValues::F32(v)) => l.set_rows_f32(first, v, scale),
+            (Linear::Int8(l), TensorValues::Int8 { values, scales }) => {
                 let scaled: Vec<f32> = scales.iter().map(|s| s * scale).collect();
                 l.set_rows(first, values, &scaled)
             }
-            (Linear::F32(_), Weights::Int8 { .. }) => {
+            (Linear::F32(_), TensorValues::Int8 { .. }) => {
                 return Err(ModelError::Weights("int8 weights cannot be loaded at f32 precision".into()))
             }
         }
@@ -219,7 +219,7 @@ impl Encoder {
 
     /// Puts one tensor, named as after `{tower}.encoder.layers.`: `{index}.{module}.{weight|bias}`.
     /// Only linear layers' weights may be int8.
-    pub fn put(&mut self, name: &str, tensor: Weights) -> Result<(), ModelError> {
+    pub fn put(&mut self, name: &str, tensor: TensorValues) -> Result<(), ModelError> {
         let unknown = || ModelError::WeightsMismatch(format!("encoder.layers.{name} is not an encoder tensor"));
         let hidden = self.hidden;
         let q_scale = ((hidden / self.heads) as f32).powf(-0.5);
@@ -229,7 +229,7 @@ impl Encoder {
         if let Some((linear, first, scale)) = layer.linear(module, hidden, q_scale) {
             return match (what, tensor) {
                 ("weight", t) => linear.set_rows(first, &t, scale),
-                ("bias", Weights::F32(values)) => {
+                ("bias", TensorValues::F32(values)) => {
                     linear.set_bias(first, values, scale);
                     Ok(())
                 }
@@ -242,11 +242,11 @@ impl Encoder {
             _ => return Err(unknown()),
         };
         match (norm.part(what), tensor) {
-            (Some(dst), Weights::F32(values)) => {
+            (Some(dst), TensorValues::F32(values)) => {
                 dst.copy_from_slice(values);
                 Ok(())
             }
-            (Some(_), Weights::Int8 { .. }) => Err(ModelError::Weights(format!(
+            (Some(_), TensorValues::Int8 { .. }) => Err(ModelError::Weights(format!(
                 "encoder.layers.{name} is int8; only linear layers' weights may be"
             ))),
             (None, _) => Err(unknown()),
@@ -381,12 +381,12 @@ mod tests {
                 "mlp.fc2" => (h, inter),
                 _ => (h, h),
             };
-            e.put(&format!("0.{m}.weight"), Weights::F32(&next(o * i))).unwrap();
-            e.put(&format!("0.{m}.bias"), Weights::F32(&next(o))).unwrap();
+            e.put(&format!("0.{m}.weight"), TensorValues::F32(&next(o * i))).unwrap();
+            e.put(&format!("0.{m}.bias"), TensorValues::F32(&next(o))).unwrap();
         }
         for n in ["layer_norm1", "layer_norm2"] {
-            e.put(&format!("0.{n}.weight"), Weights::F32(&vec![1.0; h])).unwrap();
-            e.put(&format!("0.{n}.bias"), Weights::F32(&next(h))).unwrap();
+            e.put(&format!("0.{n}.weight"), TensorValues::F32(&vec![1.0; h])).unwrap();
+            e.put(&format!("0.{n}.bias"), TensorValues::F32(&next(h))).unwrap();
         }
         e
     }
@@ -434,9 +434,9 @@ mod tests {
     #[test]
     fn unknown_and_misplaced_tensors_are_refused() {
         let mut e = encoder(Mask::None);
-        assert!(e.put("1.mlp.fc1.weight", Weights::F32(&[0.0; 128])).is_err(), "no layer 1");
-        assert!(e.put("0.mlp.fc3.weight", Weights::F32(&[0.0; 128])).is_err());
-        let int8 = Weights::Int8 { values: &[0; 8], scales: &[1.0] };
+        assert!(e.put("1.mlp.fc1.weight", TensorValues::F32(&[0.0; 128])).is_err(), "no layer 1");
+        assert!(e.put("0.mlp.fc3.weight", TensorValues::F32(&[0.0; 128])).is_err());
+        let int8 = TensorValues::Int8 { values: &[0; 8], scales: &[1.0] };
         assert!(e.put("0.layer_norm1.weight", int8).is_err());
     }
 

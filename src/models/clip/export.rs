@@ -12,23 +12,34 @@ use crate::kernels::qgemm::quantize_rows;
 use crate::models::clip::{expected_tensors, Towers};
 use crate::models::clip::vision::is_linear_weight;
 
-/// Storage type of exported weights.
+/// Storage type of an exported vision tower (`bundle --dtype`, `model.dtype` in bundle.json).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum WeightsDtype {
+#[cfg_attr(not(target_family = "wasm"), derive(clap::ValueEnum))]
+pub enum ExportDtype {
     F16,
     F32,
     /// Linear layers' weights as int8 with one f32 scale per output channel (`<name>_scale`),
     /// everything else as f16: a quarter of f32's size.
+    #[cfg_attr(
+        not(target_family = "wasm"),
+        value(help = "int8 linear layers (per-channel scales), the rest f16: a quarter of f32's size")
+    )]
     Int8,
 }
 
-impl WeightsDtype {
+impl ExportDtype {
+    pub const ALL: [ExportDtype; 3] = [ExportDtype::F16, ExportDtype::F32, ExportDtype::Int8];
+
     pub fn name(self) -> &'static str {
         match self {
-            WeightsDtype::F16 => "f16",
-            WeightsDtype::F32 => "f32",
-            WeightsDtype::Int8 => "int8",
+            ExportDtype::F16 => "f16",
+            ExportDtype::F32 => "f32",
+            ExportDtype::Int8 => "int8",
         }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|d| d.name() == s)
     }
 }
 
@@ -47,7 +58,7 @@ fn to_f32(view: &TensorView<'_>) -> Result<Vec<f32>, ModelError> {
 
 /// The `vision_model.*` and `visual_projection.*` tensors of a checkpoint, checked against the
 /// config, stored as `dtype`, with transformers' names.
-pub fn vision_tower(weights: &[u8], config: &ModelConfig, dtype: WeightsDtype) -> Result<Vec<u8>, ModelError> {
+pub fn vision_tower(weights: &[u8], config: &ModelConfig, dtype: ExportDtype) -> Result<Vec<u8>, ModelError> {
     let st = SafeTensors::deserialize(weights).map_err(|e| ModelError::Weights(e.to_string()))?;
     let mut data: Vec<(String, Dtype, Vec<usize>, Vec<u8>)> = Vec::new();
     for (name, shape) in expected_tensors(config, Towers::VisionOnly) {
@@ -63,16 +74,16 @@ pub fn vision_tower(weights: &[u8], config: &ModelConfig, dtype: WeightsDtype) -
         let values = to_f32(&view)?;
         let f16_bytes = |values: &[f32]| values.iter().flat_map(|v| f16::from_f32(*v).to_le_bytes()).collect();
         match dtype {
-            WeightsDtype::F32 => {
+            ExportDtype::F32 => {
                 data.push((name, Dtype::F32, shape, values.iter().flat_map(|v| v.to_le_bytes()).collect()))
             }
-            WeightsDtype::Int8 if is_linear_weight(&name) => {
+            ExportDtype::Int8 if is_linear_weight(&name) => {
                 let rows = shape[0];
                 let (q, scales) = quantize_rows(&values, values.len() / rows);
                 data.push((format!("{name}_scale"), Dtype::F32, vec![rows], scales.iter().flat_map(|v| v.to_le_bytes()).collect()));
                 data.push((name, Dtype::I8, shape, q.iter().map(|&v| v as u8).collect()));
             }
-            WeightsDtype::F16 | WeightsDtype::Int8 => data.push((name, Dtype::F16, shape, f16_bytes(&values))),
+            ExportDtype::F16 | ExportDtype::Int8 => data.push((name, Dtype::F16, shape, f16_bytes(&values))),
         }
     }
     let views: Vec<(String, TensorView<'_>)> = data

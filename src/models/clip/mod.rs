@@ -4,6 +4,8 @@
 //! name of what is wrong.
 
 pub mod encoder;
+/// Writing weight files (`clipmatch export`, the benchmarks' ONNX comparison): not in the wasm package.
+#[cfg(not(target_arch = "wasm32"))]
 pub mod export;
 pub mod text;
 pub mod vision;
@@ -13,8 +15,8 @@ use std::collections::HashMap;
 use crate::models::config::ModelConfig;
 use crate::error::ModelError;
 use crate::models::clip::text::{TextEncoder, TextEncoderBuilder};
-use crate::models::clip::vision::{is_linear_weight, Precision, VisionEncoder, VisionEncoderBuilder, Weights};
-use crate::models::safetensors_stream::{f32_values, Dtype, SafetensorsStream, TensorInfo, TensorSink};
+use crate::models::clip::vision::{is_linear_weight, Precision, TensorValues, VisionEncoder, VisionEncoderBuilder};
+use crate::models::safetensors_stream::{f32_values, SafetensorsStream, TensorDtype, TensorInfo, TensorSink};
 
 /// Which towers a weights file holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -137,10 +139,10 @@ fn check_tensors(tensors: &[TensorInfo], cfg: &ModelConfig, want: Option<Towers>
                 t.shape, shape
             )));
         }
-        if t.dtype == Some(Dtype::I8) && is_linear_weight(name) {
+        if t.dtype == Some(TensorDtype::I8) && is_linear_weight(name) {
             let scale_name = format!("{name}_scale");
             match by_name.get(scale_name.as_str()) {
-                Some(sc) if sc.shape == [shape[0]] && matches!(sc.dtype, Some(Dtype::F32 | Dtype::F16)) => {}
+                Some(sc) if sc.shape == [shape[0]] && matches!(sc.dtype, Some(TensorDtype::F32 | TensorDtype::F16)) => {}
                 _ => {
                     return Err(ModelError::WeightsMismatch(format!(
                         "{name} is int8 but {scale_name} (F32, [{}]) is missing or malformed",
@@ -148,7 +150,7 @@ fn check_tensors(tensors: &[TensorInfo], cfg: &ModelConfig, want: Option<Towers>
                     )))
                 }
             }
-        } else if !matches!(t.dtype, Some(Dtype::F32 | Dtype::F16 | Dtype::BF16)) {
+        } else if !matches!(t.dtype, Some(TensorDtype::F32 | TensorDtype::F16 | TensorDtype::BF16)) {
             return Err(ModelError::Weights(format!(
                 "{name} is {}; only F32, F16 and BF16 weights (and I8 for linear layers) are supported",
                 t.dtype_name
@@ -243,7 +245,7 @@ impl ModelLoader {
 impl TensorSink for ModelLoader {
     fn header(&mut self, tensors: &[TensorInfo]) -> Result<(), ModelError> {
         let towers = check_tensors(tensors, &self.config, self.want)?;
-        let stored_int8 = tensors.iter().any(|t| t.dtype == Some(Dtype::I8) && is_linear_weight(&t.name));
+        let stored_int8 = tensors.iter().any(|t| t.dtype == Some(TensorDtype::I8) && is_linear_weight(&t.name));
         let precision = match (self.precision, stored_int8) {
             (Some(Precision::F32), true) => {
                 return Err(ModelError::Weights("the weights are int8; they cannot be loaded at f32 precision".into()))
@@ -268,12 +270,12 @@ impl TensorSink for ModelLoader {
         let vision = self.vision.as_mut().expect("the header comes first");
         if vision.wants(&info.name) {
             let dtype = info.dtype.expect("checked with the header");
-            if dtype != Dtype::I8 {
-                return vision.put(&info.name, Weights::F32(&f32_values(dtype, data)?));
+            if dtype != TensorDtype::I8 {
+                return vision.put(&info.name, TensorValues::F32(&f32_values(dtype, data)?));
             }
             let values: Vec<i8> = data.iter().map(|&b| b as i8).collect();
             return match self.pending_scales.remove(&format!("{}_scale", info.name)) {
-                Some(scales) => vision.put(&info.name, Weights::Int8 { values: &values, scales: &scales }),
+                Some(scales) => vision.put(&info.name, TensorValues::Int8 { values: &values, scales: &scales }),
                 None => {
                     self.pending_int8.insert(info.name.clone(), values);
                     Ok(())
@@ -281,10 +283,10 @@ impl TensorSink for ModelLoader {
             };
         }
         if let Some(weight) = info.name.strip_suffix("_scale").filter(|w| is_linear_weight(w)) {
-            let Some(dtype @ (Dtype::F32 | Dtype::F16)) = info.dtype else { return Ok(()) };
+            let Some(dtype @ (TensorDtype::F32 | TensorDtype::F16)) = info.dtype else { return Ok(()) };
             let scales = f32_values(dtype, data)?;
             return match self.pending_int8.remove(weight) {
-                Some(values) => vision.put(weight, Weights::Int8 { values: &values, scales: &scales }),
+                Some(values) => vision.put(weight, TensorValues::Int8 { values: &values, scales: &scales }),
                 None => {
                     self.pending_scales.insert(info.name.clone(), scales);
                     Ok(())
@@ -372,14 +374,6 @@ impl TextTower {
     /// Bytes of weights the tower holds in memory.
     pub fn weight_bytes(&self) -> usize {
         self.encoder.weight_bytes()
-    }
-}
-
-/// Scales a vector to unit length (a zero vector stays zero).
-pub fn l2_normalize(v: &mut [f32]) {
-    let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
-    if norm > 0.0 {
-        v.iter_mut().for_each(|x| *x /= norm);
     }
 }
 

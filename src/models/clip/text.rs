@@ -9,7 +9,7 @@
 
 use crate::models::config::TextConfig;
 
-use crate::models::clip::encoder::{Encoder, Expected, Linear, Mask, Norm, Precision, Weights};
+use crate::models::clip::encoder::{Encoder, Expected, Linear, Mask, Norm, Precision, TensorValues};
 use crate::error::ModelError;
 
 const LAYERS_PREFIX: &str = "text_model.encoder.layers.";
@@ -73,11 +73,11 @@ impl TextEncoderBuilder {
         self.expected.arrived(name)?;
         let e = &mut self.encoder;
         if let Some(rest) = name.strip_prefix(LAYERS_PREFIX) {
-            return e.encoder.put(rest, Weights::F32(values));
+            return e.encoder.put(rest, TensorValues::F32(values));
         }
         let unknown = || ModelError::WeightsMismatch(format!("{name} is not a text tower tensor"));
         let dst = match name {
-            "text_projection.weight" => return e.projection.set_rows(0, &Weights::F32(values), 1.0),
+            "text_projection.weight" => return e.projection.set_rows(0, &TensorValues::F32(values), 1.0),
             "text_model.embeddings.token_embedding.weight" => &mut e.token_embedding,
             "text_model.embeddings.position_embedding.weight" => &mut e.position_embedding,
             _ => {

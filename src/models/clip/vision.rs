@@ -8,7 +8,7 @@
 use crate::models::config::VisionConfig;
 
 use crate::models::clip::encoder::{Encoder, Expected, Linear, Mask, Norm, LAYER_LINEARS};
-pub use crate::models::clip::encoder::{Precision, Weights};
+pub use crate::models::clip::encoder::{Precision, TensorValues};
 use crate::error::ModelError;
 use crate::kernels::math::add_assign;
 
@@ -88,7 +88,7 @@ impl VisionEncoderBuilder {
 
     /// Puts one tensor (shape already checked against the config) in its place. Only linear
     /// layers' weights may be int8 ([`is_linear_weight`]).
-    pub fn put(&mut self, name: &str, tensor: Weights) -> Result<(), ModelError> {
+    pub fn put(&mut self, name: &str, tensor: TensorValues) -> Result<(), ModelError> {
         self.expected.arrived(name)?;
         let e = &mut self.encoder;
         if let Some(rest) = name.strip_prefix(LAYERS_PREFIX) {
@@ -100,7 +100,7 @@ impl VisionEncoderBuilder {
             "visual_projection.weight" => return e.projection.set_rows(0, &tensor, 1.0),
             _ => {}
         }
-        let Weights::F32(values) = tensor else {
+        let TensorValues::F32(values) = tensor else {
             return Err(ModelError::Weights(format!("{name} is int8; only linear layers' weights may be")));
         };
         let dst = match name {

@@ -5,6 +5,8 @@
 
 pub mod config;
 pub mod text;
+/// Text is embedded natively only (the `tokenizers` crate is not in the wasm package).
+#[cfg(not(target_arch = "wasm32"))]
 pub mod tokenizer;
 pub mod vision;
 

@@ -1,0 +1,74 @@
+// The messages between the page (app.js, through model-worker.js) and the model's worker
+// (worker.js): every type name, the constructors that make them and the check the worker runs on
+// what it receives. No other file writes a message type as a string.
+
+/** Requests, page -> worker. */
+export const Request = Object.freeze({
+  LOAD: 'load',
+  RANK: 'rank', // an encoded photo
+  RANK_PIXELS: 'rankPixels', // a camera frame's RGBA pixels
+  RERANK: 'rerank', // the last photo again, with other weights
+});
+
+/** Replies and notices, worker -> page. */
+export const Reply = Object.freeze({
+  PROGRESS: 'progress',
+  NOTE: 'note',
+  STORAGE: 'storage',
+  READY: 'ready',
+  LOAD_ERROR: 'load-error',
+  PRUNED: 'pruned',
+  RESULT: 'result',
+  ERROR: 'error',
+});
+
+// Page -> worker. `weights` ({text, image, topK}, any may be undefined: the catalog's) are added by
+// the page when it sends a ranking request; model-worker.js adds the request's `id`.
+
+/** Starts the worker: the bundle, the threads it may use, whether it sends the thumbnails, and a
+ * test-only fault ('trap', 'hang', 'crash' or null; see model-worker.js). */
+export const loadRequest = ({ bundleUrl, maxThreads, thumbnails, fault }) =>
+  ({ type: Request.LOAD, bundleUrl, maxThreads, thumbnails, fault });
+/** `bytes`: an ArrayBuffer of an encoded photo. */
+export const rankRequest = (bytes) => ({ type: Request.RANK, bytes });
+/** `rgba`: an ArrayBuffer of width x height x 4 bytes. */
+export const rankPixelsRequest = (rgba, width, height) => ({ type: Request.RANK_PIXELS, rgba, width, height });
+export const rerankRequest = () => ({ type: Request.RERANK });
+
+/** Whether a request ranks a new photo (rather than the last one again). */
+export const isPhotoRequest = (message) => message.type === Request.RANK || message.type === Request.RANK_PIXELS;
+export const isRerankRequest = (message) => message.type === Request.RERANK;
+
+/**
+ * The worker's check of a ranking request before it touches wasm: throws an Error for an unknown
+ * type or a photo request without its bytes. What the bytes hold (and a frame's size) the wasm
+ * side checks.
+ */
+export function checkRankingRequest(message) {
+  const { type } = message;
+  if (type === Request.RERANK) return;
+  if (type !== Request.RANK && type !== Request.RANK_PIXELS) throw new Error(`unknown request ${type}`);
+  const bytes = type === Request.RANK ? message.bytes : message.rgba;
+  if (!(bytes instanceof ArrayBuffer)) throw new Error(`a ${type} request without its bytes`);
+}
+
+// Worker -> page.
+
+export const progressReply = (group, received, total) => ({ type: Reply.PROGRESS, group, received, total });
+/** Something the user should know that stops nothing (e.g. running on one thread). */
+export const noteReply = (message) => ({ type: Reply.NOTE, message });
+/** Storage refused or full: files will be downloaded again next time. */
+export const storageReply = (message) => ({ type: Reply.STORAGE, message });
+/**
+ * The model and catalog are loaded. `summary`: the catalog's (items, model name, default weights,
+ * threshold); `maxPhotoBytes`: the largest photo file the matcher accepts (the page refuses a
+ * larger one before reading it); `thumbnails`: [{path, blob}] or null.
+ */
+export const readyReply = ({ summary, maxPhotoBytes, fromCache, thumbnails, timings, wasmMemoryBytes, threads }) =>
+  ({ type: Reply.READY, summary, maxPhotoBytes, fromCache, thumbnails, timings, wasmMemoryBytes, threads });
+export const loadErrorReply = (message) => ({ type: Reply.LOAD_ERROR, message });
+/** The cache was pruned after a load: {deleted, kept, cachesDeleted}. */
+export const prunedReply = (stats) => ({ type: Reply.PRUNED, ...stats });
+export const resultReply = (id, ranking, ms) => ({ type: Reply.RESULT, id, ranking, ms });
+/** `fatal`: the wasm instance trapped and is unusable, so the page restarts the worker. */
+export const errorReply = (id, message, fatal) => ({ type: Reply.ERROR, id, message, fatal });
