@@ -1,6 +1,8 @@
 //! MobileCLIP on candle against open_clip: the committed narrow fixtures (random weights with
 //! calibrated BatchNorm statistics, written by open_clip and timm) and their reference
-//! embeddings, pixels, geometry and token ids (scripts/make_model_fixtures.py).
+//! embeddings, pixels, geometry and token ids (scripts/make_model_fixtures.py). Native only (it reads the fixture files and tokenizes).
+
+#![cfg(not(target_arch = "wasm32"))]
 
 mod common;
 

@@ -400,6 +400,57 @@ impl PreprocessConfig {
             && self.arithmetic == other.arithmetic
     }
 
+    /// `SiglipImageProcessor`'s pipeline from a SigLIP folder's `preprocessor_config.json`:
+    /// resize to `size` x `size` without a crop (squash), bicubic (`resample` 3) or bilinear
+    /// (2), rescale, normalise (mean = std = 0.5 on the hub). transformers resizes with Pillow,
+    /// so the resize uses Pillow's own weights (the `torchvision` arithmetic; level / 255 in
+    /// float32 differs from transformers' float64 rescale by at most one unit in the last place).
+    pub fn from_siglip(json: &str) -> Result<Self, ModelError> {
+        let bad = |m: String| ModelError::Preprocessor(format!("SigLIP processor: {m}"));
+        let hf: HfPreprocessor = serde_json::from_str(json).map_err(|e| bad(e.to_string()))?;
+        for (flag, name) in [(hf.do_resize, "do_resize"), (hf.do_normalize, "do_normalize"), (hf.do_rescale, "do_rescale")] {
+            if flag == Some(false) {
+                return Err(bad(format!("{name}: false is not supported")));
+            }
+        }
+        let interpolation = match hf.resample {
+            None | Some(3) => Interpolation::Bicubic,
+            Some(2) => Interpolation::Bilinear,
+            Some(r) => return Err(bad(format!("resample {r} is not supported (3, bicubic, or 2, bilinear)"))),
+        };
+        let size = match &hf.size {
+            Some(v) => {
+                let (h, w) = (edge_of(v, &["height"]), v.get("width").and_then(|x| x.as_u64()));
+                match (h, w) {
+                    (Some(h), Some(w)) if h as u64 == w => h,
+                    _ => return Err(bad(format!("size {v} is not one square size (height = width)"))),
+                }
+            }
+            None => 224,
+        };
+        if size == 0 || size > MAX_MODEL_IMAGE_SIDE {
+            return Err(bad(format!("size {size} must be 1 to {MAX_MODEL_IMAGE_SIDE} pixels")));
+        }
+        let out = Self {
+            shortest_edge: size,
+            crop_height: size,
+            crop_width: size,
+            rescale_factor: hf.rescale_factor.unwrap_or(1.0 / 255.0),
+            mean: hf.image_mean.unwrap_or([0.5; 3]),
+            std: hf.image_std.unwrap_or([0.5; 3]),
+            interpolation,
+            resize_mode: ResizeMode::Squash,
+            arithmetic: PreprocessArithmetic::Torchvision,
+        };
+        if out.std.iter().any(|s| *s <= 0.0) {
+            return Err(bad("image_std must be positive".into()));
+        }
+        if (out.rescale_factor - 1.0 / 255.0).abs() > 1e-9 {
+            return Err(bad(format!("rescale_factor {} is not supported (only 1/255)", out.rescale_factor)));
+        }
+        Ok(out)
+    }
+
     /// open_clip's eval transform from `open_clip_config.json`'s `preprocess_cfg`, with
     /// open_clip's defaults for what it leaves out (size: the vision tower's `image_size`;
     /// OpenAI mean and std; bicubic; shortest).

@@ -7,7 +7,7 @@ use candle_transformers::models::siglip;
 use serde::Deserialize;
 
 use crate::error::ModelError;
-use crate::models::siglip::tokenizer::TEXT_LEN;
+use crate::models::siglip::TEXT_LEN;
 
 pub const SUPPORTED: &str = "supported: google/siglip-base-patch16-224, google/siglip2-base-patch16-224, \
 google/siglip2-base-patch32-256 and other fixed-resolution SiglipModel folders (model_type \"siglip\")";

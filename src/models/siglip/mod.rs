@@ -21,6 +21,10 @@ use crate::models::siglip::config::SiglipConfig;
 use crate::models::siglip::text::TextTower;
 use crate::models::siglip::vision::VisionTower;
 
+/// Every text is padded (or truncated) to this many tokens, as SigLIP's model cards do
+/// (here, not in [`tokenizer`], so that the wasm build, which has no tokenizer, checks configs too).
+pub const TEXT_LEN: usize = 64;
+
 pub(crate) fn engine_error(e: candle_core::Error) -> ModelError {
     ModelError::Engine(e.to_string())
 }

@@ -13,8 +13,7 @@ use tokenizers::{Tokenizer, TruncationDirection, TruncationParams, TruncationStr
 
 use crate::error::ModelError;
 
-/// Every text is padded (or truncated) to this many tokens, as SigLIP's model cards do.
-pub const TEXT_LEN: usize = 64;
+pub use crate::models::siglip::TEXT_LEN;
 
 /// A special token in `tokenizer_config.json`: a plain string, or an object with `content`.
 #[derive(Deserialize)]

@@ -1,0 +1,178 @@
+//! Model folders as the Hugging Face hub has them, recognised by their files, and one loader
+//! from their bytes to an [`Embedder`] of the right family and engine. The caller (the CLI)
+//! reads the files [`Layout`] names; nothing here touches the file system.
+
+use crate::error::ModelError;
+use crate::models::clip::{ClipModel, Towers};
+use crate::models::config::{ModelConfig, PreprocessConfig};
+use crate::models::embedder::Embedder;
+use crate::models::mobileclip::MobileClip;
+use crate::models::model::{EmbeddingModel, Engine, Family, MobileClipModel, OursClip, SiglipModel};
+use crate::models::siglip::tokenizer::SiglipTokenizer;
+use crate::models::siglip::Siglip;
+use crate::models::tokenizer::ClipTokenizer;
+
+/// The folders this app reads, by hub id.
+pub const SUPPORTED: &str = "supported model folders: openai/clip-vit-base-patch32 (config.json model_type \"clip\"); \
+apple/MobileCLIP-S1-OpenCLIP, apple/MobileCLIP-S2-OpenCLIP, timm/MobileCLIP2-S0-OpenCLIP, timm/MobileCLIP2-S2-OpenCLIP \
+(open_clip_config.json + open_clip_model.safetensors); google/siglip2-base-patch16-224, google/siglip2-base-patch32-256 \
+(config.json model_type \"siglip\"; SigLIP v1 folders for images only, they have no tokenizer.json)";
+
+pub const OPEN_CLIP_CONFIG: &str = "open_clip_config.json";
+pub const HF_CONFIG: &str = "config.json";
+
+/// Which kind of folder it is, and so which files hold what.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Layout {
+    /// Hugging Face `CLIPModel`: config.json, model.safetensors, preprocessor_config.json, tokenizer.json.
+    HfClip,
+    /// Hugging Face `SiglipModel`: the same files, plus tokenizer_config.json.
+    HfSiglip,
+    /// open_clip: open_clip_config.json (model_cfg, preprocess_cfg), open_clip_model.safetensors, tokenizer.json.
+    OpenClip,
+}
+
+impl Layout {
+    /// Recognises a folder from whether it has `open_clip_config.json` and from its
+    /// `config.json` (when it has one). Anything else is refused, naming what is supported.
+    pub fn detect(has_open_clip_config: bool, hf_config: Option<&str>) -> Result<Self, ModelError> {
+        if has_open_clip_config {
+            return Ok(Layout::OpenClip);
+        }
+        let Some(json) = hf_config else {
+            return Err(ModelError::UnsupportedModel(format!("neither {HF_CONFIG} nor {OPEN_CLIP_CONFIG} is there; {SUPPORTED}")));
+        };
+        let value: serde_json::Value =
+            serde_json::from_str(json).map_err(|e| ModelError::Config(format!("{HF_CONFIG} is not valid JSON: {e}")))?;
+        let model_type = value.get("model_type").and_then(|t| t.as_str());
+        let architectures: Vec<&str> = value
+            .get("architectures")
+            .and_then(|a| a.as_array())
+            .map(|a| a.iter().filter_map(|x| x.as_str()).collect())
+            .unwrap_or_default();
+        match model_type {
+            Some("clip") => Ok(Layout::HfClip),
+            None if architectures.contains(&"CLIPModel") => Ok(Layout::HfClip),
+            Some("siglip") => Ok(Layout::HfSiglip),
+            Some(other) => Err(ModelError::UnsupportedModel(format!("{HF_CONFIG} has model_type {other:?}; {SUPPORTED}"))),
+            None => Err(ModelError::UnsupportedModel(format!("{HF_CONFIG} names no model_type; {SUPPORTED}"))),
+        }
+    }
+
+    pub fn family(self) -> Family {
+        match self {
+            Layout::HfClip => Family::OpenAiClip,
+            Layout::HfSiglip => Family::Siglip,
+            Layout::OpenClip => Family::MobileClip,
+        }
+    }
+
+    /// The configuration file (text).
+    pub fn config_file(self) -> &'static str {
+        match self {
+            Layout::OpenClip => OPEN_CLIP_CONFIG,
+            _ => HF_CONFIG,
+        }
+    }
+
+    pub fn weights_file(self) -> &'static str {
+        match self {
+            Layout::OpenClip => "open_clip_model.safetensors",
+            _ => "model.safetensors",
+        }
+    }
+
+    /// The preprocessing file, where it is not in the config (required).
+    pub fn preprocessor_file(self) -> Option<&'static str> {
+        match self {
+            Layout::OpenClip => None,
+            _ => Some("preprocessor_config.json"),
+        }
+    }
+
+    /// The tokenizer's settings file, read where there is one.
+    pub fn tokenizer_config_file(self) -> Option<&'static str> {
+        match self {
+            Layout::HfSiglip => Some("tokenizer_config.json"),
+            _ => None,
+        }
+    }
+
+    /// The engines that can run this family (the first is the default).
+    pub fn engines(self) -> &'static [Engine] {
+        match self {
+            Layout::HfClip => &[Engine::Ours, Engine::Candle],
+            _ => &[Engine::Candle],
+        }
+    }
+}
+
+/// The bytes of a folder's files, as [`Layout`] names them.
+pub struct FolderFiles<'a> {
+    pub config: &'a str,
+    pub preprocessor: Option<&'a str>,
+    pub weights: &'a [u8],
+    /// tokenizer.json; needed for the text tower only.
+    pub tokenizer: Option<&'a [u8]>,
+    pub tokenizer_config: Option<&'a [u8]>,
+}
+
+/// Loads the towers asked for on `engine` (`None`: the family's default). With
+/// [`Towers::VisionAndText`] the tokenizer is required.
+pub fn load(layout: Layout, files: &FolderFiles, towers: Towers, engine: Option<Engine>) -> Result<Embedder, ModelError> {
+    let engine = engine.unwrap_or(layout.engines()[0]);
+    if !layout.engines().contains(&engine) {
+        return Err(ModelError::UnsupportedModel(format!(
+            "{} runs on candle only (--engine {} was asked for)",
+            layout.family().name(),
+            engine.name()
+        )));
+    }
+    let text = towers == Towers::VisionAndText;
+    let tokenizer = match (text, files.tokenizer) {
+        (true, None) => return Err(ModelError::Tokenizer("no tokenizer.json was given for the text tower".into())),
+        (true, Some(json)) => Some(json),
+        (false, _) => None,
+    };
+    let preprocessor = || {
+        files
+            .preprocessor
+            .ok_or_else(|| ModelError::Preprocessor("preprocessor_config.json is missing".into()))
+    };
+    let (model, preprocess): (Box<dyn EmbeddingModel>, PreprocessConfig) = match layout {
+        Layout::HfClip => {
+            let preprocess = PreprocessConfig::from_json(preprocessor()?)?;
+            let config = ModelConfig::from_json(files.config)?;
+            let max_len = config.text.max_position_embeddings;
+            let tokenizer = tokenizer.map(|json| ClipTokenizer::from_bytes(json, max_len)).transpose()?;
+            let model: Box<dyn EmbeddingModel> = match engine {
+                Engine::Ours => Box::new(OursClip { model: ClipModel::from_config(config, files.weights, Some(towers))?, tokenizer }),
+                Engine::Candle => return Err(ModelError::UnsupportedModel("candle CLIP: not yet".into())),
+            };
+            (model, preprocess)
+        }
+        Layout::HfSiglip => {
+            let preprocess = PreprocessConfig::from_siglip(preprocessor()?)?;
+            let model = Siglip::load(files.config, files.weights)?;
+            if model.image_size() != preprocess.crop_width as usize {
+                return Err(ModelError::Preprocessor(format!(
+                    "size {} differs from the image tower's image_size {}",
+                    preprocess.crop_width,
+                    model.image_size()
+                )));
+            }
+            if text && model.text.is_none() {
+                return Err(ModelError::NoTextTower);
+            }
+            let tokenizer = tokenizer.map(|json| SiglipTokenizer::from_bytes(json, files.tokenizer_config)).transpose()?;
+            (Box::new(SiglipModel { model, tokenizer }), preprocess)
+        }
+        Layout::OpenClip => {
+            let model = MobileClip::load(files.config, files.weights)?;
+            let preprocess = model.preprocess().clone();
+            let tokenizer = tokenizer.map(|json| ClipTokenizer::open_clip(json, model.context_length())).transpose()?;
+            (Box::new(MobileClipModel { model, tokenizer }), preprocess)
+        }
+    };
+    Ok(Embedder::of(model, preprocess))
+}
