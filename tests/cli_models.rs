@@ -253,3 +253,24 @@ fn unsupported_folders_are_refused_naming_the_supported_ones() {
         assert!(!o.status.success() && err.contains("runs on candle only"), "{}: {err}", f.name);
     }
 }
+
+#[test]
+fn embed_with_engine_candle_agrees_with_ours_on_clip() {
+    let folder = fixtures().join("tiny-clip");
+    let photos: Vec<String> = ["photo.jpg", "tall.png", "gray.png"].iter().map(|f| fixtures().join("images").join(f).display().to_string()).collect();
+    let mut args = vec!["embed", "--image"];
+    args.extend(photos.iter().map(String::as_str));
+    let run = |engine: &str| {
+        let mut cmd = Command::new(EXE);
+        cmd.args(&args).arg("--model").arg(&folder).env("CLIPMATCH_ENGINE", engine).env_remove("CLIPMATCH_MODEL");
+        let o = cmd.output().unwrap();
+        assert!(o.status.success(), "{engine}: {}", text(&o.stderr));
+        let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        photos.iter().map(|p| vector(&v["images"][p])).collect::<Vec<_>>()
+    };
+    let (ours, candle) = (run("ours"), run("candle"));
+    for (a, b) in ours.iter().zip(&candle) {
+        assert!(cosine(a, b) >= 0.99999, "cosine {}", cosine(a, b));
+    }
+    assert_ne!(ours[0], ours[1]);
+}

@@ -3,11 +3,12 @@
 //! reads the files [`Layout`] names; nothing here touches the file system.
 
 use crate::error::ModelError;
+use crate::models::clip::candle_engine::CandleClip;
 use crate::models::clip::{ClipModel, Towers};
 use crate::models::config::{ModelConfig, PreprocessConfig};
 use crate::models::embedder::Embedder;
 use crate::models::mobileclip::MobileClip;
-use crate::models::model::{EmbeddingModel, Engine, Family, MobileClipModel, OursClip, SiglipModel};
+use crate::models::model::{EmbeddingModel, Engine, Family, MobileClipModel, OursClip, SiglipModel, Tokenized};
 use crate::models::siglip::tokenizer::SiglipTokenizer;
 use crate::models::siglip::Siglip;
 use crate::models::tokenizer::ClipTokenizer;
@@ -147,7 +148,7 @@ pub fn load(layout: Layout, files: &FolderFiles, towers: Towers, engine: Option<
             let tokenizer = tokenizer.map(|json| ClipTokenizer::from_bytes(json, max_len)).transpose()?;
             let model: Box<dyn EmbeddingModel> = match engine {
                 Engine::Ours => Box::new(OursClip { model: ClipModel::from_config(config, files.weights, Some(towers))?, tokenizer }),
-                Engine::Candle => return Err(ModelError::UnsupportedModel("candle CLIP: not yet".into())),
+                Engine::Candle => Box::new(Tokenized { model: CandleClip::load(&config, files.weights, towers)?, tokenizer }),
             };
             (model, preprocess)
         }

@@ -4,6 +4,7 @@
 //! with the preprocessing its folder asks for; nothing past it knows which family runs.
 
 use crate::error::ModelError;
+use crate::models::clip::candle_engine::CandleClip;
 use crate::models::clip::ClipModel;
 use crate::models::mobileclip::MobileClip;
 use crate::models::siglip::Siglip;
@@ -141,7 +142,7 @@ impl FamilyTowers for ClipModel {
     }
 }
 
-/// The candle families' towers: their inherent methods have the same names and meaning.
+/// The towers candle runs: their inherent methods have the same names and meaning.
 macro_rules! candle_towers {
     ($model:ty, $family:expr) => {
         impl FamilyTowers for $model {
@@ -167,6 +168,7 @@ macro_rules! candle_towers {
     };
 }
 
+candle_towers!(CandleClip, Family::OpenAiClip);
 candle_towers!(MobileClip, Family::MobileClip);
 candle_towers!(Siglip, Family::Siglip);
 

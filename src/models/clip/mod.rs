@@ -3,6 +3,7 @@
 //! with every tensor checked against `config.json` first, so a mismatched file is refused with the
 //! name of what is wrong.
 
+pub mod candle_engine;
 pub mod encoder;
 /// Writing weight files (`clipmatch export`, the benchmarks' ONNX comparison): not in the wasm package.
 #[cfg(not(target_arch = "wasm32"))]

@@ -25,6 +25,33 @@ use crate::models::siglip::vision::VisionTower;
 /// (here, not in [`tokenizer`], so that the wasm build, which has no tokenizer, checks configs too).
 pub const TEXT_LEN: usize = 64;
 
+/// Checks that each expected tensor is in the file with its shape and a float dtype candle
+/// reads (F32, F16, BF16), naming the first that is not.
+pub(crate) fn check_float_tensors(
+    tensors: &HashMap<String, safetensors::tensor::TensorView<'_>>,
+    expected: &[(String, Vec<usize>)],
+) -> Result<(), ModelError> {
+    for (name, shape) in expected {
+        let Some(found) = tensors.get(name) else {
+            return Err(ModelError::WeightsMismatch(format!("{name} is missing")));
+        };
+        if found.shape() != shape.as_slice() {
+            return Err(ModelError::WeightsMismatch(format!(
+                "{name} has shape {:?}, config.json implies {shape:?}",
+                found.shape()
+            )));
+        }
+        use safetensors::Dtype::{BF16, F16, F32};
+        if !matches!(found.dtype(), F32 | F16 | BF16) {
+            return Err(ModelError::Weights(format!(
+                "{name} is {:?}; only F32, F16 and BF16 weights are supported",
+                found.dtype()
+            )));
+        }
+    }
+    Ok(())
+}
+
 pub(crate) fn engine_error(e: candle_core::Error) -> ModelError {
     ModelError::Engine(e.to_string())
 }
@@ -100,24 +127,7 @@ fn check_tensors(weights: &[u8], config: &SiglipConfig) -> Result<bool, ModelErr
     if has_text {
         expected.extend(text::expected_tensors(t));
     }
-    for (name, shape) in &expected {
-        let Some(found) = tensors.get(name) else {
-            return Err(ModelError::WeightsMismatch(format!("{name} is missing")));
-        };
-        if found.shape() != shape.as_slice() {
-            return Err(ModelError::WeightsMismatch(format!(
-                "{name} has shape {:?}, config.json implies {shape:?}",
-                found.shape()
-            )));
-        }
-        use safetensors::Dtype::{BF16, F16, F32};
-        if !matches!(found.dtype(), F32 | F16 | BF16) {
-            return Err(ModelError::Weights(format!(
-                "{name} is {:?}; only F32, F16 and BF16 weights are supported",
-                found.dtype()
-            )));
-        }
-    }
+    check_float_tensors(&tensors, &expected)?;
     Ok(has_text)
 }
 
