@@ -40,7 +40,7 @@ pub struct ModelArgs {
     tokenizer: Option<PathBuf>,
     /// What runs the model: `ours` (this app's kernels; OpenAI CLIP only, its default) or
     /// `candle` (candle-transformers; every family, the only one for MobileCLIP and SigLIP,
-    /// where `ours` is refused). Default: the family's first.
+    /// where `ours` is refused). Default: `ours` for OpenAI CLIP, `candle` for the others.
     #[arg(long, value_enum, env = "CLIPMATCH_ENGINE")]
     engine: Option<Engine>,
 }

@@ -177,3 +177,50 @@ pub fn load(layout: Layout, files: &FolderFiles, towers: Towers, engine: Option<
     };
     Ok(Embedder::of(model, preprocess))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::models::config::{Interpolation, PreprocessArithmetic, ResizeMode};
+
+    #[test]
+    fn folders_are_recognised_by_their_files_and_others_refused_naming_the_supported() {
+        assert_eq!(Layout::detect(true, None).unwrap(), Layout::OpenClip);
+        assert_eq!(Layout::detect(false, Some(r#"{"model_type": "clip"}"#)).unwrap(), Layout::HfClip);
+        assert_eq!(Layout::detect(false, Some(r#"{"architectures": ["CLIPModel"]}"#)).unwrap(), Layout::HfClip);
+        assert_eq!(Layout::detect(false, Some(r#"{"model_type": "siglip"}"#)).unwrap(), Layout::HfSiglip);
+        for config in [Some(r#"{"model_type": "bert"}"#), Some("{}"), None] {
+            let e = Layout::detect(false, config).unwrap_err().to_string();
+            assert!(e.contains("timm/MobileCLIP2-S0-OpenCLIP") && e.contains("openai/clip-vit-base-patch32"), "{e}");
+        }
+        assert!(Layout::detect(false, Some("not json")).is_err());
+    }
+
+    #[test]
+    fn siglip_preprocessing_is_read_from_the_folder() {
+        let json = include_str!("../../tests/fixtures/models/siglip2-base-narrow/preprocessor_config.json");
+        let p = PreprocessConfig::from_siglip(json).unwrap();
+        assert_eq!((p.crop_width, p.crop_height, p.mean, p.std), (224, 224, [0.5; 3], [0.5; 3]));
+        assert_eq!((p.interpolation, p.resize_mode, p.arithmetic), (Interpolation::Bicubic, ResizeMode::Squash, PreprocessArithmetic::Torchvision));
+        let e = PreprocessConfig::from_siglip(&json.replace("\"width\": 224", "\"width\": 256")).unwrap_err();
+        assert!(e.to_string().contains("not one square size"), "{e}");
+    }
+
+    #[test]
+    fn ours_is_refused_for_families_only_candle_runs() {
+        let files = FolderFiles {
+            config: include_str!("../../tests/fixtures/models/siglip2-base-narrow/config.json"),
+            preprocessor: Some(include_str!("../../tests/fixtures/models/siglip2-base-narrow/preprocessor_config.json")),
+            weights: include_bytes!("../../tests/fixtures/models/siglip2-base-narrow/model.safetensors"),
+            tokenizer: None,
+            tokenizer_config: None,
+        };
+        let e = load(Layout::HfSiglip, &files, Towers::VisionOnly, Some(Engine::Ours)).err().unwrap();
+        assert!(e.to_string().contains("runs on candle only"), "{e}");
+        let e = load(Layout::HfSiglip, &files, Towers::VisionAndText, None).err().unwrap();
+        assert!(e.to_string().contains("no tokenizer.json"), "{e}");
+        let embedder = load(Layout::HfSiglip, &files, Towers::VisionOnly, None).unwrap();
+        assert_eq!((embedder.model.towers().family(), embedder.model.towers().engine()), (Family::Siglip, Engine::Candle));
+        assert_eq!(embedder.model.embedding_dim(), 32);
+    }
+}
