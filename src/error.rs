@@ -49,6 +49,14 @@ pub enum ModelError {
     InputSize(String),
     #[error("this model has no text tower (it was exported vision-only)")]
     NoTextTower,
+    #[error("open_clip_config.json: {0}")]
+    OpenClipConfig(String),
+    #[error("open_clip_model.safetensors: {0}")]
+    OpenClipWeights(String),
+    #[error("the model failed to run: {0}")]
+    Engine(String),
+    #[error("this model is not supported: {0}")]
+    UnsupportedModel(String),
 }
 
 /// Why a catalog could not be loaded or written.

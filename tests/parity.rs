@@ -26,7 +26,7 @@ fn embedder(weights: &[u8], towers: Towers) -> Embedder {
 }
 
 fn text_embeddings(e: &Embedder) -> Vec<(String, Vec<f32>)> {
-    let text = e.model.text().unwrap();
+    let text = e.model.towers().as_clip().unwrap().text().unwrap();
     reference()
         .texts
         .iter()
@@ -94,7 +94,7 @@ fn image_embeddings_match_transformers() {
 #[test]
 fn vision_only_f16_weights_match_transformers() {
     let e = embedder(TINY_VISION_F16_WEIGHTS, Towers::VisionOnly);
-    assert!(e.model.text.is_none());
+    assert!(e.model.towers().as_clip().unwrap().text.is_none());
     let r = reference();
     let refs: Vec<&[f32]> = r.images.iter().map(|i| i.embedding_vision_f16.as_slice()).collect();
     assert_embeddings_match("image (f16 vision tower)", &image_embeddings(&e), &refs);
@@ -103,7 +103,7 @@ fn vision_only_f16_weights_match_transformers() {
 #[test]
 fn vision_only_load_of_a_full_checkpoint_skips_the_text_tower() {
     let vision = embedder(TINY_WEIGHTS, Towers::VisionOnly);
-    assert!(vision.model.text.is_none());
+    assert!(vision.model.towers().as_clip().unwrap().text.is_none());
     let r = reference();
     let refs: Vec<&[f32]> = r.images.iter().map(|i| i.embedding.as_slice()).collect();
     assert_embeddings_match("image (vision-only load)", &image_embeddings(&vision), &refs);
@@ -126,7 +126,7 @@ fn padded_text_batch_equals_reference() {
     let e = embedder(TINY_WEIGHTS, Towers::VisionAndText);
     let r = reference();
     assert_eq!(r.padded_batch.pad_id, 49407);
-    let rows = e.model.text().unwrap().embed(&r.padded_batch.ids).unwrap();
+    let rows = e.model.towers().as_clip().unwrap().text().unwrap().embed(&r.padded_batch.ids).unwrap();
     let ours: Vec<(String, Vec<f32>)> = r.texts.iter().map(|t| t.text.clone()).zip(rows).collect();
     let refs: Vec<&[f32]> = r.texts.iter().map(|t| t.embedding.as_slice()).collect();
     assert_embeddings_match("text (padded batch)", &ours, &refs);

@@ -7,7 +7,7 @@ use std::fs;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
 use clipmatch::digest::sha256_hex;
 use clipmatch::models::clip::export::{vision_tower, ExportDtype};
 use clipmatch::search::bundle::{Bundle, FileEntry, ModelFiles, BUNDLE_FILE};
@@ -52,7 +52,14 @@ pub fn run(args: BundleArgs) -> Result<ExitCode> {
         .check_model(info.embedding_dim, Some(&info.weights_sha256), &model.embedder.preprocess)
         .with_context(|| format!("{} was not built with the model in {}", args.catalog.display(), args.model.model.display()))?;
     let dtype = args.dtype;
-    let vision = vision_tower(model.weights(), &model.embedder.model.config, dtype)?;
+    let Some(clip) = model.embedder.model.towers().as_clip() else {
+        bail!(
+            "clipmatch bundle exports OpenAI CLIP on this app's kernels only; {} on {} is not exported yet",
+            model.embedder.model.towers().family().name(),
+            model.embedder.model.towers().engine().name()
+        );
+    };
+    let vision = vision_tower(model.weights(), &clip.config, dtype)?;
     let vision_sha = sha256_hex(&vision);
     let equivalent = &mut catalog.manifest.model.equivalent_weights_sha256;
     if !equivalent.contains(&vision_sha) {

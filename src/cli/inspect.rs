@@ -4,6 +4,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Result;
+use clipmatch::PreprocessConfig;
 
 use super::catalog_dir;
 
@@ -28,6 +29,12 @@ pub fn run(args: InspectArgs) -> Result<ExitCode> {
         "preprocess   shortest edge {}, crop {}x{}, mean {:?}, std {:?}",
         p.shortest_edge, p.crop_width, p.crop_height, p.mean, p.std
     );
+    // Only where they are not CLIP's (whose output stays as it was).
+    let clip = PreprocessConfig::default();
+    if (p.interpolation, p.resize_mode, p.arithmetic) != (clip.interpolation, clip.resize_mode, clip.arithmetic) {
+        let [i, m, a] = [format!("{:?}", p.interpolation), format!("{:?}", p.resize_mode), format!("{:?}", p.arithmetic)];
+        println!("             {} resize, {} mode, {} arithmetic", i.to_lowercase(), m.to_lowercase(), a.to_lowercase());
+    }
     println!("vectors      {} ({}, sha256 {})", m.vectors.file, m.vectors.dtype, m.vectors.sha256);
     if let Some(s) = &m.vectors.scales {
         println!("scales       image {}, text {} (value = stored integer x scale)", s.image, s.text);

@@ -15,6 +15,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use clipmatch::models::model::Engine;
 
 #[derive(Parser)]
 #[command(name = "clipmatch", version, about = "Reverse image search over a product catalog with CLIP")]
@@ -23,16 +24,25 @@ struct Cli {
     command: Command,
 }
 
-/// Where the CLIP model comes from.
+/// Where the model comes from and what runs it.
 #[derive(clap::Args, Clone)]
 pub struct ModelArgs {
-    /// Hugging Face CLIP folder: config.json, model.safetensors, tokenizer.json,
-    /// preprocessor_config.json (e.g. openai/clip-vit-base-patch32 downloaded from the hub).
+    /// Model folder as the Hugging Face hub has it: OpenAI CLIP (config.json, model.safetensors,
+    /// tokenizer.json, preprocessor_config.json; openai/clip-vit-base-patch32), MobileCLIP
+    /// (open_clip_config.json, open_clip_model.safetensors, tokenizer.json;
+    /// apple/MobileCLIP-S1/-S2-OpenCLIP, timm/MobileCLIP2-S0/-S2-OpenCLIP) or SigLIP2
+    /// (config.json, model.safetensors, preprocessor_config.json, tokenizer.json,
+    /// tokenizer_config.json; google/siglip2-base-patch16-224, -patch32-256).
     #[arg(long, env = "CLIPMATCH_MODEL")]
     model: PathBuf,
     /// tokenizer.json to use instead of the model folder's.
     #[arg(long, env = "CLIPMATCH_TOKENIZER")]
     tokenizer: Option<PathBuf>,
+    /// What runs the model: `ours` (this app's kernels; OpenAI CLIP only, its default) or
+    /// `candle` (candle-transformers; every family, the only one for MobileCLIP and SigLIP,
+    /// where `ours` is refused). Default: `ours` for OpenAI CLIP, `candle` for the others.
+    #[arg(long, value_enum, env = "CLIPMATCH_ENGINE")]
+    engine: Option<Engine>,
 }
 
 #[derive(Subcommand)]

@@ -1,4 +1,5 @@
-//! Loading a Hugging Face CLIP folder from disk into the core's `Embedder`.
+//! Loading a hub model folder from disk (regular files, size caps, the weights mapped) into
+//! the core's `Embedder` through its one folder loader.
 
 use std::path::Path;
 
@@ -6,8 +7,8 @@ use anyhow::{bail, Context, Result};
 use clipmatch::search::catalog::ModelInfo;
 use clipmatch::search::session::SearchSession;
 use clipmatch::digest::sha256_hex;
-use clipmatch::models::tokenizer::ClipTokenizer;
-use clipmatch::{ClipModel, Embedder, PreprocessConfig, Towers};
+use clipmatch::models::folder::{self, FolderFiles, Layout};
+use clipmatch::{Embedder, ModelError, Towers};
 
 use super::{files, ModelArgs};
 
@@ -44,8 +45,12 @@ impl LoadedModel {
     }
 }
 
-const HOW_TO_GET: &str = "download openai/clip-vit-base-patch32 from the Hugging Face hub \
-(config.json, model.safetensors, tokenizer.json, preprocessor_config.json) into a folder and pass it with --model or CLIPMATCH_MODEL";
+const HOW_TO_GET: &str = "download a supported model folder from the Hugging Face hub \
+(openai/clip-vit-base-patch32: config.json, model.safetensors, tokenizer.json, preprocessor_config.json; \
+apple/MobileCLIP-S1-OpenCLIP, apple/MobileCLIP-S2-OpenCLIP, timm/MobileCLIP2-S0-OpenCLIP, timm/MobileCLIP2-S2-OpenCLIP: \
+open_clip_config.json, open_clip_model.safetensors, tokenizer.json; google/siglip2-base-patch16-224, \
+google/siglip2-base-patch32-256: config.json, model.safetensors, preprocessor_config.json, tokenizer.json, \
+tokenizer_config.json) and pass it with --model or CLIPMATCH_MODEL";
 
 /// Largest `config.json` / `preprocessor_config.json` read (the real ones are a few KB).
 const MAX_CONFIG_BYTES: u64 = 1 << 20;
@@ -73,43 +78,73 @@ pub fn load_hashed(args: &ModelArgs, towers: Towers) -> Result<LoadedModel> {
     load_with(args, towers, true)
 }
 
+/// Which kind of folder `dir` is, from its files.
+fn detect(dir: &Path) -> Result<Layout> {
+    let has_open_clip = dir.join(folder::OPEN_CLIP_CONFIG).exists();
+    // Without open_clip_config.json, config.json is required (its absence is a read error naming it).
+    let config = match has_open_clip {
+        false => Some(read_text(dir, folder::HF_CONFIG)?),
+        true => None,
+    };
+    Layout::detect(has_open_clip, config.as_deref()).with_context(|| format!("cannot load the model in {}", dir.display()))
+}
+
 fn load_with(args: &ModelArgs, towers: Towers, hash: bool) -> Result<LoadedModel> {
     let dir = &args.model;
     if !dir.is_dir() {
         bail!("model folder {} does not exist: {HOW_TO_GET}", dir.display());
     }
-    let config = read_text(dir, "config.json")?;
-    let preprocess_path = dir.join("preprocessor_config.json");
-    let preprocess = PreprocessConfig::from_json(&read_text(dir, "preprocessor_config.json")?)
-        .with_context(|| preprocess_path.display().to_string())?;
-    let weights_path = dir.join("model.safetensors");
+    let layout = detect(dir)?;
+    let config = read_text(dir, layout.config_file())?;
+    let preprocessor = layout.preprocessor_file().map(|name| read_text(dir, name)).transpose()?;
+    let weights_path = dir.join(layout.weights_file());
     if !weights_path.exists() && dir.join("pytorch_model.bin").exists() {
         bail!(
-            "{} has pytorch_model.bin but no model.safetensors; only safetensors weights are read (the hub's openai/clip-vit-base-patch32 has model.safetensors)",
-            dir.display()
+            "{} has pytorch_model.bin but no {}; only safetensors weights are read (the hub's folders have them)",
+            dir.display(),
+            layout.weights_file()
         );
     }
     let weights = files::open_regular(&weights_path)
         .with_context(|| format!("cannot open {}: {HOW_TO_GET}", weights_path.display()))?
         .map()
         .with_context(|| format!("cannot map {}", weights_path.display()))?;
-    let (model, weights_sha256) = std::thread::scope(|scope| {
-        let hashing = hash.then(|| scope.spawn(|| sha256_hex(&weights)));
-        let model = ClipModel::load(&config, &weights, Some(towers));
-        (model, hashing.map(|h| h.join().expect("hashing does not panic")))
-    });
-    let model = model.with_context(|| format!("cannot load the model in {}", dir.display()))?;
     let tokenizer = match towers {
         Towers::VisionOnly => None,
         Towers::VisionAndText => {
             let path = args.tokenizer.clone().unwrap_or_else(|| dir.join("tokenizer.json"));
-            let json = read_file(&path, MAX_TOKENIZER_BYTES)?;
-            let max_len = model.config.text.max_position_embeddings;
-            Some(ClipTokenizer::from_bytes(&json, max_len).with_context(|| path.display().to_string())?)
+            Some((read_file(&path, MAX_TOKENIZER_BYTES)?, path))
         }
     };
+    let tokenizer_config = match layout.tokenizer_config_file().map(|name| dir.join(name)) {
+        Some(path) if towers == Towers::VisionAndText && path.exists() => Some(read_file(&path, MAX_CONFIG_BYTES)?),
+        _ => None,
+    };
+    let files = FolderFiles {
+        config: &config,
+        preprocessor: preprocessor.as_deref(),
+        weights: &weights,
+        tokenizer: tokenizer.as_ref().map(|(json, _)| json.as_slice()),
+        tokenizer_config: tokenizer_config.as_deref(),
+    };
+    let (embedder, weights_sha256) = std::thread::scope(|scope| {
+        let hashing = hash.then(|| scope.spawn(|| sha256_hex(&weights)));
+        let embedder = folder::load(layout, &files, towers, args.engine);
+        (embedder, hashing.map(|h| h.join().expect("hashing does not panic")))
+    });
+    let embedder = embedder.map_err(|e| {
+        let file = match &e {
+            ModelError::Tokenizer(_) => tokenizer.as_ref().map(|(_, p)| p.clone()),
+            ModelError::Preprocessor(_) => layout.preprocessor_file().map(|name| dir.join(name)),
+            _ => None,
+        };
+        match file {
+            Some(path) => anyhow::Error::new(e).context(path.display().to_string()),
+            None => anyhow::Error::new(e).context(format!("cannot load the model in {}", dir.display())),
+        }
+    })?;
     Ok(LoadedModel {
-        embedder: Embedder::new(model, preprocess, tokenizer),
+        embedder,
         name: model_name(dir, &config),
         weights,
         weights_sha256,

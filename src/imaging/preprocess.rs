@@ -1,7 +1,8 @@
-//! `CLIPImageProcessor` on the PIL path: resize the shortest edge with Pillow's antialiased
-//! bicubic (horizontal pass, then vertical, each rounded to 8 bits), centre crop, rescale and
-//! normalise into a CHW float tensor. Only the pixels the crop keeps are resized
-//! ([`resample`]), so a thin photo costs no more than any other.
+//! `CLIPImageProcessor` on the PIL path, or open_clip's eval transform (torchvision on a PIL
+//! image): resize with Pillow's antialiased bicubic or bilinear (horizontal pass, then vertical,
+//! each rounded to 8 bits), centre crop (or pad), rescale and normalise into a CHW float tensor.
+//! Only the pixels the crop keeps are resized ([`resample`]), so a thin photo costs no more than
+//! any other.
 
 mod resample;
 
@@ -9,8 +10,8 @@ use std::ops::Range;
 
 use image::RgbImage;
 
-use crate::models::config::PreprocessConfig;
-pub use resample::resize_region;
+use crate::models::config::{PreprocessArithmetic, PreprocessConfig, ResizeMode};
+pub use resample::{resize_region, Quantisation, Resampling};
 
 /// `transformers`' `get_resize_output_image_size(default_to_square=False)`: the short side
 /// becomes `edge`, the long side `int(edge * long / short)`. Returns (width, height).
@@ -40,21 +41,70 @@ pub fn center_crop(img: &RgbImage, crop_width: u32, crop_height: u32) -> RgbImag
     })
 }
 
+/// open_clip's `ResizeKeepRatio(longest=1)`: the long side fits the crop, both sides rounded
+/// (Python `round`, half to even). Returns (width, height).
+pub fn longest_edge_size(width: u32, height: u32, crop_width: u32, crop_height: u32) -> (u32, u32) {
+    let ratio = (height as f64 / crop_height as f64).max(width as f64 / crop_width as f64);
+    let side = |x: u32| ((x as f64 / ratio).round_ties_even() as u32).max(1);
+    (side(width), side(height))
+}
+
+/// The first pixel of a centred crop of `crop` pixels on an axis of `size` pixels (negative
+/// when the crop is larger: the image is padded with black). transformers floors
+/// `(size - crop) / 2`; torchvision rounds it half to even and pads `(crop - size) // 2` before.
+fn crop_start(size: u32, crop: u32, arithmetic: PreprocessArithmetic) -> i64 {
+    let d = size as i64 - crop as i64;
+    match arithmetic {
+        PreprocessArithmetic::Transformers => d.div_euclid(2),
+        PreprocessArithmetic::Torchvision if d < 0 => -((-d) / 2),
+        PreprocessArithmetic::Torchvision => {
+            let half = d / 2;
+            half + (d % 2 == 1 && half % 2 == 1) as i64
+        }
+    }
+}
+
 /// Where a centred crop of `crop` pixels falls on an axis of `size` pixels: its first pixel
-/// (negative when the crop is larger: `center_crop` pads) and the pixels of the axis it keeps.
-fn crop_span(size: u32, crop: u32) -> (i64, Range<u32>) {
-    let first = (size as i64 - crop as i64).div_euclid(2);
+/// and the pixels of the axis it keeps.
+fn crop_span(size: u32, crop: u32, arithmetic: PreprocessArithmetic) -> (i64, Range<u32>) {
+    let first = crop_start(size, crop, arithmetic);
     let kept = first.clamp(0, size as i64) as u32..(first + crop as i64).clamp(0, size as i64) as u32;
     (first, kept)
+}
+
+/// The size a photo is resized to and where the crop starts on it (negative: padding).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Geometry {
+    pub resized: (u32, u32),
+    pub crop_left_top: (i64, i64),
+}
+
+/// Where a `width` x `height` photo goes under `cfg`.
+pub fn geometry(width: u32, height: u32, cfg: &PreprocessConfig) -> Geometry {
+    let resized = match cfg.resize_mode {
+        ResizeMode::Shortest => shortest_edge_size(width, height, cfg.shortest_edge),
+        ResizeMode::Longest => longest_edge_size(width, height, cfg.crop_width, cfg.crop_height),
+        ResizeMode::Squash => (cfg.crop_width, cfg.crop_height),
+    };
+    let left = crop_start(resized.0, cfg.crop_width, cfg.arithmetic);
+    let top = crop_start(resized.1, cfg.crop_height, cfg.arithmetic);
+    Geometry { resized, crop_left_top: (left, top) }
 }
 
 /// The resized and cropped 8-bit image the model sees: the same pixels as resizing the whole
 /// photo and then cropping ([`center_crop`]), computing only the ones kept.
 pub fn resize_and_crop(img: &RgbImage, cfg: &PreprocessConfig) -> RgbImage {
-    let (w, h) = shortest_edge_size(img.width(), img.height(), cfg.shortest_edge);
-    let (left, xs) = crop_span(w, cfg.crop_width);
-    let (top, ys) = crop_span(h, cfg.crop_height);
-    let kept = resize_region(img, w, h, xs.clone(), ys.clone());
+    let (w, h) = geometry(img.width(), img.height(), cfg).resized;
+    let (left, xs) = crop_span(w, cfg.crop_width, cfg.arithmetic);
+    let (top, ys) = crop_span(h, cfg.crop_height, cfg.arithmetic);
+    // The CLIP pipeline keeps the library's weights (its embeddings stay bit-identical);
+    // open_clip's is matched to Pillow's own.
+    let quantisation = match cfg.arithmetic {
+        PreprocessArithmetic::Transformers => Quantisation::Library,
+        PreprocessArithmetic::Torchvision => Quantisation::Pillow,
+    };
+    let resampling = Resampling { filter: cfg.interpolation, quantisation };
+    let kept = resize_region(img, resampling, (w, h), xs.clone(), ys.clone());
     if kept.dimensions() == (cfg.crop_width, cfg.crop_height) {
         return kept;
     }
@@ -67,10 +117,14 @@ pub fn resize_and_crop(img: &RgbImage, cfg: &PreprocessConfig) -> RgbImage {
 pub fn normalize(crop: &RgbImage, cfg: &PreprocessConfig) -> Vec<f32> {
     let plane = (crop.width() * crop.height()) as usize;
     let mut out = vec![0f32; 3 * plane];
-    // transformers rescales in float64 before casting to float32, then normalises in float32.
     let lut: Vec<[f32; 3]> = (0..256u32)
         .map(|v| {
-            let scaled = (v as f64 * cfg.rescale_factor as f64) as f32;
+            let scaled = match cfg.arithmetic {
+                // transformers rescales in float64 before casting to float32, then normalises in float32.
+                PreprocessArithmetic::Transformers => (v as f64 * cfg.rescale_factor as f64) as f32,
+                // torchvision's ToTensor divides by 255 in float32.
+                PreprocessArithmetic::Torchvision => v as f32 / 255.0,
+            };
             [0, 1, 2].map(|c| (scaled - cfg.mean[c]) / cfg.std[c])
         })
         .collect();
@@ -90,15 +144,25 @@ pub fn pixel_values(img: &RgbImage, cfg: &PreprocessConfig) -> Vec<f32> {
 /// The full resize the kept region is checked against: the whole photo through a horizontal
 /// pass, then a vertical one (the way this module resized before it cut the work to the crop).
 #[cfg(test)]
-pub(crate) fn resize_full(img: &RgbImage, width: u32, height: u32) -> RgbImage {
+pub(crate) fn resize_full(
+    img: &RgbImage,
+    filter: crate::models::config::Interpolation,
+    width: u32,
+    height: u32,
+) -> RgbImage {
+    use crate::models::config::Interpolation;
     use fast_image_resize::{images::Image, FilterType, PixelType, ResizeAlg, ResizeOptions, Resizer};
+    let filter = match filter {
+        Interpolation::Bicubic => FilterType::CatmullRom,
+        Interpolation::Bilinear => FilterType::Bilinear,
+    };
     let (w0, h0) = img.dimensions();
     if (w0, h0) == (width, height) {
         return img.clone();
     }
     let pass = |src: &Image<'_>, w: u32, h: u32| {
         let mut dst = Image::new(w, h, PixelType::U8x3);
-        let opts = ResizeOptions::new().resize_alg(ResizeAlg::Convolution(FilterType::CatmullRom));
+        let opts = ResizeOptions::new().resize_alg(ResizeAlg::Convolution(filter));
         Resizer::new().resize(src, &mut dst, &opts).unwrap();
         dst
     };
@@ -120,7 +184,7 @@ mod tests {
     /// The old path: resize the whole photo, then crop.
     fn reference(img: &RgbImage, cfg: &PreprocessConfig) -> RgbImage {
         let (w, h) = shortest_edge_size(img.width(), img.height(), cfg.shortest_edge);
-        center_crop(&resize_full(img, w, h), cfg.crop_width, cfg.crop_height)
+        center_crop(&resize_full(img, cfg.interpolation, w, h), cfg.crop_width, cfg.crop_height)
     }
 
     #[test]
@@ -175,6 +239,53 @@ mod tests {
         assert_eq!(shortest_edge_size(480, 640, 224), (224, 298));
         assert_eq!(shortest_edge_size(900, 150, 224), (1344, 224));
         assert_eq!(shortest_edge_size(224, 224, 224), (224, 224));
+    }
+
+    #[test]
+    fn torchvision_crop_offsets_round_half_to_even_and_pad_floored() {
+        let tv = PreprocessArithmetic::Torchvision;
+        // int(round(d / 2)): 0.5 -> 0, 1.5 -> 2, 2.5 -> 2, 3.5 -> 4; even d exact.
+        let starts: Vec<i64> = (0..9).map(|d| crop_start(256 + d, 256, tv)).collect();
+        assert_eq!(starts, [0, 0, 1, 2, 2, 2, 3, 4, 4]);
+        // Smaller than the crop: padded by (crop - size) // 2 before.
+        assert_eq!(crop_start(200, 256, tv), -28);
+        assert_eq!(crop_start(201, 256, tv), -27);
+        assert_eq!(crop_start(201, 256, PreprocessArithmetic::Transformers), -28);
+    }
+
+    #[test]
+    fn longest_mode_fits_the_long_side_with_rounded_sizes() {
+        assert_eq!(longest_edge_size(640, 480, 256, 256), (256, 192));
+        assert_eq!(longest_edge_size(203, 200, 256, 256), (256, 252));
+        // 300 * 256 / 700 = 109.71 -> 110
+        assert_eq!(longest_edge_size(300, 700, 256, 256), (110, 256));
+        let cfg = PreprocessConfig {
+            resize_mode: ResizeMode::Longest,
+            arithmetic: PreprocessArithmetic::Torchvision,
+            ..PreprocessConfig::default()
+        };
+        let g = geometry(300, 700, &cfg);
+        assert_eq!(g, Geometry { resized: (96, 224), crop_left_top: (-64, 0) });
+        let img = RgbImage::from_pixel(300, 700, image::Rgb([200, 100, 50]));
+        let out = resize_and_crop(&img, &cfg);
+        assert_eq!((out.get_pixel(63, 100).0, out.get_pixel(64, 100).0), ([0, 0, 0], [200, 100, 50]));
+        assert_eq!((out.get_pixel(159, 100).0, out.get_pixel(160, 100).0), ([200, 100, 50], [0, 0, 0]));
+    }
+
+    #[test]
+    fn squash_resizes_to_the_crop_without_cropping() {
+        let cfg = PreprocessConfig { resize_mode: ResizeMode::Squash, ..PreprocessConfig::default() };
+        assert_eq!(geometry(900, 150, &cfg), Geometry { resized: (224, 224), crop_left_top: (0, 0) });
+    }
+
+    #[test]
+    fn clip_configs_serialise_as_before() {
+        let json = serde_json::to_string(&clip_config()).unwrap();
+        assert!(!json.contains("interpolation") && !json.contains("resize_mode") && !json.contains("arithmetic"), "{json}");
+        let open_clip = PreprocessConfig { interpolation: crate::models::config::Interpolation::Bilinear, ..clip_config() };
+        let back: PreprocessConfig = serde_json::from_str(&serde_json::to_string(&open_clip).unwrap()).unwrap();
+        assert_eq!(back, open_clip);
+        assert!(!open_clip.same_as(&clip_config()));
     }
 
     #[test]

@@ -224,8 +224,10 @@ impl ModelConfig {
     }
 }
 
-/// What `CLIPImageProcessor` does to a photo: resize the shortest edge, centre crop, rescale,
-/// normalise. Stored in catalogs so that a page can check it runs the same preprocessing.
+/// What `CLIPImageProcessor` (or open_clip's eval transform) does to a photo: resize, centre
+/// crop, rescale, normalise. Stored in catalogs so that a page can check it runs the same
+/// preprocessing. The fields after `std` are left out of the JSON while they hold
+/// `CLIPImageProcessor`'s values, so CLIP catalogs read and write as before.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PreprocessConfig {
     pub shortest_edge: u32,
@@ -234,6 +236,49 @@ pub struct PreprocessConfig {
     pub rescale_factor: f32,
     pub mean: [f32; 3],
     pub std: [f32; 3],
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub interpolation: Interpolation,
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub resize_mode: ResizeMode,
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub arithmetic: PreprocessArithmetic,
+}
+
+fn is_default<T: Default + PartialEq>(value: &T) -> bool {
+    *value == T::default()
+}
+
+/// Pillow's resampling filter for the resize (antialiased, support scaled with the reduction).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Interpolation {
+    #[default]
+    Bicubic,
+    Bilinear,
+}
+
+/// How the photo is brought to the model's size (open_clip's `resize_mode`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ResizeMode {
+    /// The short side becomes `shortest_edge` (long side truncated), then a centre crop.
+    #[default]
+    Shortest,
+    /// The long side fits the crop (sizes rounded), then zero padding around it.
+    Longest,
+    /// Both sides resized to the crop size, the aspect ratio not kept.
+    Squash,
+}
+
+/// Whose arithmetic the pipeline follows where the references differ.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PreprocessArithmetic {
+    /// transformers: crop offset floored, rescale in float64 then cast.
+    #[default]
+    Transformers,
+    /// torchvision (open_clip): crop offset rounded half to even, level / 255 in float32.
+    Torchvision,
 }
 
 impl Default for PreprocessConfig {
@@ -246,6 +291,9 @@ impl Default for PreprocessConfig {
             rescale_factor: 1.0 / 255.0,
             mean: [0.481_454_66, 0.457_827_5, 0.408_210_73],
             std: [0.268_629_54, 0.261_302_58, 0.275_777_1],
+            interpolation: Interpolation::default(),
+            resize_mode: ResizeMode::default(),
+            arithmetic: PreprocessArithmetic::default(),
         }
     }
 }
@@ -326,6 +374,7 @@ impl PreprocessConfig {
             rescale_factor: hf.rescale_factor.unwrap_or(d.rescale_factor),
             mean: hf.image_mean.unwrap_or(d.mean),
             std: hf.image_std.unwrap_or(d.std),
+            ..d
         };
         let max = MAX_MODEL_IMAGE_SIDE;
         if [cfg.shortest_edge, cfg.crop_height, cfg.crop_width].iter().any(|&n| n == 0 || n > max) {
@@ -346,5 +395,133 @@ impl PreprocessConfig {
             && close(self.rescale_factor, other.rescale_factor)
             && self.mean.iter().zip(other.mean).all(|(a, b)| close(*a, b))
             && self.std.iter().zip(other.std).all(|(a, b)| close(*a, b))
+            && self.interpolation == other.interpolation
+            && self.resize_mode == other.resize_mode
+            && self.arithmetic == other.arithmetic
+    }
+
+    /// `SiglipImageProcessor`'s pipeline from a SigLIP folder's `preprocessor_config.json`:
+    /// resize to `size` x `size` without a crop (squash), bicubic (`resample` 3) or bilinear
+    /// (2), rescale, normalise (mean = std = 0.5 on the hub). transformers resizes with Pillow,
+    /// so the resize uses Pillow's own weights (the `torchvision` arithmetic; level / 255 in
+    /// float32 differs from transformers' float64 rescale by at most one unit in the last place).
+    pub fn from_siglip(json: &str) -> Result<Self, ModelError> {
+        let bad = |m: String| ModelError::Preprocessor(format!("SigLIP processor: {m}"));
+        let hf: HfPreprocessor = serde_json::from_str(json).map_err(|e| bad(e.to_string()))?;
+        for (flag, name) in [(hf.do_resize, "do_resize"), (hf.do_normalize, "do_normalize"), (hf.do_rescale, "do_rescale")] {
+            if flag == Some(false) {
+                return Err(bad(format!("{name}: false is not supported")));
+            }
+        }
+        let interpolation = match hf.resample {
+            None | Some(3) => Interpolation::Bicubic,
+            Some(2) => Interpolation::Bilinear,
+            Some(r) => return Err(bad(format!("resample {r} is not supported (3, bicubic, or 2, bilinear)"))),
+        };
+        let size = match &hf.size {
+            Some(v) => {
+                let (h, w) = (edge_of(v, &["height"]), v.get("width").and_then(|x| x.as_u64()));
+                match (h, w) {
+                    (Some(h), Some(w)) if h as u64 == w => h,
+                    _ => return Err(bad(format!("size {v} is not one square size (height = width)"))),
+                }
+            }
+            None => 224,
+        };
+        if size == 0 || size > MAX_MODEL_IMAGE_SIDE {
+            return Err(bad(format!("size {size} must be 1 to {MAX_MODEL_IMAGE_SIDE} pixels")));
+        }
+        let out = Self {
+            shortest_edge: size,
+            crop_height: size,
+            crop_width: size,
+            rescale_factor: hf.rescale_factor.unwrap_or(1.0 / 255.0),
+            mean: hf.image_mean.unwrap_or([0.5; 3]),
+            std: hf.image_std.unwrap_or([0.5; 3]),
+            interpolation,
+            resize_mode: ResizeMode::Squash,
+            arithmetic: PreprocessArithmetic::Torchvision,
+        };
+        if out.std.iter().any(|s| *s <= 0.0) {
+            return Err(bad("image_std must be positive".into()));
+        }
+        if (out.rescale_factor - 1.0 / 255.0).abs() > 1e-9 {
+            return Err(bad(format!("rescale_factor {} is not supported (only 1/255)", out.rescale_factor)));
+        }
+        Ok(out)
+    }
+
+    /// open_clip's eval transform from `open_clip_config.json`'s `preprocess_cfg`, with
+    /// open_clip's defaults for what it leaves out (size: the vision tower's `image_size`;
+    /// OpenAI mean and std; bicubic; shortest).
+    pub fn from_open_clip(preprocess_cfg: &serde_json::Value, image_size: u32) -> Result<Self, ModelError> {
+        let bad = |m: String| ModelError::Preprocessor(format!("open_clip preprocess_cfg: {m}"));
+        let cfg: OpenClipPreprocess =
+            serde_json::from_value(preprocess_cfg.clone()).map_err(|e| bad(e.to_string()))?;
+        let size = match &cfg.size {
+            None => image_size,
+            Some(v) => square_size(v).ok_or_else(|| bad(format!("size {v} is not one square size")))?,
+        };
+        if size == 0 || size > MAX_MODEL_IMAGE_SIDE {
+            return Err(bad(format!("size {size} must be 1 to {MAX_MODEL_IMAGE_SIDE} pixels")));
+        }
+        if cfg.mode.as_deref().is_some_and(|m| m != "RGB") {
+            return Err(bad(format!("mode {:?} is not supported (only \"RGB\")", cfg.mode.unwrap_or_default())));
+        }
+        if cfg.fill_color.is_some_and(|f| f != 0) {
+            return Err(bad("fill_color other than 0 is not supported".into()));
+        }
+        let interpolation = match cfg.interpolation.as_deref() {
+            None | Some("bicubic") => Interpolation::Bicubic,
+            Some("bilinear") => Interpolation::Bilinear,
+            Some(other) => return Err(bad(format!("interpolation {other:?} is not supported (bicubic or bilinear)"))),
+        };
+        let resize_mode = match cfg.resize_mode.as_deref() {
+            None | Some("shortest") => ResizeMode::Shortest,
+            Some("longest") => ResizeMode::Longest,
+            Some("squash") => ResizeMode::Squash,
+            Some(other) => {
+                return Err(bad(format!("resize_mode {other:?} is not supported (shortest, longest or squash)")))
+            }
+        };
+        let d = Self::default();
+        let out = Self {
+            shortest_edge: size,
+            crop_height: size,
+            crop_width: size,
+            rescale_factor: d.rescale_factor,
+            mean: cfg.mean.unwrap_or(d.mean),
+            std: cfg.std.unwrap_or(d.std),
+            interpolation,
+            resize_mode,
+            arithmetic: PreprocessArithmetic::Torchvision,
+        };
+        if out.std.iter().any(|s| *s <= 0.0) {
+            return Err(bad("std must be positive".into()));
+        }
+        Ok(out)
+    }
+}
+
+/// open_clip's `PreprocessCfg` fields as `open_clip_config.json` stores them.
+#[derive(Default, Deserialize)]
+#[serde(default)]
+struct OpenClipPreprocess {
+    size: Option<serde_json::Value>,
+    mode: Option<String>,
+    mean: Option<[f32; 3]>,
+    std: Option<[f32; 3]>,
+    interpolation: Option<String>,
+    resize_mode: Option<String>,
+    fill_color: Option<u32>,
+}
+
+/// A size given as `n` or `[n, n]`; `None` for anything else (non-square sizes are not supported).
+pub fn square_size(v: &serde_json::Value) -> Option<u32> {
+    let side = |x: &serde_json::Value| x.as_u64().map(|n| u32::try_from(n).unwrap_or(u32::MAX));
+    match v.as_array() {
+        None => side(v),
+        Some(pair) if pair.len() == 2 && side(&pair[0]).is_some() && side(&pair[0]) == side(&pair[1]) => side(&pair[0]),
+        Some(_) => None,
     }
 }

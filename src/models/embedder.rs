@@ -13,12 +13,13 @@ use crate::imaging::preprocess::pixel_values;
 use crate::kernels::math::l2_normalize;
 use crate::models::clip::ClipModel;
 use crate::models::config::PreprocessConfig;
+use crate::models::model::{EmbeddingModel, OursClip};
 use crate::models::tokenizer::ClipTokenizer;
 
 pub struct Embedder {
-    pub model: ClipModel,
+    /// Any family on either engine ([`crate::models::model`]).
+    pub model: Box<dyn EmbeddingModel>,
     pub preprocess: PreprocessConfig,
-    pub tokenizer: Option<ClipTokenizer>,
     pub limits: DecodeLimits,
 }
 
@@ -29,13 +30,14 @@ fn unit_rows(mut rows: Vec<Vec<f32>>) -> Vec<Vec<f32>> {
 }
 
 impl Embedder {
+    /// OpenAI CLIP on this crate's kernels (the text tower needs `tokenizer`).
     pub fn new(model: ClipModel, preprocess: PreprocessConfig, tokenizer: Option<ClipTokenizer>) -> Self {
-        Self {
-            model,
-            preprocess,
-            tokenizer,
-            limits: DecodeLimits::default(),
-        }
+        Self::of(Box::new(OursClip { model, tokenizer }), preprocess)
+    }
+
+    /// Any model, with the preprocessing its folder asks for.
+    pub fn of(model: Box<dyn EmbeddingModel>, preprocess: PreprocessConfig) -> Self {
+        Self { model, preprocess, limits: DecodeLimits::default() }
     }
 
     /// Model input for an encoded photo (JPEG, PNG, WebP, GIF).
@@ -55,7 +57,7 @@ impl Embedder {
             return Ok(Vec::new());
         }
         let flat: Vec<f32> = batch.iter().flatten().copied().collect();
-        Ok(self.model.vision.embed(&flat, batch.len())?)
+        Ok(self.model.towers().embed_images(&flat, batch.len())?)
     }
 
     /// Unit image embeddings of preprocessed images, as one batch.
@@ -81,18 +83,14 @@ impl Embedder {
         Ok(self.embed_pixels(&[self.pixel_values_of(rgb)])?.remove(0))
     }
 
-    /// Raw (unnormalised) text embeddings, one batch padded with the end-of-text id.
+    /// Raw (unnormalised) text embeddings, one batch, tokenized as the model's family does.
     #[cfg(not(target_arch = "wasm32"))]
     pub fn embed_texts_raw<S: AsRef<str>>(&self, texts: &[S]) -> Result<Vec<Vec<f32>>, Error> {
-        let tokenizer = self
-            .tokenizer
-            .as_ref()
-            .ok_or_else(|| crate::error::ModelError::Tokenizer("no tokenizer.json was loaded".into()))?;
-        let ids = tokenizer.encode_batch(texts)?;
-        Ok(self.model.text()?.embed(&ids)?)
+        let texts: Vec<&str> = texts.iter().map(AsRef::as_ref).collect();
+        Ok(self.model.embed_texts(&texts)?)
     }
 
-    /// Unit text embeddings, one batch padded with the end-of-text id.
+    /// Unit text embeddings, one batch.
     #[cfg(not(target_arch = "wasm32"))]
     pub fn embed_texts<S: AsRef<str>>(&self, texts: &[S]) -> Result<Vec<Vec<f32>>, Error> {
         Ok(unit_rows(self.embed_texts_raw(texts)?))

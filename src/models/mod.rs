@@ -5,7 +5,13 @@
 pub mod clip;
 pub mod config;
 pub mod embedder;
+/// Reading hub folders (the tokenizers are native only).
+#[cfg(not(target_arch = "wasm32"))]
+pub mod folder;
+pub mod mobileclip;
+pub mod model;
 pub mod safetensors_stream;
+pub mod siglip;
 /// Catalog building and text queries only (the `tokenizers` crate): not in the wasm package.
 #[cfg(not(target_arch = "wasm32"))]
 pub mod tokenizer;

@@ -1,7 +1,12 @@
-//! Pillow's separable antialiased bicubic resize as `fast_image_resize` computes it (horizontal
-//! pass, then vertical, each rounded to 8 bits), computing only a rectangle of the output: the
+//! Pillow's separable antialiased resize (bicubic or bilinear) as `fast_image_resize` computes it
+//! (horizontal pass, then vertical, each rounded to 8 bits), computing only a rectangle of the output: the
 //! part a centre crop keeps. A 1 x 16384 photo resized to a shortest edge of 224 is 224 x 3,670,016
 //! pixels in full; its kept 224 x 224 cost the same as any photo's.
+//!
+//! Pillow itself turns the weights into i32 with 22 fractional bits, the library (like
+//! Pillow-SIMD) into i16 with as many as the call's largest weight allows, so the two differ by a
+//! level on a few pixels. [`Quantisation`] chooses: the library's (the CLIP pipeline, unchanged)
+//! or Pillow's (open_clip's; then every weight is applied here, no library call).
 //!
 //! Each output pixel's weights depend only on its position, with one exception: the library turns
 //! its f64 weights into i16 with a precision chosen from the largest weight of the whole call. So
@@ -16,10 +21,58 @@ use fast_image_resize::images::{Image, ImageRef};
 use fast_image_resize::{FilterType, PixelType, ResizeAlg, ResizeOptions, Resizer};
 use image::RgbImage;
 
-/// Half-width of the bicubic kernel, in source pixels at scale 1.
-const SUPPORT: f64 = 2.0;
+use crate::models::config::Interpolation;
+
+/// How the f64 weights become integers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Quantisation {
+    /// fast_image_resize's: i16, fractional bits chosen from the call's largest weight.
+    Library,
+    /// Pillow's (`normalize_coeffs_8bpc`): i32 with 22 fractional bits.
+    Pillow,
+}
 /// Fractional bits available to the i16 weights (the library's limit: 32 - 8 - 2).
 const PRECISION_BITS: u8 = 22;
+
+/// The filter and the integer weights of a resize.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Resampling {
+    pub filter: Interpolation,
+    pub quantisation: Quantisation,
+}
+
+/// Half-width of the kernel, in source pixels at scale 1 (Pillow's `support`).
+fn support(filter: Interpolation) -> f64 {
+    match filter {
+        Interpolation::Bicubic => 2.0,
+        Interpolation::Bilinear => 1.0,
+    }
+}
+
+/// The kernel's weight at distance `x`, written as the library evaluates it.
+fn kernel(filter: Interpolation, x: f64) -> f64 {
+    match filter {
+        Interpolation::Bicubic => bicubic(x),
+        Interpolation::Bilinear => bilinear(x),
+    }
+}
+
+fn library_filter(filter: Interpolation) -> FilterType {
+    match filter {
+        Interpolation::Bicubic => FilterType::CatmullRom,
+        Interpolation::Bilinear => FilterType::Bilinear,
+    }
+}
+
+/// Pillow's bilinear (a triangle), written as the library evaluates it.
+fn bilinear(x: f64) -> f64 {
+    let x = x.abs();
+    if x < 1.0 {
+        1.0 - x
+    } else {
+        0.0
+    }
+}
 
 /// Pillow's bicubic (Catmull-Rom, a = -0.5), written as the library evaluates it.
 fn bicubic(x: f64) -> f64 {
@@ -41,7 +94,7 @@ struct Taps {
     precision: u8,
     /// Per output: the first source pixel it reads and its weights, zero weights at either end
     /// left out (they add nothing).
-    outputs: Vec<(u32, Vec<i16>)>,
+    outputs: Vec<(u32, Vec<i32>)>,
 }
 
 impl Taps {
@@ -79,6 +132,7 @@ fn precision(max_weight: f64) -> u8 {
 /// The resampling the library does for one call: the source box `[in0, in1)` of an axis of
 /// `in_size` pixels into `out_size` pixels.
 struct Call {
+    filter: Interpolation,
     in_size: u32,
     in0: f64,
     scale: f64,
@@ -87,10 +141,10 @@ struct Call {
 }
 
 impl Call {
-    fn new(in_size: u32, in0: f64, in1: f64, out_size: u32) -> Self {
+    fn new(filter: Interpolation, in_size: u32, in0: f64, in1: f64, out_size: u32) -> Self {
         let scale = (in1 - in0) / out_size as f64;
         let filter_scale = scale.max(1.0);
-        Self { in_size, in0, scale, radius: SUPPORT * filter_scale, recip: 1.0 / filter_scale }
+        Self { filter, in_size, in0, scale, radius: support(filter) * filter_scale, recip: 1.0 / filter_scale }
     }
 
     /// Output `out`'s first source pixel and f64 weights (into `weights`).
@@ -102,7 +156,7 @@ impl Call {
         weights.clear();
         let mut sum = 0.0;
         for x in x_min..x_max {
-            let w = bicubic((x as f64 - center) * self.recip);
+            let w = kernel(self.filter, (x as f64 - center) * self.recip);
             weights.push(w);
             sum += w;
         }
@@ -122,16 +176,26 @@ impl Call {
 /// The weights of outputs `keep` of a call of `out_size` outputs. The precision follows the
 /// largest weight of all the call's outputs, so every output is weighed; only the kept ones
 /// are stored.
-fn taps(call: &Call, out_size: u32, keep: &Range<u32>) -> Taps {
+fn taps(call: &Call, out_size: u32, keep: &Range<u32>, quantisation: Quantisation) -> Taps {
     let mut scratch = Vec::new();
-    let max_weight = (0..out_size).map(|out| call.max_weight(out, &mut scratch)).fold(0.0f64, f64::max);
-    let precision = precision(max_weight);
+    let precision = match quantisation {
+        Quantisation::Library => {
+            precision((0..out_size).map(|out| call.max_weight(out, &mut scratch)).fold(0.0f64, f64::max))
+        }
+        Quantisation::Pillow => PRECISION_BITS,
+    };
     let unit = (1i32 << precision) as f64;
     let outputs = keep
         .clone()
         .map(|out| {
             let start = call.weights(out, &mut scratch);
-            let q: Vec<i16> = scratch.iter().map(|&v| (v * unit).round() as i16).collect();
+            let q: Vec<i32> = scratch
+                .iter()
+                .map(|&v| match quantisation {
+                    Quantisation::Library => (v * unit).round() as i16 as i32,
+                    Quantisation::Pillow => (v * unit).round() as i32,
+                })
+                .collect();
             let first = q.iter().take_while(|&&v| v == 0).count();
             let last = q.len() - q.iter().rev().take_while(|&&v| v == 0).count();
             (start + first as u32, q[first..last.max(first)].to_vec())
@@ -158,13 +222,16 @@ struct Axis {
 }
 
 impl Axis {
-    fn plan(src: u32, out: u32, keep: Range<u32>, use_library: bool) -> Self {
+    fn plan(filter: Interpolation, quantisation: Quantisation, src: u32, out: u32, keep: Range<u32>, use_library: bool) -> Self {
         if src == out {
             return Self { keep, taps: None, library: None };
         }
-        let call = Call::new(src, 0.0, src as f64, out);
-        let full = taps(&call, out, &keep);
-        let library = if use_library { library_call(&call, out, &keep, &full) } else { None };
+        let call = Call::new(filter, src, 0.0, src as f64, out);
+        let full = taps(&call, out, &keep, quantisation);
+        let library = match quantisation {
+            Quantisation::Library if use_library => library_call(&call, out, &keep, &full),
+            _ => None,
+        };
         Self { keep, taps: Some(full), library }
     }
 
@@ -212,34 +279,35 @@ fn library_call(full_call: &Call, out: u32, keep: &Range<u32>, full: &Taps) -> O
     let end = if outputs.end == out { src as f64 } else { (outputs.end as f64 * scale).min(src as f64) };
     let len = end - start;
     let inner = keep.start - outputs.start..keep.end - outputs.start;
-    let same = start < src as f64 && len > 0.0 && taps(&Call::new(src, start, start + len, n), n, &inner) == *full;
+    let same = start < src as f64 && len > 0.0 && taps(&Call::new(full_call.filter, src, start, start + len, n), n, &inner, Quantisation::Library) == *full;
     same.then_some(LibraryCall { start, len, outputs })
 }
 
-fn options(left: f64, top: f64, width: f64, height: f64) -> ResizeOptions {
+fn options(filter: Interpolation, left: f64, top: f64, width: f64, height: f64) -> ResizeOptions {
     ResizeOptions::new()
-        .resize_alg(ResizeAlg::Convolution(FilterType::CatmullRom))
+        .resize_alg(ResizeAlg::Convolution(library_filter(filter)))
         .crop(left, top, width, height)
 }
 
 /// Pixels `xs` x `ys` of `img` resized to `width` x `height`, the same as resizing it whole
 /// and cutting them out, without computing the rest.
-pub fn resize_region(img: &RgbImage, width: u32, height: u32, xs: Range<u32>, ys: Range<u32>) -> RgbImage {
-    resize_region_with(img, width, height, xs, ys, true)
+pub fn resize_region(img: &RgbImage, resampling: Resampling, size: (u32, u32), xs: Range<u32>, ys: Range<u32>) -> RgbImage {
+    resize_region_with(img, resampling, size, xs, ys, true)
 }
 
 /// [`resize_region`]; `use_library: false` applies every weight here (for tests of that path).
 fn resize_region_with(
     img: &RgbImage,
-    width: u32,
-    height: u32,
+    resampling: Resampling,
+    (width, height): (u32, u32),
     xs: Range<u32>,
     ys: Range<u32>,
     use_library: bool,
 ) -> RgbImage {
+    let Resampling { filter, quantisation } = resampling;
     let (w0, h0) = img.dimensions();
-    let h = Axis::plan(w0, width, xs, use_library);
-    let v = Axis::plan(h0, height, ys, use_library);
+    let h = Axis::plan(filter, quantisation, w0, width, xs, use_library);
+    let v = Axis::plan(filter, quantisation, h0, height, ys, use_library);
     let (nx, ny) = (h.len(), v.len());
     if nx == 0 || ny == 0 {
         return RgbImage::new(nx, ny);
@@ -249,13 +317,13 @@ fn resize_region_with(
     // full resize does) but only the rows the kept outputs read are filled.
     let stride = nx as usize * 3;
     let mut mid = vec![0u8; stride * h0 as usize];
-    horizontal(img, &h, rows.clone(), &mut mid[rows.start as usize * stride..rows.end as usize * stride]);
-    let out = vertical(&mid, nx, h0, &v);
+    horizontal(img, filter, &h, rows.clone(), &mut mid[rows.start as usize * stride..rows.end as usize * stride]);
+    let out = vertical(filter, &mid, nx, h0, &v);
     RgbImage::from_raw(nx, ny, out).expect("buffer matches dimensions")
 }
 
 /// The kept columns of source rows `rows` into `dst` (those rows only).
-fn horizontal(img: &RgbImage, axis: &Axis, rows: Range<u32>, dst: &mut [u8]) {
+fn horizontal(img: &RgbImage, filter: Interpolation, axis: &Axis, rows: Range<u32>, dst: &mut [u8]) {
     let (w0, h0) = img.dimensions();
     let src_stride = w0 as usize * 3;
     let rows_src = &img.as_raw()[rows.start as usize * src_stride..rows.end as usize * src_stride];
@@ -270,7 +338,7 @@ fn horizontal(img: &RgbImage, axis: &Axis, rows: Range<u32>, dst: &mut [u8]) {
     if let Some(call) = &axis.library {
         let src = ImageRef::new(w0, h0, img.as_raw(), PixelType::U8x3).expect("buffer matches dimensions");
         let (n, height) = (call.outputs.end - call.outputs.start, rows.end - rows.start);
-        let opts = options(call.start, rows.start as f64, call.len, height as f64);
+        let opts = options(filter, call.start, rows.start as f64, call.len, height as f64);
         if n == nx {
             let mut out = Image::from_slice_u8(nx, height, dst, PixelType::U8x3).expect("buffer matches dimensions");
             if Resizer::new().resize(&src, &mut out, &opts).is_ok() {
@@ -294,7 +362,7 @@ fn horizontal(img: &RgbImage, axis: &Axis, rows: Range<u32>, dst: &mut [u8]) {
             let from = &s[*start as usize * 3..];
             for (&w, sp) in weights.iter().zip(from.chunks_exact(3)) {
                 for c in 0..3 {
-                    acc[c] += sp[c] as i32 * w as i32;
+                    acc[c] += sp[c] as i32 * w;
                 }
             }
             for c in 0..3 {
@@ -305,7 +373,7 @@ fn horizontal(img: &RgbImage, axis: &Axis, rows: Range<u32>, dst: &mut [u8]) {
 }
 
 /// The kept rows of `mid` (`nx` pixels wide, `h0` rows).
-fn vertical(mid: &[u8], nx: u32, h0: u32, axis: &Axis) -> Vec<u8> {
+fn vertical(filter: Interpolation, mid: &[u8], nx: u32, h0: u32, axis: &Axis) -> Vec<u8> {
     let stride = nx as usize * 3;
     let ny = axis.len();
     let Some(taps) = &axis.taps else {
@@ -315,7 +383,7 @@ fn vertical(mid: &[u8], nx: u32, h0: u32, axis: &Axis) -> Vec<u8> {
         let src = ImageRef::new(nx, h0, mid, PixelType::U8x3).expect("buffer matches dimensions");
         let n = call.outputs.end - call.outputs.start;
         let mut dst = Image::new(nx, n, PixelType::U8x3);
-        if Resizer::new().resize(&src, &mut dst, &options(0.0, call.start, nx as f64, call.len)).is_ok() {
+        if Resizer::new().resize(&src, &mut dst, &options(filter, 0.0, call.start, nx as f64, call.len)).is_ok() {
             let skip = (axis.keep.start - call.outputs.start) as usize * stride;
             let mut out = dst.into_vec();
             out.truncate(skip + ny as usize * stride);
@@ -330,7 +398,7 @@ fn vertical(mid: &[u8], nx: u32, h0: u32, axis: &Axis) -> Vec<u8> {
         for (k, &w) in weights.iter().enumerate() {
             let y = *start as usize + k;
             for (a, &s) in acc.iter_mut().zip(&mid[y * stride..(y + 1) * stride]) {
-                *a += s as i32 * w as i32;
+                *a += s as i32 * w;
             }
         }
         for (d, &a) in row.iter_mut().zip(&acc) {
@@ -354,16 +422,20 @@ pub(crate) mod tests {
     }
 
     fn check(img: &RgbImage, width: u32, height: u32, xs: Range<u32>, ys: Range<u32>) {
-        let full = resize_full(img, width, height);
-        let want = image::imageops::crop_imm(&full, xs.start, ys.start, xs.end - xs.start, ys.end - ys.start).to_image();
-        for library in [true, false] {
-            let got = resize_region_with(img, width, height, xs.clone(), ys.clone(), library);
-            assert!(
-                got == want,
-                "{}x{} to {width}x{height}, kept {xs:?} x {ys:?}, library {library}",
-                img.width(),
-                img.height()
-            );
+        for filter in [Interpolation::Bicubic, Interpolation::Bilinear] {
+            let full = resize_full(img, filter, width, height);
+            let want =
+                image::imageops::crop_imm(&full, xs.start, ys.start, xs.end - xs.start, ys.end - ys.start).to_image();
+            for library in [true, false] {
+                let resampling = Resampling { filter, quantisation: Quantisation::Library };
+                let got = resize_region_with(img, resampling, (width, height), xs.clone(), ys.clone(), library);
+                assert!(
+                    got == want,
+                    "{}x{} to {width}x{height}, kept {xs:?} x {ys:?}, {filter:?}, library {library}",
+                    img.width(),
+                    img.height()
+                );
+            }
         }
     }
 
@@ -386,11 +458,11 @@ pub(crate) mod tests {
         // 4626 -> 566: the kept outputs' largest weight is in another power of two than the
         // edge outputs'; the call is widened to output 0, which sets the precision.
         let keep = 171..395;
-        let axis = Axis::plan(4626, 566, keep.clone(), true);
+        let axis = Axis::plan(Interpolation::Bicubic, Quantisation::Library, 4626, 566, keep.clone(), true);
         let call = axis.library.as_ref().expect("a library call");
         assert_eq!(call.outputs, 0..395);
         // 2153 -> 17224: the nearest such output is too far; the weights are applied here.
-        assert!(Axis::plan(2153, 17224, 8500..8724, true).library.is_none());
+        assert!(Axis::plan(Interpolation::Bicubic, Quantisation::Library, 2153, 17224, 8500..8724, true).library.is_none());
         let mut rng = Rng::new(11);
         check(&noise(&mut rng, 4626, 3), 566, 3, keep, 0..3);
         check(&noise(&mut rng, 2153, 2), 17224, 2, 8500..8724, 0..2);

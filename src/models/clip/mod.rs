@@ -3,6 +3,7 @@
 //! with every tensor checked against `config.json` first, so a mismatched file is refused with the
 //! name of what is wrong.
 
+pub mod candle_engine;
 pub mod encoder;
 /// Writing weight files (`clipmatch export`, the benchmarks' ONNX comparison): not in the wasm package.
 #[cfg(not(target_arch = "wasm32"))]
@@ -25,7 +26,8 @@ pub enum Towers {
     VisionAndText,
 }
 
-fn encoder_tensors(prefix: &str, layers: usize, hidden: usize, inter: usize, out: &mut Vec<(String, Vec<usize>)>) {
+/// The tensors of a Hugging Face encoder's layers (CLIP's and SigLIP's name them alike).
+pub(crate) fn encoder_tensors(prefix: &str, layers: usize, hidden: usize, inter: usize, out: &mut Vec<(String, Vec<usize>)>) {
     for l in 0..layers {
         let p = format!("{prefix}.encoder.layers.{l}");
         for proj in ["q_proj", "k_proj", "v_proj", "out_proj"] {

@@ -97,7 +97,7 @@ impl TextEncoderBuilder {
 }
 
 /// The position `transformers` pools from: the first position of the largest id.
-fn pooled_position(ids: &[u32]) -> usize {
+pub(crate) fn pooled_position(ids: &[u32]) -> usize {
     let mut best = 0;
     for (i, &id) in ids.iter().enumerate() {
         if id > ids[best] {

@@ -1,0 +1,125 @@
+//! The MobileCLIP family on candle: an open_clip hub folder (`open_clip_config.json`,
+//! `open_clip_model.safetensors`) whose image tower is timm's FastViT-MCi0/1/2 (MobileCLIP-S1,
+//! -S2, MobileCLIP2-S0, -S2, and narrower models of that kind) and whose text tower is open_clip's
+//! without a causal mask. The towers are candle-transformers' (`fastvit`,
+//! `openclip::text_model`), built from the shapes in the file rather than its fixed 512-wide
+//! presets, after the file's tensors are checked ([`tensors`]).
+
+pub mod config;
+pub mod tensors;
+pub mod text;
+pub mod vision;
+
+use candle_core::{Device, Tensor};
+use candle_nn::Func;
+
+use crate::error::ModelError;
+use crate::models::config::PreprocessConfig;
+use config::OpenClipConfig;
+use tensors::{engine, Tensors};
+use text::TextTower;
+use vision::VisionShape;
+
+/// What the towers are called in messages.
+const WHAT: &str = "MobileCLIP checkpoint of this shape";
+
+/// A loaded MobileCLIP model: both towers, its preprocessing and embedding size.
+pub struct MobileClip {
+    config: OpenClipConfig,
+    vision_shape: VisionShape,
+    vision: Func<'static>,
+    text: TextTower,
+}
+
+impl MobileClip {
+    /// Loads `open_clip_config.json` (text) and `open_clip_model.safetensors` (bytes).
+    pub fn load(config_json: &str, weights: &[u8]) -> Result<Self, ModelError> {
+        let config = OpenClipConfig::from_json(config_json)?;
+        let tensors = Tensors::from_safetensors(weights)?;
+        let vision_shape = VisionShape::infer(&tensors, &config.vision)?;
+        if vision_shape.embed_dim != config.embed_dim {
+            return Err(tensors::bad(format!(
+                "the image tower embeds in {} dimensions, model_cfg.embed_dim is {}",
+                vision_shape.embed_dim, config.embed_dim
+            )));
+        }
+        text::check_depth(&tensors, &config.text)?;
+        let mut expected = vision_shape.tensor_names();
+        expected.extend(text::tensor_names(&config.text));
+        expected.insert("logit_scale".into());
+        tensors.check_names(&expected, WHAT)?;
+        let (vb, requests) = tensors.var_builder();
+        let vision = vision_shape.build(vb.clone());
+        let text = TextTower::build(&config.text, config.embed_dim, vb.clone());
+        let logit_scale = vb.get((), "logit_scale").map(|_| ());
+        // A shape candle refused explains a failed build better than the build's own error.
+        requests.check_shapes()?;
+        let (vision, text) = (vision.map_err(engine)?, text.map_err(engine)?);
+        logit_scale.map_err(engine)?;
+        requests.check_all_read(expected.iter().map(String::as_str))?;
+        Ok(Self { config, vision_shape, vision, text })
+    }
+
+    /// The preprocessing the folder asks for.
+    pub fn preprocess(&self) -> &PreprocessConfig {
+        &self.config.preprocess
+    }
+
+    pub fn embedding_dim(&self) -> usize {
+        self.config.embed_dim
+    }
+
+    /// The image side the tower takes (square).
+    pub fn image_size(&self) -> usize {
+        self.config.vision.image_size as usize
+    }
+
+    /// Token ids per text (every text is padded to it).
+    pub fn context_length(&self) -> usize {
+        self.config.text.context_length
+    }
+
+    /// The image tower's shape as read from the file.
+    pub fn vision_shape(&self) -> &VisionShape {
+        &self.vision_shape
+    }
+
+    /// Raw (unnormalised) image embeddings of `n` images given as NCHW pixel values.
+    pub fn embed_images(&self, pixel_values: &[f32], n: usize) -> Result<Vec<Vec<f32>>, ModelError> {
+        let side = self.image_size();
+        if n == 0 || pixel_values.len() != n * 3 * side * side {
+            return Err(ModelError::InputSize(format!(
+                "{} pixel values for {n} images of 3x{side}x{side}",
+                pixel_values.len()
+            )));
+        }
+        // One image per forward pass: candle-core 0.11.1's CPU matmul folds the batch into the
+        // rows when the right side is broadcast (a Linear), which is wrong for a transposed left
+        // side, and FastViT's attention feeds its Linear exactly that (`flatten(2).transpose`):
+        // in a batch, every image but the first gets a wrong embedding.
+        let per_image = 3 * side * side;
+        pixel_values
+            .chunks_exact(per_image)
+            .map(|px| {
+                let input = Tensor::from_slice(px, (1, 3, side, side), &Device::Cpu)?;
+                input.apply(&self.vision)?.squeeze(0)?.to_vec1()
+            })
+            .collect::<Result<_, _>>()
+            .map_err(engine)
+    }
+
+    /// Raw (unnormalised) text embeddings of token id rows, each `context_length` long
+    /// (without a causal mask the padding is attended, so its length matters).
+    pub fn embed_texts(&self, ids: &[Vec<u32>]) -> Result<Vec<Vec<f32>>, ModelError> {
+        let (len, vocab) = (self.context_length(), self.config.text.vocab_size);
+        if ids.is_empty() || ids.iter().any(|row| row.len() != len) {
+            return Err(ModelError::InputSize(format!("every text must be {len} token ids")));
+        }
+        if let Some(id) = ids.iter().flatten().find(|&&id| id as usize >= vocab) {
+            return Err(ModelError::InputSize(format!("token id {id} is outside the vocabulary of {vocab}")));
+        }
+        let flat: Vec<u32> = ids.concat();
+        let input = Tensor::from_vec(flat, (ids.len(), len), &Device::Cpu).map_err(engine)?;
+        self.text.forward(&input).and_then(|out| out.to_vec2()).map_err(engine)
+    }
+}

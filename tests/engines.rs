@@ -1,0 +1,101 @@
+//! The two engines agree on OpenAI CLIP: this crate's kernels and candle-transformers' `clip`
+//! give the same raw image and text features (cosine >= 0.99999) from the same weights bytes,
+//! in batches and one by one. The tiny-clip test has no file access (the fixture is compiled
+//! in), so `wasm-pack test` runs it in Chromium too; the ViT-B/32 test reads models/ natively.
+
+mod common;
+
+use clipmatch::models::clip::candle_engine::CandleClip;
+use clipmatch::{ClipModel, Embedder, ModelConfig, PreprocessConfig, Towers};
+use common::*;
+
+#[cfg(target_arch = "wasm32")]
+use wasm_bindgen_test::wasm_bindgen_test as test;
+#[cfg(target_arch = "wasm32")]
+wasm_bindgen_test::wasm_bindgen_test_configure!(run_in_browser);
+
+const AGREEMENT: f64 = 0.99999;
+
+/// Worst cosine between matching rows, asserting the bound.
+fn assert_agree(what: &str, ours: &[Vec<f32>], theirs: &[Vec<f32>]) -> f64 {
+    assert_eq!(ours.len(), theirs.len(), "{what}: row count");
+    let mut worst = 1.0f64;
+    for (i, (a, b)) in ours.iter().zip(theirs).enumerate() {
+        assert_eq!(a.len(), b.len(), "{what} row {i}: length");
+        let c = cosine(a, b);
+        assert!(c >= AGREEMENT, "{what} row {i}: cosine {c} < {AGREEMENT}");
+        worst = worst.min(c);
+    }
+    println!("{what}: worst 1 - cosine {:.1e} over {} rows", 1.0 - worst, ours.len());
+    worst
+}
+
+/// Pixel values of the fixture photos through our decoding and `preprocess`.
+fn fixture_pixels(preprocess: PreprocessConfig, count: usize) -> Vec<Vec<f32>> {
+    let model = ClipModel::load(TINY_CONFIG, TINY_WEIGHTS, Some(Towers::VisionOnly)).unwrap();
+    let e = Embedder::new(model, preprocess, None);
+    IMAGES.iter().take(count).map(|(_, bytes, _)| e.pixel_values(bytes).unwrap()).collect()
+}
+
+/// Both engines on the same bytes: images in one batch and one at a time, and token id rows.
+fn compare(config_json: &str, weights: &[u8], pixels: &[Vec<f32>], ids: &[Vec<u32>], what: &str) {
+    let ours = ClipModel::load(config_json, weights, Some(Towers::VisionAndText)).unwrap();
+    let config = ModelConfig::from_json(config_json).unwrap();
+    let candle = CandleClip::load(&config, weights, Towers::VisionAndText).unwrap();
+    let flat: Vec<f32> = pixels.concat();
+    let ours_images = ours.vision.embed(&flat, pixels.len()).unwrap();
+    let candle_batch = candle.embed_images(&flat, pixels.len()).unwrap();
+    let candle_single: Vec<Vec<f32>> = pixels.iter().map(|px| candle.embed_images(px, 1).unwrap().remove(0)).collect();
+    assert_agree(&format!("{what} images, candle batch of {}", pixels.len()), &ours_images, &candle_batch);
+    assert_agree(&format!("{what} images, candle one by one"), &ours_images, &candle_single);
+    // candle-core 0.11.1 mis-batches some matmuls (task D); CLIP's layout must not be one of them.
+    let batch_vs_single = candle_batch.iter().zip(&candle_single).map(|(a, b)| cosine(a, b)).fold(1.0, f64::min);
+    assert!(batch_vs_single >= 0.999999, "{what}: candle batch vs single cosine {batch_vs_single}");
+    let ours_texts = ours.text().unwrap().embed(ids).unwrap();
+    let candle_texts = candle.embed_texts(ids).unwrap();
+    assert_agree(&format!("{what} texts"), &ours_texts, &candle_texts);
+    // Images differ from each other (the comparison is not between constants).
+    assert!(cosine(&ours_images[0], &ours_images[1]) < 0.99999, "{what}: images embed alike");
+}
+
+#[test]
+fn engines_agree_on_tiny_clip() {
+    let r = reference();
+    let mut ids: Vec<Vec<u32>> = r.texts.iter().map(|t| t.ids.clone()).collect();
+    ids.extend(r.padded_batch.ids.iter().cloned());
+    let pixels = fixture_pixels(PreprocessConfig::from_json(TINY_PREPROCESSOR).unwrap(), IMAGES.len());
+    compare(TINY_CONFIG, TINY_WEIGHTS, &pixels, &ids, "tiny-clip");
+}
+
+#[test]
+fn candle_refuses_int8_and_mismatched_weights() {
+    let config = ModelConfig::from_json(TINY_CONFIG).unwrap();
+    let e = CandleClip::load(&config, TINY_VISION_F16_WEIGHTS, Towers::VisionAndText).err().expect("no text tower");
+    assert!(e.to_string().contains("text_model.") && e.to_string().contains("missing"), "{e}");
+    let candle = CandleClip::load(&config, TINY_VISION_F16_WEIGHTS, Towers::VisionOnly).unwrap();
+    assert!(candle.embed_texts(&[vec![49406, 49407]]).is_err());
+    assert!(candle.embed_images(&[0.0; 7], 1).is_err());
+    let mut wrong = ModelConfig::from_json(TINY_CONFIG).unwrap();
+    wrong.projection_dim += 1;
+    let e = CandleClip::load(&wrong, TINY_WEIGHTS, Towers::VisionOnly).err().expect("shape mismatch");
+    assert!(e.to_string().contains("visual_projection.weight has shape"), "{e}");
+}
+
+#[cfg(not(target_arch = "wasm32"))]
+#[test]
+fn engines_agree_on_random_vit_b32() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("models/clip-b32-random");
+    let (Ok(config), Ok(weights), Ok(preprocess), Ok(tokenizer)) = (
+        std::fs::read_to_string(dir.join("config.json")),
+        std::fs::read(dir.join("model.safetensors")),
+        std::fs::read_to_string(dir.join("preprocessor_config.json")),
+        std::fs::read(dir.join("tokenizer.json")),
+    ) else {
+        eprintln!("skipped: {} is absent", dir.display());
+        return;
+    };
+    let tokenizer = clipmatch::models::tokenizer::ClipTokenizer::from_bytes(&tokenizer, 77).unwrap();
+    let ids = tokenizer.encode_batch(&["Oatly Natural Oatghurt", "a photo of a carton of milk", ""]).unwrap();
+    let pixels = fixture_pixels(PreprocessConfig::from_json(&preprocess).unwrap(), 3);
+    compare(&config, &weights, &pixels, &ids, "clip-b32-random");
+}

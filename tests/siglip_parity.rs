@@ -1,0 +1,198 @@
+//! SigLIP on candle against transformers' `SiglipModel` (tests/fixtures/models/siglip2-base-narrow,
+//! written by transformers 5, with its reference JSON): token ids identical, and
+//! `get_image_features` / `get_text_features` with cosine >= 0.9999 and centred cosine >= 0.999.
+//! The image tower is fed the processor's own inputs (the reference pixel PNGs), so that tests the
+//! model, not the resizing; `photos_through_the_squash_pipeline_match_transformers` then goes
+//! from the photo files through the crate's decoding and squash + bicubic preprocessing.
+
+#![cfg(not(target_arch = "wasm32"))]
+
+mod common;
+
+use std::path::PathBuf;
+
+use clipmatch::imaging::decode::{decode_rgb, DecodeLimits};
+use clipmatch::imaging::preprocess::{normalize, resize_and_crop};
+use clipmatch::models::config::{Interpolation, PreprocessArithmetic, ResizeMode};
+use clipmatch::models::siglip::tokenizer::SiglipTokenizer;
+use clipmatch::PreprocessConfig;
+use clipmatch::models::siglip::Siglip;
+use common::{centred_cosine, cosine, mean_of};
+use serde::Deserialize;
+
+const FOLDER: &str = "tests/fixtures/models/siglip2-base-narrow";
+
+#[derive(Deserialize)]
+struct Reference {
+    images: Vec<RefImage>,
+    texts: Vec<RefText>,
+}
+
+#[derive(Deserialize)]
+struct RefImage {
+    file: String,
+    pixels: String,
+    embedding: Vec<f32>,
+}
+
+#[derive(Deserialize)]
+struct RefText {
+    text: String,
+    ids: Vec<u32>,
+    embedding: Vec<f32>,
+}
+
+fn fixture(rel: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(rel)
+}
+
+fn read(rel: &str) -> Vec<u8> {
+    std::fs::read(fixture(rel)).unwrap_or_else(|e| panic!("{rel}: {e}"))
+}
+
+fn reference() -> Reference {
+    serde_json::from_slice(&read("tests/fixtures/models/reference/siglip2-base-narrow.json")).unwrap()
+}
+
+fn model() -> Siglip {
+    let config = String::from_utf8(read(&format!("{FOLDER}/config.json"))).unwrap();
+    Siglip::load(&config, &read(&format!("{FOLDER}/model.safetensors"))).unwrap()
+}
+
+fn tokenizer() -> SiglipTokenizer {
+    let json = read(&format!("{FOLDER}/tokenizer.json"));
+    let config = read(&format!("{FOLDER}/tokenizer_config.json"));
+    SiglipTokenizer::from_bytes(&json, Some(&config)).unwrap()
+}
+
+fn reference_pixels(png_rel: &str) -> image::RgbImage {
+    let bytes = read(&format!("tests/fixtures/models/reference/{png_rel}"));
+    image::load_from_memory(&bytes).unwrap().to_rgb8()
+}
+
+/// The processor's input from the reference PNG: (level / 255 - 0.5) / 0.5, CHW.
+fn pixel_values(png_rel: &str, size: usize) -> Vec<f32> {
+    let img = reference_pixels(png_rel);
+    assert_eq!((img.width() as usize, img.height() as usize), (size, size), "{png_rel}");
+    let mut out = vec![0f32; 3 * size * size];
+    for (x, y, px) in img.enumerate_pixels() {
+        for c in 0..3 {
+            out[c * size * size + y as usize * size + x as usize] = (px[c] as f32 / 255.0 - 0.5) / 0.5;
+        }
+    }
+    out
+}
+
+/// Asserts the thresholds for every row and prints the worst figures.
+fn assert_close(what: &str, names: &[&str], ours: &[Vec<f32>], reference: &[&[f32]]) {
+    let mean = mean_of(reference);
+    let (mut worst, mut worst_centred) = ((1.0f64, ""), (1.0f64, ""));
+    for ((name, o), r) in names.iter().zip(ours).zip(reference) {
+        let (c, cc) = (cosine(o, r), centred_cosine(o, r, &mean));
+        if c < worst.0 {
+            worst = (c, name);
+        }
+        if cc < worst_centred.0 {
+            worst_centred = (cc, name);
+        }
+    }
+    let short = |n: &str| n.chars().take(30).collect::<String>();
+    println!(
+        "{what}: worst 1 - cosine {:.1e} ({:?}), worst 1 - centred cosine {:.1e} ({:?})",
+        1.0 - worst.0,
+        short(worst.1),
+        1.0 - worst_centred.0,
+        short(worst_centred.1)
+    );
+    assert!(worst.0 >= 0.9999, "{what} {}: cosine {} < 0.9999", worst.1, worst.0);
+    assert!(worst_centred.0 >= 0.999, "{what} {}: centred cosine {} < 0.999", worst_centred.1, worst_centred.0);
+}
+
+#[test]
+fn token_ids_equal_transformers() {
+    let tok = tokenizer();
+    let reference = reference();
+    assert_eq!(reference.texts.len(), 12);
+    for t in &reference.texts {
+        assert_eq!(tok.encode(&t.text).unwrap(), t.ids, "{:?}", t.text);
+    }
+}
+
+#[test]
+fn image_features_match_transformers() {
+    let m = model();
+    let reference = reference();
+    let s = m.image_size();
+    let names: Vec<&str> = reference.images.iter().map(|i| i.file.as_str()).collect();
+    // One batch of all images: batching must not change a row.
+    let batch: Vec<f32> = reference.images.iter().flat_map(|i| pixel_values(&i.pixels, s)).collect();
+    let ours = m.embed_images(&batch, reference.images.len()).unwrap();
+    let refs: Vec<&[f32]> = reference.images.iter().map(|i| i.embedding.as_slice()).collect();
+    assert_close("image", &names, &ours, &refs);
+    let single = m.embed_images(&pixel_values(&reference.images[0].pixels, s), 1).unwrap();
+    assert!(cosine(&single[0], &ours[0]) > 0.999999);
+}
+
+#[test]
+fn text_features_match_transformers() {
+    let m = model();
+    let tok = tokenizer();
+    let reference = reference();
+    let texts: Vec<&str> = reference.texts.iter().map(|t| t.text.as_str()).collect();
+    let ours = m.embed_texts(&tok.encode_batch(&texts).unwrap()).unwrap();
+    let refs: Vec<&[f32]> = reference.texts.iter().map(|t| t.embedding.as_slice()).collect();
+    assert_close("text", &texts, &ours, &refs);
+}
+
+/// SiglipImageProcessor's pipeline (preprocessor_config.json of the fixture): resize to
+/// 224 x 224 bicubic, no crop, level / 255, mean = std = 0.5.
+fn siglip_preprocess(arithmetic: PreprocessArithmetic) -> PreprocessConfig {
+    PreprocessConfig {
+        shortest_edge: 224,
+        crop_height: 224,
+        crop_width: 224,
+        rescale_factor: 1.0 / 255.0,
+        mean: [0.5; 3],
+        std: [0.5; 3],
+        interpolation: Interpolation::Bicubic,
+        resize_mode: ResizeMode::Squash,
+        arithmetic,
+    }
+}
+
+#[test]
+fn photos_through_the_squash_pipeline_match_transformers() {
+    let m = model();
+    let reference = reference();
+    let mut ours = Vec::new();
+    for arithmetic in [PreprocessArithmetic::Transformers, PreprocessArithmetic::Torchvision] {
+        let cfg = siglip_preprocess(arithmetic);
+        let (mut worst, mut over_1, mut values) = ((0u8, ""), 0usize, 0usize);
+        ours.clear();
+        for img in &reference.images {
+            let photo = decode_rgb(&read(&format!("tests/fixtures/{}", img.file)), &DecodeLimits::default()).unwrap();
+            let resized = resize_and_crop(&photo, &cfg);
+            let want = reference_pixels(&img.pixels);
+            let diffs: Vec<u8> = resized.as_raw().iter().zip(want.as_raw()).map(|(a, b)| a.abs_diff(*b)).collect();
+            let max = diffs.iter().copied().max().unwrap();
+            if max > worst.0 {
+                worst = (max, img.file.as_str());
+            }
+            let image_over_1 = diffs.iter().filter(|&&d| d > 1).count();
+            if image_over_1 > 0 {
+                println!("  {arithmetic:?} {}: {image_over_1} values over 1 level, at most {max}", img.file);
+            }
+            over_1 += image_over_1;
+            values += diffs.len();
+            ours.push(m.embed_images(&normalize(&resized, &cfg), 1).unwrap().remove(0));
+        }
+        println!(
+            "{arithmetic:?} pixels: worst level difference {} ({}); {over_1} of {values} values over 1 level",
+            worst.0, worst.1
+        );
+        assert!(over_1 * 1000 < values, "{arithmetic:?}: {over_1} of {values} values over 1 level off");
+    }
+    let names: Vec<&str> = reference.images.iter().map(|i| i.file.as_str()).collect();
+    let refs: Vec<&[f32]> = reference.images.iter().map(|i| i.embedding.as_slice()).collect();
+    assert_close("photo (torchvision arithmetic = Pillow's weights)", &names, &ours, &refs);
+}
