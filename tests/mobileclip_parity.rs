@@ -10,7 +10,7 @@ use clipmatch::imaging::decode::{decode_rgb, DecodeLimits};
 use clipmatch::imaging::preprocess::{geometry, normalize, resize_and_crop, Geometry};
 use clipmatch::models::mobileclip::MobileClip;
 use clipmatch::models::tokenizer::ClipTokenizer;
-use common::{cosine, mean_of, shared_data};
+use common::{cosine, mean_of, model_reference_pixels, shared_data, ModelRefText};
 use image::RgbImage;
 use serde::Deserialize;
 
@@ -39,7 +39,7 @@ const FIXTURES: [Fixture; 2] = [
 #[derive(Deserialize)]
 struct Reference {
     images: Vec<RefImage>,
-    texts: Vec<RefText>,
+    texts: Vec<ModelRefText>,
 }
 
 #[derive(Deserialize)]
@@ -52,13 +52,6 @@ struct RefImage {
     embedding: Vec<f32>,
 }
 
-#[derive(Deserialize)]
-struct RefText {
-    text: String,
-    ids: Vec<u32>,
-    embedding: Vec<f32>,
-}
-
 fn fixture_dir() -> std::path::PathBuf {
     std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
 }
@@ -66,11 +59,6 @@ fn fixture_dir() -> std::path::PathBuf {
 fn read(relative: &str) -> Vec<u8> {
     let path = fixture_dir().join(relative);
     std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
-}
-
-fn reference_pixels(r: &RefImage) -> RgbImage {
-    let png = read(&format!("models/reference/{}", r.pixels));
-    image::load_from_memory(&png).unwrap().to_rgb8()
 }
 
 fn load(f: &Fixture) -> (MobileClip, Reference) {
@@ -121,7 +109,7 @@ fn embed_crops(model: &MobileClip, crops: &[RgbImage]) -> Vec<Vec<f32>> {
 fn image_embeddings_from_the_reference_pixels_match_open_clip() {
     for f in &FIXTURES {
         let (model, r) = load(f);
-        let crops: Vec<RgbImage> = r.images.iter().map(reference_pixels).collect();
+        let crops: Vec<RgbImage> = r.images.iter().map(|i| model_reference_pixels(&i.pixels)).collect();
         let ours = embed_crops(&model, &crops);
         let names: Vec<String> = r.images.iter().map(|i| i.file.clone()).collect();
         let refs: Vec<&[f32]> = r.images.iter().map(|i| i.embedding.as_slice()).collect();
@@ -150,7 +138,7 @@ fn our_preprocessing_gives_open_clips_pixels_and_embeddings() {
             };
             assert_eq!(geometry(rgb.width(), rgb.height(), cfg), want, "{}", img.file);
             let crop = resize_and_crop(&rgb, cfg);
-            let reference = reference_pixels(img);
+            let reference = model_reference_pixels(&img.pixels);
             let diffs: Vec<u8> = crop.as_raw().iter().zip(reference.as_raw()).map(|(a, b)| a.abs_diff(*b)).collect();
             let (off, over_2, max) = (
                 diffs.iter().filter(|d| **d > 0).count(),

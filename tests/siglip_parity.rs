@@ -17,7 +17,7 @@ use clipmatch::models::config::{Interpolation, PreprocessArithmetic, ResizeMode}
 use clipmatch::models::siglip::tokenizer::SiglipTokenizer;
 use clipmatch::PreprocessConfig;
 use clipmatch::models::siglip::Siglip;
-use common::{centred_cosine, cosine, mean_of};
+use common::{centred_cosine, cosine, mean_of, model_reference_pixels, ModelRefText};
 use serde::Deserialize;
 
 const FOLDER: &str = "tests/fixtures/models/siglip2-base-narrow";
@@ -25,20 +25,13 @@ const FOLDER: &str = "tests/fixtures/models/siglip2-base-narrow";
 #[derive(Deserialize)]
 struct Reference {
     images: Vec<RefImage>,
-    texts: Vec<RefText>,
+    texts: Vec<ModelRefText>,
 }
 
 #[derive(Deserialize)]
 struct RefImage {
     file: String,
     pixels: String,
-    embedding: Vec<f32>,
-}
-
-#[derive(Deserialize)]
-struct RefText {
-    text: String,
-    ids: Vec<u32>,
     embedding: Vec<f32>,
 }
 
@@ -65,14 +58,9 @@ fn tokenizer() -> SiglipTokenizer {
     SiglipTokenizer::from_bytes(&json, Some(&config)).unwrap()
 }
 
-fn reference_pixels(png_rel: &str) -> image::RgbImage {
-    let bytes = read(&format!("tests/fixtures/models/reference/{png_rel}"));
-    image::load_from_memory(&bytes).unwrap().to_rgb8()
-}
-
 /// The processor's input from the reference PNG: (level / 255 - 0.5) / 0.5, CHW.
 fn pixel_values(png_rel: &str, size: usize) -> Vec<f32> {
-    let img = reference_pixels(png_rel);
+    let img = model_reference_pixels(png_rel);
     assert_eq!((img.width() as usize, img.height() as usize), (size, size), "{png_rel}");
     let mut out = vec![0f32; 3 * size * size];
     for (x, y, px) in img.enumerate_pixels() {
@@ -172,7 +160,7 @@ fn photos_through_the_squash_pipeline_match_transformers() {
         for img in &reference.images {
             let photo = decode_rgb(&read(&format!("tests/fixtures/{}", img.file)), &DecodeLimits::default()).unwrap();
             let resized = resize_and_crop(&photo, &cfg);
-            let want = reference_pixels(&img.pixels);
+            let want = model_reference_pixels(&img.pixels);
             let diffs: Vec<u8> = resized.as_raw().iter().zip(want.as_raw()).map(|(a, b)| a.abs_diff(*b)).collect();
             let max = diffs.iter().copied().max().unwrap();
             if max > worst.0 {

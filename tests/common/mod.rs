@@ -247,3 +247,20 @@ pub fn gradient_png(width: u32, height: u32) -> Vec<u8> {
     img.write_to(&mut std::io::Cursor::new(&mut out), image::ImageFormat::Png).expect("PNG encodes");
     out
 }
+
+/// A text of a model-family reference (`tests/fixtures/models/reference/*.json`): its token ids
+/// and the reference library's raw text features.
+#[derive(Deserialize)]
+pub struct ModelRefText {
+    pub text: String,
+    pub ids: Vec<u32>,
+    pub embedding: Vec<f32>,
+}
+
+/// The reference library's model input for one image (a PNG in
+/// `tests/fixtures/models/reference/`, named by the reference JSON), as RGB. Native tests only.
+pub fn model_reference_pixels(png: &str) -> image::RgbImage {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/models/reference").join(png);
+    let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    image::load_from_memory(&bytes).unwrap_or_else(|e| panic!("{}: {e}", path.display())).to_rgb8()
+}
