@@ -14,6 +14,8 @@ window.clipmatch = state; // for tests and curious people
 
 function setState(s) { document.body.dataset.state = s; }
 function mb(n) { return (n / 1e6).toFixed(1) + ' MB'; }
+// Weights arrive from wasm as f32 (1.2 is 1.2000000476837158): shown to at most 3 decimals.
+function weightText(x) { return String(Number(Number(x).toFixed(3))); }
 
 function showInputError(message) {
   const el = $('input-error');
@@ -168,9 +170,9 @@ function render(ranking) {
     const b = li.querySelector('.breakdown');
     b.replaceChildren(
       Object.assign(document.createElement('span'), { className: 't', textContent: `name ${m.text_contribution.toFixed(3)}` }),
-      document.createTextNode(` (${ranking.weights.text} × ${m.text_similarity.toFixed(3)}) + `),
+      document.createTextNode(` (${weightText(ranking.weights.text)} × ${m.text_similarity.toFixed(3)}) + `),
       Object.assign(document.createElement('span'), { className: 'i', textContent: `image ${m.image_contribution.toFixed(3)}` }),
-      document.createTextNode(` (${ranking.weights.image} × ${m.image_similarity.toFixed(3)})`),
+      document.createTextNode(` (${weightText(ranking.weights.image)} × ${m.image_similarity.toFixed(3)})`),
     );
     const img = li.querySelector('.thumb');
     img.alt = m.name;
@@ -188,10 +190,8 @@ function resetWeights() {
 
 function setWeights(text, image) {
   state.weights = { text, image, topK: state.summary?.topK };
-  // The catalog's weights arrive as f32 (1.2 is 1.2000000476837158): shown to 3 decimals.
-  const show = (x) => String(Number(Number(x).toFixed(3)));
-  $('weight-text').value = text; $('weight-text-value').textContent = show(text);
-  $('weight-image').value = image; $('weight-image-value').textContent = show(image);
+  $('weight-text').value = text; $('weight-text-value').textContent = weightText(text);
+  $('weight-image').value = image; $('weight-image-value').textContent = weightText(image);
 }
 
 function onWeightsChanged() {

@@ -51,6 +51,9 @@ test("the page's ranking equals the native tool's on the same catalog (one threa
   const sliders = await page.evaluate(() => ['#weight-text', '#weight-image', '#weight-text-value'].map((s) => document.querySelector(s).value));
   assert.deepEqual(sliders.map(Number), [ranking.text_weight, ranking.image_weight, ranking.text_weight]);
   await assertRanksLikeTheNativeTool(page);
+  // Each result's breakdown names the weights as the catalog wrote them, not as f32 digits.
+  const breakdown = await page.$eval('#result-list li .breakdown', (e) => e.textContent);
+  assert.match(breakdown, /\(1\.2 × .*\(0\.7 × /, breakdown);
   await page.screenshot({ path: path.join(out, 'desktop-grocery-photo.png'), fullPage: true });
   await context.close();
 });
