@@ -1,16 +1,23 @@
 #!/usr/bin/env python3
-"""Exports a Hugging Face CLIP's vision tower + visual projection (transformers' `get_image_features`)
-to ONNX for the browser benchmark (benches/browser/bench.mjs), plus a dynamically quantised int8 copy
-(weights QInt8, activations quantised at run time, as transformers.js ships its `_quantized` models).
+"""Exports a model folder's image tower to ONNX for the browser benchmark (benches/browser/bench.mjs),
+plus an 8-bit copy made as transformers.js makes its `_quantized` / q8 models: onnxruntime's
+`quantize_dynamic`, with QUInt8 weights when the graph has a Conv (onnxruntime's ConvInteger takes
+only uint8 weights) and QInt8 otherwise.
+
+Model folders, as the hub has them:
+  Hugging Face CLIPModel (config.json, model.safetensors)      -> CLIPModel.get_image_features
+  open_clip (open_clip_config.json, open_clip_model.safetensors; MobileCLIP, MobileCLIP2)
+                                                               -> open_clip encode_image
+  Hugging Face SiglipModel (config.json with model_type siglip) -> SiglipModel.get_image_features
 
 Writes into --out:
   vision_f32.onnx    input `pixel_values` [batch, 3, H, W] f32, output `image_embeds` [batch, dim] f32
-  vision_int8.onnx   the same, MatMul/Gemm/Conv weights int8 (onnxruntime.quantization.quantize_dynamic)
+  vision_int8.onnx   the same, 8-bit as above (the weight type chosen is printed)
   identity.onnx      a one-node model, so a benchmark can start onnxruntime's runtime apart from a model
-  vision_f32.safetensors   the same vision tower + projection for clipmatch (vision_model.*,
-                     visual_projection.*; f32), so both engines load the same weights and bytes
+  vision_f32.safetensors   (CLIPModel folders only) the same vision tower + projection for clipmatch
+                     (vision_model.*, visual_projection.*; f32), so both engines load the same bytes
 
-and checks each export against transformers with onnxruntime (CPU) on a random input.
+and checks each export against the reference library with onnxruntime (CPU) on a random input.
 
     pip install -r scripts/requirements-fixtures.txt -r benches/requirements-bench.txt
     python3 benches/export_onnx.py --model models/clip-b32-random --out models/clip-b32-random/onnx
@@ -24,15 +31,52 @@ import torch
 
 
 class ImageFeatures(torch.nn.Module):
-    """`CLIPModel.get_image_features` as a module with one tensor in and one out."""
+    """A model's image features as a module with one tensor in and one out: transformers'
+    `get_image_features` (CLIP, SigLIP) or open_clip's `encode_image`."""
 
-    def __init__(self, clip):
+    def __init__(self, model, open_clip_model: bool):
         super().__init__()
-        self.clip = clip
+        self.model = model
+        self.open_clip_model = open_clip_model
 
     def forward(self, pixel_values):
-        out = self.clip.get_image_features(pixel_values=pixel_values)
+        if self.open_clip_model:
+            return self.model.encode_image(pixel_values)
+        out = self.model.get_image_features(pixel_values=pixel_values)
         return out if isinstance(out, torch.Tensor) else out.pooler_output
+
+
+def load_image_features(folder: Path):
+    """The folder's model (kind detected from its files) as ImageFeatures, its image side and kind."""
+    import json
+
+    if (folder / "open_clip_config.json").exists():
+        import open_clip
+
+        model = open_clip.create_model(f"local-dir:{folder}").float().eval()
+        size = model.visual.preprocess_cfg["size"]
+        size = size[0] if isinstance(size, (tuple, list)) else size
+        return ImageFeatures(model, True).eval(), int(size), "open_clip"
+    config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
+    if config.get("model_type") == "siglip":
+        from transformers import SiglipModel
+
+        model = SiglipModel.from_pretrained(folder, dtype=torch.float32).eval()
+        return ImageFeatures(model, False).eval(), model.config.vision_config.image_size, "siglip"
+    from transformers import CLIPModel
+
+    model = CLIPModel.from_pretrained(folder, dtype=torch.float32).eval()
+    return ImageFeatures(model, False).eval(), model.config.vision_config.image_size, "clip"
+
+
+def transformers_js_weight_type(path: Path):
+    """transformers.js's rule for 8-bit: QUInt8 weights when the graph has a Conv, else QInt8."""
+    import onnx
+    from onnxruntime.quantization import QuantType
+
+    graph = onnx.load(str(path), load_external_data=False).graph
+    has_conv = any(node.op_type == "Conv" for node in graph.node)
+    return (QuantType.QUInt8 if has_conv else QuantType.QInt8), has_conv
 
 
 def export_f32(module, size, path):
@@ -66,7 +110,7 @@ def write_vision_safetensors(source, path):
     print(f"wrote {path}: {path.stat().st_size / 1e6:.1f} MB, {len(vision)} tensors")
 
 
-def compare(path, pixel_values, reference):
+def compare(path, pixel_values, reference, reference_name):
     import onnxruntime as ort
 
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
@@ -77,42 +121,43 @@ def compare(path, pixel_values, reference):
     centred_got = got - reference.mean(0)
     ccos = (centred_got * centred_ref).sum(-1) / (np.linalg.norm(centred_got, axis=-1) * np.linalg.norm(centred_ref, axis=-1))
     mb = path.stat().st_size / 1e6
-    print(f"{path.name}: {mb:.1f} MB; vs transformers on {len(got)} random images: max abs diff {diff:.3g}, "
+    print(f"{path.name}: {mb:.1f} MB; vs {reference_name} on {len(got)} random images: max abs diff {diff:.3g}, "
           f"cosine min {cos.min():.6f}, centred cosine min {ccos.min():.6f}, output shape {list(got.shape)}")
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--model", required=True, help="Hugging Face CLIP folder (config.json, model.safetensors)")
+    ap.add_argument("--model", required=True, help="model folder: Hugging Face CLIP or SigLIP, or open_clip")
     ap.add_argument("--out", required=True)
     ap.add_argument("--check-batch", type=int, default=3, help="random images in the check (also tests the batch axis)")
     a = ap.parse_args()
 
-    from onnxruntime.quantization import QuantType, quantize_dynamic
-    from transformers import CLIPModel
+    from onnxruntime.quantization import quantize_dynamic
 
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
-    clip = CLIPModel.from_pretrained(a.model, dtype=torch.float32).eval()
-    size = clip.config.vision_config.image_size
-    module = ImageFeatures(clip).eval()
+    module, size, kind = load_image_features(Path(a.model))
 
     f32, int8 = out / "vision_f32.onnx", out / "vision_int8.onnx"
     t = time.perf_counter()
     with torch.no_grad():
         export_f32(module, size, f32)
     print(f"exported {f32} in {time.perf_counter() - t:.1f} s")
+    weight_type, has_conv = transformers_js_weight_type(f32)
     t = time.perf_counter()
-    quantize_dynamic(str(f32), str(int8), weight_type=QuantType.QInt8)
-    print(f"quantised {int8} in {time.perf_counter() - t:.1f} s")
+    quantize_dynamic(str(f32), str(int8), weight_type=weight_type)
+    print(f"quantised {int8} in {time.perf_counter() - t:.1f} s: weights {weight_type.name} "
+          f"(the graph {'has' if has_conv else 'has no'} Conv)")
     write_identity(out / "identity.onnx")
-    write_vision_safetensors(Path(a.model) / "model.safetensors", out / "vision_f32.safetensors")
+    if kind == "clip":
+        write_vision_safetensors(Path(a.model) / "model.safetensors", out / "vision_f32.safetensors")
 
     pixel_values = torch.from_numpy(np.random.default_rng(0).standard_normal((a.check_batch, 3, size, size), dtype=np.float32))
     with torch.no_grad():
         reference = module(pixel_values).numpy()
+    reference_name = "open_clip" if kind == "open_clip" else "transformers"
     for path in (f32, int8):
-        compare(path, pixel_values.numpy(), reference)
+        compare(path, pixel_values.numpy(), reference, reference_name)
 
 
 if __name__ == "__main__":

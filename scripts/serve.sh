@@ -2,9 +2,10 @@
 # The README's main command: builds the wasm package, a demo catalog of the 31 grocery products and
 # its browser bundle, then serves the app on http://127.0.0.1:${PORT:-8000}/.
 #
-#   CLIPMATCH_MODEL=DIR   a Hugging Face CLIP folder (config.json, model.safetensors, tokenizer.json,
-#                         preprocessor_config.json); otherwise openai/clip-vit-base-patch32 is
-#                         downloaded from the hub into models/ with its sha256 checked
+#   CLIPMATCH_MODEL=DIR|HUB_ID  a model folder (any supported layout, see README "Getting the model"),
+#                         or a supported hub id (e.g. timm/MobileCLIP2-S0-OpenCLIP), downloaded into
+#                         models/<name> with every file checked (scripts/download_model.sh); default
+#                         openai/clip-vit-base-patch32
 #   CLIPMATCH_GROCERY=DIR the grocery data (default ../shared/data/grocery-packages; otherwise the
 #                         public GroceryStoreDataset repository is downloaded, MIT licence)
 #   PORT                  port to serve on (default 8000); CLIPMATCH_NO_SERVE=1 builds only
@@ -24,14 +25,15 @@ cargo build --release --bin clipmatch
 tool="$root/target/release/clipmatch"
 
 echo "== model"
-model="${CLIPMATCH_MODEL:-}"
-if [ -z "$model" ]; then
-  model="$root/models/clip-vit-base-patch32"
-  scripts/download_model.sh "$model" || {
+model="${CLIPMATCH_MODEL:-openai/clip-vit-base-patch32}"
+if [ ! -d "$model" ]; then
+  hub_id="$model"
+  model="$root/models/${hub_id##*/}"
+  scripts/download_model.sh "$hub_id" "$model" || {
     cat >&2 <<MSG
-error: no CLIP model. Set CLIPMATCH_MODEL to a Hugging Face CLIP folder (config.json,
-model.safetensors, tokenizer.json, preprocessor_config.json), e.g. openai/clip-vit-base-patch32
-downloaded on a machine with access to huggingface.co. See README.md, "Getting the model".
+error: no model. Set CLIPMATCH_MODEL to a model folder (e.g. openai/clip-vit-base-patch32 or
+timm/MobileCLIP2-S0-OpenCLIP downloaded on a machine with access to huggingface.co) or to a
+supported hub id. See README.md, "Getting the model".
 MSG
     exit 1
   }

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The project's single test command (CI runs it through .ci/run):
 #   1. scripts/setup.sh                  (toolchain, wasm-pack, wasm-bindgen-cli, Chromium)
-#   2. cargo test --release              (native: all targets, then doc tests)
+#   2. python3 -m unittest (tests/scripts: the project's scripts, e.g. the model download, against a fake hub)
+#      and cargo test --release          (native: all targets, then doc tests)
 #   3. wasm-pack test --headless --chrome --release   (wasm32 + SIMD128 in headless Chromium), and
 #      the benchmarks' build (`--features bench`) type-checked
 #   4. end to end: the page in Chromium, on the product package (pkg/, without the bench entry points)
@@ -52,6 +53,10 @@ trap on_exit EXIT
 
 section "setup"
 "$repo_root/scripts/setup.sh"
+section_done
+
+section "script tests: python3 -m unittest (tests/scripts)"
+python3 -m unittest discover -s "$repo_root/tests/scripts"
 section_done
 
 section "native tests: cargo test --release --all-targets"

@@ -5,6 +5,7 @@ mod bundle;
 mod catalog_dir;
 mod embed;
 mod files;
+mod hub_folder;
 mod inspect;
 mod model_dir;
 mod output_dir;
@@ -32,8 +33,10 @@ pub struct ModelArgs {
     /// (open_clip_config.json, open_clip_model.safetensors, tokenizer.json;
     /// apple/MobileCLIP-S1/-S2-OpenCLIP, timm/MobileCLIP2-S0/-S2-OpenCLIP) or SigLIP2
     /// (config.json, model.safetensors, preprocessor_config.json, tokenizer.json,
-    /// tokenizer_config.json; google/siglip2-base-patch16-224, -patch32-256).
-    #[arg(long, env = "CLIPMATCH_MODEL")]
+    /// tokenizer_config.json; google/siglip2-base-patch16-224, -patch32-256). Or one of those
+    /// hub ids, once downloaded (scripts/download_model.sh puts it in models/<name>; the Hugging
+    /// Face cache is looked in too).
+    #[arg(long, env = "CLIPMATCH_MODEL", value_parser = hub_folder::parse)]
     model: PathBuf,
     /// tokenizer.json to use instead of the model folder's.
     #[arg(long, env = "CLIPMATCH_TOKENIZER")]
