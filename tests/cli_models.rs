@@ -99,18 +99,12 @@ fn vector(v: &serde_json::Value) -> Vec<f32> {
     v.as_array().expect("a vector").iter().map(|x| x.as_f64().unwrap() as f32).collect()
 }
 
-/// Worst cosine and centred cosine (each side centred on its own mean over the set) of `ours`
-/// against `reference`, over the rows `chosen` selects (the centring uses every row).
+/// Worst cosine and centred cosine ([`agreement`]) of `ours` against `reference`, over the rows
+/// `chosen` selects (the centring uses every row).
 fn worst(ours: &[Vec<f32>], reference: &[&[f32]], chosen: impl Fn(usize) -> bool) -> (f64, f64) {
-    let our_mean = mean_of(&ours.iter().map(Vec::as_slice).collect::<Vec<_>>());
-    let ref_mean = mean_of(reference);
-    let centre = |v: &[f32], mean: &[f64]| -> Vec<f32> { v.iter().zip(mean).map(|(x, m)| (*x as f64 - m) as f32).collect() };
-    let mut w = (1.0f64, 1.0f64);
-    for (_, (o, r)) in ours.iter().zip(reference).enumerate().filter(|(i, _)| chosen(*i)) {
-        w.0 = w.0.min(cosine(o, r));
-        w.1 = w.1.min(cosine(&centre(o, &our_mean), &centre(r, &ref_mean)));
-    }
-    w
+    let rows = agreement(ours, reference);
+    let chosen = rows.iter().enumerate().filter(|(i, _)| chosen(*i)).map(|(_, r)| *r);
+    chosen.fold((1.0f64, 1.0f64), |w, (c, cc)| (w.0.min(c), w.1.min(cc)))
 }
 
 fn is_jpeg(file: &str) -> bool {

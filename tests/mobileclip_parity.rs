@@ -10,7 +10,7 @@ use clipmatch::imaging::decode::{decode_rgb, DecodeLimits};
 use clipmatch::imaging::preprocess::{geometry, normalize, resize_and_crop, Geometry};
 use clipmatch::models::mobileclip::MobileClip;
 use clipmatch::models::tokenizer::ClipTokenizer;
-use common::{cosine, mean_of, model_reference_pixels, shared_data, ModelRefText};
+use common::{agreement, cosine, model_reference_pixels, shared_data, ModelRefText};
 use image::RgbImage;
 use serde::Deserialize;
 
@@ -66,8 +66,7 @@ fn load(f: &Fixture) -> (MobileClip, Reference) {
     (model, serde_json::from_str(f.reference).unwrap())
 }
 
-/// Cosine and centred cosine (each side centred on its own mean over the set) of `ours`
-/// against `reference`, asserting cosine >= 0.9999 and centred cosine >= 0.999.
+/// Cosine and centred cosine ([`agreement`]) of `ours` against `reference`, asserting cosine >= 0.9999 and centred cosine >= 0.999.
 fn assert_close(what: &str, names: &[String], ours: &[Vec<f32>], reference: &[&[f32]]) {
     assert_close_within(what, names, ours, reference, |_| ("all", 0.9999, 0.999))
 }
@@ -81,14 +80,8 @@ fn assert_close_within(
     reference: &[&[f32]],
     bounds: impl Fn(&str) -> (&'static str, f64, f64),
 ) {
-    assert_eq!(ours.len(), reference.len());
-    let ref_mean = mean_of(reference);
-    let our_mean = mean_of(&ours.iter().map(Vec::as_slice).collect::<Vec<_>>());
-    let centre = |v: &[f32], mean: &[f64]| -> Vec<f32> { v.iter().zip(mean).map(|(x, m)| (*x as f64 - m) as f32).collect() };
     let mut worst = std::collections::BTreeMap::<&str, (f64, f64)>::new();
-    for ((name, o), r) in names.iter().zip(ours).zip(reference) {
-        let c = cosine(o, r);
-        let cc = cosine(&centre(o, &our_mean), &centre(r, &ref_mean));
+    for (name, (c, cc)) in names.iter().zip(agreement(ours, reference)) {
         let (group, cos_bound, centred_bound) = bounds(name);
         assert!(c >= cos_bound, "{what} {name}: cosine {c} < {cos_bound}");
         assert!(cc >= centred_bound, "{what} {name}: centred cosine {cc} < {centred_bound}");

@@ -17,7 +17,7 @@ use clipmatch::models::config::{Interpolation, PreprocessArithmetic, ResizeMode}
 use clipmatch::models::siglip::tokenizer::SiglipTokenizer;
 use clipmatch::PreprocessConfig;
 use clipmatch::models::siglip::Siglip;
-use common::{centred_cosine, cosine, mean_of, model_reference_pixels, ModelRefText};
+use common::{agreement, cosine, model_reference_pixels, ModelRefText};
 use serde::Deserialize;
 
 const FOLDER: &str = "tests/fixtures/models/siglip2-base-narrow";
@@ -73,10 +73,8 @@ fn pixel_values(png_rel: &str, size: usize) -> Vec<f32> {
 
 /// Asserts the thresholds for every row and prints the worst figures.
 fn assert_close(what: &str, names: &[&str], ours: &[Vec<f32>], reference: &[&[f32]]) {
-    let mean = mean_of(reference);
     let (mut worst, mut worst_centred) = ((1.0f64, ""), (1.0f64, ""));
-    for ((name, o), r) in names.iter().zip(ours).zip(reference) {
-        let (c, cc) = (cosine(o, r), centred_cosine(o, r, &mean));
+    for (name, (c, cc)) in names.iter().zip(agreement(ours, reference)) {
         if c < worst.0 {
             worst = (c, name);
         }

@@ -119,12 +119,19 @@ pub fn mean_of(rows: &[&[f32]]) -> Vec<f64> {
     m
 }
 
+/// Each row's (cosine, centred cosine) against its reference row; centred means both sides minus
+/// the reference rows' mean (the one definition every parity test uses: an offset or a lost bias
+/// on our side is not centred away).
+pub fn agreement<O: AsRef<[f32]>>(ours: &[O], reference: &[&[f32]]) -> Vec<(f64, f64)> {
+    assert_eq!(ours.len(), reference.len(), "as many rows as the reference");
+    let mean = mean_of(reference);
+    ours.iter().zip(reference).map(|(o, r)| (cosine(o.as_ref(), r), centred_cosine(o.as_ref(), r, &mean))).collect()
+}
+
 /// Asserts cosine >= 0.9999 and centred cosine >= 0.999 against the reference rows.
 pub fn assert_embeddings_match(what: &str, ours: &[(String, Vec<f32>)], reference: &[&[f32]]) {
-    let mean = mean_of(reference);
-    for ((name, o), r) in ours.iter().zip(reference) {
-        let c = cosine(o, r);
-        let cc = centred_cosine(o, r, &mean);
+    let rows: Vec<&[f32]> = ours.iter().map(|(_, v)| v.as_slice()).collect();
+    for ((name, _), (c, cc)) in ours.iter().zip(agreement(&rows, reference)) {
         assert!(c >= 0.9999, "{what} {name}: cosine {c} < 0.9999");
         assert!(cc >= 0.999, "{what} {name}: centred cosine {cc} < 0.999");
     }
