@@ -16,10 +16,6 @@ by their git blob id (ETag), recomputed here; pinned files also against the pins
 fails its check is deleted and the script exits non-zero, saying which file. DIR/SHA256SUMS lists
 the sha256 of every file, DIR/.complete the hub id and revision.
 
-open_clip folders (MobileCLIP) use CLIP's BPE tokenizer, which their hub repositories do not hold:
-tokenizer.json is taken from openai/clip-vit-base-patch32 at its pinned revision (same vocabulary and
-merges as open_clip's built-in tokenizer).
-
   CLIPMATCH_MODEL_REVISION  another revision (pins are then not applied, and the script says so)
   CLIPMATCH_HUB_URL         the hub's address (default https://huggingface.co; a mirror, or a test's)
 """
@@ -41,7 +37,8 @@ CLIP_PINS = {
 }
 
 HF_CLIP = ["config.json", "preprocessor_config.json", "tokenizer.json", "model.safetensors"]
-OPEN_CLIP = ["open_clip_config.json", "open_clip_model.safetensors"]
+# open_clip repositories hold CLIP's BPE as tokenizer.json too (open_clip's push_to_hf_hub writes it).
+OPEN_CLIP = ["open_clip_config.json", "tokenizer.json", "open_clip_model.safetensors"]
 SIGLIP2 = ["config.json", "preprocessor_config.json", "tokenizer.json", "tokenizer_config.json", "model.safetensors"]
 # SigLIP v1 has only the slow SentencePiece tokenizer (spiece.model): images only here.
 SIGLIP1 = ["config.json", "preprocessor_config.json", "model.safetensors"]
@@ -177,10 +174,6 @@ def download(repo_id: str, dest: Path) -> None:
     for name in files:
         sums[name] = download_file(repo_id, revision, name, dest / name, CLIP_PINS.get(name) if use_pins else None)
         print(f"  {name}: ok")
-    if files is OPEN_CLIP:
-        name = "tokenizer.json"
-        sums[name] = download_file(DEFAULT_ID, CLIP_REVISION, name, dest / name, CLIP_PINS[name])
-        print(f"  {name}: ok (CLIP's BPE, from {DEFAULT_ID} at {CLIP_REVISION})")
     (dest / "SHA256SUMS").write_text("".join(f"{sums[n]}  {n}\n" for n in sorted(sums)))
     complete.write_text(stamp + "\n")
     print(f"model downloaded to {dest} ({stamp}); sha256 of each file in {dest / 'SHA256SUMS'}")

@@ -568,19 +568,19 @@ def siglip_tokenizer(spm_model: Path, tmp: Path) -> GemmaTokenizer:
     return tok
 
 
-def siglip_config(vocab_size: int, narrow: bool) -> SiglipConfig:
+def siglip_config(vocab_size: int, narrow: bool, vision_shape: tuple[int, int] = (224, 16)) -> SiglipConfig:
     text = dict(vocab_size=vocab_size, max_position_embeddings=SIGLIP_MAX_LEN, hidden_act="gelu_pytorch_tanh",
                 layer_norm_eps=1e-6, pad_token_id=0, eos_token_id=1, bos_token_id=2)
-    vision = dict(image_size=224, patch_size=16, hidden_act="gelu_pytorch_tanh", layer_norm_eps=1e-6)
+    vision = dict(image_size=vision_shape[0], patch_size=vision_shape[1], hidden_act="gelu_pytorch_tanh", layer_norm_eps=1e-6)
     if narrow:
         text.update(SIGLIP_NARROW["text"])
         vision.update(SIGLIP_NARROW["vision"])
     return SiglipConfig(text_config=text, vision_config=vision)
 
 
-def siglip_image_processor() -> SiglipImageProcessorPil:
+def siglip_image_processor(size: int = 224) -> SiglipImageProcessorPil:
     """As google/siglip2-base-patch16-224's preprocessor_config.json (PIL backend, explicitly)."""
-    proc = SiglipImageProcessorPil(do_resize=True, size={"height": 224, "width": 224},
+    proc = SiglipImageProcessorPil(do_resize=True, size={"height": size, "width": size},
                                    resample=PILImageResampling.BICUBIC, do_rescale=True, rescale_factor=1 / 255,
                                    do_normalize=True, image_mean=[0.5, 0.5, 0.5], image_std=[0.5, 0.5, 0.5],
                                    do_convert_rgb=True)
@@ -588,7 +588,9 @@ def siglip_image_processor() -> SiglipImageProcessorPil:
     return proc
 
 
-def build_siglip(out_dir: Path, spm_model: Path, narrow: bool, seed: int) -> None:
+def build_siglip(out_dir: Path, spm_model: Path, narrow: bool, seed: int,
+                 vision_shape: tuple[int, int] = (224, 16)) -> None:
+    """A random SiglipModel folder; `vision_shape` is (image size, patch size)."""
     if out_dir.exists():
         shutil.rmtree(out_dir)
     out_dir.mkdir(parents=True)
@@ -596,11 +598,11 @@ def build_siglip(out_dir: Path, spm_model: Path, narrow: bool, seed: int) -> Non
         tok = siglip_tokenizer(spm_model, Path(tmp))
         vocab = SIGLIP_TOKENIZER_VOCAB if narrow else 256000
         torch.manual_seed(seed)
-        model = SiglipModel(siglip_config(vocab, narrow)).float().eval()
+        model = SiglipModel(siglip_config(vocab, narrow, vision_shape)).float().eval()
         perturb_(model, seed)
         model.save_pretrained(out_dir)
         make_readable(out_dir / "model.safetensors")
-        siglip_image_processor().save_pretrained(out_dir)
+        siglip_image_processor(vision_shape[0]).save_pretrained(out_dir)
         tok.save_pretrained(out_dir)
     shutil.copyfile(spm_model, out_dir / "tokenizer.model")
     # transformers records the temporary source path; it is meaningless in the fixture
@@ -735,15 +737,17 @@ def generate_fixtures(out: Path, shared_dir: Path | None, seed: int) -> None:
     log(f"total {dir_size(out) / 1e6:.2f} MB in {out}  ({time.time() - t0:.1f} s)")
 
 
-FULL_NAMES = ("MobileCLIP2-S0", "MobileCLIP-S1", "SigLIP2-base")
+# Full-size random folders (--full): open_clip model names, and SigLIP2 base at (image size, patch).
+SIGLIP2_FULL = {"SigLIP2-base": (224, 16), "SigLIP2-base-patch32-256": (256, 32)}
+FULL_NAMES = ("MobileCLIP2-S0", "MobileCLIP-S1", "MobileCLIP-S2", *SIGLIP2_FULL)
 
 
 def generate_full(name: str, out_dir: Path, seed: int) -> None:
     t0 = time.time()
-    if name == "SigLIP2-base":
+    if name in SIGLIP2_FULL:
         with tempfile.TemporaryDirectory() as tmp:
             spm_model = train_gemma_like_tokenizer(Path(tmp) / "train", seed)
-            build_siglip(out_dir, spm_model, narrow=False, seed=seed)
+            build_siglip(out_dir, spm_model, narrow=False, seed=seed, vision_shape=SIGLIP2_FULL[name])
         model = SiglipModel.from_pretrained(out_dir, dtype=torch.float32).eval()
         n = sum(p.numel() for p in model.parameters())
     else:

@@ -151,21 +151,32 @@ class DownloadModelTest(unittest.TestCase):
         self.assertIn("config.json has git-blob", result.stderr)
         self.assertFalse((self.dest / "config.json").exists())
 
-    def test_open_clip_folders_get_clips_tokenizer_at_its_pinned_revision(self):
-        self.hub.files["timm/MobileCLIP2-S0-OpenCLIP"] = {
-            "open_clip_config.json": (b'{"model_cfg": {}}', False),
-            "open_clip_model.safetensors": (b"\x01" * 5000, True),
+    def test_the_pinned_clip_files_are_held_to_their_pins(self):
+        # The hub's own hash agrees with what it serves, but it is not the pinned file.
+        self.hub.files["openai/clip-vit-base-patch32"] = {
+            "config.json": (b'{"model_type": "clip"}', False),
+            "preprocessor_config.json": (b"{}", False),
+            "tokenizer.json": (b'{"not": "the pinned file"}', True),
+            "model.safetensors": (b"\x01" * 5000, True),
         }
-        # Not the pinned tokenizer: the pin must refuse it, after the open_clip files were checked.
-        self.hub.files["openai/clip-vit-base-patch32"] = {"tokenizer.json": (b'{"not": "the pinned file"}', True)}
-        result = self.run_script("timm/MobileCLIP2-S0-OpenCLIP", str(self.dest))
+        result = self.run_script("openai/clip-vit-base-patch32", str(self.dest))
         self.assertEqual(result.returncode, 1)
         self.assertIn("tokenizer.json is 26 bytes", result.stderr)
         self.assertIn("the pin says 2224041 bytes", result.stderr)
-        self.assertTrue((self.dest / "open_clip_model.safetensors").exists())
         self.assertFalse((self.dest / "tokenizer.json").exists())
         self.assertTrue(any("/openai/clip-vit-base-patch32/resolve/b33cedfd0df4e43b8238760678fcc89e1a0d38b3/tokenizer.json" in r
                             for r in self.hub.requests))
+
+    def test_an_open_clip_folder_gets_its_config_tokenizer_and_weights(self):
+        files = {
+            "open_clip_config.json": (b'{"model_cfg": {}}', False),
+            "tokenizer.json": (b'{"model": {"type": "BPE"}}' * 100, True),
+            "open_clip_model.safetensors": (b"\x02" * 5000, True),
+        }
+        self.hub.files["timm/MobileCLIP2-S0-OpenCLIP"] = files
+        result = self.run_script("timm/MobileCLIP2-S0-OpenCLIP", str(self.dest))
+        self.assertEqual(result.returncode, 0, result.stderr)
+        self.assertEqual(sorted(p.name for p in self.dest.iterdir()), sorted([*files, "SHA256SUMS", ".complete"]))
 
     def test_unknown_hub_ids_and_missing_repositories_are_refused_in_one_line(self):
         result = self.run_script("someone/some-model", str(self.dest))
