@@ -146,6 +146,8 @@ pub enum EvalError {
     NoSuchItem { index: usize, items: usize },
     #[error("{0}")]
     Option(String),
+    #[error("cannot draw the report's charts: {0}")]
+    Chart(String),
 }
 
 /// Why a catalog could not be built. `E`: the caller's own failure while taking a thumbnail.

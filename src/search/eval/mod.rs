@@ -15,6 +15,8 @@ pub mod folds;
 pub mod labels;
 pub mod leave_out;
 pub mod metrics;
+#[cfg(not(target_arch = "wasm32"))]
+pub mod report;
 pub mod similarity;
 pub mod tuning;
 
