@@ -8,7 +8,7 @@ use std::process::ExitCode;
 use anyhow::{Context, Result};
 use clipmatch::search::eval::report::{build_report, ReportContext};
 use clipmatch::search::eval::Evaluation;
-use serde_json::{json, Value};
+use serde::Serialize;
 
 use super::catalog_dir;
 use super::files;
@@ -81,20 +81,54 @@ pub fn print_table(ev: &Evaluation) {
     }
 }
 
+/// A photo as the JSON names it.
+#[derive(Serialize)]
+struct PhotoEntry<'a> {
+    photo: &'a str,
+    item: Option<&'a str>,
+}
+
+/// A skipped photo and why.
+#[derive(Serialize)]
+struct SkipEntry<'a> {
+    photo: &'a str,
+    reason: &'a str,
+}
+
+/// An item as the JSON names it.
+#[derive(Serialize)]
+struct ItemEntry<'a> {
+    id: &'a str,
+    name: &'a str,
+}
+
 /// The figures as one JSON document, with photos and items named (the evaluation refers to them
-/// by position).
-pub fn document(m: &Measured, args: &PhotoArgs) -> Value {
+/// by position). Serialised as is, so f32 figures read as they were computed (0.55, not
+/// 0.550000011920929).
+#[derive(Serialize)]
+pub struct Document<'a> {
+    catalog: String,
+    photos_source: String,
+    model: &'a str,
+    when: String,
+    items: Vec<ItemEntry<'a>>,
+    photos: Vec<PhotoEntry<'a>>,
+    skipped: Vec<SkipEntry<'a>>,
+    evaluation: &'a Evaluation,
+}
+
+pub fn document<'a>(m: &'a Measured, args: &PhotoArgs) -> Document<'a> {
     let items = m.catalog.items();
-    json!({
-        "catalog": args.catalog.display().to_string(),
-        "photos_source": args.photos.display().to_string(),
-        "model": m.model_name,
-        "when": m.when.to_string(),
-        "items": items.iter().map(|i| json!({ "id": i.id, "name": i.name })).collect::<Vec<_>>(),
-        "photos": m.photos.iter().map(|p| json!({ "photo": p.label, "item": p.truth.item().map(|i| &items[i].id) })).collect::<Vec<_>>(),
-        "skipped": m.skipped.iter().map(|s| json!({ "photo": s.label, "reason": s.reason })).collect::<Vec<_>>(),
-        "evaluation": m.evaluation,
-    })
+    Document {
+        catalog: args.catalog.display().to_string(),
+        photos_source: args.photos.display().to_string(),
+        model: &m.model_name,
+        when: m.when.to_string(),
+        items: items.iter().map(|i| ItemEntry { id: &i.id, name: &i.name }).collect(),
+        photos: m.photos.iter().map(|p| PhotoEntry { photo: &p.label, item: p.truth.item().map(|i| items[i].id.as_str()) }).collect(),
+        skipped: m.skipped.iter().map(|s| SkipEntry { photo: &s.label, reason: &s.reason }).collect(),
+        evaluation: &m.evaluation,
+    }
 }
 
 pub fn run(args: EvalArgs) -> Result<ExitCode> {
@@ -134,7 +168,7 @@ pub fn run(args: EvalArgs) -> Result<ExitCode> {
             let t = m.catalog.items()[i].thumbnail.as_ref()?;
             catalog_dir::read_thumbnail(&input.catalog, t).ok()
         };
-        let written = build_report(&m.evaluation, &ctx, doc, photo, thumbnail)?;
+        let written = build_report(&m.evaluation, &ctx, &doc, photo, thumbnail)?;
         for (name, bytes) in &written {
             let path = staged.path().join(name);
             if let Some(parent) = path.parent() {

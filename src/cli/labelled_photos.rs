@@ -195,6 +195,14 @@ pub fn now() -> UtcSeconds {
 pub fn measure(args: &PhotoArgs) -> Result<Measured> {
     let catalog = catalog_dir::load(&args.catalog)?;
     let lookup = ItemLookup::new(catalog.items());
+    let options = TuneOptions {
+        confident_precision: args.confident_precision,
+        folds: args.folds as usize,
+        seed: 0,
+        weight_sum: weight_sum_of(&catalog.manifest.ranking),
+        steps: TuneOptions::STEPS,
+    };
+    options.check()?;
     let mut skipped = Vec::new();
     let (listed, ignored) = if args.photos.is_dir() {
         from_folder(&args.photos, args.name_from, &lookup, &mut skipped)?
@@ -213,14 +221,6 @@ pub fn measure(args: &PhotoArgs) -> Result<Measured> {
             skipped.len()
         );
     }
-    let options = TuneOptions {
-        confident_precision: args.confident_precision,
-        folds: args.folds as usize,
-        seed: 0,
-        weight_sum: weight_sum_of(&catalog.manifest.ranking),
-        steps: TuneOptions::STEPS,
-    };
-    options.check()?;
 
     let model = model_dir::load_hashed(&args.model, Towers::VisionOnly)?;
     let info = model.info();

@@ -6,7 +6,7 @@
 mod charts;
 mod html;
 
-use serde_json::Value;
+use serde::Serialize;
 
 use crate::error::EvalError;
 use crate::imaging::decode::{decode_rgb, DecodeLimits};
@@ -61,12 +61,12 @@ impl ImageFiles {
 
 /// The report's files. `photo(p)` gives evaluated photo `p`'s bytes (thumbnailed here) and
 /// `thumbnail(i)` item `i`'s catalog thumbnail (a JPEG, copied); either may be `None`, and
-/// the page then says what is missing. `json` is the figures document written as
-/// `report.json`, with `"format"` set.
+/// the page then says what is missing. `figures` (a JSON object: the `--json` document) is
+/// written as `report.json`, with `"format"` added.
 pub fn build_report(
     ev: &Evaluation,
     ctx: &ReportContext,
-    mut json: Value,
+    figures: &impl Serialize,
     photo: impl Fn(usize) -> Option<Vec<u8>>,
     thumbnail: impl Fn(usize) -> Option<Vec<u8>>,
 ) -> Result<Vec<(String, Vec<u8>)>, EvalError> {
@@ -99,9 +99,13 @@ pub fn build_report(
         files.push((TUNED_SCORES_CHART.into(), charts::best_scores(tuned)?.into_bytes()));
     }
     files.push((PAGE_FILE.into(), html::page(ev, ctx, &images).into_bytes()));
-    if let Value::Object(map) = &mut json {
-        map.insert("format".into(), Value::String(FORMAT.into()));
+    #[derive(Serialize)]
+    struct Marked<'a, T> {
+        format: &'static str,
+        #[serde(flatten)]
+        figures: &'a T,
     }
-    files.push((MARKER_FILE.into(), serde_json::to_vec_pretty(&json).expect("JSON values serialise")));
+    let marked = serde_json::to_vec_pretty(&Marked { format: FORMAT, figures }).map_err(|e| EvalError::Option(e.to_string()))?;
+    files.push((MARKER_FILE.into(), marked));
     Ok(files)
 }
