@@ -138,7 +138,8 @@ pub fn best_scores(scores: &BestScores) -> Result<String, EvalError> {
         c
     };
     let groups = [(RIGHT, count(&scores.right)), (WRONG, count(&scores.wrong)), (NOT_IN, count(&scores.not_in_catalog))];
-    let top = groups.iter().flat_map(|g| g.1).max().unwrap_or(0).max(1) as f32 * 1.12;
+    let most = groups.iter().flat_map(|g| g.1).max().unwrap_or(0).max(1);
+    let top = (most as f32 * 1.12).ceil().max(most as f32 + 1.0);
     svg(|root| {
         let mut chart = ChartBuilder::on(root)
             .margin(14)
@@ -146,7 +147,9 @@ pub fn best_scores(scores: &BestScores) -> Result<String, EvalError> {
             .y_label_area_size(52)
             .build_cartesian_2d(lo..hi, 0f32..top)
             .map_err(chart_error)?;
-        mesh(&mut chart, "best fused score of the photo", "photos", &|y| format!("{y:.0}"))?;
+        // Counts are whole: ticks between them are left unlabelled.
+        let whole = |y: &f32| if y.fract() == 0.0 { format!("{y:.0}") } else { String::new() };
+        mesh(&mut chart, "best fused score of the photo", "photos", &whole)?;
         let bar = width / 3.0;
         for (g, (color, counts)) in groups.iter().enumerate() {
             let bars = counts.iter().enumerate().filter(|(_, &c)| c > 0).map(|(b, &c)| {

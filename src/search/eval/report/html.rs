@@ -15,6 +15,10 @@ fn pct(x: Option<f32>) -> String {
     x.map_or_else(|| "–".into(), |x| format!("{:.0}%", x * 100.0))
 }
 
+fn shows(n: usize) -> &'static str {
+    if n == 1 { "shows" } else { "show" }
+}
+
 fn weights(w: FusionWeights) -> String {
     format!("{} / {}", round3(w.text), round3(w.image))
 }
@@ -103,9 +107,10 @@ fn miss_card(out: &mut String, m: &Miss, ctx: &ReportContext, files: &super::Ima
             let name = &item(t).name;
             let _ = write!(
                 out,
-                "<div><span class=\"tag\">It is</span>{}{} <br>ranked {r}, score {}</div>",
+                "<div><span class=\"tag\">It is</span>{}{} <br>place {r} of {}, score {}</div>",
                 image(files.item(t), "", name),
                 text(name),
+                ctx.items.len(),
                 round3(s)
             );
         }
@@ -139,14 +144,16 @@ pub fn page(ev: &Evaluation, ctx: &ReportContext, files: &super::ImageFiles) -> 
     );
     let _ = write!(
         out,
-        "<p class=\"meta\">{} labelled photos from {}: {} show {} of the catalog's {} items, {} show products not in the \
+        "<p class=\"meta\">{} labelled photos from {}: {} {} {} of the catalog's {} items, {} {} products not in the \
          catalog; {} skipped. Model {}, {}.</p>\n",
         ev.photos,
         text(ctx.photos),
         ev.in_catalog_photos,
+        shows(ev.in_catalog_photos),
         ev.products,
         ev.catalog_items,
         ev.not_in_catalog_photos,
+        shows(ev.not_in_catalog_photos),
         ctx.skipped,
         text(ctx.model),
         ctx.when
