@@ -131,6 +131,25 @@ pub enum SessionError {
     NoQuery,
 }
 
+/// Why labelled photos could not be evaluated or tuned on.
+#[derive(Debug, Error, PartialEq)]
+pub enum EvalError {
+    #[error("the catalog has no items")]
+    EmptyCatalog,
+    #[error("none of the {photos} labelled photos shows a product of the catalog; label photos with the catalog's item ids or names")]
+    NoPhotosOfCatalogItems { photos: usize },
+    #[error("tuning needs photos of at least 2 catalog products (kept apart across folds); these show {products}")]
+    TooFewProducts { products: usize },
+    #[error("a photo embedding has {photo} values but the catalog's have {catalog}")]
+    Dimension { photo: usize, catalog: usize },
+    #[error("a photo is labelled with item {index} of a catalog of {items}")]
+    NoSuchItem { index: usize, items: usize },
+    #[error("{0}")]
+    Option(String),
+    #[error("cannot draw the report's charts: {0}")]
+    Chart(String),
+}
+
 /// Why a catalog could not be built. `E`: the caller's own failure while taking a thumbnail.
 #[derive(Debug, Error)]
 pub enum BuildError<E: std::error::Error + 'static> {

@@ -36,7 +36,7 @@ fn catalog(e: &Embedder, weights_sha256: &str, embedding_dim: usize) -> Catalog 
         .map(|(file, _, _)| Item { id: file.replace(['/', '.'], "-"), name: file.to_string(), description: None, image: file.to_string(), thumbnail: None })
         .collect();
     let model = ModelInfo { name: "tiny".into(), weights_sha256: weights_sha256.into(), equivalent_weights_sha256: vec![], embedding_dim };
-    let ranking = RankingDefaults { text_weight: 1.25, image_weight: 0.75, top_k: 4, min_score: 0.5 };
+    let ranking = RankingDefaults { text_weight: 1.25, image_weight: 0.75, top_k: 4, min_score: 0.5, tuned: None };
     Catalog::new(model, e.preprocess.clone(), ranking, items, &pairs).unwrap()
 }
 

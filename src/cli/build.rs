@@ -62,7 +62,7 @@ pub struct BuildArgs {
     vector_dtype: VectorDtype,
 }
 
-fn progress_bar(len: usize, what: &str) -> ProgressBar {
+pub(super) fn progress_bar(len: usize, what: &str) -> ProgressBar {
     let pb = ProgressBar::new(len as u64);
     pb.set_style(
         ProgressStyle::with_template("{msg:>8} [{bar:40}] {pos}/{len} {per_sec} eta {eta}")

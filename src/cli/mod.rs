@@ -4,13 +4,16 @@ mod build;
 mod bundle;
 mod catalog_dir;
 mod embed;
+mod eval;
 mod files;
 mod hub_folder;
 mod inspect;
+mod labelled_photos;
 mod model_dir;
 mod output_dir;
 mod query;
 mod sources;
+mod tune;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -60,6 +63,10 @@ enum Command {
     Bundle(bundle::BundleArgs),
     /// Describe a catalog and check that its vectors are consistent.
     Inspect(inspect::InspectArgs),
+    /// Measure how well a catalog finds the products in labelled photos (table, JSON, HTML report).
+    Eval(eval::EvalArgs),
+    /// Choose the catalog's weights and threshold on labelled photos and record them in its manifest.
+    Tune(tune::TuneArgs),
 }
 
 pub fn main() -> ExitCode {
@@ -70,6 +77,8 @@ pub fn main() -> ExitCode {
         Command::Embed(a) => embed::run(a),
         Command::Inspect(a) => inspect::run(a),
         Command::Bundle(a) => bundle::run(a),
+        Command::Eval(a) => eval::run(a),
+        Command::Tune(a) => tune::run(a),
     };
     match result {
         Ok(code) => code,

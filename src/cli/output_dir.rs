@@ -5,8 +5,8 @@
 //! Before anything is written the destination is checked: it may not be, contain or lie inside
 //! a folder the command reads (the source, the catalog, the model), and an existing folder is
 //! replaced only if it is empty or carries the marker of what is written (a `catalog.json` of
-//! format `clipmatch-catalog` for `build`, a `bundle.json` of format `clipmatch-bundle` for
-//! `bundle`).
+//! format `clipmatch-catalog` for `build` and `tune`, a `bundle.json` of format `clipmatch-bundle`
+//! for `bundle`, a `report.json` of format `clipmatch-eval-report` for `eval --report`).
 
 use std::fs;
 use std::io;
@@ -15,6 +15,7 @@ use std::path::{Component, Path, PathBuf};
 use anyhow::{bail, Context, Result};
 use clipmatch::search::bundle::{BUNDLE_FILE, FORMAT as BUNDLE_FORMAT};
 use clipmatch::search::catalog::{FORMAT, MANIFEST_FILE};
+use clipmatch::search::eval::report::{FORMAT as REPORT_FORMAT, MARKER_FILE as REPORT_FILE};
 use serde::Deserialize;
 
 use super::files;
@@ -24,6 +25,7 @@ use super::files;
 pub enum Kind {
     Catalog,
     Bundle,
+    Report,
 }
 
 impl Kind {
@@ -31,6 +33,7 @@ impl Kind {
         match self {
             Kind::Catalog => "catalog",
             Kind::Bundle => "bundle",
+            Kind::Report => "report",
         }
     }
 
@@ -38,6 +41,7 @@ impl Kind {
         match self {
             Kind::Catalog => (MANIFEST_FILE, FORMAT),
             Kind::Bundle => (BUNDLE_FILE, BUNDLE_FORMAT),
+            Kind::Report => (REPORT_FILE, REPORT_FORMAT),
         }
     }
 

@@ -43,6 +43,7 @@ impl From<RankingOptions> for RankingDefaults {
             image_weight: o.weights.image,
             top_k: o.top_k,
             min_score: o.min_score,
+            tuned: None,
         }
     }
 }
@@ -51,7 +52,7 @@ impl From<RankingOptions> for RankingDefaults {
 mod tests {
     use super::*;
 
-    const CATALOG: RankingDefaults = RankingDefaults { text_weight: 2.0, image_weight: 0.25, top_k: 7, min_score: 0.3 };
+    const CATALOG: RankingDefaults = RankingDefaults { text_weight: 2.0, image_weight: 0.25, top_k: 7, min_score: 0.3, tuned: None };
 
     #[test]
     fn no_overrides_keep_the_catalogs_defaults() {

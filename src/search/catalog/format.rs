@@ -184,6 +184,10 @@ pub struct RankingDefaults {
     pub top_k: usize,
     /// Below this best fused score the answer is "no confident match".
     pub min_score: f32,
+    /// Where the weights and the threshold came from when `clipmatch tune` chose them on the
+    /// shop's photos; absent otherwise (and then not written, so untuned manifests are unchanged).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tuned: Option<TunedRanking>,
 }
 
 impl Default for RankingDefaults {
@@ -193,7 +197,117 @@ impl Default for RankingDefaults {
             image_weight: 0.5,
             top_k: 5,
             min_score: 0.0,
+            tuned: None,
         }
+    }
+}
+
+/// `ranking.tuned`: how `clipmatch tune` chose the catalog's weights and threshold, and the
+/// figures that justify them (measured on products held out of the choice).
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq)]
+pub struct TunedRanking {
+    /// When it was tuned (UTC, written as `YYYY-MM-DDTHH:MM:SSZ`).
+    pub when: UtcSeconds,
+    /// Labelled photos used, and how many of them show products the catalog does not hold.
+    pub photos: usize,
+    pub not_in_catalog_photos: usize,
+    /// Catalog products that had photos.
+    pub products: usize,
+    /// Cross-validation folds over products (a product's photos are never on both sides).
+    pub folds: usize,
+    /// The operating point asked for: the precision of "confident match".
+    pub confident_precision_target: f32,
+    /// The operating point chosen on all the photos.
+    pub text_weight: f32,
+    pub image_weight: f32,
+    pub min_score: f32,
+    /// The same choice made without each fold's products, measured on them.
+    pub held_out: TunedMetrics,
+    /// The weights and threshold the catalog had before, measured on the same photos.
+    pub before: TunedMetrics,
+}
+
+/// Search quality figures over labelled photos (fractions from 0 to 1; `None` where nothing
+/// was counted, e.g. a precision when no photo was a confident match).
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq)]
+pub struct TunedMetrics {
+    /// The photo's product ranked first / in the first five, and the mean of 1 / its rank.
+    pub top1: f32,
+    pub top5: f32,
+    pub mrr: f32,
+    /// Of the confident matches, the share that named the right product (photos of products
+    /// left out of the catalog count as wrong ones).
+    pub confident_precision: Option<f32>,
+    /// Of the photos of catalog products, the share matched confidently and rightly.
+    pub confident_recall: Option<f32>,
+}
+
+/// A time as whole seconds since 1970-01-01 UTC, written as `YYYY-MM-DDTHH:MM:SSZ`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct UtcSeconds(pub u64);
+
+impl UtcSeconds {
+    const DAY: u64 = 86_400;
+
+    /// Days since 1970-01-01 as (year, month, day): Howard Hinnant's `civil_from_days`.
+    fn civil(days: u64) -> (u64, u64, u64) {
+        let z = days + 719_468;
+        let era = z / 146_097;
+        let doe = z % 146_097;
+        let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+        let mp = (5 * doy + 2) / 153;
+        let d = doy - (153 * mp + 2) / 5 + 1;
+        let m = if mp < 10 { mp + 3 } else { mp - 9 };
+        (yoe + era * 400 + u64::from(m <= 2), m, d)
+    }
+
+    /// (year, month, day) as days since 1970-01-01: `days_from_civil`, for years from 1970.
+    fn days(y: u64, m: u64, d: u64) -> u64 {
+        let y = if m <= 2 { y - 1 } else { y };
+        let (era, yoe) = (y / 400, y % 400);
+        let mp = if m > 2 { m - 3 } else { m + 9 };
+        let doy = (153 * mp + 2) / 5 + d - 1;
+        let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+        era * 146_097 + doe - 719_468
+    }
+
+    fn parse(s: &str) -> Option<Self> {
+        let b = s.as_bytes();
+        let shape = b.len() == 20
+            && [4, 7].iter().all(|&i| b[i] == b'-')
+            && b[10] == b'T'
+            && [13, 16].iter().all(|&i| b[i] == b':')
+            && b[19] == b'Z';
+        let num = |r: std::ops::Range<usize>| -> Option<u64> {
+            s.get(r).filter(|t| t.bytes().all(|c| c.is_ascii_digit()))?.parse().ok()
+        };
+        let (y, mo, d, h, mi, se) = (num(0..4)?, num(5..7)?, num(8..10)?, num(11..13)?, num(14..16)?, num(17..19)?);
+        let valid = shape && y >= 1970 && (1..=12).contains(&mo) && (1..=31).contains(&d) && h < 24 && mi < 60 && se < 60;
+        let t = Self(Self::days(y, mo, d) * Self::DAY + h * 3600 + mi * 60 + se);
+        // A day past the month's end (2025-02-30) comes back as another date: refused.
+        (valid && t.to_string() == s).then_some(t)
+    }
+}
+
+impl std::fmt::Display for UtcSeconds {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let (y, m, d) = Self::civil(self.0 / Self::DAY);
+        let s = self.0 % Self::DAY;
+        write!(f, "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z", s / 3600, s / 60 % 60, s % 60)
+    }
+}
+
+impl Serialize for UtcSeconds {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for UtcSeconds {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(deserializer)?;
+        Self::parse(&s).ok_or_else(|| serde::de::Error::custom(format!("{s:?} is not a time like 2025-06-30T14:05:00Z")))
     }
 }
 
@@ -219,4 +333,53 @@ pub struct Manifest {
     pub vectors: VectorsInfo,
     pub ranking: RankingDefaults,
     pub items: Vec<Item>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn times_are_written_as_utc_and_read_back() {
+        for (secs, text) in [
+            (0, "1970-01-01T00:00:00Z"),
+            (951_782_400, "2000-02-29T00:00:00Z"),
+            (1_782_830_705, "2026-06-30T14:45:05Z"),
+            (4_107_542_399, "2100-02-28T23:59:59Z"),
+        ] {
+            assert_eq!(UtcSeconds(secs).to_string(), text);
+            assert_eq!(UtcSeconds::parse(text), Some(UtcSeconds(secs)), "{text}");
+        }
+        for bad in ["2025-02-30T00:00:00Z", "2025-13-01T00:00:00Z", "2025-01-01 00:00:00Z", "1969-12-31T23:59:59Z", "2025-01-01T00:00:60Z", "+025-01-01T00:00:00Z"] {
+            assert_eq!(UtcSeconds::parse(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn untuned_rankings_are_written_as_before_and_tuned_ones_read_back() {
+        let plain = serde_json::to_string(&RankingDefaults::default()).unwrap();
+        assert_eq!(plain, r#"{"text_weight":1.5,"image_weight":0.5,"top_k":5,"min_score":0.0}"#);
+        let old: RankingDefaults = serde_json::from_str(r#"{"text_weight":1,"image_weight":2,"top_k":3,"min_score":0.5}"#).unwrap();
+        assert_eq!(old.tuned, None);
+        let m = TunedMetrics { top1: 0.5, top5: 1.0, mrr: 0.75, confident_precision: Some(0.9), confident_recall: None };
+        let tuned = RankingDefaults {
+            tuned: Some(TunedRanking {
+                when: UtcSeconds(1_782_830_705),
+                photos: 100,
+                not_in_catalog_photos: 3,
+                products: 21,
+                folds: 5,
+                confident_precision_target: 0.9,
+                text_weight: 1.1,
+                image_weight: 0.9,
+                min_score: 0.61,
+                held_out: m,
+                before: TunedMetrics { confident_precision: None, ..m },
+            }),
+            ..RankingDefaults::default()
+        };
+        let json = serde_json::to_string(&tuned).unwrap();
+        assert!(json.contains(r#""when":"2026-06-30T14:45:05Z""#), "{json}");
+        assert_eq!(serde_json::from_str::<RankingDefaults>(&json).unwrap(), tuned);
+    }
 }

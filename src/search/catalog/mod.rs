@@ -13,8 +13,8 @@ mod quantize;
 use std::borrow::Cow;
 
 pub use format::{
-    vectors_file_size, Item, Manifest, ModelInfo, RankingDefaults, VectorDtype, VectorKind, VectorOffsets, VectorScales,
-    VectorsInfo, FORMAT, MANIFEST_FILE, MAX_EMBEDDING_DIM, OLDEST_VERSION, VECTORS_FILE, VERSION,
+    vectors_file_size, Item, Manifest, ModelInfo, RankingDefaults, TunedMetrics, TunedRanking, UtcSeconds, VectorDtype,
+    VectorKind, VectorOffsets, VectorScales, VectorsInfo, FORMAT, MANIFEST_FILE, MAX_EMBEDDING_DIM, OLDEST_VERSION, VECTORS_FILE, VERSION,
 };
 pub use quantize::ScaleRule;
 
