@@ -2,6 +2,8 @@
 //! two pipelines: building a catalog and a search session over one.
 
 pub mod bundle;
+/// The model a bundle names, loaded and checked against its description.
+pub mod bundle_model;
 pub mod catalog;
 /// Building catalogs is the native tool's job (the page only searches).
 #[cfg(not(target_arch = "wasm32"))]
