@@ -59,6 +59,10 @@ pub enum ModelError {
     UnsupportedModel(String),
     #[error("unknown engine {0:?}: the engines are \"ours\" (OpenAI CLIP only) and \"candle\"")]
     UnknownEngine(String),
+    #[error("{family} runs on candle only; the engine {engine:?} cannot run it")]
+    EngineCannotRun { family: &'static str, engine: &'static str },
+    #[error("{0} on candle needs the wasm package built with candle (pkg/candle/); this one runs OpenAI CLIP on its own kernels only")]
+    NoCandleInPackage(&'static str),
 }
 
 /// Why a catalog could not be loaded or written.

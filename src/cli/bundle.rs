@@ -135,7 +135,7 @@ pub fn run(args: BundleArgs) -> Result<ExitCode> {
     let weights_bytes = bundle.file(&bundle.model.weights).map(|f| f.bytes).unwrap_or(0);
     staged.commit()?;
     println!(
-        "bundled {}: {} files, {:.1} MB in all ({} image tower {} {:.1} MB, runs on {} in the page), {} products",
+        "bundled {}: {} files, {:.1} MB in all ({} image tower {} {:.1} MB, run by the {} engine in the page), {} products",
         args.out.display(),
         bundle.files.len(),
         total as f64 / 1e6,

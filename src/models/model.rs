@@ -58,11 +58,7 @@ impl Family {
     pub fn engine(self, engine: Option<Engine>) -> Result<Engine, ModelError> {
         let chosen = engine.unwrap_or(self.engines()[0]);
         if !self.engines().contains(&chosen) {
-            return Err(ModelError::UnsupportedModel(format!(
-                "{} runs on candle only (the engine {} was asked for)",
-                self.name(),
-                chosen.name()
-            )));
+            return Err(ModelError::EngineCannotRun { family: self.name(), engine: chosen.name() });
         }
         Ok(chosen)
     }

@@ -66,10 +66,7 @@ impl VisionLoader {
     ) -> Result<Self, ModelError> {
         let engine = family.engine(engine)?;
         if engine == Engine::Candle && !HAS_CANDLE {
-            return Err(ModelError::UnsupportedModel(format!(
-                "{} on candle needs the wasm package with candle (pkg/candle/); this one runs OpenAI CLIP on its own kernels only",
-                family.name()
-            )));
+            return Err(ModelError::NoCandleInPackage(family.name()));
         }
         let preprocess = preprocessing(family, config, preprocessor)?;
         let weights = match (family, engine, weights_len) {
@@ -183,5 +180,5 @@ fn on_candle(family: Family, config: &str, bytes: &[u8], preprocess: &Preprocess
 /// Without candle (the page's core package), refused up front in [`VisionLoader::new`].
 #[cfg(not(any(not(target_arch = "wasm32"), feature = "candle-engine")))]
 fn on_candle(family: Family, _: &str, _: &[u8], _: &PreprocessConfig) -> Result<Box<dyn EmbeddingModel>, ModelError> {
-    Err(ModelError::UnsupportedModel(format!("{} on candle is not in this wasm package", family.name())))
+    Err(ModelError::NoCandleInPackage(family.name()))
 }
