@@ -17,7 +17,7 @@ case ":$PATH:" in *":$cargo_bin:"*) ;; *) export PATH="$cargo_bin:$PATH" ;; esac
 
 scripts/setup.sh
 
-echo "== wasm packages (pkg/, pkg/threads/)"
+echo "== wasm packages (pkg/, pkg/threads/, pkg/candle/, pkg/candle/threads/)"
 scripts/build_wasm.sh
 
 echo "== catalog tool"

@@ -5,7 +5,8 @@
 #      and cargo test --release          (native: all targets, then doc tests)
 #   3. wasm-pack test --headless --chrome --release   (wasm32 + SIMD128 in headless Chromium), and
 #      the benchmarks' build (`--features bench`) type-checked
-#   4. end to end: the page in Chromium, on the product package (pkg/, without the bench entry points)
+#   4. end to end: the page in Chromium, on the product packages (pkg/ and pkg/candle/, without the
+#      bench entry points), with an OpenAI CLIP bundle and a MobileCLIP one
 #
 # Environment:
 #   CLIPMATCH_SKIP_BROWSER=1    skip step 3 (quick local runs; CI runs everything)
@@ -75,9 +76,10 @@ else
   # --mode no-install: use the wasm-bindgen-cli that setup.sh installed; never download one.
   # webdriver.json (crate root) adds the Chromium flags (--no-sandbox, no background networking, ...).
   # -- --lib --test '*': the library and the test files, not the examples (native timing tools that read
-  # files, some with native-only modules such as the weight export).
+  # files, some with native-only modules such as the weight export); with the candle engine, as
+  # pkg/candle/ has it (every family loads in Chromium).
   wasm-pack test --headless --chrome --chromedriver "$(command -v chromedriver)" \
-    --release --mode no-install -- --lib --test '*'
+    --release --mode no-install -- --features candle-engine --lib --test '*'
   # The browser benchmarks' entry points (src/web/bench.rs) are only built with this feature.
   cargo check --release --lib --target wasm32-unknown-unknown --features bench
   section_done
@@ -92,7 +94,7 @@ if [ "${CLIPMATCH_SKIP_BROWSER:-0}" != "1" ]; then
   else
     scripts/build_wasm.sh
     # The product ships no benchmark entry points (they come with `--features bench` only).
-    if grep -lE 'RankBench|embedPixelValues' pkg/clipmatch.js pkg/threads/clipmatch.js; then
+    if grep -lE 'RankBench|embedPixelValues' pkg/clipmatch.js pkg/threads/clipmatch.js pkg/candle/clipmatch.js pkg/candle/threads/clipmatch.js; then
       echo "error: the files above export benchmark-only entry points" >&2
       exit 1
     fi
@@ -101,8 +103,14 @@ if [ "${CLIPMATCH_SKIP_BROWSER:-0}" != "1" ]; then
       target/release/clipmatch build "$grocery/iconic" --name-from folder --text-weight 1.2 --image-weight 0.7 --out "$e2e/catalog"
     CLIPMATCH_MODEL="$repo_root/tests/fixtures/tiny-clip" \
       target/release/clipmatch bundle --catalog "$e2e/catalog" --out "$e2e/bundle"
+    # A MobileCLIP bundle: the narrow fixture model (its folder has no tokenizer.json; the hub's
+    # MobileCLIP folders carry CLIP's, which is used here).
+    mobileclip="$repo_root/tests/fixtures/models/mobileclip2-s0-narrow"
+    CLIPMATCH_TOKENIZER="$tokenizer" \
+      target/release/clipmatch build "$grocery/iconic" --name-from folder --model "$mobileclip" --out "$e2e/mobileclip-catalog"
+    target/release/clipmatch bundle --catalog "$e2e/mobileclip-catalog" --model "$mobileclip" --out "$e2e/mobileclip-bundle"
     npm ci --prefix tests/e2e --no-audit --no-fund
-    (cd tests/e2e && CLIPMATCH_E2E_BUNDLE="$e2e/bundle" CLIPMATCH_E2E_GROCERY="$grocery" \
+    (cd tests/e2e && CLIPMATCH_E2E_BUNDLE="$e2e/bundle" CLIPMATCH_E2E_MOBILECLIP_BUNDLE="$e2e/mobileclip-bundle" CLIPMATCH_E2E_GROCERY="$grocery" \
       node --test --test-force-exit --test-concurrency=1 --test-reporter=spec app.test.mjs)
     echo "screenshots: $repo_root/test-output/e2e/"
   fi

@@ -57,6 +57,12 @@ pub enum ModelError {
     Engine(String),
     #[error("this model is not supported: {0}")]
     UnsupportedModel(String),
+    #[error("unknown engine {0:?}: the engines are \"ours\" (OpenAI CLIP only) and \"candle\"")]
+    UnknownEngine(String),
+    #[error("{family} runs on candle only; the engine {engine:?} cannot run it")]
+    EngineCannotRun { family: &'static str, engine: &'static str },
+    #[error("{0} on candle needs the wasm package built with candle (pkg/candle/); this one runs OpenAI CLIP on its own kernels only")]
+    NoCandleInPackage(&'static str),
 }
 
 /// Why a catalog could not be loaded or written.
@@ -103,11 +109,12 @@ pub enum CatalogError {
 pub enum BundleError {
     #[error("bundle.json is not valid JSON for this format: {0}")]
     Json(String),
-    #[error("bundle.json is format {found:?} version {version}; this app reads {expected:?} version {supported}")]
+    #[error("bundle.json is format {found:?} version {version}; this app reads {expected:?} versions {oldest} to {supported}")]
     UnsupportedVersion {
         found: String,
         version: u64,
         expected: &'static str,
+        oldest: u32,
         supported: u32,
     },
     #[error("bundle.json lists a file that {problem} ({path:?})")]
@@ -120,6 +127,20 @@ pub enum BundleError {
     BadSha256(String),
     #[error("bundle.json names {path:?} as its {role} but does not list it among its files")]
     NotListed { path: String, role: &'static str },
+    #[error("bundle.json names the model family {0:?}; this app runs \"openai-clip\", \"mobileclip\" and \"siglip\"")]
+    UnknownFamily(String),
+    #[error("bundle.json (version 2) does not give the model's {0}")]
+    MissingField(&'static str),
+    #[error("bundle.json gives the model an impossible embedding size ({0})")]
+    ImpossibleDimension(usize),
+    #[error("bundle.json's model.weights_sha256 is not the sha256 it lists for {path:?}")]
+    WeightsSha256 { path: String },
+    #[error("bundle.json names no preprocessor config, which a {0} model needs")]
+    NoPreprocessor(&'static str),
+    #[error("bundle.json says the model's {what} is {bundle}, but its files make {model}")]
+    ModelDisagrees { what: &'static str, bundle: String, model: String },
+    #[error("the weights' sha256 is {found}, not the {listed} bundle.json lists")]
+    WeightsChanged { found: String, listed: String },
 }
 
 /// Why a search session cannot do what was asked yet.

@@ -43,13 +43,7 @@ impl Fixture {
         if !self.clip_tokenizer {
             return Some(None);
         }
-        let p = shared_data().join("clip-vit-base-patch32/tokenizer.json");
-        if p.is_file() {
-            Some(Some(p))
-        } else {
-            eprintln!("skipped {} texts: {} is absent", self.name, p.display());
-            None
-        }
+        shared_clip_tokenizer(&format!("{} texts", self.name)).map(Some)
     }
 
     fn reference(&self) -> Reference {

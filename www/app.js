@@ -29,6 +29,19 @@ function requestTimeoutMs() {
   return Number.isInteger(n) && n > 0 ? n : REQUEST_TIMEOUT_MS;
 }
 
+/** `?engine=ours|candle`: what runs the model (the core refuses an unknown one, or one the bundle's family cannot run). */
+function engineParam() {
+  return params.get('engine') || undefined;
+}
+
+const FAMILY_NAMES = { 'openai-clip': 'OpenAI CLIP', mobileclip: 'MobileCLIP', siglip: 'SigLIP' };
+
+/** Which model and engine answer, as text. */
+function modelText(summary, model) {
+  const family = FAMILY_NAMES[model.family] || model.family;
+  return `Model: ${summary.modelName} (${family}, ${model.dtype} weights), run by the ${model.engine} engine.`;
+}
+
 /** Test-only `?testFault=trap-once` (trap, hang or crash; once or twice): see model-worker.js. */
 function testFaults() {
   const m = /^(trap|hang|crash)-(once|twice)$/.exec(params.get('testFault') || '');
@@ -41,6 +54,8 @@ function onReady(msg, restarted) {
   state.ready = { ...msg, thumbnails: undefined, pageMs: { workerStarted: state.workerStartedAt, ready: performance.now() } };
   if (msg.thumbnails) for (const t of msg.thumbnails) state.thumbnails.set(t.path, t.blob);
   if (!state.weights) resetWeights();
+  $('model-text').textContent = modelText(msg.summary, msg.model);
+  $('model-text').hidden = false;
   if (state.outstanding === 0) setState('ready');
   const how = [msg.fromCache ? 'loaded from this device' : '', msg.threads > 1 ? `${msg.threads} threads` : ''].filter(Boolean).join(', ');
   $('status-text').textContent = restarted
@@ -52,6 +67,7 @@ function startModel(bundleUrl) {
   state.workerStartedAt = performance.now();
   state.model = new ModelWorker({
     bundleUrl,
+    engine: engineParam(),
     maxThreads: singleThreadRequested() ? 1 : undefined,
     timeoutMs: requestTimeoutMs(),
     faults: testFaults(),

@@ -44,14 +44,54 @@ function pathProblem(path, folderUrl) {
   return null;
 }
 
+/** Model families a bundle may name (bundle.json's `model.family`, the core's `Family::id`). */
+export const FAMILIES = Object.freeze(['openai-clip', 'mobileclip', 'siglip']);
+/** Families whose preprocessing is in preprocessor_config.json (MobileCLIP's is in its config). */
+const NEEDS_PREPROCESSOR = ['openai-clip', 'siglip'];
+
+/** The model family a checked bundle holds (version 1 names none: OpenAI CLIP). */
+export const bundleFamily = (bundle) => bundle.model.family ?? 'openai-clip';
+
+/**
+ * The model entry's checks, as the core's (src/search/bundle.rs): a known family; in version 2
+ * the family, preprocessing, embedding size and the weights' sha256 (the one listed); a
+ * preprocessor config for the families that have one.
+ */
+function checkModel(bundle, files) {
+  const model = bundle.model;
+  if (bundle.version >= 2) {
+    for (const field of ['family', 'preprocessing', 'embedding_dim', 'weights_sha256']) {
+      if (model[field] === undefined || model[field] === null) throw new BundleRefused(`bundle.json (version 2) does not give the model's ${field}`);
+    }
+  }
+  const family = bundleFamily(bundle);
+  if (!FAMILIES.includes(family)) {
+    throw new BundleRefused(`bundle.json names the model family ${JSON.stringify(String(family).slice(0, 80))}; this app runs ${FAMILIES.join(', ')}`);
+  }
+  if (model.embedding_dim !== undefined && !(Number.isSafeInteger(model.embedding_dim) && model.embedding_dim > 0 && model.embedding_dim <= 65536)) {
+    throw new BundleRefused('bundle.json gives the model an impossible embedding size');
+  }
+  if (model.weights_sha256 !== undefined && model.weights_sha256 !== files.get(model.weights).sha256) {
+    throw new BundleRefused(`bundle.json's model.weights_sha256 is not the sha256 it lists for ${JSON.stringify(model.weights)}`);
+  }
+  if (model.preprocessor === undefined && NEEDS_PREPROCESSOR.includes(family)) {
+    throw new BundleRefused(`bundle.json names no preprocessor config, which a ${family} model needs`);
+  }
+}
+
+/** The model's files bundle.json names: config, preprocessor (where named), weights. */
+export const modelPaths = (bundle) => [bundle.model.config, bundle.model.preprocessor, bundle.model.weights].filter((p) => p !== undefined);
+
 /**
  * Checks a parsed bundle.json against the format and the folder rule: every file a plain relative
  * path inside `folderUrl`, listed once, with a size and a sha256; the model and catalog files it
- * names are listed. Returns a Map path -> entry. Throws BundleRefused naming the first problem.
+ * names are listed; the model is a family this app runs, described in full (version 2). Version 1
+ * bundles (OpenAI CLIP, no description) are still read. Returns a Map path -> entry. Throws
+ * BundleRefused naming the first problem.
  */
 export function checkBundle(bundle, folderUrl) {
-  if (bundle?.format !== 'clipmatch-bundle' || bundle.version !== 1 || !Array.isArray(bundle.files)) {
-    throw new BundleRefused('bundle.json is not a clipmatch bundle of version 1');
+  if (bundle?.format !== 'clipmatch-bundle' || ![1, 2].includes(bundle.version) || !Array.isArray(bundle.files) || typeof bundle.model !== 'object' || !bundle.model) {
+    throw new BundleRefused('bundle.json is not a clipmatch bundle of version 1 or 2');
   }
   const files = new Map();
   for (const f of bundle.files) {
@@ -63,7 +103,11 @@ export function checkBundle(bundle, folderUrl) {
     if (typeof f.sha256 !== 'string' || !/^[0-9a-f]{64}$/.test(f.sha256)) throw new BundleRefused(`bundle.json gives ${shown} no valid sha256`);
     files.set(f.path, f);
   }
-  const named = [bundle.model?.config, bundle.model?.preprocessor, bundle.model?.weights, bundle.catalog, bundle.vectors];
-  for (const path of named) if (!files.has(path)) throw new BundleRefused(`bundle.json does not list ${JSON.stringify(String(path))}`);
+  const named = [bundle.model.config, bundle.model.weights, bundle.catalog, bundle.vectors];
+  if (bundle.model.preprocessor !== undefined) named.push(bundle.model.preprocessor);
+  for (const path of named) {
+    if (!files.has(path)) throw new BundleRefused(`bundle.json does not list ${JSON.stringify(String(path))}`);
+  }
+  checkModel(bundle, files);
   return files;
 }

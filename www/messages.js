@@ -25,10 +25,11 @@ export const Reply = Object.freeze({
 // Page -> worker. `weights` ({text, image, topK}, any may be undefined: the catalog's) are added by
 // the page when it sends a ranking request; model-worker.js adds the request's `id`.
 
-/** Starts the worker: the bundle, the threads it may use, whether it sends the thumbnails, and a
- * test-only fault ('trap', 'hang', 'crash' or null; see model-worker.js). */
-export const loadRequest = ({ bundleUrl, maxThreads, thumbnails, fault }) =>
-  ({ type: Request.LOAD, bundleUrl, maxThreads, thumbnails, fault });
+/** Starts the worker: the bundle, the engine asked for (`?engine=`: 'ours', 'candle', or
+ * undefined for the family's default), the threads it may use, whether it sends the thumbnails,
+ * and a test-only fault ('trap', 'hang', 'crash' or null; see model-worker.js). */
+export const loadRequest = ({ bundleUrl, engine, maxThreads, thumbnails, fault }) =>
+  ({ type: Request.LOAD, bundleUrl, engine, maxThreads, thumbnails, fault });
 /** `bytes`: an ArrayBuffer of an encoded photo. */
 export const rankRequest = (bytes) => ({ type: Request.RANK, bytes });
 /** `rgba`: an ArrayBuffer of width x height x 4 bytes. */
@@ -61,11 +62,12 @@ export const noteReply = (message) => ({ type: Reply.NOTE, message });
 export const storageReply = (message) => ({ type: Reply.STORAGE, message });
 /**
  * The model and catalog are loaded. `summary`: the catalog's (items, model name, default weights,
- * threshold); `maxPhotoBytes`: the largest photo file the matcher accepts (the page refuses a
- * larger one before reading it); `thumbnails`: [{path, blob}] or null.
+ * threshold); `model`: what answers ({family, engine, dtype}: 'mobileclip', 'candle', 'f16');
+ * `maxPhotoBytes`: the largest photo file the matcher accepts (the page refuses a larger one
+ * before reading it); `thumbnails`: [{path, blob}] or null.
  */
-export const readyReply = ({ summary, maxPhotoBytes, fromCache, thumbnails, timings, wasmMemoryBytes, threads }) =>
-  ({ type: Reply.READY, summary, maxPhotoBytes, fromCache, thumbnails, timings, wasmMemoryBytes, threads });
+export const readyReply = ({ summary, model, maxPhotoBytes, fromCache, thumbnails, timings, wasmMemoryBytes, threads }) =>
+  ({ type: Reply.READY, summary, model, maxPhotoBytes, fromCache, thumbnails, timings, wasmMemoryBytes, threads });
 export const loadErrorReply = (message) => ({ type: Reply.LOAD_ERROR, message });
 /** The cache was pruned after a load: {deleted, kept, cachesDeleted}. */
 export const prunedReply = (stats) => ({ type: Reply.PRUNED, ...stats });

@@ -21,7 +21,7 @@ function failureText(kind, timeoutMs) {
 
 export class ModelWorker {
   /**
-   * options: {bundleUrl, maxThreads, timeoutMs, faults: {kind, workers} | null,
+   * options: {bundleUrl, engine, maxThreads, timeoutMs, faults: {kind, workers} | null,
    *           on: {progress, note, ready(msg, restarted), loadError(message), restarting(kind), pruned}}
    */
   constructor(options) {
@@ -39,7 +39,7 @@ export class ModelWorker {
   get idle() { return !this.current && this.queue.length === 0; }
 
   start() {
-    const { bundleUrl, maxThreads, faults } = this.options;
+    const { bundleUrl, engine, maxThreads, faults } = this.options;
     this.generation++;
     this.ready = false;
     const worker = new Worker(new URL('./worker.js', import.meta.url), { type: 'module' });
@@ -51,7 +51,7 @@ export class ModelWorker {
       else this.loadFailed(`the worker failed to start${e.message ? ` (${e.message})` : ''}`);
     };
     const fault = faults && this.generation <= faults.workers ? faults.kind : null;
-    worker.postMessage(loadRequest({ bundleUrl, maxThreads, thumbnails: this.generation === 1, fault }));
+    worker.postMessage(loadRequest({ bundleUrl, engine, maxThreads, thumbnails: this.generation === 1, fault }));
     this.worker = worker;
   }
 

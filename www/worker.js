@@ -2,8 +2,8 @@
 // The page's side (www/model-worker.js) restarts this worker after a trap, a crash or a time-out.
 import './report-csp.js';
 import { openCache, fetchFile, pruneCache } from './loader.js';
-import { checkBundle } from './bundle.js';
-import { loadMatcher } from './weights.js';
+import { bundleFamily, checkBundle, modelPaths } from './bundle.js';
+import { loadMatcher, packageFolder } from './weights.js';
 import {
   Request, checkRankingRequest, errorReply, loadErrorReply, noteReply, progressReply, prunedReply, readyReply,
   resultReply, storageReply,
@@ -42,15 +42,16 @@ async function loadBundleJson(bundleUrl) {
 }
 
 /**
- * The wasm package: the multi-threaded build (pkg/threads/) where the page is cross-origin
- * isolated (SharedArrayBuffer) and the device has several cores, else the single-threaded one.
- * A threaded build that fails to start falls back to one thread, saying why.
+ * The wasm package in `folder` (packageFolder's: '' or 'candle/'): its multi-threaded build
+ * (threads/) where the page is cross-origin isolated (SharedArrayBuffer) and the device has
+ * several cores, else the single-threaded one. A threaded build that fails to start falls back to
+ * one thread, saying why.
  */
-async function startWasm(maxThreads) {
+async function startWasm(maxThreads, folder) {
   const wanted = self.crossOriginIsolated ? Math.min(navigator.hardwareConcurrency || 1, MAX_THREADS, maxThreads) : 1;
   if (wanted > 1) {
     try {
-      const pkg = await import('../pkg/threads/clipmatch.js');
+      const pkg = await import(`../pkg/${folder}threads/clipmatch.js`);
       const instance = await pkg.default();
       await pkg.initThreadPool(wanted);
       return { pkg, instance, threads: wanted };
@@ -58,7 +59,7 @@ async function startWasm(maxThreads) {
       post(noteReply(`Running on one thread: the multi-threaded build did not start (${errorText(e)}).`));
     }
   }
-  const pkg = await import('../pkg/clipmatch.js');
+  const pkg = await import(`../pkg/${folder}clipmatch.js`);
   return { pkg, instance: await pkg.default(), threads: 1 };
 }
 
@@ -107,20 +108,21 @@ async function fetchGroups(bundleUrl, groups, cache) {
   return { files, verified, fromCache };
 }
 
-async function load({ bundleUrl, maxThreads = MAX_THREADS, thumbnails: wantThumbnails = true }) {
+async function load({ bundleUrl, engine, maxThreads = MAX_THREADS, thumbnails: wantThumbnails = true }) {
   const t0 = performance.now();
   if (new URL(bundleUrl).origin !== self.location.origin) throw new Error('the bundle is not on this site');
-  const started = await startWasm(maxThreads);
+  const bundle = await loadBundleJson(bundleUrl);
+  const listed = checkBundle(bundle, bundleUrl);
+  // Only the engine the bundle's model needs is downloaded.
+  const started = await startWasm(maxThreads, packageFolder(bundleFamily(bundle), engine));
   wasm = started.instance;
   wasmPackage = started.pkg;
   threads = started.threads;
-  const bundle = await loadBundleJson(bundleUrl);
-  const listed = checkBundle(bundle, bundleUrl);
   const thumbnails = [...listed.values()].filter((f) => f.path.startsWith('thumbs/'));
   // Every thumbnail comes with the catalog, before "Ready": what the page fetches after a photo
   // never depends on the photo.
   const groups = {
-    model: [bundle.model.config, bundle.model.preprocessor, bundle.model.weights].map((p) => listed.get(p)),
+    model: modelPaths(bundle).map((p) => listed.get(p)),
     catalog: [listed.get(bundle.catalog), listed.get(bundle.vectors), ...(wantThumbnails ? thumbnails : [])],
   };
   const { cache, reason } = await openCache();
@@ -129,10 +131,12 @@ async function load({ bundleUrl, maxThreads = MAX_THREADS, thumbnails: wantThumb
   const text = (path) => new TextDecoder().decode(files[path]);
   const tDownloaded = performance.now();
   // The loader verified the weights' sha256 where SubtleCrypto exists; elsewhere the wasm side hashes.
-  // Their size is bundle.json's (fetchFile checked it).
+  // Their size is bundle.json's (fetchFile checked it). The core picks the tower from the bundle's family.
   matcher = loadMatcher(wasmPackage.MatcherLoader, {
+    bundle,
+    engine,
     config: text(bundle.model.config),
-    preprocessor: text(bundle.model.preprocessor),
+    preprocessor: bundle.model.preprocessor === undefined ? undefined : text(bundle.model.preprocessor),
     weights: files[bundle.model.weights],
     sha256: verified[bundle.model.weights] ? listed.get(bundle.model.weights).sha256 : undefined,
   });
@@ -141,6 +145,7 @@ async function load({ bundleUrl, maxThreads = MAX_THREADS, thumbnails: wantThumb
   const tReady = performance.now();
   post(readyReply({
     summary,
+    model: { family: matcher.family, engine: matcher.engine, dtype: bundle.model.dtype },
     maxPhotoBytes: wasmPackage.maxPhotoBytes(),
     fromCache,
     thumbnails: wantThumbnails ? thumbnails.map((f) => ({ path: f.path, blob: new Blob([files[f.path]], { type: imageType(f.path) }) })) : null,

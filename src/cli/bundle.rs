@@ -1,7 +1,9 @@
-//! `clipmatch bundle`: everything the page needs, as one static folder: the vision tower only
-//! (f16 by default), the catalog with its thumbnails, and `bundle.json` listing every file with
-//! its size and sha256 (the page shows download progress against the sizes and keys its cache
-//! by the hashes).
+//! `clipmatch bundle`: everything the page needs, as one static folder: the image tower only (f16
+//! by default) of any supported family with the config file(s) its loader reads, the catalog with
+//! its thumbnails, and `bundle.json` listing every file with its size and sha256 and saying what
+//! the model is (the page shows download progress against the sizes, keys its cache by the
+//! hashes and picks the engine from the family). The exported tower is loaded back as the page
+//! loads it and must embed a test image like the folder's model before anything is committed.
 
 use std::fs;
 use std::path::PathBuf;
@@ -9,10 +11,12 @@ use std::process::ExitCode;
 
 use anyhow::{bail, Context, Result};
 use clipmatch::digest::sha256_hex;
-use clipmatch::models::clip::export::{vision_tower, ExportDtype};
+use clipmatch::kernels::math::dot;
+use clipmatch::models::export::{self, ExportDtype};
 use clipmatch::search::bundle::{Bundle, FileEntry, ModelFiles, BUNDLE_FILE};
+use clipmatch::search::bundle_model::BundleModelLoader;
 use clipmatch::search::catalog::{ScaleRule, VectorDtype};
-use clipmatch::Towers;
+use clipmatch::{Embedder, Towers};
 
 use super::output_dir::{Kind, StagedDir};
 use super::{catalog_dir, model_dir, ModelArgs};
@@ -28,13 +32,36 @@ pub struct BundleArgs {
     /// it may not be, contain or lie inside the catalog or model folder).
     #[arg(long, short)]
     out: PathBuf,
-    /// Storage type of the exported vision weights.
+    /// Storage type of the exported image tower (int8 only where its fidelity holds).
     #[arg(long, value_enum, default_value = "f16")]
     dtype: ExportDtype,
     /// Storage type of the catalog vectors: i8 (an f32 catalog is quantised), or f32 (only
     /// from a catalog built with --vector-dtype f32).
     #[arg(long, value_enum, default_value = "i8")]
     vector_dtype: VectorDtype,
+}
+
+/// A test image with detail at several scales (what the exported tower must embed alike).
+fn probe_image() -> image::RgbImage {
+    image::RgbImage::from_fn(320, 240, |x, y| {
+        let ring = ((x as i32 - 150).pow(2) + (y as i32 - 110).pow(2)) / 300;
+        image::Rgb([(x * 255 / 320) as u8, (ring * 37 % 256) as u8, ((x / 16 + y / 16) % 2 * 200) as u8])
+    })
+}
+
+/// Refuses an exported tower that does not embed the test image like the folder's model.
+fn check_fidelity(folder: &Embedder, exported: &Embedder, min_cosine: f64, dtype: ExportDtype) -> Result<()> {
+    let probe = probe_image();
+    let (a, b) = (folder.embed_rgb(&probe)?, exported.embed_rgb(&probe)?);
+    let cosine = dot(&a, &b) as f64;
+    if cosine < min_cosine {
+        bail!(
+            "the exported {} image tower embeds a test image at cosine {cosine:.6} to the model's, under the {min_cosine} it must keep; nothing was written{}",
+            dtype.name(),
+            if dtype == ExportDtype::F16 { "" } else { " (try --dtype f16)" }
+        );
+    }
+    Ok(())
 }
 
 pub fn run(args: BundleArgs) -> Result<ExitCode> {
@@ -51,35 +78,32 @@ pub fn run(args: BundleArgs) -> Result<ExitCode> {
     catalog
         .check_model(info.embedding_dim, Some(&info.weights_sha256), &model.embedder.preprocess)
         .with_context(|| format!("{} was not built with the model in {}", args.catalog.display(), args.model.model.display()))?;
-    let dtype = args.dtype;
-    let Some(clip) = model.embedder.model.towers().as_clip() else {
-        bail!(
-            "clipmatch bundle exports OpenAI CLIP on this app's kernels only; {} on {} is not exported yet",
-            model.embedder.model.towers().family().name(),
-            model.embedder.model.towers().engine().name()
-        );
-    };
-    let vision = vision_tower(model.weights(), &clip.config, dtype)?;
+    let (dtype, layout) = (args.dtype, model.layout);
+    let family = model.embedder.model.towers().family();
+    let vision = export::vision_tower(family, &model.config, model.weights(), dtype)
+        .with_context(|| format!("cannot export the image tower of {}", args.model.model.display()))?;
     let vision_sha = sha256_hex(&vision);
     let equivalent = &mut catalog.manifest.model.equivalent_weights_sha256;
     if !equivalent.contains(&vision_sha) {
-        equivalent.push(vision_sha);
+        equivalent.push(vision_sha.clone());
     }
 
+    let in_model = |name: &str| format!("model/{name}");
     let model_files = ModelFiles {
-        config: "model/config.json".into(),
-        preprocessor: "model/preprocessor_config.json".into(),
-        weights: "model/model.safetensors".into(),
+        family: Some(family.id().into()),
+        config: in_model(layout.config_file()),
+        preprocessor: layout.preprocessor_file().map(in_model),
+        weights: in_model(layout.weights_file()),
         dtype: dtype.name().into(),
+        preprocessing: Some(model.embedder.preprocess.clone()),
+        embedding_dim: Some(info.embedding_dim),
+        weights_sha256: Some(vision_sha),
     };
-    let root = staged.path().to_path_buf();
-    fs::create_dir_all(root.join("model"))?;
-    fs::create_dir_all(root.join("thumbs"))?;
-    let mut files: Vec<(String, Vec<u8>)> = vec![
-        (model_files.config.clone(), fs::read(args.model.model.join("config.json"))?),
-        (model_files.preprocessor.clone(), fs::read(args.model.model.join("preprocessor_config.json"))?),
-        (model_files.weights.clone(), vision),
-    ];
+    let mut files: Vec<(String, Vec<u8>)> = vec![(model_files.config.clone(), model.config.clone().into_bytes())];
+    if let (Some(path), Some(text)) = (&model_files.preprocessor, &model.preprocessor) {
+        files.push((path.clone(), text.clone().into_bytes()));
+    }
+    files.push((model_files.weights.clone(), vision));
     let mut bundle = Bundle::new(model_files, Vec::with_capacity(files.len() + catalog.len()));
     files.push((bundle.catalog.clone(), catalog.manifest_json().into_bytes()));
     files.push((bundle.vectors.clone(), catalog.vectors_bytes()));
@@ -90,21 +114,35 @@ pub fn run(args: BundleArgs) -> Result<ExitCode> {
         }
     }
     for (path, bytes) in &files {
-        fs::write(root.join(path), bytes)?;
         bundle.files.push(FileEntry::of(path, bytes));
     }
     bundle.check().context("the bundle written would not be readable")?;
+    let weights = &files.iter().find(|(p, _)| *p == bundle.model.weights).expect("listed").1;
+    let exported = BundleModelLoader::load(&bundle, None, &model.config, model.preprocessor.as_deref(), weights)
+        .context("the exported image tower does not load as the page loads it")?;
+    check_fidelity(&model.embedder, &exported, export::min_cosine(family, dtype), dtype)?;
+    let engine = exported.model.towers().engine();
+    drop(exported);
+
+    let root = staged.path().to_path_buf();
+    for (path, bytes) in &files {
+        let target = root.join(path);
+        fs::create_dir_all(target.parent().expect("inside the bundle"))?;
+        fs::write(target, bytes)?;
+    }
     fs::write(root.join(BUNDLE_FILE), bundle.to_json())?;
     let total = bundle.total_bytes();
     let weights_bytes = bundle.file(&bundle.model.weights).map(|f| f.bytes).unwrap_or(0);
     staged.commit()?;
     println!(
-        "bundled {}: {} files, {:.1} MB in all (vision tower {} {:.1} MB), {} products",
+        "bundled {}: {} files, {:.1} MB in all ({} image tower {} {:.1} MB, run by the {} engine in the page), {} products",
         args.out.display(),
         bundle.files.len(),
         total as f64 / 1e6,
+        family.name(),
         dtype.name(),
         weights_bytes as f64 / 1e6,
+        engine.name(),
         catalog.len()
     );
     Ok(ExitCode::SUCCESS)

@@ -15,6 +15,11 @@ use super::{files, ModelArgs};
 /// A loaded model and what identifies it in a catalog.
 pub struct LoadedModel {
     pub embedder: Embedder,
+    /// Which kind of folder it is.
+    pub layout: Layout,
+    /// The texts of its config file and, where the layout has one, its preprocessor config.
+    pub config: String,
+    pub preprocessor: Option<String>,
     name: String,
     weights: memmap2::Mmap,
     /// Computed while the model loaded, by [`load_hashed`].
@@ -145,7 +150,10 @@ fn load_with(args: &ModelArgs, towers: Towers, hash: bool) -> Result<LoadedModel
     })?;
     Ok(LoadedModel {
         embedder,
+        layout,
         name: model_name(dir, &config),
+        config,
+        preprocessor,
         weights,
         weights_sha256,
     })

@@ -98,14 +98,6 @@ impl Layout {
             _ => None,
         }
     }
-
-    /// The engines that can run this family (the first is the default).
-    pub fn engines(self) -> &'static [Engine] {
-        match self {
-            Layout::HfClip => &[Engine::Ours, Engine::Candle],
-            _ => &[Engine::Candle],
-        }
-    }
 }
 
 /// The bytes of a folder's files, as [`Layout`] names them.
@@ -121,14 +113,7 @@ pub struct FolderFiles<'a> {
 /// Loads the towers asked for on `engine` (`None`: the family's default). With
 /// [`Towers::VisionAndText`] the tokenizer is required.
 pub fn load(layout: Layout, files: &FolderFiles, towers: Towers, engine: Option<Engine>) -> Result<Embedder, ModelError> {
-    let engine = engine.unwrap_or(layout.engines()[0]);
-    if !layout.engines().contains(&engine) {
-        return Err(ModelError::UnsupportedModel(format!(
-            "{} runs on candle only (--engine {} was asked for)",
-            layout.family().name(),
-            engine.name()
-        )));
-    }
+    let engine = layout.family().engine(engine)?;
     let text = towers == Towers::VisionAndText;
     let tokenizer = match (text, files.tokenizer) {
         (true, None) => return Err(ModelError::Tokenizer("no tokenizer.json was given for the text tower".into())),
@@ -155,13 +140,7 @@ pub fn load(layout: Layout, files: &FolderFiles, towers: Towers, engine: Option<
         Layout::HfSiglip => {
             let preprocess = PreprocessConfig::from_siglip(preprocessor()?)?;
             let model = Siglip::load(files.config, files.weights)?;
-            if model.image_size() != preprocess.crop_width as usize {
-                return Err(ModelError::Preprocessor(format!(
-                    "size {} differs from the image tower's image_size {}",
-                    preprocess.crop_width,
-                    model.image_size()
-                )));
-            }
+            model.check_preprocess(&preprocess)?;
             if text && model.text.is_none() {
                 return Err(ModelError::NoTextTower);
             }
@@ -169,7 +148,7 @@ pub fn load(layout: Layout, files: &FolderFiles, towers: Towers, engine: Option<
             (Box::new(SiglipModel { model, tokenizer }), preprocess)
         }
         Layout::OpenClip => {
-            let model = MobileClip::load(files.config, files.weights)?;
+            let model = MobileClip::load_towers(files.config, files.weights, towers)?;
             let preprocess = model.preprocess().clone();
             let tokenizer = tokenizer.map(|json| ClipTokenizer::open_clip(json, model.context_length())).transpose()?;
             (Box::new(MobileClipModel { model, tokenizer }), preprocess)

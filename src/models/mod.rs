@@ -2,9 +2,14 @@
 //! and one folder per model family. `embedder` turns photos and texts into unit vectors with
 //! whichever model is loaded.
 
+/// Safetensors files as candle tensors in f32, int8 exports dequantised.
+pub mod candle_weights;
 pub mod clip;
 pub mod config;
 pub mod embedder;
+/// Writing an image tower alone for the page's bundle (native only).
+#[cfg(not(target_arch = "wasm32"))]
+pub mod export;
 /// Reading hub folders (the tokenizers are native only).
 #[cfg(not(target_arch = "wasm32"))]
 pub mod folder;
@@ -12,6 +17,7 @@ pub mod mobileclip;
 pub mod model;
 pub mod safetensors_stream;
 pub mod siglip;
+pub mod vision_loader;
 /// Catalog building and text queries only (the `tokenizers` crate): not in the wasm package.
 #[cfg(not(target_arch = "wasm32"))]
 pub mod tokenizer;

@@ -22,12 +22,45 @@ pub enum Family {
 }
 
 impl Family {
+    pub const ALL: [Family; 3] = [Family::OpenAiClip, Family::MobileClip, Family::Siglip];
+
     pub fn name(self) -> &'static str {
         match self {
             Family::OpenAiClip => "OpenAI CLIP",
             Family::MobileClip => "MobileCLIP",
             Family::Siglip => "SigLIP",
         }
+    }
+
+    /// The stable name files record (`model.family` in bundle.json).
+    pub fn id(self) -> &'static str {
+        match self {
+            Family::OpenAiClip => "openai-clip",
+            Family::MobileClip => "mobileclip",
+            Family::Siglip => "siglip",
+        }
+    }
+
+    /// The family a file names by [`Self::id`].
+    pub fn from_id(id: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|f| f.id() == id)
+    }
+
+    /// The engines that run this family (the first is the default).
+    pub fn engines(self) -> &'static [Engine] {
+        match self {
+            Family::OpenAiClip => &[Engine::Ours, Engine::Candle],
+            Family::MobileClip | Family::Siglip => &[Engine::Candle],
+        }
+    }
+
+    /// `engine`, or the family's default; refused for an engine that cannot run it.
+    pub fn engine(self, engine: Option<Engine>) -> Result<Engine, ModelError> {
+        let chosen = engine.unwrap_or(self.engines()[0]);
+        if !self.engines().contains(&chosen) {
+            return Err(ModelError::EngineCannotRun { family: self.name(), engine: chosen.name() });
+        }
+        Ok(chosen)
     }
 }
 
@@ -48,6 +81,14 @@ impl Engine {
             Engine::Ours => "ours",
             Engine::Candle => "candle",
         }
+    }
+
+    /// The engine called `name` ([`Self::name`]), refusing any other name.
+    pub fn from_name(name: &str) -> Result<Self, ModelError> {
+        [Engine::Ours, Engine::Candle]
+            .into_iter()
+            .find(|e| e.name() == name)
+            .ok_or_else(|| ModelError::UnknownEngine(name.chars().take(40).collect()))
     }
 }
 

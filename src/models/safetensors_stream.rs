@@ -37,6 +37,17 @@ impl TensorDtype {
         }
     }
 
+    /// The type of a tensor the `safetensors` crate read, if this crate reads that type.
+    pub fn of(dtype: safetensors::Dtype) -> Option<Self> {
+        Some(match dtype {
+            safetensors::Dtype::F32 => TensorDtype::F32,
+            safetensors::Dtype::F16 => TensorDtype::F16,
+            safetensors::Dtype::BF16 => TensorDtype::BF16,
+            safetensors::Dtype::I8 => TensorDtype::I8,
+            _ => return None,
+        })
+    }
+
     fn parse(name: &str) -> Option<Self> {
         Some(match name {
             "F32" => TensorDtype::F32,

@@ -1,16 +1,26 @@
-//! The bundle format: one static folder holding everything the page needs (a vision tower, a
-//! catalog, its thumbnails) and `bundle.json`, which lists every file with its size and sha256
-//! and says which files are the model's and the catalog's. `clipmatch bundle` writes it; the
-//! page reads it. Every path it lists is a plain relative path inside the bundle folder.
+//! The bundle format: one static folder holding everything the page needs (an image tower, a
+//! catalog, its thumbnails) and `bundle.json`, which lists every file with its size and sha256,
+//! says which files are the model's and the catalog's, and what the model is (its family, the
+//! preprocessing its files resolve to, its embedding size, its weights' sha256). `clipmatch
+//! bundle` writes it; the page reads it (www/bundle.js checks the same rules before fetching).
+//! Every path it lists is a plain relative path inside the bundle folder.
+//!
+//! Version 2 added the model's description; version 1 bundles (no family: OpenAI CLIP, with a
+//! `preprocessor_config.json`) are still read.
 
 use serde::{Deserialize, Serialize};
 
 use crate::error::BundleError;
-use crate::search::catalog::{MANIFEST_FILE, VECTORS_FILE};
+use crate::models::config::PreprocessConfig;
+use crate::models::model::Family;
+use crate::search::catalog::{MANIFEST_FILE, MAX_EMBEDDING_DIM, VECTORS_FILE};
 
 pub const BUNDLE_FILE: &str = "bundle.json";
 pub const FORMAT: &str = "clipmatch-bundle";
-pub const VERSION: u32 = 1;
+/// The version written.
+pub const VERSION: u32 = 2;
+/// The oldest version read.
+pub const OLDEST_VERSION: u32 = 1;
 /// A file larger than this is refused (wasm32 memory is 4 GiB in all).
 pub const MAX_FILE_BYTES: u64 = 1 << 31;
 /// Longest path a bundle may list, in characters.
@@ -37,17 +47,127 @@ impl FileEntry {
     }
 }
 
-/// The model's files (paths in the bundle folder) and how its weights are stored.
+/// The model: its files (paths in the bundle folder), how its weights are stored and, from
+/// version 2, what it is.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct ModelFiles {
-    /// `config.json` of the model.
+    /// [`Family::id`]: `openai-clip`, `mobileclip` or `siglip`. Absent in version 1 (OpenAI CLIP).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub family: Option<String>,
+    /// The config file: `config.json` (OpenAI CLIP, SigLIP) or `open_clip_config.json` (MobileCLIP).
     pub config: String,
-    /// `preprocessor_config.json` of the model.
-    pub preprocessor: String,
-    /// The weights (safetensors).
+    /// `preprocessor_config.json` (OpenAI CLIP, SigLIP; MobileCLIP's preprocessing is in its config).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub preprocessor: Option<String>,
+    /// The weights (safetensors): the image tower alone.
     pub weights: String,
     /// Storage of the weights: `f16`, `f32` or `int8` (the export dtype's name).
     pub dtype: String,
+    /// The preprocessing the config files resolve to, every field written (version 2).
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "resolved")]
+    pub preprocessing: Option<PreprocessConfig>,
+    /// Dimension of the embeddings the image tower makes (version 2).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub embedding_dim: Option<usize>,
+    /// sha256 of the weights file, as its entry in `files` (version 2).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub weights_sha256: Option<String>,
+}
+
+/// A [`PreprocessConfig`] written with every field, defaults included (the catalog's manifest
+/// leaves CLIP's defaults out).
+mod resolved {
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    use crate::models::config::{Interpolation, PreprocessArithmetic, PreprocessConfig, ResizeMode};
+
+    #[derive(Serialize)]
+    struct Resolved<'a> {
+        shortest_edge: u32,
+        crop_height: u32,
+        crop_width: u32,
+        rescale_factor: f32,
+        mean: &'a [f32; 3],
+        std: &'a [f32; 3],
+        interpolation: Interpolation,
+        resize_mode: ResizeMode,
+        arithmetic: PreprocessArithmetic,
+    }
+
+    pub fn serialize<S: Serializer>(p: &Option<PreprocessConfig>, s: S) -> Result<S::Ok, S::Error> {
+        let Some(p) = p else { return s.serialize_none() };
+        Resolved {
+            shortest_edge: p.shortest_edge,
+            crop_height: p.crop_height,
+            crop_width: p.crop_width,
+            rescale_factor: p.rescale_factor,
+            mean: &p.mean,
+            std: &p.std,
+            interpolation: p.interpolation,
+            resize_mode: p.resize_mode,
+            arithmetic: p.arithmetic,
+        }
+        .serialize(s)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<PreprocessConfig>, D::Error> {
+        Option::<PreprocessConfig>::deserialize(d)
+    }
+}
+
+impl ModelFiles {
+    /// The model's family (version 1 names none: OpenAI CLIP).
+    pub fn family(&self) -> Result<Family, BundleError> {
+        match &self.family {
+            None => Ok(Family::OpenAiClip),
+            Some(id) => Family::from_id(id).ok_or_else(|| BundleError::UnknownFamily(shown(id))),
+        }
+    }
+
+    /// The description's checks: a known family; in version 2 every field present, the weights'
+    /// sha256 the one `weights` lists; a preprocessor file where the family has one.
+    fn check(&self, version: u32, weights: Option<&FileEntry>) -> Result<(), BundleError> {
+        let family = self.family()?;
+        if version >= 2 {
+            let missing = [
+                ("family", self.family.is_none()),
+                ("preprocessing", self.preprocessing.is_none()),
+                ("embedding_dim", self.embedding_dim.is_none()),
+                ("weights_sha256", self.weights_sha256.is_none()),
+            ];
+            if let Some((field, _)) = missing.iter().find(|(_, absent)| *absent) {
+                return Err(BundleError::MissingField(field));
+            }
+        }
+        if let Some(dim) = self.embedding_dim.filter(|d| *d == 0 || *d > MAX_EMBEDDING_DIM) {
+            return Err(BundleError::ImpossibleDimension(dim));
+        }
+        if let (Some(sha), Some(entry)) = (&self.weights_sha256, weights) {
+            if *sha != entry.sha256 {
+                return Err(BundleError::WeightsSha256 { path: shown(&entry.path) });
+            }
+        }
+        if self.preprocessor.is_none() && family != Family::MobileClip {
+            return Err(BundleError::NoPreprocessor(family.name()));
+        }
+        Ok(())
+    }
+
+    /// Refuses a loaded model that is not what this entry says: another family, embedding size
+    /// or preprocessing.
+    pub fn check_loaded(&self, family: Family, embedding_dim: usize, preprocess: &PreprocessConfig) -> Result<(), BundleError> {
+        let disagrees = |what, bundle: String, model: String| Err(BundleError::ModelDisagrees { what, bundle, model });
+        if self.family()? != family {
+            return disagrees("family", self.family()?.id().into(), family.id().into());
+        }
+        if let Some(dim) = self.embedding_dim.filter(|d| *d != embedding_dim) {
+            return disagrees("embedding size", dim.to_string(), embedding_dim.to_string());
+        }
+        if let Some(p) = self.preprocessing.as_ref().filter(|p| !p.same_as(preprocess)) {
+            return disagrees("preprocessing", format!("{p:?}"), format!("{preprocess:?}"));
+        }
+        Ok(())
+    }
 }
 
 /// `bundle.json`.
@@ -77,20 +197,21 @@ impl Bundle {
         }
     }
 
-    /// Reads and checks a `bundle.json`: this format and version; every file a plain relative
+    /// Reads and checks a `bundle.json`: this format, version 1 or 2; every file a plain relative
     /// path inside the folder (no `..`, `.` or empty parts, no leading `/`, `\`, `:`, `?`, `#`,
     /// control characters or percent-encoded separators), listed once, with a size of at most
-    /// [`MAX_FILE_BYTES`] and a sha256 of 64 lowercase hex digits; and the model and catalog
-    /// files it names listed among them.
+    /// [`MAX_FILE_BYTES`] and a sha256 of 64 lowercase hex digits; the model and catalog files it
+    /// names listed among them; the model a known family, described in full (version 2).
     pub fn from_json(json: &[u8]) -> Result<Self, BundleError> {
         let head: serde_json::Value = serde_json::from_slice(json).map_err(|e| BundleError::Json(e.to_string()))?;
         let format = head.get("format").and_then(|v| v.as_str()).unwrap_or("");
         let version = head.get("version").and_then(|v| v.as_u64()).unwrap_or(0);
-        if format != FORMAT || version != u64::from(VERSION) {
+        if format != FORMAT || !(u64::from(OLDEST_VERSION)..=u64::from(VERSION)).contains(&version) {
             return Err(BundleError::UnsupportedVersion {
                 found: format.to_string(),
                 version,
                 expected: FORMAT,
+                oldest: OLDEST_VERSION,
                 supported: VERSION,
             });
         }
@@ -121,23 +242,30 @@ impl Bundle {
                 return Err(BundleError::NotListed { path: shown(path), role });
             }
         }
-        Ok(())
+        self.model.check(self.version, self.file(&self.model.weights))
     }
 
     /// The files bundle.json names for a purpose, with that purpose.
-    fn named_files(&self) -> [(&str, &'static str); 5] {
-        [
-            (&self.model.config, "model config"),
-            (&self.model.preprocessor, "model preprocessor config"),
-            (&self.model.weights, "model weights"),
-            (&self.catalog, "catalog manifest"),
-            (&self.vectors, "catalog vectors"),
-        ]
+    fn named_files(&self) -> Vec<(&str, &'static str)> {
+        let mut named = vec![(self.model.config.as_str(), "model config")];
+        named.extend(self.model.preprocessor.as_deref().map(|p| (p, "model preprocessor config")));
+        named.extend([
+            (self.model.weights.as_str(), "model weights"),
+            (self.catalog.as_str(), "catalog manifest"),
+            (self.vectors.as_str(), "catalog vectors"),
+        ]);
+        named
     }
 
     /// The listed file at `path`.
     pub fn file(&self, path: &str) -> Option<&FileEntry> {
         self.files.iter().find(|f| f.path == path)
+    }
+
+    /// The model's weights file as listed (a checked bundle lists it).
+    pub fn weights_file(&self) -> Result<&FileEntry, BundleError> {
+        self.file(&self.model.weights)
+            .ok_or_else(|| BundleError::NotListed { path: shown(&self.model.weights), role: "model weights" })
     }
 
     /// Bytes of all listed files.
@@ -226,7 +354,8 @@ mod tests {
     #[test]
     fn another_format_or_version_is_refused() {
         for (edit, found, version) in [
-            (Box::new(|v: &mut serde_json::Value| v["version"] = 2.into()) as Box<dyn FnOnce(&mut serde_json::Value)>, "clipmatch-bundle", 2),
+            (Box::new(|v: &mut serde_json::Value| v["version"] = 3.into()) as Box<dyn FnOnce(&mut serde_json::Value)>, "clipmatch-bundle", 3),
+            (Box::new(|v| v["version"] = 0.into()), "clipmatch-bundle", 0),
             (Box::new(|v| v["format"] = "clipmatch-catalog".into()), "clipmatch-catalog", 1),
             (Box::new(|v| v["version"] = "1".into()), "clipmatch-bundle", 0),
             (Box::new(|v| *v = serde_json::json!([1, 2])), "", 0),
@@ -239,6 +368,64 @@ mod tests {
         assert!(matches!(Bundle::from_json(b"{\"format\": "), Err(BundleError::Json(_))));
         assert!(matches!(read(|v| v["files"] = "all".into()), Err(BundleError::Json(_))));
         assert!(matches!(read(|v| v["model"].as_object_mut().unwrap().remove("weights").map(drop).unwrap()), Err(BundleError::Json(_))));
+    }
+
+    /// The sample as version 2 of `family`: described in full.
+    fn version_2(v: &mut serde_json::Value, family: &str) {
+        v["version"] = 2.into();
+        v["model"]["family"] = family.into();
+        v["model"]["preprocessing"] = serde_json::to_value(PreprocessConfig::default()).unwrap();
+        v["model"]["embedding_dim"] = 512.into();
+        v["model"]["weights_sha256"] = SHA.into();
+    }
+
+    #[test]
+    fn version_2_says_what_the_model_is_and_is_checked() {
+        let b = read(|v| version_2(v, "siglip")).unwrap();
+        assert_eq!((b.model.family().unwrap(), b.model.embedding_dim), (Family::Siglip, Some(512)));
+        assert_eq!(b.model.preprocessing, Some(PreprocessConfig::default()));
+        let written: serde_json::Value = serde_json::from_str(&b.to_json()).unwrap();
+        assert_eq!(written["model"]["preprocessing"]["resize_mode"], "shortest", "every preprocessing field is written");
+        assert_eq!(Bundle::from_json(b.to_json().as_bytes()).unwrap(), b);
+        // Version 1 names no family: OpenAI CLIP.
+        assert_eq!(read(|_| ()).unwrap().model.family().unwrap(), Family::OpenAiClip);
+
+        assert_eq!(read(|v| { version_2(v, "dinov2") }).unwrap_err(), BundleError::UnknownFamily("dinov2".into()));
+        for field in ["family", "preprocessing", "embedding_dim", "weights_sha256"] {
+            let e = read(|v| {
+                version_2(v, "siglip");
+                v["model"].as_object_mut().unwrap().remove(field);
+            });
+            assert_eq!(e.unwrap_err(), BundleError::MissingField(field));
+        }
+        let e = read(|v| {
+            version_2(v, "siglip");
+            v["model"]["weights_sha256"] = SHA.replace('0', "1").into();
+        });
+        assert_eq!(e.unwrap_err(), BundleError::WeightsSha256 { path: "model/model.safetensors".into() });
+        let e = read(|v| v["model"]["embedding_dim"] = 0.into()).unwrap_err();
+        assert_eq!(e, BundleError::ImpossibleDimension(0));
+        // MobileCLIP's preprocessing is in its config; the others need a preprocessor file.
+        let no_preprocessor = |family: &'static str| {
+            read(move |v| {
+                version_2(v, family);
+                v["model"].as_object_mut().unwrap().remove("preprocessor");
+            })
+        };
+        assert!(no_preprocessor("mobileclip").is_ok());
+        assert_eq!(no_preprocessor("openai-clip").unwrap_err(), BundleError::NoPreprocessor("OpenAI CLIP"));
+    }
+
+    #[test]
+    fn a_loaded_model_must_be_what_the_bundle_says() {
+        let b = read(|v| version_2(v, "mobileclip")).unwrap();
+        let p = PreprocessConfig::default();
+        assert!(b.model.check_loaded(Family::MobileClip, 512, &p).is_ok());
+        let e = b.model.check_loaded(Family::Siglip, 512, &p).unwrap_err();
+        assert_eq!(e.to_string(), "bundle.json says the model's family is mobileclip, but its files make siglip");
+        assert!(matches!(b.model.check_loaded(Family::MobileClip, 32, &p), Err(BundleError::ModelDisagrees { what: "embedding size", .. })));
+        let other = PreprocessConfig { resize_mode: crate::models::config::ResizeMode::Squash, ..p };
+        assert!(matches!(b.model.check_loaded(Family::MobileClip, 512, &other), Err(BundleError::ModelDisagrees { what: "preprocessing", .. })));
     }
 
     #[test]

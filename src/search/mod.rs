@@ -3,6 +3,8 @@
 //! labelled photos (`eval`).
 
 pub mod bundle;
+/// The model a bundle names, loaded and checked against its description.
+pub mod bundle_model;
 pub mod catalog;
 /// Building catalogs is the native tool's job (the page only searches).
 #[cfg(not(target_arch = "wasm32"))]

@@ -14,8 +14,6 @@ pub use bench::RankBench;
 pub use limits::max_photo_bytes;
 pub use loader::MatcherLoader;
 
-use crate::models::clip::ClipModel;
-use crate::models::config::PreprocessConfig;
 use crate::models::embedder::Embedder;
 use crate::search::ranking_options::RankingOverrides;
 use crate::search::session::SearchSession;
@@ -80,6 +78,18 @@ impl Matcher {
         to_js(&self.session.rank_rgba(rgba, width, height, &o).map_err(js)?)
     }
 
+    /// The model family answering: `openai-clip`, `mobileclip` or `siglip`.
+    #[wasm_bindgen(getter)]
+    pub fn family(&self) -> String {
+        self.session.embedder().model.towers().family().id().into()
+    }
+
+    /// What runs the model: `ours` or `candle`.
+    #[wasm_bindgen(getter)]
+    pub fn engine(&self) -> String {
+        self.session.embedder().model.towers().engine().name().into()
+    }
+
     /// Ranks the last photo again, with other weights: no model run, so it is instant.
     pub fn rerank(
         &self,
@@ -92,8 +102,8 @@ impl Matcher {
 }
 
 impl Matcher {
-    pub(crate) fn with_model(model: ClipModel, preprocess: PreprocessConfig, weights_sha256: String) -> Self {
-        Matcher { session: SearchSession::new(Embedder::new(model, preprocess, None), weights_sha256) }
+    pub(crate) fn with_model(embedder: Embedder, weights_sha256: String) -> Self {
+        Matcher { session: SearchSession::new(embedder, weights_sha256) }
     }
 
     #[cfg(feature = "bench")]

@@ -145,6 +145,18 @@ pub fn shared_data() -> std::path::PathBuf {
         .unwrap_or_else(|| std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data"))
 }
 
+/// CLIP's tokenizer.json from the shared data (MobileCLIP's hub folders carry the same; the narrow
+/// fixtures have none), or `None` with a message that `what` is skipped.
+#[cfg(not(target_arch = "wasm32"))]
+pub fn shared_clip_tokenizer(what: &str) -> Option<std::path::PathBuf> {
+    let p = shared_data().join("clip-vit-base-patch32/tokenizer.json");
+    if !p.is_file() {
+        eprintln!("skipped {what}: {} is absent", p.display());
+        return None;
+    }
+    Some(p)
+}
+
 /// A PNG that declares `width` x `height` pixels: signature, a valid IHDR and an empty IDAT.
 pub fn png_header(width: u32, height: u32) -> Vec<u8> {
     let mut out = b"\x89PNG\r\n\x1a\n".to_vec();

@@ -13,6 +13,7 @@ import { chromium } from 'playwright-core';
 import { env, startSuite, bundleDir, tool, out, browserArgs, bundleParam, photo, iconicOf, openApp, upload, results, rankOnImagesOnly, watchPage } from './harness.mjs';
 import { hardeningTests } from './hardening.mjs';
 import { isolationTests } from './isolation.mjs';
+import { familyTests } from './families.mjs';
 
 startSuite();
 
@@ -141,3 +142,4 @@ test('a second visit loads the model and catalog from the Cache API, not the net
 
 hardeningTests();
 isolationTests();
+familyTests();

@@ -1,14 +1,14 @@
 //! OpenAI CLIP on candle-transformers' `clip` model (the `--engine candle` of the CLI): the
 //! vision transformer and the text transformer built from our [`ModelConfig`] (quick-GELU,
 //! layer norm eps 1e-5, as that config requires), weights read from the same safetensors bytes
-//! (f32, f16 or bf16; int8 exports are this crate's kernels' only), every tensor checked against
+//! (f32, f16 or bf16, or an int8 export dequantised to f32), every tensor checked against
 //! the config first. Texts are pooled where this crate's text tower pools them
 //! ([`super::text::pooled_position`]), one text per forward pass, so rows may differ in length.
 
 use std::collections::HashMap;
 
-use candle_core::{DType, Device, IndexOp, Module, Tensor};
-use candle_nn::{Linear, VarBuilder};
+use candle_core::{Device, IndexOp, Module, Tensor};
+use candle_nn::Linear;
 use candle_transformers::models::clip::text_model::{Activation, ClipTextConfig, ClipTextTransformer};
 use candle_transformers::models::clip::vision_model::{ClipVisionConfig, ClipVisionTransformer};
 use safetensors::SafeTensors;
@@ -17,7 +17,7 @@ use crate::error::ModelError;
 use crate::models::clip::text::pooled_position;
 use crate::models::clip::{expected_tensors, Towers};
 use crate::models::config::ModelConfig;
-use crate::models::siglip::check_float_tensors;
+use crate::models::siglip::{check_float_tensors, f32_var_builder};
 
 fn engine(e: candle_core::Error) -> ModelError {
     ModelError::Engine(e.to_string())
@@ -66,8 +66,7 @@ fn candle_configs(c: &ModelConfig) -> (ClipVisionConfig, ClipTextConfig) {
     (vision, text)
 }
 
-/// Checks names, shapes and float dtypes of what the towers read, before candle reads them
-/// (int8 exports run on this crate's kernels only).
+/// Checks names, shapes and dtypes of what the towers read, before candle reads them.
 fn check_tensors(weights: &[u8], config: &ModelConfig, towers: Towers) -> Result<(), ModelError> {
     let file = SafeTensors::deserialize(weights).map_err(|e| ModelError::Weights(e.to_string()))?;
     let tensors: HashMap<String, _> = file.tensors().into_iter().collect();
@@ -78,8 +77,7 @@ impl CandleClip {
     /// Builds the towers asked for from `model.safetensors` bytes (run in f32).
     pub fn load(config: &ModelConfig, weights: &[u8], towers: Towers) -> Result<Self, ModelError> {
         check_tensors(weights, config, towers)?;
-        let vb = VarBuilder::from_slice_safetensors(weights, DType::F32, &Device::Cpu)
-            .map_err(|e| ModelError::Weights(e.to_string()))?;
+        let vb = f32_var_builder(weights)?;
         let (vision_cfg, text_cfg) = candle_configs(config);
         let vision = ClipVisionTransformer::new(vb.pp("vision_model"), &vision_cfg).map_err(engine)?;
         let visual_projection =

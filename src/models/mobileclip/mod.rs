@@ -6,6 +6,9 @@
 //! presets, after the file's tensors are checked ([`tensors`]).
 
 pub mod config;
+/// The image tower alone for the page (native only).
+#[cfg(not(target_arch = "wasm32"))]
+pub mod export;
 pub mod tensors;
 pub mod text;
 pub mod vision;
@@ -14,28 +17,44 @@ use candle_core::{Device, Tensor};
 use candle_nn::Func;
 
 use crate::error::ModelError;
+use crate::models::clip::Towers;
 use crate::models::config::PreprocessConfig;
 use config::OpenClipConfig;
 use tensors::{engine, Tensors};
 use text::TextTower;
 use vision::VisionShape;
 
+const LOGIT_SCALE: &str = "logit_scale";
+
 /// What the towers are called in messages.
 const WHAT: &str = "MobileCLIP checkpoint of this shape";
 
-/// A loaded MobileCLIP model: both towers, its preprocessing and embedding size.
+/// A loaded MobileCLIP model: the image tower, the text tower unless it was left out, its
+/// preprocessing and embedding size.
 pub struct MobileClip {
     config: OpenClipConfig,
     vision_shape: VisionShape,
     vision: Func<'static>,
-    text: TextTower,
+    text: Option<TextTower>,
 }
 
 impl MobileClip {
-    /// Loads `open_clip_config.json` (text) and `open_clip_model.safetensors` (bytes).
+    /// Loads `open_clip_config.json` (text) and `open_clip_model.safetensors` (bytes), both towers.
     pub fn load(config_json: &str, weights: &[u8]) -> Result<Self, ModelError> {
+        Self::load_towers(config_json, weights, Towers::VisionAndText)
+    }
+
+    /// Loads the towers asked for. [`Towers::VisionOnly`] reads a file of the image tower alone
+    /// (`visual.*`, as `clipmatch bundle` exports it) or a whole checkpoint, ignoring its text
+    /// tower; anything else in the file is refused.
+    pub fn load_towers(config_json: &str, weights: &[u8], towers: Towers) -> Result<Self, ModelError> {
         let config = OpenClipConfig::from_json(config_json)?;
-        let tensors = Tensors::from_safetensors(weights)?;
+        let mut tensors = Tensors::from_safetensors(weights)?;
+        let text_names = text::tensor_names(&config.text);
+        let with_text = towers == Towers::VisionAndText;
+        if !with_text {
+            tensors.retain(|name| !text_names.contains(name) && name != LOGIT_SCALE);
+        }
         let vision_shape = VisionShape::infer(&tensors, &config.vision)?;
         if vision_shape.embed_dim != config.embed_dim {
             return Err(tensors::bad(format!(
@@ -43,19 +62,22 @@ impl MobileClip {
                 vision_shape.embed_dim, config.embed_dim
             )));
         }
-        text::check_depth(&tensors, &config.text)?;
         let mut expected = vision_shape.tensor_names();
-        expected.extend(text::tensor_names(&config.text));
-        expected.insert("logit_scale".into());
+        if with_text {
+            text::check_depth(&tensors, &config.text)?;
+            expected.extend(text_names);
+            expected.insert(LOGIT_SCALE.into());
+        }
         tensors.check_names(&expected, WHAT)?;
         let (vb, requests) = tensors.var_builder();
         let vision = vision_shape.build(vb.clone());
-        let text = TextTower::build(&config.text, config.embed_dim, vb.clone());
-        let logit_scale = vb.get((), "logit_scale").map(|_| ());
+        let text = with_text.then(|| TextTower::build(&config.text, config.embed_dim, vb.clone()));
+        let logit_scale = with_text.then(|| vb.get((), LOGIT_SCALE).map(|_| ()));
         // A shape candle refused explains a failed build better than the build's own error.
         requests.check_shapes()?;
-        let (vision, text) = (vision.map_err(engine)?, text.map_err(engine)?);
-        logit_scale.map_err(engine)?;
+        let vision = vision.map_err(engine)?;
+        let text = text.transpose().map_err(engine)?;
+        logit_scale.transpose().map_err(engine)?;
         requests.check_all_read(expected.iter().map(String::as_str))?;
         Ok(Self { config, vision_shape, vision, text })
     }
@@ -118,8 +140,9 @@ impl MobileClip {
         if let Some(id) = ids.iter().flatten().find(|&&id| id as usize >= vocab) {
             return Err(ModelError::InputSize(format!("token id {id} is outside the vocabulary of {vocab}")));
         }
+        let text = self.text.as_ref().ok_or(ModelError::NoTextTower)?;
         let flat: Vec<u32> = ids.concat();
         let input = Tensor::from_vec(flat, (ids.len(), len), &Device::Cpu).map_err(engine)?;
-        self.text.forward(&input).and_then(|out| out.to_vec2()).map_err(engine)
+        text.forward(&input).and_then(|out| out.to_vec2()).map_err(engine)
     }
 }

@@ -12,6 +12,7 @@ use candle_nn::var_builder::SimpleBackend;
 use candle_nn::VarBuilder;
 
 use crate::error::ModelError;
+use crate::models::candle_weights::f32_tensors;
 
 pub(crate) fn bad(message: String) -> ModelError {
     ModelError::OpenClipWeights(message)
@@ -27,23 +28,15 @@ pub struct Tensors {
 }
 
 impl Tensors {
-    /// Reads a safetensors buffer.
+    /// Reads a safetensors buffer (float weights, or int8 ones with their scales).
     pub fn from_safetensors(bytes: &[u8]) -> Result<Self, ModelError> {
-        let st = safetensors::SafeTensors::deserialize(bytes).map_err(|e| bad(e.to_string()))?;
-        let mut map = HashMap::new();
-        for (name, view) in st.tensors() {
-            if name.ends_with(".num_batches_tracked") {
-                continue;
-            }
-            let tensor = candle_core::safetensors::Load::load(&view, &Device::Cpu).map_err(|e| bad(format!("{name}: {e}")))?;
-            let tensor = match tensor.dtype() {
-                DType::F32 => tensor,
-                DType::F16 | DType::BF16 => tensor.to_dtype(DType::F32).map_err(engine)?,
-                other => return Err(bad(format!("{name} is {other:?}; weights must be f32, f16 or bf16"))),
-            };
-            map.insert(name, tensor);
-        }
+        let map = f32_tensors(bytes, |name| name.ends_with(".num_batches_tracked"), bad)?;
         Ok(Self { map })
+    }
+
+    /// Keeps only the tensors `keep` names.
+    pub fn retain(&mut self, keep: impl Fn(&str) -> bool) {
+        self.map.retain(|name, _| keep(name));
     }
 
     /// The dims of tensor `name`, or an error naming it.

@@ -4,6 +4,9 @@
 //! `config.json` before candle reads it, so a mismatched file is refused with the tensor's name.
 
 pub mod config;
+/// The image tower alone for the page (native only).
+#[cfg(not(target_arch = "wasm32"))]
+pub mod export;
 pub mod text;
 /// Text is embedded natively only (the `tokenizers` crate is not in the wasm package).
 #[cfg(not(target_arch = "wasm32"))]
@@ -17,6 +20,9 @@ use candle_nn::VarBuilder;
 use safetensors::SafeTensors;
 
 use crate::error::ModelError;
+use crate::models::candle_weights::{check_scales, f32_tensors, SCALE_SUFFIX};
+use crate::models::config::PreprocessConfig;
+use crate::models::safetensors_stream::TensorDtype;
 use crate::models::siglip::config::SiglipConfig;
 use crate::models::siglip::text::TextTower;
 use crate::models::siglip::vision::VisionTower;
@@ -25,8 +31,9 @@ use crate::models::siglip::vision::VisionTower;
 /// (here, not in [`tokenizer`], so that the wasm build, which has no tokenizer, checks configs too).
 pub const TEXT_LEN: usize = 64;
 
-/// Checks that each expected tensor is in the file with its shape and a float dtype candle
-/// reads (F32, F16, BF16), naming the first that is not.
+/// Checks that each expected tensor is in the file with its shape and a dtype the candle
+/// families read (F32, F16, BF16, or I8 with its per-channel scales as the int8 export writes
+/// them), naming the first that is not.
 pub(crate) fn check_float_tensors(
     tensors: &HashMap<String, safetensors::tensor::TensorView<'_>>,
     expected: &[(String, Vec<usize>)],
@@ -41,15 +48,28 @@ pub(crate) fn check_float_tensors(
                 found.shape()
             )));
         }
-        use safetensors::Dtype::{BF16, F16, F32};
-        if !matches!(found.dtype(), F32 | F16 | BF16) {
-            return Err(ModelError::Weights(format!(
-                "{name} is {:?}; only F32, F16 and BF16 weights are supported",
-                found.dtype()
-            )));
+        match TensorDtype::of(found.dtype()) {
+            Some(TensorDtype::F32 | TensorDtype::F16 | TensorDtype::BF16) => {}
+            Some(TensorDtype::I8) => {
+                let scales = tensors.get(&format!("{name}{SCALE_SUFFIX}"));
+                let scales = scales.and_then(|v| Some((TensorDtype::of(v.dtype())?, v.shape())));
+                check_scales(name, shape, scales).map_err(ModelError::WeightsMismatch)?;
+            }
+            None => {
+                return Err(ModelError::Weights(format!(
+                    "{name} is {:?}; only F32, F16 and BF16 weights (or I8 with scales) are supported",
+                    found.dtype()
+                )))
+            }
         }
     }
     Ok(())
+}
+
+/// A VarBuilder over the file's tensors in f32 (int8 weights dequantised).
+pub(crate) fn f32_var_builder(weights: &[u8]) -> Result<VarBuilder<'static>, ModelError> {
+    let tensors = f32_tensors(weights, |_| false, ModelError::Weights)?;
+    Ok(VarBuilder::from_tensors(tensors, DType::F32, &Device::Cpu))
 }
 
 pub(crate) fn engine_error(e: candle_core::Error) -> ModelError {
@@ -68,8 +88,7 @@ impl Siglip {
     pub fn load(config_json: &str, weights: &[u8]) -> Result<Self, ModelError> {
         let config = SiglipConfig::from_json(config_json)?;
         let has_text = check_tensors(weights, &config)?;
-        let vb = VarBuilder::from_slice_safetensors(weights, DType::F32, &Device::Cpu)
-            .map_err(|e| ModelError::Weights(e.to_string()))?;
+        let vb = f32_var_builder(weights)?;
         let vision = VisionTower::load(&config.candle.vision_config, vb.clone())?;
         let text = match has_text {
             true => Some(TextTower::load(&config.candle.text_config, vb)?),
@@ -86,6 +105,18 @@ impl Siglip {
     /// Side of the square image the image tower takes.
     pub fn image_size(&self) -> usize {
         self.vision.image_size()
+    }
+
+    /// Refuses preprocessing of another size than the image tower's.
+    pub fn check_preprocess(&self, preprocess: &PreprocessConfig) -> Result<(), ModelError> {
+        if self.image_size() != preprocess.crop_width as usize {
+            return Err(ModelError::Preprocessor(format!(
+                "size {} differs from the image tower's image_size {}",
+                preprocess.crop_width,
+                self.image_size()
+            )));
+        }
+        Ok(())
     }
 
     /// transformers' `get_image_features` of `n` NCHW images (pixels already normalised).

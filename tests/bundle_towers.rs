@@ -1,0 +1,207 @@
+//! The page's model loading for every family, in the browser build as in the native one: the
+//! image tower a bundle ships (committed in `tests/fixtures/bundle-towers/`: the f16 exports of
+//! the narrow MobileCLIP2-S0 and SigLIP2 fixtures), loaded through `BundleModelLoader` from
+//! bundle.json's description, the config files and the weights fed in slices, embeds the fixture
+//! photos as the native build recorded in `bundle-towers/native_embeddings.json`. Natively the
+//! tests also prove the committed files current: the towers are today's export of the fixture
+//! folders, and the embeddings today's (rewrite both with CLIPMATCH_WRITE_BUNDLE_TOWERS=1 after a
+//! deliberate change). And OpenAI CLIP on candle (`?engine=candle`) embeds like this crate's
+//! kernels from the same bundle. Everything is compiled in, so `wasm-pack test` runs these in
+//! Chromium.
+
+mod common;
+
+use std::collections::BTreeMap;
+
+use clipmatch::models::model::{Engine, Family};
+use clipmatch::models::vision_loader::VisionLoader;
+use clipmatch::search::bundle::{Bundle, FileEntry, ModelFiles};
+use clipmatch::search::bundle_model::BundleModelLoader;
+use clipmatch::Embedder;
+use common::*;
+
+#[cfg(target_arch = "wasm32")]
+use wasm_bindgen_test::wasm_bindgen_test as test;
+#[cfg(target_arch = "wasm32")]
+wasm_bindgen_test::wasm_bindgen_test_configure!(run_in_browser);
+
+/// wasm against native, and candle against ours, on the same bytes and pixels.
+const SAME: f64 = 0.99999;
+
+/// A family's committed bundle tower and the folder it was exported from.
+struct Tower {
+    family: Family,
+    config_file: &'static str,
+    config: &'static str,
+    preprocessor: Option<&'static str>,
+    weights: &'static [u8],
+    /// The fixture folder (native: the export is redone from it).
+    folder: &'static str,
+    /// Fixture photos embedded (MobileCLIP on candle is slow: a few).
+    images: usize,
+}
+
+const TOWERS: [Tower; 2] = [
+    Tower {
+        family: Family::MobileClip,
+        config_file: "open_clip_config.json",
+        config: include_str!("fixtures/models/mobileclip2-s0-narrow/open_clip_config.json"),
+        preprocessor: None,
+        weights: include_bytes!("fixtures/bundle-towers/mobileclip2-s0-narrow-f16.safetensors"),
+        folder: "mobileclip2-s0-narrow",
+        images: 4,
+    },
+    Tower {
+        family: Family::Siglip,
+        config_file: "config.json",
+        config: include_str!("fixtures/models/siglip2-base-narrow/config.json"),
+        preprocessor: Some(include_str!("fixtures/models/siglip2-base-narrow/preprocessor_config.json")),
+        weights: include_bytes!("fixtures/bundle-towers/siglip2-base-narrow-f16.safetensors"),
+        folder: "siglip2-base-narrow",
+        images: 12,
+    },
+];
+
+const NATIVE_JSON: &str = include_str!("fixtures/bundle-towers/native_embeddings.json");
+
+/// A bundle.json of these model files (and stand-in catalog entries), describing the model as
+/// `clipmatch bundle` does (family, preprocessing, embedding size, weights' sha256) with what the
+/// core's loader makes of the same files.
+fn bundle_of(family: Family, config: (&str, &str), preprocessor: Option<&str>, weights: &[u8]) -> Bundle {
+    let probe = VisionLoader::load(family, None, config.1, preprocessor, weights).unwrap();
+    let weights_entry = FileEntry::of("model/model.safetensors", weights);
+    let mut files = vec![FileEntry::of(&format!("model/{}", config.0), config.1.as_bytes()), weights_entry.clone()];
+    files.extend(preprocessor.map(|p| FileEntry::of("model/preprocessor_config.json", p.as_bytes())));
+    files.push(FileEntry::of("catalog.json", b"{}"));
+    files.push(FileEntry::of("vectors.bin", b""));
+    let model = ModelFiles {
+        family: Some(family.id().into()),
+        config: format!("model/{}", config.0),
+        preprocessor: preprocessor.map(|_| "model/preprocessor_config.json".into()),
+        weights: weights_entry.path.clone(),
+        dtype: "f16".into(),
+        preprocessing: Some(probe.preprocess.clone()),
+        embedding_dim: Some(probe.model.embedding_dim()),
+        weights_sha256: Some(weights_entry.sha256),
+    };
+    let bundle = Bundle::new(model, files);
+    bundle.check().expect("a sound bundle");
+    bundle
+}
+
+/// The tower loaded as the page loads it: slices of 64 KiB into the bundle's loader.
+fn load_sliced(bundle: &Bundle, engine: Option<Engine>, config: &str, preprocessor: Option<&str>, weights: &[u8]) -> Embedder {
+    let mut loader = BundleModelLoader::new(bundle, engine, config, preprocessor).unwrap();
+    for slice in weights.chunks(64 << 10) {
+        loader.push(slice).unwrap();
+    }
+    loader.finish(&bundle.file(&bundle.model.weights).unwrap().sha256).unwrap()
+}
+
+fn embed_fixtures(e: &Embedder, count: usize) -> BTreeMap<String, Vec<f32>> {
+    IMAGES.iter().take(count).map(|(name, bytes, _)| (name.to_string(), e.embed_photo_raw(bytes).unwrap())).collect()
+}
+
+type NativeEmbeddings = BTreeMap<String, BTreeMap<String, Vec<f32>>>;
+
+#[test]
+fn every_familys_bundle_tower_embeds_as_the_native_build_recorded() {
+    let mut ours: NativeEmbeddings = BTreeMap::new();
+    for t in &TOWERS {
+        let bundle = bundle_of(t.family, (t.config_file, t.config), t.preprocessor, t.weights);
+        let e = load_sliced(&bundle, None, t.config, t.preprocessor, t.weights);
+        assert_eq!((e.model.towers().family(), e.model.towers().engine()), (t.family, Engine::Candle));
+        ours.insert(t.family.id().into(), embed_fixtures(&e, t.images));
+    }
+    #[cfg(not(target_arch = "wasm32"))]
+    if std::env::var_os("CLIPMATCH_WRITE_BUNDLE_TOWERS").is_some() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/bundle-towers/native_embeddings.json");
+        std::fs::write(path, serde_json::to_string_pretty(&ours).unwrap()).unwrap();
+        return;
+    }
+    let native: NativeEmbeddings = serde_json::from_str(NATIVE_JSON).unwrap();
+    for t in &TOWERS {
+        let (a, b) = (&ours[t.family.id()], &native[t.family.id()]);
+        assert_eq!(a.len(), b.len(), "{}: images", t.family.name());
+        for (image, v) in a {
+            let c = cosine(v, &b[image]);
+            assert!(c >= SAME, "{} {image}: cosine to the native build {c} < {SAME}", t.family.name());
+        }
+        // The photos embed apart: the comparison is not between constants.
+        let rows: Vec<&Vec<f32>> = a.values().collect();
+        assert!(cosine(rows[0], rows[1]) < 0.999, "{}: two photos embed alike", t.family.name());
+    }
+}
+
+#[cfg(not(target_arch = "wasm32"))]
+#[test]
+fn the_committed_towers_are_todays_exports() {
+    use clipmatch::models::export::{vision_tower, ExportDtype};
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+    for t in &TOWERS {
+        let folder = root.join("models").join(t.folder);
+        let weights_file = if t.family == Family::MobileClip { "open_clip_model.safetensors" } else { "model.safetensors" };
+        let weights = std::fs::read(folder.join(weights_file)).unwrap();
+        let export = vision_tower(t.family, t.config, &weights, ExportDtype::F16).unwrap();
+        let committed = root.join(format!("bundle-towers/{}-f16.safetensors", t.folder));
+        if std::env::var_os("CLIPMATCH_WRITE_BUNDLE_TOWERS").is_some() {
+            std::fs::write(&committed, &export).unwrap();
+            continue;
+        }
+        assert!(
+            export == t.weights,
+            "{} is stale: rerun with CLIPMATCH_WRITE_BUNDLE_TOWERS=1 (this test, then bundle_towers' other)",
+            committed.display()
+        );
+    }
+}
+
+#[test]
+fn openai_clip_on_candle_embeds_like_ours_from_the_same_bundle() {
+    let bundle = bundle_of(Family::OpenAiClip, ("config.json", TINY_CONFIG), Some(TINY_PREPROCESSOR), TINY_VISION_F16_WEIGHTS);
+    let ours = load_sliced(&bundle, None, TINY_CONFIG, Some(TINY_PREPROCESSOR), TINY_VISION_F16_WEIGHTS);
+    let candle = load_sliced(&bundle, Some(Engine::Candle), TINY_CONFIG, Some(TINY_PREPROCESSOR), TINY_VISION_F16_WEIGHTS);
+    assert_eq!((ours.model.towers().engine(), candle.model.towers().engine()), (Engine::Ours, Engine::Candle));
+    let (a, b) = (embed_fixtures(&ours, IMAGES.len()), embed_fixtures(&candle, IMAGES.len()));
+    for (image, v) in &a {
+        let c = cosine(v, &b[image]);
+        assert!(c >= SAME, "{image}: candle vs ours cosine {c} < {SAME}");
+    }
+}
+
+/// `tests/fixtures/tiny-clip` exported at int8 (tests/int8.rs keeps it current).
+const TINY_VISION_INT8_WEIGHTS: &[u8] = include_bytes!("fixtures/tiny-clip-vision-int8/model.safetensors");
+
+#[test]
+fn an_int8_openai_clip_bundle_runs_on_candle_dequantised() {
+    let bundle = bundle_of(Family::OpenAiClip, ("config.json", TINY_CONFIG), Some(TINY_PREPROCESSOR), TINY_VISION_INT8_WEIGHTS);
+    let ours = load_sliced(&bundle, None, TINY_CONFIG, Some(TINY_PREPROCESSOR), TINY_VISION_INT8_WEIGHTS);
+    let candle = load_sliced(&bundle, Some(Engine::Candle), TINY_CONFIG, Some(TINY_PREPROCESSOR), TINY_VISION_INT8_WEIGHTS);
+    let (a, b) = (embed_fixtures(&ours, IMAGES.len()), embed_fixtures(&candle, IMAGES.len()));
+    // Ours runs int8 products on 12-bit activations, candle the dequantised weights in f32.
+    for (image, v) in &a {
+        let c = cosine(v, &b[image]);
+        assert!(c >= 0.9995 && c < 1.0 - 1e-9, "{image}: candle (dequantised) vs ours (int8) cosine {c}");
+    }
+}
+
+#[test]
+fn the_page_is_told_plainly_what_cannot_run() {
+    let bundle = bundle_of(Family::OpenAiClip, ("config.json", TINY_CONFIG), Some(TINY_PREPROCESSOR), TINY_VISION_F16_WEIGHTS);
+    let e = clipmatch::models::model::Engine::from_name("fast").unwrap_err().to_string();
+    assert_eq!(e, "unknown engine \"fast\": the engines are \"ours\" (OpenAI CLIP only) and \"candle\"");
+    let t = &TOWERS[0];
+    let mobileclip = bundle_of(t.family, (t.config_file, t.config), None, t.weights);
+    let e = BundleModelLoader::new(&mobileclip, Some(Engine::Ours), t.config, None).err().unwrap().to_string();
+    assert!(e.contains("MobileCLIP runs on candle only") && !e.contains('\n'), "{e}");
+    // More bytes than bundle.json lists are refused as they arrive.
+    let mut loader = BundleModelLoader::new(&mobileclip, None, t.config, None).unwrap();
+    loader.push(t.weights).unwrap();
+    let e = loader.push(b"x").unwrap_err().to_string();
+    assert!(e.contains(&format!("longer than the {} bytes announced", t.weights.len())), "{e}");
+    // Weights other than the listed ones (a stale cache, a swapped file) are refused at the end.
+    let mut loader = BundleModelLoader::new(&bundle, None, TINY_CONFIG, Some(TINY_PREPROCESSOR)).unwrap();
+    loader.push(TINY_VISION_F16_WEIGHTS).unwrap();
+    let e = loader.finish(&"0".repeat(64)).err().unwrap().to_string();
+    assert!(e.contains("not the") && e.contains("bundle.json lists"), "{e}");
+}
