@@ -108,6 +108,9 @@ if [ "${CLIPMATCH_SKIP_BROWSER:-0}" != "1" ]; then
     mobileclip="$repo_root/tests/fixtures/models/mobileclip2-s0-narrow"
     CLIPMATCH_TOKENIZER="$tokenizer" \
       target/release/clipmatch build "$grocery/iconic" --name-from folder --model "$mobileclip" --out "$e2e/mobileclip-catalog"
+    # Tuned on the labelled grocery photos, so the page shows where tuned weights came from.
+    CLIPMATCH_TOKENIZER="$tokenizer" \
+      target/release/clipmatch tune --catalog "$e2e/mobileclip-catalog" --photos "$grocery/photos" --model "$mobileclip"
     target/release/clipmatch bundle --catalog "$e2e/mobileclip-catalog" --model "$mobileclip" --out "$e2e/mobileclip-bundle"
     npm ci --prefix tests/e2e --no-audit --no-fund
     (cd tests/e2e && CLIPMATCH_E2E_BUNDLE="$e2e/bundle" CLIPMATCH_E2E_MOBILECLIP_BUNDLE="$e2e/mobileclip-bundle" CLIPMATCH_E2E_GROCERY="$grocery" \

@@ -37,6 +37,37 @@ function engineParam() {
 const FAMILY_NAMES = { 'openai-clip': 'OpenAI CLIP', mobileclip: 'MobileCLIP', siglip: 'SigLIP' };
 
 /** Which model and engine answer, as text. */
+const percent = (x) => (x == null ? 'not measured' : `${Math.round(x * 100)} %`);
+
+/** Where the catalog's weights and threshold came from, in words (`clipmatch tune` or build). */
+function weightsSourceText(summary) {
+  const t = summary.tuned;
+  if (!t) {
+    return `These weights were set when the catalog was built (name ${weightText(summary.textWeight)}, image `
+      + `${weightText(summary.imageWeight)}), not measured on photos of these products. The shop can measure and `
+      + 'choose them on its own labelled photos with clipmatch eval and clipmatch tune.';
+  }
+  const date = t.when.slice(0, 10);
+  return `These weights were tuned on ${date} on ${t.photos} labelled photos of ${t.products} products, by `
+    + `cross-validation over products (${t.folds} folds: each product's photos were scored by weights chosen `
+    + `without them). On those held-out photos the right product came first ${percent(t.held_out.top1)} of the `
+    + `time and among the first five ${percent(t.held_out.top5)} of the time (the weights before tuning: `
+    + `${percent(t.before.top1)} and ${percent(t.before.top5)}).`;
+}
+
+/** What "confident match" means for this catalog, in words. */
+function thresholdText(summary) {
+  const t = summary.tuned;
+  const line = `A result is called a confident match when its score is at least ${summary.minScore.toFixed(3)}.`;
+  if (!t) {
+    return `${line} That threshold is an estimate made from the catalog's own product photos, not yet checked `
+      + 'against photos taken in the shop.';
+  }
+  return `${line} It was chosen so that ${percent(t.confident_precision_target)} of confident matches name the `
+    + `right product. On held-out photos, ${percent(t.held_out.confident_precision)} of confident matches were right, `
+    + `and ${percent(t.held_out.confident_recall)} of photos of listed products got a confident, right answer.`;
+}
+
 function modelText(summary, model) {
   const family = FAMILY_NAMES[model.family] || model.family;
   return `Model: ${summary.modelName} (${family}, ${model.dtype} weights), run by the ${model.engine} engine.`;
@@ -55,6 +86,8 @@ function onReady(msg, restarted) {
   if (msg.thumbnails) for (const t of msg.thumbnails) state.thumbnails.set(t.path, t.blob);
   if (!state.weights) resetWeights();
   $('model-text').textContent = modelText(msg.summary, msg.model);
+  $('weights-source').textContent = weightsSourceText(msg.summary);
+  $('threshold-meaning').textContent = thresholdText(msg.summary);
   $('model-text').hidden = false;
   if (state.outstanding === 0) setState('ready');
   const how = [msg.fromCache ? 'loaded from this device' : '', msg.threads > 1 ? `${msg.threads} threads` : ''].filter(Boolean).join(', ');

@@ -7,7 +7,7 @@ use serde::Serialize;
 use crate::error::{Error, SessionError};
 use crate::imaging::decode::rgb_from_rgba;
 use crate::models::embedder::Embedder;
-use crate::search::catalog::Catalog;
+use crate::search::catalog::{Catalog, TunedRanking};
 use crate::search::rank::{rank, Ranking};
 use crate::search::ranking_options::RankingOverrides;
 
@@ -21,6 +21,9 @@ pub struct CatalogSummary {
     pub image_weight: f32,
     pub top_k: usize,
     pub min_score: f32,
+    /// Where the weights and threshold came from, when `clipmatch tune` chose them (the
+    /// manifest's `ranking.tuned`, its field names as written there); `None`: build's defaults.
+    pub tuned: Option<TunedRanking>,
 }
 
 impl CatalogSummary {
@@ -33,6 +36,7 @@ impl CatalogSummary {
             image_weight: r.image_weight,
             top_k: r.top_k,
             min_score: r.min_score,
+            tuned: r.tuned,
         }
     }
 }

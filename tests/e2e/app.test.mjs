@@ -55,6 +55,11 @@ test("the page's ranking equals the native tool's on the same catalog (one threa
   // Each result's breakdown names the weights as the catalog wrote them, not as f32 digits.
   const breakdown = await page.$eval('#result-list li .breakdown', (e) => e.textContent);
   assert.match(breakdown, /\(1\.2 × .*\(0\.7 × /, breakdown);
+  // The Advanced panel says, in words, that these weights were not measured on photos, and what the threshold is.
+  const source = await page.textContent('#weights-source');
+  assert.match(source, /^These weights were set when the catalog was built \(name 1\.2, image 0\.7\), not measured/, source);
+  assert.equal(await page.textContent('#threshold-meaning'),
+    `A result is called a confident match when its score is at least ${ranking.min_score.toFixed(3)}. That threshold is an estimate made from the catalog's own product photos, not yet checked against photos taken in the shop.`);
   await page.screenshot({ path: path.join(out, 'desktop-grocery-photo.png'), fullPage: true });
   await context.close();
 });

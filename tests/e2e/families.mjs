@@ -6,7 +6,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { env, bundleDir, tool, out, bundleParam, photo, iconicOf, watchPage, upload, results, inputError, rankOnImagesOnly } from './harness.mjs';
 
@@ -44,6 +44,17 @@ export function familyTests() {
     assert.deepEqual(await readyModel(page), { family: 'mobileclip', engine: 'candle', dtype: 'f16' });
     assert.match(await page.textContent('#model-text'), /^Model: .* \(MobileCLIP, f16 weights\), run by the candle engine\.$/);
     assert.deepEqual(wasm, ['/pkg/candle/clipmatch_bg.wasm'], 'only the candle package is downloaded');
+    // scripts/test.sh tuned this catalog on the labelled photos: the Advanced panel says so with its figures.
+    const tuned = JSON.parse(readFileSync(path.join(mobileclipDir, 'catalog.json'), 'utf8')).ranking.tuned;
+    assert.ok(tuned, 'the MobileCLIP catalog was tuned');
+    const pct = (x) => (x == null ? 'not measured' : `${Math.round(x * 100)} %`);
+    assert.equal(await page.textContent('#weights-source'),
+      `These weights were tuned on ${tuned.when.slice(0, 10)} on ${tuned.photos} labelled photos of ${tuned.products} products, by `
+      + `cross-validation over products (${tuned.folds} folds: each product's photos were scored by weights chosen without them). `
+      + `On those held-out photos the right product came first ${pct(tuned.held_out.top1)} of the time and among the first five `
+      + `${pct(tuned.held_out.top5)} of the time (the weights before tuning: ${pct(tuned.before.top1)} and ${pct(tuned.before.top5)}).`);
+    assert.match(await page.textContent('#threshold-meaning'),
+      new RegExp(`^A result is called a confident match when its score is at least ${tuned.min_score.toFixed(3).replace('.', '\\.')}\\. It was chosen so that ${pct(tuned.confident_precision_target)} of confident matches`));
 
     const shot = photo('Juice/God-Morgon-Orange-Red-Grapefruit-Juice/God-Morgon-Orange-Red-Grapefruit-Juice_001.jpg');
     await upload(page, shot);
