@@ -63,9 +63,12 @@ function thresholdText(summary) {
     return `${line} That threshold is an estimate made from the catalog's own product photos, not yet checked `
       + 'against photos taken in the shop.';
   }
-  return `${line} It was chosen so that ${percent(t.confident_precision_target)} of confident matches name the `
-    + `right product. On held-out photos, ${percent(t.held_out.confident_precision)} of confident matches were right, `
-    + `and ${percent(t.held_out.confident_recall)} of photos of listed products got a confident, right answer.`;
+  const precision = t.held_out.confident_precision;
+  const short = precision == null || precision < t.confident_precision_target;
+  return `${line} It was chosen aiming for ${percent(t.confident_precision_target)} of confident matches to name the `
+    + `right product. On held-out photos, ${short ? 'only ' : ''}${percent(precision)} of confident matches were right`
+    + `${short ? ' (short of the aim: treat "confident" with care)' : ''}, and ${percent(t.held_out.confident_recall)} `
+    + 'of photos of listed products got a confident, right answer.';
 }
 
 function modelText(summary, model) {
