@@ -139,6 +139,7 @@ pub fn run(args: BuildArgs) -> Result<ExitCode> {
             top_k: Some(args.top_k),
             min_score: args.min_score,
         },
+        record_sources: false,
     };
     let items = sources
         .iter()
