@@ -198,7 +198,7 @@ pub enum ShardError {
     Mismatch(String),
     #[error("shard {index}/{count} is given twice: {first} and {second}")]
     Duplicate { index: usize, count: usize, first: String, second: String },
-    #[error("shards {missing} of {count} are missing (shards are numbered 0 to {last})", last = count - 1)]
+    #[error("missing: shard {missing} (a build in {count} shards needs shards 0 to {last}, each once)", last = count - 1)]
     Missing { missing: String, count: usize },
     #[error("no shards given")]
     None,
