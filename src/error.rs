@@ -185,6 +185,8 @@ pub enum CheckpointError {
     Recipe(String),
     #[error("it was made from another input list")]
     Inputs,
+    #[error("it was made with batches of {found} photos, not {expected}")]
+    BatchSize { found: usize, expected: usize },
 }
 
 /// Why shards of a build were refused.

@@ -19,21 +19,42 @@ use clipmatch::search::catalog_builder::{
 };
 use clipmatch::search::rank::leave_one_out_threshold;
 use clipmatch::search::ranking_options::RankingOverrides;
+use clipmatch::models::folder::{self, FolderFiles, Layout};
+use clipmatch::models::model::Engine;
 use clipmatch::models::tokenizer::ClipTokenizer;
 use clipmatch::{ClipModel, Embedder, FusionWeights, PreprocessConfig, Towers};
 use common::*;
 
-fn embedder() -> Option<Embedder> {
+fn tokenizer_json() -> Option<Vec<u8>> {
     let path = std::env::var_os("CLIPMATCH_TOKENIZER")
         .map(std::path::PathBuf::from)
         .unwrap_or_else(|| shared_data().join("clip-vit-base-patch32/tokenizer.json"));
-    let Ok(json) = std::fs::read(&path) else {
+    let json = std::fs::read(&path).ok();
+    if json.is_none() {
         eprintln!("skipped: {} is absent", path.display());
-        return None;
-    };
+    }
+    json
+}
+
+fn embedder() -> Option<Embedder> {
+    let json = tokenizer_json()?;
     let model = ClipModel::load(TINY_CONFIG, TINY_WEIGHTS, Some(Towers::VisionAndText)).unwrap();
     let tokenizer = ClipTokenizer::from_bytes(&json, model.config.text.max_position_embeddings).unwrap();
     Some(Embedder::new(model, PreprocessConfig::from_json(TINY_PREPROCESSOR).unwrap(), Some(tokenizer)))
+}
+
+/// The tiny CLIP on candle-transformers, whose image embeddings depend on the make-up of a batch
+/// (in the last bits), unlike this crate's kernels: what batch-aligned reuse and shards are for.
+fn candle_embedder() -> Option<Embedder> {
+    let json = tokenizer_json()?;
+    let files = FolderFiles { config: TINY_CONFIG, preprocessor: Some(TINY_PREPROCESSOR), weights: TINY_WEIGHTS, tokenizer: Some(&json), tokenizer_config: None };
+    let layout = Layout::detect(false, Some(TINY_CONFIG)).unwrap();
+    Some(folder::load(layout, &files, Towers::VisionAndText, Some(Engine::Candle)).unwrap())
+}
+
+/// Both engines.
+fn embedders() -> Vec<Embedder> {
+    [embedder(), candle_embedder()].into_iter().flatten().collect()
 }
 
 /// Records every event.
@@ -47,6 +68,9 @@ struct Recorder {
     images: BTreeMap<String, ReusedImage>,
     /// Names embedded (not reused).
     names: BTreeMap<String, Vec<f32>>,
+    /// The photos' sha256 reported since the last complete batch, and the complete batches.
+    open_batch: Vec<String>,
+    batches: Vec<Vec<String>>,
 }
 
 impl BuildEvents for Recorder {
@@ -68,6 +92,14 @@ impl BuildEvents for Recorder {
         assert_eq!(self.thumbnails[file], jpeg, "the thumbnail is given before the embedding is reported");
         let fresh = ReusedImage { vector: vector.to_vec(), thumbnail: jpeg.to_vec() };
         assert!(self.images.insert(sha256.to_string(), fresh).is_none(), "{sha256} reported twice");
+        self.open_batch.push(sha256.to_string());
+        Ok(())
+    }
+    fn batch_complete(&mut self) -> std::io::Result<()> {
+        let batch = std::mem::take(&mut self.open_batch);
+        if !batch.is_empty() {
+            self.batches.push(batch);
+        }
         Ok(())
     }
     fn name_embedded(&mut self, name: &str, vector: &[f32]) -> std::io::Result<()> {
@@ -293,7 +325,7 @@ fn shards(e: &Embedder, items: &[SourceItem], bytes: &[Result<Vec<u8>, String>],
     (0..count)
         .map(|index| {
             let spec = ShardSpec { index, count };
-            let slice = spec.slice(items.len());
+            let slice = spec.slice(items.len(), options.batch_size);
             let mut rec = Recorder::default();
             let first = slice.start;
             let embedded = embed_sources(e, items[slice.clone()].to_vec(), |i| bytes[first + i].clone(), &NoReuse, options, &mut rec).unwrap();
@@ -310,8 +342,8 @@ fn read_back(files: &[(String, ShardFiles)]) -> Vec<(String, Shard)> {
 
 #[test]
 fn shards_merged_make_the_very_catalog_of_the_whole_build() {
-    let Some(e) = embedder() else { return };
     let (items, bytes) = sources();
+    for e in embedders() {
     for options in [
         BuildOptions { batch_size: 3, record_sources: true, ..BuildOptions::default() },
         BuildOptions { vector_dtype: VectorDtype::F32, ranking: RankingOverrides { top_k: Some(3), ..Default::default() }, ..BuildOptions::default() },
@@ -325,13 +357,14 @@ fn shards_merged_make_the_very_catalog_of_the_whole_build() {
             assert_eq!(bytes_of(&c), bytes_of(&whole.catalog), "{count} shards");
         }
     }
+    }
 }
 
 #[test]
 fn shards_of_other_builds_missing_repeated_or_damaged_ones_are_refused() {
     let Some(e) = embedder() else { return };
     let (items, bytes) = sources();
-    let options = BuildOptions::default();
+    let options = BuildOptions { batch_size: 4, ..BuildOptions::default() };
     let files = shards(&e, &items, &bytes, &options, 3);
     let err = |shards: Vec<(String, Shard)>| merge(shards).unwrap_err().to_string();
 
@@ -373,4 +406,46 @@ fn shards_of_other_builds_missing_repeated_or_damaged_ones_are_refused() {
     assert_eq!(e2, "it is damaged: it does not list each input 0 to 4 of its slice exactly once");
     let e3 = Shard::from_parts(br#"{"format": "clipmatch-catalog", "version": 2}"#, vectors).unwrap_err().to_string();
     assert!(e3.starts_with("it is not a shard folder this version reads"), "{e3}");
+}
+
+/// What a killed build left: the complete batches of a recorder, and some of the batch after.
+struct Checkpointed {
+    images: BTreeMap<String, ReusedImage>,
+}
+
+impl Reuse for Checkpointed {
+    fn image(&self, _: &str) -> Option<ReusedImage> {
+        None
+    }
+    fn checkpointed_image(&self, sha256: &str) -> Option<ReusedImage> {
+        self.images.get(sha256).cloned()
+    }
+    fn name(&self, _: &str) -> Option<Vec<f32>> {
+        None
+    }
+}
+
+#[test]
+fn a_checkpoint_is_reused_a_whole_batch_at_a_time_so_the_resumed_build_is_the_same() {
+    let (items, bytes) = sources();
+    for e in embedders() {
+        let options = BuildOptions { batch_size: 4, ..BuildOptions::default() };
+        let mut rec = Recorder::default();
+        let whole = build_catalog(&e, model_info(&e), items.clone(), |i| bytes[i].clone(), &options, &mut rec).unwrap();
+        // Batches of 4 positions, less the skipped 2 and 9: 3, 4 and 3 photos.
+        assert_eq!(rec.batches.iter().map(Vec::len).collect::<Vec<_>>(), [3, 4, 3]);
+        for (complete, partial) in [(0, 0), (0, 2), (1, 0), (1, 1), (1, 3), (2, 2), (3, 0)] {
+            let mut images = BTreeMap::new();
+            let known = rec.batches[..complete].iter().flatten().chain(rec.batches.get(complete).into_iter().flatten().take(partial));
+            for sha in known {
+                images.insert(sha.clone(), rec.images[sha].clone());
+            }
+            let mut again = Recorder::default();
+            let resumed = build_catalog_reusing(&e, model_info(&e), items.clone(), |i| bytes[i].clone(), &Checkpointed { images }, &Quantisation::FromData, &options, &mut again).unwrap();
+            assert_eq!(bytes_of(&resumed.catalog), bytes_of(&whole.catalog), "{} engine, {complete} batches and {partial} photos known", e.model.towers().engine().name());
+            let reused: usize = rec.batches[..complete].iter().map(Vec::len).sum();
+            assert_eq!(resumed.work.images_reused, reused, "a batch known in part is embedded again whole");
+            assert_eq!(again.batches.len(), 3 - complete);
+        }
+    }
 }

@@ -156,6 +156,10 @@ impl BuildEvents for Terminal<'_> {
     fn name_embedded(&mut self, name: &str, vector: &[f32]) -> std::io::Result<()> {
         self.checkpoint.append(&checkpoint::name_record(name, vector))
     }
+
+    fn batch_complete(&mut self) -> std::io::Result<()> {
+        self.checkpoint.append(&checkpoint::commit_record())
+    }
 }
 
 /// Removes thumbnails from the staged folder that the output does not name (a killed run may
@@ -170,13 +174,19 @@ fn remove_stray_thumbnails(staged: &Path, named: &HashSet<&str>) -> Result<()> {
     Ok(())
 }
 
-/// The ranking settings asked for; with --update, those not given are the catalog's.
+/// The ranking settings asked for; with --update, those not given are the catalog's (and its
+/// threshold too if `clipmatch tune` chose it; otherwise it is estimated anew).
 fn ranking(args: &BuildArgs, previous: Option<&RankingDefaults>) -> RankingOverrides {
+    let tuned = previous.filter(|r| r.tuned.is_some());
+    if let (Some(r), None) = (tuned, args.min_score) {
+        let when = r.tuned.map(|t| t.when.to_string()).unwrap_or_default();
+        eprintln!("the catalog's weights and threshold were tuned on {when}: kept; run `clipmatch tune` again to measure them on the updated catalog");
+    }
     RankingOverrides {
         text_weight: args.text_weight.or(previous.map(|r| r.text_weight)),
         image_weight: args.image_weight.or(previous.map(|r| r.image_weight)),
         top_k: args.top_k.or(previous.map(|r| r.top_k)),
-        min_score: args.min_score,
+        min_score: args.min_score.or(tuned.map(|r| r.min_score)),
     }
 }
 
@@ -287,8 +297,8 @@ pub fn run(args: BuildArgs) -> Result<ExitCode> {
         .iter()
         .map(|s| CatalogSource { id: s.id.clone(), name: s.name.clone(), description: s.description.clone(), image: s.label.clone() })
         .collect();
-    let header = CheckpointHeader { recipe: recipe.clone(), inputs_sha256: inputs_sha256(&all) };
-    let slice = args.shard.map_or(0..all.len(), |s| s.slice(all.len()));
+    let header = CheckpointHeader { recipe: recipe.clone(), inputs_sha256: inputs_sha256(&all), batch_size: options.batch_size };
+    let slice = args.shard.map_or(0..all.len(), |s| s.slice(all.len(), options.batch_size));
     let (items, sources) = (all[slice.clone()].to_vec(), &sources[slice]);
 
     let mut staged = StagedDir::resumable(&args.out, kind, &inputs)?;
@@ -343,11 +353,12 @@ pub fn run(args: BuildArgs) -> Result<ExitCode> {
             });
             output_dir::write_file(&out, shard::VECTORS_FILE, &files.vectors)?;
             output_dir::write_file(&out, shard::MANIFEST_FILE, files.manifest_json.as_bytes())?;
+            let range = spec.slice(all.len(), options.batch_size);
             let summary = format!(
                 "built shard {spec} of {} inputs ({} to {}) into {}: {} products",
                 all.len(),
-                spec.slice(all.len()).start,
-                spec.slice(all.len()).end,
+                range.start,
+                range.end,
                 args.out.display(),
                 embedded.items.len()
             );

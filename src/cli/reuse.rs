@@ -37,7 +37,11 @@ impl Known<'_> {
 
 impl Reuse for Known<'_> {
     fn image(&self, sha256: &str) -> Option<ReusedImage> {
-        self.checkpointed(sha256).or_else(|| self.kept(sha256))
+        self.kept(sha256)
+    }
+
+    fn checkpointed_image(&self, sha256: &str) -> Option<ReusedImage> {
+        self.checkpointed(sha256)
     }
 
     fn name(&self, name: &str) -> Option<Vec<f32>> {

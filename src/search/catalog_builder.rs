@@ -123,6 +123,10 @@ pub trait BuildEvents {
     fn name_embedded(&mut self, _name: &str, _vector: &[f32]) -> Result<(), Self::Error> {
         Ok(())
     }
+    /// The embeddings reported since the last call are a whole batch (of photos, or of names).
+    fn batch_complete(&mut self) -> Result<(), Self::Error> {
+        Ok(())
+    }
 }
 
 /// A photo's embedding and thumbnail, made earlier with the same [`Recipe`].
@@ -135,9 +139,17 @@ pub struct ReusedImage {
 /// Embeddings a build may take instead of computing them, found by content. Whoever supplies
 /// them vouches that they were made with the build's [`Recipe`].
 pub trait Reuse: Sync {
-    /// The embedding and thumbnail of the photo whose file has this sha256, if known.
+    /// The embedding and thumbnail of the photo whose file has this sha256, if known from an
+    /// earlier catalog: reused photo by photo.
     fn image(&self, sha256: &str) -> Option<ReusedImage>;
-    /// The embedding of this name, if known.
+    /// The same, if known from a checkpoint of this very build, which was interrupted: reused
+    /// only when every photo its batch embeds is known, so that photos embedded again are in
+    /// the same company as before (the results of some engines, candle's among them, depend on
+    /// the make-up of a batch).
+    fn checkpointed_image(&self, _sha256: &str) -> Option<ReusedImage> {
+        None
+    }
+    /// The embedding of this name, if known (text towers embed each text on its own).
     fn name(&self, name: &str) -> Option<Vec<f32>>;
 }
 
@@ -200,28 +212,81 @@ pub struct BuiltCatalog {
     pub work: Work,
 }
 
+/// A photo of a batch once read and looked up.
+enum Found {
+    /// Known from an earlier catalog.
+    Reused(ReusedImage),
+    /// Known from this build's checkpoint (used if its whole batch is), and its file.
+    Checkpointed(ReusedImage, Vec<u8>),
+    /// Its file, to embed.
+    New(Vec<u8>),
+}
+
+fn find<U: Reuse + ?Sized>(bytes: Result<Vec<u8>, String>, reuse: &U, dim: usize) -> Result<(String, Found), SkipReason> {
+    let bytes = bytes.map_err(SkipReason::Unreadable)?;
+    let sha256 = sha256_hex(&bytes);
+    let found = if let Some(known) = reuse.image(&sha256).filter(|k| k.vector.len() == dim) {
+        Found::Reused(known)
+    } else if let Some(known) = reuse.checkpointed_image(&sha256).filter(|k| k.vector.len() == dim) {
+        Found::Checkpointed(known, bytes)
+    } else {
+        Found::New(bytes)
+    };
+    Ok((sha256, found))
+}
+
 /// A photo ready for the vision tower, or its embedding from before.
 enum Photo {
     Fresh { pixels: Vec<f32>, thumbnail: Vec<u8> },
     Reused(ReusedImage),
 }
 
-fn prepare<U: Reuse + ?Sized>(
-    embedder: &Embedder,
-    bytes: Result<Vec<u8>, String>,
-    reuse: &U,
-    thumbnail_side: u32,
-) -> Result<(String, Photo), SkipReason> {
-    let bytes = bytes.map_err(SkipReason::Unreadable)?;
-    let sha256 = sha256_hex(&bytes);
-    let dim = embedder.model.embedding_dim();
-    if let Some(known) = reuse.image(&sha256).filter(|k| k.vector.len() == dim) {
-        return Ok((sha256, Photo::Reused(known)));
-    }
-    let rgb = decode_rgb(&bytes, &embedder.limits).map_err(SkipReason::Image)?;
+fn prepare(embedder: &Embedder, bytes: &[u8], thumbnail_side: u32) -> Result<Photo, SkipReason> {
+    let rgb = decode_rgb(bytes, &embedder.limits).map_err(SkipReason::Image)?;
     let pixels = embedder.pixel_values_of(&rgb);
     let thumbnail = thumbnail_jpeg(&rgb, thumbnail_side).map_err(SkipReason::Image)?;
-    Ok((sha256, Photo::Fresh { pixels, thumbnail }))
+    Ok(Photo::Fresh { pixels, thumbnail })
+}
+
+/// Reads and looks up the photos at `positions`, then decodes, preprocesses and thumbnails
+/// those to embed (on all threads, order kept): the new ones, and the checkpointed ones too
+/// unless every photo of the batch that is to be embedded is checkpointed (photos that cannot be
+/// decoded are skipped, so they do not count).
+fn prepare_batch<R, U>(
+    embedder: &Embedder,
+    positions: std::ops::Range<usize>,
+    read: &R,
+    reuse: &U,
+    thumbnail_side: u32,
+) -> Vec<Result<(String, Photo), SkipReason>>
+where
+    R: Fn(usize) -> Result<Vec<u8>, String> + Sync,
+    U: Reuse + ?Sized,
+{
+    let dim = embedder.model.embedding_dim();
+    let prepare_new = |f: Result<(String, Found), SkipReason>| -> Result<(String, Found, Option<Photo>), SkipReason> {
+        let (sha256, found) = f?;
+        let photo = match &found {
+            Found::New(bytes) => Some(prepare(embedder, bytes, thumbnail_side)?),
+            _ => None,
+        };
+        Ok((sha256, found, photo))
+    };
+    let looked: Vec<_> = positions.into_par_iter().map(|i| prepare_new(find(read(i), reuse, dim))).collect();
+    let whole_batch_known = !looked.iter().any(|f| matches!(f, Ok((_, _, Some(_)))));
+    looked
+        .into_par_iter()
+        .map(|f| {
+            let (sha256, found, photo) = f?;
+            let photo = match (found, photo) {
+                (_, Some(photo)) => photo,
+                (Found::Reused(known), None) => Photo::Reused(known),
+                (Found::Checkpointed(known, _), None) if whole_batch_known => Photo::Reused(known),
+                (Found::Checkpointed(_, bytes) | Found::New(bytes), None) => prepare(embedder, &bytes, thumbnail_side)?,
+            };
+            Ok((sha256, photo))
+        })
+        .collect()
 }
 
 /// The recipe of a build with `embedder`, recorded as made by `model`.
@@ -272,11 +337,7 @@ where
         let first = done;
         let batch: Vec<SourceItem> = items.by_ref().take(options.batch_size.max(1)).collect();
         done += batch.len();
-        // Reading, hashing, decoding, preprocessing and thumbnails of a batch run on all threads; order is kept.
-        let prepared: Vec<Result<(String, Photo), SkipReason>> = (first..done)
-            .into_par_iter()
-            .map(|i| prepare(embedder, read(i), reuse, options.thumbnail_side))
-            .collect();
+        let prepared = prepare_batch(embedder, first..done, &read, reuse, options.thumbnail_side);
         events.progress(BuildPhase::Prepare, done, total);
         let mut ready = Vec::with_capacity(batch.len());
         let mut pixels = Vec::new();
@@ -312,6 +373,9 @@ where
             };
             kept.push(KeptPhoto { index, source, sha256, thumbnail: file, image });
         }
+        if !pixels.is_empty() {
+            events.batch_complete().map_err(BuildError::Output)?;
+        }
     }
 
     let dim = embedder.model.embedding_dim();
@@ -327,6 +391,7 @@ where
             events.name_embedded(&kept[i].source.name, &vector).map_err(BuildError::Output)?;
             names[i] = Some(vector);
         }
+        events.batch_complete().map_err(BuildError::Output)?;
         work.names_embedded += chunk.len();
         events.progress(BuildPhase::Names, work.names_embedded, todo.len());
     }

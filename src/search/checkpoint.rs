@@ -7,11 +7,16 @@
 //! - `I`: the sha256 (hex) of a photo's file, its unit vector, the thumbnail file it was
 //!   written to (`thumbs/<id>.jpg`, in the staging folder) and that thumbnail's sha256 (hex);
 //! - `N`: a name (UTF-8) and its unit vector;
+//! - `C`: nothing more: the records since the previous `C` are complete (a batch of photos
+//!   embedded together, or of names).
 //!
 //! strings as a u32 length and bytes, vectors as a u32 length and f32 values (little-endian).
 //! Reading stops at the first record that is cut short (the build was killed while writing it)
-//! or damaged; the records before it are used, and the file is to be cut back to them before
-//! more are appended. A header from another recipe or input list makes the whole file unused.
+//! or damaged; the records up to the last `C` before it are used, and the file is to be cut
+//! back to them before more are appended: a batch is reused whole or not at all, so the photos
+//! embedded again are embedded in the same company as before (some engines' results depend on
+//! the make-up of a batch). A header from another recipe, input list or batch size makes the
+//! whole file unused.
 
 use std::collections::HashMap;
 
@@ -28,6 +33,7 @@ pub const MAGIC: &[u8] = b"clipmatch-checkpoint 1\n";
 const MAX_PART: usize = 16 << 20;
 const IMAGE: u8 = b'I';
 const NAME: u8 = b'N';
+const COMMIT: u8 = b'C';
 
 /// What a checkpoint is valid for.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -35,6 +41,8 @@ pub struct CheckpointHeader {
     pub recipe: Recipe,
     /// [`crate::search::build_recipe::inputs_sha256`] of the build's input list.
     pub inputs_sha256: String,
+    /// Photos per vision tower call (batches are reused whole).
+    pub batch_size: usize,
 }
 
 /// A checkpointed photo: its vector and where its thumbnail was written.
@@ -102,6 +110,11 @@ pub fn image_record(sha256: &str, vector: &[f32], thumbnail_file: &str, thumbnai
     record(body)
 }
 
+/// The record that completes the records since the previous one (a batch).
+pub fn commit_record() -> Vec<u8> {
+    record(vec![COMMIT])
+}
+
 /// The record of a name embedded by the build.
 pub fn name_record(name: &str, vector: &[f32]) -> Vec<u8> {
     let mut body = vec![NAME];
@@ -158,10 +171,12 @@ fn is_thumbnail_file(file: &str) -> bool {
         .is_some_and(|id| item_id::check(id).is_ok())
 }
 
-/// One record's body into `into`; `false` if it is not a record this build could have written.
+/// One record's body into `into` (a commit: `into` is complete); `false` if it is not a record
+/// this build could have written.
 fn read_body(body: &[u8], dim: usize, into: &mut Checkpoint) -> bool {
     let mut r = Reader { bytes: body, at: 0 };
     match r.take(1) {
+        Some([COMMIT]) => r.done(),
         Some([IMAGE]) => {
             let (Some(sha), Some(vector), Some(file), Some(thumb)) = (r.text(), r.vector(dim), r.text(), r.text()) else {
                 return false;
@@ -202,8 +217,13 @@ pub fn read(bytes: &[u8], expected: &CheckpointHeader) -> Result<Checkpoint, Che
     if header.inputs_sha256 != expected.inputs_sha256 {
         return Err(CheckpointError::Inputs);
     }
+    if header.batch_size != expected.batch_size {
+        return Err(CheckpointError::BatchSize { found: header.batch_size, expected: expected.batch_size });
+    }
     let dim = expected.recipe.model.embedding_dim;
     let mut out = Checkpoint { valid_len: r.at, ..Checkpoint::default() };
+    // Records since the last commit.
+    let mut pending = Checkpoint::default();
     let mut count = 0;
     while !r.done() {
         count += 1;
@@ -223,11 +243,19 @@ pub fn read(bytes: &[u8], expected: &CheckpointHeader) -> Result<Checkpoint, Che
             out.stopped = Some(format!("record {count} is damaged (its checksum does not match)"));
             break;
         }
-        if !read_body(body, dim, &mut out) {
+        if !read_body(body, dim, &mut pending) {
             out.stopped = Some(format!("record {count} is damaged (it is not a record of this build)"));
             break;
         }
-        out.valid_len = r.at;
+        if body == [COMMIT] {
+            out.images.extend(std::mem::take(&mut pending.images));
+            out.names.extend(std::mem::take(&mut pending.names));
+            out.valid_len = r.at;
+        }
+    }
+    let unfinished = pending.images.len() + pending.names.len();
+    if out.stopped.is_none() && unfinished > 0 {
+        out.stopped = Some(format!("its last batch ({unfinished} records) is incomplete"));
     }
     Ok(out)
 }
@@ -247,20 +275,29 @@ mod tests {
                 thumbnail_side: 256,
             },
             inputs_sha256: "cd".repeat(32),
+            batch_size: 2,
         }
     }
 
+    /// A checkpoint of three batches (two photos; a name; a photo), and where each batch ends.
     fn file() -> (Vec<u8>, Vec<usize>) {
         let mut bytes = header_bytes(&header());
         let mut ends = vec![bytes.len()];
         bytes.extend(image_record(&"01".repeat(32), &[0.6, 0.8, 0.0], "thumbs/a.jpg", b"jpeg a"));
+        bytes.extend(image_record(&"03".repeat(32), &[0.0, 0.8, 0.6], "thumbs/c.jpg", b"jpeg c"));
+        bytes.extend(commit_record());
         ends.push(bytes.len());
         bytes.extend(name_record("Oat milk", &[0.0, 1.0, 0.0]));
+        bytes.extend(commit_record());
         ends.push(bytes.len());
         bytes.extend(image_record(&"02".repeat(32), &[1.0, 0.0, 0.0], "thumbs/b.jpg", b"jpeg b"));
+        bytes.extend(commit_record());
         ends.push(bytes.len());
         (bytes, ends)
     }
+
+    /// Entries in the first `batches` batches of [`file`].
+    const ENTRIES: [usize; 4] = [0, 2, 3, 4];
 
     #[test]
     fn records_read_back() {
@@ -271,16 +308,16 @@ mod tests {
         assert_eq!((a.vector.as_slice(), a.thumbnail_file.as_str()), ([0.6f32, 0.8, 0.0].as_slice(), "thumbs/a.jpg"));
         assert_eq!(a.thumbnail_sha256, sha256_hex(b"jpeg a"));
         assert_eq!(c.names["Oat milk"], [0.0, 1.0, 0.0]);
-        assert_eq!(c.images.len(), 2);
+        assert_eq!(c.images.len(), 3);
     }
 
     #[test]
-    fn a_file_cut_anywhere_keeps_the_whole_records_before_the_cut() {
+    fn a_file_cut_anywhere_keeps_the_whole_batches_before_the_cut() {
         let (bytes, ends) = file();
         for cut in ends[0]..bytes.len() {
             let c = read(&bytes[..cut], &header()).unwrap();
             let whole = ends.iter().filter(|&&e| e <= cut).count() - 1;
-            assert_eq!(c.images.len() + c.names.len(), whole, "cut at {cut}");
+            assert_eq!(c.images.len() + c.names.len(), ENTRIES[whole], "cut at {cut}");
             assert_eq!(c.valid_len, ends[whole], "cut at {cut}");
             assert_eq!(c.stopped.is_some(), !ends.contains(&cut), "cut at {cut}");
         }
@@ -290,7 +327,7 @@ mod tests {
     }
 
     #[test]
-    fn a_flipped_byte_stops_reading_at_its_record() {
+    fn a_flipped_byte_stops_reading_at_its_batch() {
         let (bytes, ends) = file();
         for at in ends[0]..bytes.len() {
             let mut damaged = bytes.clone();
@@ -308,6 +345,7 @@ mod tests {
         let mut bytes = header_bytes(&h);
         let good = bytes.len();
         bytes.extend(image_record(&"01".repeat(32), &[0.6, 0.8, 0.0], "../outside.jpg", b"x"));
+        bytes.extend(commit_record());
         let c = read(&bytes, &h).unwrap();
         assert_eq!((c.valid_len, c.images.len()), (good, 0));
         for bad in [image_record("not a sha", &[1.0, 0.0, 0.0], "thumbs/a.jpg", b"x"), name_record("n", &[1.0, 0.0]), name_record("n", &[f32::NAN, 0.0, 0.0])] {
@@ -330,6 +368,8 @@ mod tests {
         let mut other = header();
         other.inputs_sha256 = "00".repeat(32);
         assert_eq!(read(&bytes, &other).unwrap_err(), CheckpointError::Inputs);
+        let other = CheckpointHeader { batch_size: 16, ..header() };
+        assert_eq!(read(&bytes, &other).unwrap_err().to_string(), "it was made with batches of 2 photos, not 16");
         assert!(matches!(read(b"PK\x03\x04 a zip", &header()), Err(CheckpointError::NotACheckpoint(_))));
     }
 }

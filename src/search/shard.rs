@@ -1,6 +1,8 @@
 //! A shard of a build: the embeddings of the `i`-th of `n` deterministic slices of the input
-//! list (contiguous, in list order), for [`crate::search::merge`] to join into the catalog the
-//! whole build would make. A shard folder holds `shard.json` (this module's [`ShardManifest`]:
+//! list (contiguous, in list order, cut at the whole build's batch boundaries so that every
+//! photo is embedded in the same batch as in the whole build: the results of some engines
+//! depend on a batch's make-up), for [`crate::search::merge`] to join into the catalog the whole
+//! build would make. A shard folder holds `shard.json` (this module's [`ShardManifest`]:
 //! which slice of which input list, made with which recipe and catalog settings, its items
 //! and the photos it skipped), `vectors.f32` (per kept item its image then its name vector,
 //! f32 little-endian: the embeddings before any quantisation) and `thumbs/<id>.jpg`.
@@ -42,9 +44,12 @@ impl ShardSpec {
         Ok(Self { index, count })
     }
 
-    /// The inputs of this slice among `total`: `total * i / n .. total * (i + 1) / n`.
-    pub fn slice(&self, total: usize) -> Range<usize> {
-        let at = |k: usize| (total as u128 * k as u128 / self.count as u128) as usize;
+    /// The inputs of this slice among `total` embedded `batch` at a time: of the `b` batches,
+    /// `b * i / n .. b * (i + 1) / n`.
+    pub fn slice(&self, total: usize, batch: usize) -> Range<usize> {
+        let batch = batch.max(1);
+        let batches = total.div_ceil(batch);
+        let at = |k: usize| ((batches as u128 * k as u128 / self.count as u128) as usize * batch).min(total);
         at(self.index)..at(self.index + 1)
     }
 }
@@ -58,6 +63,8 @@ impl fmt::Display for ShardSpec {
 /// The catalog settings of the build besides its recipe: the merged catalog is made with them.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CatalogSettings {
+    /// Photos per vision tower call: the slices are cut at batch boundaries.
+    pub batch_size: usize,
     pub vector_dtype: String,
     pub text_weight: Option<f32>,
     pub image_weight: Option<f32>,
@@ -70,6 +77,7 @@ impl CatalogSettings {
     pub fn of(options: &BuildOptions) -> Self {
         let r = options.ranking;
         Self {
+            batch_size: options.batch_size,
             vector_dtype: options.vector_dtype.name().into(),
             text_weight: r.text_weight,
             image_weight: r.image_weight,
@@ -79,12 +87,15 @@ impl CatalogSettings {
         }
     }
 
-    /// The build's options (for the catalog: the batch size plays no part).
+    /// The build's options.
     pub fn options(&self, recipe: &Recipe) -> Result<BuildOptions, ShardError> {
+        if self.batch_size == 0 {
+            return Err(ShardError::Damaged("its batch size is 0".into()));
+        }
         let vector_dtype = VectorDtype::parse(&self.vector_dtype)
             .ok_or_else(|| ShardError::Damaged(format!("unknown vector dtype {:?}", self.vector_dtype)))?;
         let ranking = RankingOverrides { text_weight: self.text_weight, image_weight: self.image_weight, top_k: self.top_k, min_score: self.min_score };
-        Ok(BuildOptions { thumbnail_side: recipe.thumbnail_side, vector_dtype, ranking, record_sources: self.record_sources, ..BuildOptions::default() })
+        Ok(BuildOptions { batch_size: self.batch_size, thumbnail_side: recipe.thumbnail_side, vector_dtype, ranking, record_sources: self.record_sources })
     }
 }
 
@@ -167,7 +178,7 @@ impl ShardManifest {
         images: &[String],
         thumbnail_sha256: impl Fn(&str) -> String,
     ) -> ShardFiles {
-        let first = spec.slice(inputs.items).start;
+        let first = spec.slice(inputs.items, options.batch_size).start;
         let mut vectors = Vec::with_capacity(embedded.items.len() * recipe.model.embedding_dim * 8);
         let items = embedded
             .items
@@ -235,8 +246,8 @@ impl Shard {
         if !is_sha256_hex(&m.inputs.sha256) {
             return damaged("its input list digest is not a sha256".into());
         }
-        m.catalog.options(&m.recipe)?;
-        let slice = m.shard.slice(m.inputs.items);
+        let options = m.catalog.options(&m.recipe)?;
+        let slice = m.shard.slice(m.inputs.items, options.batch_size);
         let mut listed: Vec<usize> = m.items.iter().map(|i| i.index).chain(m.skipped.iter().map(|s| s.index)).collect();
         listed.sort_unstable();
         if !listed.iter().copied().eq(slice.clone()) {
@@ -305,13 +316,18 @@ mod tests {
             assert!(e.contains("is not a shard: write i/n"), "{bad}: {e}");
         }
         for total in [0, 1, 3, 4, 10, 781] {
-            for count in 1..=6 {
-                let slices: Vec<Range<usize>> = (0..count).map(|index| ShardSpec { index, count }.slice(total)).collect();
-                assert_eq!(slices[0].start, 0);
-                assert_eq!(slices[count - 1].end, total);
-                assert!(slices.windows(2).all(|w| w[0].end == w[1].start), "{total} {count}");
-                assert!(slices.iter().all(|s| s.len() <= total.div_ceil(count)), "{total} {count}");
+            for batch in [1, 3, 16] {
+                for count in 1..=6 {
+                    let slices: Vec<Range<usize>> = (0..count).map(|index| ShardSpec { index, count }.slice(total, batch)).collect();
+                    assert_eq!(slices[0].start, 0);
+                    assert_eq!(slices[count - 1].end, total);
+                    assert!(slices.windows(2).all(|w| w[0].end == w[1].start), "{total} {count}");
+                    assert!(slices.iter().all(|s| s.start % batch == 0 || s.is_empty()), "{total} {batch} {count}: {slices:?}");
+                    let batches = total.div_ceil(batch);
+                    assert!(slices.iter().all(|s| s.len().div_ceil(batch) <= batches.div_ceil(count)), "{total} {batch} {count}: {slices:?}");
+                }
             }
         }
+        assert_eq!(ShardSpec { index: 1, count: 4 }.slice(781, 16), 192..384);
     }
 }
