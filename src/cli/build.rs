@@ -307,6 +307,7 @@ pub fn run(args: BuildArgs) -> Result<ExitCode> {
     let (checkpoint, resumed) = CheckpointFile::open(&work_dir, &out, &header)?;
     fs::create_dir_all(out.join("thumbs"))?;
     let quantisation = previous.as_ref().map_or(Quantisation::FromData, |(p, _)| p.quantisation());
+    let resuming = !(resumed.images.is_empty() && resumed.names.is_empty());
     let known = Known { checkpoint: resumed, staging: &out, previous };
 
     // Only a regular file, refused before reading it into memory if it is too large.
@@ -318,7 +319,7 @@ pub fn run(args: BuildArgs) -> Result<ExitCode> {
         None => build_catalog_reusing(&model.embedder, info, items, read, &known, &quantisation, &options, &mut terminal)
             .map(Made::Catalog),
     };
-    if result.is_err() && terminal.checkpoint.appended > 0 {
+    if result.is_err() && (resuming || terminal.checkpoint.appended > 0) {
         staged.keep_on_failure();
         eprintln!("the embeddings made so far are kept in {}: run the same command again to resume", work_dir.display());
     }

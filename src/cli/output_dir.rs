@@ -213,8 +213,15 @@ impl StagedDir {
         }
         // The folder itself is locked (no lock file that a link could send elsewhere).
         let lock = fs::File::open(&work).with_context(|| format!("cannot open {}", work.display()))?;
-        if lock.try_lock().is_err() {
-            bail!("another clipmatch command is writing {} (it holds {}); wait for it to finish", target.display(), work.display());
+        match lock.try_lock() {
+            Ok(()) => {}
+            Err(fs::TryLockError::WouldBlock) => {
+                bail!("another clipmatch command is writing {} (it holds {}); wait for it to finish", target.display(), work.display())
+            }
+            // Some network file systems cannot lock: go on, saying so.
+            Err(fs::TryLockError::Error(e)) => {
+                eprintln!("cannot lock {} ({e}): make sure no other command writes {} meanwhile", work.display(), target.display())
+            }
         }
         Ok(Self {
             staging,
