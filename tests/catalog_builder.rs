@@ -237,9 +237,11 @@ fn reused_embeddings_are_taken_as_they_are_and_reported_once() {
     assert_eq!(again.skipped, first.skipped);
 
     // Part known: only the rest is embedded (and reported), and the result is the same.
-    let mut part = Recorder::default();
-    part.images = first.images.iter().take(4).map(|(k, v)| (k.clone(), v.clone())).collect();
-    part.names = first.names.iter().skip(7).map(|(k, v)| (k.clone(), v.clone())).collect();
+    let part = Recorder {
+        images: first.images.iter().take(4).map(|(k, v)| (k.clone(), v.clone())).collect(),
+        names: first.names.iter().skip(7).map(|(k, v)| (k.clone(), v.clone())).collect(),
+        ..Recorder::default()
+    };
     let mut third = Recorder::default();
     let mixed = build_catalog_reusing(&e, model_info(&e), items, |i| bytes[i].clone(), &Seen(&part), &Quantisation::FromData, &options, &mut third).unwrap();
     assert_eq!(mixed.work, Work { images_embedded: 6, images_reused: 4, names_embedded: 7, names_reused: 3 });

@@ -201,7 +201,7 @@ fn catalog_to_update(dir: &Path) -> Result<Catalog> {
 
 /// What a build made: a catalog, or a shard's embeddings.
 enum Made {
-    Catalog(BuiltCatalog),
+    Catalog(Box<BuiltCatalog>),
     Shard(Embedded),
 }
 
@@ -317,7 +317,7 @@ pub fn run(args: BuildArgs) -> Result<ExitCode> {
     let result = match args.shard {
         Some(_) => embed_sources(&model.embedder, items, read, &known, &options, &mut terminal).map(Made::Shard),
         None => build_catalog_reusing(&model.embedder, info, items, read, &known, &quantisation, &options, &mut terminal)
-            .map(Made::Catalog),
+            .map(|b| Made::Catalog(Box::new(b))),
     };
     if result.is_err() && (resuming || terminal.checkpoint.appended > 0) {
         staged.keep_on_failure();
@@ -326,6 +326,7 @@ pub fn run(args: BuildArgs) -> Result<ExitCode> {
     let thumbnails = std::mem::take(&mut terminal.thumbnails);
     match result? {
         Made::Catalog(built) => {
+            let built = *built;
             let c = built.catalog;
             output_dir::write_file(&out, VECTORS_FILE, &c.vectors_bytes())?;
             output_dir::write_file(&out, MANIFEST_FILE, c.manifest_json().as_bytes())?;

@@ -2,7 +2,7 @@
 //! catalog the unsharded build makes, byte for byte. Shards of other builds (count, input list,
 //! model or settings), missing, repeated or damaged ones are refused, naming the folder.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{bail, Context, Result};
@@ -30,7 +30,7 @@ pub struct MergeArgs {
 }
 
 /// One shard folder, read and checked on its own.
-fn read_shard(dir: &PathBuf) -> Result<Shard> {
+fn read_shard(dir: &Path) -> Result<Shard> {
     let json = files::read_inside(dir, shard::MANIFEST_FILE, MAX_MANIFEST_BYTES)?;
     let manifest = Shard::manifest(&json)?;
     let expected = shard::vectors_len(manifest.items.len(), manifest.recipe.model.embedding_dim)
@@ -44,7 +44,7 @@ fn read_shard(dir: &PathBuf) -> Result<Shard> {
 }
 
 pub fn run(args: MergeArgs) -> Result<ExitCode> {
-    let inputs: Vec<(&str, &std::path::Path)> = args.shards.iter().map(|d| ("shard folder", d.as_path())).collect();
+    let inputs: Vec<(&str, &Path)> = args.shards.iter().map(|d| ("shard folder", d.as_path())).collect();
     output_dir::check_target(&args.out, Kind::Catalog, &inputs)?;
     let mut shards = Vec::with_capacity(args.shards.len());
     for dir in &args.shards {
