@@ -644,11 +644,11 @@ fn damaged_or_foreign_shard_folders_are_refused_in_one_line() {
     let shard = |i: usize| lab.p(&format!("shard-{i}"));
     for i in 0..2 {
         let spec = format!("{i}/2");
-        let r = lab.run(&["build", s(&src), "--shard", &spec, "--out", s(&shard(i))]);
+        let r = lab.run(&["build", s(&src), "--batch-size", "1", "--shard", &spec, "--out", s(&shard(i))]);
         assert_eq!(r.code, Some(0), "{}", r.stderr);
     }
     let (s0, s1, out) = (shard(0), shard(1), lab.p("merged"));
-    let merge = [ "merge", s(&s0), s(&s1), "--out", s(&out)];
+    let merge = ["merge", s(&s0), s(&s1), "--out", s(&out)];
 
     // A thumbnail changed.
     let thumb = s0.join("thumbs/absolut-citron.jpg");
@@ -679,7 +679,7 @@ fn damaged_or_foreign_shard_folders_are_refused_in_one_line() {
     // A shard of another input list (a product more).
     fs::copy(fixtures().join("images/gray.png"), src.join("zz-extra.png")).unwrap();
     let other = lab.p("other-1");
-    let r = lab.run(&["build", s(&src), "--shard", "1/2", "--out", s(&other)]);
+    let r = lab.run(&["build", s(&src), "--batch-size", "1", "--shard", "1/2", "--out", s(&other)]);
     assert_eq!(r.code, Some(0), "{}", r.stderr);
     lab.refused(&["merge", s(&s0), s(&other), "--out", s(&out)], &["were made from different input lists"]);
 
