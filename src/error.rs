@@ -187,6 +187,8 @@ pub enum CheckpointError {
     Inputs,
     #[error("it was made with batches of {found} photos, not {expected}")]
     BatchSize { found: usize, expected: usize },
+    #[error("it was made updating another catalog, or building one anew")]
+    Updating,
 }
 
 /// Why shards of a build were refused.

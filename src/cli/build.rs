@@ -297,7 +297,12 @@ pub fn run(args: BuildArgs) -> Result<ExitCode> {
         .iter()
         .map(|s| CatalogSource { id: s.id.clone(), name: s.name.clone(), description: s.description.clone(), image: s.label.clone() })
         .collect();
-    let header = CheckpointHeader { recipe: recipe.clone(), inputs_sha256: inputs_sha256(&all), batch_size: options.batch_size };
+    let header = CheckpointHeader {
+        recipe: recipe.clone(),
+        inputs_sha256: inputs_sha256(&all),
+        batch_size: options.batch_size,
+        updating: previous.as_ref().map(|(p, _)| p.vectors_sha256().to_string()),
+    };
     let slice = args.shard.map_or(0..all.len(), |s| s.slice(all.len(), options.batch_size));
     let (items, sources) = (all[slice.clone()].to_vec(), &sources[slice]);
 

@@ -43,6 +43,10 @@ pub struct CheckpointHeader {
     pub inputs_sha256: String,
     /// Photos per vision tower call (batches are reused whole).
     pub batch_size: usize,
+    /// For an update, the `vectors.sha256` of the catalog updated (what it reuses decides which
+    /// photos a batch embeds).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub updating: Option<String>,
 }
 
 /// A checkpointed photo: its vector and where its thumbnail was written.
@@ -220,6 +224,9 @@ pub fn read(bytes: &[u8], expected: &CheckpointHeader) -> Result<Checkpoint, Che
     if header.batch_size != expected.batch_size {
         return Err(CheckpointError::BatchSize { found: header.batch_size, expected: expected.batch_size });
     }
+    if header.updating != expected.updating {
+        return Err(CheckpointError::Updating);
+    }
     let dim = expected.recipe.model.embedding_dim;
     let mut out = Checkpoint { valid_len: r.at, ..Checkpoint::default() };
     // Records since the last commit.
@@ -276,6 +283,7 @@ mod tests {
             },
             inputs_sha256: "cd".repeat(32),
             batch_size: 2,
+            updating: None,
         }
     }
 
@@ -370,6 +378,8 @@ mod tests {
         assert_eq!(read(&bytes, &other).unwrap_err(), CheckpointError::Inputs);
         let other = CheckpointHeader { batch_size: 16, ..header() };
         assert_eq!(read(&bytes, &other).unwrap_err().to_string(), "it was made with batches of 2 photos, not 16");
+        let other = CheckpointHeader { updating: Some("ef".repeat(32)), ..header() };
+        assert_eq!(read(&bytes, &other).unwrap_err(), CheckpointError::Updating);
         assert!(matches!(read(b"PK\x03\x04 a zip", &header()), Err(CheckpointError::NotACheckpoint(_))));
     }
 }

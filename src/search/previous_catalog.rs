@@ -67,6 +67,11 @@ impl PreviousCatalog {
         }
     }
 
+    /// What identifies it: the sha256 of its vectors.
+    pub fn vectors_sha256(&self) -> &str {
+        &self.catalog.manifest.vectors.sha256
+    }
+
     /// Its ranking defaults (the update keeps those it is not given).
     pub fn ranking(&self) -> &RankingDefaults {
         &self.catalog.manifest.ranking
