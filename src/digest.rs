@@ -15,6 +15,11 @@ pub fn sha256_hex_of_parts<B: AsRef<[u8]>>(parts: impl IntoIterator<Item = B>) -
     hasher.finalize().iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// Whether `s` is a sha256 as [`sha256_hex`] writes it: 64 lowercase hex digits.
+pub fn is_sha256_hex(s: &str) -> bool {
+    s.len() == 64 && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+}
+
 /// sha256 of bytes arriving in parts.
 #[derive(Default)]
 pub struct Sha256Stream(Sha256);

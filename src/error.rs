@@ -186,6 +186,49 @@ pub enum BuildError<E: std::error::Error + 'static> {
     Output(E),
 }
 
+/// Why a catalog cannot be updated with the model and settings of this build.
+#[derive(Debug, Error, PartialEq)]
+pub enum UpdateError {
+    #[error("the catalog does not record its images' sha256 (it was built without --updatable): build it once with --updatable, then update it")]
+    NotUpdatable,
+    #[error("the catalog was built with {0}; an update must use the same model and settings (build anew without --update to change them)")]
+    Recipe(String),
+    #[error("the catalog stores {catalog} vectors, not {asked}; an update keeps the vector dtype (build anew without --update to change it)")]
+    Dtype { catalog: &'static str, asked: &'static str },
+}
+
+/// Why a checkpoint of an interrupted build is not used.
+#[derive(Debug, Error, PartialEq)]
+pub enum CheckpointError {
+    #[error("it is not a checkpoint this version writes ({0})")]
+    NotACheckpoint(String),
+    #[error("it was made with {0}")]
+    Recipe(String),
+    #[error("it was made from another input list")]
+    Inputs,
+    #[error("it was made with batches of {found} photos, not {expected}")]
+    BatchSize { found: usize, expected: usize },
+    #[error("it was made updating another catalog, or building one anew")]
+    Updating,
+}
+
+/// Why shards of a build were refused.
+#[derive(Debug, Error, PartialEq)]
+pub enum ShardError {
+    #[error("it is not a shard folder this version reads ({0})")]
+    Format(String),
+    #[error("it is damaged: {0}")]
+    Damaged(String),
+    #[error("{0}")]
+    Mismatch(String),
+    #[error("shard {index}/{count} is given twice: {first} and {second}")]
+    Duplicate { index: usize, count: usize, first: String, second: String },
+    #[error("missing: shard {missing} (a build in {count} shards needs shards 0 to {last}, each once)", last = count - 1)]
+    Missing { missing: String, count: usize },
+    #[error("no shards given")]
+    None,
+}
+
 /// Any failure of the core.
 #[derive(Debug, Error)]
 pub enum Error {

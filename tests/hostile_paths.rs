@@ -600,3 +600,92 @@ fn model_files_that_are_devices_fifos_or_oversized_are_refused_without_hanging()
     let r = lab.run(&["embed", "--image", s(&photo)]);
     assert_eq!(r.code, Some(0), "the restored model loads: {}", r.stderr);
 }
+
+#[test]
+fn links_left_in_a_build_work_folder_are_never_followed() {
+    let Some(tok) = tokenizer() else { return };
+    let lab = Lab::new(Some(tok));
+    let src = lab.products("src");
+    let outside = lab.p("outside");
+    fs::create_dir(&outside).unwrap();
+    fs::write(outside.join("absolut-citron.jpg"), b"precious").unwrap();
+    fs::write(outside.join("file"), b"also precious").unwrap();
+    let (cat, work) = (lab.p("cat"), lab.p(".cat.build"));
+
+    // The work folder, or its staging folder, is a link: refused, nothing written.
+    std::os::unix::fs::symlink(&outside, &work).unwrap();
+    lab.refused(&["build", s(&src), "--out", s(&cat)], &["refusing to use", ".cat.build: it is not a folder this tool made"]);
+    fs::remove_file(&work).unwrap();
+    fs::create_dir(&work).unwrap();
+    std::os::unix::fs::symlink(&outside, work.join("out")).unwrap();
+    lab.refused(&["build", s(&src), "--out", s(&cat)], &["refusing to use", "out: it is not a folder this tool made"]);
+    fs::remove_file(work.join("out")).unwrap();
+
+    // Its thumbnails folder and its checkpoint are links (as if left by a killed build): they
+    // are removed, not followed, and the build writes only its own files.
+    fs::create_dir(work.join("out")).unwrap();
+    std::os::unix::fs::symlink(&outside, work.join("out/thumbs")).unwrap();
+    std::os::unix::fs::symlink(outside.join("file"), work.join("checkpoint.bin")).unwrap();
+    let before = snapshot(&outside);
+    let r = lab.run(&["build", s(&src), "--out", s(&cat)]);
+    assert_eq!(r.code, Some(0), "{}", r.stderr);
+    assert!(snapshot(&outside) == before, "a link in the work folder was followed: {:?}", changes(&before, &snapshot(&outside)));
+    assert!(!work.exists(), "the work folder is removed once the catalog is in place");
+    let thumbs: Vec<String> = fs::read_dir(cat.join("thumbs")).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+    assert_eq!(thumbs.len(), 3, "{thumbs:?}");
+    assert!(fs::symlink_metadata(cat.join("thumbs")).unwrap().is_dir());
+}
+
+#[test]
+fn damaged_or_foreign_shard_folders_are_refused_in_one_line() {
+    let Some(tok) = tokenizer() else { return };
+    let lab = Lab::new(Some(tok));
+    let src = lab.products("src");
+    let shard = |i: usize| lab.p(&format!("shard-{i}"));
+    for i in 0..2 {
+        let spec = format!("{i}/2");
+        let r = lab.run(&["build", s(&src), "--batch-size", "1", "--shard", &spec, "--out", s(&shard(i))]);
+        assert_eq!(r.code, Some(0), "{}", r.stderr);
+    }
+    let (s0, s1, out) = (shard(0), shard(1), lab.p("merged"));
+    let merge = ["merge", s(&s0), s(&s1), "--out", s(&out)];
+
+    // A thumbnail changed.
+    let thumb = s0.join("thumbs/absolut-citron.jpg");
+    let original = fs::read(&thumb).unwrap();
+    fs::write(&thumb, b"\xff\xd8 not the thumbnail").unwrap();
+    lab.refused(&merge, &["thumbs/absolut-citron.jpg does not match the sha256 in its shard.json: the shard is damaged"]);
+    fs::write(&thumb, &original).unwrap();
+
+    // The vectors file a link out of the folder; then cut short.
+    let vectors = s1.join("vectors.f32");
+    let bytes = fs::read(&vectors).unwrap();
+    fs::write(lab.p("elsewhere.f32"), &bytes).unwrap();
+    fs::remove_file(&vectors).unwrap();
+    std::os::unix::fs::symlink(lab.p("elsewhere.f32"), &vectors).unwrap();
+    lab.refused(&merge, &["cannot use the shard folder", "leads outside"]);
+    fs::remove_file(&vectors).unwrap();
+    fs::write(&vectors, &bytes[..bytes.len() - 1]).unwrap();
+    lab.refused(&merge, &["cannot use the shard folder", "the shard is damaged"]);
+    fs::write(&vectors, &bytes).unwrap();
+
+    // shard.json cut short, or a catalog's manifest in its place.
+    let manifest = s0.join("shard.json");
+    let json = fs::read(&manifest).unwrap();
+    fs::write(&manifest, &json[..json.len() / 2]).unwrap();
+    lab.refused(&merge, &["cannot use the shard folder", "it is not a shard folder this version reads"]);
+    fs::write(&manifest, &json).unwrap();
+
+    // A shard of another input list (a product more).
+    fs::copy(fixtures().join("images/gray.png"), src.join("zz-extra.png")).unwrap();
+    let other = lab.p("other-1");
+    let r = lab.run(&["build", s(&src), "--batch-size", "1", "--shard", "1/2", "--out", s(&other)]);
+    assert_eq!(r.code, Some(0), "{}", r.stderr);
+    lab.refused(&["merge", s(&s0), s(&other), "--out", s(&out)], &["were made from different input lists"]);
+
+    // The output may not be a shard folder; a shard build may not replace a catalog folder.
+    lab.refused(&["merge", s(&s0), s(&s1), "--out", s(&s1)], &["refusing to write", "it is the shard folder"]);
+    let r = lab.run(&merge);
+    assert_eq!(r.code, Some(0), "{}", r.stderr);
+    lab.refused(&["build", s(&src), "--shard", "0/2", "--out", s(&out)], &["refusing to replace", "not a shard folder"]);
+}

@@ -3,15 +3,18 @@
 mod build;
 mod bundle;
 mod catalog_dir;
+mod checkpoint_file;
 mod embed;
 mod eval;
 mod files;
 mod hub_folder;
 mod inspect;
 mod labelled_photos;
+mod merge;
 mod model_dir;
 mod output_dir;
 mod query;
+mod reuse;
 mod sources;
 mod tune;
 
@@ -67,6 +70,8 @@ enum Command {
     Eval(eval::EvalArgs),
     /// Choose the catalog's weights and threshold on labelled photos and record them in its manifest.
     Tune(tune::TuneArgs),
+    /// Join the shard folders of a sharded build (`build --shard i/n`) into its catalog.
+    Merge(merge::MergeArgs),
 }
 
 pub fn main() -> ExitCode {
@@ -79,6 +84,7 @@ pub fn main() -> ExitCode {
         Command::Bundle(a) => bundle::run(a),
         Command::Eval(a) => eval::run(a),
         Command::Tune(a) => tune::run(a),
+        Command::Merge(a) => merge::run(a),
     };
     match result {
         Ok(code) => code,

@@ -6,7 +6,13 @@
 //! a folder the command reads (the source, the catalog, the model), and an existing folder is
 //! replaced only if it is empty or carries the marker of what is written (a `catalog.json` of
 //! format `clipmatch-catalog` for `build` and `tune`, a `bundle.json` of format `clipmatch-bundle`
-//! for `bundle`, a `report.json` of format `clipmatch-eval-report` for `eval --report`).
+//! for `bundle`, a `report.json` of format `clipmatch-eval-report` for `eval --report`, a
+//! `shard.json` of format `clipmatch-shard` for `build --shard`).
+//!
+//! `build` stages resumably ([`StagedDir::resumable`]): in `.NAME.build/out` beside the
+//! destination, a name that does not depend on the process, so that a build killed at any point
+//! finds its staged folder and checkpoint again; the whole `.NAME.build` folder is locked while a
+//! command uses it and removed once the output is in place (or the command fails).
 
 use std::fs;
 use std::io;
@@ -16,6 +22,7 @@ use anyhow::{bail, Context, Result};
 use clipmatch::search::bundle::{BUNDLE_FILE, FORMAT as BUNDLE_FORMAT};
 use clipmatch::search::catalog::{FORMAT, MANIFEST_FILE};
 use clipmatch::search::eval::report::{FORMAT as REPORT_FORMAT, MARKER_FILE as REPORT_FILE};
+use clipmatch::search::shard::{FORMAT as SHARD_FORMAT, MANIFEST_FILE as SHARD_FILE};
 use serde::Deserialize;
 
 use super::files;
@@ -26,6 +33,7 @@ pub enum Kind {
     Catalog,
     Bundle,
     Report,
+    Shard,
 }
 
 impl Kind {
@@ -34,6 +42,7 @@ impl Kind {
             Kind::Catalog => "catalog",
             Kind::Bundle => "bundle",
             Kind::Report => "report",
+            Kind::Shard => "shard",
         }
     }
 
@@ -42,6 +51,7 @@ impl Kind {
             Kind::Catalog => (MANIFEST_FILE, FORMAT),
             Kind::Bundle => (BUNDLE_FILE, BUNDLE_FORMAT),
             Kind::Report => (REPORT_FILE, REPORT_FORMAT),
+            Kind::Shard => (SHARD_FILE, SHARD_FORMAT),
         }
     }
 
@@ -59,6 +69,22 @@ impl Kind {
                 .and_then(|b| serde_json::from_slice::<Head>(&b).ok())
                 .is_some_and(|h| h.format == format)
     }
+}
+
+/// Writes `bytes` as the regular file `name` inside `dir`, replacing a file of that name but
+/// never writing through a link (a staged folder left by a killed command is reused).
+pub fn write_file(dir: &Path, name: &str, bytes: &[u8]) -> Result<()> {
+    let path = dir.join(name);
+    match fs::remove_file(&path) {
+        Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e).with_context(|| format!("cannot replace {}", path.display())),
+        _ => {}
+    }
+    let mut file = fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&path)
+        .with_context(|| format!("cannot create {}", path.display()))?;
+    io::Write::write_all(&mut file, bytes).with_context(|| format!("cannot write {}", path.display()))
 }
 
 /// `path` made absolute with every link resolved, also when it does not exist yet: its nearest
@@ -114,35 +140,46 @@ pub struct StagedDir {
     staging: PathBuf,
     target: PathBuf,
     committed: bool,
+    /// For a resumable stage: the `.NAME.build` folder holding the staging folder, and its lock.
+    work: Option<(PathBuf, fs::File)>,
+    /// Leave the work folder if the command fails.
+    keep_work: bool,
+}
+
+/// Checks `target` (see the module's doc; `inputs` are what the command reads, as
+/// `(what, path)`) and makes sure its parent exists; its real path, parent and name.
+pub fn check_target(target: &Path, kind: Kind, inputs: &[(&str, &Path)]) -> Result<(PathBuf, PathBuf, String)> {
+    let real = resolve(target)?;
+    for (what, read) in inputs {
+        keep_clear(target, &real, what, read)?;
+    }
+    let noun = kind.noun();
+    if let Ok(meta) = fs::metadata(&real) {
+        if !meta.is_dir() {
+            bail!("refusing to replace {}: it exists and is not a folder", target.display());
+        }
+        let is_empty = fs::read_dir(&real)?.next().is_none();
+        if !(is_empty || kind.marks(&real)) {
+            let (file, format) = kind.marker();
+            bail!(
+                "refusing to replace {}: it is not a {noun} folder (no {file} of format {format:?}) and not empty; choose a new or empty folder",
+                target.display()
+            );
+        }
+    }
+    let (Some(parent), Some(name)) = (real.parent(), real.file_name()) else {
+        bail!("refusing to write {}: choose a folder that has a parent", target.display());
+    };
+    fs::create_dir_all(parent).with_context(|| format!("cannot create {}", parent.display()))?;
+    let name = name.to_string_lossy().into_owned();
+    Ok((parent.to_path_buf(), real, name))
 }
 
 impl StagedDir {
     /// Checks `target` (see the module's doc; `inputs` are what the command reads, as
     /// `(what, path)`), then makes a new staging folder beside it.
     pub fn new(target: &Path, kind: Kind, inputs: &[(&str, &Path)]) -> Result<Self> {
-        let real = resolve(target)?;
-        for (what, read) in inputs {
-            keep_clear(target, &real, what, read)?;
-        }
-        let noun = kind.noun();
-        if let Ok(meta) = fs::metadata(&real) {
-            if !meta.is_dir() {
-                bail!("refusing to replace {}: it exists and is not a folder", target.display());
-            }
-            let is_empty = fs::read_dir(&real)?.next().is_none();
-            if !(is_empty || kind.marks(&real)) {
-                let (file, format) = kind.marker();
-                bail!(
-                    "refusing to replace {}: it is not a {noun} folder (no {file} of format {format:?}) and not empty; choose a new or empty folder",
-                    target.display()
-                );
-            }
-        }
-        let (Some(parent), Some(name)) = (real.parent(), real.file_name()) else {
-            bail!("refusing to write {}: choose a folder that has a parent", target.display());
-        };
-        fs::create_dir_all(parent).with_context(|| format!("cannot create {}", parent.display()))?;
-        let name = name.to_string_lossy();
+        let (parent, real, name) = check_target(target, kind, inputs)?;
         let staging = (0u32..)
             .map(|n| parent.join(format!(".{name}.partial-{}-{n}", std::process::id())))
             .find_map(|p| match fs::create_dir(&p) {
@@ -155,7 +192,55 @@ impl StagedDir {
             staging,
             target: real,
             committed: false,
+            work: None,
+            keep_work: false,
         })
+    }
+
+    /// Checks `target` as [`StagedDir::new`] does, then takes (or makes) its resumable work
+    /// folder `.NAME.build` beside it, locked for this process, with the staging folder `out`
+    /// inside: what a killed command left there is still there.
+    pub fn resumable(target: &Path, kind: Kind, inputs: &[(&str, &Path)]) -> Result<Self> {
+        let (parent, real, name) = check_target(target, kind, inputs)?;
+        let work = parent.join(format!(".{name}.build"));
+        let staging = work.join("out");
+        for dir in [&work, &staging] {
+            match fs::symlink_metadata(dir) {
+                Ok(m) if m.is_dir() => {}
+                Ok(_) => bail!("refusing to use {}: it is not a folder this tool made (a link or a file); remove it", dir.display()),
+                Err(_) => fs::create_dir(dir).with_context(|| format!("cannot create the staging folder {}", dir.display()))?,
+            }
+        }
+        // The folder itself is locked (no lock file that a link could send elsewhere).
+        let lock = fs::File::open(&work).with_context(|| format!("cannot open {}", work.display()))?;
+        match lock.try_lock() {
+            Ok(()) => {}
+            Err(fs::TryLockError::WouldBlock) => {
+                bail!("another clipmatch command is writing {} (it holds {}); wait for it to finish", target.display(), work.display())
+            }
+            // Some network file systems cannot lock: go on, saying so.
+            Err(fs::TryLockError::Error(e)) => {
+                eprintln!("cannot lock {} ({e}): make sure no other command writes {} meanwhile", work.display(), target.display())
+            }
+        }
+        Ok(Self {
+            staging,
+            target: real,
+            committed: false,
+            work: Some((work, lock)),
+            keep_work: false,
+        })
+    }
+
+    /// For a resumable stage, the work folder around the staging folder (where checkpoints go).
+    pub fn work_dir(&self) -> Option<&Path> {
+        self.work.as_ref().map(|(w, _)| w.as_path())
+    }
+
+    /// Keeps a resumable stage's work folder if the command fails from now on: it holds work
+    /// that running the command again will reuse.
+    pub fn keep_on_failure(&mut self) {
+        self.keep_work = self.work.is_some();
     }
 
     /// Where to write the files.
@@ -184,14 +269,17 @@ impl StagedDir {
         if had_old {
             let _ = fs::remove_dir_all(&old);
         }
+        if let Some((work, _)) = &self.work {
+            let _ = fs::remove_dir_all(work);
+        }
         Ok(())
     }
 }
 
 impl Drop for StagedDir {
     fn drop(&mut self) {
-        if !self.committed {
-            let _ = fs::remove_dir_all(&self.staging);
+        if !(self.committed || self.keep_work) {
+            let _ = fs::remove_dir_all(self.work_dir().unwrap_or(&self.staging));
         }
     }
 }

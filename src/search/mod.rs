@@ -5,14 +5,26 @@
 pub mod bundle;
 /// The model a bundle names, loaded and checked against its description.
 pub mod bundle_model;
+/// What a build's vectors depend on (native only, like the builder).
+#[cfg(not(target_arch = "wasm32"))]
+pub mod build_recipe;
 pub mod catalog;
 /// Building catalogs is the native tool's job (the page only searches).
 #[cfg(not(target_arch = "wasm32"))]
 pub mod catalog_builder;
+/// Checkpoints of interrupted builds, updates and shards: native only, like the builder.
+#[cfg(not(target_arch = "wasm32"))]
+pub mod checkpoint;
 pub mod eval;
 pub mod item_id;
+#[cfg(not(target_arch = "wasm32"))]
+pub mod merge;
+#[cfg(not(target_arch = "wasm32"))]
+pub mod previous_catalog;
 pub mod rank;
 pub mod ranking_options;
 pub mod session;
+#[cfg(not(target_arch = "wasm32"))]
+pub mod shard;
 /// Seeded random numbers (also for cross-validation folds) and benchmark catalogs.
 pub mod synthetic;

@@ -324,6 +324,19 @@ pub struct Item {
     pub thumbnail: Option<String>,
 }
 
+/// `sources`: what `clipmatch build --updatable` records so that a later `build --update` can
+/// tell which items changed and refuse settings that would give other vectors or thumbnails.
+/// Absent otherwise (and then not written, so other manifests are unchanged).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct SourcesRecord {
+    /// What ran the model (`ours` or `candle`: for OpenAI CLIP they differ in the last bits).
+    pub engine: String,
+    /// Longest side of the thumbnails, in pixels.
+    pub thumbnail_side: u32,
+    /// sha256 (lowercase hex) of each item's image file, in item order.
+    pub image_sha256: Vec<String>,
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Manifest {
     pub format: String,
@@ -332,6 +345,8 @@ pub struct Manifest {
     pub preprocessing: PreprocessConfig,
     pub vectors: VectorsInfo,
     pub ranking: RankingDefaults,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sources: Option<SourcesRecord>,
     pub items: Vec<Item>,
 }
 

@@ -146,6 +146,15 @@ impl Catalog {
                 }
             }
         }
+        if let Some(sources) = &self.manifest.sources {
+            let n = self.manifest.items.len();
+            if sources.image_sha256.len() != n {
+                return invalid(format!("sources.image_sha256 lists {} images for {n} items", sources.image_sha256.len()));
+            }
+            if let Some(i) = sources.image_sha256.iter().position(|s| !crate::digest::is_sha256_hex(s)) {
+                return invalid(format!("sources.image_sha256[{i}] is not a sha256 (64 lowercase hex digits)"));
+            }
+        }
         let r = &self.manifest.ranking;
         if !(r.text_weight.is_finite() && r.image_weight.is_finite() && r.min_score.is_finite()) {
             return Err(CatalogError::Invalid("ranking weights must be finite numbers".into()));

@@ -14,7 +14,7 @@ use std::borrow::Cow;
 
 pub use format::{
     vectors_file_size, Item, Manifest, ModelInfo, RankingDefaults, TunedMetrics, TunedRanking, UtcSeconds, VectorDtype,
-    VectorKind, VectorOffsets, VectorScales, VectorsInfo, FORMAT, MANIFEST_FILE, MAX_EMBEDDING_DIM, OLDEST_VERSION, VECTORS_FILE, VERSION,
+    SourcesRecord, VectorKind, VectorOffsets, VectorScales, VectorsInfo, FORMAT, MANIFEST_FILE, MAX_EMBEDDING_DIM, OLDEST_VERSION, VECTORS_FILE, VERSION,
 };
 pub use quantize::ScaleRule;
 
@@ -104,6 +104,7 @@ impl Catalog {
                     offsets: None,
                 },
                 ranking,
+                sources: None,
                 items,
             },
             vectors: Vectors::F32(values),

@@ -51,6 +51,30 @@ impl Catalog {
             choose_scale(residuals(values, d, kind, offsets.of(kind)), values.len() / VectorKind::ALL.len(), rule)
         };
         let scales = VectorScales { image: scale(VectorKind::Image), text: scale(VectorKind::Name) };
+        self.quantised(values, scales, offsets)
+    }
+
+    /// The catalog with i8 vectors stored with the given `scales` and `offsets` (another
+    /// catalog's, when items are added to it: the vectors it already holds keep their bytes,
+    /// since an i8 value de-quantised and quantised again with the same scale and offset is
+    /// the same value). i8 catalogs must have these very scales and offsets.
+    pub fn to_i8_with(&self, scales: VectorScales, offsets: VectorOffsets) -> Result<Self, CatalogError> {
+        let d = self.dim();
+        let sane = |s: f32| s.is_finite() && s > 0.0;
+        if !(sane(scales.image) && sane(scales.text)) || offsets.image.len() != d || offsets.text.len() != d {
+            return Err(CatalogError::Invalid(format!("i8 storage needs positive scales and {d} offsets per vector kind")));
+        }
+        match &self.vectors {
+            Vectors::F32(values) => Ok(self.quantised(values, scales, offsets)),
+            Vectors::I8 { scales: s, offsets: o, .. } if *s == scales && *o == offsets => Ok(self.clone()),
+            Vectors::I8 { .. } => Err(CatalogError::Invalid("these i8 vectors are stored with other scales or offsets".into())),
+        }
+    }
+
+    /// `values` (the file's layout) stored as i8: per value, its difference from its kind's
+    /// offset in steps of its kind's scale, rounded and clamped to -127..=127.
+    fn quantised(&self, values: &[f32], scales: VectorScales, offsets: VectorOffsets) -> Self {
+        let d = self.dim();
         let q = values
             .chunks_exact(d)
             .enumerate()
