@@ -12,14 +12,21 @@ use anyhow::{bail, Context, Result};
 /// Why a file was not read. The caller names the file.
 #[derive(Debug, thiserror::Error)]
 pub enum ReadError {
+    /// The OS error is the message, not a `source`: a chain printed with `{:#}` says it once.
     #[error("cannot read the file: {0}")]
-    Io(#[from] io::Error),
+    Io(io::Error),
     #[error("not a regular file (it is a {0}); only regular files are read")]
     NotRegular(&'static str),
     #[error("the file is {bytes} bytes, over the limit of {max} bytes")]
     TooLarge { bytes: u64, max: u64 },
     #[error("the file grew past the limit of {max} bytes while it was read")]
     Grew { max: u64 },
+}
+
+impl From<io::Error> for ReadError {
+    fn from(e: io::Error) -> Self {
+        ReadError::Io(e)
+    }
 }
 
 fn kind(t: fs::FileType) -> &'static str {
@@ -130,6 +137,10 @@ mod tests {
         assert_eq!(e, "the file is 5 bytes, over the limit of 4 bytes");
         let e = read_regular(tmp.path(), 4).unwrap_err().to_string();
         assert!(e.contains("it is a folder"), "{e}");
+        // The OS's reason is said once, also in a chain printed with context.
+        let missing = anyhow::Error::from(read_regular(&tmp.path().join("absent"), 4).unwrap_err()).context("cannot read absent");
+        let e = format!("{missing:#}");
+        assert_eq!(e.matches("No such file").count(), 1, "{e}");
     }
 
     #[cfg(unix)]
