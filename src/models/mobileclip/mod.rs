@@ -34,6 +34,8 @@ pub struct MobileClip {
 impl MobileClip {
     /// Loads `open_clip_config.json` (text) and `open_clip_model.safetensors` (bytes).
     pub fn load(config_json: &str, weights: &[u8]) -> Result<Self, ModelError> {
+        // FastViT's depthwise convolutions and exact GELU on this crate's kernels.
+        crate::kernels::candle_ops::install();
         let config = OpenClipConfig::from_json(config_json)?;
         let tensors = Tensors::from_safetensors(weights)?;
         let vision_shape = VisionShape::infer(&tensors, &config.vision)?;
@@ -93,18 +95,10 @@ impl MobileClip {
                 pixel_values.len()
             )));
         }
-        // One image per forward pass: candle-core 0.11.1's CPU matmul folds the batch into the
-        // rows when the right side is broadcast (a Linear), which is wrong for a transposed left
-        // side, and FastViT's attention feeds its Linear exactly that (`flatten(2).transpose`):
-        // in a batch, every image but the first gets a wrong embedding.
-        let per_image = 3 * side * side;
-        pixel_values
-            .chunks_exact(per_image)
-            .map(|px| {
-                let input = Tensor::from_slice(px, (1, 3, side, side), &Device::Cpu)?;
-                input.apply(&self.vision)?.squeeze(0)?.to_vec1()
-            })
-            .collect::<Result<_, _>>()
+        // The whole batch in one forward pass (the patched candle-core folds a batch into a
+        // matmul's rows only where that is right: vendor/candle-core/PATCHES.md, 1).
+        Tensor::from_slice(pixel_values, (n, 3, side, side), &Device::Cpu)
+            .and_then(|input| input.apply(&self.vision)?.to_vec2())
             .map_err(engine)
     }
 

@@ -1011,6 +1011,13 @@ impl UnaryOpT for GeluErf {
     fn f32(v: f32) -> f32 {
         (crate::cpu::erf::erf_f32(v * std::f32::consts::FRAC_1_SQRT_2) + 1.) * 0.5 * v
     }
+    // clipmatch patch (PATCHES.md, 2): an installed kernel, else the scalar loop above.
+    fn f32_vec(xs: &[f32], ys: &mut [f32]) {
+        match crate::cpu_kernels::gelu_erf_f32() {
+            Some(kernel) => kernel(xs, ys),
+            None => xs.iter().zip(ys).for_each(|(&x, y)| *y = Self::f32(x)),
+        }
+    }
     #[inline(always)]
     fn f64(v: f64) -> f64 {
         (crate::cpu::erf::erf_f64(v * std::f64::consts::FRAC_1_SQRT_2) + 1.) * 0.5 * v

@@ -1485,7 +1485,11 @@ impl Map2 for MatMul {
         } else {
             Parallelism::None
         };
-        let (b, m, n, k) = if b_skip == 0 && a_skip == m * k {
+        // clipmatch patch (PATCHES.md, 1): the fold also needs lhs's rows to be `lhs_rs` apart
+        // across the batch boundary, i.e. `a_skip == m * lhs_rs`. `a_skip == m * k` alone let a
+        // transposed lhs view (rows 1 apart, columns m apart) through, and the merged gemm then
+        // read every batch but the first from the wrong place.
+        let (b, m, n, k) = if b_skip == 0 && a_skip == m * k && a_skip == m * lhs_rs {
             // A batch-invariant rhs lets the batches of lhs stack into the rows of a single
             // (b * m, k) matrix, which the destination already matches row for row.
             // a_skip and c_skip should be updated but step is always 0 so
