@@ -10,10 +10,16 @@ const LN_2_LO: f32 = -2.121_944_4e-4;
 /// vectorise.
 #[inline(always)]
 pub fn exp(x: f32) -> f32 {
-    let x = x.clamp(-87.336_54, 88.722_83);
-    // n = round(x / ln 2), by the 1.5 * 2^23 trick (no rounding instruction needed).
+    // Compare-and-select rather than `clamp`, and the integer `n` read from the float's bits
+    // rather than cast (`as i32` saturates, which x86 has no vector instruction for): loops
+    // over `exp` then vectorise with SSE/AVX2 too, with the same results.
+    let x = if x < -87.336_54 { -87.336_54 } else { x };
+    let x = if x > 88.722_83 { 88.722_83 } else { x };
+    // n = round(x / ln 2), by the 1.5 * 2^23 trick (no rounding instruction needed): the sum's
+    // last mantissa bits are n itself.
     const ROUND: f32 = 12_582_912.0;
-    let n = (x * LOG2_E + ROUND) - ROUND;
+    let shifted = x * LOG2_E + ROUND;
+    let n = shifted - ROUND;
     let r = x - n * LN_2_HI - n * LN_2_LO;
     // exp(r) on [-ln2/2, ln2/2]: degree-6 Taylor-like minimax (Cephes expf).
     let p = 1.987_569_1e-4f32;
@@ -24,7 +30,7 @@ pub fn exp(x: f32) -> f32 {
     let p = p * r + 5.000_000_1e-1;
     let e = (p * r * r + r) + 1.0;
     // 2^n, split in two factors so n = -127 or 128 do not overflow the exponent field.
-    let n = n as i32;
+    let n = (shifted.to_bits() as i32).wrapping_sub(ROUND.to_bits() as i32);
     let half = n >> 1;
     let a = f32::from_bits(((half + 127) as u32) << 23);
     let b = f32::from_bits(((n - half + 127) as u32) << 23);
