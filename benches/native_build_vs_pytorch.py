@@ -1,13 +1,17 @@
 #!/usr/bin/env python3
 """Native catalog building, side by side, three engines on the same weights and the same work:
 
-- clipmatch `build` (its own kernels for both towers), one fresh process per run;
-- PyTorch (`transformers` CLIPModel, the PIL CLIPImageProcessor);
+- clipmatch `build` (its own kernels for both towers; candle with this crate's kernels for an
+  open_clip MobileCLIP folder), one fresh process per run;
+- PyTorch: for a Hugging Face CLIP folder `transformers` CLIPModel with the PIL
+  CLIPImageProcessor; for an open_clip folder (`open_clip_config.json`: MobileCLIP) open_clip's
+  own model (`encode_image`, `encode_text`), eval transform (PIL) and tokenizer;
 - onnxruntime (CPU execution provider, `intra_op_num_threads` = --threads, inter-op 1) running
   the exported vision tower (`vision_f32.onnx`, benches/export_onnx.py) at the same batch size, with
   the same PIL preprocessing as the PyTorch side. There is no ONNX text tower: the names go
   through the same PyTorch `get_text_features` as on the PyTorch side (100 short names are a
-  small share of the work; the vision tower is what this engine is compared on).
+  small share of the work; the vision tower is what this engine is compared on). Left out where
+  the folder has no ONNX export (the open_clip folders, for now).
 
 "Build" = decode every photo, preprocess it, embed the images in batches, embed every product name,
 L2-normalise. "Images only" = decode + preprocess + vision tower, no names: the vision engines
@@ -24,6 +28,9 @@ the catalog (the Python engines do none of these). Medians of --runs, ratios pri
     python3 benches/native_build_vs_pytorch.py --model models/clip-b32-random \\
         [--photos ../shared/data/grocery-packages/photos] [--batch 16] [--threads 2] [--runs 5] \\
         [--exe target/release/clipmatch] [--onnx MODEL/onnx/vision_f32.onnx] [--phases-exe ...] [--no-images-only] [--embed-cli]
+
+An open_clip folder has no tokenizer.json: clipmatch reads CLIP's from CLIPMATCH_TOKENIZER (e.g.
+../shared/data/clip-vit-base-patch32/tokenizer.json), open_clip uses its bundled one.
 """
 import argparse
 import json
@@ -67,12 +74,56 @@ def clipmatch_phases(phases_exe, model, photos_dir, batch, threads, images_only)
     return json.loads(out)
 
 
+def is_open_clip(model_dir):
+    return (Path(model_dir) / "open_clip_config.json").exists()
+
+
+def names_of(photos):
+    return [p.stem.replace("-", " ").replace("_", " ") for p in photos]
+
+
+def load_images(paths):
+    from PIL import Image, ImageOps
+    return [ImageOps.exif_transpose(Image.open(p)) for p in paths]
+
+
+def make_open_clip_engines(model_dir, threads):
+    """PyTorch through open_clip (an open_clip folder: MobileCLIP); no ONNX engine."""
+    import open_clip
+    import torch
+
+    torch.set_num_threads(threads)
+    name = "local-dir:" + str(Path(model_dir).resolve())
+    model, _, preprocess = open_clip.create_model_and_transforms(name)
+    model.eval()
+    tokenizer = open_clip.get_tokenizer(name)
+
+    def torch_images(photos, batch):
+        vectors = []
+        with torch.no_grad():
+            for i in range(0, len(photos), batch):
+                px = torch.stack([preprocess(im.convert("RGB")) for im in load_images(photos[i:i + batch])])
+                vectors.append(torch.nn.functional.normalize(model.encode_image(px), dim=-1))
+        return vectors
+
+    def torch_texts(photos, batch):
+        names = names_of(photos)
+        vectors = []
+        with torch.no_grad():
+            for i in range(0, len(names), batch):
+                vectors.append(torch.nn.functional.normalize(model.encode_text(tokenizer(names[i:i + batch])), dim=-1))
+        return vectors
+
+    return {"pytorch": (lambda p, b: (torch_images(p, b), torch_texts(p, b)), torch_images)}, None
+
+
 def make_python_engines(model_dir, onnx_path, threads):
-    """Returns {engine: (build, images_only)}; each takes (photos, batch)."""
+    """Returns ({engine: (build, images_only)}, check or None); each takes (photos, batch)."""
+    if is_open_clip(model_dir):
+        return make_open_clip_engines(model_dir, threads)
     import numpy as np
     import onnxruntime as ort
     import torch
-    from PIL import Image, ImageOps
     from transformers import CLIPModel, CLIPTokenizer
     from transformers.models.clip.image_processing_pil_clip import CLIPImageProcessorPil
 
@@ -89,9 +140,6 @@ def make_python_engines(model_dir, onnx_path, threads):
 
     def features(out):
         return out if isinstance(out, torch.Tensor) else out.pooler_output
-
-    def load_images(paths):
-        return [ImageOps.exif_transpose(Image.open(p)) for p in paths]
 
     def torch_images(photos, batch):
         vectors = []
@@ -110,7 +158,7 @@ def make_python_engines(model_dir, onnx_path, threads):
         return vectors
 
     def torch_texts(photos, batch):
-        names = [p.stem.replace("-", " ").replace("_", " ") for p in photos]
+        names = names_of(photos)
         vectors = []
         with torch.no_grad():
             for i in range(0, len(names), batch):
@@ -152,7 +200,7 @@ def main():
     if not photos:
         sys.exit(f"no photos under {a.photos}")
     onnx_path = Path(a.onnx or Path(a.model) / "onnx" / "vision_f32.onnx")
-    if not onnx_path.exists():
+    if not is_open_clip(a.model) and not onnx_path.exists():
         sys.exit(f"{onnx_path} is missing: python3 benches/export_onnx.py --model {a.model} --out {onnx_path.parent}")
     phases_exe = Path(a.phases_exe or Path(a.exe).parent / "examples" / "build_phases")
     if not phases_exe.exists():
@@ -165,15 +213,15 @@ def main():
     engines, check = make_python_engines(a.model, onnx_path, a.threads)
     for build, _ in engines.values():
         build(photos[: a.batch], a.batch)  # warm-up
-    min_cos = check(photos[: a.batch], a.batch)
+    min_cos = check(photos[: a.batch], a.batch) if check else None
 
-    build_t = {"clipmatch": [], "pytorch": [], "onnxruntime": []}
-    img_t = {"clipmatch embed (batch 1)": [], "clipmatch": [], "pytorch": [], "onnxruntime": []}
+    order = ["clipmatch", *engines]
+    build_t = {e: [] for e in order}
+    img_t = {"clipmatch embed (batch 1)": [], **{e: [] for e in order}}
     loads, loads_vision, phases, loadavg = [], [], [], []
-    order = ["clipmatch", "pytorch", "onnxruntime"]
     with tempfile.TemporaryDirectory() as tmp:
         for r in range(a.runs):
-            for engine in order[r % 3:] + order[: r % 3]:
+            for engine in order[r % len(order):] + order[: r % len(order)]:
                 if engine == "clipmatch":
                     # Process start + loading both towers (+ one one-word text; no image).
                     loads.append(clipmatch_embed_time(a.exe, a.model, [], a.threads))
@@ -200,18 +248,23 @@ def main():
             print(f"run {r + 1}/{a.runs}: " + ", ".join(f"{e} {v[-1]:.2f} s" for e, v in build_t.items())
                   + f"; load average {loadavg[-1]:.2f}", flush=True)
 
-    import onnxruntime
     import torch
-    import transformers
-    label = {"clipmatch": "clipmatch `build`", "pytorch": f"PyTorch {torch.__version__.split('+')[0]} + transformers {transformers.__version__}",
-             "onnxruntime": f"onnxruntime {onnxruntime.__version__} (vision) + PyTorch (names)"}
+    if is_open_clip(a.model):
+        import open_clip
+        label = {"clipmatch": "clipmatch `build`", "pytorch": f"PyTorch {torch.__version__.split('+')[0]} + open_clip {open_clip.__version__}"}
+    else:
+        import onnxruntime
+        import transformers
+        label = {"clipmatch": "clipmatch `build`", "pytorch": f"PyTorch {torch.__version__.split('+')[0]} + transformers {transformers.__version__}",
+                 "onnxruntime": f"onnxruntime {onnxruntime.__version__} (vision) + PyTorch (names)"}
     ips = {e: n / statistics.median(v) for e, v in build_t.items()}
     print()
     print(f"machine: {os.cpu_count()} cores; load average (1 min) {load_before[0]:.2f} before, "
           f"{statistics.median(loadavg):.2f} median after each run ({min(loadavg):.2f}-{max(loadavg):.2f}); "
           f"{a.runs} runs each, engines alternating")
     print(f"work: {n} photos and {n} names, batch {a.batch}, {a.threads} threads, model {a.model}")
-    print(f"vision towers agree: min cosine PyTorch vs onnxruntime over {a.batch} photos = {min_cos:.6f}")
+    if min_cos is not None:
+        print(f"vision towers agree: min cosine PyTorch vs onnxruntime over {a.batch} photos = {min_cos:.6f}")
     print(f"clipmatch start + model load (subtracted): median {statistics.median(loads):.2f} s")
     print()
     print("build (decode, preprocess, images, names)      median (min-max)        products/s")
@@ -234,11 +287,13 @@ def main():
 
     print(f"load average after each run: {', '.join(f'{x:.2f}' for x in loadavg)}")
     print(f"ratio build, clipmatch / PyTorch throughput:      {ips['clipmatch'] / ips['pytorch']:.2f}x {paired(build_t, 'pytorch')}")
-    print(f"ratio build, clipmatch / onnxruntime throughput:  {ips['clipmatch'] / ips['onnxruntime']:.2f}x {paired(build_t, 'onnxruntime')}")
+    if "onnxruntime" in ips:
+        print(f"ratio build, clipmatch / onnxruntime throughput:  {ips['clipmatch'] / ips['onnxruntime']:.2f}x {paired(build_t, 'onnxruntime')}")
     if images_only and img_t["clipmatch"]:
         m = {e: statistics.median(v) for e, v in img_t.items() if v}
         print(f"ratio images only (batch {a.batch}), clipmatch / PyTorch:     {m['pytorch'] / m['clipmatch']:.2f}x {paired(img_t, 'pytorch')}")
-        print(f"ratio images only (batch {a.batch}), clipmatch / onnxruntime: {m['onnxruntime'] / m['clipmatch']:.2f}x {paired(img_t, 'onnxruntime')}")
+        if "onnxruntime" in m:
+            print(f"ratio images only (batch {a.batch}), clipmatch / onnxruntime: {m['onnxruntime'] / m['clipmatch']:.2f}x {paired(img_t, 'onnxruntime')}")
 
 
 if __name__ == "__main__":

@@ -5,6 +5,9 @@
 //!
 //!     cargo run --release --example build_phases -- MODEL_DIR PHOTOS_DIR [--batch 16] [--images-only] [--table]
 //!
+//! MODEL_DIR is any folder `build` takes (OpenAI CLIP, open_clip MobileCLIP, SigLIP), on its
+//! default engine; the tokenizer is its tokenizer.json, or CLIPMATCH_TOKENIZER as for the tool.
+//!
 //! Names are the file stems with `-` and `_` as spaces (as `build --name-from file` and the
 //! PyTorch side of the benchmark). Phases of a build: `read` (the builder's reads, summed over
 //! threads), `prepare` (read, decode, preprocess and thumbnail, in parallel), `vision`,
@@ -20,10 +23,10 @@ use std::time::Instant;
 
 use clipmatch::digest::sha256_hex;
 use clipmatch::imaging::decode::decode_rgb;
-use clipmatch::models::tokenizer::ClipTokenizer;
+use clipmatch::models::folder::{self, FolderFiles, Layout, HF_CONFIG, OPEN_CLIP_CONFIG};
 use clipmatch::search::catalog::ModelInfo;
 use clipmatch::search::catalog_builder::{build_catalog, BuildEvents, BuildOptions, BuildPhase, SkipReason, SourceItem};
-use clipmatch::{ClipModel, Embedder, PreprocessConfig, Towers};
+use clipmatch::{Embedder, Towers};
 
 fn photos_in(dir: &Path, out: &mut Vec<PathBuf>) {
     let mut entries: Vec<PathBuf> = fs::read_dir(dir).expect("photos folder").map(|e| e.expect("entry").path()).collect();
@@ -120,25 +123,36 @@ fn main() {
 
     let t_all = Instant::now();
     let t = Instant::now();
-    let config = fs::read_to_string(model_dir.join("config.json")).expect("config.json");
-    let preprocess =
-        PreprocessConfig::from_json(&fs::read_to_string(model_dir.join("preprocessor_config.json")).expect("preprocessor")).expect("preprocess");
+    // Any supported folder (OpenAI CLIP, open_clip MobileCLIP, SigLIP), loaded as `build` loads
+    // it; the tokenizer from the folder or CLIPMATCH_TOKENIZER, as for the tool.
+    let layout = Layout::detect(model_dir.join(OPEN_CLIP_CONFIG).exists(), fs::read_to_string(model_dir.join(HF_CONFIG)).ok().as_deref())
+        .expect("a supported model folder");
+    let text = |name: &str| fs::read_to_string(model_dir.join(name)).unwrap_or_else(|e| panic!("{name}: {e}"));
+    let config = text(layout.config_file());
+    let preprocessor = layout.preprocessor_file().map(text);
     // Read, not memory-mapped: examples also compile for wasm32 (the browser tests build them).
-    let weights = fs::read(model_dir.join("model.safetensors")).expect("model.safetensors");
+    let weights = fs::read(model_dir.join(layout.weights_file())).expect("weights");
     let towers = if images_only_mode { Towers::VisionOnly } else { Towers::VisionAndText };
+    let tokenizer = (!images_only_mode).then(|| {
+        let path = std::env::var_os("CLIPMATCH_TOKENIZER").map_or_else(|| model_dir.join("tokenizer.json"), PathBuf::from);
+        fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+    });
+    let tokenizer_config = layout.tokenizer_config_file().and_then(|name| fs::read(model_dir.join(name)).ok());
+    let files = FolderFiles {
+        config: &config,
+        preprocessor: preprocessor.as_deref(),
+        weights: &weights,
+        tokenizer: tokenizer.as_deref(),
+        tokenizer_config: tokenizer_config.as_deref(),
+    };
     // As `build` does: the weights are hashed on another thread while the model loads.
-    let (model, weights_sha256, hash_wait) = std::thread::scope(|scope| {
+    let (embedder, weights_sha256, hash_wait) = std::thread::scope(|scope| {
         let hashing = (!images_only_mode).then(|| scope.spawn(|| sha256_hex(&weights)));
-        let model = ClipModel::load(&config, &weights, Some(towers)).expect("model");
+        let embedder = folder::load(layout, &files, towers, None).expect("model");
         let t = Instant::now();
         let sha = hashing.map(|h| h.join().expect("hash"));
-        (model, sha, secs(t))
+        (embedder, sha, secs(t))
     });
-    let tokenizer = (!images_only_mode).then(|| {
-        let json = fs::read(model_dir.join("tokenizer.json")).expect("tokenizer.json");
-        ClipTokenizer::from_bytes(&json, model.config.text.max_position_embeddings).expect("tokenizer")
-    });
-    let embedder = Embedder::new(model, preprocess, tokenizer);
     let load = secs(t);
 
     let t_work = Instant::now();

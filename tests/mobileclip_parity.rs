@@ -110,6 +110,23 @@ fn image_embeddings_from_the_reference_pixels_match_open_clip() {
     }
 }
 
+/// A batch gives each image what it gets alone: candle-core 0.11.1's batched matmul gave every
+/// image but the first a wrong embedding in FastViT's attention (vendor/candle-core/PATCHES.md, 1).
+#[test]
+fn a_batch_embeds_each_image_as_it_is_embedded_alone() {
+    for f in &FIXTURES {
+        let (model, r) = load(f);
+        let crops: Vec<RgbImage> = r.images.iter().map(|i| model_reference_pixels(&i.pixels)).collect();
+        let batched = embed_crops(&model, &crops);
+        for (i, (crop, b)) in crops.iter().zip(&batched).enumerate() {
+            let single = embed_crops(&model, std::slice::from_ref(crop)).remove(0);
+            let norm = single.iter().map(|x| x * x).sum::<f32>().sqrt();
+            let diff = b.iter().zip(&single).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max);
+            assert!(diff <= 1e-5 * norm, "{} image {i}: batched and alone differ by {diff} (norm {norm})", f.name);
+        }
+    }
+}
+
 /// Our decode, resize and crop give open_clip's pixels exactly (JPEGs: within the decoders'
 /// difference), at the recorded geometry. The
 /// reference pixels are open_clip's transform after the photo is made upright RGB the way this

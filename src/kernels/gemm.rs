@@ -112,29 +112,41 @@ impl PackedLinear {
     /// `out` has row stride `ldc` (a multiple of `NR`, at least `out_dim`).
     /// Every element of `out` in whole panels' columns is written (bias plus product).
     fn run(&self, x: &[f32], m: usize, out: &mut [f32], ldc: usize) {
-        assert!(out.len() >= m * ldc && ldc >= self.out_dim.div_ceil(NR) * NR, "output size");
-        let n_panels = self.out_dim.div_ceil(NR);
-        let kernel = Kernel::detect();
-        // The input rows, `mr` at a time, interleaved (see `pack_rows`): the micro-kernel then reads
-        // them from one pointer. Kept per thread between calls, so a forward pass allocates once.
-        let mut packed = PACKED_ROWS.with(|b| b.take());
-        pack_rows(x, m, self.in_dim, kernel.mr(), &mut packed);
-        let job = Job {
-            panels: &self.panels,
-            k: self.in_dim,
-            a: &packed,
-            bias: self.bias.as_deref(),
-            m,
-            out: DisjointWrites::new(out),
-            ldc,
-            kernel,
-        };
-        crate::parallel::for_each_chunk(n_panels, m * self.in_dim * self.out_dim, |panels| {
-            // SAFETY: each chunk of panels writes a disjoint set of output columns.
-            unsafe { job.panels(panels) }
-        });
-        PACKED_ROWS.with(|b| b.replace(packed));
+        assert!(out.len() >= m * ldc, "output size");
+        product_threaded(x, m, self.in_dim, self.in_dim, &self.panels, self.bias.as_deref(), out, ldc);
     }
+}
+
+/// `c[m x ldc] = a[m x k] · B (+ bias)`: `a`'s rows `lda` apart, `B` packed as [`PackedLinear`]'s
+/// panels (by [`pack_panels`] for a `B` given as rows), `bias` padded to whole panels; the
+/// panels split across threads. Every column of `c` in whole panels is written, so `ldc` is at
+/// least the padded width.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn product_threaded(
+    a: &[f32],
+    m: usize,
+    k: usize,
+    lda: usize,
+    panels: &[f32],
+    bias: Option<&[f32]>,
+    c: &mut [f32],
+    ldc: usize,
+) {
+    assert!(k > 0 && panels.len() % (k * NR) == 0, "packed panels of {k} inputs");
+    let n_panels = panels.len() / (k * NR);
+    assert!(ldc >= n_panels * NR && (m == 0 || c.len() >= (m - 1) * ldc + n_panels * NR), "output size");
+    assert!(bias.is_none_or(|b| b.len() >= n_panels * NR), "bias size");
+    let kernel = Kernel::detect();
+    // The input rows, `mr` at a time, interleaved (see `pack_strided_rows`): the micro-kernel then reads
+    // them from one pointer. Kept per thread between calls, so a forward pass allocates once.
+    let mut packed = PACKED_ROWS.with(|b| b.take());
+    pack_strided_rows(a, m, k, lda, kernel.mr(), &mut packed);
+    let job = Job { panels, k, a: &packed, bias, m, out: DisjointWrites::new(c), ldc, kernel };
+    crate::parallel::for_each_chunk(n_panels, m * k * n_panels * NR, |panels| {
+        // SAFETY: each chunk of panels writes a disjoint set of output columns.
+        unsafe { job.panels(panels) }
+    });
+    PACKED_ROWS.with(|b| b.replace(packed));
 }
 
 /// Packs the rows of `B` (`k` rows of `n`, row-major, rows `ldb` apart) as [`PackedLinear`]'s
@@ -149,6 +161,23 @@ pub(crate) fn pack_panels(b: &[f32], k: usize, n: usize, ldb: usize, panels: &mu
             panels[(p * k + kk) * NR..][..chunk.len()].copy_from_slice(chunk);
         }
     }
+}
+
+/// [`pack_panels`] with the panels shared out across threads (each copies its own panels'
+/// columns): for a `B` that changes from call to call, as a convolution's input.
+pub(crate) fn pack_panels_threaded(b: &[f32], k: usize, n: usize, ldb: usize, panels: &mut Vec<f32>) {
+    assert!(k > 0 && (k - 1) * ldb + n <= b.len(), "rows to pack");
+    // Every value is written below (zero past column `n`): no need to clear the last call's.
+    panels.resize(n.div_ceil(NR) * k * NR, 0.0);
+    crate::parallel::for_each_row_block(panels, k * NR, |first, block| {
+        for (p, panel) in (first..).zip(block.chunks_exact_mut(k * NR)) {
+            let cols = NR.min(n - p * NR);
+            for (kk, dst) in panel.chunks_exact_mut(NR).enumerate() {
+                dst[..cols].copy_from_slice(&b[kk * ldb + p * NR..][..cols]);
+                dst[cols..].fill(0.0);
+            }
+        }
+    });
 }
 
 /// [`pack_panels`] for `B = Mᵀ`, `M` being `n` rows of `k` (rows `ldm` apart).
@@ -189,18 +218,13 @@ pub(crate) fn product_packed(
 }
 
 thread_local! {
-    /// [`pack_rows`]'s buffer, reused. Taken out while in use, so a nested call (a thread that
+    /// [`pack_strided_rows`]'s buffer, reused. Taken out while in use, so a nested call (a thread that
     /// runs another job while it waits) only allocates its own.
     static PACKED_ROWS: std::cell::Cell<Vec<f32>> = const { std::cell::Cell::new(Vec::new()) };
 }
 
-/// Lays `x` (`m` rows of `k`) out as `ceil(m / mr)` blocks of `k x mr`: block `b`, input `kk`
-/// holds `x[b*mr .. b*mr+mr][kk]`, zero past row `m`.
-fn pack_rows(x: &[f32], m: usize, k: usize, mr: usize, packed: &mut Vec<f32>) {
-    pack_strided_rows(x, m, k, k, mr, packed)
-}
-
-/// [`pack_rows`] for rows `lda` apart.
+/// Lays `x` (`m` rows of `k`, rows `lda` apart) out as `ceil(m / mr)` blocks of `k x mr`:
+/// block `b`, input `kk` holds `x[b*mr .. b*mr+mr][kk]`, zero past row `m`.
 fn pack_strided_rows(x: &[f32], m: usize, k: usize, lda: usize, mr: usize, packed: &mut Vec<f32>) {
     assert!(m == 0 || x.len() >= (m - 1) * lda + k);
     // Every element is written below: no need to clear what the last call left.
@@ -224,7 +248,7 @@ fn pack_strided_rows(x: &[f32], m: usize, k: usize, lda: usize, mr: usize, packe
 /// Below this many values [`pack_strided_rows`] runs on the calling thread alone.
 const MIN_PARALLEL_PACK: usize = 1 << 18;
 
-/// Blocks `first..` of [`pack_rows`]'s layout into `blocks`.
+/// Blocks `first..` of [`pack_strided_rows`]'s layout into `blocks`.
 fn pack_rows_mr<const MR: usize>(x: &[f32], m: usize, k: usize, lda: usize, first: usize, blocks: &mut [f32]) {
     for (b, block) in (first..).zip(blocks.chunks_exact_mut(k * MR)) {
         let rows = MR.min(m - b * MR);
@@ -288,7 +312,7 @@ struct Job<'a> {
     panels: &'a [f32],
     /// Inputs.
     k: usize,
-    /// The input, packed by [`pack_rows`] with [`Kernel::mr`] rows per block.
+    /// The input, packed by [`pack_strided_rows`] with [`Kernel::mr`] rows per block.
     a: &'a [f32],
     /// The padded bias.
     bias: Option<&'a [f32]>,
@@ -367,7 +391,7 @@ enum Init {
 }
 
 /// `C[R x NR] = init + A[R x kc] · B[kc x NR]`: `A` the first `R` rows of a block packed `MR`
-/// per input (see [`pack_rows`]), `B` packed (`NR` per input), `C` rows `ldc` apart.
+/// per input (see [`pack_strided_rows`]), `B` packed (`NR` per input), `C` rows `ldc` apart.
 /// Accumulators stay in registers for the whole `kc` loop, and each input reads `A` and `B` at
 /// fixed offsets from two pointers, so the loop is loads and arithmetic only.
 #[inline(always)]
@@ -474,9 +498,11 @@ mod tests {
                         assert_eq!(out[i * ldc + j], 0.0, "padding column");
                     }
                 }
-                // Transposed packing gives the same panels.
+                // Transposed and threaded packing give the same panels.
                 let mut again = Vec::new();
                 pack_panels_transposed(&wt, n, k, k, &mut again);
+                assert_eq!(panels, again);
+                pack_panels_threaded(&b, k, n, n, &mut again);
                 assert_eq!(panels, again);
             }
         }

@@ -10,10 +10,16 @@ const LN_2_LO: f32 = -2.121_944_4e-4;
 /// vectorise.
 #[inline(always)]
 pub fn exp(x: f32) -> f32 {
-    let x = x.clamp(-87.336_54, 88.722_83);
-    // n = round(x / ln 2), by the 1.5 * 2^23 trick (no rounding instruction needed).
+    // Compare-and-select rather than `clamp`, and the integer `n` read from the float's bits
+    // rather than cast (`as i32` saturates, which x86 has no vector instruction for): loops
+    // over `exp` then vectorise with SSE/AVX2 too, with the same results.
+    let x = if x < -87.336_54 { -87.336_54 } else { x };
+    let x = if x > 88.722_83 { 88.722_83 } else { x };
+    // n = round(x / ln 2), by the 1.5 * 2^23 trick (no rounding instruction needed): the sum's
+    // last mantissa bits are n itself.
     const ROUND: f32 = 12_582_912.0;
-    let n = (x * LOG2_E + ROUND) - ROUND;
+    let shifted = x * LOG2_E + ROUND;
+    let n = shifted - ROUND;
     let r = x - n * LN_2_HI - n * LN_2_LO;
     // exp(r) on [-ln2/2, ln2/2]: degree-6 Taylor-like minimax (Cephes expf).
     let p = 1.987_569_1e-4f32;
@@ -24,7 +30,7 @@ pub fn exp(x: f32) -> f32 {
     let p = p * r + 5.000_000_1e-1;
     let e = (p * r * r + r) + 1.0;
     // 2^n, split in two factors so n = -127 or 128 do not overflow the exponent field.
-    let n = n as i32;
+    let n = (shifted.to_bits() as i32).wrapping_sub(ROUND.to_bits() as i32);
     let half = n >> 1;
     let a = f32::from_bits(((half + 127) as u32) << 23);
     let b = f32::from_bits(((n - half + 127) as u32) << 23);
@@ -35,6 +41,49 @@ pub fn exp(x: f32) -> f32 {
 pub fn quick_gelu(xs: &mut [f32]) {
     for x in xs.iter_mut() {
         *x /= 1.0 + exp(-1.702 * *x);
+    }
+}
+
+/// `x * Φ(x)` (Φ the standard normal distribution function): the exact GELU, as PyTorch's
+/// `gelu` and candle's `gelu_erf`, within 4e-7 · (1 + |x|) of it. Φ comes from the complementary
+/// error function on |x| (Abramowitz & Stegun 7.1.26, |error| <= 1.5e-7), so the negative side
+/// is computed directly rather than as `1 + erf(x)`, which cancels. Branch-free (the two
+/// conditions are selects): loops over it vectorise.
+#[inline(always)]
+pub fn gelu_erf(x: f32) -> f32 {
+    const P: f32 = 0.327_591_1;
+    const A: [f32; 5] = [0.254_829_6, -0.284_496_74, 1.421_413_7, -1.453_152, 1.061_405_4];
+    let z = x.abs() * std::f32::consts::FRAC_1_SQRT_2;
+    let t = 1.0 / (1.0 + P * z);
+    let poly = t * (A[0] + t * (A[1] + t * (A[2] + t * (A[3] + t * A[4]))));
+    // Φ(-|x|) = erfc(|x| / √2) / 2; 0 past |x| = 9√2 (Φ < 1e-37), so no subnormal comes out.
+    let tail = if z > 9.0 { 0.0 } else { 0.5 * poly * exp(-z * z) };
+    let phi = if x >= 0.0 { 1.0 - tail } else { tail };
+    x * phi
+}
+
+/// [`gelu_erf`] of every value: `ys[i] = gelu_erf(xs[i])`. Natively with AVX2 where the CPU has
+/// it (the plain build targets SSE2 only).
+pub fn gelu_erf_slice(xs: &[f32], ys: &mut [f32]) {
+    assert_eq!(xs.len(), ys.len(), "gelu_erf_slice lengths");
+    #[cfg(target_arch = "x86_64")]
+    if super::simd::Avx2::detect().is_some() {
+        // SAFETY: AVX2 and FMA were detected.
+        return unsafe { gelu_erf_slice_avx2(xs, ys) };
+    }
+    gelu_erf_loop(xs, ys)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn gelu_erf_slice_avx2(xs: &[f32], ys: &mut [f32]) {
+    gelu_erf_loop(xs, ys)
+}
+
+#[inline(always)]
+fn gelu_erf_loop(xs: &[f32], ys: &mut [f32]) {
+    for (y, &x) in ys.iter_mut().zip(xs) {
+        *y = gelu_erf(x);
     }
 }
 
@@ -168,6 +217,63 @@ mod tests {
         assert_eq!(exp(-200.0), 0.0f32.max(exp(-200.0)));
         assert!(exp(-200.0) < 1e-37);
         assert!(exp(100.0) > 1e38);
+    }
+
+    /// Φ(x) in f64 from the complementary error function's continued fraction (|x| large) or
+    /// its Taylor series (|x| small), independent of the approximation under test.
+    fn phi_f64(x: f64) -> f64 {
+        let z = x.abs() / std::f64::consts::SQRT_2;
+        let erfc = if z < 2.0 {
+            // erf(z) = 2/√π Σ (-1)^n z^(2n+1) / (n! (2n+1))
+            let (mut term, mut sum, mut n) = (z, z, 0.0f64);
+            while term.abs() > 1e-17 {
+                n += 1.0;
+                term *= -z * z / n;
+                sum += term / (2.0 * n + 1.0);
+            }
+            1.0 - 2.0 / std::f64::consts::PI.sqrt() * sum
+        } else {
+            // Lentz's continued fraction: erfc(z) = e^-z² / √π · 1/(z + 1/2/(z + 1/(z + 3/2/(z + ...))))
+            let mut f = z;
+            for k in (1..200).rev() {
+                f = z + (k as f64 / 2.0) / f;
+            }
+            (-z * z).exp() / std::f64::consts::PI.sqrt() / f
+        };
+        if x >= 0.0 { 1.0 - erfc / 2.0 } else { erfc / 2.0 }
+    }
+
+    #[test]
+    fn gelu_erf_is_close_to_its_definition() {
+        let mut worst = 0.0f64;
+        let mut x = -12.0f32;
+        while x < 12.0 {
+            let want = x as f64 * phi_f64(x as f64);
+            let got = gelu_erf(x) as f64;
+            let err = (got - want).abs() / (1.0 + (x as f64).abs());
+            worst = worst.max(err);
+            assert!(err <= 4e-7, "gelu_erf({x}) = {got}, want {want}");
+            x += 0.000_713;
+        }
+        assert!(worst > 1e-9, "the check compares something: worst error {worst}");
+        assert_eq!(gelu_erf(0.0), 0.0);
+        assert_eq!(gelu_erf(-100.0), 0.0);
+        assert!((-40..-10).all(|x| gelu_erf(x as f32) == 0.0 || gelu_erf(x as f32).is_normal()), "no subnormals");
+        assert_eq!(gelu_erf(100.0), 100.0);
+        // Far out on the negative side the value is tiny (6e-9) but not zero, within 1 %.
+        let (far, want) = (gelu_erf(-6.0) as f64, -6.0 * phi_f64(-6.0));
+        assert!((far - want).abs() < 0.01 * want.abs(), "{far} vs {want}");
+    }
+
+    #[test]
+    fn gelu_erf_slice_matches_the_scalar_function() {
+        let xs: Vec<f32> = crate::kernels::test_values(1003, 9).iter().map(|v| v * 7.0).collect();
+        let mut ys = vec![f32::NAN; xs.len()];
+        gelu_erf_slice(&xs, &mut ys);
+        for (x, y) in xs.iter().zip(&ys) {
+            let want = gelu_erf(*x);
+            assert!((y - want).abs() <= 2.0 * f32::EPSILON * (1.0 + want.abs()), "{x}: {y} vs {want}");
+        }
     }
 
     #[test]

@@ -1,7 +1,11 @@
-//! Numeric kernels: packed matrix products and element-wise maths of the encoders, and the
-//! ranking's dot products.
+//! Numeric kernels: packed matrix products and element-wise maths of the encoders, the
+//! ranking's dot products, and the operations candle's models get from this crate
+//! ([`candle_ops`]: convolutions, exact GELU).
 
 pub mod attention;
+pub mod candle_ops;
+pub mod dense_conv;
+pub mod depthwise;
 pub mod dot;
 pub mod gemm;
 pub mod math;

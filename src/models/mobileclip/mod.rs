@@ -48,6 +48,8 @@ impl MobileClip {
     /// (`visual.*`, as `clipmatch bundle` exports it) or a whole checkpoint, ignoring its text
     /// tower; anything else in the file is refused.
     pub fn load_towers(config_json: &str, weights: &[u8], towers: Towers) -> Result<Self, ModelError> {
+        // FastViT's depthwise convolutions and exact GELU on this crate's kernels.
+        crate::kernels::candle_ops::install();
         let config = OpenClipConfig::from_json(config_json)?;
         let mut tensors = Tensors::from_safetensors(weights)?;
         let text_names = text::tensor_names(&config.text);
@@ -115,18 +117,10 @@ impl MobileClip {
                 pixel_values.len()
             )));
         }
-        // One image per forward pass: candle-core 0.11.1's CPU matmul folds the batch into the
-        // rows when the right side is broadcast (a Linear), which is wrong for a transposed left
-        // side, and FastViT's attention feeds its Linear exactly that (`flatten(2).transpose`):
-        // in a batch, every image but the first gets a wrong embedding.
-        let per_image = 3 * side * side;
-        pixel_values
-            .chunks_exact(per_image)
-            .map(|px| {
-                let input = Tensor::from_slice(px, (1, 3, side, side), &Device::Cpu)?;
-                input.apply(&self.vision)?.squeeze(0)?.to_vec1()
-            })
-            .collect::<Result<_, _>>()
+        // The whole batch in one forward pass (the patched candle-core folds a batch into a
+        // matmul's rows only where that is right: vendor/candle-core/PATCHES.md, 1).
+        Tensor::from_slice(pixel_values, (n, 3, side, side), &Device::Cpu)
+            .and_then(|input| input.apply(&self.vision)?.to_vec2())
             .map_err(engine)
     }
 

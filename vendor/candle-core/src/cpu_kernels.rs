@@ -1,0 +1,52 @@
+//! clipmatch patch (PATCHES.md, 2): kernels that a crate using candle installs in place of
+//! candle's own CPU code for the shapes it handles better. candle asks an installed kernel
+//! first; the kernel answers `Ok(None)` for what it leaves to candle, whose own code then runs
+//! unchanged. Each kernel is installed once per process (the first installation wins), and
+//! nothing is installed unless a caller does so: without one, candle behaves as published.
+
+use std::sync::OnceLock;
+
+use crate::{Result, Tensor};
+
+/// The arguments of [`Tensor::conv2d`] besides its two tensors.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Conv2dArgs {
+    pub padding: usize,
+    pub stride: usize,
+    pub dilation: usize,
+    pub groups: usize,
+}
+
+/// `conv2d(input, kernel, args)` (input `(b, c_in, h, w)`, kernel `(c_out, c_in / groups, kh,
+/// kw)`), or `None` to leave this convolution to candle. Asked for every `conv2d`; a kernel
+/// without a backward pass should record itself as a `CustomOp2` (`Tensor::apply_op2`), whose
+/// backward then fails naming it.
+pub type Conv2dKernel = fn(&Tensor, &Tensor, Conv2dArgs) -> Result<Option<Tensor>>;
+
+/// An element-wise f32 function: `ys[i] = f(xs[i])`, both slices of one length.
+pub type UnaryF32Kernel = fn(&[f32], &mut [f32]);
+
+static CONV2D: OnceLock<Conv2dKernel> = OnceLock::new();
+static GELU_ERF_F32: OnceLock<UnaryF32Kernel> = OnceLock::new();
+
+/// Installs the convolution asked before candle's; `false` if one was installed already.
+pub fn set_conv2d(kernel: Conv2dKernel) -> bool {
+    CONV2D.set(kernel).is_ok()
+}
+
+/// Installs the f32 exact GELU (`x * Φ(x)`) used on contiguous f32 data in place of candle's
+/// scalar one; `false` if one was installed already.
+pub fn set_gelu_erf_f32(kernel: UnaryF32Kernel) -> bool {
+    GELU_ERF_F32.set(kernel).is_ok()
+}
+
+pub(crate) fn conv2d(input: &Tensor, kernel: &Tensor, args: Conv2dArgs) -> Result<Option<Tensor>> {
+    match CONV2D.get() {
+        Some(f) => f(input, kernel, args),
+        _ => Ok(None),
+    }
+}
+
+pub(crate) fn gelu_erf_f32() -> Option<UnaryF32Kernel> {
+    GELU_ERF_F32.get().copied()
+}
