@@ -19,9 +19,10 @@
 // engine; default: the bundle's family's), --runs N (timed runs per variant, >= 1), --warmup N,
 // --only name,name (variants by name), --photo FILE (default: the first grocery photo),
 // --pkg DIR (default target/bench-pkg: the packages built with the `bench` feature), --no-query
-// (skip timing our variants' whole query). Relative paths are from the current folder.
+// (skip timing our variants' whole query), --json FILE (also write the figures there, for
+// benches/models_table.py). Relative paths are from the current folder.
 import { spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, readdirSync, rmdirSync, statSync, symlinkSync, unlinkSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, readdirSync, rmdirSync, statSync, symlinkSync, unlinkSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
@@ -43,6 +44,7 @@ const { values: opt } = parseArgs({
     photo: { type: 'string' },
     pkg: { type: 'string', default: path.join(root, 'target/bench-pkg') },
     'no-query': { type: 'boolean', default: false },
+    json: { type: 'string' },
   },
 });
 const runs = Number(opt.runs);
@@ -260,6 +262,23 @@ try {
   for (const [x, y] of present(THREAD_PAIRS)) {
     console.log(`  ${x.name} / ${y.name}: ${ratio(median(x.ms), median(y.ms))} (median ${median(x.ms).toFixed(0)} vs ${median(y.ms).toFixed(0)} ms)`
       + (x.queryMs.length && y.queryMs.length ? `; query ${ratio(median(x.queryMs), median(y.queryMs))}` : ''));
+  }
+  if (opt.json) {
+    const bundles = Object.fromEntries(Object.keys(bundleDirs).map((d) => {
+      const m = bundleJson(d).model;
+      return [d, { dir: bundleDirs[d], weightsBytes: statSync(path.join(bundleDirs[d], m.weights)).size }];
+    }));
+    const figures = (r) => ({
+      name: r.name, engine: r.engine, dtype: r.dtype, threads: r.load.threads, ourEngine: r.engine === 'ours' ? r.load.engine : undefined,
+      modelFile: r.file, modelBytes: r.bytes, runtimeMs: r.load.runtimeMs, loadMs: r.load.loadMs,
+      memoryAfterLoadBytes: r.load.memoryBytes, memoryAfterRunsBytes: r.memoryAfterRuns, uaMemoryBytes: r.uaMemoryBytes ?? null,
+      ms: r.ms, medianMs: median(r.ms), queryMs: r.queryMs, queryMedianMs: r.queryMs.length ? median(r.queryMs) : null,
+      cosineToFirst: cosine(r.photoEmbedding, ref.photoEmbedding),
+    });
+    writeFileSync(opt.json, JSON.stringify({
+      model: modelDir, family: described.family, onnx: onnxDir, input: shape, runs, warmup, chromium: browser.version(),
+      loadBefore, loadAfter, bundles, variants: results.map(figures),
+    }, null, 1));
   }
 } finally {
   await browser.close();
