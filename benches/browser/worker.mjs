@@ -57,6 +57,7 @@ async function loadOurs(urls, { bundle, listed, files }, lap, threads, engine) {
     sha256: listed.get(bundle.model.weights).sha256,
   });
   lap('model');
+  delete files[bundle.model.weights]; // as the page does: its bytes are not kept after loading
   matcher.loadCatalog(files[bundle.catalog], files[bundle.vectors]);
   return {
     embed: async (pixels) => Float32Array.from(matcher.embedPixelValues(pixels)),
