@@ -23,28 +23,36 @@ const toBase64 = (f32) => {
   for (let i = 0; i < bytes.length; i += 0x8000) s += String.fromCharCode(...bytes.subarray(i, i + 0x8000));
   return btoa(s);
 };
-const fromBase64 = (b64) => new Float32Array(Uint8Array.from(atob(b64), (c) => c.charCodeAt(0)).buffer);
+const bytesFromBase64 = (b64) => Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
+const fromBase64 = (b64) => new Float32Array(bytesFromBase64(b64).buffer);
 
-/** CLIP-style pixel values of a photo, made by the browser: shortest side resized to the crop size
- * (the browser's high-quality resize, not Pillow's bicubic: any realistic input serves), centre crop,
- * rescale, normalise with the model's mean and std. Photo bytes and result (CHW f32) as base64. */
-async function pixelsFromPhoto(photoBase64, preprocessorUrl) {
-  const pre = await (await fetch(preprocessorUrl)).json();
-  const size = pre.crop_size?.height ?? pre.crop_size ?? 224;
-  const bitmap = await createImageBitmap(new Blob([Uint8Array.from(atob(photoBase64), (c) => c.charCodeAt(0))]));
-  const scale = size / Math.min(bitmap.width, bitmap.height);
-  const w = Math.max(size, Math.round(bitmap.width * scale));
-  const h = Math.max(size, Math.round(bitmap.height * scale));
+/**
+ * Pixel values of a photo for a model, made by the browser from a bundle's resolved preprocessing
+ * (bundle.json's `model.preprocessing`): resized as its `resize_mode` says (shortest: short side to
+ * `shortest_edge`, then a centre crop; squash: straight to the crop size; longest: long side to the
+ * crop size, zero padding), rescaled and normalised with its mean and std. The browser's
+ * high-quality resize, not Pillow's: any realistic input serves. Photo bytes and result (CHW f32)
+ * as base64.
+ */
+async function pixelsFromPhoto(photoBase64, pre) {
+  const [width, height] = [pre.crop_width, pre.crop_height];
+  const bitmap = await createImageBitmap(new Blob([bytesFromBase64(photoBase64)]));
+  const mode = pre.resize_mode ?? 'shortest';
+  const scale = mode === 'longest' ? Math.min(width / bitmap.width, height / bitmap.height)
+    : pre.shortest_edge / Math.min(bitmap.width, bitmap.height);
+  const w = mode === 'squash' ? width : Math.max(1, Math.round(bitmap.width * scale));
+  const h = mode === 'squash' ? height : Math.max(1, Math.round(bitmap.height * scale));
   const resized = await createImageBitmap(bitmap, { resizeWidth: w, resizeHeight: h, resizeQuality: 'high' });
-  const canvas = new OffscreenCanvas(size, size);
+  const canvas = new OffscreenCanvas(width, height);
   const ctx = canvas.getContext('2d');
-  ctx.drawImage(resized, -Math.floor((w - size) / 2), -Math.floor((h - size) / 2));
-  const rgba = ctx.getImageData(0, 0, size, size).data;
-  const px = new Float32Array(3 * size * size);
+  ctx.fillStyle = 'black';
+  ctx.fillRect(0, 0, width, height);
+  ctx.drawImage(resized, Math.floor((width - w) / 2), Math.floor((height - h) / 2));
+  const rgba = ctx.getImageData(0, 0, width, height).data;
+  const plane = width * height;
+  const px = new Float32Array(3 * plane);
   for (let c = 0; c < 3; c++) {
-    for (let i = 0; i < size * size; i++) {
-      px[c * size * size + i] = (rgba[4 * i + c] * pre.rescale_factor - pre.image_mean[c]) / pre.image_std[c];
-    }
+    for (let i = 0; i < plane; i++) px[c * plane + i] = (rgba[4 * i + c] * pre.rescale_factor - pre.mean[c]) / pre.std[c];
   }
   return toBase64(px);
 }
@@ -54,6 +62,10 @@ window.bench = {
   setInput(name, b64) {
     inputs[name] = fromBase64(b64);
     return inputs[name].length;
+  },
+  /** The encoded photo that `query` ranks (base64). */
+  setPhoto(b64) {
+    inputs.photoBytes = bytesFromBase64(b64);
   },
   async load(variant, urls) {
     // The variant in the URL tells the workers apart in measureUserAgentSpecificMemory's attribution.
@@ -66,6 +78,10 @@ window.bench = {
   async run(name, input) {
     const r = await call(workers.get(name), { type: 'run', pixels: inputs[input] });
     return { ms: r.ms, embedding: Array.from(r.embedding), memoryBytes: r.memoryBytes };
+  },
+  /** One timed query as the page's worker answers a photo (our variants only). */
+  query(name) {
+    return call(workers.get(name), { type: 'query', photo: inputs.photoBytes });
   },
   /** Cross-origin isolated pages only: bytes per variant's worker (JS heap + wasm memory, as
    * performance.measureUserAgentSpecificMemory attributes them; Chromium may take a minute). */
