@@ -75,6 +75,7 @@ enum Command {
 }
 
 pub fn main() -> ExitCode {
+    clipmatch::allocator::keep_freed_memory();
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Build(a) => build::run(a),
