@@ -14,6 +14,7 @@ import { env, startSuite, bundleDir, tool, out, browserArgs, bundleParam, photo,
 import { hardeningTests } from './hardening.mjs';
 import { isolationTests } from './isolation.mjs';
 import { familyTests } from './families.mjs';
+import { cropTests } from './crop.mjs';
 
 startSuite();
 
@@ -148,3 +149,4 @@ test('a second visit loads the model and catalog from the Cache API, not the net
 hardeningTests();
 isolationTests();
 familyTests();
+cropTests();
