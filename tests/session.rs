@@ -172,6 +172,8 @@ fn a_catalog_of_another_model_is_refused() {
 use clipmatch::error::RegionError;
 use clipmatch::imaging::crop::Region;
 use clipmatch::imaging::decode::{decode_rgb, DecodeLimits};
+use clipmatch::models::model::{EmbeddingModel, Engine, Family, FamilyTowers};
+use clipmatch::ModelError;
 
 /// tests/fixtures/crops: regions of fixture photos cut by Pillow (make_crops.py) from the
 /// upright (EXIF-transposed) image: (photo bytes, region, upright size, Pillow's crop as PNG).
@@ -323,4 +325,73 @@ fn a_new_photo_or_catalog_forgets_the_region() {
     s.use_catalog(c).unwrap();
     assert_eq!((s.region(), s.photo_size()), (None, None));
     assert!(matches!(s.rank_region(Region { x: 0, y: 0, width: 64, height: 64 }, &o), Err(Error::Session(SessionError::NoQuery))));
+}
+
+/// The tiny CLIP, counting the images its vision tower embeds (each is a model run).
+struct Counting {
+    model: ClipModel,
+    images: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl FamilyTowers for Counting {
+    fn family(&self) -> Family {
+        self.model.family()
+    }
+    fn engine(&self) -> Engine {
+        self.model.engine()
+    }
+    fn embedding_dim(&self) -> usize {
+        FamilyTowers::embedding_dim(&self.model)
+    }
+    fn image_size(&self) -> usize {
+        self.model.image_size()
+    }
+    fn embed_images(&self, pixel_values: &[f32], n: usize) -> Result<Vec<Vec<f32>>, ModelError> {
+        self.images.fetch_add(n, std::sync::atomic::Ordering::SeqCst);
+        self.model.embed_images(pixel_values, n)
+    }
+    fn embed_ids(&self, ids: &[Vec<u32>]) -> Result<Vec<Vec<f32>>, ModelError> {
+        self.model.embed_ids(ids)
+    }
+}
+
+impl EmbeddingModel for Counting {
+    fn towers(&self) -> &dyn FamilyTowers {
+        self
+    }
+    #[cfg(not(target_arch = "wasm32"))]
+    fn embed_texts(&self, _: &[&str]) -> Result<Vec<Vec<f32>>, ModelError> {
+        Err(ModelError::NoTextTower)
+    }
+}
+
+#[test]
+fn the_model_runs_only_for_new_pixels_never_for_reranking_or_going_back_to_the_whole_photo() {
+    let images = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let model = ClipModel::load(TINY_CONFIG, TINY_WEIGHTS, Some(Towers::VisionOnly)).unwrap();
+    let counting = Counting { model, images: images.clone() };
+    let embedder = Embedder::of(Box::new(counting), PreprocessConfig::from_json(TINY_PREPROCESSOR).unwrap());
+    let mut s = SearchSession::new(embedder, sha256_hex(TINY_WEIGHTS));
+    let c = catalog(s.embedder(), s.weights_sha256(), s.embedder().model.embedding_dim());
+    s.use_catalog(c).unwrap();
+    let runs = || images.swap(0, std::sync::atomic::Ordering::SeqCst);
+    runs();
+    let o = RankingOverrides::default();
+    let other = RankingOverrides { text_weight: Some(0.0), ..Default::default() };
+    let region = Region { x: 0, y: 0, width: 300, height: 200 };
+    let (_, bytes, _) = IMAGES[0];
+    s.rank_photo(bytes, &o).unwrap();
+    assert_eq!(runs(), 1, "the photo");
+    s.rank_region(region, &o).unwrap();
+    assert_eq!(runs(), 1, "its region");
+    s.rerank(&other).unwrap();
+    assert!(s.rank_region(Region { width: 2, ..region }, &o).is_err());
+    s.rank_whole_photo(&o).unwrap();
+    s.rerank(&other).unwrap();
+    assert_eq!(runs(), 0, "reranking, a refused region and going back to the whole photo run nothing");
+    s.rank_photo_region(bytes, region, &o).unwrap();
+    assert_eq!(runs(), 1, "--crop embeds the region only");
+    s.rank_whole_photo(&o).unwrap();
+    s.rank_whole_photo(&o).unwrap();
+    assert_eq!(runs(), 1, "the whole photo, once, when first asked for");
 }
