@@ -344,7 +344,7 @@ const crop = new CropBox({
   area: $('crop-area'),
   img: $('query-image'),
   box: $('crop-box'),
-  onCommit: (region) => ask(rankRegionRequest(region), 'The selected region'),
+  onCommit: (region) => ask(rankRegionRequest(region), 'The box'),
   onClear: () => ask(wholePhotoRequest(), 'The whole photo'),
 });
 $('crop-clear').addEventListener('click', () => crop.clear());

@@ -26,7 +26,7 @@ function nativeRanking(shot, region, extra = []) {
 const assertSameRanking = (page, native, what) => assertRankingNear(page, native, what, 1e-4);
 
 /** Runs `action` and waits for the worker's next answer (a ranking or an error) and "ready". */
-async function nextAnswer(page, action) {
+export async function nextAnswer(page, action) {
   const before = await page.evaluate(() => window.clipmatch.answers);
   await action();
   await page.waitForFunction((n) => window.clipmatch.answers > n, before, { timeout: 60_000 });
@@ -39,12 +39,12 @@ const photoBox = (page) => page.$eval('#query-image', (img) => {
   return { x: r.left + img.clientLeft, y: r.top + img.clientTop, width: img.clientWidth, height: img.clientHeight, natural: [img.naturalWidth, img.naturalHeight] };
 });
 
-async function waitForPhoto(page) {
+export async function waitForPhoto(page) {
   await page.waitForFunction(() => document.querySelector('#query-image').naturalWidth > 0, null, { timeout: 10_000 });
 }
 
 /** Drags with the mouse from one point to another, given as fractions of the shown photo. */
-async function mouseDrag(page, [fx0, fy0], [fx1, fy1]) {
+export async function mouseDrag(page, [fx0, fy0], [fx1, fy1]) {
   await page.$eval('#query-image', (img) => img.scrollIntoView({ block: 'center' }));
   const b = await photoBox(page);
   await page.mouse.move(b.x + fx0 * b.width, b.y + fy0 * b.height);
@@ -54,7 +54,7 @@ async function mouseDrag(page, [fx0, fy0], [fx1, fy1]) {
 }
 
 /** The region the page searches ([x, y, w, h]), or null, and what it says about it. */
-async function regionShown(page) {
+export async function regionShown(page) {
   return page.evaluate(() => {
     const r = window.clipmatch.region;
     return { region: r && [r.x, r.y, r.width, r.height], status: document.querySelector('#crop-status').textContent, boxShown: !document.querySelector('#crop-box').hidden };
@@ -155,7 +155,7 @@ export function cropTests() {
     // 60 % of the width but 2 screen pixels high: a few of the photo's pixels.
     await nextAnswer(page, () => mouseDrag(page, [0.2, 0.5], [0.8, 0.5 + 2 / b.height]));
     const message = await inputError(page);
-    assert.match(message, /^The selected region: the region is \d+x\d pixels, too small: each side must be at least 8 pixels$/);
+    assert.match(message, /^The box: the region is \d+x\d pixels, too small: each side must be at least 8 pixels$/);
     assert.ok(!message.includes('\n'), message);
     assert.equal(await page.isVisible('#answer'), true, 'the photo and its results stay');
     assert.deepEqual(await results(page), whole);
