@@ -157,7 +157,10 @@ async function ask(message, label) {
     showInputError(`${label}: ${e.message}`);
     // A refused region: the box goes back to the region still searched, the results stay.
     if (region && ticket === state.regionTicket && ticket > state.photoTicket) crop.revert(state.region);
-    if (!rerank && !region && ticket === state.latest) $('answer').hidden = true;
+    if (!rerank && !region && ticket === state.latest) {
+      $('answer').hidden = true;
+      state.lastRanking = null; // the worker freed the photo before: nothing to re-rank until the next one
+    }
   } finally {
     state.outstanding--;
     if (state.outstanding === 0 && state.model.ready) setState('ready');

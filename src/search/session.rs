@@ -108,8 +108,8 @@ impl SearchSession {
         self.catalog.as_ref().ok_or(SessionError::NoCatalog)
     }
 
-    /// Ranks an encoded photo (JPEG, PNG, WebP, GIF) against the catalog; the photo is kept,
-    /// and any region of the one before is forgotten.
+    /// Ranks an encoded photo (JPEG, PNG, WebP, GIF) against the catalog; the photo is kept.
+    /// The photo before (and its region) is freed first, so one that cannot be read leaves none.
     pub fn rank_photo(&mut self, bytes: &[u8], overrides: &RankingOverrides) -> Result<Ranking, Error> {
         self.catalog()?;
         self.photo = None;

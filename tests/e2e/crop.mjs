@@ -129,7 +129,7 @@ export function cropTests() {
     assert.deepEqual(shown.region, expected);
     assertSameRanking(await results(page), nativeRanking(juice, expected), 'the keyboard\'s region');
     assert.match(await page.getAttribute('#crop-area', 'aria-label'), /draw a box around the product/);
-    assert.match(await page.textContent('#crop-hint'), /arrows move the box, Shift\+arrows resize it, Escape goes back to the whole photo/);
+    assert.match(await page.textContent('#crop-hint'), /an arrow makes a box and the arrows move it, Shift\+arrows resize it, Escape goes back to the whole photo/);
     await page.screenshot({ path: path.join(out, 'desktop-crop-keys.png'), fullPage: true });
 
     await nextAnswer(page, () => page.keyboard.press('Escape'));
