@@ -175,9 +175,18 @@ use clipmatch::imaging::decode::{decode_rgb, DecodeLimits};
 use clipmatch::models::model::{EmbeddingModel, Engine, Family, FamilyTowers};
 use clipmatch::ModelError;
 
-/// tests/fixtures/crops: regions of fixture photos cut by Pillow (make_crops.py) from the
-/// upright (EXIF-transposed) image: (photo bytes, region, upright size, Pillow's crop as PNG).
-fn pillow_crops() -> Vec<(&'static [u8], Region, (u32, u32), &'static [u8], String)> {
+/// A region of a fixture photo cut by Pillow (tests/fixtures/crops/make_crops.py) from the
+/// upright (EXIF-transposed) image.
+struct PillowCrop {
+    file: String,
+    photo: &'static [u8],
+    region: Region,
+    upright: (u32, u32),
+    /// Pillow's crop, as PNG.
+    png: &'static [u8],
+}
+
+fn pillow_crops() -> Vec<PillowCrop> {
     let listed: serde_json::Value = serde_json::from_str(include_str!("fixtures/crops/crops.json")).unwrap();
     let png = |name: &str| -> &'static [u8] {
         match name {
@@ -195,9 +204,13 @@ fn pillow_crops() -> Vec<(&'static [u8], Region, (u32, u32), &'static [u8], Stri
             let n = |v: &serde_json::Value| v.as_u64().unwrap() as u32;
             let r = &c["region"];
             let file = c["photo"].as_str().unwrap();
-            let (bytes, _) = image(file);
-            let region = Region { x: n(&r[0]), y: n(&r[1]), width: n(&r[2]), height: n(&r[3]) };
-            (bytes, region, (n(&c["upright_size"][0]), n(&c["upright_size"][1])), png(c["crop"].as_str().unwrap()), file.to_string())
+            PillowCrop {
+                file: file.to_string(),
+                photo: image(file).0,
+                region: Region { x: n(&r[0]), y: n(&r[1]), width: n(&r[2]), height: n(&r[3]) },
+                upright: (n(&c["upright_size"][0]), n(&c["upright_size"][1])),
+                png: png(c["crop"].as_str().unwrap()),
+            }
         })
         .collect()
 }
@@ -218,7 +231,7 @@ fn ranking_of(s: &SearchSession, query: &[f32], o: &RankingOverrides) -> clipmat
 fn a_region_ranks_as_pillows_crop_of_the_upright_photo_would() {
     let mut s = loaded_session();
     let everything = RankingOverrides { top_k: Some(100), ..Default::default() };
-    for (bytes, region, upright, pillow_png, file) in pillow_crops() {
+    for PillowCrop { file, photo: bytes, region, upright, png: pillow_png } in pillow_crops() {
         let whole = s.rank_photo(bytes, &everything).unwrap();
         assert_eq!(s.photo_size(), Some(upright), "{file}: regions are in the upright frame");
         let ours = s.rank_region(region, &everything).unwrap();
