@@ -143,6 +143,19 @@ pub enum BundleError {
     WeightsChanged { found: String, listed: String },
 }
 
+/// Why a region of a photo (`clipmatch query --crop`, the box drawn on the page) was refused.
+#[derive(Debug, Error, PartialEq)]
+pub enum RegionError {
+    #[error("a region is x,y,width,height in whole pixels of the upright photo (e.g. 10,20,200,150), not {0:?}")]
+    Syntax(String),
+    #[error("the region {region} (x,y,width,height) reaches past the photo, which is {width}x{height} pixels upright")]
+    Outside { region: crate::imaging::crop::Region, width: u32, height: u32 },
+    #[error("the region is {width}x{height} pixels, too small: each side must be at least {min_side} pixels")]
+    TooSmall { width: u32, height: u32, min_side: u32 },
+    #[error("the region is {width}x{height} pixels, too thin to search: its long side may be at most {max_ratio} times its short side")]
+    TooThin { width: u32, height: u32, max_ratio: u32 },
+}
+
 /// Why a search session cannot do what was asked yet.
 #[derive(Debug, Error)]
 pub enum SessionError {
@@ -242,6 +255,8 @@ pub enum Error {
     Bundle(#[from] BundleError),
     #[error(transparent)]
     Session(#[from] SessionError),
+    #[error(transparent)]
+    Region(#[from] RegionError),
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;

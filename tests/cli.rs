@@ -231,3 +231,47 @@ fn grocery_catalog_from_folder_names() {
     let s = text(&o.stdout);
     assert_eq!(s.lines().filter(|l| l.trim_start().starts_with(char::is_numeric)).count(), 5, "{s}");
 }
+
+#[test]
+fn query_crop_ranks_the_region_as_pillows_crop_of_it_and_refuses_bad_regions_in_one_line() {
+    let Some(tok) = tokenizer() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("products");
+    fs::create_dir(&src).unwrap();
+    for f in ["photo.jpg", "tall.png", "gray.png", "lossless.webp"] {
+        fs::copy(fixtures().join("images").join(f), src.join(f)).unwrap();
+    }
+    let out = tmp.path().join("catalog");
+    let o = run(&["build", src.to_str().unwrap(), "--out", out.to_str().unwrap(), "--vector-dtype", "f32"], &tok);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let query = |photo: &Path, extra: &[&str]| {
+        let mut args = vec!["query", photo.to_str().unwrap(), "--catalog", out.to_str().unwrap(), "--json"];
+        args.extend_from_slice(extra);
+        run(&args, &tok)
+    };
+    let json = |o: &Output| -> serde_json::Value {
+        assert!(o.status.success(), "{}", text(&o.stderr));
+        serde_json::from_slice(&o.stdout).unwrap()
+    };
+    // gray.png is lossless: Pillow's crop of it (tests/fixtures/crops) has the very same pixels.
+    let photo = fixtures().join("images/gray.png");
+    let cropped = json(&query(&photo, &["--crop", "100,40,90,250"]));
+    assert_eq!(cropped["crop"], serde_json::json!({"x": 100, "y": 40, "width": 90, "height": 250}));
+    let pillow = json(&query(&fixtures().join("crops/gray_100_40_90_250.png"), &[]));
+    assert_eq!(cropped["ranking"], pillow["ranking"]);
+    let whole = json(&query(&photo, &[]));
+    assert_eq!(whole["crop"], serde_json::Value::Null);
+    assert_ne!(whole["ranking"], cropped["ranking"]);
+
+    for (crop, expected) in [
+        ("0,0,5,5", "the region is 5x5 pixels, too small: each side must be at least 8 pixels"),
+        ("200,0,90,100", "the region 200,0,90,100 (x,y,width,height) reaches past the photo, which is 256x320 pixels upright"),
+        ("1,2,3", "a region is x,y,width,height in whole pixels of the upright photo (e.g. 10,20,200,150), not \"1,2,3\""),
+    ] {
+        let o = query(&photo, &["--crop", crop]);
+        assert!(!o.status.success(), "{crop}");
+        let e = text(&o.stderr);
+        // The reason on the first line (clap adds a hint to try --help after its own errors).
+        assert!(e.lines().next().unwrap().contains(expected), "{crop}: {e}");
+    }
+}

@@ -166,3 +166,245 @@ fn a_catalog_of_another_model_is_refused() {
     let r = s.rank_photo(IMAGES[0].1, &RankingOverrides::default()).unwrap();
     assert_eq!(r.matches.len(), 4);
 }
+
+// ---- Regions of the last photo (the box drawn on the page, `clipmatch query --crop`) ----
+
+use clipmatch::error::RegionError;
+use clipmatch::imaging::crop::Region;
+use clipmatch::imaging::decode::{decode_rgb, DecodeLimits};
+use clipmatch::models::model::{EmbeddingModel, Engine, Family, FamilyTowers};
+use clipmatch::ModelError;
+
+/// A region of a fixture photo cut by Pillow (tests/fixtures/crops/make_crops.py) from the
+/// upright (EXIF-transposed) image.
+struct PillowCrop {
+    file: String,
+    photo: &'static [u8],
+    region: Region,
+    upright: (u32, u32),
+    /// Pillow's crop, as PNG.
+    png: &'static [u8],
+}
+
+fn pillow_crops() -> Vec<PillowCrop> {
+    let listed: serde_json::Value = serde_json::from_str(include_str!("fixtures/crops/crops.json")).unwrap();
+    let png = |name: &str| -> &'static [u8] {
+        match name {
+            "lossless_30_20_120_100.png" => include_bytes!("fixtures/crops/lossless_30_20_120_100.png"),
+            "gray_100_40_90_250.png" => include_bytes!("fixtures/crops/gray_100_40_90_250.png"),
+            "exif_rotated_40_320_300_280.png" => include_bytes!("fixtures/crops/exif_rotated_40_320_300_280.png"),
+            other => panic!("{other} is not compiled into the tests"),
+        }
+    };
+    listed["crops"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            let n = |v: &serde_json::Value| v.as_u64().unwrap() as u32;
+            let r = &c["region"];
+            let file = c["photo"].as_str().unwrap();
+            PillowCrop {
+                file: file.to_string(),
+                photo: image(file).0,
+                region: Region { x: n(&r[0]), y: n(&r[1]), width: n(&r[2]), height: n(&r[3]) },
+                upright: (n(&c["upright_size"][0]), n(&c["upright_size"][1])),
+                png: png(c["crop"].as_str().unwrap()),
+            }
+        })
+        .collect()
+}
+
+fn cosine(a: &[f32], b: &[f32]) -> f32 {
+    let dot: f32 = a.iter().zip(b).map(|(x, y)| x * y).sum();
+    dot / (a.iter().map(|x| x * x).sum::<f32>().sqrt() * b.iter().map(|x| x * x).sum::<f32>().sqrt())
+}
+
+/// The ranking of `query` with the catalog's defaults, as the session would give it.
+fn ranking_of(s: &SearchSession, query: &[f32], o: &RankingOverrides) -> clipmatch::Ranking {
+    let catalog = s.catalog().unwrap();
+    let r = o.resolve(&catalog.manifest.ranking);
+    rank(catalog, query, r.weights, r.top_k, r.min_score)
+}
+
+#[test]
+fn a_region_ranks_as_pillows_crop_of_the_upright_photo_would() {
+    let mut s = loaded_session();
+    let everything = RankingOverrides { top_k: Some(100), ..Default::default() };
+    for PillowCrop { file, photo: bytes, region, upright, png: pillow_png } in pillow_crops() {
+        let whole = s.rank_photo(bytes, &everything).unwrap();
+        assert_eq!(s.photo_size(), Some(upright), "{file}: regions are in the upright frame");
+        let ours = s.rank_region(region, &everything).unwrap();
+        assert_eq!(s.region(), Some(region));
+        assert_ne!(ours, whole, "{file}: the region ranks differently from the whole photo");
+        let theirs = s.embedder().embed_photo(pillow_png).unwrap();
+        // The region's own pixels against Pillow's crop.
+        let our_pixels = region.crop(&decode_rgb(bytes, &DecodeLimits::default()).unwrap(), 20).unwrap();
+        let their_pixels = decode_rgb(pillow_png, &DecodeLimits::default()).unwrap();
+        assert_eq!(our_pixels.dimensions(), their_pixels.dimensions(), "{file}");
+        let max_diff = our_pixels.as_raw().iter().zip(their_pixels.as_raw()).map(|(a, b)| a.abs_diff(*b)).max().unwrap();
+        if file.ends_with(".jpg") {
+            // JPEG decoders differ by a few levels (tests/parity.rs); a misplaced region by far more.
+            assert!(max_diff <= 6, "{file}: pixels differ by up to {max_diff} levels");
+            let ours_q = s.embedder().embed_rgb(&our_pixels).unwrap();
+            assert!(cosine(&ours_q, &theirs) > 0.9999, "{file}: cosine {}", cosine(&ours_q, &theirs));
+            assert_eq!(ranking_of(&s, &ours_q, &everything), ours);
+        } else {
+            // Lossless: the same pixels, so the same embedding and the same ranking, exactly.
+            assert_eq!(max_diff, 0, "{file}");
+            assert_eq!(ours, ranking_of(&s, &theirs, &everything), "{file}");
+        }
+    }
+}
+
+#[test]
+fn a_region_in_the_stored_frame_is_not_the_upright_one() {
+    // exif_rotated.jpg is stored 640x480 and upright 480x640: 500,0,100,100 lies in the stored
+    // frame only, so it is refused, naming the upright size.
+    let mut s = loaded_session();
+    s.rank_photo(image("images/exif_rotated.jpg").0, &RankingOverrides::default()).unwrap();
+    let err = s.rank_region(Region { x: 500, y: 0, width: 100, height: 100 }, &RankingOverrides::default()).unwrap_err();
+    assert_eq!(err.to_string(), "the region 500,0,100,100 (x,y,width,height) reaches past the photo, which is 480x640 pixels upright");
+}
+
+#[test]
+fn a_refused_region_says_why_in_one_line_and_changes_nothing() {
+    let mut s = loaded_session();
+    let o = RankingOverrides::default();
+    let good = Region { x: 100, y: 100, width: 200, height: 150 };
+    let err = s.rank_region(good, &o).unwrap_err();
+    assert!(matches!(err, Error::Session(SessionError::NoQuery)), "no photo yet: {err}");
+    s.rank_photo(IMAGES[0].1, &o).unwrap(); // photo.jpg, 640x480
+    let by_region = s.rank_region(good, &o).unwrap();
+    for (bad, expected) in [
+        (Region { x: 600, y: 0, width: 41, height: 100 }, RegionError::Outside { region: Region { x: 600, y: 0, width: 41, height: 100 }, width: 640, height: 480 }),
+        (Region { x: 0, y: 0, width: 100, height: 7 }, RegionError::TooSmall { width: 100, height: 7, min_side: 8 }),
+        (Region { x: 0, y: 0, width: 8, height: 170 }, RegionError::TooThin { width: 8, height: 170, max_ratio: 20 }),
+    ] {
+        let err = s.rank_region(bad, &o).unwrap_err();
+        assert!(matches!(&err, Error::Region(e) if *e == expected), "{err}");
+        assert!(!err.to_string().contains('\n'));
+        assert_eq!(s.region(), Some(good), "the region before is kept");
+        assert_eq!(s.rerank(&o).unwrap(), by_region);
+    }
+}
+
+#[test]
+fn rerank_applies_to_the_region_and_the_whole_photo_comes_back_as_it_was() {
+    let mut s = loaded_session();
+    let (_, bytes, _) = IMAGES[0];
+    let region = Region { x: 320, y: 0, width: 320, height: 240 };
+    let whole = s.rank_photo(bytes, &RankingOverrides::default()).unwrap();
+    s.rank_region(region, &RankingOverrides::default()).unwrap();
+    let crop = region.crop(&decode_rgb(bytes, &DecodeLimits::default()).unwrap(), 20).unwrap();
+    let region_query = s.embedder().embed_rgb(&crop).unwrap();
+    let other = RankingOverrides { text_weight: Some(0.0), image_weight: Some(2.0), top_k: Some(3), ..Default::default() };
+    assert_eq!(s.rerank(&other).unwrap(), ranking_of(&s, &region_query, &other));
+    // Back to the whole photo: its ranking as before, and reranking it again.
+    assert_eq!(s.rank_whole_photo(&RankingOverrides::default()).unwrap(), whole);
+    assert_eq!(s.region(), None);
+    assert_eq!(s.rerank(&other).unwrap(), s.rank_photo(bytes, &other).unwrap());
+}
+
+#[test]
+fn ranking_only_a_region_of_a_photo_equals_ranking_the_photo_then_its_region() {
+    let o = RankingOverrides { top_k: Some(100), ..Default::default() };
+    let region = Region { x: 10, y: 10, width: 100, height: 80 };
+    let (_, bytes, _) = IMAGES[5]; // photo.webp
+    let mut a = loaded_session();
+    let direct = a.rank_photo_region(bytes, region, &o).unwrap();
+    let mut b = loaded_session();
+    let whole = b.rank_photo(bytes, &o).unwrap();
+    assert_eq!(direct, b.rank_region(region, &o).unwrap());
+    // The whole photo was never embedded in `a`: asking for it runs the model once.
+    assert_eq!(a.rank_whole_photo(&o).unwrap(), whole);
+}
+
+#[test]
+fn a_new_photo_or_catalog_forgets_the_region() {
+    let mut s = loaded_session();
+    let o = RankingOverrides::default();
+    s.rank_photo(IMAGES[0].1, &o).unwrap();
+    s.rank_region(Region { x: 0, y: 0, width: 64, height: 64 }, &o).unwrap();
+    let second = s.rank_photo(IMAGES[5].1, &o).unwrap();
+    assert_eq!(s.region(), None);
+    assert_eq!(s.rerank(&o).unwrap(), second);
+    let rgba = image::load_from_memory(IMAGES[0].1).unwrap().to_rgba8();
+    s.rank_region(Region { x: 0, y: 0, width: 64, height: 64 }, &o).unwrap();
+    s.rank_rgba(rgba.as_raw(), rgba.width(), rgba.height(), &o).unwrap();
+    assert_eq!(s.region(), None, "a camera frame is a new photo too");
+    s.rank_region(Region { x: 0, y: 0, width: 64, height: 64 }, &o).unwrap();
+    let c = catalog(s.embedder(), s.weights_sha256(), s.embedder().model.embedding_dim());
+    s.use_catalog(c).unwrap();
+    assert_eq!((s.region(), s.photo_size()), (None, None));
+    assert!(matches!(s.rank_region(Region { x: 0, y: 0, width: 64, height: 64 }, &o), Err(Error::Session(SessionError::NoQuery))));
+}
+
+/// The tiny CLIP, counting the images its vision tower embeds (each is a model run).
+struct Counting {
+    model: ClipModel,
+    images: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl FamilyTowers for Counting {
+    fn family(&self) -> Family {
+        self.model.family()
+    }
+    fn engine(&self) -> Engine {
+        self.model.engine()
+    }
+    fn embedding_dim(&self) -> usize {
+        FamilyTowers::embedding_dim(&self.model)
+    }
+    fn image_size(&self) -> usize {
+        self.model.image_size()
+    }
+    fn embed_images(&self, pixel_values: &[f32], n: usize) -> Result<Vec<Vec<f32>>, ModelError> {
+        self.images.fetch_add(n, std::sync::atomic::Ordering::SeqCst);
+        self.model.embed_images(pixel_values, n)
+    }
+    fn embed_ids(&self, ids: &[Vec<u32>]) -> Result<Vec<Vec<f32>>, ModelError> {
+        self.model.embed_ids(ids)
+    }
+}
+
+impl EmbeddingModel for Counting {
+    fn towers(&self) -> &dyn FamilyTowers {
+        self
+    }
+    #[cfg(not(target_arch = "wasm32"))]
+    fn embed_texts(&self, _: &[&str]) -> Result<Vec<Vec<f32>>, ModelError> {
+        Err(ModelError::NoTextTower)
+    }
+}
+
+#[test]
+fn the_model_runs_only_for_new_pixels_never_for_reranking_or_going_back_to_the_whole_photo() {
+    let images = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let model = ClipModel::load(TINY_CONFIG, TINY_WEIGHTS, Some(Towers::VisionOnly)).unwrap();
+    let counting = Counting { model, images: images.clone() };
+    let embedder = Embedder::of(Box::new(counting), PreprocessConfig::from_json(TINY_PREPROCESSOR).unwrap());
+    let mut s = SearchSession::new(embedder, sha256_hex(TINY_WEIGHTS));
+    let c = catalog(s.embedder(), s.weights_sha256(), s.embedder().model.embedding_dim());
+    s.use_catalog(c).unwrap();
+    let runs = || images.swap(0, std::sync::atomic::Ordering::SeqCst);
+    runs();
+    let o = RankingOverrides::default();
+    let other = RankingOverrides { text_weight: Some(0.0), ..Default::default() };
+    let region = Region { x: 0, y: 0, width: 300, height: 200 };
+    let (_, bytes, _) = IMAGES[0];
+    s.rank_photo(bytes, &o).unwrap();
+    assert_eq!(runs(), 1, "the photo");
+    s.rank_region(region, &o).unwrap();
+    assert_eq!(runs(), 1, "its region");
+    s.rerank(&other).unwrap();
+    assert!(s.rank_region(Region { width: 2, ..region }, &o).is_err());
+    s.rank_whole_photo(&o).unwrap();
+    s.rerank(&other).unwrap();
+    assert_eq!(runs(), 0, "reranking, a refused region and going back to the whole photo run nothing");
+    s.rank_photo_region(bytes, region, &o).unwrap();
+    assert_eq!(runs(), 1, "--crop embeds the region only");
+    s.rank_whole_photo(&o).unwrap();
+    s.rank_whole_photo(&o).unwrap();
+    assert_eq!(runs(), 1, "the whole photo, once, when first asked for");
+}

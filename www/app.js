@@ -3,13 +3,16 @@
 import { bundleFolderUrl, BundleRefused } from './bundle.js';
 import { ModelWorker, REQUEST_TIMEOUT_MS } from './model-worker.js';
 import { singleThreadRequested, leaveIsolation, isolateForThreads } from './isolation.js';
-import { isRerankRequest, rankPixelsRequest, rankRequest, rerankRequest } from './messages.js';
+import { isPhotoRequest, isRegionRequest, isRerankRequest, rankPixelsRequest, rankRegionRequest, rankRequest, rerankRequest, wholePhotoRequest } from './messages.js';
+import { CropBox } from './crop.js';
 
 const $ = (id) => document.getElementById(id);
 const params = new URLSearchParams(location.search);
 
 // maxPhotoBytes: the largest photo the matcher accepts, from the worker's `ready` message.
-const state = { model: null, summary: null, maxPhotoBytes: null, thumbnails: new Map(), thumbUrls: new Map(), weights: null, answers: 0, restarts: 0, outstanding: 0, latest: 0 };
+// region: the part of the photo being searched ({x, y, width, height} in its upright pixels), or null.
+// photoTicket / regionTicket: the latest photo and region requests (see ask).
+const state = { model: null, summary: null, maxPhotoBytes: null, thumbnails: new Map(), thumbUrls: new Map(), weights: null, answers: 0, restarts: 0, outstanding: 0, latest: 0, region: null, photoTicket: 0, regionTicket: 0 };
 window.clipmatch = state; // for tests and curious people
 
 function setState(s) { document.body.dataset.state = s; }
@@ -133,13 +136,18 @@ function startModel(bundleUrl) {
 /** Sends a request to the model and shows its answer, if it is still the latest one. */
 async function ask(message, label) {
   const rerank = isRerankRequest(message);
+  const region = isRegionRequest(message);
   const ticket = ++state.latest;
+  if (isPhotoRequest(message)) state.photoTicket = ticket;
+  if (region) state.regionTicket = ticket;
   state.outstanding++;
   setState('busy');
   try {
     const answer = await state.model.request({ ...message, weights: state.weights });
     if (answer === null) return; // replaced by a newer request before it ran
     state.answers++;
+    // The worker now searches this region of the photo, even if a newer request hides this answer.
+    if (region && ticket > state.photoTicket) state.region = message.region || null;
     if (ticket !== state.latest) return; // an older photo's answer
     showInputError('');
     state.lastMs = answer.ms;
@@ -147,7 +155,12 @@ async function ask(message, label) {
   } catch (e) {
     state.answers++;
     showInputError(`${label}: ${e.message}`);
-    if (!rerank && ticket === state.latest) $('answer').hidden = true;
+    // A refused region: the box goes back to the region still searched, the results stay.
+    if (region && ticket === state.regionTicket && ticket > state.photoTicket) crop.revert(state.region);
+    if (!rerank && !region && ticket === state.latest) {
+      $('answer').hidden = true;
+      state.lastRanking = null; // the worker freed the photo before: nothing to re-rank until the next one
+    }
   } finally {
     state.outstanding--;
     if (state.outstanding === 0 && state.model.ready) setState('ready');
@@ -167,13 +180,17 @@ async function handleFile(file) {
   await ask(rankRequest(bytes), label);
 }
 
-/** Shows the answer area for a new photo (its image comes with setQueryImage). */
+/** Shows the answer area for a new photo (its image comes with setQueryImage); no box on it yet. */
 function showQuery(caption) {
   const img = $('query-image');
   if (img.dataset.url) URL.revokeObjectURL(img.dataset.url);
   delete img.dataset.url;
   img.removeAttribute('src');
+  state.region = null;
+  crop.reset();
   $('query-caption').textContent = caption;
+  $('crop-status').textContent = '';
+  $('crop-clear').hidden = true;
   $('result-list').replaceChildren();
   $('verdict').textContent = 'Looking…';
   $('verdict').className = '';
@@ -193,8 +210,19 @@ function thumbnailUrl(path) {
   return state.thumbUrls.get(path);
 }
 
+/** Says what the results are for: the whole photo, or the region boxed on it. */
+function showCropStatus() {
+  const r = state.region;
+  $('crop-status').textContent = r
+    ? `Results for the selected region: ${r.width} × ${r.height} pixels at (${r.x}, ${r.y}) of the photo.`
+    : 'Results for the whole photo.';
+  $('crop-status').classList.toggle('region', Boolean(r));
+  $('crop-clear').hidden = !r;
+}
+
 function render(ranking) {
   state.lastRanking = ranking;
+  showCropStatus();
   const list = $('result-list');
   const verdict = $('verdict');
   const best = ranking.matches[0];
@@ -313,6 +341,16 @@ function wire() {
   $('weights-reset').addEventListener('click', () => { resetWeights(); if (state.lastRanking) ask(rerankRequest(), 'Re-ranking'); });
   $('query-image').addEventListener('error', () => { $('query-image').removeAttribute('src'); });
 }
+
+// The box drawn on the photo: its region is ranked on release, without decoding the photo again.
+const crop = new CropBox({
+  area: $('crop-area'),
+  img: $('query-image'),
+  box: $('crop-box'),
+  onCommit: (region) => ask(rankRegionRequest(region), 'The box'),
+  onClear: () => ask(wholePhotoRequest(), 'The whole photo'),
+});
+$('crop-clear').addEventListener('click', () => crop.clear());
 
 wire();
 

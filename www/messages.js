@@ -7,7 +7,9 @@ export const Request = Object.freeze({
   LOAD: 'load',
   RANK: 'rank', // an encoded photo
   RANK_PIXELS: 'rankPixels', // a camera frame's RGBA pixels
-  RERANK: 'rerank', // the last photo again, with other weights
+  RERANK: 'rerank', // the last photo (or its region) again, with other weights
+  RANK_REGION: 'rankRegion', // a region of the last photo, without decoding it again
+  WHOLE_PHOTO: 'wholePhoto', // the whole last photo again (its region forgotten)
 });
 
 /** Replies and notices, worker -> page. */
@@ -30,15 +32,21 @@ export const Reply = Object.freeze({
  * and a test-only fault ('trap', 'hang', 'crash' or null; see model-worker.js). */
 export const loadRequest = ({ bundleUrl, engine, maxThreads, thumbnails, fault }) =>
   ({ type: Request.LOAD, bundleUrl, engine, maxThreads, thumbnails, fault });
-/** `bytes`: an ArrayBuffer of an encoded photo. */
+/** `bytes`: an ArrayBuffer of an encoded photo. A photo request may also carry a `region`
+ * (model-worker.js adds it when a restarted worker must rank the photo and then that region). */
 export const rankRequest = (bytes) => ({ type: Request.RANK, bytes });
 /** `rgba`: an ArrayBuffer of width x height x 4 bytes. */
 export const rankPixelsRequest = (rgba, width, height) => ({ type: Request.RANK_PIXELS, rgba, width, height });
 export const rerankRequest = () => ({ type: Request.RERANK });
+/** `region`: {x, y, width, height} in whole pixels of the last photo, upright (crop.js). */
+export const rankRegionRequest = (region) => ({ type: Request.RANK_REGION, region });
+export const wholePhotoRequest = () => ({ type: Request.WHOLE_PHOTO });
 
 /** Whether a request ranks a new photo (rather than the last one again). */
 export const isPhotoRequest = (message) => message.type === Request.RANK || message.type === Request.RANK_PIXELS;
 export const isRerankRequest = (message) => message.type === Request.RERANK;
+/** Whether a request picks what of the last photo is searched: a region, or the whole photo. */
+export const isRegionRequest = (message) => message.type === Request.RANK_REGION || message.type === Request.WHOLE_PHOTO;
 
 /**
  * The worker's check of a ranking request before it touches wasm: throws an Error for an unknown
@@ -47,10 +55,18 @@ export const isRerankRequest = (message) => message.type === Request.RERANK;
  */
 export function checkRankingRequest(message) {
   const { type } = message;
-  if (type === Request.RERANK) return;
-  if (type !== Request.RANK && type !== Request.RANK_PIXELS) throw new Error(`unknown request ${type}`);
+  if (type === Request.RERANK || type === Request.WHOLE_PHOTO) return;
+  if (type !== Request.RANK && type !== Request.RANK_PIXELS && type !== Request.RANK_REGION) throw new Error(`unknown request ${type}`);
+  if (message.region !== undefined || type === Request.RANK_REGION) checkRegion(message.region);
+  if (type === Request.RANK_REGION) return;
   const bytes = type === Request.RANK ? message.bytes : message.rgba;
   if (!(bytes instanceof ArrayBuffer)) throw new Error(`a ${type} request without its bytes`);
+}
+
+/** A region is four numbers; whether they are whole pixels inside the photo the wasm side checks. */
+function checkRegion(region) {
+  const fields = ['x', 'y', 'width', 'height'];
+  if (!region || fields.some((f) => typeof region[f] !== 'number')) throw new Error('a region must give x, y, width and height as numbers');
 }
 
 // Worker -> page.

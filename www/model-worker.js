@@ -7,7 +7,7 @@
 // Test-only: `faults` (from the page's `?testFault=KIND-once|KIND-twice`, KIND = trap, hang or
 // crash) makes the first (or first two) workers fail that way on their first photo.
 
-import { Reply, isPhotoRequest, isRerankRequest, loadRequest } from './messages.js';
+import { Reply, Request, isPhotoRequest, isRegionRequest, isRerankRequest, loadRequest } from './messages.js';
 
 /** How long one request (a photo, or re-ranking) may take before the worker is restarted. */
 export const REQUEST_TIMEOUT_MS = 60_000;
@@ -34,6 +34,7 @@ export class ModelWorker {
     this.current = null; // {job, id, timer}
     this.nextId = 1;
     this.lastPhoto = null; // {message, generation}: re-ranking on a new worker ranks this again
+    this.lastRegion = null; // the region of the last photo being searched (null: the whole photo)
   }
 
   get idle() { return !this.current && this.queue.length === 0; }
@@ -56,13 +57,15 @@ export class ModelWorker {
   }
 
   /**
-   * Sends a request (rankRequest, rankPixelsRequest or rerankRequest of messages.js, with
-   * weights). Resolves with {ranking, ms}, or null when a newer request of
-   * the same kind replaced it before it was sent; rejects with an Error whose message is for the user.
+   * Sends a request (rankRequest, rankPixelsRequest, rerankRequest, rankRegionRequest or
+   * wholePhotoRequest of messages.js, with weights). Resolves with {ranking, ms}, or null when a
+   * newer request of the same kind replaced it before it was sent; rejects with an Error whose
+   * message is for the user.
    */
   request(message) {
-    // An older photo (or re-ranking) still waiting is not worth running: its answer would be hidden.
-    const replaced = (job) => isPhotoRequest(message) || isRerankRequest(job.message);
+    // An older photo, region (or re-ranking) still waiting is not worth running: its answer would be hidden.
+    const replaced = (job) => isPhotoRequest(message) || isRerankRequest(job.message)
+      || (isRegionRequest(message) && isRegionRequest(job.message));
     for (const job of this.queue.filter(replaced)) job.resolve(null);
     this.queue = this.queue.filter((job) => !replaced(job));
     return new Promise((resolve, reject) => {
@@ -75,9 +78,11 @@ export class ModelWorker {
     if (!this.ready || this.current || this.queue.length === 0) return;
     const job = this.queue.shift();
     let message = job.message;
-    // A restarted worker has forgotten the last photo: rank it again with the new weights.
-    if (isRerankRequest(message) && this.lastPhoto && this.lastPhoto.generation !== this.generation) {
-      message = { ...this.lastPhoto.message, weights: message.weights };
+    // A restarted worker has forgotten the last photo: rank it again with the new weights, and
+    // then the region searched (the one asked for, or the one searched before).
+    if ((isRerankRequest(message) || isRegionRequest(message)) && this.lastPhoto && this.lastPhoto.generation !== this.generation) {
+      const region = message.type === Request.RANK_REGION ? message.region : isRerankRequest(message) ? this.lastRegion : null;
+      message = { ...this.lastPhoto.message, weights: message.weights, ...(region ? { region } : {}) };
     }
     const id = this.nextId++;
     const timer = setTimeout(() => this.fail('timeout'), this.timeoutMs);
@@ -103,7 +108,11 @@ export class ModelWorker {
       if (msg.type === Reply.ERROR && msg.fatal) { this.fail('trap'); return; }
       this.current = null;
       if (msg.type === Reply.RESULT) {
-        if (isPhotoRequest(message)) this.lastPhoto = { message, generation: this.generation };
+        if (isPhotoRequest(message)) {
+          const { region, ...photo } = message;
+          this.lastPhoto = { message: photo, generation: this.generation };
+        }
+        if (isPhotoRequest(message) || isRegionRequest(message)) this.lastRegion = message.region || null;
         job.resolve({ ranking: msg.ranking, ms: msg.ms });
       } else job.reject(new Error(msg.message));
       this.pump();

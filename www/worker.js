@@ -178,13 +178,18 @@ self.onmessage = async ({ data: msg }) => {
     }
     if (!matcher) throw new Error('the model is not loaded yet');
     checkRankingRequest(msg);
-    if (fault && msg.type !== Request.RERANK && injectFault()) return;
+    if (fault && msg.type !== Request.RERANK && msg.type !== Request.WHOLE_PHOTO && injectFault()) return;
     const t0 = performance.now();
     const w = msg.weights || {};
+    const rankRegion = (r) => matcher.rankRegion(r.x, r.y, r.width, r.height, w.text, w.image, w.topK);
     let ranking;
     if (msg.type === Request.RANK) ranking = matcher.rankImage(new Uint8Array(msg.bytes), w.text, w.image, w.topK);
     else if (msg.type === Request.RANK_PIXELS) ranking = matcher.rankPixels(new Uint8Array(msg.rgba), msg.width, msg.height, w.text, w.image, w.topK);
+    else if (msg.type === Request.RANK_REGION) ranking = rankRegion(msg.region);
+    else if (msg.type === Request.WHOLE_PHOTO) ranking = matcher.rankWholePhoto(w.text, w.image, w.topK);
     else ranking = matcher.rerank(w.text, w.image, w.topK);
+    // A restarted worker is sent the last photo with the region that was being searched.
+    if (msg.region && msg.type !== Request.RANK_REGION) ranking = rankRegion(msg.region);
     post(resultReply(msg.id, ranking, performance.now() - t0));
   } catch (e) {
     // A trap (e.g. out of memory) leaves the wasm instance unusable: the page restarts the worker.

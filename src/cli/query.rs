@@ -4,6 +4,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
+use clipmatch::imaging::crop::Region;
 use clipmatch::search::rank::Ranking;
 use clipmatch::search::ranking_options::RankingOverrides;
 use clipmatch::Towers;
@@ -31,6 +32,10 @@ pub struct QueryArgs {
     /// Best score under which there is no confident match (default: the catalog's).
     #[arg(long)]
     min_score: Option<f32>,
+    /// Rank only this region of the photo: x,y,width,height in whole pixels of the upright photo
+    /// (EXIF orientation applied), x,y its top-left corner; as the page's box sends it.
+    #[arg(long, value_name = "X,Y,W,H", value_parser = parse_region)]
+    crop: Option<Region>,
     /// Print JSON instead of a table.
     #[arg(long)]
     json: bool,
@@ -50,14 +55,22 @@ pub fn run(args: QueryArgs) -> Result<ExitCode> {
         top_k: args.top_k,
         min_score: args.min_score,
     };
-    let ranking = session.rank_photo(&bytes, &overrides).with_context(|| format!("{}", args.photo.display()))?;
+    let ranking = match args.crop {
+        Some(region) => session.rank_photo_region(&bytes, region, &overrides),
+        None => session.rank_photo(&bytes, &overrides),
+    }
+    .with_context(|| format!("{}", args.photo.display()))?;
     if args.json {
-        let out = serde_json::json!({ "photo": args.photo.display().to_string(), "ranking": ranking });
+        let out = serde_json::json!({ "photo": args.photo.display().to_string(), "crop": args.crop, "ranking": ranking });
         println!("{}", serde_json::to_string_pretty(&out)?);
     } else {
         print_table(&ranking);
     }
     Ok(ExitCode::SUCCESS)
+}
+
+fn parse_region(s: &str) -> Result<Region, String> {
+    s.parse().map_err(|e: clipmatch::error::RegionError| e.to_string())
 }
 
 fn print_table(r: &Ranking) {

@@ -1,6 +1,7 @@
-//! The image pipeline: encoded bytes to upright RGB pixels (`decode`), pixels to a model's
-//! input (`preprocess`), and catalog thumbnails (`thumbnail`).
+//! The image pipeline: encoded bytes to upright RGB pixels (`decode`), a region of them
+//! (`crop`), pixels to a model's input (`preprocess`), and catalog thumbnails (`thumbnail`).
 
+pub mod crop;
 pub mod decode;
 pub mod preprocess;
 /// Catalog building only (the `jpeg-encoder` crate): not in the wasm package.

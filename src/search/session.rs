@@ -1,11 +1,14 @@
-//! A search session: a loaded model, the catalog it ranks against and the last photo's
-//! embedding, so that other weights re-rank it without running the model again. The page's
-//! `Matcher` and `clipmatch query` are thin shells over it.
+//! A search session: a loaded model, the catalog it ranks against and the last photo (its
+//! upright pixels, and the embeddings of the whole photo and of the region the user boxed), so
+//! that a region is ranked without decoding again and other weights re-rank without running the
+//! model again. The page's `Matcher` and `clipmatch query` are thin shells over it.
 
+use image::RgbImage;
 use serde::Serialize;
 
 use crate::error::{Error, SessionError};
-use crate::imaging::decode::rgb_from_rgba;
+use crate::imaging::crop::Region;
+use crate::imaging::decode::{decode_rgb, rgb_from_rgba};
 use crate::models::embedder::Embedder;
 use crate::search::catalog::{Catalog, TunedRanking};
 use crate::search::rank::{rank, Ranking};
@@ -41,19 +44,40 @@ impl CatalogSummary {
     }
 }
 
+/// The last photo: its upright pixels and what has been embedded of it.
+///
+/// Memory: the pixels take 3 bytes each, so at most 3 x [`crate::imaging::decode::MAX_MEGAPIXELS`]
+/// megapixels: 150 MB in the page, 192 MB natively (a 12-megapixel phone photo: 36 MB). They are
+/// the decoder's own output, kept instead of dropped, and are freed before the next photo is
+/// decoded, so decoding never holds two photos at once.
+struct Photo {
+    rgb: RgbImage,
+    /// The whole photo's unit embedding, once computed.
+    whole: Option<Vec<f32>>,
+    /// The region being searched and its unit embedding; `None`: the whole photo.
+    region: Option<(Region, Vec<f32>)>,
+}
+
+impl Photo {
+    /// The embedding ranked now: the region's, else the whole photo's.
+    fn query(&self) -> Option<&[f32]> {
+        self.region.as_ref().map(|(_, q)| q.as_slice()).or(self.whole.as_deref())
+    }
+}
+
 /// A model, and once given, a catalog to rank photos against.
 pub struct SearchSession {
     embedder: Embedder,
     weights_sha256: String,
     catalog: Option<Catalog>,
-    last_query: Option<Vec<f32>>,
+    photo: Option<Photo>,
 }
 
 impl SearchSession {
     /// `weights_sha256`: the hash of the weights `embedder` was loaded from; only catalogs built
     /// with those weights (or equivalent ones) are accepted.
     pub fn new(embedder: Embedder, weights_sha256: String) -> Self {
-        SearchSession { embedder, weights_sha256, catalog: None, last_query: None }
+        SearchSession { embedder, weights_sha256, catalog: None, photo: None }
     }
 
     pub fn embedder(&self) -> &Embedder {
@@ -76,7 +100,7 @@ impl SearchSession {
         catalog.check_model(self.embedder.model.embedding_dim(), Some(&self.weights_sha256), &self.embedder.preprocess)?;
         let summary = CatalogSummary::of(&catalog);
         self.catalog = Some(catalog);
-        self.last_query = None;
+        self.photo = None;
         Ok(summary)
     }
 
@@ -84,31 +108,84 @@ impl SearchSession {
         self.catalog.as_ref().ok_or(SessionError::NoCatalog)
     }
 
-    /// Ranks an encoded photo (JPEG, PNG, WebP, GIF) against the catalog.
+    /// Ranks an encoded photo (JPEG, PNG, WebP, GIF) against the catalog; the photo is kept.
+    /// The photo before (and its region) is freed first, so one that cannot be read leaves none.
     pub fn rank_photo(&mut self, bytes: &[u8], overrides: &RankingOverrides) -> Result<Ranking, Error> {
         self.catalog()?;
-        let query = self.embedder.embed_photo(bytes)?;
-        self.rank_query(query, overrides)
+        self.photo = None;
+        let rgb = decode_rgb(bytes, &self.embedder.limits)?;
+        self.rank_new_photo(rgb, overrides)
     }
 
-    /// Ranks RGBA pixels (e.g. a camera frame) against the catalog.
+    /// Ranks RGBA pixels (e.g. a camera frame) against the catalog, as [`Self::rank_photo`].
     pub fn rank_rgba(&mut self, rgba: &[u8], width: u32, height: u32, overrides: &RankingOverrides) -> Result<Ranking, Error> {
         self.catalog()?;
+        self.photo = None;
         let rgb = rgb_from_rgba(rgba, width, height, &self.embedder.limits)?;
-        let query = self.embedder.embed_rgb(&rgb)?;
-        self.rank_query(query, overrides)
+        self.rank_new_photo(rgb, overrides)
     }
 
-    /// Ranks the last photo again with other settings: no model run.
+    /// Ranks only `region` of an encoded photo (`clipmatch query --crop`): the whole photo is
+    /// not embedded (until [`Self::rank_whole_photo`] asks for it). The photo is kept.
+    pub fn rank_photo_region(&mut self, bytes: &[u8], region: Region, overrides: &RankingOverrides) -> Result<Ranking, Error> {
+        self.catalog()?;
+        self.photo = None;
+        let rgb = decode_rgb(bytes, &self.embedder.limits)?;
+        let query = self.embed_region(&rgb, region)?;
+        self.photo = Some(Photo { rgb, whole: None, region: Some((region, query)) });
+        self.rerank(overrides)
+    }
+
+    /// Ranks `region` of the last photo (in its upright pixels): cropped, then preprocessed and
+    /// embedded as a photo of that region alone would be; no decoding again. A refused region
+    /// leaves the session as it was.
+    pub fn rank_region(&mut self, region: Region, overrides: &RankingOverrides) -> Result<Ranking, Error> {
+        self.catalog()?;
+        let photo = self.photo.as_ref().ok_or(SessionError::NoQuery)?;
+        let query = self.embed_region(&photo.rgb, region)?;
+        self.photo.as_mut().expect("checked above").region = Some((region, query));
+        self.rerank(overrides)
+    }
+
+    /// Forgets the region and ranks the whole last photo: no model run when it was ranked whole
+    /// before.
+    pub fn rank_whole_photo(&mut self, overrides: &RankingOverrides) -> Result<Ranking, Error> {
+        self.catalog()?;
+        let photo = self.photo.as_mut().ok_or(SessionError::NoQuery)?;
+        if photo.whole.is_none() {
+            photo.whole = Some(self.embedder.embed_rgb(&photo.rgb)?);
+        }
+        photo.region = None;
+        self.rerank(overrides)
+    }
+
+    /// The region being searched, if any (else the whole photo is).
+    pub fn region(&self) -> Option<Region> {
+        self.photo.as_ref().and_then(|p| p.region.as_ref().map(|(r, _)| *r))
+    }
+
+    /// The last photo's upright width and height, the frame regions are given in.
+    pub fn photo_size(&self) -> Option<(u32, u32)> {
+        self.photo.as_ref().map(|p| p.rgb.dimensions())
+    }
+
+    /// Ranks the last photo (its region, if one is set) again with other settings: no model run.
     pub fn rerank(&self, overrides: &RankingOverrides) -> Result<Ranking, Error> {
         let catalog = self.catalog()?;
-        let query = self.last_query.as_deref().ok_or(SessionError::NoQuery)?;
+        let query = self.photo.as_ref().and_then(Photo::query).ok_or(SessionError::NoQuery)?;
         let o = overrides.resolve(&catalog.manifest.ranking);
         Ok(rank(catalog, query, o.weights, o.top_k, o.min_score))
     }
 
-    fn rank_query(&mut self, query: Vec<f32>, overrides: &RankingOverrides) -> Result<Ranking, Error> {
-        self.last_query = Some(query);
+    fn rank_new_photo(&mut self, rgb: RgbImage, overrides: &RankingOverrides) -> Result<Ranking, Error> {
+        let whole = self.embedder.embed_rgb(&rgb)?;
+        self.photo = Some(Photo { rgb, whole: Some(whole), region: None });
         self.rerank(overrides)
+    }
+
+    /// The unit embedding of `region` of `rgb`, checked against the photo limits' aspect ratio.
+    fn embed_region(&self, rgb: &RgbImage, region: Region) -> Result<Vec<f32>, Error> {
+        let cropped = region.crop(rgb, self.embedder.limits.max_aspect_ratio)?;
+        self.embedder.embed_rgb(&cropped)
     }
 }

@@ -14,6 +14,7 @@ pub use bench::RankBench;
 pub use limits::max_photo_bytes;
 pub use loader::MatcherLoader;
 
+use crate::imaging::crop::Region;
 use crate::models::embedder::Embedder;
 use crate::search::ranking_options::RankingOverrides;
 use crate::search::session::SearchSession;
@@ -78,6 +79,37 @@ impl Matcher {
         to_js(&self.session.rank_rgba(rgba, width, height, &o).map_err(js)?)
     }
 
+    /// Ranks a region of the last photo, without decoding it again: `x`, `y` (top-left corner),
+    /// `width`, `height` in whole pixels of the upright photo (EXIF orientation applied, as an
+    /// `<img>` shows it: its `naturalWidth` x `naturalHeight`). A region outside the photo, under
+    /// 8 pixels a side or thinner than 1:20 is refused in one line, and the session stays as it was.
+    #[wasm_bindgen(js_name = rankRegion)]
+    #[allow(clippy::too_many_arguments)]
+    pub fn rank_region(
+        &mut self,
+        x: f64,
+        y: f64,
+        width: f64,
+        height: f64,
+        text_weight: Option<f32>,
+        image_weight: Option<f32>,
+        top_k: Option<usize>,
+    ) -> Result<JsValue, JsError> {
+        let region = Region::from_numbers(x, y, width, height).map_err(js)?;
+        to_js(&self.session.rank_region(region, &overrides(text_weight, image_weight, top_k)).map_err(js)?)
+    }
+
+    /// Forgets the region and ranks the whole last photo again: no model run.
+    #[wasm_bindgen(js_name = rankWholePhoto)]
+    pub fn rank_whole_photo(
+        &mut self,
+        text_weight: Option<f32>,
+        image_weight: Option<f32>,
+        top_k: Option<usize>,
+    ) -> Result<JsValue, JsError> {
+        to_js(&self.session.rank_whole_photo(&overrides(text_weight, image_weight, top_k)).map_err(js)?)
+    }
+
     /// The model family answering: `openai-clip`, `mobileclip` or `siglip`.
     #[wasm_bindgen(getter)]
     pub fn family(&self) -> String {
@@ -90,7 +122,8 @@ impl Matcher {
         self.session.embedder().model.towers().engine().name().into()
     }
 
-    /// Ranks the last photo again, with other weights: no model run, so it is instant.
+    /// Ranks the last photo (its region, if one is set) again, with other weights: no model run,
+    /// so it is instant.
     pub fn rerank(
         &self,
         text_weight: Option<f32>,

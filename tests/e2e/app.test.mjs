@@ -14,6 +14,7 @@ import { env, startSuite, bundleDir, tool, out, browserArgs, bundleParam, photo,
 import { hardeningTests } from './hardening.mjs';
 import { isolationTests } from './isolation.mjs';
 import { familyTests } from './families.mjs';
+import { cropTests, nextAnswer, mouseDrag, regionShown } from './crop.mjs';
 
 startSuite();
 
@@ -75,7 +76,7 @@ for (const [how, server] of [['by its host\'s headers', () => env.isolatedBase],
   await context.close();
 });
 
-test('the live camera takes a photo that is ranked (fake capture device)', async () => {
+test('the live camera takes a photo that is ranked, and a box on it ranks that region (fake capture device)', async () => {
   const frame = path.join(out, 'camera.mjpeg');
   copyFileSync(iconicOf('Arla-Standard-Milk'), frame);
   const camBrowser = await chromium.launch({
@@ -99,6 +100,14 @@ test('the live camera takes a photo that is ranked (fake capture device)', async
   await page.waitForFunction(() => document.querySelector('#query-image').naturalWidth > 0, null, { timeout: 10_000 });
   assert.match(await page.getAttribute('#query-image', 'src'), /^blob:/);
   await page.screenshot({ path: path.join(out, 'phone-camera-result.png'), fullPage: true });
+  // A box on the shot ranks that region of the frame the worker already has (in the shot's pixels).
+  await nextAnswer(page, () => mouseDrag(page, [0.1, 0.1], [0.6, 0.7]));
+  const shown = await regionShown(page);
+  const [w, h] = await page.$eval('#query-image', (img) => [img.naturalWidth, img.naturalHeight]);
+  assert.ok(shown.region && shown.region[0] + shown.region[2] <= w && shown.region[1] + shown.region[3] <= h, `${shown.region} in ${w}x${h}`);
+  assert.match(shown.status, /^Results for the selected region: /);
+  assert.notDeepEqual((await results(page)).map((x) => x.score), r.map((x) => x.score), 'the region ranks differently');
+  assert.equal(await page.$eval('#input-error', (e) => e.hidden), true);
   assert.deepEqual(await watch.all(), []);
   await camBrowser.close();
 });
@@ -148,3 +157,4 @@ test('a second visit loads the model and catalog from the Cache API, not the net
 hardeningTests();
 isolationTests();
 familyTests();
+cropTests();

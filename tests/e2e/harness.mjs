@@ -103,6 +103,12 @@ export async function upload(page, file) {
   await page.waitForSelector('body[data-state="ready"]', { timeout: 120_000 });
 }
 
+/** The page's results against the native tool's: the same products in the same order, scores within `tolerance`. */
+export function assertSameRanking(page, native, what, tolerance) {
+  assert.deepEqual(page.map((x) => x.id), native.map((x) => x.id), `${what}: same products in the same order`);
+  for (let i = 0; i < native.length; i++) assert.ok(Math.abs(page[i].score - native[i].score) <= tolerance, `${what} ${native[i].id}: page ${page[i].score}, native ${native[i].score}`);
+}
+
 export const results = (page) => page.$$eval('#result-list li', (lis) => lis.map((li) => ({ id: li.dataset.id, score: Number(li.dataset.score), name: li.querySelector('.name').textContent })));
 export const inputError = (page) => page.$eval('#input-error', (e) => (e.hidden ? '' : e.textContent));
 
