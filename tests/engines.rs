@@ -68,7 +68,7 @@ fn engines_agree_on_tiny_clip() {
 }
 
 #[test]
-fn candle_refuses_int8_and_mismatched_weights() {
+fn candle_refuses_a_missing_tower_wrong_inputs_and_mismatched_weights() {
     let config = ModelConfig::from_json(TINY_CONFIG).unwrap();
     let e = CandleClip::load(&config, TINY_VISION_F16_WEIGHTS, Towers::VisionAndText).err().expect("no text tower");
     assert!(e.to_string().contains("text_model.") && e.to_string().contains("missing"), "{e}");
