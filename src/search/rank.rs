@@ -46,6 +46,11 @@ pub struct Ranking {
     pub min_score: f32,
     /// False when the best score is under `min_score`: "no confident match".
     pub confident: bool,
+    /// True when the answer comes from a big catalog's compact codes alone (the page, before
+    /// the stored vectors have arrived): scores are estimates and the order may differ from
+    /// the exact one.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub codes_only: bool,
 }
 
 /// Candidates picked by the fast pass beyond k, so that the exact scores (the fast pass
@@ -112,6 +117,7 @@ pub fn ranking_of(items: &[Item], mut scored: Vec<(usize, f32, f32, f32)>, weigh
         weights,
         min_score,
         confident,
+        codes_only: false,
     }
 }
 

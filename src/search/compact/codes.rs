@@ -1,7 +1,9 @@
 //! A catalog's compact codes: one product quantiser per vector kind (image, name), and per item
 //! its image code then its name code, `subspaces` bytes each. Stored as one file
-//! (`compact.bin`): the image codebook, the name codebook (little-endian f32, subspace after
+//! (`compact.bin`): the image codebook, the name codebook (little-endian f16, subspace after
 //! subspace, centre after centre), then the codes, item after item in manifest order.
+
+use half::f16;
 
 use crate::error::CatalogError;
 use crate::search::catalog::{Catalog, VectorKind};
@@ -18,9 +20,9 @@ pub struct CompactShape {
 }
 
 impl CompactShape {
-    /// Bytes of the file: two codebooks of f32 and two codes per item; `None` if unaddressable.
+    /// Bytes of the file: two codebooks of f16 and two codes per item; `None` if unaddressable.
     pub fn file_size(&self) -> Option<usize> {
-        let codebooks = self.dim.checked_mul(self.centroids)?.checked_mul(2 * 4)?;
+        let codebooks = self.dim.checked_mul(self.centroids)?.checked_mul(2 * 2)?;
         codebooks.checked_add(self.items.checked_mul(2 * self.subspaces)?)
     }
 
@@ -50,8 +52,9 @@ impl CompactCodes {
     pub fn build(values: &[f32], dim: usize, params: TrainingParams) -> Result<Self, CatalogError> {
         let image_rows = rows_of(values, dim, VectorKind::Image);
         let text_rows = rows_of(values, dim, VectorKind::Name);
-        let image = ProductQuantizer::train(&image_rows, dim, params)?;
-        let text = ProductQuantizer::train(&text_rows, dim, TrainingParams { seed: params.seed.wrapping_add(1), ..params })?;
+        // The file stores the centres as f16: the codes are chosen against those very centres.
+        let image = ProductQuantizer::train(&image_rows, dim, params)?.rounded_to_f16();
+        let text = ProductQuantizer::train(&text_rows, dim, TrainingParams { seed: params.seed.wrapping_add(1), ..params })?.rounded_to_f16();
         let (a, b) = (image.encode(&image_rows), text.encode(&text_rows));
         let m = params.subspaces;
         let codes = a.chunks_exact(m).zip(b.chunks_exact(m)).flat_map(|(x, y)| x.iter().chain(y).copied()).collect();
@@ -92,7 +95,7 @@ impl CompactCodes {
     pub fn to_bytes(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(self.shape().file_size().unwrap_or(0));
         for q in [&self.image, &self.text] {
-            q.codebook().iter().for_each(|x| out.extend(x.to_le_bytes()));
+            q.codebook().iter().for_each(|&x| out.extend(f16::from_f32(x).to_le_bytes()));
         }
         out.extend_from_slice(&self.codes);
         out
@@ -111,10 +114,10 @@ impl CompactCodes {
             )));
         }
         let book = shape.dim * shape.centroids;
-        let floats = |part: &[u8]| -> Vec<f32> { part.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect() };
-        let image = ProductQuantizer::from_codebook(shape.dim, shape.subspaces, shape.centroids, floats(&bytes[..4 * book]))?;
-        let text = ProductQuantizer::from_codebook(shape.dim, shape.subspaces, shape.centroids, floats(&bytes[4 * book..8 * book]))?;
-        let codes = bytes[8 * book..].to_vec();
+        let floats = |part: &[u8]| -> Vec<f32> { part.chunks_exact(2).map(|b| f16::from_le_bytes([b[0], b[1]]).to_f32()).collect() };
+        let image = ProductQuantizer::from_codebook(shape.dim, shape.subspaces, shape.centroids, floats(&bytes[..2 * book]))?;
+        let text = ProductQuantizer::from_codebook(shape.dim, shape.subspaces, shape.centroids, floats(&bytes[2 * book..4 * book]))?;
+        let codes = bytes[4 * book..].to_vec();
         if !image.codes_in_range(&codes) {
             return Err(CatalogError::Invalid(format!("the compact codes name centres beyond the {} each subspace has: the file is damaged", shape.centroids)));
         }
@@ -141,7 +144,7 @@ mod tests {
         *bad.last_mut().unwrap() = 200;
         assert!(CompactCodes::from_bytes(codes.shape(), &bad).unwrap_err().to_string().contains("damaged"));
         let mut nan = bytes;
-        nan[0..4].copy_from_slice(&f32::NAN.to_le_bytes());
+        nan[0..2].copy_from_slice(&f16::NAN.to_le_bytes());
         assert!(CompactCodes::from_bytes(codes.shape(), &nan).unwrap_err().to_string().contains("NaN"));
     }
 }

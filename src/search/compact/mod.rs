@@ -5,11 +5,12 @@
 
 pub mod clustered;
 pub mod codes;
+pub mod page;
 pub mod pq;
 pub mod rank;
 
 pub use codes::{CompactCodes, CompactShape};
-pub use pq::{ProductQuantizer, TrainingParams};
+pub use pq::{ProductQuantizer, TrainingParams, MAX_CENTROIDS};
 
 /// The training a catalog's codes get unless told otherwise: 32 subspaces of 256 centres
 /// (32 bytes per vector, 64 per item), 20 Lloyd iterations on at most 20,000 vectors a kind.

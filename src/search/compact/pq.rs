@@ -156,6 +156,12 @@ impl ProductQuantizer {
         Ok(Self { dim, subspaces, centroids, codebook })
     }
 
+    /// The same quantiser with its centres rounded to f16 (as files store them).
+    pub fn rounded_to_f16(mut self) -> Self {
+        self.codebook.iter_mut().for_each(|x| *x = half::f16::from_f32(*x).to_f32());
+        self
+    }
+
     pub fn dim(&self) -> usize {
         self.dim
     }

@@ -70,7 +70,7 @@ pub fn rank_codes_only(
             (i, weights.text * text + weights.image * image, text, image)
         })
         .collect();
-    ranking_of(items, scored, weights, k, min_score)
+    Ranking { codes_only: true, ..ranking_of(items, scored, weights, k, min_score) }
 }
 
 /// The share of `exact`'s matches that `approx` also returns (1 when `exact` is empty).
