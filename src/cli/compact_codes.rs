@@ -14,9 +14,6 @@ use super::output_dir;
 /// The page ranks catalogs of at least this many items with their codes (when they have them):
 /// below it, the vectors file (1 KB an item for ViT-B/32 in i8) is small enough to fetch whole.
 pub const DEFAULT_MIN_ITEMS: usize = 10_000;
-/// First-pass candidates re-ranked exactly (BENCHMARKS.md, "Compact codes": recall of the
-/// exact top 5 at 100,000 items against this length).
-pub const DEFAULT_SHORTLIST: usize = 1000;
 
 #[derive(clap::Args, Clone, Debug)]
 pub struct CompactArgs {
@@ -29,9 +26,6 @@ pub struct CompactArgs {
     /// Bytes per vector of the compact codes (it must divide the embedding size).
     #[arg(long, default_value_t = DEFAULT_TRAINING.subspaces, requires = "compact")]
     compact_bytes: usize,
-    /// First-pass candidates the page re-ranks exactly once the vectors have arrived.
-    #[arg(long, default_value_t = DEFAULT_SHORTLIST, requires = "compact")]
-    compact_shortlist: usize,
     /// The page ranks with the codes from this many items on; smaller catalogs exactly.
     #[arg(long, default_value_t = DEFAULT_MIN_ITEMS, requires = "compact")]
     compact_min_items: usize,
@@ -44,14 +38,10 @@ impl CompactArgs {
 
     /// The options asked for; or, without --compact, those of the catalog being updated.
     pub fn options(&self, previous: Option<&CompactInfo>) -> Option<CompactOptions> {
-        let of = |subspaces, shortlist, min_items| CompactOptions {
-            training: TrainingParams { subspaces, ..DEFAULT_TRAINING },
-            shortlist,
-            min_items,
-        };
+        let of = |subspaces, min_items| CompactOptions { training: TrainingParams { subspaces, ..DEFAULT_TRAINING }, min_items };
         match (self.compact, previous) {
-            (true, _) => Some(of(self.compact_bytes, self.compact_shortlist, self.compact_min_items)),
-            (false, Some(p)) => Some(of(p.subspaces, p.shortlist, p.min_items)),
+            (true, _) => Some(of(self.compact_bytes, self.compact_min_items)),
+            (false, Some(p)) => Some(of(p.subspaces, p.min_items)),
             (false, None) => None,
         }
     }

@@ -3,7 +3,7 @@
 //! (`page-catalog.json`) derived from the catalog's.
 
 use super::format::{
-    CompactInfo, ListedFile, PageCatalog, PageItem, COMPACT_FILE, COMPACT_LAYOUT, PAGE_FORMAT, PAGE_VERSION,
+    CompactInfo, ListedFile, PageCatalog, COMPACT_FILE, COMPACT_LAYOUT, PAGE_FORMAT, PAGE_VERSION,
 };
 use super::Catalog;
 use crate::digest::{is_sha256_hex, sha256_hex};
@@ -14,8 +14,6 @@ use crate::search::compact::{CompactCodes, CompactShape, TrainingParams, MAX_CEN
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct CompactOptions {
     pub training: TrainingParams,
-    /// First-pass candidates re-ranked exactly.
-    pub shortlist: usize,
     /// The page ranks with the codes from this many items on; smaller catalogs exactly.
     pub min_items: usize,
 }
@@ -40,9 +38,6 @@ pub(super) fn check_info(info: &CompactInfo, items: usize, dim: usize) -> Result
             info.subspaces, info.centroids
         ));
     }
-    if info.shortlist == 0 {
-        return invalid("compact.shortlist must be at least 1".into());
-    }
     match shape_of(info, items, dim).file_size() {
         Some(n) if n as u64 == info.codes.bytes => Ok(()),
         Some(n) => invalid(format!("compact.codes.bytes is {}, but {items} items with these codes take {n}", info.codes.bytes)),
@@ -60,7 +55,6 @@ impl Catalog {
             codes: ListedFile { file: COMPACT_FILE.into(), bytes: bytes.len() as u64, sha256: sha256_hex(&bytes) },
             subspaces: options.training.subspaces,
             centroids: options.training.centroids,
-            shortlist: options.shortlist,
             min_items: options.min_items,
             layout: COMPACT_LAYOUT.into(),
         });
@@ -85,7 +79,8 @@ impl Catalog {
             vectors: m.vectors.clone(),
             ranking: m.ranking,
             compact: m.compact.clone()?,
-            items: m.items.iter().map(|i| PageItem { id: i.id.clone(), name: i.name.clone() }).collect(),
+            ids: m.items.iter().map(|i| i.id.clone()).collect(),
+            names: m.items.iter().map(|i| i.name.clone()).collect(),
         })
     }
 }

@@ -381,18 +381,9 @@ pub struct CompactInfo {
     pub subspaces: usize,
     /// Centres per subspace (at most 256: one byte).
     pub centroids: usize,
-    /// First-pass candidates re-ranked exactly from the stored vectors.
-    pub shortlist: usize,
     /// Catalogs of at least this many items are ranked with the codes; smaller ones exactly.
     pub min_items: usize,
     pub layout: String,
-}
-
-/// One item as the page shows it.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct PageItem {
-    pub id: String,
-    pub name: String,
 }
 
 /// `page-catalog.json`: what the page needs of a compact catalog to rank and show results, and
@@ -408,7 +399,11 @@ pub struct PageCatalog {
     pub vectors: VectorsInfo,
     pub ranking: RankingDefaults,
     pub compact: CompactInfo,
-    pub items: Vec<PageItem>,
+    /// Every item's id, in manifest order (two plain lists: at 100,000 items, objects with keys
+    /// would add 1.5 MB).
+    pub ids: Vec<String>,
+    /// Every item's name, in manifest order.
+    pub names: Vec<String>,
 }
 
 #[cfg(test)]

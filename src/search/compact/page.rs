@@ -1,14 +1,15 @@
 //! A compact catalog as the page holds it: the page's manifest (`page-catalog.json`) and the
 //! codes (`compact.bin`) first, which answer at once from the codes alone; then, once
-//! `vectors.bin` has arrived (the page fetches all of it, whatever the photo), the same first
-//! pass with its short list re-ranked exactly.
+//! `vectors.bin` has arrived (the page fetches all of it, whatever the photo), exactly as the
+//! native tool ranks. (Re-ranking a short list of the codes' first pass instead would be slower
+//! at 100,000 items than the full i8 pass, and not always exact: BENCHMARKS.md, "Compact codes".)
 
 use crate::error::CatalogError;
 use crate::models::config::PreprocessConfig;
 use crate::search::catalog::{read_codes, validate_manifest, Catalog, Item, Manifest, PageCatalog, FORMAT, PAGE_FORMAT, PAGE_VERSION, VERSION};
-use crate::search::compact::rank::{rank_codes_only, rank_compact};
+use crate::search::compact::rank::rank_codes_only;
 use crate::search::compact::CompactCodes;
-use crate::search::rank::{FusionWeights, Ranking};
+use crate::search::rank::{rank, FusionWeights, Ranking};
 
 pub struct PageCompactCatalog {
     /// The catalog's manifest as far as the page knows it (items without source paths).
@@ -28,6 +29,9 @@ impl PageCompactCatalog {
             return Err(CatalogError::UnsupportedVersion { found: format.into(), version: version as u32, expected: PAGE_FORMAT, supported: PAGE_VERSION });
         }
         let page: PageCatalog = serde_json::from_value(head).map_err(|e| CatalogError::Manifest(e.to_string()))?;
+        if page.ids.len() != page.names.len() {
+            return Err(CatalogError::Invalid(format!("the page catalog lists {} ids but {} names", page.ids.len(), page.names.len())));
+        }
         let manifest = Manifest {
             format: FORMAT.into(),
             version: VERSION,
@@ -37,7 +41,7 @@ impl PageCompactCatalog {
             ranking: page.ranking,
             sources: None,
             compact: Some(page.compact),
-            items: page.items.into_iter().map(|i| Item { id: i.id, name: i.name, description: None, image: String::new(), thumbnail: None }).collect(),
+            items: page.ids.into_iter().zip(page.names).map(|(id, name)| Item { id, name, description: None, image: String::new(), thumbnail: None }).collect(),
         };
         validate_manifest(&manifest)?;
         let (n, dim) = (manifest.items.len(), manifest.model.embedding_dim);
@@ -74,13 +78,11 @@ impl PageCompactCatalog {
         self.manifest.check_model(embedding_dim, weights_sha256, preprocessing)
     }
 
-    /// The top k: the codes' short list re-ranked exactly once the vectors are here (then it
-    /// is `rank`'s answer whenever the short list holds the exact top k), else the codes alone
+    /// The top k: exactly as [`rank`] once the vectors are here, else from the codes alone
     /// (`codes_only` set).
     pub fn rank(&self, query: &[f32], weights: FusionWeights, top_k: usize, min_score: f32) -> Ranking {
-        let shortlist = self.manifest.compact.as_ref().expect("a page catalog has codes").shortlist;
         match &self.exact {
-            Some(catalog) => rank_compact(&self.codes, catalog, query, weights, top_k, min_score, shortlist),
+            Some(catalog) => rank(catalog, query, weights, top_k, min_score),
             None => rank_codes_only(&self.codes, &self.manifest.items, query, weights, top_k, min_score),
         }
     }
