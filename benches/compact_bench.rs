@@ -80,6 +80,11 @@ fn write(dir: &Path, name: &str, bytes: &[u8]) -> usize {
 }
 
 fn main() {
+    // `cargo test --all-targets` runs benches without `--bench`: only `cargo bench` measures.
+    if !std::env::args().any(|a| a == "--bench") {
+        println!("compact_bench measures under `cargo bench --bench compact_bench` only");
+        return;
+    }
     let out = PathBuf::from(arg("--out").unwrap_or_else(|| "target/compact-bench".into()));
     let n: usize = arg("--items").map_or(100_000, |s| s.parse().expect("a number"));
     let queries: usize = arg("--queries").map_or(500, |s| s.parse().expect("a number"));

@@ -54,3 +54,12 @@ pub fn add(catalog: Catalog, options: Option<CompactOptions>, out: &Path) -> Res
     output_dir::write_file(out, COMPACT_FILE, &codes.to_bytes())?;
     Ok(catalog)
 }
+
+/// Copies the catalog's `compact.bin` from `from` into `to` when its manifest lists one (a
+/// command that rewrites a catalog's manifest without changing its vectors keeps the codes).
+pub fn copy(catalog: &Catalog, from: &Path, to: &Path) -> Result<()> {
+    let Some(info) = &catalog.manifest.compact else { return Ok(()) };
+    let bytes = super::files::read_inside(from, COMPACT_FILE, info.codes.bytes)?;
+    catalog.compact_codes(&bytes).with_context(|| format!("cannot use {}", from.join(COMPACT_FILE).display()))?;
+    output_dir::write_file(to, COMPACT_FILE, &bytes)
+}

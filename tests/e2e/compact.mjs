@@ -30,6 +30,8 @@ export function compactTests() {
       await page.goto(`${env.base}index.html?bundle=${bundleParam(compactDir)}&threads=1`);
       await page.waitForSelector('body[data-state="ready"]', { timeout: 180_000 });
       await rankOnImagesOnly(page);
+      // The worker asks for the vectors file right after "Ready", before any photo.
+      for (let i = 0; i < 600 && !requests.some((p) => p.endsWith('/vectors.bin')); i++) await page.waitForTimeout(50);
       const shot = iconicOf('Oatly-Natural-Oatghurt');
       const beforePhoto = requests.length;
       await upload(page, shot);
