@@ -69,8 +69,8 @@ impl Photo {
 /// What photos are ranked against: a catalog with its stored vectors, or a big catalog's
 /// compact codes (the page), with the vectors once they have arrived.
 enum Searched {
-    Exact(Catalog),
-    Compact(PageCompactCatalog),
+    Exact(Box<Catalog>),
+    Compact(Box<PageCompactCatalog>),
 }
 
 impl Searched {
@@ -114,14 +114,14 @@ impl SearchSession {
     /// Ranks photos against `catalog` from now on, refusing one built with another model
     /// (embedding size, weights or preprocessing). The last photo is forgotten.
     pub fn use_catalog(&mut self, catalog: Catalog) -> Result<CatalogSummary, Error> {
-        self.use_searched(Searched::Exact(catalog))
+        self.use_searched(Searched::Exact(Box::new(catalog)))
     }
 
     /// Ranks photos against a big catalog's compact codes from now on (the page's manifest and
     /// `compact.bin`: [`PageCompactCatalog`]), refusing one built with another model. Answers
     /// come from the codes alone until [`Self::attach_vectors`].
     pub fn use_compact_catalog(&mut self, catalog: PageCompactCatalog) -> Result<CatalogSummary, Error> {
-        self.use_searched(Searched::Compact(catalog))
+        self.use_searched(Searched::Compact(Box::new(catalog)))
     }
 
     /// Gives the compact catalog its stored vectors (`vectors.bin`, checked against its
@@ -145,7 +145,7 @@ impl SearchSession {
     /// The catalog with its stored vectors (a compact catalog's is not one: it ranks through the session).
     pub fn catalog(&self) -> Result<&Catalog, SessionError> {
         match &self.catalog {
-            Some(Searched::Exact(c)) => Ok(c),
+            Some(Searched::Exact(c)) => Ok(c.as_ref()),
             _ => Err(SessionError::NoCatalog),
         }
     }

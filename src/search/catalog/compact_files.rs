@@ -32,7 +32,7 @@ pub(super) fn check_info(info: &CompactInfo, items: usize, dim: usize) -> Result
     if !is_sha256_hex(&info.codes.sha256) {
         return invalid("compact.codes.sha256 is not a sha256 (64 lowercase hex digits)".into());
     }
-    if info.subspaces == 0 || dim % info.subspaces != 0 || !(1..=MAX_CENTROIDS).contains(&info.centroids) {
+    if info.subspaces == 0 || !dim.is_multiple_of(info.subspaces) || !(1..=MAX_CENTROIDS).contains(&info.centroids) {
         return invalid(format!(
             "compact codes of {} subspaces x {} centroids do not fit {dim}-dimensional vectors (subspaces must divide it; 1 to {MAX_CENTROIDS} centroids)",
             info.subspaces, info.centroids

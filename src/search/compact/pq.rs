@@ -56,7 +56,7 @@ fn nearest(centres: &[f32], sub: usize, x: &[f32]) -> usize {
 
 /// Checks the shape of a quantiser: `subspaces` divides `dim`, 1 to 256 centres.
 fn check_shape(dim: usize, subspaces: usize, centroids: usize) -> Result<(), CatalogError> {
-    if dim == 0 || subspaces == 0 || dim % subspaces != 0 {
+    if dim == 0 || subspaces == 0 || !dim.is_multiple_of(subspaces) {
         return Err(CatalogError::Invalid(format!(
             "compact codes need a number of subspaces that divides the embedding size {dim}; {subspaces} does not"
         )));
