@@ -103,6 +103,12 @@ if [ "${CLIPMATCH_SKIP_BROWSER:-0}" != "1" ]; then
       target/release/clipmatch build "$grocery/iconic" --name-from folder --text-weight 1.2 --image-weight 0.7 --out "$e2e/catalog"
     CLIPMATCH_MODEL="$repo_root/tests/fixtures/tiny-clip" \
       target/release/clipmatch bundle --catalog "$e2e/catalog" --out "$e2e/bundle"
+    # A compact bundle: the same products with compact codes, taken by the page's compact path
+    # (the tiny model's 16-dim vectors: 8 bytes a code).
+    CLIPMATCH_MODEL="$repo_root/tests/fixtures/tiny-clip" CLIPMATCH_TOKENIZER="$tokenizer" \
+      target/release/clipmatch build "$grocery/iconic" --name-from folder --compact --compact-bytes 8 --compact-min-items 1 --out "$e2e/compact-catalog"
+    CLIPMATCH_MODEL="$repo_root/tests/fixtures/tiny-clip" \
+      target/release/clipmatch bundle --catalog "$e2e/compact-catalog" --out "$e2e/compact-bundle"
     # A MobileCLIP bundle: the narrow fixture model (its folder has no tokenizer.json; the hub's
     # MobileCLIP folders carry CLIP's, which is used here).
     mobileclip="$repo_root/tests/fixtures/models/mobileclip2-s0-narrow"
@@ -113,7 +119,7 @@ if [ "${CLIPMATCH_SKIP_BROWSER:-0}" != "1" ]; then
       target/release/clipmatch tune --catalog "$e2e/mobileclip-catalog" --photos "$grocery/photos" --model "$mobileclip"
     target/release/clipmatch bundle --catalog "$e2e/mobileclip-catalog" --model "$mobileclip" --out "$e2e/mobileclip-bundle"
     npm ci --prefix tests/e2e --no-audit --no-fund
-    (cd tests/e2e && CLIPMATCH_E2E_BUNDLE="$e2e/bundle" CLIPMATCH_E2E_MOBILECLIP_BUNDLE="$e2e/mobileclip-bundle" CLIPMATCH_E2E_GROCERY="$grocery" \
+    (cd tests/e2e && CLIPMATCH_E2E_BUNDLE="$e2e/bundle" CLIPMATCH_E2E_MOBILECLIP_BUNDLE="$e2e/mobileclip-bundle" CLIPMATCH_E2E_COMPACT_BUNDLE="$e2e/compact-bundle" CLIPMATCH_E2E_GROCERY="$grocery" \
       node --test --test-force-exit --test-concurrency=1 --test-reporter=spec app.test.mjs)
     echo "screenshots: $repo_root/test-output/e2e/"
   fi

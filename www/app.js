@@ -227,12 +227,14 @@ function render(ranking) {
   const verdict = $('verdict');
   const best = ranking.matches[0];
   if (!best) { verdict.textContent = 'The catalog is empty.'; return; }
+  // A big catalog answers from its compact codes until its vectors have downloaded.
+  const approximate = ranking.codes_only ? ' (approximate: the catalog\'s vectors are still downloading)' : '';
   if (ranking.confident) {
-    verdict.textContent = `Best match: ${best.name}`;
+    verdict.textContent = `Best match: ${best.name}${approximate}`;
     verdict.className = '';
     list.className = '';
   } else {
-    verdict.textContent = `No confident match: the best score (${best.score.toFixed(3)}) is under this catalog's threshold (${ranking.min_score.toFixed(3)}). The product may not be in the catalog; the closest ones are below.`;
+    verdict.textContent = `No confident match: the best score (${best.score.toFixed(3)}) is under this catalog's threshold (${ranking.min_score.toFixed(3)}). The product may not be in the catalog; the closest ones are below.${approximate}`;
     verdict.className = 'unsure';
     list.className = 'unsure';
   }

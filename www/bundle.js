@@ -105,6 +105,10 @@ export function checkBundle(bundle, folderUrl) {
   }
   const named = [bundle.model.config, bundle.model.weights, bundle.catalog, bundle.vectors];
   if (bundle.model.preprocessor !== undefined) named.push(bundle.model.preprocessor);
+  if (bundle.compact !== undefined) {
+    if (typeof bundle.compact !== 'object' || bundle.compact === null) throw new BundleRefused('bundle.json\'s compact entry is not an object');
+    named.push(bundle.compact.manifest, bundle.compact.codes);
+  }
   for (const path of named) {
     if (!files.has(path)) throw new BundleRefused(`bundle.json does not list ${JSON.stringify(String(path))}`);
   }

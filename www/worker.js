@@ -118,12 +118,19 @@ async function load({ bundleUrl, engine, maxThreads = MAX_THREADS, thumbnails: w
   wasm = started.instance;
   wasmPackage = started.pkg;
   threads = started.threads;
-  const thumbnails = [...listed.values()].filter((f) => f.path.startsWith('thumbs/'));
+  // A big catalog with compact codes (bundle.json's `compact`): its page manifest and codes come
+  // before "Ready", its vectors file after, whole and in the background; no thumbnails (100,000
+  // of them cannot come first, and fetching only the results' would tell the host what the
+  // photo shows).
+  const compact = bundle.compact ? { manifest: listed.get(bundle.compact.manifest), codes: listed.get(bundle.compact.codes) } : null;
+  const thumbnails = compact ? [] : [...listed.values()].filter((f) => f.path.startsWith('thumbs/'));
   // Every thumbnail comes with the catalog, before "Ready": what the page fetches after a photo
   // never depends on the photo.
   const groups = {
     model: modelPaths(bundle).map((p) => listed.get(p)),
-    catalog: [listed.get(bundle.catalog), listed.get(bundle.vectors), ...(wantThumbnails ? thumbnails : [])],
+    catalog: compact
+      ? [compact.manifest, compact.codes]
+      : [listed.get(bundle.catalog), listed.get(bundle.vectors), ...(wantThumbnails ? thumbnails : [])],
   };
   const { cache, reason } = await openCache();
   if (!cache) post(storageReply(`Files will not be kept for the next visit: ${reason}.`));
@@ -141,7 +148,9 @@ async function load({ bundleUrl, engine, maxThreads = MAX_THREADS, thumbnails: w
     sha256: verified[bundle.model.weights] ? listed.get(bundle.model.weights).sha256 : undefined,
   });
   delete files[bundle.model.weights];
-  const summary = matcher.loadCatalog(files[bundle.catalog], files[bundle.vectors]);
+  const summary = compact
+    ? matcher.loadCompactCatalog(files[compact.manifest.path], files[compact.codes.path])
+    : matcher.loadCatalog(files[bundle.catalog], files[bundle.vectors]);
   const tReady = performance.now();
   post(readyReply({
     summary,
@@ -153,10 +162,28 @@ async function load({ bundleUrl, engine, maxThreads = MAX_THREADS, thumbnails: w
     wasmMemoryBytes: wasm.memory.buffer.byteLength,
     threads,
   }));
+  if (compact) await fetchVectorsInBackground(bundleUrl, listed.get(bundle.vectors), cache);
   // Only now, after a successful load: the cache keeps this bundle's files and nothing else.
   if (cache) {
     await cache.put(bundleJsonUrl(bundleUrl), new Response(JSON.stringify(bundle))).catch(() => {});
     post(prunedReply(await pruneCache(cache, [...listed.values()], [bundleJsonUrl(bundleUrl)])));
+  }
+}
+
+/**
+ * A compact catalog's vectors file, all of it (the same request whatever the photo), while
+ * photos are already ranked from the codes; then rankings are exact. Ranking requests are
+ * answered between the chunks of the download.
+ */
+async function fetchVectorsInBackground(bundleUrl, entry, cache) {
+  const mb = (n) => `${(n / 1e6).toFixed(1)} MB`;
+  post(noteReply(`Results are approximate (compact codes) until the catalog's vectors (${mb(entry.bytes)}) have downloaded in the background.`));
+  try {
+    const got = await fetchFile(bundleUrl, entry, cache);
+    matcher.attachVectors(got.bytes);
+    post(noteReply('The catalog\'s vectors have arrived: results are exact.'));
+  } catch (e) {
+    post(noteReply(`Results stay approximate: the catalog's vectors could not be used (${errorText(e)}).`));
   }
 }
 

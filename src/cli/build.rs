@@ -27,6 +27,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 use super::catalog_dir;
 use super::checkpoint_file::CheckpointFile;
+use super::compact_codes::{self, CompactArgs};
 use super::files;
 use super::model_dir;
 use super::output_dir::{self, Kind, StagedDir};
@@ -94,6 +95,8 @@ pub struct BuildArgs {
     /// f32 [default: i8, or the updated catalog's].
     #[arg(long, value_enum)]
     vector_dtype: Option<VectorDtype>,
+    #[command(flatten)]
+    compact: CompactArgs,
 }
 
 pub(super) fn progress_bar(len: usize, what: &str) -> ProgressBar {
@@ -256,6 +259,9 @@ pub fn run(args: BuildArgs) -> Result<ExitCode> {
     if args.shard.is_some() && args.update.is_some() {
         bail!("--shard and --update do not go together: build the shards anew, or update the merged catalog");
     }
+    if args.shard.is_some() && args.compact.wanted() {
+        bail!("--shard and --compact do not go together: compact codes are learnt over the whole catalog; pass --compact to `clipmatch merge`");
+    }
     let source_kind = if args.source.is_dir() { "source folder" } else { "source list" };
     let mut inputs = vec![(source_kind, args.source.as_path()), ("model folder", args.model.model.as_path())];
     if let Some(t) = &args.model.tokenizer {
@@ -270,6 +276,7 @@ pub fn run(args: BuildArgs) -> Result<ExitCode> {
     let kind = if args.shard.is_some() { Kind::Shard } else { Kind::Catalog };
     output_dir::check_target(&args.out, kind, &inputs)?;
     let previous = args.update.as_deref().map(catalog_to_update).transpose()?;
+    let compact = args.compact.options(previous.as_ref().and_then(|c| c.manifest.compact.as_ref()));
 
     let model = model_dir::load_hashed(&args.model, Towers::VisionAndText)?;
     let mut info = model.info();
@@ -332,7 +339,7 @@ pub fn run(args: BuildArgs) -> Result<ExitCode> {
     match result? {
         Made::Catalog(built) => {
             let built = *built;
-            let c = built.catalog;
+            let c = compact_codes::add(built.catalog, compact, &out)?;
             output_dir::write_file(&out, VECTORS_FILE, &c.vectors_bytes())?;
             output_dir::write_file(&out, MANIFEST_FILE, c.manifest_json().as_bytes())?;
             let r = c.manifest.ranking;

@@ -13,13 +13,13 @@ use anyhow::{bail, Context, Result};
 use clipmatch::digest::sha256_hex;
 use clipmatch::kernels::math::dot;
 use clipmatch::models::export::{self, ExportDtype};
-use clipmatch::search::bundle::{Bundle, FileEntry, ModelFiles, BUNDLE_FILE};
+use clipmatch::search::bundle::{Bundle, BundleCompact, FileEntry, ModelFiles, BUNDLE_FILE};
 use clipmatch::search::bundle_model::BundleModelLoader;
 use clipmatch::search::catalog::{ScaleRule, VectorDtype};
 use clipmatch::{Embedder, Towers};
 
 use super::output_dir::{Kind, StagedDir};
-use super::{catalog_dir, model_dir, ModelArgs};
+use super::{catalog_dir, files, model_dir, ModelArgs};
 
 #[derive(clap::Args)]
 pub struct BundleArgs {
@@ -107,6 +107,15 @@ pub fn run(args: BundleArgs) -> Result<ExitCode> {
     let mut bundle = Bundle::new(model_files, Vec::with_capacity(files.len() + catalog.len()));
     files.push((bundle.catalog.clone(), catalog.manifest_json().into_bytes()));
     files.push((bundle.vectors.clone(), catalog.vectors_bytes()));
+    // A big catalog with compact codes: the page ranks with them (and never fetches thumbnails).
+    let big = catalog.manifest.compact.as_ref().is_some_and(|c| catalog.len() >= c.min_items);
+    if let (true, Some(page), Some(info)) = (big, catalog.page_catalog(), &catalog.manifest.compact) {
+        let compact = BundleCompact::default();
+        let codes = files::read_inside(&args.catalog, &info.codes.file, info.codes.bytes)?;
+        files.push((compact.manifest.clone(), serde_json::to_vec(&page).expect("a manifest serialises")));
+        files.push((compact.codes.clone(), codes));
+        bundle.compact = Some(compact);
+    }
     for item in catalog.items() {
         if let Some(t) = &item.thumbnail {
             let bytes = catalog_dir::read_thumbnail(&args.catalog, t).with_context(|| format!("thumbnail of {:?}", item.id))?;

@@ -1,4 +1,5 @@
-//! Reading a catalog folder from disk: `catalog.json`, `vectors.bin` and `thumbs/<id>.jpg`, by
+//! Reading a catalog folder from disk: `catalog.json`, `vectors.bin` (and `compact.bin` when the
+//! manifest lists it: its size, sha256 and values checked) and `thumbs/<id>.jpg`, by
 //! those names only, each a regular file inside the folder (see [`files::open_inside`]), with
 //! size caps: the manifest at most [`MAX_MANIFEST_BYTES`], the vectors exactly the size the
 //! manifest implies (checked before reading), a thumbnail at most [`MAX_THUMBNAIL_BYTES`].
@@ -6,7 +7,7 @@
 use std::path::Path;
 
 use anyhow::{bail, Context, Result};
-use clipmatch::search::catalog::{VectorDtype, MANIFEST_FILE, VECTORS_FILE};
+use clipmatch::search::catalog::{VectorDtype, COMPACT_FILE, MANIFEST_FILE, VECTORS_FILE};
 use clipmatch::Catalog;
 
 use super::files;
@@ -56,7 +57,18 @@ pub fn load(dir: &Path) -> Result<Catalog> {
             file.read(expected).with_context(|| path.display().to_string())?
         }
     };
-    Catalog::from_parts(&manifest, &vectors).with_context(not_loaded)
+    let catalog = Catalog::from_parts(&manifest, &vectors).with_context(not_loaded)?;
+    if let Some(info) = &catalog.manifest.compact {
+        let path = dir.join(COMPACT_FILE);
+        let file = files::open_inside(dir, COMPACT_FILE).with_context(not_loaded)?;
+        if file.len != info.codes.bytes {
+            let hint = if file.len < info.codes.bytes { "it is truncated" } else { "it belongs to another catalog" };
+            bail!("cannot load the catalog in {}: {} is {} bytes, not the {} its manifest lists: {hint}", dir.display(), path.display(), file.len, info.codes.bytes);
+        }
+        let bytes = file.read(info.codes.bytes).with_context(|| path.display().to_string())?;
+        catalog.compact_codes(&bytes).with_context(not_loaded)?;
+    }
+    Ok(catalog)
 }
 
 /// The bytes of a thumbnail named by a loaded catalog (whose names the core has checked).

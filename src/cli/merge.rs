@@ -12,6 +12,7 @@ use clipmatch::search::catalog_builder::{assemble, Quantisation};
 use clipmatch::search::merge::merge;
 use clipmatch::search::shard::{self, Shard};
 
+use super::compact_codes::{self, CompactArgs};
 use super::catalog_dir::{MAX_MANIFEST_BYTES, MAX_THUMBNAIL_BYTES};
 use super::files;
 use super::output_dir::{self, Kind, StagedDir};
@@ -27,6 +28,8 @@ pub struct MergeArgs {
     /// Exit 0 even if the shards skipped some images (they are still listed).
     #[arg(long)]
     allow_skips: bool,
+    #[command(flatten)]
+    compact: CompactArgs,
 }
 
 /// One shard folder, read and checked on its own.
@@ -63,6 +66,7 @@ pub fn run(args: MergeArgs) -> Result<ExitCode> {
         output_dir::write_file(staged.path(), &t.file, &jpeg)?;
     }
     let catalog = assemble::<std::convert::Infallible>(&merged.recipe, merged.items, merged.total, &merged.options, &Quantisation::FromData)?;
+    let catalog = compact_codes::add(catalog, args.compact.options(None), staged.path())?;
     output_dir::write_file(staged.path(), VECTORS_FILE, &catalog.vectors_bytes())?;
     output_dir::write_file(staged.path(), MANIFEST_FILE, catalog.manifest_json().as_bytes())?;
     staged.commit()?;

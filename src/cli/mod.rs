@@ -4,6 +4,7 @@ mod build;
 mod bundle;
 mod catalog_dir;
 mod checkpoint_file;
+mod compact_codes;
 mod embed;
 mod eval;
 mod files;

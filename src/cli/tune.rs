@@ -11,7 +11,7 @@ use std::process::ExitCode;
 use anyhow::{bail, Context, Result};
 use clipmatch::search::catalog::{MANIFEST_FILE, VECTORS_FILE};
 
-use super::catalog_dir;
+use super::{catalog_dir, compact_codes};
 use super::eval::print_table;
 use super::labelled_photos::{measure, PhotoArgs};
 use super::output_dir::{Kind, StagedDir};
@@ -47,6 +47,7 @@ pub fn run(args: TuneArgs) -> Result<ExitCode> {
     let root = staged.path();
     fs::write(root.join(VECTORS_FILE), m.catalog.vectors_bytes())?;
     fs::write(root.join(MANIFEST_FILE), m.catalog.manifest_json())?;
+    compact_codes::copy(&m.catalog, &input.catalog, root)?;
     for item in m.catalog.items() {
         if let Some(t) = &item.thumbnail {
             let bytes = catalog_dir::read_thumbnail(&input.catalog, t).with_context(|| format!("thumbnail of {:?}", item.id))?;

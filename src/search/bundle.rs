@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::BundleError;
 use crate::models::config::PreprocessConfig;
 use crate::models::model::Family;
-use crate::search::catalog::{MANIFEST_FILE, MAX_EMBEDDING_DIM, VECTORS_FILE};
+use crate::search::catalog::{COMPACT_FILE, MANIFEST_FILE, MAX_EMBEDDING_DIM, PAGE_MANIFEST_FILE, VECTORS_FILE};
 
 pub const BUNDLE_FILE: &str = "bundle.json";
 pub const FORMAT: &str = "clipmatch-bundle";
@@ -180,7 +180,26 @@ pub struct Bundle {
     pub catalog: String,
     /// The catalog's vectors file.
     pub vectors: String,
+    /// A big catalog's compact files, which the page ranks with before (and while) it
+    /// downloads the vectors file; absent otherwise (and then not written).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub compact: Option<BundleCompact>,
     pub files: Vec<FileEntry>,
+}
+
+/// `compact` in bundle.json: the page's manifest and the compact codes.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct BundleCompact {
+    /// [`PAGE_MANIFEST_FILE`]: the catalog's manifest less what the page does not need.
+    pub manifest: String,
+    /// [`COMPACT_FILE`].
+    pub codes: String,
+}
+
+impl Default for BundleCompact {
+    fn default() -> Self {
+        Self { manifest: PAGE_MANIFEST_FILE.into(), codes: COMPACT_FILE.into() }
+    }
 }
 
 impl Bundle {
@@ -193,6 +212,7 @@ impl Bundle {
             model,
             catalog: MANIFEST_FILE.into(),
             vectors: VECTORS_FILE.into(),
+            compact: None,
             files,
         }
     }
@@ -254,6 +274,9 @@ impl Bundle {
             (self.catalog.as_str(), "catalog manifest"),
             (self.vectors.as_str(), "catalog vectors"),
         ]);
+        if let Some(c) = &self.compact {
+            named.extend([(c.manifest.as_str(), "compact catalog manifest"), (c.codes.as_str(), "compact codes")]);
+        }
         named
     }
 

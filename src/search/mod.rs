@@ -9,6 +9,8 @@ pub mod bundle_model;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod build_recipe;
 pub mod catalog;
+/// Compact codes (product quantisation) for ranking big catalogs.
+pub mod compact;
 /// Building catalogs is the native tool's job (the page only searches).
 #[cfg(not(target_arch = "wasm32"))]
 pub mod catalog_builder;

@@ -6,7 +6,7 @@ use std::collections::BinaryHeap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::search::catalog::{Catalog, VectorScales, Vectors};
+use crate::search::catalog::{Catalog, Item, VectorScales, Vectors};
 use crate::kernels::dot;
 use crate::kernels::math::dot_in_order;
 
@@ -46,6 +46,11 @@ pub struct Ranking {
     pub min_score: f32,
     /// False when the best score is under `min_score`: "no confident match".
     pub confident: bool,
+    /// True when the answer comes from a big catalog's compact codes alone (the page, before
+    /// the stored vectors have arrived): scores are estimates and the order may differ from
+    /// the exact one.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub codes_only: bool,
 }
 
 /// Candidates picked by the fast pass beyond k, so that the exact scores (the fast pass
@@ -66,7 +71,14 @@ pub fn rank(catalog: &Catalog, query: &[f32], weights: FusionWeights, top_k: usi
         // The offsets add the same amount to every item's score: the order needs only the rest.
         Vectors::I8 { values, scales, .. } => fast_i8(values, *scales, catalog.dim(), query, weights, keep),
     };
-    let mut scored: Vec<(usize, f32, f32, f32)> = candidates
+    exact_ranking(catalog, candidates, query, weights, k, min_score)
+}
+
+/// The exact stage of [`rank`]: the `candidates` scored against the stored (de-quantised)
+/// vectors, best first (ties keep catalog order), the first `k` kept. Any first pass whose
+/// candidates include the exact top k gets `rank`'s answer from it.
+pub fn exact_ranking(catalog: &Catalog, candidates: Vec<usize>, query: &[f32], weights: FusionWeights, k: usize, min_score: f32) -> Ranking {
+    let scored: Vec<(usize, f32, f32, f32)> = candidates
         .into_iter()
         .map(|i| {
             let t = dot_in_order(query, &catalog.name_vector(i));
@@ -74,12 +86,18 @@ pub fn rank(catalog: &Catalog, query: &[f32], weights: FusionWeights, top_k: usi
             (i, weights.text * t + weights.image * m, t, m)
         })
         .collect();
+    ranking_of(catalog.items(), scored, weights, k, min_score)
+}
+
+/// A ranking from scored items `(index, fused score, text similarity, image similarity)`: the
+/// best `k` first (ties keep catalog order).
+pub fn ranking_of(items: &[Item], mut scored: Vec<(usize, f32, f32, f32)>, weights: FusionWeights, k: usize, min_score: f32) -> Ranking {
     scored.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
     scored.truncate(k);
     let matches: Vec<Match> = scored
         .into_iter()
         .map(|(i, score, t, m)| {
-            let item = &catalog.items()[i];
+            let item = &items[i];
             Match {
                 index: i,
                 id: item.id.clone(),
@@ -99,17 +117,18 @@ pub fn rank(catalog: &Catalog, query: &[f32], weights: FusionWeights, top_k: usi
         weights,
         min_score,
         confident,
+        codes_only: false,
     }
 }
 
 /// The `keep` best of a stream of `(score, index)`, better = higher score, then lower index.
-struct TopK<S: Ord> {
+pub(crate) struct TopK<S: Ord> {
     keep: usize,
     heap: BinaryHeap<Reverse<(S, Reverse<usize>)>>,
 }
 
 impl<S: Ord + Copy> TopK<S> {
-    fn new(keep: usize) -> Self {
+    pub(crate) fn new(keep: usize) -> Self {
         Self {
             keep,
             heap: BinaryHeap::with_capacity(keep + 1),
@@ -117,7 +136,7 @@ impl<S: Ord + Copy> TopK<S> {
     }
 
     #[inline]
-    fn offer(&mut self, score: S, index: usize) {
+    pub(crate) fn offer(&mut self, score: S, index: usize) {
         if self.heap.len() < self.keep {
             self.heap.push(Reverse((score, Reverse(index))));
         } else if let Some(mut worst) = self.heap.peek_mut() {
@@ -128,14 +147,14 @@ impl<S: Ord + Copy> TopK<S> {
         }
     }
 
-    fn indices(self) -> Vec<usize> {
+    pub(crate) fn indices(self) -> Vec<usize> {
         self.heap.into_iter().map(|Reverse((_, Reverse(i)))| i).collect()
     }
 }
 
 /// An f32 that sorts with `total_cmp`.
 #[derive(Clone, Copy, PartialEq)]
-struct Score(f32);
+pub(crate) struct Score(pub(crate) f32);
 
 impl Eq for Score {}
 

@@ -10,7 +10,8 @@ use crate::error::{Error, SessionError};
 use crate::imaging::crop::Region;
 use crate::imaging::decode::{decode_rgb, rgb_from_rgba};
 use crate::models::embedder::Embedder;
-use crate::search::catalog::{Catalog, TunedRanking};
+use crate::search::catalog::{Catalog, Manifest, TunedRanking};
+use crate::search::compact::page::PageCompactCatalog;
 use crate::search::rank::{rank, Ranking};
 use crate::search::ranking_options::RankingOverrides;
 
@@ -30,11 +31,11 @@ pub struct CatalogSummary {
 }
 
 impl CatalogSummary {
-    fn of(catalog: &Catalog) -> Self {
-        let r = catalog.manifest.ranking;
+    fn of(manifest: &Manifest) -> Self {
+        let r = manifest.ranking;
         CatalogSummary {
-            items: catalog.len(),
-            model_name: catalog.manifest.model.name.clone(),
+            items: manifest.items.len(),
+            model_name: manifest.model.name.clone(),
             text_weight: r.text_weight,
             image_weight: r.image_weight,
             top_k: r.top_k,
@@ -65,11 +66,27 @@ impl Photo {
     }
 }
 
+/// What photos are ranked against: a catalog with its stored vectors, or a big catalog's
+/// compact codes (the page), with the vectors once they have arrived.
+enum Searched {
+    Exact(Box<Catalog>),
+    Compact(Box<PageCompactCatalog>),
+}
+
+impl Searched {
+    fn manifest(&self) -> &Manifest {
+        match self {
+            Searched::Exact(c) => &c.manifest,
+            Searched::Compact(c) => &c.manifest,
+        }
+    }
+}
+
 /// A model, and once given, a catalog to rank photos against.
 pub struct SearchSession {
     embedder: Embedder,
     weights_sha256: String,
-    catalog: Option<Catalog>,
+    catalog: Option<Searched>,
     photo: Option<Photo>,
 }
 
@@ -97,21 +114,50 @@ impl SearchSession {
     /// Ranks photos against `catalog` from now on, refusing one built with another model
     /// (embedding size, weights or preprocessing). The last photo is forgotten.
     pub fn use_catalog(&mut self, catalog: Catalog) -> Result<CatalogSummary, Error> {
-        catalog.check_model(self.embedder.model.embedding_dim(), Some(&self.weights_sha256), &self.embedder.preprocess)?;
-        let summary = CatalogSummary::of(&catalog);
-        self.catalog = Some(catalog);
+        self.use_searched(Searched::Exact(Box::new(catalog)))
+    }
+
+    /// Ranks photos against a big catalog's compact codes from now on (the page's manifest and
+    /// `compact.bin`: [`PageCompactCatalog`]), refusing one built with another model. Answers
+    /// come from the codes alone until [`Self::attach_vectors`].
+    pub fn use_compact_catalog(&mut self, catalog: PageCompactCatalog) -> Result<CatalogSummary, Error> {
+        self.use_searched(Searched::Compact(Box::new(catalog)))
+    }
+
+    /// Gives the compact catalog its stored vectors (`vectors.bin`, checked against its
+    /// manifest): short lists are re-ranked exactly from now on.
+    pub fn attach_vectors(&mut self, vectors: &[u8]) -> Result<(), Error> {
+        match &mut self.catalog {
+            Some(Searched::Compact(c)) => Ok(c.attach_vectors(vectors)?),
+            Some(Searched::Exact(_)) => Err(crate::error::CatalogError::Invalid("this catalog has its vectors already".into()).into()),
+            None => Err(SessionError::NoCatalog.into()),
+        }
+    }
+
+    fn use_searched(&mut self, searched: Searched) -> Result<CatalogSummary, Error> {
+        searched.manifest().check_model(self.embedder.model.embedding_dim(), Some(&self.weights_sha256), &self.embedder.preprocess)?;
+        let summary = CatalogSummary::of(searched.manifest());
+        self.catalog = Some(searched);
         self.photo = None;
         Ok(summary)
     }
 
+    /// The catalog with its stored vectors (a compact catalog's is not one: it ranks through the session).
     pub fn catalog(&self) -> Result<&Catalog, SessionError> {
+        match &self.catalog {
+            Some(Searched::Exact(c)) => Ok(c.as_ref()),
+            _ => Err(SessionError::NoCatalog),
+        }
+    }
+
+    fn searched(&self) -> Result<&Searched, SessionError> {
         self.catalog.as_ref().ok_or(SessionError::NoCatalog)
     }
 
     /// Ranks an encoded photo (JPEG, PNG, WebP, GIF) against the catalog; the photo is kept.
     /// The photo before (and its region) is freed first, so one that cannot be read leaves none.
     pub fn rank_photo(&mut self, bytes: &[u8], overrides: &RankingOverrides) -> Result<Ranking, Error> {
-        self.catalog()?;
+        self.searched()?;
         self.photo = None;
         let rgb = decode_rgb(bytes, &self.embedder.limits)?;
         self.rank_new_photo(rgb, overrides)
@@ -119,7 +165,7 @@ impl SearchSession {
 
     /// Ranks RGBA pixels (e.g. a camera frame) against the catalog, as [`Self::rank_photo`].
     pub fn rank_rgba(&mut self, rgba: &[u8], width: u32, height: u32, overrides: &RankingOverrides) -> Result<Ranking, Error> {
-        self.catalog()?;
+        self.searched()?;
         self.photo = None;
         let rgb = rgb_from_rgba(rgba, width, height, &self.embedder.limits)?;
         self.rank_new_photo(rgb, overrides)
@@ -128,7 +174,7 @@ impl SearchSession {
     /// Ranks only `region` of an encoded photo (`clipmatch query --crop`): the whole photo is
     /// not embedded (until [`Self::rank_whole_photo`] asks for it). The photo is kept.
     pub fn rank_photo_region(&mut self, bytes: &[u8], region: Region, overrides: &RankingOverrides) -> Result<Ranking, Error> {
-        self.catalog()?;
+        self.searched()?;
         self.photo = None;
         let rgb = decode_rgb(bytes, &self.embedder.limits)?;
         let query = self.embed_region(&rgb, region)?;
@@ -140,7 +186,7 @@ impl SearchSession {
     /// embedded as a photo of that region alone would be; no decoding again. A refused region
     /// leaves the session as it was.
     pub fn rank_region(&mut self, region: Region, overrides: &RankingOverrides) -> Result<Ranking, Error> {
-        self.catalog()?;
+        self.searched()?;
         let photo = self.photo.as_ref().ok_or(SessionError::NoQuery)?;
         let query = self.embed_region(&photo.rgb, region)?;
         self.photo.as_mut().expect("checked above").region = Some((region, query));
@@ -150,7 +196,7 @@ impl SearchSession {
     /// Forgets the region and ranks the whole last photo: no model run when it was ranked whole
     /// before.
     pub fn rank_whole_photo(&mut self, overrides: &RankingOverrides) -> Result<Ranking, Error> {
-        self.catalog()?;
+        self.searched()?;
         let photo = self.photo.as_mut().ok_or(SessionError::NoQuery)?;
         if photo.whole.is_none() {
             photo.whole = Some(self.embedder.embed_rgb(&photo.rgb)?);
@@ -171,10 +217,13 @@ impl SearchSession {
 
     /// Ranks the last photo (its region, if one is set) again with other settings: no model run.
     pub fn rerank(&self, overrides: &RankingOverrides) -> Result<Ranking, Error> {
-        let catalog = self.catalog()?;
+        let searched = self.searched()?;
         let query = self.photo.as_ref().and_then(Photo::query).ok_or(SessionError::NoQuery)?;
-        let o = overrides.resolve(&catalog.manifest.ranking);
-        Ok(rank(catalog, query, o.weights, o.top_k, o.min_score))
+        let o = overrides.resolve(&searched.manifest().ranking);
+        Ok(match searched {
+            Searched::Exact(catalog) => rank(catalog, query, o.weights, o.top_k, o.min_score),
+            Searched::Compact(catalog) => catalog.rank(query, o.weights, o.top_k, o.min_score),
+        })
     }
 
     fn rank_new_photo(&mut self, rgb: RgbImage, overrides: &RankingOverrides) -> Result<Ranking, Error> {

@@ -6,6 +6,8 @@ use wasm_bindgen::prelude::*;
 use super::{js, Matcher};
 use crate::error::CatalogError;
 use crate::search::catalog::{vectors_file_size, Catalog, VectorDtype};
+use crate::search::compact::page::PageCompactCatalog;
+use crate::search::rank::FusionWeights;
 use crate::search::rank::rank;
 use crate::search::ranking_options::RankingOverrides;
 use crate::search::synthetic;
@@ -64,3 +66,39 @@ impl RankBench {
     }
 }
 
+
+/// A compact catalog as the page's worker holds it (page-catalog.json and compact.bin, then
+/// vectors.bin), ranked against queries given as one array of unit vectors: to time the
+/// ranking of 100,000 items where the page runs it (benches/browser/compact_bench.mjs).
+#[wasm_bindgen]
+pub struct CompactRankBench {
+    catalog: PageCompactCatalog,
+    queries: Vec<f32>,
+}
+
+#[wasm_bindgen]
+impl CompactRankBench {
+    #[wasm_bindgen(constructor)]
+    pub fn new(page_manifest: &[u8], codes: &[u8], queries: Vec<f32>) -> Result<CompactRankBench, JsError> {
+        let catalog = PageCompactCatalog::from_parts(page_manifest, codes).map_err(js)?;
+        if queries.len() % catalog.manifest.model.embedding_dim != 0 {
+            return Err(JsError::new("the queries are not whole vectors"));
+        }
+        Ok(CompactRankBench { catalog, queries })
+    }
+
+    /// As `Matcher.attachVectors`: rankings are exact from now on.
+    #[wasm_bindgen(js_name = attachVectors)]
+    pub fn attach_vectors(&mut self, vectors: &[u8]) -> Result<(), JsError> {
+        self.catalog.attach_vectors(vectors).map_err(js)
+    }
+
+    /// The catalog's indices of the top k for query `i`, as the page ranks (fused weights 1.5
+    /// and 0.5): from the codes alone until the vectors are attached, exactly after.
+    pub fn rank(&self, i: usize, top_k: usize) -> Vec<u32> {
+        let d = self.catalog.manifest.model.embedding_dim;
+        let q = &self.queries[i * d..(i + 1) * d];
+        let r = self.catalog.rank(q, FusionWeights { text: 1.5, image: 0.5 }, top_k, 0.0);
+        r.matches.iter().map(|m| m.index as u32).collect()
+    }
+}

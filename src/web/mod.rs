@@ -10,12 +10,13 @@ mod limits;
 mod loader;
 
 #[cfg(feature = "bench")]
-pub use bench::RankBench;
+pub use bench::{CompactRankBench, RankBench};
 pub use limits::max_photo_bytes;
 pub use loader::MatcherLoader;
 
 use crate::imaging::crop::Region;
 use crate::models::embedder::Embedder;
+use crate::search::compact::page::PageCompactCatalog;
 use crate::search::ranking_options::RankingOverrides;
 use crate::search::session::SearchSession;
 
@@ -49,6 +50,22 @@ impl Matcher {
     #[wasm_bindgen(js_name = loadCatalog)]
     pub fn load_catalog(&mut self, manifest: &[u8], vectors: &[u8]) -> Result<JsValue, JsError> {
         to_js(&self.session.load_catalog(manifest, vectors).map_err(js)?)
+    }
+
+    /// Loads a big catalog's compact form (the bundle's page-catalog.json and compact.bin bytes),
+    /// refusing one built with another model or a damaged codes file, in one line. Photos are
+    /// ranked from the codes alone (results say `codes_only`) until `attachVectors`.
+    #[wasm_bindgen(js_name = loadCompactCatalog)]
+    pub fn load_compact_catalog(&mut self, page_manifest: &[u8], codes: &[u8]) -> Result<JsValue, JsError> {
+        let catalog = PageCompactCatalog::from_parts(page_manifest, codes).map_err(js)?;
+        to_js(&self.session.use_compact_catalog(catalog).map_err(js)?)
+    }
+
+    /// Gives the compact catalog its vectors file (all of it: the page fetches it whatever the
+    /// photo), checked against its manifest; from now on rankings are exact.
+    #[wasm_bindgen(js_name = attachVectors)]
+    pub fn attach_vectors(&mut self, vectors: &[u8]) -> Result<(), JsError> {
+        self.session.attach_vectors(vectors).map_err(js)
     }
 
     /// Ranks an encoded photo (JPEG, PNG, WebP, GIF) against the catalog. Weights and k

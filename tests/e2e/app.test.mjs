@@ -14,6 +14,7 @@ import { env, startSuite, bundleDir, tool, out, browserArgs, bundleParam, photo,
 import { hardeningTests } from './hardening.mjs';
 import { isolationTests } from './isolation.mjs';
 import { familyTests } from './families.mjs';
+import { compactTests } from './compact.mjs';
 import { cropTests, nextAnswer, mouseDrag, regionShown } from './crop.mjs';
 
 startSuite();
@@ -158,3 +159,4 @@ hardeningTests();
 isolationTests();
 familyTests();
 cropTests();
+compactTests();

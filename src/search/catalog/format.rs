@@ -13,6 +13,13 @@ pub const VERSION: u32 = 2;
 pub const OLDEST_VERSION: u32 = 1;
 pub const MANIFEST_FILE: &str = "catalog.json";
 pub const VECTORS_FILE: &str = "vectors.bin";
+/// The compact codes (`build --compact`): codebooks and every item's codes.
+pub const COMPACT_FILE: &str = "compact.bin";
+/// What the page reads of a compact catalog before its first answer, in a bundle: the manifest
+/// less what only the tool needs (see [`PageCatalog`]).
+pub const PAGE_MANIFEST_FILE: &str = "page-catalog.json";
+pub const PAGE_FORMAT: &str = "clipmatch-page-catalog";
+pub const PAGE_VERSION: u32 = 1;
 
 /// Largest `embedding_dim` a catalog may declare (CLIP's are 512 to 1024).
 pub const MAX_EMBEDDING_DIM: usize = 65_536;
@@ -347,7 +354,56 @@ pub struct Manifest {
     pub ranking: RankingDefaults,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sources: Option<SourcesRecord>,
+    /// `build --compact`: the compact codes and the page's manifest; absent otherwise (and then
+    /// not written, so other manifests are unchanged).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub compact: Option<CompactInfo>,
     pub items: Vec<Item>,
+}
+
+pub(super) const COMPACT_LAYOUT: &str = "image codebook then name codebook (subspaces x centroids x embedding_dim / subspaces little-endian f16 each), then per item in manifest order: image code then name code, subspaces bytes each";
+
+/// A file beside the manifest, with its size and sha256.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ListedFile {
+    pub file: String,
+    pub bytes: u64,
+    pub sha256: String,
+}
+
+/// `compact`: the compact codes of the catalog (product quantisation, one quantiser per vector
+/// kind). `clipmatch bundle` derives the page's smaller manifest ([`PageCatalog`]) from this one.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct CompactInfo {
+    /// [`COMPACT_FILE`].
+    pub codes: ListedFile,
+    /// Bytes per code (per vector kind): each subspace of `embedding_dim / subspaces` values.
+    pub subspaces: usize,
+    /// Centres per subspace (at most 256: one byte).
+    pub centroids: usize,
+    /// Catalogs of at least this many items are ranked with the codes; smaller ones exactly.
+    pub min_items: usize,
+    pub layout: String,
+}
+
+/// `page-catalog.json`: what the page needs of a compact catalog to rank and show results, and
+/// to check `compact.bin` and (later, in the background) `vectors.bin`: no source paths, no
+/// descriptions, no thumbnails (a page cannot download 100,000 thumbnails up front, and fetching
+/// only the results' would tell the host what the photo shows).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct PageCatalog {
+    pub format: String,
+    pub version: u32,
+    pub model: ModelInfo,
+    pub preprocessing: PreprocessConfig,
+    pub vectors: VectorsInfo,
+    pub ranking: RankingDefaults,
+    pub compact: CompactInfo,
+    /// Every item's id, in manifest order (two plain lists: at 100,000 items, objects with keys
+    /// would add 1.5 MB).
+    pub ids: Vec<String>,
+    /// Every item's name, in manifest order.
+    pub names: Vec<String>,
 }
 
 #[cfg(test)]

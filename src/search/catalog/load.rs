@@ -106,6 +106,9 @@ impl Catalog {
                 Vectors::F32(values)
             }
         };
+        if let Some(info) = &manifest.compact {
+            super::compact_files::check_info(info, n, dim)?;
+        }
         let catalog = Self { manifest, vectors };
         catalog.validate_items()?;
         Ok(catalog)
@@ -115,52 +118,57 @@ impl Catalog {
     /// allowed by [`crate::search::item_id::RULE`], ids equal but for case, a thumbnail other than
     /// `thumbs/<id>.jpg`, a vectors file other than [`VECTORS_FILE`]; and non-finite weights.
     pub(super) fn validate_items(&self) -> Result<(), CatalogError> {
-        use crate::search::item_id;
-        let invalid = |msg: String| Err(CatalogError::Invalid(msg));
-        if self.manifest.vectors.file != VECTORS_FILE {
-            return invalid(format!(
-                "vectors.file is {}; it must be {VECTORS_FILE:?}",
-                item_id::quoted(&self.manifest.vectors.file)
-            ));
-        }
-        let mut seen: std::collections::HashMap<String, &str> = std::collections::HashMap::new();
-        for (i, item) in self.manifest.items.iter().enumerate() {
-            if let Err(e) = item_id::check(&item.id) {
-                return invalid(format!("item {}: {e}", i + 1));
-            }
-            if let Some(other) = seen.insert(item_id::collision_key(&item.id), &item.id) {
-                return invalid(if other == item.id {
-                    format!("item id {:?} appears twice", item.id)
-                } else {
-                    format!("item ids {other:?} and {:?} differ only in case (their thumbnails would be one file on macOS and Windows)", item.id)
-                });
-            }
-            if let Some(t) = &item.thumbnail {
-                let allowed = item_id::thumbnail_file(&item.id);
-                if *t != allowed {
-                    return invalid(format!(
-                        "item {:?}: thumbnail is {}; it must be {allowed:?} or absent",
-                        item.id,
-                        item_id::quoted(t)
-                    ));
-                }
-            }
-        }
-        if let Some(sources) = &self.manifest.sources {
-            let n = self.manifest.items.len();
-            if sources.image_sha256.len() != n {
-                return invalid(format!("sources.image_sha256 lists {} images for {n} items", sources.image_sha256.len()));
-            }
-            if let Some(i) = sources.image_sha256.iter().position(|s| !crate::digest::is_sha256_hex(s)) {
-                return invalid(format!("sources.image_sha256[{i}] is not a sha256 (64 lowercase hex digits)"));
-            }
-        }
-        let r = &self.manifest.ranking;
-        if !(r.text_weight.is_finite() && r.image_weight.is_finite() && r.min_score.is_finite()) {
-            return Err(CatalogError::Invalid("ranking weights must be finite numbers".into()));
-        }
-        Ok(())
+        validate_manifest(&self.manifest)
     }
+}
+
+/// The checks of [`Catalog::validate_items`] on a manifest alone.
+pub(crate) fn validate_manifest(manifest: &Manifest) -> Result<(), CatalogError> {
+    use crate::search::item_id;
+    let invalid = |msg: String| Err(CatalogError::Invalid(msg));
+    if manifest.vectors.file != VECTORS_FILE {
+        return invalid(format!(
+            "vectors.file is {}; it must be {VECTORS_FILE:?}",
+            item_id::quoted(&manifest.vectors.file)
+        ));
+    }
+    let mut seen: std::collections::HashMap<String, &str> = std::collections::HashMap::new();
+    for (i, item) in manifest.items.iter().enumerate() {
+        if let Err(e) = item_id::check(&item.id) {
+            return invalid(format!("item {}: {e}", i + 1));
+        }
+        if let Some(other) = seen.insert(item_id::collision_key(&item.id), &item.id) {
+            return invalid(if other == item.id {
+                format!("item id {:?} appears twice", item.id)
+            } else {
+                format!("item ids {other:?} and {:?} differ only in case (their thumbnails would be one file on macOS and Windows)", item.id)
+            });
+        }
+        if let Some(t) = &item.thumbnail {
+            let allowed = item_id::thumbnail_file(&item.id);
+            if *t != allowed {
+                return invalid(format!(
+                    "item {:?}: thumbnail is {}; it must be {allowed:?} or absent",
+                    item.id,
+                    item_id::quoted(t)
+                ));
+            }
+        }
+    }
+    if let Some(sources) = &manifest.sources {
+        let n = manifest.items.len();
+        if sources.image_sha256.len() != n {
+            return invalid(format!("sources.image_sha256 lists {} images for {n} items", sources.image_sha256.len()));
+        }
+        if let Some(i) = sources.image_sha256.iter().position(|s| !crate::digest::is_sha256_hex(s)) {
+            return invalid(format!("sources.image_sha256[{i}] is not a sha256 (64 lowercase hex digits)"));
+        }
+    }
+    let r = &manifest.ranking;
+    if !(r.text_weight.is_finite() && r.image_weight.is_finite() && r.min_score.is_finite()) {
+        return Err(CatalogError::Invalid("ranking weights must be finite numbers".into()));
+    }
+    Ok(())
 }
 
 /// Refuses NaN and infinite values, naming the first item that holds one. `values` are laid

@@ -6,6 +6,7 @@
 //! [`format`] holds the manifest's types, [`quantize`] the i8 storage, [`load`] the reading and
 //! its checks; this module the catalog itself and access to its vectors.
 
+mod compact_files;
 mod format;
 mod load;
 mod quantize;
@@ -13,9 +14,12 @@ mod quantize;
 use std::borrow::Cow;
 
 pub use format::{
-    vectors_file_size, Item, Manifest, ModelInfo, RankingDefaults, TunedMetrics, TunedRanking, UtcSeconds, VectorDtype,
+    vectors_file_size, CompactInfo, Item, ListedFile, Manifest, PageCatalog, COMPACT_FILE, PAGE_FORMAT, PAGE_MANIFEST_FILE, PAGE_VERSION, ModelInfo, RankingDefaults, TunedMetrics, TunedRanking, UtcSeconds, VectorDtype,
     SourcesRecord, VectorKind, VectorOffsets, VectorScales, VectorsInfo, FORMAT, MANIFEST_FILE, MAX_EMBEDDING_DIM, OLDEST_VERSION, VECTORS_FILE, VERSION,
 };
+pub use compact_files::CompactOptions;
+pub(crate) use compact_files::read_codes;
+pub(crate) use load::validate_manifest;
 pub use quantize::ScaleRule;
 
 use crate::digest::sha256_hex_of_parts;
@@ -105,6 +109,7 @@ impl Catalog {
                 },
                 ranking,
                 sources: None,
+                compact: None,
                 items,
             },
             vectors: Vectors::F32(values),
@@ -196,29 +201,7 @@ impl Catalog {
         weights_sha256: Option<&str>,
         preprocessing: &PreprocessConfig,
     ) -> Result<(), CatalogError> {
-        let m = &self.manifest.model;
-        if m.embedding_dim != embedding_dim {
-            return Err(CatalogError::DimensionMismatch {
-                catalog_dim: m.embedding_dim,
-                model_dim: embedding_dim,
-            });
-        }
-        if let Some(sha) = weights_sha256 {
-            if sha != m.weights_sha256 && !m.equivalent_weights_sha256.iter().any(|s| s == sha) {
-                return Err(CatalogError::ModelMismatch {
-                    catalog_model: m.name.clone(),
-                    catalog_sha: m.weights_sha256.clone(),
-                    model_sha: sha.to_string(),
-                });
-            }
-        }
-        if !self.manifest.preprocessing.same_as(preprocessing) {
-            return Err(CatalogError::PreprocessMismatch {
-                catalog: format!("{:?}", self.manifest.preprocessing),
-                model: format!("{preprocessing:?}"),
-            });
-        }
-        Ok(())
+        self.manifest.check_model(embedding_dim, weights_sha256, preprocessing)
     }
 
     /// Problems with the vectors themselves: non-finite values or vectors not of unit length
@@ -243,5 +226,40 @@ impl Catalog {
             }
         }
         out
+    }
+}
+
+impl Manifest {
+    /// Refuses a model that did not make this catalog: another embedding size, other
+    /// weights (when their sha256 is known), or other preprocessing.
+    pub fn check_model(
+        &self,
+        embedding_dim: usize,
+        weights_sha256: Option<&str>,
+        preprocessing: &PreprocessConfig,
+    ) -> Result<(), CatalogError> {
+        let m = &self.model;
+        if m.embedding_dim != embedding_dim {
+            return Err(CatalogError::DimensionMismatch {
+                catalog_dim: m.embedding_dim,
+                model_dim: embedding_dim,
+            });
+        }
+        if let Some(sha) = weights_sha256 {
+            if sha != m.weights_sha256 && !m.equivalent_weights_sha256.iter().any(|s| s == sha) {
+                return Err(CatalogError::ModelMismatch {
+                    catalog_model: m.name.clone(),
+                    catalog_sha: m.weights_sha256.clone(),
+                    model_sha: sha.to_string(),
+                });
+            }
+        }
+        if !self.preprocessing.same_as(preprocessing) {
+            return Err(CatalogError::PreprocessMismatch {
+                catalog: format!("{:?}", self.preprocessing),
+                model: format!("{preprocessing:?}"),
+            });
+        }
+        Ok(())
     }
 }

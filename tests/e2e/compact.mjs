@@ -1,0 +1,72 @@
+// A big catalog's compact bundle (issue 13, item 3): scripts/test.sh builds the grocery catalog
+// with `build --compact --compact-min-items 1` so that its 31 products take the compact path
+// (CLIPMATCH_E2E_COMPACT_BUNDLE). Before the vectors file has arrived the page answers from the
+// codes and says so; after, it ranks as the native tool does. What it fetches never depends on
+// the photo: nothing at all after a photo, no thumbnails, not the full manifest. Registered by
+// app.test.mjs, which starts the suite.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { env, tool, bundleParam, iconicOf, watchPage, upload, results, rankOnImagesOnly, assertSameRanking } from './harness.mjs';
+
+const compactDir = process.env.CLIPMATCH_E2E_COMPACT_BUNDLE;
+
+export function compactTests() {
+  test('a compact bundle answers from the codes first, exactly once the vectors arrive, and fetches nothing that depends on the photo', { skip: !compactDir && 'CLIPMATCH_E2E_COMPACT_BUNDLE is not set' }, async () => {
+    const bundle = JSON.parse(readFileSync(path.join(compactDir, 'bundle.json'), 'utf8'));
+    assert.deepEqual(bundle.compact, { manifest: 'page-catalog.json', codes: 'compact.bin' });
+    const context = await env.browser.newContext({ viewport: { width: 1280, height: 900 } });
+    const page = await context.newPage();
+    const watch = await watchPage(context, page);
+    const requests = [];
+    context.on('request', (r) => requests.push(new URL(r.url()).pathname));
+    // The vectors file is held back until the first photo has been answered.
+    let release;
+    const held = new Promise((resolve) => { release = resolve; });
+    await context.route('**/vectors.bin', async (route) => { await held; await route.continue(); });
+    try {
+      await page.goto(`${env.base}index.html?bundle=${bundleParam(compactDir)}&threads=1`);
+      await page.waitForSelector('body[data-state="ready"]', { timeout: 180_000 });
+      await rankOnImagesOnly(page);
+      // The worker asks for the vectors file right after "Ready", before any photo.
+      for (let i = 0; i < 600 && !requests.some((p) => p.endsWith('/vectors.bin')); i++) await page.waitForTimeout(50);
+      const shot = iconicOf('Oatly-Natural-Oatghurt');
+      const beforePhoto = requests.length;
+      await upload(page, shot);
+      assert.match(await page.textContent('#verdict'), /approximate: the catalog's vectors are still downloading/);
+      assert.equal((await results(page)).length, 5);
+      release();
+      await page.waitForFunction(() => /results are exact/.test(document.querySelector('#storage-text').textContent), null, { timeout: 60_000 });
+      await upload(page, shot);
+      assert.doesNotMatch(await page.textContent('#verdict'), /approximate/);
+      const args = ['query', shot, '--catalog', compactDir, '--model', path.join(compactDir, 'model'), '--json', '--text-weight', '0', '--image-weight', '1'];
+      const native = JSON.parse(execFileSync(tool, args, { encoding: 'utf8' })).ranking.matches;
+      assertSameRanking(await results(page), native, 'compact bundle with its vectors vs the native tool', 1e-4);
+      assert.deepEqual(requests.slice(beforePhoto), [], 'nothing is fetched after a photo');
+      const catalogFiles = requests.filter((p) => p.includes(path.basename(compactDir) + '/') && !p.includes('/model/') && !p.endsWith('bundle.json'));
+      assert.deepEqual(catalogFiles.map((p) => path.basename(p)).sort(), ['compact.bin', 'page-catalog.json', 'vectors.bin']);
+      assert.deepEqual(await watch.all(), []);
+    } finally {
+      release();
+      await context.close();
+    }
+  });
+
+  test('a damaged compact.bin is refused in one line', { skip: !compactDir && 'CLIPMATCH_E2E_COMPACT_BUNDLE is not set' }, async () => {
+    const context = await env.browser.newContext();
+    const page = await context.newPage();
+    const codes = readFileSync(path.join(compactDir, 'compact.bin'));
+    codes[codes.length - 1] ^= 1;
+    await context.route('**/compact.bin', (route) => route.fulfill({ body: codes, contentType: 'application/octet-stream' }));
+    try {
+      await page.goto(`${env.base}index.html?bundle=${bundleParam(compactDir)}&threads=1`);
+      await page.waitForSelector('body[data-state="error"]', { timeout: 180_000 });
+      const status = await page.textContent('#status-text');
+      assert.match(status, /^The app could not load: compact\.bin is damaged: its sha256 does not match bundle\.json$/);
+    } finally {
+      await context.close();
+    }
+  });
+}
