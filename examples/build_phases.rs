@@ -110,8 +110,7 @@ fn images_only(embedder: &Embedder, photos: &[PathBuf], batch: usize, seconds: &
 }
 
 fn main() {
-    clipmatch::allocator::keep_freed_memory(); // as the CLI does
-    clipmatch::parallel::limit_candle_spinning(); // as the CLI does
+    clipmatch::native_process::configure(); // as the CLI does
     let args: Vec<String> = std::env::args().skip(1).collect();
     let model_dir = PathBuf::from(args.first().expect("MODEL_DIR"));
     let photos_dir = PathBuf::from(args.get(1).expect("PHOTOS_DIR"));

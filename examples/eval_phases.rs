@@ -11,8 +11,7 @@
 
 #[cfg(not(target_arch = "wasm32"))]
 fn main() {
-    clipmatch::allocator::keep_freed_memory(); // as the CLI does
-    clipmatch::parallel::limit_candle_spinning(); // as the CLI does
+    clipmatch::native_process::configure(); // as the CLI does
     use std::fs;
     use std::path::PathBuf;
     use std::time::Instant;

@@ -4,9 +4,9 @@
 //! it takes bytes and returns embeddings, catalogs and rankings. The wasm API (`web`) and the
 //! native CLI (`src/main.rs`) are thin shells around it.
 
-/// Native programs only: how the process's allocator should keep freed memory.
+/// Native programs only: the process settings `main` applies first (allocator, candle's pool).
 #[cfg(not(target_arch = "wasm32"))]
-pub mod allocator;
+pub mod native_process;
 pub mod digest;
 pub mod error;
 pub mod imaging;

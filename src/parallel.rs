@@ -115,18 +115,3 @@ impl<'a, T> DisjointWrites<'a, T> {
         self.ptr.add(index)
     }
 }
-
-/// How long candle's own thread pool spins before it sleeps, unless `CANDLE_BARRIER_POOL_SPIN_LIMIT`
-/// is set: 1,000 spins instead of candle's 25,000. The candle engine alternates candle's pool
-/// (element-wise operations) with rayon's (this crate's kernels installed as candle operations);
-/// a candle worker still spinning after its operation takes the core rayon's worker needs. On this
-/// 2-core machine (MobileCLIP2-S0, other work running): `clipmatch embed` of 6 photos on 2 threads
-/// 3.1-4.7 s -> 1.4 s; batch 16 on 2 threads 6.2-7.2 s -> 5.3-5.7 s for 32 photos. Native programs
-/// call it at the start of `main`, before any thread exists (it sets an environment variable).
-#[cfg(not(target_arch = "wasm32"))]
-pub fn limit_candle_spinning() {
-    const VAR: &str = "CANDLE_BARRIER_POOL_SPIN_LIMIT";
-    if std::env::var_os(VAR).is_none() {
-        std::env::set_var(VAR, "1000");
-    }
-}

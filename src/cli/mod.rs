@@ -76,8 +76,7 @@ enum Command {
 }
 
 pub fn main() -> ExitCode {
-    clipmatch::allocator::keep_freed_memory();
-    clipmatch::parallel::limit_candle_spinning();
+    clipmatch::native_process::configure();
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Build(a) => build::run(a),

@@ -5,6 +5,7 @@
 //! (im2col), once per image. The weights are the kernel tensor as it is (`c_out x c_in·kh·kw`).
 //! Pixels are the product's columns, so its panels split across threads.
 
+use super::conv_window;
 use super::gemm::{pack_panels_threaded, product_threaded, NR};
 
 /// The shape of one dense convolution (dilation 1, the same stride and padding both ways).
@@ -24,20 +25,17 @@ pub struct DenseConvShape {
 impl DenseConvShape {
     /// Whether the kernel fits the padded input, and every size and the stride is at least 1.
     pub fn is_valid(&self) -> bool {
-        self.stride >= 1
-            && self.c_in >= 1
-            && self.kernel_h >= 1
-            && self.kernel_w >= 1
-            && self.height + 2 * self.padding >= self.kernel_h
-            && self.width + 2 * self.padding >= self.kernel_w
+        self.c_in >= 1
+            && conv_window::fits(self.height, self.kernel_h, self.stride, self.padding)
+            && conv_window::fits(self.width, self.kernel_w, self.stride, self.padding)
     }
 
     pub fn out_h(&self) -> usize {
-        (self.height + 2 * self.padding - self.kernel_h) / self.stride + 1
+        conv_window::outputs(self.height, self.kernel_h, self.stride, self.padding)
     }
 
     pub fn out_w(&self) -> usize {
-        (self.width + 2 * self.padding - self.kernel_w) / self.stride + 1
+        conv_window::outputs(self.width, self.kernel_w, self.stride, self.padding)
     }
 
     pub fn out_len(&self) -> usize {

@@ -9,6 +9,7 @@
 //! broadcast weight per tap, one load and one multiply-add per vector, and `BLOCK` independent
 //! sums in registers.
 
+use super::conv_window;
 use super::gemm::Kernel;
 use super::simd::F32Simd;
 use crate::parallel::DisjointWrites;
@@ -32,19 +33,16 @@ pub struct DepthwiseShape {
 impl DepthwiseShape {
     /// Whether the kernel fits the padded input and the stride is at least 1.
     pub fn is_valid(&self) -> bool {
-        self.stride >= 1
-            && self.kernel_h >= 1
-            && self.kernel_w >= 1
-            && self.height + 2 * self.padding >= self.kernel_h
-            && self.width + 2 * self.padding >= self.kernel_w
+        conv_window::fits(self.height, self.kernel_h, self.stride, self.padding)
+            && conv_window::fits(self.width, self.kernel_w, self.stride, self.padding)
     }
 
     pub fn out_h(&self) -> usize {
-        (self.height + 2 * self.padding - self.kernel_h) / self.stride + 1
+        conv_window::outputs(self.height, self.kernel_h, self.stride, self.padding)
     }
 
     pub fn out_w(&self) -> usize {
-        (self.width + 2 * self.padding - self.kernel_w) / self.stride + 1
+        conv_window::outputs(self.width, self.kernel_w, self.stride, self.padding)
     }
 
     /// Output channels.

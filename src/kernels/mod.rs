@@ -4,6 +4,7 @@
 
 pub mod attention;
 pub mod candle_ops;
+pub mod conv_window;
 pub mod dense_conv;
 pub mod depthwise;
 pub mod dot;
