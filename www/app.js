@@ -259,6 +259,8 @@ function render(ranking) {
     const img = li.querySelector('.thumb');
     img.alt = m.name;
     const url = thumbnailUrl(m.thumbnail);
+    // No thumbnail (a compact catalog has none): no image at all, not a broken one showing its alt text.
+    img.hidden = !url;
     if (url) img.src = url;
     return li;
   });

@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import { env, tool, bundleParam, iconicOf, watchPage, upload, results, rankOnImagesOnly, assertSameRanking } from './harness.mjs';
+import { env, tool, out, bundleParam, iconicOf, watchPage, upload, results, rankOnImagesOnly, assertSameRanking } from './harness.mjs';
 
 const compactDir = process.env.CLIPMATCH_E2E_COMPACT_BUNDLE;
 
@@ -37,10 +37,15 @@ export function compactTests() {
       await upload(page, shot);
       assert.match(await page.textContent('#verdict'), /approximate: the catalog's vectors are still downloading/);
       assert.equal((await results(page)).length, 5);
+      // No thumbnails in a compact catalog: no images shown, rather than broken ones.
+      assert.equal(await page.locator('#results .thumb:visible').count(), 0);
+      await page.screenshot({ path: path.join(out, 'desktop-compact-approximate.png'), fullPage: true });
       release();
       await page.waitForFunction(() => /results are exact/.test(document.querySelector('#storage-text').textContent), null, { timeout: 60_000 });
       await upload(page, shot);
       assert.doesNotMatch(await page.textContent('#verdict'), /approximate/);
+      await page.setViewportSize({ width: 390, height: 844 });
+      await page.screenshot({ path: path.join(out, 'phone-compact-exact.png'), fullPage: true });
       const args = ['query', shot, '--catalog', compactDir, '--model', path.join(compactDir, 'model'), '--json', '--text-weight', '0', '--image-weight', '1'];
       const native = JSON.parse(execFileSync(tool, args, { encoding: 'utf8' })).ranking.matches;
       assertSameRanking(await results(page), native, 'compact bundle with its vectors vs the native tool', 1e-4);
