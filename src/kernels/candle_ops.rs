@@ -8,13 +8,21 @@
 //!   [`super::depthwise`], instead of candle's one convolution per group;
 //! - `conv2d` with one group (dilation 1): [`super::dense_conv`], the packed matrix product,
 //!   instead of candle's gemm behind an element-by-element copy of the input and the output;
-//! - `gelu_erf` on f32: [`super::math::gelu_erf_slice`], vectorised, instead of a scalar `erf`.
+//! - `gelu_erf` on f32: [`super::math::gelu_erf_slice`], vectorised, instead of a scalar `erf`;
+//! - a 1x1 convolution whose kernel came from an int8 file, while a model runs it through
+//!   [`Int8Pointwise::run`]: [`super::qgemm`]'s integer product on the file's own int8 values
+//!   (each pixel quantised on its own), instead of a float product on their dequantised copy.
+
+use std::cell::Cell;
+use std::collections::HashMap;
+use std::sync::Arc;
 
 use candle_core::cpu_kernels::{self, Conv2dArgs};
-use candle_core::{CpuStorage, CustomOp2, DType, Layout, Result, Shape, Tensor};
+use candle_core::{CpuStorage, CustomOp1, CustomOp2, DType, Layout, Result, Shape, Tensor, TensorId};
 
 use super::dense_conv::{dense_conv2d, DenseConvShape};
 use super::depthwise::{depthwise_conv2d, DepthwiseShape};
+use super::qgemm::QuantLinear;
 
 /// Installs the kernels in candle (once per process; later calls do nothing). The loaders of
 /// the models that use these operations call it (MobileCLIP's FastViT; SigLIP and OpenAI CLIP
@@ -33,6 +41,9 @@ fn conv2d(input: &Tensor, kernel: &Tensor, args: Conv2dArgs) -> Result<Option<Te
     if !cpu_f32(input) || !cpu_f32(kernel) || args.dilation != 1 {
         return Ok(None);
     }
+    if let Some(op) = int8_pointwise(input, kernel, args)? {
+        return input.contiguous()?.apply_op1(op).map(Some);
+    }
     let op: Box<dyn CustomOp2 + Send + Sync> = if let Some(shape) = depthwise_shape(input, kernel, args)? {
         Box::new(DepthwiseConv(shape))
     } else if let Some(shape) = dense_shape(input, kernel, args)? {
@@ -44,6 +55,95 @@ fn conv2d(input: &Tensor, kernel: &Tensor, args: Conv2dArgs) -> Result<Option<Te
     // keeps its statistics as variables, so FastViT's fused kernels are tracked); a backward
     // pass through it then fails, naming it, instead of losing the gradient.
     input.contiguous()?.apply_op2_arc(&kernel.contiguous()?, std::sync::Arc::new(op)).map(Some)
+}
+
+/// The int8 weights of a model's 1x1 convolutions, keyed by the kernel tensor candle holds for
+/// each (its dequantised copy, whose id candle keeps through the model's layers).
+#[derive(Default)]
+pub struct Int8Pointwise(HashMap<TensorId, Arc<QuantLinear>>);
+
+thread_local! {
+    /// The weights of the model running on this thread, while [`Int8Pointwise::run`] runs it.
+    static RUNNING: Cell<*const Int8Pointwise> = const { Cell::new(std::ptr::null()) };
+}
+
+impl Int8Pointwise {
+    /// Adds a kernel (`c_out x c_in x 1 x 1`) with its int8 values (`c_out x c_in`) and one
+    /// scale per output channel; any other shape is refused.
+    pub fn insert(&mut self, kernel: &Tensor, q: &[i8], scales: &[f32]) -> Result<()> {
+        let (c_out, c_in, kh, kw) = kernel.dims4()?;
+        if (kh, kw) != (1, 1) || q.len() != c_out * c_in || scales.len() != c_out || c_in > super::qgemm::MAX_IN_DIM {
+            candle_core::bail!("int8 1x1 convolution: kernel {:?}, {} values, {} scales", kernel.dims(), q.len(), scales.len())
+        }
+        let mut weights = QuantLinear::zeros(c_out, c_in, false);
+        weights.set_rows(0, q, scales);
+        self.0.insert(kernel.id(), Arc::new(weights));
+        Ok(())
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// Runs `f` (a forward pass on this thread) with these convolutions in int8.
+    pub fn run<R>(&self, f: impl FnOnce() -> R) -> R {
+        struct Restore(*const Int8Pointwise);
+        impl Drop for Restore {
+            fn drop(&mut self) {
+                RUNNING.with(|r| r.set(self.0));
+            }
+        }
+        let _restore = Restore(RUNNING.with(|r| r.replace(self)));
+        f()
+    }
+}
+
+/// The int8 form of a 1x1 convolution (stride 1, no padding, one group) whose kernel the
+/// running model registered.
+fn int8_pointwise(input: &Tensor, kernel: &Tensor, args: Conv2dArgs) -> Result<Option<Int8PointwiseConv>> {
+    let running = RUNNING.with(Cell::get);
+    if running.is_null() || args.groups != 1 || args.stride != 1 || args.padding != 0 {
+        return Ok(None);
+    }
+    // SAFETY: `run` keeps the registry alive and restores the pointer before returning.
+    let Some(weights) = unsafe { &*running }.0.get(&kernel.id()).cloned() else { return Ok(None) };
+    let (batch, c_in, height, width) = input.dims4()?;
+    if c_in != kernel.dim(1)? {
+        return Ok(None); // candle's error message
+    }
+    Ok(Some(Int8PointwiseConv { weights, batch, c_in, pixels: height * width, height, width }))
+}
+
+/// [`QuantLinear::forward_columns`] over each image of a batch, as a candle operation.
+struct Int8PointwiseConv {
+    weights: Arc<QuantLinear>,
+    batch: usize,
+    c_in: usize,
+    pixels: usize,
+    height: usize,
+    width: usize,
+}
+
+impl CustomOp1 for Int8PointwiseConv {
+    fn name(&self) -> &'static str {
+        "clipmatch-int8-pointwise-conv2d"
+    }
+
+    fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> Result<(CpuStorage, Shape)> {
+        let CpuStorage::F32(all) = storage else { candle_core::bail!("{}: f32 input only", self.name()) };
+        let Some((start, end)) = layout.contiguous_offsets() else { candle_core::bail!("{}: contiguous input only", self.name()) };
+        let input = &all[start..end];
+        let c_out = self.weights.out_dim();
+        let mut out = vec![0.0f32; self.batch * c_out * self.pixels];
+        for (x, y) in input.chunks_exact(self.c_in * self.pixels).zip(out.chunks_exact_mut(c_out * self.pixels)) {
+            self.weights.forward_columns(x, self.pixels, y);
+        }
+        Ok((CpuStorage::F32(out), Shape::from((self.batch, c_out, self.height, self.width))))
+    }
 }
 
 /// The shape of a convolution with one input channel per group (CPU, f32, dilation 1 checked).
@@ -233,5 +333,41 @@ mod tests {
             let diff = max_diff(&batched.get(i).unwrap(), &single);
             assert!(diff < 1e-6, "image {i}: {diff}");
         }
+    }
+
+    #[test]
+    fn a_registered_1x1_kernel_runs_in_int8_only_inside_run() {
+        install();
+        let (b, c_in, c_out, side) = (2, 6, 10, 5);
+        let x = tensor((b, c_in, side, side), 8);
+        let q: Vec<i8> = (0..c_out * c_in).map(|i| ((i * 37 % 255) as i32 - 127) as i8).collect();
+        let scales: Vec<f32> = (0..c_out).map(|o| 0.01 + o as f32 * 0.002).collect();
+        let dequantised: Vec<f32> = q.iter().enumerate().map(|(i, &v)| v as f32 * scales[i / c_in]).collect();
+        let kernel = Tensor::from_vec(dequantised, (c_out, c_in, 1, 1), &Device::Cpu).unwrap();
+        let other = kernel.copy().unwrap(); // the same values, another tensor
+        let mut int8 = Int8Pointwise::default();
+        int8.insert(&kernel, &q, &scales).unwrap();
+        let f32_conv = x.conv2d(&kernel, 0, 1, 1, 1).unwrap();
+        let (in_run, other_in_run) = int8.run(|| (x.conv2d(&kernel, 0, 1, 1, 1).unwrap(), x.conv2d(&other, 0, 1, 1, 1).unwrap()));
+        // Outside `run`, and for a kernel it does not hold, candle's float product.
+        assert!(max_diff(&f32_conv, &candle_f64(&x, &kernel, 0, 1, 1)) < 1e-5);
+        assert_eq!(max_diff(&other_in_run, &f32_conv), 0.0);
+        assert_eq!(max_diff(&x.conv2d(&kernel, 0, 1, 1, 1).unwrap(), &f32_conv), 0.0);
+        // Inside, the integer product on each image's pixels.
+        let mut weights = QuantLinear::zeros(c_out, c_in, false);
+        weights.set_rows(0, &q, &scales);
+        let input = x.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        let got = in_run.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        let pixels = side * side;
+        for (image, got) in input.chunks_exact(c_in * pixels).zip(got.chunks_exact(c_out * pixels)) {
+            let mut want = vec![0.0f32; c_out * pixels];
+            weights.forward_columns(image, pixels, &mut want);
+            assert_eq!(got, &want[..]);
+        }
+        let d = max_diff(&in_run, &f32_conv);
+        assert!(d > 0.0 && d < 2e-3, "int8 vs f32: {d}");
+        // A 3x3 kernel is not a pointwise one.
+        let k3 = Tensor::zeros((c_out, c_in, 3, 3), DType::F32, &Device::Cpu).unwrap();
+        assert!(int8.insert(&k3, &vec![0; c_out * c_in * 9], &scales).is_err());
     }
 }

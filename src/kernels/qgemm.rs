@@ -11,6 +11,8 @@ use crate::parallel::DisjointWrites;
 
 /// Output columns per panel.
 pub const QNR: usize = 8;
+/// Inputs (rows of the product) per block.
+const MR: usize = 4;
 /// Largest quantised activation magnitude.
 const A_MAX: f32 = 2047.0;
 /// Largest input width for which sums cannot overflow i32.
@@ -95,91 +97,228 @@ impl QuantLinear {
 
     /// `out[m x out_dim] = x[m x in_dim] · Wᵀ + b`.
     pub fn forward(&self, x: &[f32], m: usize, out: &mut [f32]) {
-        let (k, n) = (self.in_dim, self.out_dim);
+        let k = self.in_dim;
         assert_eq!(x.len(), m * k, "input size");
-        assert_eq!(out.len(), m * n, "output size");
-        // Quantise each row of x to [-A_MAX, A_MAX].
-        let mut xq = vec![0i16; m * self.k_pad];
-        let mut xs = vec![0.0f32; m];
-        for ((row, dst), s) in x.chunks_exact(k).zip(xq.chunks_exact_mut(self.k_pad)).zip(xs.iter_mut()) {
-            let max = row.iter().fold(0.0f32, |a, v| a.max(v.abs()));
-            *s = if max > 0.0 { max / A_MAX } else { 1.0 };
-            let inv = 1.0 / *s;
-            for (d, v) in dst.iter_mut().zip(row) {
-                *d = (v * inv).round() as i16;
+        assert_eq!(out.len(), m * self.out_dim, "output size");
+        let packed = quantize_activation_rows(x, k, self.k_pad);
+        self.run(&packed, m, Layout::RowsAreInputs, out);
+    }
+
+    /// The same product with both sides transposed, as a 1x1 convolution over NCHW planes has
+    /// it: `x` is `in_dim x m` (an input channel per row, a pixel per column), `out` is
+    /// `out_dim x m`, `out = W · x + b`. Each pixel is quantised on its own, as a row is in
+    /// [`Self::forward`].
+    pub fn forward_columns(&self, x: &[f32], m: usize, out: &mut [f32]) {
+        let k = self.in_dim;
+        assert_eq!(x.len(), m * k, "input size");
+        assert_eq!(out.len(), m * self.out_dim, "output size");
+        let packed = quantize_activation_columns(x, k, m, self.k_pad);
+        self.run(&packed, m, Layout::ColumnsAreInputs, out);
+    }
+
+    fn run(&self, x: &PackedActivations, m: usize, layout: Layout, out: &mut [f32]) {
+        let n_panels = self.out_dim.div_ceil(QNR);
+        let job = QJob { w: self, x, m, layout, out: DisjointWrites::new(out) };
+        crate::parallel::for_each_chunk(n_panels, m * self.in_dim * self.out_dim, |panels| job.panels(panels));
+    }
+}
+
+/// Where an input's values and an output's lie.
+#[derive(Clone, Copy)]
+enum Layout {
+    /// An input per row (`m x in_dim`), an output per row (`m x out_dim`).
+    RowsAreInputs,
+    /// An input per column (`in_dim x m`), an output per column (`out_dim x m`).
+    ColumnsAreInputs,
+}
+
+/// The scale that maps a vector whose largest magnitude is `max` onto [-A_MAX, A_MAX].
+fn activation_scale(max: f32) -> f32 {
+    if max > 0.0 {
+        max / A_MAX
+    } else {
+        1.0
+    }
+}
+
+/// Activations in the order the product reads them: blocks of [`MR`] inputs (the last padded
+/// with zeros); in a block, for each pair of input values `(2j, 2j+1)`, the pair of each of its
+/// inputs in turn, so one 16-byte load holds what a block multiplies into a panel row.
+struct PackedActivations {
+    values: Vec<i16>,
+    /// One scale per input: `x ≈ scale * q`.
+    scales: Vec<f32>,
+    pairs: usize,
+}
+
+impl PackedActivations {
+    fn zeros(m: usize, k_pad: usize) -> Self {
+        let pairs = k_pad / 2;
+        Self { values: vec![0; m.div_ceil(MR) * pairs * 2 * MR], scales: vec![1.0; m], pairs }
+    }
+
+    /// Where input `i`'s pair `j` goes.
+    #[inline]
+    fn at(&self, i: usize, j: usize) -> usize {
+        ((i / MR * self.pairs + j) * MR + i % MR) * 2
+    }
+
+    /// Block `b`: `pairs * 2 * MR` values.
+    fn block(&self, b: usize) -> &[i16] {
+        let len = self.pairs * 2 * MR;
+        &self.values[b * len..(b + 1) * len]
+    }
+}
+
+/// Each row of `x` (`m x k`) quantised on its own.
+fn quantize_activation_rows(x: &[f32], k: usize, k_pad: usize) -> PackedActivations {
+    let m = x.len() / k;
+    let mut packed = PackedActivations::zeros(m, k_pad);
+    for (i, row) in x.chunks_exact(k).enumerate() {
+        let scale = activation_scale(row.iter().fold(0.0f32, |a, v| a.max(v.abs())));
+        let inv = 1.0 / scale;
+        packed.scales[i] = scale;
+        for (j, pair) in row.chunks(2).enumerate() {
+            let at = packed.at(i, j);
+            for (d, v) in packed.values[at..at + 2].iter_mut().zip(pair) {
+                *d = (v * inv).round_ties_even() as i16;
             }
         }
-        let n_panels = n.div_ceil(QNR);
-        let job = QJob { w: self, xq: &xq, xs: &xs, m, out: DisjointWrites::new(out) };
-        crate::parallel::for_each_chunk(n_panels, m * k * n, |panels| job.panels(panels));
+    }
+    packed
+}
+
+/// Each column of `x` (`k x m`) quantised on its own.
+fn quantize_activation_columns(x: &[f32], k: usize, m: usize, k_pad: usize) -> PackedActivations {
+    debug_assert!(x.len() == k * m && k <= k_pad);
+    // The largest magnitude of each column, one row of `x` at a time (contiguous; a comparison
+    // rather than `f32::max`, which wasm32 calls out of line).
+    let mut max = vec![0.0f32; m];
+    for row in x.chunks_exact(m) {
+        for (a, v) in max.iter_mut().zip(row) {
+            let v = v.abs();
+            *a = if v > *a { v } else { *a };
+        }
+    }
+    let mut packed = PackedActivations::zeros(m, k_pad);
+    for (s, &v) in packed.scales.iter_mut().zip(&max) {
+        *s = activation_scale(v);
+    }
+    // Padded inputs are multiplied by 0.
+    let mut inv = vec![0.0f32; m.div_ceil(MR) * MR];
+    for (d, s) in inv.iter_mut().zip(&packed.scales) {
+        *d = 1.0 / s;
+    }
+    let zeros = vec![0.0f32; m];
+    let row = |c: usize| if c < k { &x[c * m..(c + 1) * m] } else { &zeros[..] };
+    let block_len = packed.pairs * 2 * MR;
+    for j in 0..packed.pairs {
+        let (even, odd) = (row(2 * j), row(2 * j + 1));
+        for (b, dst) in packed.values.chunks_exact_mut(block_len).enumerate() {
+            let dst = &mut dst[j * 2 * MR..(j + 1) * 2 * MR];
+            let first = b * MR;
+            if first + MR <= m {
+                quantize_pairs(&even[first..first + MR], &odd[first..first + MR], &inv[first..first + MR], dst);
+            } else {
+                for i in first..m {
+                    let r = i - first;
+                    dst[2 * r] = (even[i] * inv[i]).round_ties_even() as i16;
+                    dst[2 * r + 1] = (odd[i] * inv[i]).round_ties_even() as i16;
+                }
+            }
+        }
+    }
+    packed
+}
+
+/// `dst = [q(even[0]), q(odd[0]), q(even[1]), ...]` for [`MR`] inputs, `q(v) = round(v * inv)`.
+#[inline]
+fn quantize_pairs(even: &[f32], odd: &[f32], inv: &[f32], dst: &mut [i16]) {
+    #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+    {
+        use core::arch::wasm32::*;
+        assert!(even.len() >= 4 && odd.len() >= 4 && inv.len() >= 4 && dst.len() >= 8);
+        // SAFETY: the lengths are checked above; loads and stores are unaligned-safe in wasm.
+        unsafe {
+            let s = v128_load(inv.as_ptr() as *const v128);
+            let e = i32x4_trunc_sat_f32x4(f32x4_nearest(f32x4_mul(v128_load(even.as_ptr() as *const v128), s)));
+            let o = i32x4_trunc_sat_f32x4(f32x4_nearest(f32x4_mul(v128_load(odd.as_ptr() as *const v128), s)));
+            // [e0 e1 e2 e3 o0 o1 o2 o3] as i16, then interleaved.
+            let narrow = i16x8_narrow_i32x4(e, o);
+            let pairs = i16x8_shuffle::<0, 4, 1, 5, 2, 6, 3, 7>(narrow, narrow);
+            v128_store(dst.as_mut_ptr() as *mut v128, pairs);
+        }
+    }
+    #[cfg(not(all(target_arch = "wasm32", target_feature = "simd128")))]
+    for r in 0..MR {
+        dst[2 * r] = (even[r] * inv[r]).round_ties_even() as i16;
+        dst[2 * r + 1] = (odd[r] * inv[r]).round_ties_even() as i16;
     }
 }
 
 struct QJob<'a> {
     w: &'a QuantLinear,
-    xq: &'a [i16],
-    xs: &'a [f32],
+    x: &'a PackedActivations,
     m: usize,
+    layout: Layout,
     /// Each panel's columns are written by the thread that computes it.
     out: DisjointWrites<'a, f32>,
 }
 
 impl QJob<'_> {
     fn panels(&self, range: std::ops::Range<usize>) {
-        const MR: usize = 4;
         let w = self.w;
-        let pairs = w.k_pad / 2;
         let mut acc = [[0i32; QNR]; MR];
         for p in range {
             let panel = &w.panels[p * w.k_pad * QNR..(p + 1) * w.k_pad * QNR];
-            let mut i = 0;
-            while i < self.m {
-                let rows = MR.min(self.m - i);
-                let a: [&[i16]; MR] = std::array::from_fn(|r| {
-                    let row = (i + r.min(rows - 1)) * w.k_pad;
-                    &self.xq[row..row + w.k_pad]
-                });
-                dot_block(panel, &a, pairs, &mut acc);
-                for (r, sums) in acc.iter().enumerate().take(rows) {
-                    let row = i + r;
+            for b in 0..self.m.div_ceil(MR) {
+                dot_block(panel, self.x.block(b), self.x.pairs, &mut acc);
+                let first = b * MR;
+                for (r, sums) in acc.iter().enumerate().take(self.m - first) {
+                    let row = first + r;
                     for (c, &sum) in sums.iter().enumerate() {
                         let col = p * QNR + c;
                         if col < w.out_dim {
-                            let v = sum as f32 * self.xs[row] * w.scales[col] + w.bias.as_ref().map_or(0.0, |b| b[col]);
+                            let v = sum as f32 * self.x.scales[row] * w.scales[col] + w.bias.as_ref().map_or(0.0, |b| b[col]);
+                            let at = match self.layout {
+                                Layout::RowsAreInputs => row * w.out_dim + col,
+                                Layout::ColumnsAreInputs => col * self.m + row,
+                            };
                             // SAFETY: (row, col) is inside `out`, and this panel's columns are ours.
-                            unsafe { *self.out.at(row * w.out_dim + col) = v };
+                            unsafe { *self.out.at(at) = v };
                         }
                     }
                 }
-                i += MR;
             }
         }
     }
 }
 
-/// `acc[r][c] = Σ_k a[r][k] * panel(c, k)` for four rows and one panel.
+/// `acc[r][c] = Σ_k a(r, k) * panel(c, k)` for the [`MR`] inputs of one block
+/// ([`PackedActivations`]: pair `j` of input `r` at `block[(j * MR + r) * 2..]`) and one panel.
 #[inline]
-fn dot_block(panel: &[i8], a: &[&[i16]; 4], pairs: usize, acc: &mut [[i32; QNR]; 4]) {
+fn dot_block(panel: &[i8], block: &[i16], pairs: usize, acc: &mut [[i32; QNR]; MR]) {
+    assert!(panel.len() >= pairs * 2 * QNR && block.len() >= pairs * 2 * MR, "block sizes");
     #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
     {
-        // SAFETY: `panel` holds `pairs` rows of 16 bytes and each `a` row 2 * pairs values.
-        unsafe { simd128::dot_block(panel, a, pairs, acc) };
+        // SAFETY: `panel` holds `pairs` rows of 16 bytes and `block` `pairs` groups of 8 values.
+        unsafe { simd128::dot_block(panel, block, pairs, acc) };
     }
     #[cfg(target_arch = "x86_64")]
     if is_x86_feature_detected!("avx2") {
         // SAFETY: AVX2 is present; sizes as above.
-        unsafe { avx2::dot_block(panel, a, pairs, acc) };
+        unsafe { avx2::dot_block(panel, block, pairs, acc) };
         return;
     }
     #[cfg(not(all(target_arch = "wasm32", target_feature = "simd128")))]
     {
-        *acc = [[0; QNR]; 4];
-        for kp in 0..pairs {
-            let wrow = &panel[kp * 2 * QNR..(kp + 1) * 2 * QNR];
-            for (r, row) in a.iter().enumerate() {
-                let (a0, a1) = (row[2 * kp] as i32, row[2 * kp + 1] as i32);
-                for c in 0..QNR {
-                    acc[r][c] += a0 * wrow[2 * c] as i32 + a1 * wrow[2 * c + 1] as i32;
+        *acc = [[0; QNR]; MR];
+        for j in 0..pairs {
+            let wrow = &panel[j * 2 * QNR..(j + 1) * 2 * QNR];
+            for (r, sums) in acc.iter_mut().enumerate() {
+                let (a0, a1) = (block[(j * MR + r) * 2] as i32, block[(j * MR + r) * 2 + 1] as i32);
+                for (c, sum) in sums.iter_mut().enumerate() {
+                    *sum += a0 * wrow[2 * c] as i32 + a1 * wrow[2 * c + 1] as i32;
                 }
             }
         }
@@ -188,28 +327,35 @@ fn dot_block(panel: &[i8], a: &[&[i16]; 4], pairs: usize, acc: &mut [[i32; QNR];
 
 #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
 mod simd128 {
-    use super::QNR;
+    use super::{MR, QNR};
     use core::arch::wasm32::*;
 
     #[inline]
-    pub unsafe fn dot_block(panel: &[i8], a: &[&[i16]; 4], pairs: usize, acc: &mut [[i32; QNR]; 4]) {
+    pub unsafe fn dot_block(panel: &[i8], block: &[i16], pairs: usize, acc: &mut [[i32; QNR]; MR]) {
         let z = i32x4_splat(0);
-        let mut lo = [z; 4];
-        let mut hi = [z; 4];
-        let w = panel.as_ptr();
-        let ap: [*const i16; 4] = [a[0].as_ptr(), a[1].as_ptr(), a[2].as_ptr(), a[3].as_ptr()];
-        for kp in 0..pairs {
-            let wv = v128_load(w.add(kp * 16) as *const v128);
+        let mut lo = [z; MR];
+        let mut hi = [z; MR];
+        let (w, a) = (panel.as_ptr(), block.as_ptr());
+        for j in 0..pairs {
+            let wv = v128_load(w.add(j * 16) as *const v128);
             // Columns 0-3 (k, k+1 interleaved) and 4-7, widened to i16.
             let w_lo = i16x8_extend_low_i8x16(wv);
             let w_hi = i16x8_extend_high_i8x16(wv);
-            for r in 0..4 {
-                let av = v128_load32_splat(ap[r].add(2 * kp) as *const u32);
-                lo[r] = i32x4_add(lo[r], i32x4_dot_i16x8(av, w_lo));
-                hi[r] = i32x4_add(hi[r], i32x4_dot_i16x8(av, w_hi));
+            // The pair of each of the four inputs, one 32-bit lane each.
+            let av = v128_load(a.add(j * 2 * MR) as *const v128);
+            macro_rules! input {
+                ($r:literal) => {
+                    let ar = i32x4_shuffle::<$r, $r, $r, $r>(av, av);
+                    lo[$r] = i32x4_add(lo[$r], i32x4_dot_i16x8(ar, w_lo));
+                    hi[$r] = i32x4_add(hi[$r], i32x4_dot_i16x8(ar, w_hi));
+                };
             }
+            input!(0);
+            input!(1);
+            input!(2);
+            input!(3);
         }
-        for r in 0..4 {
+        for r in 0..MR {
             v128_store(acc[r].as_mut_ptr() as *mut v128, lo[r]);
             v128_store(acc[r].as_mut_ptr().add(4) as *mut v128, hi[r]);
         }
@@ -218,22 +364,22 @@ mod simd128 {
 
 #[cfg(target_arch = "x86_64")]
 mod avx2 {
-    use super::QNR;
+    use super::{MR, QNR};
     use core::arch::x86_64::*;
 
     #[target_feature(enable = "avx2")]
-    pub unsafe fn dot_block(panel: &[i8], a: &[&[i16]; 4], pairs: usize, acc: &mut [[i32; QNR]; 4]) {
-        let mut sums = [_mm256_setzero_si256(); 4];
-        let w = panel.as_ptr();
-        for kp in 0..pairs {
+    pub unsafe fn dot_block(panel: &[i8], block: &[i16], pairs: usize, acc: &mut [[i32; QNR]; MR]) {
+        let mut sums = [_mm256_setzero_si256(); MR];
+        let (w, a) = (panel.as_ptr(), block.as_ptr());
+        for j in 0..pairs {
             // Eight columns, two inputs each, widened to sixteen i16.
-            let wv = _mm256_cvtepi8_epi16(_mm_loadu_si128(w.add(kp * 16) as *const __m128i));
-            for r in 0..4 {
-                let pair = (a[r].as_ptr().add(2 * kp) as *const i32).read_unaligned();
-                sums[r] = _mm256_add_epi32(sums[r], _mm256_madd_epi16(_mm256_set1_epi32(pair), wv));
+            let wv = _mm256_cvtepi8_epi16(_mm_loadu_si128(w.add(j * 16) as *const __m128i));
+            for (r, sum) in sums.iter_mut().enumerate() {
+                let pair = (a.add((j * MR + r) * 2) as *const i32).read_unaligned();
+                *sum = _mm256_add_epi32(*sum, _mm256_madd_epi16(_mm256_set1_epi32(pair), wv));
             }
         }
-        for r in 0..4 {
+        for r in 0..MR {
             _mm256_storeu_si256(acc[r].as_mut_ptr() as *mut __m256i, sums[r]);
         }
     }
@@ -261,6 +407,30 @@ mod tests {
                     let got = out[i * n + j];
                     assert!((got - exact).abs() <= 0.01 * norm + 1e-4, "{m}x{n}x{k} [{i},{j}]: {got} vs {exact}");
                 }
+            }
+        }
+    }
+
+    #[test]
+    fn the_column_layout_is_the_transposed_product_quantised_per_column() {
+        // A 1x1 convolution's shape: 11 input channels, 13 pixels, 10 output channels.
+        let (k, m, n) = (11, 13, 10);
+        let x: Vec<f32> = (0..m * k).map(|i| ((i * 29 % 97) as f32 - 48.0) / 13.0).collect();
+        let w: Vec<f32> = (0..n * k).map(|i| ((i * 41 % 83) as f32 - 41.0) / 23.0).collect();
+        let b: Vec<f32> = (0..n).map(|i| 0.5 - i as f32 * 0.125).collect();
+        let mut q = QuantLinear::zeros(n, k, true);
+        q.set_rows_f32(0, &w, 1.0);
+        q.set_bias(0, &b, 1.0);
+        // Rows are pixels here; the column form takes the same values transposed.
+        let mut rows_out = vec![f32::NAN; m * n];
+        q.forward(&x, m, &mut rows_out);
+        let columns: Vec<f32> = (0..k * m).map(|i| x[(i % m) * k + i / m]).collect();
+        let mut columns_out = vec![f32::NAN; n * m];
+        q.forward_columns(&columns, m, &mut columns_out);
+        for p in 0..m {
+            for o in 0..n {
+                // The same integers and scales: the same value, bit for bit.
+                assert_eq!(columns_out[o * m + p], rows_out[p * n + o], "pixel {p}, output {o}");
             }
         }
     }

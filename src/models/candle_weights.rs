@@ -71,6 +71,32 @@ pub fn f32_tensors(
     Ok(out)
 }
 
+/// An int8 weight as the file stores it: its values and one scale per output channel.
+pub struct Int8Weight {
+    pub name: String,
+    pub values: Vec<i8>,
+    pub scales: Vec<f32>,
+}
+
+/// The int8 weights of the file that `keep` accepts (by name and shape), for kernels that
+/// compute on them directly. Their scales were checked when [`f32_tensors`] read the file.
+pub fn int8_weights(bytes: &[u8], keep: impl Fn(&str, &[usize]) -> bool) -> Result<Vec<Int8Weight>, String> {
+    let file = SafeTensors::deserialize(bytes).map_err(|e| e.to_string())?;
+    let mut out = Vec::new();
+    for (name, view) in file.tensors() {
+        if TensorDtype::of(view.dtype()) != Some(TensorDtype::I8) || !keep(&name, view.shape()) {
+            continue;
+        }
+        let scale_view = file.tensor(&format!("{name}{SCALE_SUFFIX}")).map_err(|e| format!("{name}: {e}"))?;
+        let scale_dtype = TensorDtype::of(scale_view.dtype());
+        check_scales(&name, view.shape(), scale_dtype.map(|d| (d, scale_view.shape())))?;
+        let scales = f32_values(scale_dtype.expect("checked"), scale_view.data()).map_err(|e| e.to_string())?;
+        let values = view.data().iter().map(|&b| b as i8).collect();
+        out.push(Int8Weight { name, values, scales });
+    }
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

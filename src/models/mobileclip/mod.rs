@@ -17,6 +17,8 @@ use candle_core::{Device, Tensor};
 use candle_nn::Func;
 
 use crate::error::ModelError;
+use crate::kernels::candle_ops::Int8Pointwise;
+use crate::models::candle_weights::int8_weights;
 use crate::models::clip::Towers;
 use crate::models::config::PreprocessConfig;
 use config::OpenClipConfig;
@@ -35,6 +37,8 @@ pub struct MobileClip {
     config: OpenClipConfig,
     vision_shape: VisionShape,
     vision: Func<'static>,
+    /// The image tower's 1x1 convolutions stored as int8, computed in int8.
+    int8: Int8Pointwise,
     text: Option<TextTower>,
 }
 
@@ -71,6 +75,7 @@ impl MobileClip {
             expected.insert(LOGIT_SCALE.into());
         }
         tensors.check_names(&expected, WHAT)?;
+        let int8 = int8_pointwise(weights, &tensors)?;
         let (vb, requests) = tensors.var_builder();
         let vision = vision_shape.build(vb.clone());
         let text = with_text.then(|| TextTower::build(&config.text, config.embed_dim, vb.clone()));
@@ -81,7 +86,7 @@ impl MobileClip {
         let text = text.transpose().map_err(engine)?;
         logit_scale.transpose().map_err(engine)?;
         requests.check_all_read(expected.iter().map(String::as_str))?;
-        Ok(Self { config, vision_shape, vision, text })
+        Ok(Self { config, vision_shape, vision, int8, text })
     }
 
     /// The preprocessing the folder asks for.
@@ -103,6 +108,11 @@ impl MobileClip {
         self.config.text.context_length
     }
 
+    /// The image tower's 1x1 convolutions that run in int8 (an int8 export's; none otherwise).
+    pub fn int8_convolutions(&self) -> usize {
+        self.int8.len()
+    }
+
     /// The image tower's shape as read from the file.
     pub fn vision_shape(&self) -> &VisionShape {
         &self.vision_shape
@@ -120,7 +130,7 @@ impl MobileClip {
         // The whole batch in one forward pass (the patched candle-core folds a batch into a
         // matmul's rows only where that is right: vendor/candle-core/PATCHES.md, 1).
         Tensor::from_slice(pixel_values, (n, 3, side, side), &Device::Cpu)
-            .and_then(|input| input.apply(&self.vision)?.to_vec2())
+            .and_then(|input| self.int8.run(|| input.apply(&self.vision))?.to_vec2())
             .map_err(engine)
     }
 
@@ -138,5 +148,58 @@ impl MobileClip {
         let flat: Vec<u32> = ids.concat();
         let input = Tensor::from_vec(flat, (ids.len(), len), &Device::Cpu).map_err(engine)?;
         text.forward(&input).and_then(|out| out.to_vec2()).map_err(engine)
+    }
+}
+
+/// The image tower's int8 1x1 convolution kernels (an int8 bundle's MLPs, most of the tower's
+/// work), for candle to compute in int8 rather than on their dequantised copies.
+fn int8_pointwise(weights: &[u8], tensors: &Tensors) -> Result<Int8Pointwise, ModelError> {
+    let pointwise = |name: &str, shape: &[usize]| {
+        name.starts_with("visual.") && shape.len() == 4 && shape[2] == 1 && shape[3] == 1
+    };
+    let mut int8 = Int8Pointwise::default();
+    for w in int8_weights(weights, pointwise).map_err(tensors::bad)? {
+        let kernel = tensors.get(&w.name).ok_or_else(|| tensors::bad(format!("tensor {} is missing", w.name)))?;
+        int8.insert(kernel, &w.values, &w.scales).map_err(engine)?;
+    }
+    Ok(int8)
+}
+
+#[cfg(all(test, not(target_arch = "wasm32")))]
+mod tests {
+    use super::*;
+    use crate::models::export::ExportDtype;
+
+    const DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/models/mobileclip2-s0-narrow");
+
+    fn tower(dtype: ExportDtype) -> MobileClip {
+        let config = std::fs::read_to_string(format!("{DIR}/open_clip_config.json")).unwrap();
+        let weights = std::fs::read(format!("{DIR}/open_clip_model.safetensors")).unwrap();
+        let exported = export::vision_tower(&weights, dtype).unwrap();
+        MobileClip::load_towers(&config, &exported, Towers::VisionOnly).unwrap()
+    }
+
+    fn cosine(a: &[f32], b: &[f32]) -> f64 {
+        let dot = |x: &[f32], y: &[f32]| x.iter().zip(y).map(|(p, q)| *p as f64 * *q as f64).sum::<f64>();
+        dot(a, b) / (dot(a, a) * dot(b, b)).sqrt()
+    }
+
+    #[test]
+    fn an_int8_export_runs_its_mlps_in_int8() {
+        let f16 = tower(ExportDtype::F16);
+        let int8 = tower(ExportDtype::Int8);
+        // At least the two 1x1 convolutions (fc1, fc2) of every block's MLP (also the
+        // squeeze-excite ones, and the 1x1 branches that FastViT folds with their BatchNorm).
+        let blocks: usize = int8.vision_shape().depths.iter().sum();
+        assert_eq!(f16.int8_convolutions(), 0);
+        assert!(int8.int8_convolutions() >= 2 * blocks, "{} of {blocks} blocks", int8.int8_convolutions());
+        let side = int8.image_size();
+        let pixels = crate::kernels::test_values(3 * side * side, 9);
+        let with_int8 = int8.embed_images(&pixels, 1).unwrap().remove(0);
+        // The same tower on the dequantised copies: what int8 exports ran before.
+        let input = Tensor::from_slice(&pixels, (1, 3, side, side), &Device::Cpu).unwrap();
+        let dequantised = input.apply(&int8.vision).unwrap().to_vec2::<f32>().unwrap().remove(0);
+        let c = cosine(&with_int8, &dequantised);
+        assert!(c > 0.9999 && c < 1.0 - 1e-9, "int8 products vs dequantised f32: cosine {c}");
     }
 }

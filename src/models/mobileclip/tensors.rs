@@ -34,6 +34,11 @@ impl Tensors {
         Ok(Self { map })
     }
 
+    /// Tensor `name`, as candle will be given it.
+    pub fn get(&self, name: &str) -> Option<&Tensor> {
+        self.map.get(name)
+    }
+
     /// Keeps only the tensors `keep` names.
     pub fn retain(&mut self, keep: impl Fn(&str) -> bool) {
         self.map.retain(|name, _| keep(name));
