@@ -170,34 +170,96 @@ impl PackedActivations {
     }
 }
 
+/// The larger of two magnitudes, as a comparison: `f32::max` is a call (`fmaxf`) in wasm32.
+#[inline]
+fn larger(a: f32, b: f32) -> f32 {
+    if b > a {
+        b
+    } else {
+        a
+    }
+}
+
+/// The largest magnitude in `v`, over eight lanes (vectorised), then across them.
+fn largest_magnitude(v: &[f32]) -> f32 {
+    let mut lanes = [0.0f32; 8];
+    let mut chunks = v.chunks_exact(8);
+    for chunk in &mut chunks {
+        for (a, x) in lanes.iter_mut().zip(chunk) {
+            *a = larger(*a, x.abs());
+        }
+    }
+    let tail = chunks.remainder().iter().fold(0.0f32, |a, x| larger(a, x.abs()));
+    lanes.iter().fold(tail, |a, &x| larger(a, x))
+}
+
 /// Each row of `x` (`m x k`) quantised on its own.
 fn quantize_activation_rows(x: &[f32], k: usize, k_pad: usize) -> PackedActivations {
     let m = x.len() / k;
     let mut packed = PackedActivations::zeros(m, k_pad);
-    for (i, row) in x.chunks_exact(k).enumerate() {
-        let scale = activation_scale(row.iter().fold(0.0f32, |a, v| a.max(v.abs())));
-        let inv = 1.0 / scale;
-        packed.scales[i] = scale;
-        for (j, pair) in row.chunks(2).enumerate() {
-            let at = packed.at(i, j);
-            for (d, v) in packed.values[at..at + 2].iter_mut().zip(pair) {
-                *d = (v * inv).round_ties_even() as i16;
+    let mut inv = vec![0.0f32; m];
+    for ((row, scale), inv) in x.chunks_exact(k).zip(packed.scales.iter_mut()).zip(inv.iter_mut()) {
+        *scale = activation_scale(largest_magnitude(row));
+        *inv = 1.0 / *scale;
+    }
+    let block_len = packed.pairs * 2 * MR;
+    // Whole blocks of rows, four values a row at a time; what is left, value by value.
+    let (whole_rows, whole_k) = (m / MR * MR, k / 4 * 4);
+    for (b, dst) in packed.values.chunks_exact_mut(block_len).enumerate() {
+        let first = b * MR;
+        let rows: [&[f32]; MR] = std::array::from_fn(|r| if first + r < m { &x[(first + r) * k..(first + r + 1) * k] } else { &[] });
+        let done = if first < whole_rows { whole_k } else { 0 };
+        for c in (0..done).step_by(4) {
+            let at = (c / 2) * 2 * MR;
+            let four: [&[f32]; MR] = std::array::from_fn(|r| &rows[r][c..c + 4]);
+            quantize_two_pairs(&four, &inv[first..first + MR], &mut dst[at..at + 4 * MR]);
+        }
+        for (r, row) in rows.iter().enumerate() {
+            for (c, v) in row.iter().enumerate().skip(done) {
+                dst[((c / 2) * MR + r) * 2 + c % 2] = (v * inv[first + r]).round_ties_even() as i16;
             }
         }
     }
     packed
 }
 
+/// Values `c..c + 4` of the [`MR`] rows of a block (`four[r]`), quantised with each row's `inv`,
+/// as the block stores them: pair `c / 2` of rows 0-3, then pair `c / 2 + 1`.
+#[inline]
+fn quantize_two_pairs(four: &[&[f32]; MR], inv: &[f32], dst: &mut [i16]) {
+    #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+    {
+        use core::arch::wasm32::*;
+        assert!(four.iter().all(|r| r.len() >= 4) && inv.len() >= MR && dst.len() >= 4 * MR);
+        // SAFETY: the lengths are checked above; loads and stores are unaligned-safe in wasm.
+        unsafe {
+            let q = |r: usize| {
+                let v = f32x4_mul(v128_load(four[r].as_ptr() as *const v128), f32x4_splat(inv[r]));
+                i32x4_trunc_sat_f32x4(f32x4_nearest(v))
+            };
+            // As 32-bit lanes: [r0 pair c/2, r0 pair c/2+1, r1 ..., r1 ...], and rows 2, 3.
+            let rows01 = i16x8_narrow_i32x4(q(0), q(1));
+            let rows23 = i16x8_narrow_i32x4(q(2), q(3));
+            v128_store(dst.as_mut_ptr() as *mut v128, i32x4_shuffle::<0, 2, 4, 6>(rows01, rows23));
+            v128_store(dst.as_mut_ptr().add(2 * MR) as *mut v128, i32x4_shuffle::<1, 3, 5, 7>(rows01, rows23));
+        }
+    }
+    #[cfg(not(all(target_arch = "wasm32", target_feature = "simd128")))]
+    for (r, row) in four.iter().enumerate() {
+        for (c, v) in row.iter().take(4).enumerate() {
+            dst[((c / 2) * MR + r) * 2 + c % 2] = (v * inv[r]).round_ties_even() as i16;
+        }
+    }
+}
+
 /// Each column of `x` (`k x m`) quantised on its own.
 fn quantize_activation_columns(x: &[f32], k: usize, m: usize, k_pad: usize) -> PackedActivations {
     debug_assert!(x.len() == k * m && k <= k_pad);
-    // The largest magnitude of each column, one row of `x` at a time (contiguous; a comparison
-    // rather than `f32::max`, which wasm32 calls out of line).
+    // The largest magnitude of each column, one row of `x` at a time (contiguous, vectorised).
     let mut max = vec![0.0f32; m];
     for row in x.chunks_exact(m) {
         for (a, v) in max.iter_mut().zip(row) {
-            let v = v.abs();
-            *a = if v > *a { v } else { *a };
+            *a = larger(*a, v.abs());
         }
     }
     let mut packed = PackedActivations::zeros(m, k_pad);
