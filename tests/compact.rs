@@ -17,7 +17,7 @@ const WEIGHTS: FusionWeights = FusionWeights { text: 1.5, image: 0.5 };
 
 fn i8_catalog(c: &Clustered) -> Catalog {
     let items = (0..c.items())
-        .map(|i| Item { id: format!("item-{i}"), name: format!("Item {i}"), description: None, image: format!("{i}.jpg"), thumbnail: None })
+        .map(|i| Item { id: format!("item-{i}"), name: format!("Item {i}"), description: None, image: format!("{i}.jpg"), thumbnail: None, fields: Default::default() })
         .collect();
     let model = ModelInfo { name: "clustered".into(), weights_sha256: String::new(), equivalent_weights_sha256: Vec::new(), embedding_dim: c.dim };
     Catalog::from_f32(model, PreprocessConfig::default(), RankingDefaults::default(), items, c.values.clone())

@@ -9,6 +9,7 @@ use crate::models::config::PreprocessConfig;
 use crate::search::catalog::{read_codes, validate_manifest, Catalog, Item, Manifest, PageCatalog, FORMAT, PAGE_FORMAT, PAGE_VERSION, VERSION};
 use crate::search::compact::rank::rank_codes_only;
 use crate::search::compact::CompactCodes;
+use crate::search::item_fields::ItemFields;
 use crate::search::rank::{rank, FusionWeights, Ranking};
 
 pub struct PageCompactCatalog {
@@ -29,7 +30,7 @@ impl PageCompactCatalog {
             return Err(CatalogError::UnsupportedVersion { found: format.into(), version: version as u32, expected: PAGE_FORMAT, supported: PAGE_VERSION });
         }
         let page: PageCatalog = serde_json::from_value(head).map_err(|e| CatalogError::Manifest(e.to_string()))?;
-        if page.ids.len() != page.names.len() {
+        if page.ids.len() != page.names.len() || page.fields.as_ref().is_some_and(|f| f.len() != page.ids.len()) {
             return Err(CatalogError::Invalid(format!("the page catalog lists {} ids but {} names", page.ids.len(), page.names.len())));
         }
         let manifest = Manifest {
@@ -41,7 +42,13 @@ impl PageCompactCatalog {
             ranking: page.ranking,
             sources: None,
             compact: Some(page.compact),
-            items: page.ids.into_iter().zip(page.names).map(|(id, name)| Item { id, name, description: None, image: String::new(), thumbnail: None }).collect(),
+            items: page
+                .ids
+                .into_iter()
+                .zip(page.names)
+                .zip(page.fields.unwrap_or_default().into_iter().chain(std::iter::repeat_with(ItemFields::default)))
+                .map(|((id, name), fields)| Item { id, name, description: None, image: String::new(), thumbnail: None, fields })
+                .collect(),
         };
         validate_manifest(&manifest)?;
         let (n, dim) = (manifest.items.len(), manifest.model.embedding_dim);
