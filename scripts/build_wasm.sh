@@ -59,6 +59,8 @@ case "${1:-}" in
   "")
     build_pair pkg ""
     build_pair pkg/candle candle-engine
+    # The list of the app's files with their sha256, which the service worker keeps for offline use.
+    python3 scripts/app_files.py
     ;;
   --bench) build_pair target/bench-pkg bench,candle-engine ;;
   *) echo "usage: scripts/build_wasm.sh [--bench]" >&2; exit 2 ;;

@@ -4,7 +4,7 @@
 // memory. After a successful load, pruneCache() keeps only the current bundle's files.
 
 const CACHE_NAME = 'clipmatch-files-v1';
-const CACHE_PREFIX = 'clipmatch-'; // every cache this app has used or will use is named so
+const CACHE_PREFIX = 'clipmatch-files-'; // every cache of bundle files this app has used or will use is named so
 
 /** The Cache API, or null with the reason (insecure context, storage disabled...). */
 export async function openCache() {
@@ -26,6 +26,11 @@ async function sha256Hex(bytes) {
   if (!self.crypto?.subtle) return null;
   const digest = await crypto.subtle.digest('SHA-256', bytes);
   return Array.from(new Uint8Array(digest), (b) => b.toString(16).padStart(2, '0')).join('');
+}
+
+/** Whether the cache holds a file of the bundle ({sha256}) (fetchFile checks its size on reading). */
+export async function isCached(cache, entry) {
+  return Boolean(cache && (await cache.match(cacheKey(entry.sha256))));
 }
 
 /**

@@ -1,11 +1,11 @@
 // The model lives here, off the page's thread: loading and ranking never freeze the page.
 // The page's side (www/model-worker.js) restarts this worker after a trap, a crash or a time-out.
 import './report-csp.js';
-import { openCache, fetchFile, pruneCache } from './loader.js';
+import { openCache, fetchFile, isCached, pruneCache } from './loader.js';
 import { bundleFamily, checkBundle, modelPaths } from './bundle.js';
 import { loadMatcher, packageFolder } from './weights.js';
 import {
-  Request, checkRankingRequest, errorReply, loadErrorReply, noteReply, progressReply, prunedReply, readyReply,
+  Request, checkRankingRequest, errorReply, loadErrorReply, noteReply, planReply, progressReply, prunedReply, readyReply,
   resultReply, storageReply,
 } from './messages.js';
 
@@ -113,11 +113,6 @@ async function load({ bundleUrl, engine, maxThreads = MAX_THREADS, thumbnails: w
   if (new URL(bundleUrl).origin !== self.location.origin) throw new Error('the bundle is not on this site');
   const bundle = await loadBundleJson(bundleUrl);
   const listed = checkBundle(bundle, bundleUrl);
-  // Only the engine the bundle's model needs is downloaded.
-  const started = await startWasm(maxThreads, packageFolder(bundleFamily(bundle), engine));
-  wasm = started.instance;
-  wasmPackage = started.pkg;
-  threads = started.threads;
   // A big catalog with compact codes (bundle.json's `compact`): its page manifest and codes come
   // before "Ready", its vectors file after, whole and in the background; no thumbnails (100,000
   // of them cannot come first, and fetching only the results' would tell the host what the
@@ -134,6 +129,17 @@ async function load({ bundleUrl, engine, maxThreads = MAX_THREADS, thumbnails: w
   };
   const { cache, reason } = await openCache();
   if (!cache) post(storageReply(`Files will not be kept for the next visit: ${reason}.`));
+  // Before anything large is downloaded, the page hears how much (and may ask the user first).
+  const entries = Object.values(groups).flat();
+  const cached = await Promise.all(entries.map((e) => isCached(cache, e)));
+  const sum = (list) => list.reduce((s, e) => s + e.bytes, 0);
+  post(planReply(sum(entries.filter((_, i) => !cached[i])), sum(entries)));
+  await proceeded;
+  // Only the engine the bundle's model needs is downloaded.
+  const started = await startWasm(maxThreads, packageFolder(bundleFamily(bundle), engine));
+  wasm = started.instance;
+  wasmPackage = started.pkg;
+  threads = started.threads;
   const { files, verified, fromCache } = await fetchGroups(bundleUrl, groups, cache);
   const text = (path) => new TextDecoder().decode(files[path]);
   const tDownloaded = performance.now();
@@ -196,7 +202,12 @@ function injectFault() {
   return kind === 'hang' || kind === 'crash'; // no answer at all
 }
 
+/** Resolved by the page's go-ahead for the download (Request.PROCEED). */
+let proceed;
+const proceeded = new Promise((resolve) => { proceed = resolve; });
+
 self.onmessage = async ({ data: msg }) => {
+  if (msg.type === Request.PROCEED) { proceed(); return; }
   try {
     if (msg.type === Request.LOAD) {
       fault = msg.fault || null;

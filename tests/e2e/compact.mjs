@@ -41,7 +41,7 @@ export function compactTests() {
       assert.equal(await page.locator('#results .thumb:visible').count(), 0);
       await page.screenshot({ path: path.join(out, 'desktop-compact-approximate.png'), fullPage: true });
       release();
-      await page.waitForFunction(() => /results are exact/.test(document.querySelector('#storage-text').textContent), null, { timeout: 60_000 });
+      await page.waitForFunction(() => /results are exact/.test(window.clipmatch.root.querySelector('#storage-text').textContent), null, { timeout: 60_000 });
       await upload(page, shot);
       assert.doesNotMatch(await page.textContent('#verdict'), /approximate/);
       await page.setViewportSize({ width: 390, height: 844 });

@@ -30,8 +30,11 @@ impl PageCompactCatalog {
             return Err(CatalogError::UnsupportedVersion { found: format.into(), version: version as u32, expected: PAGE_FORMAT, supported: PAGE_VERSION });
         }
         let page: PageCatalog = serde_json::from_value(head).map_err(|e| CatalogError::Manifest(e.to_string()))?;
-        if page.ids.len() != page.names.len() || page.fields.as_ref().is_some_and(|f| f.len() != page.ids.len()) {
+        if page.ids.len() != page.names.len() {
             return Err(CatalogError::Invalid(format!("the page catalog lists {} ids but {} names", page.ids.len(), page.names.len())));
+        }
+        if let Some(fields) = page.fields.as_ref().filter(|f| f.len() != page.ids.len()) {
+            return Err(CatalogError::Invalid(format!("the page catalog lists {} ids but the fields of {} items", page.ids.len(), fields.len())));
         }
         let manifest = Manifest {
             format: FORMAT.into(),
