@@ -4,6 +4,7 @@ import './report-csp.js';
 import { openCache, fetchFile, isCached, pruneCache } from './loader.js';
 import { bundleFamily, checkBundle, modelPaths } from './bundle.js';
 import { loadMatcher, packageFolder } from './weights.js';
+import { sizeText } from './sizes.js';
 import {
   Request, checkRankingRequest, errorReply, loadErrorReply, noteReply, planReply, progressReply, prunedReply, readyReply,
   resultReply, storageReply,
@@ -182,8 +183,7 @@ async function load({ bundleUrl, engine, maxThreads = MAX_THREADS, thumbnails: w
  * answered between the chunks of the download.
  */
 async function fetchVectorsInBackground(bundleUrl, entry, cache) {
-  const mb = (n) => `${(n / 1e6).toFixed(1)} MB`;
-  post(noteReply(`Results are approximate (compact codes) until the catalog's vectors (${mb(entry.bytes)}) have downloaded in the background.`));
+  post(noteReply(`Results are approximate (compact codes) until the catalog's vectors (${sizeText(entry.bytes)}) have downloaded in the background.`));
   try {
     const got = await fetchFile(bundleUrl, entry, cache);
     matcher.attachVectors(got.bytes);

@@ -30,6 +30,10 @@ export function compactTests() {
       await page.goto(`${env.base}index.html?bundle=${bundleParam(compactDir)}&threads=1`);
       await page.waitForSelector('body[data-state="ready"]', { timeout: 180_000 });
       await rankOnImagesOnly(page);
+      // The vectors' size in a unit that shows it (a tiny catalog's are a few hundred bytes, not "0.0 MB").
+      await page.waitForFunction(() => /until the catalog's vectors/.test(window.clipmatch.root.querySelector('#storage-text').textContent), null, { timeout: 10_000 });
+      const note = await page.textContent('#storage-text');
+      assert.match(note, /until the catalog's vectors \((\d+ bytes|\d+\.\d kB)\) have downloaded/, note);
       // The worker asks for the vectors file right after "Ready", before any photo.
       for (let i = 0; i < 600 && !requests.some((p) => p.endsWith('/vectors.bin')); i++) await page.waitForTimeout(50);
       const shot = iconicOf('Oatly-Natural-Oatghurt');
