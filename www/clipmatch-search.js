@@ -273,6 +273,7 @@ export function mountSearch(host, options = {}) {
   }
 
   function render(ranking) {
+    for (const m of ranking.matches) m.fields ||= {}; // absent when an item has none
     state.lastRanking = ranking;
     showCropStatus();
     const list = $('result-list');
@@ -334,8 +335,9 @@ export function mountSearch(host, options = {}) {
       name.replaceChildren(a);
     } else {
       name.textContent = m.name;
-      li.addEventListener('click', () => emit('select', { item, url: null }, true));
     }
+    // A click elsewhere on the result selects it too (only the link is followed).
+    li.addEventListener('click', (e) => { if (!e.target.closest('a')) emit('select', { item, url: href }, true); });
     const shown = Object.keys(FIELD_LABELS).filter((k) => m.fields?.[k]);
     const fields = li.querySelector('.fields');
     fields.replaceChildren(...shown.map((k) => Object.assign(document.createElement('span'), { className: `field ${k}`, textContent: `${FIELD_LABELS[k]} ${m.fields[k]}` })));

@@ -141,6 +141,14 @@ export function shopTests() {
     assert.equal(select.item.id, 'oatly-natural-oatghurt');
     assert.equal(select.item.fields.price, '1.95 €');
     assert.match(select.url, /\/shop\/products\/oatly\.html$/);
+    // A click elsewhere on a result selects it too, without following anything.
+    const selects = await page.evaluate(() => window.hostEvents.filter((e) => e.type === 'select').length);
+    await page.click('#result-list li[data-id="oatly-natural-oatghurt"] .score');
+    const plain = await page.evaluate(() => window.hostEvents.filter((e) => e.type === 'select'));
+    assert.equal(plain.length, selects + 1);
+    assert.deepEqual([plain.at(-1).detail.item.id, plain.at(-1).detail.item.fields.sku], ['oatly-natural-oatghurt', 'SKU-0']);
+    await page.waitForTimeout(300);
+    assert.match(page.url(), /pages\/search\.html$/);
     await context.close();
   });
 
