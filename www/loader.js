@@ -4,7 +4,8 @@
 // memory. After a successful load, pruneCache() keeps only the current bundle's files.
 
 const CACHE_NAME = 'clipmatch-files-v1';
-const CACHE_PREFIX = 'clipmatch-files-'; // every cache of bundle files this app has used or will use is named so
+const CACHE_PREFIX = 'clipmatch-'; // every cache this app has used or will use is named so
+const APP_FILES_PREFIX = 'clipmatch-app-'; // ...but these are the service worker's (the app's own files), not bundles
 
 /** The Cache API, or null with the reason (insecure context, storage disabled...). */
 export async function openCache() {
@@ -81,7 +82,7 @@ export async function fetchFile(baseUrl, entry, cache, onProgress = () => {}) {
 /**
  * Deletes every entry of the app's cache that is neither one of `files` (by sha256 key) nor one
  * of `keepUrls` (the current bundle.json), and every other cache named like the app's (older
- * versions). Other applications' caches on the same origin are left alone.
+ * versions; not the service worker's `clipmatch-app-` ones). Other applications' caches on the same origin are left alone.
  * Returns {deleted, kept} (entry counts) and {cachesDeleted} (names).
  */
 export async function pruneCache(cache, files, keepUrls) {
@@ -94,7 +95,8 @@ export async function pruneCache(cache, files, keepUrls) {
   }
   const cachesDeleted = [];
   for (const name of await caches.keys()) {
-    if (name.startsWith(CACHE_PREFIX) && name !== CACHE_NAME && (await caches.delete(name))) cachesDeleted.push(name);
+    const older = name.startsWith(CACHE_PREFIX) && !name.startsWith(APP_FILES_PREFIX) && name !== CACHE_NAME;
+    if (older && (await caches.delete(name))) cachesDeleted.push(name);
   }
   return { deleted, kept, cachesDeleted };
 }

@@ -37,6 +37,14 @@ export function offlineTests() {
     for (const f of ['/index.html', '/www/clipmatch-search.js', '/www/worker.js', '/www/clipmatch-search.css', '/manifest.webmanifest']) assert.ok(files.includes(f), `${f} kept`);
     assert.ok(files.some((f) => /^\/pkg\/(threads\/)?clipmatch_bg\.wasm$/.test(f)), `the wasm package used is kept: ${files.join(' ')}`);
 
+    // Installable: Chromium finds nothing missing (manifest, icons, service worker) but that a test
+    // context is incognito-like.
+    const cdp = await context.newCDPSession(page);
+    assert.deepEqual((await cdp.send('Page.getAppManifest')).errors, []);
+    const { installabilityErrors } = await cdp.send('Page.getInstallabilityErrors');
+    assert.deepEqual(installabilityErrors.map((e) => e.errorId).filter((id) => id !== 'in-incognito'), []);
+    await cdp.detach();
+
     await context.setOffline(true);
     await page.reload();
     await page.waitForSelector('body[data-state="ready"]', { timeout: 120_000 });

@@ -129,6 +129,32 @@ export function shopTests() {
     }
   });
 
+  test('embedded, the element never reloads the shop\'s page nor registers a service worker; it uses threads where the page is isolated', async () => {
+    for (const [base, isolated] of [[env.base, false], [env.isolatedBase, true]]) {
+      const context = await env.browser.newContext();
+      const page = await context.newPage();
+      const watch = await watchPage(context, page);
+      let loads = 0;
+      page.on('load', () => loads++);
+      await page.goto(hostUrl().replace(env.base, base));
+      await page.waitForSelector('clipmatch-search[data-state="ready"]', { timeout: 120_000 });
+      const seen = await page.evaluate(async () => ({
+        isolated: self.crossOriginIsolated,
+        threads: window.clipmatch.ready.threads,
+        registrations: (await navigator.serviceWorker.getRegistrations()).length,
+      }));
+      assert.equal(seen.isolated, isolated);
+      assert.equal(seen.threads > 1, isolated, JSON.stringify(seen));
+      assert.equal(seen.registrations, 0);
+      await rankOnImagesOnly(page);
+      await upload(page, iconicOf('Bravo-Apple-Juice'));
+      assert.equal((await shownResults(page))[0].id, 'bravo-apple-juice');
+      assert.equal(loads, 1, 'one load: no reload');
+      assert.deepEqual(await watch.all(), []);
+      await context.close();
+    }
+  });
+
   test('the host can cancel a select: the page stays, the event carries the item and its fields', async () => {
     const { page, context } = await openHost({ width: 1280, height: 800 });
     await page.evaluate(() => document.querySelector('clipmatch-search').addEventListener('select', (e) => e.preventDefault()));
