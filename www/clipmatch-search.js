@@ -135,17 +135,17 @@ export function mountSearch(host, options = {}) {
   function onPlan(msg, proceed) {
     const total = msg.toDownload;
     if (total === 0) return proceed();
-    $('plan-text').textContent = `Downloading ${sizeText(total)} (the model and the catalog; kept on this device for next time).`;
+    $('plan-text').textContent = `Downloading ${sizeText(total)} (the model, the catalog and the search engine; kept on this device for next time).`;
     $('plan-text').hidden = false;
     if (!navigator.connection?.saveData) return proceed();
-    $('plan-text').textContent = `This device asks to save data. The search needs a one-time download of ${sizeText(total)} (the model and the catalog), kept on this device for next time.`;
+    $('plan-text').textContent = `This device asks to save data. The search needs a one-time download of ${sizeText(total)} (the model, the catalog and the search engine), kept on this device for next time.`;
     const button = $('plan-go');
     button.textContent = `Download ${sizeText(total)}`;
     button.hidden = false;
     $('status-text').textContent = 'Waiting for your go-ahead to download.';
     button.addEventListener('click', () => {
       button.hidden = true;
-      $('plan-text').textContent = `Downloading ${sizeText(total)} (the model and the catalog).`;
+      $('plan-text').textContent = `Downloading ${sizeText(total)} (the model, the catalog and the search engine).`;
       $('status-text').textContent = 'Loading…';
       proceed();
     }, { once: true });

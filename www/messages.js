@@ -74,8 +74,8 @@ function checkRegion(region) {
 
 // Worker -> page.
 
-/** Before any download: the bytes the model and the catalog need that this device does not
- * keep yet (`toDownload`), of `total`. The worker waits for a proceedRequest. */
+/** Before any download: the bytes the model, the catalog and the wasm package need that this
+ * device does not keep yet (`toDownload`), of `total`. The worker waits for a proceedRequest. */
 export const planReply = (toDownload, total) => ({ type: Reply.PLAN, toDownload, total });
 export const progressReply = (group, received, total) => ({ type: Reply.PROGRESS, group, received, total });
 /** Something the user should know that stops nothing (e.g. running on one thread). */

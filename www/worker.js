@@ -49,7 +49,7 @@ async function loadBundleJson(bundleUrl) {
  * one thread, saying why.
  */
 async function startWasm(maxThreads, folder) {
-  const wanted = self.crossOriginIsolated ? Math.min(navigator.hardwareConcurrency || 1, MAX_THREADS, maxThreads) : 1;
+  const wanted = threadsWanted(maxThreads);
   if (wanted > 1) {
     try {
       const pkg = await import(`../pkg/${folder}threads/clipmatch.js`);
@@ -62,6 +62,27 @@ async function startWasm(maxThreads, folder) {
   }
   const pkg = await import(`../pkg/${folder}clipmatch.js`);
   return { pkg, instance: await pkg.default(), threads: 1 };
+}
+
+/** Threads the model may use: several only where the page is cross-origin isolated. */
+const threadsWanted = (maxThreads) => (self.crossOriginIsolated ? Math.min(navigator.hardwareConcurrency || 1, MAX_THREADS, maxThreads) : 1);
+
+/**
+ * Bytes of the wasm package startWasm will fetch (its .js and .wasm), as app-files.json lists
+ * them, less what a cache already holds; 0 where the list cannot be had (offline, not built).
+ */
+async function packageBytes(folder, threaded) {
+  try {
+    const response = await fetch(new URL('../app-files.json', self.location.href), { cache: 'no-cache' });
+    if (!response.ok) return 0;
+    const dir = `pkg/${folder}${threaded ? 'threads/' : ''}`;
+    const files = (await response.json()).files.filter((f) => f.path === `${dir}clipmatch.js` || f.path === `${dir}clipmatch_bg.wasm`);
+    let bytes = 0;
+    for (const f of files) if (!(await caches.match(new URL(`../${f.path}`, self.location.href).href))) bytes += f.bytes;
+    return bytes;
+  } catch {
+    return 0;
+  }
 }
 
 /** Runs `fn` on every item, at most `limit` at a time. */
@@ -134,10 +155,14 @@ async function load({ bundleUrl, engine, maxThreads = MAX_THREADS, thumbnails: w
   const entries = Object.values(groups).flat();
   const cached = await Promise.all(entries.map((e) => isCached(cache, e)));
   const sum = (list) => list.reduce((s, e) => s + e.bytes, 0);
-  post(planReply(sum(entries.filter((_, i) => !cached[i])), sum(entries)));
-  await proceeded;
   // Only the engine the bundle's model needs is downloaded.
-  const started = await startWasm(maxThreads, packageFolder(bundleFamily(bundle), engine));
+  const folder = packageFolder(bundleFamily(bundle), engine);
+  const bundleBytes = sum(entries.filter((_, i) => !cached[i]));
+  // The engine too on a first visit (later ones have it from the browser's caches).
+  const engineBytes = bundleBytes > 0 ? await packageBytes(folder, threadsWanted(maxThreads) > 1) : 0;
+  post(planReply(bundleBytes + engineBytes, sum(entries) + engineBytes));
+  await proceeded;
+  const started = await startWasm(maxThreads, folder);
   wasm = started.instance;
   wasmPackage = started.pkg;
   threads = started.threads;

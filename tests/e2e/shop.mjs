@@ -191,11 +191,14 @@ export function shopTests() {
     const button = await page.textContent('#plan-go');
     const bundleBytes = JSON.parse(readFileSync(path.join(shopDir, 'bundle', 'bundle.json'), 'utf8'))
       .files.filter((f) => f.path !== 'bundle.json').reduce((s, f) => s + f.bytes, 0);
-    assert.match(button, /^Download \d+(\.\d)? (kB|MB)$/, button);
+    // The bundle's files and the one-thread wasm package (the shop's page is not isolated), as app-files.json lists it.
+    const engine = JSON.parse(readFileSync(path.join(root, 'app-files.json'), 'utf8')).files
+      .filter((f) => f.path === 'pkg/clipmatch.js' || f.path === 'pkg/clipmatch_bg.wasm').reduce((s, f) => s + f.bytes, 0);
+    const m = /^Download (\d+(?:\.\d)?) MB$/.exec(button);
+    assert.ok(m && Math.abs(Number(m[1]) * 1e6 - (bundleBytes + engine)) <= 0.05e6, `${button}: bundle ${bundleBytes} + engine ${engine} bytes`);
     assert.match(await page.textContent('#plan-text'), /asks to save data.*one-time download of/);
     await page.waitForTimeout(500);
     assert.deepEqual(downloads, [], 'nothing large is downloaded before the go-ahead');
-    assert.ok(bundleBytes > 0);
     await page.screenshot({ path: path.join(out, 'shop-phone-save-data.png'), fullPage: true });
     await page.click('#plan-go');
     await page.waitForSelector('clipmatch-search[data-state="ready"]', { timeout: 120_000 });
@@ -220,7 +223,7 @@ export function shopTests() {
     const texts = new Set();
     await page.goto(`${env.base}index.html?bundle=${bundleParam()}&threads=1`);
     await page.waitForSelector('#plan-text', { state: 'visible', timeout: 60_000 });
-    assert.match(await page.textContent('#plan-text'), /^Downloading \d+(\.\d)? (kB|MB) \(the model and the catalog/);
+    assert.match(await page.textContent('#plan-text'), /^Downloading \d+(\.\d)? (kB|MB) \(the model, the catalog and the search engine/);
     const until = Date.now() + 120_000;
     while (Date.now() < until && !(await page.$('clipmatch-search[data-state="ready"]'))) {
       for (const id of ['#progress-model-text', '#progress-catalog-text']) texts.add(await page.textContent(id));
