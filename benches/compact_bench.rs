@@ -43,7 +43,7 @@ fn median(mut xs: Vec<f64>) -> f64 {
 
 fn items(n: usize) -> Vec<Item> {
     (0..n)
-        .map(|i| Item { id: format!("item-{i}"), name: format!("Item {i}"), description: None, image: format!("item-{i}.jpg"), thumbnail: None })
+        .map(|i| Item { id: format!("item-{i}"), name: format!("Item {i}"), description: None, image: format!("item-{i}.jpg"), thumbnail: None, fields: Default::default() })
         .collect()
 }
 

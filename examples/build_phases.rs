@@ -174,7 +174,7 @@ fn main() {
             .map(|(i, path)| {
                 let stem = path.file_stem().unwrap().to_string_lossy().into_owned();
                 let name = stem.replace(['-', '_'], " ");
-                SourceItem { id: format!("{i}-{}", stem.to_lowercase()), name, description: None, image: path.display().to_string() }
+                SourceItem { id: format!("{i}-{}", stem.to_lowercase()), name, description: None, image: path.display().to_string(), fields: Default::default() }
             })
             .collect();
         let read_seconds = Mutex::new(0.0);

@@ -41,6 +41,15 @@ build_pair() {
       --target-dir "$threads_target" -Z build-std=panic_abort,std -- "${link_args[@]/#/-Clink-arg=}"
   wasm-bindgen --target web --out-dir "$out/threads" \
     "$threads_target/wasm32-unknown-unknown/release/clipmatch.wasm"
+  # wasm-bindgen-rayon 1.3.0 (the newest on crates.io) starts each thread with
+  # `pkg.default(module, memory)`, which this wasm-bindgen's glue accepts but warns about in every
+  # thread's console ("using deprecated parameters for the initialization function"): the same
+  # two values are passed as the one object the glue asks for.
+  helpers=("$out"/threads/snippets/wasm-bindgen-rayon-*/src/workerHelpers.no-bundler.js)
+  old='pkg.default(data.module, data.memory)'
+  new='pkg.default({ module_or_path: data.module, memory: data.memory })'
+  grep -qF "$old" "${helpers[0]}" || { echo "error: ${helpers[0]} no longer calls $old: check this step" >&2; exit 1; }
+  sed -i "s|pkg.default(data.module, data.memory)|$new|" "${helpers[0]}"
   # The glue must create a shared memory, or posting it to the workers fails at run time.
   grep -q 'shared' "$out/threads/clipmatch.js" || { echo "error: $out/threads/ was built without shared memory" >&2; exit 1; }
   echo "built $out/ and $out/threads/"
@@ -50,6 +59,8 @@ case "${1:-}" in
   "")
     build_pair pkg ""
     build_pair pkg/candle candle-engine
+    # The list of the app's files with their sha256, which the service worker keeps for offline use.
+    python3 scripts/app_files.py
     ;;
   --bench) build_pair target/bench-pkg bench,candle-engine ;;
   *) echo "usage: scripts/build_wasm.sh [--bench]" >&2; exit 2 ;;

@@ -30,6 +30,7 @@ fn item(id: &str) -> Item {
         description: None,
         image: format!("{id}.jpg"),
         thumbnail: Some(format!("thumbs/{id}.jpg")),
+        fields: Default::default(),
     }
 }
 

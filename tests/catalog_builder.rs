@@ -125,7 +125,7 @@ fn sources() -> (Vec<SourceItem>, Vec<Result<Vec<u8>, String>>) {
     let mut items = Vec::new();
     let mut bytes = Vec::new();
     for (i, (file, data, _)) in IMAGES.iter().enumerate() {
-        items.push(SourceItem { id: format!("p{i}"), name: format!("product {file}"), description: None, image: file.to_string() });
+        items.push(SourceItem { id: format!("p{i}"), name: format!("product {file}"), description: None, image: file.to_string(), fields: Default::default() });
         bytes.push(match i {
             2 => Ok(b"GIF89a truncated".to_vec()),
             9 => Err("cannot open it".to_string()),

@@ -17,7 +17,7 @@ const WEIGHTS: FusionWeights = FusionWeights { text: 1.5, image: 0.5 };
 
 fn i8_catalog(c: &Clustered) -> Catalog {
     let items = (0..c.items())
-        .map(|i| Item { id: format!("item-{i}"), name: format!("Item {i}"), description: None, image: format!("{i}.jpg"), thumbnail: None })
+        .map(|i| Item { id: format!("item-{i}"), name: format!("Item {i}"), description: None, image: format!("{i}.jpg"), thumbnail: None, fields: Default::default() })
         .collect();
     let model = ModelInfo { name: "clustered".into(), weights_sha256: String::new(), equivalent_weights_sha256: Vec::new(), embedding_dim: c.dim };
     Catalog::from_f32(model, PreprocessConfig::default(), RankingDefaults::default(), items, c.values.clone())
@@ -139,4 +139,25 @@ fn the_page_ranks_from_the_codes_then_exactly_once_the_vectors_arrive() {
         let e = PageCompactCatalog::from_parts(bad.as_bytes(), &codes).err().unwrap().to_string();
         assert!(e.contains(words), "{words}: {e}");
     }
+}
+
+#[test]
+fn the_page_catalog_carries_item_fields_only_when_there_are_some() {
+    let (c, catalog, page, codes) = compact_catalog();
+    assert!(!String::from_utf8(page).unwrap().contains("\"fields\""), "no fields, no list");
+    let mut manifest = catalog.manifest.clone();
+    manifest.items[3].fields = [("price".to_string(), "2.50".to_string()), ("url".to_string(), "/p/3".to_string())].into_iter().collect();
+    let with_fields = Catalog::from_parts(&serde_json::to_vec(&manifest).unwrap(), &catalog.vectors_bytes()).unwrap();
+    let page = serde_json::to_vec(&with_fields.page_catalog().unwrap()).unwrap();
+    let paged = PageCompactCatalog::from_parts(&page, &codes).unwrap();
+    let q = c.photo(3, &mut Rng::new(8));
+    let ranked = paged.rank(&q, WEIGHTS, 800, 0.0);
+    let three = ranked.matches.iter().find(|m| m.index == 3).unwrap();
+    assert_eq!(three.fields.get("price"), Some("2.50"));
+    assert!(ranked.matches.iter().filter(|m| m.index != 3).all(|m| m.fields.is_empty()));
+    // A fields list of another length is refused in one line.
+    let mut json: serde_json::Value = serde_json::from_slice(&page).unwrap();
+    json["fields"].as_array_mut().unwrap().pop();
+    let e = PageCompactCatalog::from_parts(&serde_json::to_vec(&json).unwrap(), &codes).err().unwrap().to_string();
+    assert!(e.contains("ids but the fields of 799 items") && !e.contains('\n'), "{e}");
 }

@@ -50,7 +50,7 @@ fn planted_catalog() -> Catalog {
     let basis = |k: usize| (0..dim).map(|j| if j == k { 1.0 } else { 0.0 }).collect::<Vec<f32>>();
     let pairs: Vec<(Vec<f32>, Vec<f32>)> = (0..PRODUCTS).map(|i| (basis(2 * i + 1), basis(2 * i))).collect();
     let items = (0..PRODUCTS)
-        .map(|i| Item { id: format!("p{i}"), name: format!("Product {i}"), description: None, image: format!("p{i}.jpg"), thumbnail: None })
+        .map(|i| Item { id: format!("p{i}"), name: format!("Product {i}"), description: None, image: format!("p{i}.jpg"), thumbnail: None, fields: Default::default() })
         .collect();
     let model = ModelInfo { name: "planted".into(), weights_sha256: String::new(), equivalent_weights_sha256: vec![], embedding_dim: dim };
     let ranking = RankingDefaults { min_score: 0.3, ..RankingDefaults::default() };

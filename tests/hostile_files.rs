@@ -240,7 +240,7 @@ fn preprocessing_sizes_past_their_bound_are_refused_not_wrapped() {
 // ---- catalogs ----
 
 fn item(id: &str) -> Item {
-    Item { id: id.into(), name: format!("Product {id}"), description: None, image: format!("{id}.jpg"), thumbnail: None }
+    Item { id: id.into(), name: format!("Product {id}"), description: None, image: format!("{id}.jpg"), thumbnail: None, fields: Default::default() }
 }
 
 fn model_info(dim: usize) -> ModelInfo {

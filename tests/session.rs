@@ -33,7 +33,7 @@ fn catalog(e: &Embedder, weights_sha256: &str, embedding_dim: usize) -> Catalog 
         (0..vectors.len()).map(|i| (vectors[i].clone(), vectors[(i + 1) % vectors.len()].clone())).collect();
     let items = IMAGES
         .iter()
-        .map(|(file, _, _)| Item { id: file.replace(['/', '.'], "-"), name: file.to_string(), description: None, image: file.to_string(), thumbnail: None })
+        .map(|(file, _, _)| Item { id: file.replace(['/', '.'], "-"), name: file.to_string(), description: None, image: file.to_string(), thumbnail: None, fields: Default::default() })
         .collect();
     let model = ModelInfo { name: "tiny".into(), weights_sha256: weights_sha256.into(), equivalent_weights_sha256: vec![], embedding_dim };
     let ranking = RankingDefaults { text_weight: 1.25, image_weight: 0.75, top_k: 4, min_score: 0.5, tuned: None };
@@ -149,7 +149,7 @@ fn a_catalog_of_another_model_is_refused() {
 
     let e = embedder();
     let narrow: Vec<(Vec<f32>, Vec<f32>)> = vec![(vec![1.0, 0.0], vec![0.0, 1.0])];
-    let item = Item { id: "a".into(), name: "a".into(), description: None, image: "a".into(), thumbnail: None };
+    let item = Item { id: "a".into(), name: "a".into(), description: None, image: "a".into(), thumbnail: None, fields: Default::default() };
     let model = ModelInfo { name: "other".into(), weights_sha256: s.weights_sha256().into(), equivalent_weights_sha256: vec![], embedding_dim: 2 };
     let two_dim = Catalog::new(model, e.preprocess.clone(), RankingDefaults::default(), vec![item], &narrow).unwrap();
     let err = s.use_catalog(two_dim).unwrap_err();

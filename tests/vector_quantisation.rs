@@ -146,7 +146,7 @@ fn fixture_catalog_top5_is_unchanged_in_i8() {
         .collect();
     let items = queries
         .iter()
-        .map(|(f, _)| Item { id: f.replace(['/', '.'], "-"), name: f.clone(), description: None, image: f.clone(), thumbnail: None })
+        .map(|(f, _)| Item { id: f.replace(['/', '.'], "-"), name: f.clone(), description: None, image: f.clone(), thumbnail: None, fields: Default::default() })
         .collect();
     let model = ModelInfo { name: "tiny".into(), weights_sha256: String::new(), equivalent_weights_sha256: vec![], embedding_dim: dim };
     let f32c = Catalog::new(model, PreprocessConfig::default(), RankingDefaults::default(), items, &vectors).unwrap();

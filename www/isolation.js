@@ -1,8 +1,9 @@
-// Cross-origin isolation by service worker, for static hosts that cannot send COOP/COEP headers.
-// isolation-sw.js (next to index.html) is registered with the app's folder as its scope, and adds
-// the two headers only to the app's own files; the page reloads once under it. `?threads=1`
-// unregisters it (and reloads once without it). Deploying isolation-sw-off.js as isolation-sw.js
-// removes it from every browser that has it (see that file).
+// The app's service worker (isolation-sw.js, next to index.html): cross-origin isolation for static
+// hosts that cannot send COOP/COEP headers, and the app's files kept for offline use. It is
+// registered with the app's folder as its scope, and adds the two headers only to the app's own
+// files; where the page is not isolated yet, it reloads once under it. `?threads=1` unregisters
+// it (and reloads once without it). Deploying isolation-sw-off.js as isolation-sw.js removes it
+// from every browser that has it (see that file).
 
 const APP_FOLDER = new URL('../', import.meta.url).href;
 const SW_URL = new URL('../isolation-sw.js', import.meta.url).href;
@@ -53,14 +54,15 @@ function takesControl(registration) {
 }
 
 /**
- * Where the host sends no COOP/COEP headers, registers the isolation service worker and reloads
- * once under it. True when that reload is coming.
+ * Registers the app's service worker (offline use, and isolation where the host sends no COOP/COEP
+ * headers) and, where the page is not isolated and could use threads, reloads once under it.
+ * True when that reload is coming.
  */
 export async function isolateForThreads() {
-  if (self.crossOriginIsolated || (navigator.hardwareConcurrency || 1) < 2) return false;
   if (!('serviceWorker' in navigator) || !window.isSecureContext) return false;
-  // Reload once per session: a page that is still not isolated after that stays on one thread.
-  if (sessionStorage.getItem(RELOAD_KEY)) return false;
+  const isolate = !self.crossOriginIsolated && (navigator.hardwareConcurrency || 1) >= 2
+    // Reload once per session: a page that is still not isolated after that stays on one thread.
+    && !sessionStorage.getItem(RELOAD_KEY);
   let registration;
   try {
     // The site's own service worker for exactly this folder would be replaced by registering: never.
@@ -71,10 +73,10 @@ export async function isolateForThreads() {
     }
     registration = await navigator.serviceWorker.register(SW_URL, { scope: APP_FOLDER, updateViaCache: 'none' });
   } catch (e) {
-    console.warn('clipmatch: no cross-origin isolation, so one thread:', e);
+    console.warn('clipmatch: no service worker, so one thread and no offline use:', e);
     return false;
   }
-  if (!(await takesControl(registration))) return false;
+  if (!isolate || !(await takesControl(registration))) return false;
   sessionStorage.setItem(RELOAD_KEY, '1');
   location.reload();
   return true;

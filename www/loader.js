@@ -5,6 +5,7 @@
 
 const CACHE_NAME = 'clipmatch-files-v1';
 const CACHE_PREFIX = 'clipmatch-'; // every cache this app has used or will use is named so
+const APP_FILES_PREFIX = 'clipmatch-app-'; // ...but these are the service worker's (the app's own files), not bundles
 
 /** The Cache API, or null with the reason (insecure context, storage disabled...). */
 export async function openCache() {
@@ -26,6 +27,11 @@ async function sha256Hex(bytes) {
   if (!self.crypto?.subtle) return null;
   const digest = await crypto.subtle.digest('SHA-256', bytes);
   return Array.from(new Uint8Array(digest), (b) => b.toString(16).padStart(2, '0')).join('');
+}
+
+/** Whether the cache holds a file of the bundle ({sha256}) (fetchFile checks its size on reading). */
+export async function isCached(cache, entry) {
+  return Boolean(cache && (await cache.match(cacheKey(entry.sha256))));
 }
 
 /**
@@ -76,7 +82,7 @@ export async function fetchFile(baseUrl, entry, cache, onProgress = () => {}) {
 /**
  * Deletes every entry of the app's cache that is neither one of `files` (by sha256 key) nor one
  * of `keepUrls` (the current bundle.json), and every other cache named like the app's (older
- * versions). Other applications' caches on the same origin are left alone.
+ * versions; not the service worker's `clipmatch-app-` ones). Other applications' caches on the same origin are left alone.
  * Returns {deleted, kept} (entry counts) and {cachesDeleted} (names).
  */
 export async function pruneCache(cache, files, keepUrls) {
@@ -89,7 +95,8 @@ export async function pruneCache(cache, files, keepUrls) {
   }
   const cachesDeleted = [];
   for (const name of await caches.keys()) {
-    if (name.startsWith(CACHE_PREFIX) && name !== CACHE_NAME && (await caches.delete(name))) cachesDeleted.push(name);
+    const older = name.startsWith(CACHE_PREFIX) && !name.startsWith(APP_FILES_PREFIX) && name !== CACHE_NAME;
+    if (older && (await caches.delete(name))) cachesDeleted.push(name);
   }
   return { deleted, kept, cachesDeleted };
 }

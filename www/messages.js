@@ -10,10 +10,12 @@ export const Request = Object.freeze({
   RERANK: 'rerank', // the last photo (or its region) again, with other weights
   RANK_REGION: 'rankRegion', // a region of the last photo, without decoding it again
   WHOLE_PHOTO: 'wholePhoto', // the whole last photo again (its region forgotten)
+  PROCEED: 'proceed', // the go-ahead for the download a `plan` announced
 });
 
 /** Replies and notices, worker -> page. */
 export const Reply = Object.freeze({
+  PLAN: 'plan',
   PROGRESS: 'progress',
   NOTE: 'note',
   STORAGE: 'storage',
@@ -41,6 +43,7 @@ export const rerankRequest = () => ({ type: Request.RERANK });
 /** `region`: {x, y, width, height} in whole pixels of the last photo, upright (crop.js). */
 export const rankRegionRequest = (region) => ({ type: Request.RANK_REGION, region });
 export const wholePhotoRequest = () => ({ type: Request.WHOLE_PHOTO });
+export const proceedRequest = () => ({ type: Request.PROCEED });
 
 /** Whether a request ranks a new photo (rather than the last one again). */
 export const isPhotoRequest = (message) => message.type === Request.RANK || message.type === Request.RANK_PIXELS;
@@ -71,6 +74,9 @@ function checkRegion(region) {
 
 // Worker -> page.
 
+/** Before any download: the bytes the model, the catalog and the wasm package need that this
+ * device does not keep yet (`toDownload`), of `total`. The worker waits for a proceedRequest. */
+export const planReply = (toDownload, total) => ({ type: Reply.PLAN, toDownload, total });
 export const progressReply = (group, received, total) => ({ type: Reply.PROGRESS, group, received, total });
 /** Something the user should know that stops nothing (e.g. running on one thread). */
 export const noteReply = (message) => ({ type: Reply.NOTE, message });

@@ -7,7 +7,7 @@
 // Test-only: `faults` (from the page's `?testFault=KIND-once|KIND-twice`, KIND = trap, hang or
 // crash) makes the first (or first two) workers fail that way on their first photo.
 
-import { Reply, Request, isPhotoRequest, isRegionRequest, isRerankRequest, loadRequest } from './messages.js';
+import { Reply, Request, isPhotoRequest, isRegionRequest, isRerankRequest, loadRequest, proceedRequest } from './messages.js';
 
 /** How long one request (a photo, or re-ranking) may take before the worker is restarted. */
 export const REQUEST_TIMEOUT_MS = 60_000;
@@ -22,7 +22,9 @@ function failureText(kind, timeoutMs) {
 export class ModelWorker {
   /**
    * options: {bundleUrl, engine, maxThreads, timeoutMs, faults: {kind, workers} | null,
-   *           on: {progress, note, ready(msg, restarted), loadError(message), restarting(kind), pruned}}
+   *           on: {plan(msg, proceed), progress, note, ready(msg, restarted), loadError(message), restarting(kind), pruned}}
+   * `plan` hears the download's size before it starts and calls proceed() to let it start
+   * (without `plan`, it starts at once).
    */
   constructor(options) {
     this.options = options;
@@ -93,7 +95,12 @@ export class ModelWorker {
 
   onMessage(msg) {
     const on = this.options.on;
-    if (msg.type === Reply.PROGRESS) on.progress(msg);
+    if (msg.type === Reply.PLAN) {
+      const worker = this.worker;
+      const proceed = () => { if (worker === this.worker) worker.postMessage(proceedRequest()); };
+      if (on.plan) on.plan(msg, proceed);
+      else proceed();
+    } else if (msg.type === Reply.PROGRESS) on.progress(msg);
     else if (msg.type === Reply.STORAGE || msg.type === Reply.NOTE) on.note(msg.message);
     else if (msg.type === Reply.PRUNED) on.pruned?.(msg);
     else if (msg.type === Reply.READY) {

@@ -1,11 +1,12 @@
 // The model lives here, off the page's thread: loading and ranking never freeze the page.
 // The page's side (www/model-worker.js) restarts this worker after a trap, a crash or a time-out.
 import './report-csp.js';
-import { openCache, fetchFile, pruneCache } from './loader.js';
+import { openCache, fetchFile, isCached, pruneCache } from './loader.js';
 import { bundleFamily, checkBundle, modelPaths } from './bundle.js';
 import { loadMatcher, packageFolder } from './weights.js';
+import { sizeText } from './sizes.js';
 import {
-  Request, checkRankingRequest, errorReply, loadErrorReply, noteReply, progressReply, prunedReply, readyReply,
+  Request, checkRankingRequest, errorReply, loadErrorReply, noteReply, planReply, progressReply, prunedReply, readyReply,
   resultReply, storageReply,
 } from './messages.js';
 
@@ -48,7 +49,7 @@ async function loadBundleJson(bundleUrl) {
  * one thread, saying why.
  */
 async function startWasm(maxThreads, folder) {
-  const wanted = self.crossOriginIsolated ? Math.min(navigator.hardwareConcurrency || 1, MAX_THREADS, maxThreads) : 1;
+  const wanted = threadsWanted(maxThreads);
   if (wanted > 1) {
     try {
       const pkg = await import(`../pkg/${folder}threads/clipmatch.js`);
@@ -61,6 +62,27 @@ async function startWasm(maxThreads, folder) {
   }
   const pkg = await import(`../pkg/${folder}clipmatch.js`);
   return { pkg, instance: await pkg.default(), threads: 1 };
+}
+
+/** Threads the model may use: several only where the page is cross-origin isolated. */
+const threadsWanted = (maxThreads) => (self.crossOriginIsolated ? Math.min(navigator.hardwareConcurrency || 1, MAX_THREADS, maxThreads) : 1);
+
+/**
+ * Bytes of the wasm package startWasm will fetch (its .js and .wasm), as app-files.json lists
+ * them, less what a cache already holds; 0 where the list cannot be had (offline, not built).
+ */
+async function packageBytes(folder, threaded) {
+  try {
+    const response = await fetch(new URL('../app-files.json', self.location.href), { cache: 'no-cache' });
+    if (!response.ok) return 0;
+    const dir = `pkg/${folder}${threaded ? 'threads/' : ''}`;
+    const files = (await response.json()).files.filter((f) => f.path === `${dir}clipmatch.js` || f.path === `${dir}clipmatch_bg.wasm`);
+    let bytes = 0;
+    for (const f of files) if (!(await caches.match(new URL(`../${f.path}`, self.location.href).href))) bytes += f.bytes;
+    return bytes;
+  } catch {
+    return 0;
+  }
 }
 
 /** Runs `fn` on every item, at most `limit` at a time. */
@@ -113,11 +135,6 @@ async function load({ bundleUrl, engine, maxThreads = MAX_THREADS, thumbnails: w
   if (new URL(bundleUrl).origin !== self.location.origin) throw new Error('the bundle is not on this site');
   const bundle = await loadBundleJson(bundleUrl);
   const listed = checkBundle(bundle, bundleUrl);
-  // Only the engine the bundle's model needs is downloaded.
-  const started = await startWasm(maxThreads, packageFolder(bundleFamily(bundle), engine));
-  wasm = started.instance;
-  wasmPackage = started.pkg;
-  threads = started.threads;
   // A big catalog with compact codes (bundle.json's `compact`): its page manifest and codes come
   // before "Ready", its vectors file after, whole and in the background; no thumbnails (100,000
   // of them cannot come first, and fetching only the results' would tell the host what the
@@ -134,6 +151,21 @@ async function load({ bundleUrl, engine, maxThreads = MAX_THREADS, thumbnails: w
   };
   const { cache, reason } = await openCache();
   if (!cache) post(storageReply(`Files will not be kept for the next visit: ${reason}.`));
+  // Before anything large is downloaded, the page hears how much (and may ask the user first).
+  const entries = Object.values(groups).flat();
+  const cached = await Promise.all(entries.map((e) => isCached(cache, e)));
+  const sum = (list) => list.reduce((s, e) => s + e.bytes, 0);
+  // Only the engine the bundle's model needs is downloaded.
+  const folder = packageFolder(bundleFamily(bundle), engine);
+  const bundleBytes = sum(entries.filter((_, i) => !cached[i]));
+  // The engine too on a first visit (later ones have it from the browser's caches).
+  const engineBytes = bundleBytes > 0 ? await packageBytes(folder, threadsWanted(maxThreads) > 1) : 0;
+  post(planReply(bundleBytes + engineBytes, sum(entries) + engineBytes));
+  await proceeded;
+  const started = await startWasm(maxThreads, folder);
+  wasm = started.instance;
+  wasmPackage = started.pkg;
+  threads = started.threads;
   const { files, verified, fromCache } = await fetchGroups(bundleUrl, groups, cache);
   const text = (path) => new TextDecoder().decode(files[path]);
   const tDownloaded = performance.now();
@@ -176,8 +208,7 @@ async function load({ bundleUrl, engine, maxThreads = MAX_THREADS, thumbnails: w
  * answered between the chunks of the download.
  */
 async function fetchVectorsInBackground(bundleUrl, entry, cache) {
-  const mb = (n) => `${(n / 1e6).toFixed(1)} MB`;
-  post(noteReply(`Results are approximate (compact codes) until the catalog's vectors (${mb(entry.bytes)}) have downloaded in the background.`));
+  post(noteReply(`Results are approximate (compact codes) until the catalog's vectors (${sizeText(entry.bytes)}) have downloaded in the background.`));
   try {
     const got = await fetchFile(bundleUrl, entry, cache);
     matcher.attachVectors(got.bytes);
@@ -196,7 +227,12 @@ function injectFault() {
   return kind === 'hang' || kind === 'crash'; // no answer at all
 }
 
+/** Resolved by the page's go-ahead for the download (Request.PROCEED). */
+let proceed;
+const proceeded = new Promise((resolve) => { proceed = resolve; });
+
 self.onmessage = async ({ data: msg }) => {
+  if (msg.type === Request.PROCEED) { proceed(); return; }
   try {
     if (msg.type === Request.LOAD) {
       fault = msg.fault || null;

@@ -37,7 +37,8 @@ use super::ModelArgs;
 
 #[derive(clap::Args)]
 pub struct BuildArgs {
-    /// A folder of product images, or a CSV/JSON list with columns image, name, description.
+    /// A folder of product images, or a CSV/JSON list with columns image, name, description
+    /// (optional), id (optional) and any others (url, price, sku, ...: kept as item fields).
     source: PathBuf,
     /// The catalog folder to write (replaced atomically if it exists and is a catalog folder;
     /// it may not be, contain or lie inside the source folder or the model folder). With
@@ -302,7 +303,7 @@ pub fn run(args: BuildArgs) -> Result<ExitCode> {
 
     let all: Vec<CatalogSource> = sources
         .iter()
-        .map(|s| CatalogSource { id: s.id.clone(), name: s.name.clone(), description: s.description.clone(), image: s.label.clone() })
+        .map(|s| CatalogSource { id: s.id.clone(), name: s.name.clone(), description: s.description.clone(), image: s.label.clone(), fields: s.fields.clone() })
         .collect();
     let header = CheckpointHeader {
         recipe: recipe.clone(),

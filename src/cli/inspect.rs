@@ -4,9 +4,32 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Result;
+use clipmatch::search::catalog::Item;
 use clipmatch::PreprocessConfig;
 
 use super::catalog_dir;
+
+/// Shown values are cut to this many characters.
+const SHOWN_VALUE_CHARS: usize = 60;
+
+/// The item fields: each key, how many items have it, and the first item's value (escaped, cut).
+fn print_fields(items: &[Item]) {
+    let mut keys: std::collections::BTreeMap<&str, (usize, &str)> = std::collections::BTreeMap::new();
+    for item in items {
+        for (k, v) in item.fields.iter() {
+            keys.entry(k).or_insert((0, v)).0 += 1;
+        }
+    }
+    if keys.is_empty() {
+        println!("fields       none");
+    }
+    for (i, (key, (count, example))) in keys.iter().enumerate() {
+        let label = if i == 0 { "fields" } else { "" };
+        let cut: String = example.chars().take(SHOWN_VALUE_CHARS).collect();
+        let more = if cut.len() < example.len() { "..." } else { "" };
+        println!("{label:<12} {key:?}: {count} of {} items (e.g. {cut:?}{more})", items.len());
+    }
+}
 
 #[derive(clap::Args)]
 pub struct InspectArgs {
@@ -45,6 +68,7 @@ pub fn run(args: InspectArgs) -> Result<ExitCode> {
         r.text_weight, r.image_weight, r.top_k, r.min_score
     );
     println!("items        {}", catalog.len());
+    print_fields(catalog.items());
     let mut problems = catalog.vector_problems();
     for item in catalog.items() {
         if let Some(t) = &item.thumbnail {

@@ -6,8 +6,9 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
+use clipmatch::search::item_fields::ItemFields;
 use clipmatch::search::item_id;
-use serde::Deserialize;
+use serde_json::{Map, Value};
 
 /// One product to embed.
 #[derive(Debug, Clone)]
@@ -19,6 +20,8 @@ pub struct SourceItem {
     pub path: PathBuf,
     /// The image as given (relative path from the list or the folder), kept in the manifest.
     pub label: String,
+    /// The list's other columns (`url`, `price`, ...), kept in the manifest.
+    pub fields: ItemFields,
 }
 
 #[derive(Clone, Copy, Debug, clap::ValueEnum)]
@@ -156,6 +159,7 @@ pub fn from_folder(dir: &Path, name_from: NameFrom) -> Result<(Vec<SourceItem>, 
                 description: None,
                 path,
                 label,
+                fields: ItemFields::default(),
             }
         })
         .collect();
@@ -164,14 +168,36 @@ pub fn from_folder(dir: &Path, name_from: NameFrom) -> Result<(Vec<SourceItem>, 
     Ok((items, found.ignored))
 }
 
-#[derive(Deserialize)]
+/// One row of a list: the columns the catalog uses, and the shop's others as fields.
 struct ListRow {
     image: String,
     name: String,
-    #[serde(default)]
     description: Option<String>,
-    #[serde(default)]
     id: Option<String>,
+    fields: ItemFields,
+}
+
+impl ListRow {
+    /// A row from its columns by name (a CSV row's cells, or a JSON list's object).
+    fn from_columns(mut columns: Map<String, Value>) -> Result<Self> {
+        let mut text = |key: &str, required: bool| -> Result<Option<String>> {
+            match columns.remove(key) {
+                Some(Value::String(s)) => Ok(Some(s)),
+                None | Some(Value::Null) if !required => Ok(None),
+                None | Some(Value::Null) => bail!("has no {key:?}"),
+                Some(other) => bail!("{key:?} must be text, not {other}"),
+            }
+        };
+        let image = text("image", true)?.expect("required");
+        let name = text("name", true)?.expect("required");
+        let description = text("description", false)?;
+        let id = text("id", false)?;
+        let mut fields = ItemFields::default();
+        for (key, value) in &columns {
+            fields.insert_json(key, value)?;
+        }
+        Ok(Self { image, name, description, id, fields })
+    }
 }
 
 /// How a list's rows are numbered in messages.
@@ -225,14 +251,15 @@ fn from_rows(rows: Vec<ListRow>, base: &Path, list: &Path, format: ListFormat) -
             description,
             path: base.join(&row.image),
             label: row.image,
+            fields: row.fields,
         });
     }
     assign_ids(&mut items, &explicit);
     Ok(items)
 }
 
-/// A CSV with a header (columns image, name, optional description and id) or a JSON array of
-/// such objects. Image paths are relative to the list's folder.
+/// A CSV with a header (columns image, name, optional description and id, and any others: the
+/// item's fields) or a JSON array of such objects. Image paths are relative to the list's folder.
 pub fn from_list(list: &Path) -> Result<Vec<SourceItem>> {
     let base = list.parent().unwrap_or(Path::new("."));
     let ext = list.extension().and_then(|e| e.to_str()).unwrap_or("").to_ascii_lowercase();
@@ -241,22 +268,35 @@ pub fn from_list(list: &Path) -> Result<Vec<SourceItem>> {
         "json" => ListFormat::Json,
         _ => bail!("{}: a list must be a .csv or .json file", list.display()),
     };
-    let rows: Vec<ListRow> = match format {
+    let columns: Vec<Map<String, Value>> = match format {
         ListFormat::Csv => {
             let mut reader = csv::Reader::from_path(list).with_context(|| format!("cannot read {}", list.display()))?;
+            let headers: Vec<String> = reader.headers().with_context(|| format!("{}: row 1", list.display()))?.iter().map(|h| h.trim().to_string()).collect();
+            let mut seen = HashSet::new();
+            if let Some(twice) = headers.iter().find(|h| !seen.insert(h.as_str())) {
+                bail!("{}: the header names the column {twice:?} twice", list.display());
+            }
             reader
-                .deserialize()
+                .records()
                 .enumerate()
-                .map(|(i, r)| r.with_context(|| format!("{}: row {}", list.display(), i + 2)))
+                .map(|(i, r)| {
+                    let record = r.with_context(|| format!("{}: row {}", list.display(), i + 2))?;
+                    Ok(headers.iter().cloned().zip(record.iter().map(|cell| Value::String(cell.to_string()))).collect())
+                })
                 .collect::<Result<_>>()?
         }
         ListFormat::Json => {
             let text = fs::read_to_string(list).with_context(|| format!("cannot read {}", list.display()))?;
             serde_json::from_str(&text).with_context(|| {
-                format!("{}: expected a JSON array of {{\"image\", \"name\", \"description\"?}} objects", list.display())
+                format!("{}: expected a JSON array of {{\"image\", \"name\", \"description\"?, ...}} objects", list.display())
             })?
         }
     };
+    let rows = columns
+        .into_iter()
+        .enumerate()
+        .map(|(i, c)| ListRow::from_columns(c).with_context(|| format!("{}: {}", list.display(), format.row(i))))
+        .collect::<Result<_>>()?;
     from_rows(rows, base, list, format)
 }
 
@@ -296,6 +336,7 @@ mod tests {
                 name: name.to_string(),
                 description: None,
                 id: id.map(str::to_string),
+                fields: ItemFields::default(),
             })
             .collect()
     }

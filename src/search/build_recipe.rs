@@ -9,6 +9,7 @@ use crate::digest::sha256_hex;
 use crate::models::config::PreprocessConfig;
 use crate::search::catalog::ModelInfo;
 use crate::search::catalog_builder::SourceItem;
+use crate::search::item_fields::ItemFields;
 
 /// The settings on which every vector and thumbnail of a build depends.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -47,7 +48,7 @@ impl Recipe {
     }
 }
 
-/// sha256 of a build's whole input list, in order: each item's id, name, description and image
+/// sha256 of a build's whole input list, in order: each item's id, name, description, image and fields
 /// as the list gives them (not the images' contents, which each shard reads for its own items).
 pub fn inputs_sha256(items: &[SourceItem]) -> String {
     #[derive(Serialize)]
@@ -56,10 +57,13 @@ pub fn inputs_sha256(items: &[SourceItem]) -> String {
         name: &'a str,
         description: Option<&'a str>,
         image: &'a str,
+        // Not written when empty: input lists without fields hash as before fields existed.
+        #[serde(skip_serializing_if = "ItemFields::is_empty")]
+        fields: &'a ItemFields,
     }
     let rows: Vec<Row> = items
         .iter()
-        .map(|s| Row { id: &s.id, name: &s.name, description: s.description.as_deref(), image: &s.image })
+        .map(|s| Row { id: &s.id, name: &s.name, description: s.description.as_deref(), image: &s.image, fields: &s.fields })
         .collect();
     sha256_hex(&serde_json::to_vec(&rows).expect("rows serialise"))
 }
@@ -95,7 +99,7 @@ mod tests {
 
     #[test]
     fn the_input_digest_changes_with_any_field_and_the_order() {
-        let item = |id: &str, name: &str| SourceItem { id: id.into(), name: name.into(), description: None, image: format!("{id}.jpg") };
+        let item = |id: &str, name: &str| SourceItem { id: id.into(), name: name.into(), description: None, image: format!("{id}.jpg"), fields: Default::default() };
         let list = vec![item("a", "A"), item("b", "B")];
         let d = inputs_sha256(&list);
         assert_eq!(d, inputs_sha256(&list.clone()));

@@ -25,6 +25,7 @@ use crate::search::build_recipe::Recipe;
 use crate::search::catalog::{
     Catalog, Item, ModelInfo, RankingDefaults, ScaleRule, SourcesRecord, VectorDtype, VectorOffsets, VectorScales,
 };
+use crate::search::item_fields::ItemFields;
 use crate::search::item_id::thumbnail_file;
 use crate::search::rank::leave_one_out_threshold;
 use crate::search::ranking_options::RankingOverrides;
@@ -37,6 +38,8 @@ pub struct SourceItem {
     pub description: Option<String>,
     /// The image as the caller names it (e.g. its path in the source list), kept in the manifest.
     pub image: String,
+    /// The shop's other columns, kept in the manifest.
+    pub fields: ItemFields,
 }
 
 /// How a catalog is built.
@@ -407,6 +410,7 @@ where
                 description: k.source.description,
                 image: k.source.image,
                 thumbnail: Some(k.thumbnail),
+                fields: k.source.fields,
             },
             image_sha256: k.sha256,
             image: k.image,

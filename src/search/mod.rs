@@ -18,6 +18,8 @@ pub mod catalog_builder;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod checkpoint;
 pub mod eval;
+/// The shop's own columns of a product list (url, price, sku, ...), kept per item.
+pub mod item_fields;
 pub mod item_id;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod merge;

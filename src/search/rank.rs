@@ -7,6 +7,7 @@ use std::collections::BinaryHeap;
 use serde::{Deserialize, Serialize};
 
 use crate::search::catalog::{Catalog, Item, VectorScales, Vectors};
+use crate::search::item_fields::ItemFields;
 use crate::kernels::dot;
 use crate::kernels::math::dot_in_order;
 
@@ -26,6 +27,9 @@ pub struct Match {
     pub name: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub thumbnail: Option<String>,
+    /// The item's shop fields (`url`, `price`, ...), as the catalog holds them.
+    #[serde(default, skip_serializing_if = "ItemFields::is_empty")]
+    pub fields: ItemFields,
     /// The fused score.
     pub score: f32,
     /// cos(photo, item name text).
@@ -103,6 +107,7 @@ pub fn ranking_of(items: &[Item], mut scored: Vec<(usize, f32, f32, f32)>, weigh
                 id: item.id.clone(),
                 name: item.name.clone(),
                 thumbnail: item.thumbnail.clone(),
+                fields: item.fields.clone(),
                 score,
                 text_similarity: t,
                 image_similarity: m,

@@ -17,6 +17,7 @@ use crate::error::ShardError;
 use crate::search::build_recipe::Recipe;
 use crate::search::catalog::{Item, VectorDtype, MAX_EMBEDDING_DIM};
 use crate::search::catalog_builder::{BuildOptions, Embedded, EmbeddedItem};
+use crate::search::item_fields::ItemFields;
 use crate::search::item_id::{self, thumbnail_file};
 use crate::search::ranking_options::RankingOverrides;
 
@@ -118,6 +119,8 @@ pub struct ShardItem {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
     pub image: String,
+    #[serde(default, skip_serializing_if = "ItemFields::is_empty")]
+    pub fields: ItemFields,
     pub image_sha256: String,
     /// sha256 of `thumbs/<id>.jpg` in the shard folder.
     pub thumbnail_sha256: String,
@@ -191,6 +194,7 @@ impl ShardManifest {
                     name: e.item.name.clone(),
                     description: e.item.description.clone(),
                     image: e.item.image.clone(),
+                    fields: e.item.fields.clone(),
                     image_sha256: e.image_sha256.clone(),
                     thumbnail_sha256: thumbnail_sha256(&thumbnail_file(&e.item.id)),
                 }
@@ -293,6 +297,7 @@ impl Shard {
                     description: s.description.clone(),
                     image: s.image.clone(),
                     thumbnail: Some(thumbnail_file(&s.id)),
+                    fields: s.fields.clone(),
                 },
                 image_sha256: s.image_sha256.clone(),
                 image: v[..dim].to_vec(),

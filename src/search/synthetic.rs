@@ -56,6 +56,7 @@ pub fn catalog(items: usize, dim: usize, seed: u64, dtype: VectorDtype) -> Resul
             description: None,
             image: format!("item-{i}.jpg"),
             thumbnail: None,
+            fields: Default::default(),
         })
         .collect();
     let model = ModelInfo {

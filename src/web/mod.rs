@@ -29,8 +29,9 @@ pub(crate) fn js<E: std::fmt::Display>(e: E) -> JsError {
     JsError::new(&e.to_string())
 }
 
+/// A plain JS value; maps (an item's fields) as plain objects, not `Map`s.
 fn to_js<T: Serialize>(value: &T) -> Result<JsValue, JsError> {
-    serde_wasm_bindgen::to_value(value).map_err(js)
+    value.serialize(&serde_wasm_bindgen::Serializer::new().serialize_maps_as_objects(true)).map_err(js)
 }
 
 fn overrides(text_weight: Option<f32>, image_weight: Option<f32>, top_k: Option<usize>) -> RankingOverrides {

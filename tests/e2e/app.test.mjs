@@ -15,6 +15,8 @@ import { hardeningTests } from './hardening.mjs';
 import { isolationTests } from './isolation.mjs';
 import { familyTests } from './families.mjs';
 import { compactTests } from './compact.mjs';
+import { shopTests } from './shop.mjs';
+import { offlineTests } from './offline.mjs';
 import { cropTests, nextAnswer, mouseDrag, regionShown } from './crop.mjs';
 
 startSuite();
@@ -27,7 +29,7 @@ test('a product photo ranked on images only finds that product first', async () 
   assert.equal(r[0].id, 'oatly-natural-oatghurt');
   assert.ok(Math.abs(r[0].score - 1) < 1e-3, `self-similarity ${r[0].score}`);
   // Thumbnails came with the catalog (blob: URLs of checked bytes): wait for the first to decode.
-  await page.waitForFunction(() => { const img = document.querySelector('#result-list li .thumb'); return img && img.complete && img.naturalWidth > 0; },
+  await page.waitForFunction(() => { const img = window.clipmatch.root.querySelector('#result-list li .thumb'); return img && img.complete && img.naturalWidth > 0; },
     null, { timeout: 10_000 }).catch(() => {});
   assert.equal(await page.$eval('#result-list li .thumb', (img) => img.complete && img.naturalWidth > 0), true, 'thumbnail shows');
   await page.screenshot({ path: path.join(out, 'desktop-image-only.png'), fullPage: true });
@@ -51,7 +53,7 @@ test("the page's ranking equals the native tool's on the same catalog (one threa
   assert.deepEqual(ready, { isolated: false, threads: 1 }, 'a page that is not isolated runs on one thread');
   // The sliders start at the catalog's weights (scripts/test.sh builds it with 1.2 and 0.7), not at values of the page's own.
   const ranking = JSON.parse(readFileSync(path.join(bundleDir, 'catalog.json'), 'utf8')).ranking;
-  const sliders = await page.evaluate(() => ['#weight-text', '#weight-image', '#weight-text-value'].map((s) => document.querySelector(s).value));
+  const sliders = await page.evaluate(() => ['#weight-text', '#weight-image', '#weight-text-value'].map((s) => window.clipmatch.root.querySelector(s).value));
   assert.deepEqual(sliders.map(Number), [ranking.text_weight, ranking.image_weight, ranking.text_weight]);
   await assertRanksLikeTheNativeTool(page);
   // Each result's breakdown names the weights as the catalog wrote them, not as f32 digits.
@@ -91,14 +93,14 @@ test('the live camera takes a photo that is ranked, and a box on it ranks that r
   await page.waitForSelector('body[data-state="ready"]', { timeout: 120_000 });
   await rankOnImagesOnly(page);
   await page.click('#camera-open');
-  await page.waitForFunction(() => document.querySelector('#camera-video').videoWidth > 0, null, { timeout: 30_000 });
+  await page.waitForFunction(() => window.clipmatch.root.querySelector('#camera-video').videoWidth > 0, null, { timeout: 30_000 });
   await page.screenshot({ path: path.join(out, 'phone-camera.png'), fullPage: true });
   await page.click('#camera-shutter');
   await page.waitForSelector('#result-list li', { timeout: 60_000 });
   const r = await results(page);
   assert.equal(r[0].id, 'arla-standard-milk', `top result ${JSON.stringify(r[0])}`);
   // The shot shows as the query image (a blob: URL, as the CSP allows), and nothing was blocked.
-  await page.waitForFunction(() => document.querySelector('#query-image').naturalWidth > 0, null, { timeout: 10_000 });
+  await page.waitForFunction(() => window.clipmatch.root.querySelector('#query-image').naturalWidth > 0, null, { timeout: 10_000 });
   assert.match(await page.getAttribute('#query-image', 'src'), /^blob:/);
   await page.screenshot({ path: path.join(out, 'phone-camera-result.png'), fullPage: true });
   // A box on the shot ranks that region of the frame the worker already has (in the shot's pixels).
@@ -123,7 +125,7 @@ test('phone viewport: usable at 375x812, keyboard reaches the photo button', asy
   await page.screenshot({ path: path.join(out, 'phone-results.png'), fullPage: true });
   await page.keyboard.press('Tab');
   await page.keyboard.press('Tab');
-  const focused = await page.evaluate(() => document.activeElement?.id || document.activeElement?.tagName);
+  const focused = await page.evaluate(() => { const a = window.clipmatch.root.activeElement || document.activeElement; return a?.id || a?.tagName; });
   assert.ok(['drop-zone', 'file-input'].includes(focused), `focus went to ${focused}`);
   await context.close();
 });
@@ -160,3 +162,5 @@ isolationTests();
 familyTests();
 cropTests();
 compactTests();
+shopTests();
+offlineTests();

@@ -30,6 +30,10 @@ export function compactTests() {
       await page.goto(`${env.base}index.html?bundle=${bundleParam(compactDir)}&threads=1`);
       await page.waitForSelector('body[data-state="ready"]', { timeout: 180_000 });
       await rankOnImagesOnly(page);
+      // The vectors' size in a unit that shows it (a tiny catalog's are a few hundred bytes, not "0.0 MB").
+      await page.waitForFunction(() => /until the catalog's vectors/.test(window.clipmatch.root.querySelector('#storage-text').textContent), null, { timeout: 10_000 });
+      const note = await page.textContent('#storage-text');
+      assert.match(note, /until the catalog's vectors \((\d+ bytes|\d+\.\d kB)\) have downloaded/, note);
       // The worker asks for the vectors file right after "Ready", before any photo.
       for (let i = 0; i < 600 && !requests.some((p) => p.endsWith('/vectors.bin')); i++) await page.waitForTimeout(50);
       const shot = iconicOf('Oatly-Natural-Oatghurt');
@@ -41,7 +45,7 @@ export function compactTests() {
       assert.equal(await page.locator('#results .thumb:visible').count(), 0);
       await page.screenshot({ path: path.join(out, 'desktop-compact-approximate.png'), fullPage: true });
       release();
-      await page.waitForFunction(() => /results are exact/.test(document.querySelector('#storage-text').textContent), null, { timeout: 60_000 });
+      await page.waitForFunction(() => /results are exact/.test(window.clipmatch.root.querySelector('#storage-text').textContent), null, { timeout: 60_000 });
       await upload(page, shot);
       assert.doesNotMatch(await page.textContent('#verdict'), /approximate/);
       await page.setViewportSize({ width: 390, height: 844 });

@@ -40,7 +40,7 @@ const photoBox = (page) => page.$eval('#query-image', (img) => {
 });
 
 export async function waitForPhoto(page) {
-  await page.waitForFunction(() => document.querySelector('#query-image').naturalWidth > 0, null, { timeout: 10_000 });
+  await page.waitForFunction(() => window.clipmatch.root.querySelector('#query-image').naturalWidth > 0, null, { timeout: 10_000 });
 }
 
 /** Drags with the mouse from one point to another, given as fractions of the shown photo. */
@@ -57,7 +57,7 @@ export async function mouseDrag(page, [fx0, fy0], [fx1, fy1]) {
 export async function regionShown(page) {
   return page.evaluate(() => {
     const r = window.clipmatch.region;
-    return { region: r && [r.x, r.y, r.width, r.height], status: document.querySelector('#crop-status').textContent, boxShown: !document.querySelector('#crop-box').hidden };
+    return { region: r && [r.x, r.y, r.width, r.height], status: window.clipmatch.root.querySelector('#crop-status').textContent, boxShown: !window.clipmatch.root.querySelector('#crop-box').hidden };
   });
 }
 

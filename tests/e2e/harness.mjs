@@ -64,8 +64,8 @@ export const iconicOf = (name) => {
 
 /**
  * Collects what should never happen on the page: uncaught errors, console errors (the page's and
- * its workers'; a CSP violation is logged there too) and `securitypolicyviolation` events.
- * Chromium's own request for /favicon.ico (the app has none) is not the page's doing.
+ * its workers'; a CSP violation and a 404 are logged there too), deprecation warnings and
+ * `securitypolicyviolation` events.
  */
 export async function watchPage(context, page) {
   await context.addInitScript(() => {
@@ -76,7 +76,7 @@ export async function watchPage(context, page) {
   const errors = [];
   page.on('pageerror', (e) => errors.push(`uncaught: ${e.message}`));
   page.on('console', (m) => {
-    if (m.type() === 'error' && !m.location().url?.endsWith('/favicon.ico')) errors.push(`console: ${m.text()}`);
+    if (m.type() === 'error' || (m.type() === 'warning' && /deprecated/i.test(m.text()))) errors.push(`console ${m.type()}: ${m.text()}`);
   });
   return {
     errors,
@@ -95,12 +95,23 @@ export async function openApp(viewport = { width: 1280, height: 900 }, contextOp
   return { page, context, errors: watch.errors, problems: watch.all };
 }
 
+/** Polls `fn(page)` until it returns true; the page may reload meanwhile. */
+export async function eventually(page, fn, timeoutMs = 30_000) {
+  const until = Date.now() + timeoutMs;
+  for (;;) {
+    try { if (await fn(page)) return; } catch { /* navigating */ }
+    if (Date.now() > until) throw new Error(`not so after ${timeoutMs} ms: ${fn}`);
+    await new Promise((r) => setTimeout(r, 250));
+  }
+}
+
 /** Chooses a file and waits for the worker's answer to it (a ranking or an error). */
 export async function upload(page, file) {
   const before = await page.evaluate(() => window.clipmatch.answers || 0);
   await page.setInputFiles('#file-input', file);
-  await page.waitForFunction((n) => (window.clipmatch.answers || 0) > n || !document.querySelector('#input-error').hidden, before, { timeout: 120_000 });
-  await page.waitForSelector('body[data-state="ready"]', { timeout: 120_000 });
+  await page.waitForFunction((n) => (window.clipmatch.answers || 0) > n || !window.clipmatch.root.querySelector('#input-error').hidden, before, { timeout: 120_000 });
+  // The element's state (the standalone page's body says the same).
+  await page.waitForSelector('clipmatch-search[data-state="ready"]', { timeout: 120_000 });
 }
 
 /** The page's results against the native tool's: the same products in the same order, scores within `tolerance`. */

@@ -5,7 +5,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { copyFileSync, mkdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { env, root, bundleDir, out, openApp, startServer, watchPage, rankOnImagesOnly, assertFindsItself } from './harness.mjs';
+import { env, root, bundleDir, out, openApp, startServer, watchPage, rankOnImagesOnly, assertFindsItself, eventually } from './harness.mjs';
 
 const swState = (page) => page.evaluate(async () => ({
   isolated: self.crossOriginIsolated,
@@ -23,7 +23,7 @@ async function site(name, { swCopy = false } = {}) {
   const dir = path.join(out, name);
   rmSync(dir, { recursive: true, force: true });
   mkdirSync(path.join(dir, 'app'), { recursive: true });
-  for (const f of ['index.html', 'www', 'pkg']) symlinkSync(path.join(root, f), path.join(dir, 'app', f));
+  for (const f of ['index.html', 'manifest.webmanifest', 'app-files.json', 'www', 'pkg']) symlinkSync(path.join(root, f), path.join(dir, 'app', f));
   symlinkSync(bundleDir, path.join(dir, 'app', 'bundle'));
   if (swCopy) copyFileSync(path.join(root, 'isolation-sw.js'), path.join(dir, 'app', 'isolation-sw.js'));
   else symlinkSync(path.join(root, 'isolation-sw.js'), path.join(dir, 'app', 'isolation-sw.js'));
@@ -31,16 +31,6 @@ async function site(name, { swCopy = false } = {}) {
   writeFileSync(path.join(dir, 'shop.html'), page.replaceAll('%s', 'Another page of the shop'));
   writeFileSync(path.join(dir, 'app', 'notes.html'), page.replaceAll('%s', 'Another page in the app folder'));
   return { dir, base: await startServer({ dir }) };
-}
-
-/** Polls `fn(page)` until it returns true; the page may reload meanwhile. */
-async function eventually(page, fn, timeoutMs = 30_000) {
-  const until = Date.now() + timeoutMs;
-  for (;;) {
-    try { if (await fn(page)) return; } catch { /* navigating */ }
-    if (Date.now() > until) throw new Error(`not so after ${timeoutMs} ms: ${fn}`);
-    await new Promise((r) => setTimeout(r, 250));
-  }
 }
 
 export function isolationTests() {

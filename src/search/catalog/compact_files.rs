@@ -81,6 +81,7 @@ impl Catalog {
             compact: m.compact.clone()?,
             ids: m.items.iter().map(|i| i.id.clone()).collect(),
             names: m.items.iter().map(|i| i.name.clone()).collect(),
+            fields: m.items.iter().any(|i| !i.fields.is_empty()).then(|| m.items.iter().map(|i| i.fields.clone()).collect()),
         })
     }
 }

@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::CatalogError;
 use crate::models::config::PreprocessConfig;
+use crate::search::item_fields::ItemFields;
 
 pub const FORMAT: &str = "clipmatch-catalog";
 /// The version written. Version 1 (f32 vectors only) is still read.
@@ -329,6 +330,10 @@ pub struct Item {
     /// A small JPEG beside the manifest, relative to it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub thumbnail: Option<String>,
+    /// The shop's other columns (`url`, `price`, `sku`, ...); absent when there are none (and
+    /// then not written, so catalogs without them are unchanged, and older ones read).
+    #[serde(default, skip_serializing_if = "ItemFields::is_empty")]
+    pub fields: ItemFields,
 }
 
 /// `sources`: what `clipmatch build --updatable` records so that a later `build --update` can
@@ -404,6 +409,9 @@ pub struct PageCatalog {
     pub ids: Vec<String>,
     /// Every item's name, in manifest order.
     pub names: Vec<String>,
+    /// Every item's fields, in manifest order; absent when no item has any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fields: Option<Vec<ItemFields>>,
 }
 
 #[cfg(test)]

@@ -144,6 +144,9 @@ pub(crate) fn validate_manifest(manifest: &Manifest) -> Result<(), CatalogError>
                 format!("item ids {other:?} and {:?} differ only in case (their thumbnails would be one file on macOS and Windows)", item.id)
             });
         }
+        if let Err(e) = item.fields.check() {
+            return invalid(format!("item {:?}: {e}", item.id));
+        }
         if let Some(t) = &item.thumbnail {
             let allowed = item_id::thumbnail_file(&item.id);
             if *t != allowed {

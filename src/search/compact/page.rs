@@ -9,6 +9,7 @@ use crate::models::config::PreprocessConfig;
 use crate::search::catalog::{read_codes, validate_manifest, Catalog, Item, Manifest, PageCatalog, FORMAT, PAGE_FORMAT, PAGE_VERSION, VERSION};
 use crate::search::compact::rank::rank_codes_only;
 use crate::search::compact::CompactCodes;
+use crate::search::item_fields::ItemFields;
 use crate::search::rank::{rank, FusionWeights, Ranking};
 
 pub struct PageCompactCatalog {
@@ -32,6 +33,9 @@ impl PageCompactCatalog {
         if page.ids.len() != page.names.len() {
             return Err(CatalogError::Invalid(format!("the page catalog lists {} ids but {} names", page.ids.len(), page.names.len())));
         }
+        if let Some(fields) = page.fields.as_ref().filter(|f| f.len() != page.ids.len()) {
+            return Err(CatalogError::Invalid(format!("the page catalog lists {} ids but the fields of {} items", page.ids.len(), fields.len())));
+        }
         let manifest = Manifest {
             format: FORMAT.into(),
             version: VERSION,
@@ -41,7 +45,13 @@ impl PageCompactCatalog {
             ranking: page.ranking,
             sources: None,
             compact: Some(page.compact),
-            items: page.ids.into_iter().zip(page.names).map(|(id, name)| Item { id, name, description: None, image: String::new(), thumbnail: None }).collect(),
+            items: page
+                .ids
+                .into_iter()
+                .zip(page.names)
+                .zip(page.fields.unwrap_or_default().into_iter().chain(std::iter::repeat_with(ItemFields::default)))
+                .map(|((id, name), fields)| Item { id, name, description: None, image: String::new(), thumbnail: None, fields })
+                .collect(),
         };
         validate_manifest(&manifest)?;
         let (n, dim) = (manifest.items.len(), manifest.model.embedding_dim);

@@ -84,7 +84,7 @@ mod tests {
     use super::*;
 
     fn item(id: &str, name: &str) -> Item {
-        Item { id: id.into(), name: name.into(), description: None, image: format!("{id}.jpg"), thumbnail: None }
+        Item { id: id.into(), name: name.into(), description: None, image: format!("{id}.jpg"), thumbnail: None, fields: Default::default() }
     }
 
     #[test]

@@ -1,0 +1,192 @@
+//! Item fields, as a shop uses them: a product list's extra columns (`url`, `price`, `sku`, ...)
+//! kept by `build` in the manifest, carried by `query --json`, shown by `inspect`, kept through
+//! `build --update` and `build --shard` + `merge`; odd values refused in one line; catalogs
+//! written before fields existed still read. Uses the committed tiny random CLIP with the real
+//! tokenizer and the grocery photos from ../shared/data (skipped with a message where absent).
+
+#![cfg(not(target_arch = "wasm32"))]
+
+mod common;
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+use common::*;
+
+const EXE: &str = env!("CARGO_BIN_EXE_clipmatch");
+
+fn data() -> Option<(PathBuf, PathBuf)> {
+    let tokenizer = shared_data().join("clip-vit-base-patch32/tokenizer.json");
+    let iconic = shared_data().join("grocery-packages/iconic");
+    if tokenizer.is_file() && iconic.is_dir() {
+        Some((tokenizer, iconic))
+    } else {
+        eprintln!("skipped: {} or {} is absent", tokenizer.display(), iconic.display());
+        None
+    }
+}
+
+fn run(args: &[&str], tokenizer: &Path) -> Output {
+    Command::new(EXE)
+        .args(args)
+        .env("CLIPMATCH_MODEL", Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/tiny-clip"))
+        .env("CLIPMATCH_TOKENIZER", tokenizer)
+        .env_remove("CLIPMATCH_ENGINE")
+        .stdin(Stdio::null())
+        .output()
+        .expect("clipmatch runs")
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+fn ok(o: &Output) -> String {
+    assert_eq!(o.status.code(), Some(0), "stdout:\n{}\nstderr:\n{}", text(&o.stdout), text(&o.stderr));
+    text(&o.stdout)
+}
+
+fn refused(o: &Output, needle: &str) {
+    let err = text(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "should be refused:\n{err}");
+    assert_eq!(err.trim_end().lines().count(), 1, "one line:\n{err}");
+    assert!(err.contains(needle), "{needle:?} is not in:\n{err}");
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+fn manifest(dir: &Path) -> serde_json::Value {
+    serde_json::from_slice(&fs::read(dir.join("catalog.json")).unwrap()).unwrap()
+}
+
+/// Six products' photos copied beside a list, and their relative paths.
+fn photos(iconic: &Path, to: &Path) -> Vec<String> {
+    let mut found: Vec<PathBuf> = Vec::new();
+    for group in ["Juice", "Milk"] {
+        for product in fs::read_dir(iconic.join(group)).unwrap() {
+            let p = product.unwrap().path();
+            let jpg = fs::read_dir(&p).unwrap().map(|e| e.unwrap().path()).find(|f| f.extension().is_some_and(|x| x == "jpg"));
+            found.extend(jpg);
+        }
+    }
+    found.sort();
+    found.truncate(6);
+    fs::create_dir_all(to.join("img")).unwrap();
+    found
+        .iter()
+        .enumerate()
+        .map(|(i, p)| {
+            let rel = format!("img/{i}.jpg");
+            fs::copy(p, to.join(&rel)).unwrap();
+            rel
+        })
+        .collect()
+}
+
+/// A CSV list: image, name, url, price, sku (the last two left empty for some rows), and a
+/// column whose cells hold a comma and a quote.
+fn csv_list(images: &[String], price_of_first: &str) -> String {
+    let mut out = String::from("image,name,url,price,sku,note\n");
+    for (i, image) in images.iter().enumerate() {
+        let price = if i == 0 { price_of_first.to_string() } else { format!("{}.99", i + 1) };
+        let sku = if i % 2 == 0 { format!("SKU-{i}") } else { String::new() };
+        out += &format!("{image},Product {i},https://shop.example/p/{i},{price},{sku},\"a, \"\"quoted\"\" note\"\n");
+    }
+    out
+}
+
+#[test]
+fn list_columns_become_item_fields_kept_through_updates_shards_and_queries() {
+    let Some((tok, iconic)) = data() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let root = fs::canonicalize(tmp.path()).unwrap();
+    let images = photos(&iconic, &root);
+    let list = root.join("list.csv");
+    fs::write(&list, csv_list(&images, "1.99")).unwrap();
+    let catalog = root.join("catalog");
+    ok(&run(&["build", s(&list), "--updatable", "--out", s(&catalog)], &tok));
+
+    let m = manifest(&catalog);
+    let first = &m["items"][0];
+    assert_eq!(first["fields"], serde_json::json!({"url": "https://shop.example/p/0", "price": "1.99", "sku": "SKU-0", "note": "a, \"quoted\" note"}));
+    assert_eq!(m["items"][1]["fields"].get("sku"), None, "an empty cell is no field");
+
+    let photo = root.join(&images[2]);
+    let out = ok(&run(&["query", s(&photo), "--catalog", s(&catalog), "--json", "-k", "6"], &tok));
+    let json: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let matches = json["ranking"]["matches"].as_array().unwrap();
+    assert_eq!(matches.len(), 6);
+    for m in matches {
+        let i: usize = m["id"].as_str().unwrap().trim_start_matches("product-").parse().unwrap();
+        assert_eq!(m["fields"]["url"], format!("https://shop.example/p/{i}"), "{m}");
+    }
+
+    let shown = ok(&run(&["inspect", s(&catalog)], &tok));
+    assert!(shown.contains("fields       \"note\": 6 of 6 items"), "{shown}");
+    assert!(shown.contains("\"sku\": 3 of 6 items (e.g. \"SKU-0\")"), "{shown}");
+
+    // An update that changes only a price: the field changes, every vector is reused.
+    fs::write(&list, csv_list(&images, "0.99")).unwrap();
+    let updated = root.join("updated");
+    let o = ok(&run(&["build", s(&list), "--update", s(&catalog), "--out", s(&updated)], &tok));
+    assert!(o.contains("embedded 0 images and 0 names; reused 6 images and 6 names"), "{o}");
+    assert_eq!(manifest(&updated)["items"][0]["fields"]["price"], "0.99");
+    assert_eq!(fs::read(updated.join("vectors.bin")).unwrap(), fs::read(catalog.join("vectors.bin")).unwrap());
+
+    // Two shards merged: the fields of both halves, as the unsharded build has them.
+    let whole = root.join("whole");
+    ok(&run(&["build", s(&list), "--updatable", "--batch-size", "2", "--out", s(&whole)], &tok));
+    let (a, b) = (root.join("shard-0"), root.join("shard-1"));
+    ok(&run(&["build", s(&list), "--updatable", "--batch-size", "2", "--shard", "0/2", "--out", s(&a)], &tok));
+    ok(&run(&["build", s(&list), "--updatable", "--batch-size", "2", "--shard", "1/2", "--out", s(&b)], &tok));
+    let merged = root.join("merged");
+    ok(&run(&["merge", s(&b), s(&a), "--out", s(&merged)], &tok));
+    assert_eq!(fs::read(merged.join("catalog.json")).unwrap(), fs::read(whole.join("catalog.json")).unwrap());
+    assert_eq!(manifest(&merged)["items"][5]["fields"]["url"], "https://shop.example/p/5");
+}
+
+#[test]
+fn json_lists_keep_numbers_as_text_and_odd_values_are_refused_in_one_line() {
+    let Some((tok, iconic)) = data() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let root = fs::canonicalize(tmp.path()).unwrap();
+    let images = photos(&iconic, &root);
+    let list = root.join("list.json");
+    let write = |extra: serde_json::Value| {
+        let mut rows: Vec<serde_json::Value> = images.iter().enumerate().map(|(i, im)| serde_json::json!({"image": im, "name": format!("P {i}")})).collect();
+        for (k, v) in extra.as_object().unwrap() {
+            rows[1][k] = v.clone();
+        }
+        fs::write(&list, serde_json::to_vec(&rows).unwrap()).unwrap();
+    };
+    let out = root.join("catalog");
+    write(serde_json::json!({"price": 12.5, "in_stock": true, "sku": null, "url": "/p/1"}));
+    ok(&run(&["build", s(&list), "--out", s(&out)], &tok));
+    assert_eq!(manifest(&out)["items"][1]["fields"], serde_json::json!({"price": "12.5", "in_stock": "true", "url": "/p/1"}));
+    assert_eq!(manifest(&out)["items"][0].get("fields"), None, "no fields, no key: such manifests are written as before");
+
+    write(serde_json::json!({"tags": ["a", "b"]}));
+    refused(&run(&["build", s(&list), "--out", s(&out)], &tok), "list.json: entry 2: field \"tags\" is a JSON array; fields must be text, numbers or booleans");
+    write(serde_json::json!({"Name": "x"}));
+    refused(&run(&["build", s(&list), "--out", s(&out)], &tok), "entry 2: field \"Name\" is named like the reserved \"name\" but for case");
+    write(serde_json::json!({"thumbnail": "x"}));
+    refused(&run(&["build", s(&list), "--out", s(&out)], &tok), "entry 2: field \"thumbnail\" is reserved by the catalog");
+    write(serde_json::json!({"url": "x".repeat(3000)}));
+    refused(&run(&["build", s(&list), "--out", s(&out)], &tok), "entry 2: field \"url\" is longer than 2048 bytes");
+    write(serde_json::json!({"name": 7}));
+    refused(&run(&["build", s(&list), "--out", s(&out)], &tok), "entry 2: \"name\" must be text, not 7");
+    let csv = root.join("twice.csv");
+    fs::write(&csv, format!("image,name,sku,sku\n{},a,1,2\n", images[0])).unwrap();
+    refused(&run(&["build", s(&csv), "--out", s(&out)], &tok), "twice.csv: the header names the column \"sku\" twice");
+
+    // A manifest whose fields break the rules (edited by hand) is refused on reading.
+    write(serde_json::json!({"sku": "A"}));
+    ok(&run(&["build", s(&list), "--out", s(&out)], &tok));
+    let mut m = manifest(&out);
+    m["items"][1]["fields"]["ID"] = "x".into();
+    fs::write(out.join("catalog.json"), serde_json::to_vec(&m).unwrap()).unwrap();
+    refused(&run(&["inspect", s(&out)], &tok), "item \"p-1\": field \"ID\" is named like the reserved \"id\" but for case");
+}
