@@ -157,12 +157,6 @@ impl PackedActivations {
         Self { values: vec![0; m.div_ceil(MR) * pairs * 2 * MR], scales: vec![1.0; m], pairs }
     }
 
-    /// Where input `i`'s pair `j` goes.
-    #[inline]
-    fn at(&self, i: usize, j: usize) -> usize {
-        ((i / MR * self.pairs + j) * MR + i % MR) * 2
-    }
-
     /// Block `b`: `pairs * 2 * MR` values.
     fn block(&self, b: usize) -> &[i16] {
         let len = self.pairs * 2 * MR;
