@@ -11,24 +11,46 @@ use crate::search::catalog::{Catalog, Item};
 use crate::search::compact::codes::CompactCodes;
 use crate::search::rank::{exact_ranking, ranking_of, FusionWeights, Ranking, Score, TopK};
 
-/// An item's first-pass score: the sum of the table entries its code bytes pick.
-fn score(codes: &CompactCodes, table: &[f32], i: usize) -> f32 {
-    let (k, n) = (codes.stages[0].centroids(), codes.code_bytes());
-    codes.codes()[i * n..(i + 1) * n].iter().enumerate().map(|(j, &c)| table[j * k + c as usize]).sum()
+/// A query's lookup table, one row of 256 entries per code byte (a byte indexes its row without
+/// a bounds check; rows of fewer centres are padded with zeros, never picked by checked codes).
+struct Table(Vec<[f32; 256]>);
+
+impl Table {
+    fn new(codes: &CompactCodes, query: &[f32]) -> Self {
+        let k = codes.stages[0].centroids();
+        let flat = codes.lookup_table(query);
+        Self(flat.chunks_exact(k).map(|entries| std::array::from_fn(|c| entries.get(c).copied().unwrap_or(0.0))).collect())
+    }
+
+    /// An item's first-pass score: the sum of the entries its code bytes pick (four running
+    /// sums, so that the additions do not wait on each other).
+    #[inline]
+    fn score(&self, code: &[u8]) -> f32 {
+        let mut sums = [0.0f32; 4];
+        let (bytes, rows) = (code.chunks_exact(4), self.0.chunks_exact(4));
+        let (tail, tail_rows) = (bytes.remainder(), rows.remainder());
+        for (b, r) in bytes.zip(rows) {
+            for j in 0..4 {
+                sums[j] += r[j][b[j] as usize];
+            }
+        }
+        let rest: f32 = tail.iter().zip(tail_rows).map(|(&c, row)| row[c as usize]).sum();
+        (sums[0] + sums[1]) + (sums[2] + sums[3]) + rest
+    }
 }
 
 /// The `len` items with the best first-pass scores (ties keep catalog order), in no order.
-fn first_pass(codes: &CompactCodes, table: &[f32], len: usize) -> Vec<usize> {
+fn first_pass(codes: &CompactCodes, table: &Table, len: usize) -> Vec<usize> {
     let mut top = TopK::new(len.min(codes.len()));
-    for i in 0..codes.len() {
-        top.offer(Score(score(codes, table, i)), i);
+    for (i, code) in codes.codes().chunks_exact(codes.code_bytes()).enumerate() {
+        top.offer(Score(table.score(code)), i);
     }
     top.indices()
 }
 
 /// The `len` items with the best first-pass scores (ties keep catalog order), in no order.
 pub fn shortlist(codes: &CompactCodes, query: &[f32], len: usize) -> Vec<usize> {
-    first_pass(codes, &codes.lookup_table(query), len)
+    first_pass(codes, &Table::new(codes, query), len)
 }
 
 /// The exact top `k` from the short list of `shortlist_len` first-pass candidates, re-ranked
@@ -53,8 +75,9 @@ pub fn rank_compact(
 /// tell the name's part from the image's, so the similarities and contributions are 0.
 pub fn rank_codes_only(codes: &CompactCodes, items: &[Item], query: &[f32], top_k: usize, min_score: f32) -> Ranking {
     let k = top_k.min(codes.len());
-    let table = codes.lookup_table(query);
-    let scored = first_pass(codes, &table, k).into_iter().map(|i| (i, score(codes, &table, i), 0.0, 0.0)).collect();
+    let table = Table::new(codes, query);
+    let n = codes.code_bytes();
+    let scored = first_pass(codes, &table, k).into_iter().map(|i| (i, table.score(&codes.codes()[i * n..(i + 1) * n]), 0.0, 0.0)).collect();
     Ranking { codes_only: true, ..ranking_of(items, scored, codes.weights, k, min_score) }
 }
 
