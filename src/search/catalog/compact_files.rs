@@ -42,7 +42,7 @@ pub(super) fn check_info(info: &CompactInfo, items: usize, dim: usize) -> Result
         return invalid("compact.codes.sha256 is not a sha256 (64 lowercase hex digits)".into());
     }
     if info.layout != COMPACT_LAYOUT {
-        return invalid("the compact codes are of an older layout (one code per vector kind): make them again with `clipmatch build --update CATALOG --out DIR` (it keeps --compact)".into());
+        return invalid("the compact codes are of an older layout (one code per vector kind): build the catalog again with `clipmatch build ... --compact`".into());
     }
     let fits = |m: usize| m == 0 || dim.is_multiple_of(m);
     if info.subspaces == 0 || !fits(info.subspaces) || !fits(info.residual_subspaces) || !(1..=MAX_CENTROIDS).contains(&info.centroids) {

@@ -75,6 +75,9 @@ impl CompactCodes {
         if !(weights.text.is_finite() && weights.image.is_finite()) {
             return Err(CatalogError::Invalid("compact codes need finite ranking weights".into()));
         }
+        if params.subspaces == 0 {
+            return Err(CatalogError::Invalid("compact codes need a first code of at least one byte".into()));
+        }
         let mut rows = fused_rows(values, dim, weights);
         let n = rows.len() / dim;
         let mut stages = Vec::new();
@@ -167,6 +170,9 @@ impl CompactCodes {
 
     /// Reads the file, refusing one of another size or with impossible values, in one line.
     pub fn from_bytes(shape: CompactShape, weights: FusionWeights, bytes: &[u8]) -> Result<Self, CatalogError> {
+        if shape.subspaces == 0 {
+            return Err(CatalogError::Invalid("compact codes need a first code of at least one byte".into()));
+        }
         let expected = shape.file_size().ok_or_else(|| CatalogError::Invalid("the compact codes' shape is more than this machine can address".into()))?;
         if bytes.len() != expected {
             return Err(CatalogError::Invalid(format!(
@@ -207,6 +213,7 @@ mod tests {
         let p = TrainingParams { subspaces: 4, centroids: 16, iterations: 4, sample: 300, seed: 1 };
         let codes = CompactCodes::build(&c.values, 32, WEIGHTS, p, 2).unwrap();
         assert_eq!(codes.code_bytes(), 6);
+        assert!(CompactCodes::build(&c.values, 32, WEIGHTS, TrainingParams { subspaces: 0, ..p }, 2).is_err());
         let bytes = codes.to_bytes();
         assert_eq!(bytes.len(), codes.shape().file_size().unwrap());
         assert_eq!(CompactCodes::from_bytes(codes.shape(), WEIGHTS, &bytes).unwrap(), codes);
