@@ -1,6 +1,7 @@
 //! Compact codes at 100,000 items, in one run: a seeded CLIP-like clustered catalog (512 dims,
-//! i8 vectors) built with compact codes and written to disk as `clipmatch build --compact` and
-//! `clipmatch bundle` write it; the bytes the page downloads before its first answer; recall@5
+//! i8 vectors) built with compact codes (fused vectors, 64 + 16 bytes an item) and written to
+//! disk as `clipmatch build --compact` and `clipmatch bundle` write it (the page catalog
+//! gzipped); the bytes the page downloads before its first answer; recall@5
 //! of the exact top 5 (codes alone, and short lists of several lengths re-ranked exactly);
 //! milliseconds to rank natively. Optionally the grocery photos against their catalog padded
 //! to 100,000 items. The folder it writes (`--out`, default target/compact-bench/) is what
@@ -23,7 +24,7 @@ use clipmatch::search::catalog::{
 use clipmatch::search::compact::clustered::{Clustered, ClusteredSpec};
 use clipmatch::search::compact::page::PageCompactCatalog;
 use clipmatch::search::compact::rank::{rank_codes_only, rank_compact, recall};
-use clipmatch::search::compact::{CompactCodes, DEFAULT_TRAINING};
+use clipmatch::search::compact::{CompactCodes, DEFAULT_RESIDUAL_SUBSPACES, DEFAULT_TRAINING};
 use clipmatch::search::synthetic::Rng;
 use clipmatch::{rank, ClipModel, Embedder, FusionWeights, PreprocessConfig, Towers};
 
@@ -60,7 +61,7 @@ fn recalls(codes: &CompactCodes, catalog: &Catalog, queries: &[Vec<f32>]) -> (f3
     let mut by_len = vec![0.0; SHORTLISTS.len()];
     for q in queries {
         let exact = rank(catalog, q, WEIGHTS, 5, 0.0);
-        only += recall(&exact, &rank_codes_only(codes, catalog.items(), q, WEIGHTS, 5, 0.0));
+        only += recall(&exact, &rank_codes_only(codes, catalog.items(), q, 5, 0.0));
         for (r, &len) in by_len.iter_mut().zip(&SHORTLISTS) {
             *r += recall(&exact, &rank_compact(codes, catalog, q, WEIGHTS, 5, 0.0, len));
         }
@@ -72,6 +73,14 @@ fn recalls(codes: &CompactCodes, catalog: &Catalog, queries: &[Vec<f32>]) -> (f3
 fn print_recalls(what: &str, (only, by_len): (f32, Vec<f32>), queries: usize) {
     let lens: Vec<String> = SHORTLISTS.iter().zip(&by_len).map(|(l, r)| format!("{l}: {r:.4}")).collect();
     println!("{what}: recall@5 of the exact top 5 over {queries} photos: codes alone {only:.4}; short list re-ranked exactly, by length: {}", lens.join(", "));
+}
+
+/// `bytes` gzipped, as `clipmatch bundle` writes a compact bundle's page catalog.
+fn gzip(bytes: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    let mut z = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+    z.write_all(bytes).expect("writing to memory");
+    z.finish().expect("writing to memory")
 }
 
 fn write(dir: &Path, name: &str, bytes: &[u8]) -> usize {
@@ -98,11 +107,14 @@ fn main() {
     let catalog = i8_catalog(model, items(n), data.values.clone());
     println!("generated ({} clusters, seed 1) and quantised to i8 in {:.1} s", spec.clusters, t.elapsed().as_secs_f64());
     let t = Instant::now();
-    let options = CompactOptions { training: DEFAULT_TRAINING, min_items: MIN_ITEMS };
+    let options = CompactOptions { training: DEFAULT_TRAINING, residual_subspaces: DEFAULT_RESIDUAL_SUBSPACES, min_items: MIN_ITEMS };
     let (catalog, codes) = catalog.with_compact(options).expect("codes");
     println!(
-        "compact codes: {} subspaces x {} centroids per kind, {} bytes an item, trained on {} vectors a kind and encoded in {:.1} s",
+        "compact codes: one fused vector an item ({} x name + {} x image), {} + {} (residual) subspaces x {} centroids, {} bytes an item, trained on {} vectors a stage and encoded in {:.1} s",
+        codes.weights.text,
+        codes.weights.image,
         DEFAULT_TRAINING.subspaces,
+        DEFAULT_RESIDUAL_SUBSPACES,
         DEFAULT_TRAINING.centroids,
         codes.shape().code_bytes(),
         DEFAULT_TRAINING.sample.min(n),
@@ -111,7 +123,7 @@ fn main() {
 
     // The files, as build --compact and bundle write them.
     let page = serde_json::to_vec(&catalog.page_catalog().expect("a compact catalog")).expect("serialises");
-    let page_bytes = write(&out, PAGE_MANIFEST_FILE, &page);
+    let page_bytes = write(&out, &format!("{PAGE_MANIFEST_FILE}.gz"), &gzip(&page));
     let codes_bytes = write(&out, COMPACT_FILE, &codes.to_bytes());
     let vectors_bytes = write(&out, VECTORS_FILE, &catalog.vectors_bytes());
     let manifest_bytes = write(&out, MANIFEST_FILE, catalog.manifest_json().as_bytes());
@@ -129,8 +141,9 @@ fn main() {
     let before_first = page_bytes + codes_bytes;
     let codebooks = codes_bytes - n * codes.shape().code_bytes();
     println!(
-        "page downloads before its first answer (catalog files): {PAGE_MANIFEST_FILE} {:.2} MB + {COMPACT_FILE} {:.2} MB ({:.2} MB codes + {:.2} MB codebooks) = {:.2} MB",
+        "page downloads before its first answer (catalog files): {PAGE_MANIFEST_FILE}.gz {:.2} MB ({:.2} MB raw) + {COMPACT_FILE} {:.2} MB ({:.2} MB codes + {:.2} MB codebooks) = {:.2} MB",
         page_bytes as f64 / 1e6,
+        page.len() as f64 / 1e6,
         codes_bytes as f64 / 1e6,
         (codes_bytes - codebooks) as f64 / 1e6,
         codebooks as f64 / 1e6,
@@ -197,7 +210,7 @@ fn grocery(dir: &Path, photos: &Path, model_dir: &Path, n: usize) {
     let qs: Vec<Vec<f32>> = walk(photos).iter().map(|p| embedder.embed_photo(&fs::read(p).expect("photo")).expect("embeds")).collect();
     let small = catalog.len();
     let values: Vec<f32> = (0..small).flat_map(|i| VectorKind::ALL.map(|k| catalog.vector(i, k).into_owned())).flatten().collect();
-    let options = CompactOptions { training: DEFAULT_TRAINING, min_items: 1 };
+    let options = CompactOptions { training: DEFAULT_TRAINING, residual_subspaces: DEFAULT_RESIDUAL_SUBSPACES, min_items: 1 };
     let (c31, codes31) = catalog.clone().with_compact(options).expect("codes");
     print_recalls(&format!("grocery, {small} products (a short list of {small} holds them all)"), recalls(&codes31, &c31, &qs), qs.len());
 

@@ -280,8 +280,13 @@ export function mountSearch(host, options = {}) {
     const verdict = $('verdict');
     const best = ranking.matches[0];
     if (!best) { verdict.textContent = 'The catalog is empty.'; return; }
-    // A big catalog answers from its compact codes until its vectors have downloaded.
-    const approximate = ranking.codes_only ? ' (approximate: the catalog\'s vectors are still downloading)' : '';
+    // A big catalog answers from its compact codes until its vectors have downloaded, with the
+    // weights the codes were made for (the catalog's), whatever the sliders say.
+    const differ = (a, b) => weightText(a) !== weightText(b); // f32 from the core, f64 here
+    const own = state.weights && (differ(state.weights.text, ranking.weights.text) || differ(state.weights.image, ranking.weights.image));
+    const approximate = !ranking.codes_only ? ''
+      : own ? ` (approximate, with the catalog's weights ${weightText(ranking.weights.text)} × name + ${weightText(ranking.weights.image)} × image: yours apply once the catalog's vectors have downloaded)`
+        : ' (approximate: the catalog\'s vectors are still downloading)';
     if (ranking.confident) {
       verdict.textContent = `Best match: ${best.name}${approximate}`;
       verdict.className = '';
@@ -303,7 +308,9 @@ export function mountSearch(host, options = {}) {
       li.querySelector('.bar-text').style.width = `${(100 * t) / sum}%`;
       li.querySelector('.bar-image').style.width = `${(100 * i) / sum}%`;
       const b = li.querySelector('.breakdown');
-      b.replaceChildren(
+      // Compact codes hold name and image fused: no breakdown until the vectors are here.
+      if (ranking.codes_only) b.replaceChildren(document.createTextNode('name and image together (compact codes)'));
+      else b.replaceChildren(
         Object.assign(document.createElement('span'), { className: 't', textContent: `name ${m.text_contribution.toFixed(3)}` }),
         document.createTextNode(` (${weightText(ranking.weights.text)} × ${m.text_similarity.toFixed(3)}) + `),
         Object.assign(document.createElement('span'), { className: 'i', textContent: `image ${m.image_contribution.toFixed(3)}` }),

@@ -23,7 +23,7 @@ try {
   const r = await site.run('compact_worker.js', { pkg: `${site.base}pkg/`, data: `${site.base}data/`, warmup, runs });
   if (r.error) throw new Error(r.error);
   const n = r.codesTimes.length;
-  console.log(`before the first answer: ${(r.bytesFirst / 1e6).toFixed(2)} MB of catalog files (page-catalog.json + compact.bin), fetched in ${r.downloadMs.toFixed(0)} ms from localhost, read in ${r.loadMs.toFixed(0)} ms`);
+  console.log(`before the first answer: ${(r.bytesFirst / 1e6).toFixed(2)} MB of catalog files (page-catalog.json.gz + compact.bin), fetched in ${r.downloadMs.toFixed(0)} ms from localhost, decompressed and read in ${r.loadMs.toFixed(0)} ms`);
   console.log(`codes alone (before the vectors): ${stats(r.codesTimes)} over ${n} photos; recall@5 of the exact top 5 ${r.recallCodes.toFixed(4)} over ${r.queries}`);
   console.log(`vectors.bin ${(r.vectorsBytes / 1e6).toFixed(1)} MB attached (checked) in ${r.attachMs.toFixed(0)} ms`);
   console.log(`exact (after the vectors): ${stats(r.exactTimes)} over ${n} photos; recall@5 ${r.recallExact.toFixed(4)}`);

@@ -1,5 +1,5 @@
 // Times a compact catalog's ranking in a Web Worker, as the page's worker runs it: the page's
-// manifest and codes downloaded, photos ranked from the codes alone, then the vectors file
+// manifest (gzipped) and codes downloaded, photos ranked from the codes alone, then the vectors file
 // downloaded and the same photos ranked exactly. Recall of the exact top 5 against the native
 // bench's answers (exact-top5.json).
 // Message in: { pkg, data, warmup, runs }; out: { bytesFirst, downloadMs, loadMs, codesTimes, exactTimes, recallCodes, recallExact, vectorsBytes } or { error }.
@@ -9,17 +9,20 @@ const fetchBytes = async (url) => {
   return new Uint8Array(await r.arrayBuffer());
 };
 
+// The page catalog comes gzipped, as `clipmatch bundle` writes it; decompressed as www/worker.js does.
+const gunzip = async (bytes) => new Uint8Array(await new Response(new Blob([bytes]).stream().pipeThrough(new DecompressionStream('gzip'))).arrayBuffer());
+
 self.onmessage = async ({ data: o }) => {
   try {
     const { default: init, CompactRankBench } = await import(new URL('clipmatch.js', o.pkg).href);
     await init();
     const t0 = performance.now();
-    const [page, codes] = await Promise.all([fetchBytes(new URL('page-catalog.json', o.data)), fetchBytes(new URL('compact.bin', o.data))]);
+    const [page, codes] = await Promise.all([fetchBytes(new URL('page-catalog.json.gz', o.data)), fetchBytes(new URL('compact.bin', o.data))]);
     const t1 = performance.now();
     const queries = new Float32Array((await fetchBytes(new URL('queries.bin', o.data))).buffer);
     const exact = await (await fetch(new URL('exact-top5.json', o.data))).json();
     const t2 = performance.now();
-    const bench = new CompactRankBench(page, codes, queries);
+    const bench = new CompactRankBench(await gunzip(page), codes, queries);
     const loadMs = performance.now() - t2;
     const pass = () => {
       const times = [];

@@ -64,6 +64,14 @@ fn check_fidelity(folder: &Embedder, exported: &Embedder, min_cosine: f64, dtype
     Ok(())
 }
 
+/// `bytes` gzipped (the page catalog of a compact bundle: www/worker.js decompresses it).
+fn gzip(bytes: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    let mut z = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+    z.write_all(bytes).expect("writing to memory");
+    z.finish().expect("writing to memory")
+}
+
 pub fn run(args: BundleArgs) -> Result<ExitCode> {
     let mut catalog = catalog_dir::load(&args.catalog)?
         .with_dtype(args.vector_dtype, ScaleRule::default())
@@ -105,14 +113,19 @@ pub fn run(args: BundleArgs) -> Result<ExitCode> {
     }
     files.push((model_files.weights.clone(), vision));
     let mut bundle = Bundle::new(model_files, Vec::with_capacity(files.len() + catalog.len()));
+    // A big catalog with compact codes: the page ranks with them and never fetches thumbnails
+    // (www/worker.js: 100,000 cannot come first, and only the results' would reveal the photo),
+    // so the bundle carries none and its manifest names none.
+    let big = catalog.manifest.compact.as_ref().is_some_and(|c| catalog.len() >= c.min_items);
+    if big {
+        catalog.manifest.items.iter_mut().for_each(|item| item.thumbnail = None);
+    }
     files.push((bundle.catalog.clone(), catalog.manifest_json().into_bytes()));
     files.push((bundle.vectors.clone(), catalog.vectors_bytes()));
-    // A big catalog with compact codes: the page ranks with them (and never fetches thumbnails).
-    let big = catalog.manifest.compact.as_ref().is_some_and(|c| catalog.len() >= c.min_items);
     if let (true, Some(page), Some(info)) = (big, catalog.page_catalog(), &catalog.manifest.compact) {
         let compact = BundleCompact::default();
         let codes = files::read_inside(&args.catalog, &info.codes.file, info.codes.bytes)?;
-        files.push((compact.manifest.clone(), serde_json::to_vec(&page).expect("a manifest serialises")));
+        files.push((compact.manifest.clone(), gzip(&serde_json::to_vec(&page).expect("a manifest serialises"))));
         files.push((compact.codes.clone(), codes));
         bundle.compact = Some(compact);
     }

@@ -62,6 +62,20 @@ pub fn run(args: InspectArgs) -> Result<ExitCode> {
     if let Some(s) = &m.vectors.scales {
         println!("scales       image {}, text {} (value = stored integer x scale)", s.image, s.text);
     }
+    if let Some(c) = &m.compact {
+        let residual = if c.residual_subspaces > 0 { format!(" + {} (residual)", c.residual_subspaces) } else { String::new() };
+        println!(
+            "compact      {} ({:.2} MB, sha256 {}): {} x text + {} x image fused, {}{residual} bytes an item, {} centres a subspace; the page ranks with it from {} items",
+            c.codes.file,
+            c.codes.bytes as f64 / 1e6,
+            c.codes.sha256,
+            c.text_weight,
+            c.image_weight,
+            c.subspaces,
+            c.centroids,
+            c.min_items
+        );
+    }
     let r = &m.ranking;
     println!(
         "ranking      {} x text + {} x image, top {}, no confident match under {:.4}",

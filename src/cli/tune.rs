@@ -45,9 +45,10 @@ pub fn run(args: TuneArgs) -> Result<ExitCode> {
     };
     m.catalog.manifest.ranking = ranking;
     let root = staged.path();
+    // Compact codes are fused with the ranking weights: new weights, new codes.
+    m.catalog = compact_codes::keep(m.catalog, &input.catalog, root)?;
     fs::write(root.join(VECTORS_FILE), m.catalog.vectors_bytes())?;
     fs::write(root.join(MANIFEST_FILE), m.catalog.manifest_json())?;
-    compact_codes::copy(&m.catalog, &input.catalog, root)?;
     for item in m.catalog.items() {
         if let Some(t) = &item.thumbnail {
             let bytes = catalog_dir::read_thumbnail(&input.catalog, t).with_context(|| format!("thumbnail of {:?}", item.id))?;

@@ -1,9 +1,10 @@
 // A big catalog's compact bundle (issue 13, item 3): scripts/test.sh builds the grocery catalog
 // with `build --compact --compact-min-items 1` so that its 31 products take the compact path
 // (CLIPMATCH_E2E_COMPACT_BUNDLE). Before the vectors file has arrived the page answers from the
-// codes and says so; after, it ranks as the native tool does. What it fetches never depends on
-// the photo: nothing at all after a photo, no thumbnails, not the full manifest. Registered by
-// app.test.mjs, which starts the suite.
+// codes (fused with the catalog's weights, whatever the sliders say) and says so; after, it ranks
+// as the native tool does, with the user's weights. What it fetches never depends on the photo:
+// nothing at all after a photo, no thumbnails, not the full manifest; the page catalog comes
+// gzipped and is decompressed by the page. Registered by app.test.mjs, which starts the suite.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
@@ -16,7 +17,8 @@ const compactDir = process.env.CLIPMATCH_E2E_COMPACT_BUNDLE;
 export function compactTests() {
   test('a compact bundle answers from the codes first, exactly once the vectors arrive, and fetches nothing that depends on the photo', { skip: !compactDir && 'CLIPMATCH_E2E_COMPACT_BUNDLE is not set' }, async () => {
     const bundle = JSON.parse(readFileSync(path.join(compactDir, 'bundle.json'), 'utf8'));
-    assert.deepEqual(bundle.compact, { manifest: 'page-catalog.json', codes: 'compact.bin' });
+    assert.deepEqual(bundle.compact, { manifest: 'page-catalog.json.gz', codes: 'compact.bin' });
+    assert.ok(!bundle.files.some((f) => f.path.startsWith('thumbs/')), 'a compact bundle carries no thumbnails');
     const context = await env.browser.newContext({ viewport: { width: 1280, height: 900 } });
     const page = await context.newPage();
     const watch = await watchPage(context, page);
@@ -29,7 +31,6 @@ export function compactTests() {
     try {
       await page.goto(`${env.base}index.html?bundle=${bundleParam(compactDir)}&threads=1`);
       await page.waitForSelector('body[data-state="ready"]', { timeout: 180_000 });
-      await rankOnImagesOnly(page);
       // The vectors' size in a unit that shows it (a tiny catalog's are a few hundred bytes, not "0.0 MB").
       await page.waitForFunction(() => /until the catalog's vectors/.test(window.clipmatch.root.querySelector('#storage-text').textContent), null, { timeout: 10_000 });
       const note = await page.textContent('#storage-text');
@@ -39,8 +40,15 @@ export function compactTests() {
       const shot = iconicOf('Oatly-Natural-Oatghurt');
       const beforePhoto = requests.length;
       await upload(page, shot);
-      assert.match(await page.textContent('#verdict'), /approximate: the catalog's vectors are still downloading/);
+      assert.match(await page.textContent('#verdict'), /\(approximate: the catalog's vectors are still downloading\)$/);
       assert.equal((await results(page)).length, 5);
+      assert.equal(await page.textContent('#results .breakdown >> nth=0'), 'name and image together (compact codes)');
+      // Other weights before the vectors: the codes' answer, with the catalog's weights, saying so.
+      const approximate = await results(page);
+      await rankOnImagesOnly(page);
+      await page.waitForFunction(() => /yours apply once/.test(window.clipmatch.root.querySelector('#verdict').textContent), null, { timeout: 30_000 });
+      assert.match(await page.textContent('#verdict'), /approximate, with the catalog's weights 1\.5 × name \+ 0\.5 × image: yours apply once the catalog's vectors have downloaded/);
+      assert.deepEqual(await results(page), approximate);
       // No thumbnails in a compact catalog: no images shown, rather than broken ones.
       assert.equal(await page.locator('#results .thumb:visible').count(), 0);
       await page.screenshot({ path: path.join(out, 'desktop-compact-approximate.png'), fullPage: true });
@@ -55,7 +63,7 @@ export function compactTests() {
       assertSameRanking(await results(page), native, 'compact bundle with its vectors vs the native tool', 1e-4);
       assert.deepEqual(requests.slice(beforePhoto), [], 'nothing is fetched after a photo');
       const catalogFiles = requests.filter((p) => p.includes(path.basename(compactDir) + '/') && !p.includes('/model/') && !p.endsWith('bundle.json'));
-      assert.deepEqual(catalogFiles.map((p) => path.basename(p)).sort(), ['compact.bin', 'page-catalog.json', 'vectors.bin']);
+      assert.deepEqual(catalogFiles.map((p) => path.basename(p)).sort(), ['compact.bin', 'page-catalog.json.gz', 'vectors.bin']);
       assert.deepEqual(await watch.all(), []);
     } finally {
       release();

@@ -9,18 +9,27 @@ use super::Catalog;
 use crate::digest::{is_sha256_hex, sha256_hex};
 use crate::error::CatalogError;
 use crate::search::compact::{CompactCodes, CompactShape, TrainingParams, MAX_CENTROIDS};
+use crate::search::rank::FusionWeights;
 
 /// How a catalog's compact codes are made and used.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct CompactOptions {
+    /// The first stage (`subspaces` bytes an item).
     pub training: TrainingParams,
+    /// Bytes of the residual stage's code (0: none).
+    pub residual_subspaces: usize,
     /// The page ranks with the codes from this many items on; smaller catalogs exactly.
     pub min_items: usize,
 }
 
 /// The shape a `compact` entry describes for a catalog of `items` items of `dim` values.
 pub(super) fn shape_of(info: &CompactInfo, items: usize, dim: usize) -> CompactShape {
-    CompactShape { items, dim, subspaces: info.subspaces, centroids: info.centroids }
+    CompactShape { items, dim, subspaces: info.subspaces, residual_subspaces: info.residual_subspaces, centroids: info.centroids }
+}
+
+/// The weights a `compact` entry's codes were fused with.
+pub fn compact_weights(info: &CompactInfo) -> FusionWeights {
+    FusionWeights { text: info.text_weight, image: info.image_weight }
 }
 
 /// Refuses a `compact` entry that names another file or an impossible shape.
@@ -32,11 +41,18 @@ pub(super) fn check_info(info: &CompactInfo, items: usize, dim: usize) -> Result
     if !is_sha256_hex(&info.codes.sha256) {
         return invalid("compact.codes.sha256 is not a sha256 (64 lowercase hex digits)".into());
     }
-    if info.subspaces == 0 || !dim.is_multiple_of(info.subspaces) || !(1..=MAX_CENTROIDS).contains(&info.centroids) {
+    if info.layout != COMPACT_LAYOUT {
+        return invalid("the compact codes are of an older layout (one code per vector kind): build the catalog again with `clipmatch build ... --compact`".into());
+    }
+    let fits = |m: usize| m == 0 || dim.is_multiple_of(m);
+    if info.subspaces == 0 || !fits(info.subspaces) || !fits(info.residual_subspaces) || !(1..=MAX_CENTROIDS).contains(&info.centroids) {
         return invalid(format!(
-            "compact codes of {} subspaces x {} centroids do not fit {dim}-dimensional vectors (subspaces must divide it; 1 to {MAX_CENTROIDS} centroids)",
-            info.subspaces, info.centroids
+            "compact codes of {} + {} subspaces x {} centroids do not fit {dim}-dimensional vectors (subspaces must divide it; 1 to {MAX_CENTROIDS} centroids)",
+            info.subspaces, info.residual_subspaces, info.centroids
         ));
+    }
+    if !(info.text_weight.is_finite() && info.image_weight.is_finite()) {
+        return invalid("compact.text_weight and compact.image_weight must be finite numbers".into());
     }
     match shape_of(info, items, dim).file_size() {
         Some(n) if n as u64 == info.codes.bytes => Ok(()),
@@ -49,11 +65,14 @@ impl Catalog {
     /// The catalog with compact codes of its stored vectors (recorded in its manifest), and
     /// the codes.
     pub fn with_compact(mut self, options: CompactOptions) -> Result<(Self, CompactCodes), CatalogError> {
-        let codes = CompactCodes::for_catalog(&self, options.training)?;
+        let codes = CompactCodes::for_catalog(&self, options.training, options.residual_subspaces)?;
         let bytes = codes.to_bytes();
         self.manifest.compact = Some(CompactInfo {
             codes: ListedFile { file: COMPACT_FILE.into(), bytes: bytes.len() as u64, sha256: sha256_hex(&bytes) },
             subspaces: options.training.subspaces,
+            residual_subspaces: options.residual_subspaces,
+            text_weight: codes.weights.text,
+            image_weight: codes.weights.image,
             centroids: options.training.centroids,
             min_items: options.min_items,
             layout: COMPACT_LAYOUT.into(),
@@ -94,5 +113,5 @@ pub(crate) fn read_codes(info: &CompactInfo, items: usize, dim: usize, bytes: &[
             "the compact codes file does not match the sha256 in the manifest: it is damaged or from another catalog".into(),
         ));
     }
-    CompactCodes::from_bytes(shape_of(info, items, dim), bytes)
+    CompactCodes::from_bytes(shape_of(info, items, dim), compact_weights(info), bytes)
 }

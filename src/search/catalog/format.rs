@@ -366,7 +366,7 @@ pub struct Manifest {
     pub items: Vec<Item>,
 }
 
-pub(super) const COMPACT_LAYOUT: &str = "image codebook then name codebook (subspaces x centroids x embedding_dim / subspaces little-endian f16 each), then per item in manifest order: image code then name code, subspaces bytes each";
+pub(super) const COMPACT_LAYOUT: &str = "one fused vector per item (text_weight x name + image_weight x image) in two product-quantisation stages: the first stage's codebook (subspaces x centroids x embedding_dim / subspaces little-endian f16), the residual stage's (residual_subspaces x centroids x ..., absent when 0), then per item in manifest order: its first code (subspaces bytes) then its residual code (residual_subspaces bytes)";
 
 /// A file beside the manifest, with its size and sha256.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -376,14 +376,24 @@ pub struct ListedFile {
     pub sha256: String,
 }
 
-/// `compact`: the compact codes of the catalog (product quantisation, one quantiser per vector
-/// kind). `clipmatch bundle` derives the page's smaller manifest ([`PageCatalog`]) from this one.
+/// `compact`: the compact codes of the catalog (product quantisation of one vector per item, its
+/// two fused with `text_weight` and `image_weight`, in two stages). `clipmatch bundle` derives
+/// the page's smaller manifest ([`PageCatalog`]) from this one.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct CompactInfo {
     /// [`COMPACT_FILE`].
     pub codes: ListedFile,
-    /// Bytes per code (per vector kind): each subspace of `embedding_dim / subspaces` values.
+    /// Bytes of an item's first code: each subspace of `embedding_dim / subspaces` values.
     pub subspaces: usize,
+    /// Bytes of an item's residual code (0: none). Absent from the per-kind codes of older
+    /// versions, which are refused by their `layout`.
+    #[serde(default)]
+    pub residual_subspaces: usize,
+    /// The weights the item vectors were fused with (the ranking weights when they were made).
+    #[serde(default)]
+    pub text_weight: f32,
+    #[serde(default)]
+    pub image_weight: f32,
     /// Centres per subspace (at most 256: one byte).
     pub centroids: usize,
     /// Catalogs of at least this many items are ranked with the codes; smaller ones exactly.

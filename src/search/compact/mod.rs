@@ -1,7 +1,9 @@
-//! Compact codes for big catalogs: product quantisation of both vectors of every item (64 bytes
-//! an item at 32 subspaces), a first pass over the codes, and exact re-ranking of a short list
-//! from the stored vectors. [`clustered`] draws CLIP-like test catalogs; [`pq`] is the
-//! quantiser; [`codes`] a catalog's codes and their file; [`rank`] the ranking with them.
+//! Compact codes for big catalogs: product quantisation, in two stages, of one vector per item
+//! (its two vectors fused with the catalog's ranking weights; 64 + 16 bytes an item by
+//! default), a first pass over the codes, and (natively) exact re-ranking of a short list from
+//! the stored vectors. [`clustered`] draws CLIP-like test catalogs; [`pq`] is the quantiser;
+//! [`codes`] a catalog's codes and their file; [`rank`] the ranking with them; [`page`] the
+//! page's compact catalog.
 
 pub mod clustered;
 pub mod codes;
@@ -12,6 +14,10 @@ pub mod rank;
 pub use codes::{CompactCodes, CompactShape};
 pub use pq::{ProductQuantizer, TrainingParams, MAX_CENTROIDS};
 
-/// The training a catalog's codes get unless told otherwise: 32 subspaces of 256 centres
-/// (32 bytes per vector, 64 per item), 20 Lloyd iterations on at most 20,000 vectors a kind.
-pub const DEFAULT_TRAINING: TrainingParams = TrainingParams { subspaces: 32, centroids: 256, iterations: 20, sample: 20_000, seed: 0x5eed };
+/// The training a catalog's codes get unless told otherwise: a first stage of 64 subspaces of
+/// 256 centres (64 bytes an item), 20 Lloyd iterations on at most 20,000 fused vectors.
+pub const DEFAULT_TRAINING: TrainingParams = TrainingParams { subspaces: 64, centroids: 256, iterations: 20, sample: 20_000, seed: 0x5eed };
+
+/// Bytes of the residual's code unless told otherwise: 64 + 16 bytes an item keep a
+/// 100,000-item page catalog under 10 MB (BENCHMARKS.md, "Compact codes").
+pub const DEFAULT_RESIDUAL_SUBSPACES: usize = 16;

@@ -88,12 +88,13 @@ impl PageCompactCatalog {
         self.manifest.check_model(embedding_dim, weights_sha256, preprocessing)
     }
 
-    /// The top k: exactly as [`rank`] once the vectors are here, else from the codes alone
-    /// (`codes_only` set).
+    /// The top k: exactly as [`rank`] with `weights` once the vectors are here; before, from the
+    /// codes alone (`codes_only` set), with the weights the codes were made for (the ranking's
+    /// `weights` say which: a page whose user asked for others says so).
     pub fn rank(&self, query: &[f32], weights: FusionWeights, top_k: usize, min_score: f32) -> Ranking {
         match &self.exact {
             Some(catalog) => rank(catalog, query, weights, top_k, min_score),
-            None => rank_codes_only(&self.codes, &self.manifest.items, query, weights, top_k, min_score),
+            None => rank_codes_only(&self.codes, &self.manifest.items, query, top_k, min_score),
         }
     }
 }
