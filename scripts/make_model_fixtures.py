@@ -46,7 +46,7 @@ from data by train-mode passes over synthetic photos (init leaves them at 0/1, a
 the input-dependent part of an image embedding is a tiny fraction of its length).
 
 ``--full NAME OUT_DIR`` writes a full-size random-weight folder instead (NAME one of
-MobileCLIP2-S0, MobileCLIP-S1, SigLIP2-base); not committed, for benchmarks and
+MobileCLIP2-S0, MobileCLIP-S1, MobileCLIP-S2, MobileCLIP-B, SigLIP2-base ...); not committed, for benchmarks and
 "new user" trials.
 """
 
@@ -81,6 +81,7 @@ from PIL import Image, ImageOps
 from sentencepiece import sentencepiece_model_pb2
 from timm.models import register_model
 from timm.models.fastvit import RepConditionalPosEnc, _create_fastvit
+from timm.models.vision_transformer_hybrid import ConvStem, _create_vision_transformer_hybrid
 from transformers import GemmaTokenizer, SiglipConfig, SiglipImageProcessor, SiglipImageProcessorPil, SiglipModel
 from transformers.image_transforms import convert_to_rgb
 from transformers.image_utils import PILImageResampling
@@ -125,6 +126,22 @@ def _mci_kwargs(name: str) -> dict:
     return d
 
 
+# Narrow ViT-MCi (MobileCLIP-B's vit_base_mci_224: ConvStem 4x4/s4 + BN + GELU, 2x2/s2 + BN
+# + GELU, 2x2/s2 with bias; ViT with no_embed_class, pre-norm, LayerNorm eps 1e-6), built as
+# timm builds vit_base_mci_224 (vision_transformer_hybrid.py) with width 768 -> 128, depth
+# 12 -> 2, heads 12 -> 2 (head width 64, as ViT-B's).
+NARROW_VIT_MCI = {"vit_base_mci_224_narrow": dict(embed_dim=128, depth=2, num_heads=2)}
+
+
+def _vit_mci_narrow(name: str, pretrained=False, **kwargs):
+    width = NARROW_VIT_MCI[name]["embed_dim"]
+    backbone = ConvStem(channels=(width // 4, width // 4, width), stride=(4, 2, 2), kernel_size=(4, 2, 2), padding=0,
+                        in_chans=kwargs.get("in_chans", 3), act_layer=torch.nn.GELU)
+    model_args = dict(NARROW_VIT_MCI[name], no_embed_class=True)
+    return _create_vision_transformer_hybrid(name, backbone=backbone, embed_args=dict(proj=False),
+                                             pretrained=pretrained, **dict(model_args, **kwargs))
+
+
 def _register_narrow_mci() -> None:
     for name in NARROW_MCI:
         if name in timm.list_models(name):
@@ -133,6 +150,13 @@ def _register_narrow_mci() -> None:
         def factory(pretrained=False, _name=name, **kwargs):
             return _create_fastvit(_name, pretrained=pretrained, **dict(_mci_kwargs(_name), **kwargs))
         factory.__name__ = name
+        register_model(factory)
+    for name in NARROW_VIT_MCI:
+        if name in timm.list_models(name):
+            continue
+        factory = partial(_vit_mci_narrow, name)
+        factory.__name__ = name
+        factory.__module__ = __name__
         register_model(factory)
 
 
@@ -148,6 +172,10 @@ OPENCLIP_FIXTURES = {
                                   timm_model_name="fastvit_mci0_narrow", text=dict(width=16, heads=2)),
     "mobileclip-s1-narrow": dict(like="MobileCLIP-S1", hub="apple/MobileCLIP-S1-OpenCLIP",
                                  timm_model_name="fastvit_mci1_narrow", text=dict(width=8, heads=2)),
+    # causal text tower (no_causal_mask false), as MobileCLIP-B / MobileCLIP2-B
+    "mobileclip-b-narrow": dict(like="MobileCLIP-B", hub="apple/MobileCLIP-B-OpenCLIP",
+                                timm_model_name="vit_base_mci_224_narrow",
+                                text=dict(width=8, heads=2, no_causal_mask=False)),
 }
 SIGLIP_FIXTURE = "siglip2-base-narrow"
 SIGLIP_NARROW = dict(
@@ -158,9 +186,9 @@ SIGLIP_MAX_LEN = 64
 SIGLIP_TOKENIZER_VOCAB = 1000
 
 
-def narrow_openclip_cfg(timm_model_name: str, text: dict) -> dict:
-    """model_cfg as in open_clip's MobileCLIP2-S0.json / MobileCLIP-S1.json, narrowed."""
-    real = open_clip.get_model_config("MobileCLIP2-S0")
+def narrow_openclip_cfg(like: str, timm_model_name: str, text: dict) -> dict:
+    """model_cfg as in open_clip's config of the model `like` (MobileCLIP2-S0.json ...), narrowed."""
+    real = open_clip.get_model_config(like)
     cfg = json.loads(json.dumps(real))
     cfg["embed_dim"] = NARROW_EMBED_DIM
     cfg["vision_cfg"]["timm_model_name"] = timm_model_name
@@ -405,6 +433,16 @@ def openclip_tokens(tokenizer, texts: list[str], shared_dir: Path | None) -> lis
     return out
 
 
+def timm_kwargs_facts(timm_model_name: str) -> dict:
+    if timm_model_name in NARROW_VIT_MCI:
+        return {"timm_model_kwargs": NARROW_VIT_MCI[timm_model_name],
+                "timm_model_kwargs_fixed": "as timm's vit_base_mci_224: ConvStem channels (w/4, w/4, w), kernels "
+                                           "(4, 2, 2), strides (4, 2, 2), GELU; no_embed_class; HybridEmbed proj=False"}
+    return {"timm_model_kwargs": {k: list(v) for k, v in NARROW_MCI[timm_model_name].items()},
+            "timm_model_kwargs_fixed": {**{k: list(v) for k, v in MCI_COMMON.items() if k != "lkc_use_act"},
+                                        "lkc_use_act": True, "pos_embs": "RepConditionalPosEnc 7x7 in stage 4"}}
+
+
 def openclip_references(name: str, spec: dict, model_dir: Path, ref_dir: Path, images: list[Path],
                         texts: list[str], shared_dir: Path | None, build_info: dict, seed: int) -> dict:
     # Reload from the folder exactly as a user would, with the transform open_clip builds from it.
@@ -455,11 +493,14 @@ def openclip_references(name: str, spec: dict, model_dir: Path, ref_dir: Path, i
             t["embedding"] = f32_list(one)
         # no_causal_mask: every position, padding included, reaches the pooled token,
         # so the context length matters (candle's example pads to the batch's longest text only).
-        short = tokenizer(["a photo of a carton of milk"])
-        n = int((short[0] != 0).sum())
-        trimmed = model.encode_text(short[:, :n])[0]
-        full = model.encode_text(short)[0]
-        pad_effect = float(1 - torch.nn.functional.cosine_similarity(trimmed, full, dim=0))
+        # With the causal mask (open_clip's is fixed at 77 x 77) padding cannot reach it: not measured.
+        pad_effect = None
+        if model.text.attn_mask is None:
+            short = tokenizer(["a photo of a carton of milk"])
+            n = int((short[0] != 0).sum())
+            trimmed = model.encode_text(short[:, :n])[0]
+            full = model.encode_text(short)[0]
+            pad_effect = float(f"{float(1 - torch.nn.functional.cosine_similarity(trimmed, full, dim=0)):.3g}")
 
     embs_t = torch.stack(embs)
     spread = embedding_spread(embs_t)
@@ -471,11 +512,10 @@ def openclip_references(name: str, spec: dict, model_dir: Path, ref_dir: Path, i
     sd = safetensors.torch.load_file(str(safetensors_file))
     return {
         "generator": "scripts/make_model_fixtures.py", "seed": seed, "versions": versions(),
-        "model": {"folder": f"models/{name}", "family": "open_clip CustomTextCLIP + timm FastViT-MCi",
+        "model": {"folder": f"models/{name}", "family": "open_clip CustomTextCLIP + timm " + (
+                      "ViT-MCi" if spec["timm_model_name"] in NARROW_VIT_MCI else "FastViT-MCi"),
                   "like": spec["like"], "hub_layout_of": spec["hub"], "timm_model_name": spec["timm_model_name"],
-                  "timm_model_kwargs": {k: list(v) for k, v in NARROW_MCI[spec["timm_model_name"]].items()},
-                  "timm_model_kwargs_fixed": {**{k: list(v) for k, v in MCI_COMMON.items() if k != "lkc_use_act"},
-                                              "lkc_use_act": True, "pos_embs": "RepConditionalPosEnc 7x7 in stage 4"},
+                  **timm_kwargs_facts(spec["timm_model_name"]),
                   "parameters": sum(p.numel() for p in model.parameters()),
                   "tensors": len(sd), "safetensors_sha256": sha256(safetensors_file)},
         "build": build_info,
@@ -492,7 +532,7 @@ def openclip_references(name: str, spec: dict, model_dir: Path, ref_dir: Path, i
                  "context_length": 77, "pad_id": 0, "sot_id": tokenizer.sot_token_id,
                  "eot_id": tokenizer.eot_token_id,
                  "no_causal_mask": bool(model.text.attn_mask is None),
-                 "cosine_distance_if_padding_dropped": float(f"{pad_effect:.3g}")},
+                 "cosine_distance_if_padding_dropped": pad_effect},
         "texts": tokens,
         "text_embedding_spread": tspread,
     }
@@ -500,7 +540,7 @@ def openclip_references(name: str, spec: dict, model_dir: Path, ref_dir: Path, i
 
 def generate_openclip(name: str, spec: dict, out: Path, images: list[Path], texts: list[str],
                       shared_dir: Path | None, seed: int) -> dict:
-    model_cfg = narrow_openclip_cfg(spec["timm_model_name"], spec["text"])
+    model_cfg = narrow_openclip_cfg(spec["like"], spec["timm_model_name"], spec["text"])
     model, info = build_mobileclip(model_cfg, seed, n_calib=32, calib_batch=8,
                                    images_for_spread=spread_inputs(model_cfg, images, seed))
     model_dir = out / name
@@ -720,17 +760,20 @@ def summarise(name: str, ref: dict) -> None:
             log(f"  {im['file']:28} {({k: v for k, v in extra.items() if k != 'embedding'})}")
 
 
-def generate_fixtures(out: Path, shared_dir: Path | None, seed: int) -> None:
+def generate_fixtures(out: Path, shared_dir: Path | None, seed: int, only: list[str] | None = None) -> None:
+    """Every fixture, or those named in `only` (the others' files are left as they are)."""
     t0 = time.time()
     torch.set_num_threads(1)  # bit-stable reductions across machines
     (out / "reference").mkdir(parents=True, exist_ok=True)
-    if (out / "reference" / "pixels").exists():
+    if only is None and (out / "reference" / "pixels").exists():
         shutil.rmtree(out / "reference" / "pixels")
     images = fixture_images(out, seed)
     texts = fixture_texts(seed)
     for name, spec in OPENCLIP_FIXTURES.items():
-        summarise(name, generate_openclip(name, spec, out, images, texts, shared_dir, seed))
-    summarise(SIGLIP_FIXTURE, generate_siglip(out, images, texts, seed))
+        if only is None or name in only:
+            summarise(name, generate_openclip(name, spec, out, images, texts, shared_dir, seed))
+    if only is None or SIGLIP_FIXTURE in only:
+        summarise(SIGLIP_FIXTURE, generate_siglip(out, images, texts, seed))
     log("")
     for d in sorted(p for p in out.iterdir() if p.is_dir()):
         log(f"  {d.relative_to(out)}/: {dir_size(d) / 1e6:.2f} MB")
@@ -739,7 +782,7 @@ def generate_fixtures(out: Path, shared_dir: Path | None, seed: int) -> None:
 
 # Full-size random folders (--full): open_clip model names, and SigLIP2 base at (image size, patch).
 SIGLIP2_FULL = {"SigLIP2-base": (224, 16), "SigLIP2-base-patch32-256": (256, 32)}
-FULL_NAMES = ("MobileCLIP2-S0", "MobileCLIP-S1", "MobileCLIP-S2", *SIGLIP2_FULL)
+FULL_NAMES = ("MobileCLIP2-S0", "MobileCLIP-S1", "MobileCLIP-S2", "MobileCLIP-B", *SIGLIP2_FULL)
 
 
 def generate_full(name: str, out_dir: Path, seed: int) -> None:
@@ -769,6 +812,8 @@ def main(argv=None) -> int:
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--full", nargs=2, metavar=("NAME", "OUT_DIR"), default=None,
                     help=f"instead, write a full-size random-weight folder; NAME one of {', '.join(FULL_NAMES)}")
+    ap.add_argument("--only", nargs="+", metavar="FIXTURE", default=None,
+                    help="write only these fixtures (folder names under --out), leaving the others")
     ap.add_argument("--seed", type=int, default=DEFAULT_SEED, help="seed (default: %(default)s)")
     ap.add_argument("--out", type=Path, default=DEFAULT_OUT, help="fixture directory (default: %(default)s)")
     ap.add_argument("--shared-dir", type=Path, default=DEFAULT_SHARED,
@@ -789,7 +834,10 @@ def main(argv=None) -> int:
     if not (shared / "tokenizer.json").is_file():
         log(f"note: {shared / 'tokenizer.json'} not found; CLIP token ids are not cross-checked")
         shared = None
-    generate_fixtures(args.out.resolve(), shared, args.seed)
+    known = [*OPENCLIP_FIXTURES, SIGLIP_FIXTURE]
+    if args.only is not None and not set(args.only) <= set(known):
+        ap.error(f"--only takes fixture names among {', '.join(known)}")
+    generate_fixtures(args.out.resolve(), shared, args.seed, args.only)
     return 0
 
 

@@ -52,7 +52,8 @@ impl LoadedModel {
 
 const HOW_TO_GET: &str = "download a supported model folder from the Hugging Face hub \
 (openai/clip-vit-base-patch32: config.json, model.safetensors, tokenizer.json, preprocessor_config.json; \
-apple/MobileCLIP-S1-OpenCLIP, apple/MobileCLIP-S2-OpenCLIP, timm/MobileCLIP2-S0-OpenCLIP, timm/MobileCLIP2-S2-OpenCLIP: \
+apple/MobileCLIP-S1-OpenCLIP, apple/MobileCLIP-S2-OpenCLIP, apple/MobileCLIP-B-OpenCLIP, timm/MobileCLIP2-S0-OpenCLIP, \
+timm/MobileCLIP2-S2-OpenCLIP, timm/MobileCLIP2-B-OpenCLIP: \
 open_clip_config.json, open_clip_model.safetensors, tokenizer.json; google/siglip2-base-patch16-224, \
 google/siglip2-base-patch32-256: config.json, model.safetensors, preprocessor_config.json, tokenizer.json, \
 tokenizer_config.json) and pass it with --model or CLIPMATCH_MODEL";

@@ -15,8 +15,8 @@ use crate::models::tokenizer::ClipTokenizer;
 
 /// The folders this app reads, by hub id.
 pub const SUPPORTED: &str = "supported model folders: openai/clip-vit-base-patch32 (config.json model_type \"clip\"); \
-apple/MobileCLIP-S1-OpenCLIP, apple/MobileCLIP-S2-OpenCLIP, timm/MobileCLIP2-S0-OpenCLIP, timm/MobileCLIP2-S2-OpenCLIP \
-(open_clip_config.json + open_clip_model.safetensors); google/siglip2-base-patch16-224, google/siglip2-base-patch32-256 \
+apple/MobileCLIP-S1-OpenCLIP, apple/MobileCLIP-S2-OpenCLIP, apple/MobileCLIP-B-OpenCLIP, timm/MobileCLIP2-S0-OpenCLIP, \
+timm/MobileCLIP2-S2-OpenCLIP, timm/MobileCLIP2-B-OpenCLIP (open_clip_config.json + open_clip_model.safetensors); google/siglip2-base-patch16-224, google/siglip2-base-patch32-256 \
 (config.json model_type \"siglip\"; SigLIP v1 folders for images only, they have no tokenizer.json)";
 
 pub const OPEN_CLIP_CONFIG: &str = "open_clip_config.json";
