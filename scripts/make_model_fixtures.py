@@ -82,7 +82,8 @@ from sentencepiece import sentencepiece_model_pb2
 from timm.models import register_model
 from timm.models.fastvit import RepConditionalPosEnc, _create_fastvit
 from timm.models.vision_transformer_hybrid import ConvStem, _create_vision_transformer_hybrid
-from transformers import GemmaTokenizer, SiglipConfig, SiglipImageProcessor, SiglipImageProcessorPil, SiglipModel
+from transformers import (GemmaTokenizer, SiglipConfig, SiglipImageProcessor, SiglipImageProcessorPil, SiglipModel,
+                          SiglipTokenizer)
 from transformers.image_transforms import convert_to_rgb
 from transformers.image_utils import PILImageResampling
 
@@ -573,27 +574,32 @@ def tokenizer_corpus(seed: int) -> str:
     return "\n".join(lines) + "\n"
 
 
-def train_gemma_like_tokenizer(dir_: Path, seed: int) -> Path:
-    """SentencePiece BPE trained like Gemma's (byte fallback, split digits, identity normaliser)."""
+def train_spm(dir_: Path, seed: int, name: str, **trainer) -> sentencepiece_model_pb2.ModelProto:
+    """A SentencePiece model trained on tokenizer_corpus(seed) as `dir_/name.model`, written without
+    where it was trained (a temporary path), for a reproducible file; its settings returned."""
     dir_.mkdir(parents=True, exist_ok=True)
     corpus = dir_ / "corpus.txt"
     corpus.write_text(tokenizer_corpus(seed), encoding="utf-8")
-    prefix = dir_ / "tokenizer"
-    sentencepiece.SentencePieceTrainer.train(
-        input=str(corpus), model_prefix=str(prefix), model_type="bpe", vocab_size=SIGLIP_TOKENIZER_VOCAB,
-        byte_fallback=True, split_digits=True, allow_whitespace_only_pieces=True,
-        remove_extra_whitespaces=False, normalization_rule_name="identity", add_dummy_prefix=False,
-        pad_id=0, eos_id=1, bos_id=2, unk_id=3, pad_piece="<pad>", eos_piece="<eos>", bos_piece="<bos>",
-        unk_piece="<unk>", user_defined_symbols=["<mask>"], character_coverage=1.0, num_threads=1,
-        shuffle_input_sentence=False, minloglevel=2)
-    # the model records where it was trained (a temporary path): drop it, for a reproducible file
+    prefix = dir_ / name
+    sentencepiece.SentencePieceTrainer.train(input=str(corpus), model_prefix=str(prefix), num_threads=1,
+                                             shuffle_input_sentence=False, minloglevel=2, **trainer)
     model_file = prefix.with_suffix(".model")
     proto = sentencepiece_model_pb2.ModelProto()
     proto.ParseFromString(model_file.read_bytes())
     proto.trainer_spec.ClearField("input")
-    proto.trainer_spec.model_prefix = "tokenizer"
+    proto.trainer_spec.model_prefix = name
     model_file.write_bytes(proto.SerializeToString())
-    return model_file
+    return proto
+
+
+def train_gemma_like_tokenizer(dir_: Path, seed: int) -> Path:
+    """SentencePiece BPE trained like Gemma's (byte fallback, split digits, identity normaliser)."""
+    train_spm(dir_, seed, "tokenizer", model_type="bpe", vocab_size=SIGLIP_TOKENIZER_VOCAB,
+              byte_fallback=True, split_digits=True, allow_whitespace_only_pieces=True,
+              remove_extra_whitespaces=False, normalization_rule_name="identity", add_dummy_prefix=False,
+              pad_id=0, eos_id=1, bos_id=2, unk_id=3, pad_piece="<pad>", eos_piece="<eos>", bos_piece="<bos>",
+              unk_piece="<unk>", user_defined_symbols=["<mask>"], character_coverage=1.0)
+    return dir_ / "tokenizer.model"
 
 
 def siglip_tokenizer(spm_model: Path, tmp: Path) -> GemmaTokenizer:
@@ -730,6 +736,107 @@ def siglip_references(name: str, model_dir: Path, ref_dir: Path, images: list[Pa
     }
 
 
+# --------------------------------------------------------------------------------------
+# SigLIP v1 text tower (transformers' slow SiglipTokenizer from spiece.model)
+# --------------------------------------------------------------------------------------
+
+SIGLIP1_FIXTURE = "siglip-base-narrow"
+# as many pieces as a Unigram model can learn from tokenizer_corpus()
+SIGLIP1_TOKENIZER_VOCAB = 300
+# Texts for the canonicalisation SiglipTokenizer does (lower-case, ASCII punctuation removed,
+# whitespace runs collapsed, stripped) and SentencePiece's own normaliser (NFKC).
+SIGLIP1_EXTRA_TEXTS = [
+    "UPPER lower MiXeD", "tab\tnew\nline\r\nend", "  leading and trailing  ", "!!!", "...,;:", "a.b,c!d?e",
+    "e-mail: x@y.z (100%)", "ﬁne ｆｕｌｌｗｉｄｔｈ ①②③", "Ünïcödé ÀÉÎÕÜ ß ǅ", "Σίσυφος ΟΔΥΣΣΕΥΣ", "日本語のテキスト",
+    "emoji 🍋🥛 end", "▁meta▁symbol", "</s> literal eos", "<unk> and <pad>", "x" * 300,
+    " ".join(["word"] * 80), "price 1,299.00 kr", "non\u00a0breaking\u2003space", "zero\u200bwidth",
+]
+
+
+def train_t5_like_tokenizer(dir_: Path, seed: int) -> Path:
+    """SentencePiece Unigram trained as T5's spiece.model (SigLIP v1's) is: the default nmt_nfkc
+    normaliser, a dummy prefix, extra whitespace removed, <pad>=0 </s>=1 <unk>=2, no BOS."""
+    proto = train_spm(dir_, seed, "spiece", model_type="unigram", vocab_size=SIGLIP1_TOKENIZER_VOCAB,
+                      pad_id=0, eos_id=1, unk_id=2, bos_id=-1, pad_piece="<pad>", eos_piece="</s>",
+                      unk_piece="<unk>", character_coverage=0.9995)
+    assert proto.normalizer_spec.name == "nmt_nfkc" and proto.normalizer_spec.add_dummy_prefix
+    return dir_ / "spiece.model"
+
+
+def build_siglip1(out_dir: Path, spm_model: Path, seed: int) -> None:
+    """A random narrow SiglipModel folder as google/siglip-base-patch16-224 has it: spiece.model
+    and the slow tokenizer's config files, no tokenizer.json."""
+    if out_dir.exists():
+        shutil.rmtree(out_dir)
+    out_dir.mkdir(parents=True)
+    tok = SiglipTokenizer(vocab_file=str(spm_model))
+    assert (tok.pad_token_id, tok.eos_token_id, tok.unk_token_id, tok.model_max_length) == (1, 1, 2, 64)
+    cfg = siglip_config(SIGLIP1_TOKENIZER_VOCAB, narrow=True)
+    # transformers' SiglipTextConfig defaults, which Google's v1 config keeps (ids are not used by the model)
+    cfg.text_config.pad_token_id, cfg.text_config.bos_token_id, cfg.text_config.eos_token_id = 1, 49406, 49407
+    torch.manual_seed(seed + 5)
+    model = SiglipModel(cfg).float().eval()
+    perturb_(model, seed + 5)
+    model.save_pretrained(out_dir)
+    make_readable(out_dir / "model.safetensors")
+    siglip_image_processor().save_pretrained(out_dir)
+    tok.save_pretrained(out_dir)
+    assert not (out_dir / "tokenizer.json").exists()
+    cfg_path = out_dir / "tokenizer_config.json"
+    cfg = json.loads(cfg_path.read_text(encoding="utf-8"))
+    cfg.pop("vocab_file", None)
+    cfg.pop("is_local", None)
+    cfg_path.write_text(json.dumps(cfg, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+
+
+def siglip1_references(model_dir: Path, texts: list[str], seed: int) -> dict:
+    model = SiglipModel.from_pretrained(model_dir, dtype=torch.float32, attn_implementation="eager").eval()
+    tok = transformers.AutoTokenizer.from_pretrained(str(model_dir))
+    assert type(tok).__name__ == "SiglipTokenizer", type(tok)
+    spm = sentencepiece.SentencePieceProcessor(model_file=str(model_dir / "spiece.model"))
+    texts_json, feats = [], []
+    with torch.no_grad():
+        for text in texts:
+            ids = list(tok(text, padding="max_length", max_length=SIGLIP_MAX_LEN, truncation=True)["input_ids"])
+            assert len(ids) == SIGLIP_MAX_LEN
+            # the input ids alone, as the other SigLIP references (candle's text tower takes no mask)
+            out = model.get_text_features(input_ids=torch.tensor([ids]))
+            feat = (out.pooler_output if not isinstance(out, torch.Tensor) else out)[0]
+            feats.append(feat)
+            canonical = tok.canonicalize_text(text)
+            texts_json.append({"text": text, "ids": ids, "canonical": canonical,
+                               "same_ids_as_sentencepiece_of_canonical":
+                                   spm.encode(canonical)[:SIGLIP_MAX_LEN - 1] + [1] == [i for i in ids if i != 1][:SIGLIP_MAX_LEN - 1] + [1],
+                               "embedding": f32_list(feat)})
+    tspread = embedding_spread(torch.stack(feats))
+    assert tspread["cos_mean"] < 0.95 and tspread["centred_share_mean"] > 0.05, tspread
+    return {
+        "generator": "scripts/make_model_fixtures.py", "seed": seed, "versions": versions(),
+        "model": {"folder": f"models/{SIGLIP1_FIXTURE}", "family": "transformers SiglipModel (model_type siglip)",
+                  "like": "google/siglip-base-patch16-224", "config": json.loads(model.config.to_json_string()),
+                  "parameters": sum(p.numel() for p in model.parameters()),
+                  "safetensors_sha256": sha256(model_dir / "model.safetensors"),
+                  "spiece_model_sha256": sha256(model_dir / "spiece.model")},
+        "text": {"tokenizer": "transformers' SiglipTokenizer (slow, sentencepiece) from spiece.model, a SentencePiece "
+                              "Unigram model trained here as T5's is (Google's cannot be downloaded here); called as "
+                              "the model card says: padding='max_length', max_length=64, truncation=True; input_ids "
+                              "only to get_text_features (no attention mask)",
+                 "max_length": SIGLIP_MAX_LEN, "pad_id": tok.pad_token_id, "eos_id": tok.eos_token_id,
+                 "vocab_size": len(tok), "do_lower_case": tok.do_lower_case},
+        "texts": texts_json,
+        "text_embedding_spread": tspread,
+    }
+
+
+def generate_siglip1(out: Path, texts: list[str], seed: int) -> dict:
+    with tempfile.TemporaryDirectory() as tmp:
+        spm_model = train_t5_like_tokenizer(Path(tmp) / "train", seed)
+        build_siglip1(out / SIGLIP1_FIXTURE, spm_model, seed)
+    ref = siglip1_references(out / SIGLIP1_FIXTURE, texts + SIGLIP1_EXTRA_TEXTS, seed)
+    (out / "reference" / f"{SIGLIP1_FIXTURE}.json").write_text(to_json(ref) + "\n", encoding="utf-8")
+    return ref
+
+
 def generate_siglip(out: Path, images: list[Path], texts: list[str], seed: int) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         spm_model = train_gemma_like_tokenizer(Path(tmp) / "train", seed)
@@ -774,6 +881,9 @@ def generate_fixtures(out: Path, shared_dir: Path | None, seed: int, only: list[
             summarise(name, generate_openclip(name, spec, out, images, texts, shared_dir, seed))
     if only is None or SIGLIP_FIXTURE in only:
         summarise(SIGLIP_FIXTURE, generate_siglip(out, images, texts, seed))
+    if only is None or SIGLIP1_FIXTURE in only:
+        ref = generate_siglip1(out, texts, seed)
+        log(f"\n{SIGLIP1_FIXTURE}: {ref['model']['parameters']} params; text spread {ref['text_embedding_spread']}")
     log("")
     for d in sorted(p for p in out.iterdir() if p.is_dir()):
         log(f"  {d.relative_to(out)}/: {dir_size(d) / 1e6:.2f} MB")
@@ -834,7 +944,7 @@ def main(argv=None) -> int:
     if not (shared / "tokenizer.json").is_file():
         log(f"note: {shared / 'tokenizer.json'} not found; CLIP token ids are not cross-checked")
         shared = None
-    known = [*OPENCLIP_FIXTURES, SIGLIP_FIXTURE]
+    known = [*OPENCLIP_FIXTURES, SIGLIP_FIXTURE, SIGLIP1_FIXTURE]
     if args.only is not None and not set(args.only) <= set(known):
         ap.error(f"--only takes fixture names among {', '.join(known)}")
     generate_fixtures(args.out.resolve(), shared, args.seed, args.only)

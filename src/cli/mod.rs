@@ -38,7 +38,7 @@ pub struct ModelArgs {
     /// Model folder as the Hugging Face hub has it: OpenAI CLIP (config.json, model.safetensors,
     /// tokenizer.json, preprocessor_config.json; openai/clip-vit-base-patch32), MobileCLIP
     /// (open_clip_config.json, open_clip_model.safetensors, tokenizer.json;
-    /// apple/MobileCLIP-S1/-S2-OpenCLIP, timm/MobileCLIP2-S0/-S2-OpenCLIP) or SigLIP2
+    /// apple/MobileCLIP-S1/-S2/-B-OpenCLIP, timm/MobileCLIP2-S0/-S2/-B-OpenCLIP) or SigLIP2
     /// (config.json, model.safetensors, preprocessor_config.json, tokenizer.json,
     /// tokenizer_config.json; google/siglip2-base-patch16-224, -patch32-256). Or one of those
     /// hub ids, once downloaded (scripts/download_model.sh puts it in models/<name>; the Hugging
