@@ -40,8 +40,8 @@ HF_CLIP = ["config.json", "preprocessor_config.json", "tokenizer.json", "model.s
 # open_clip repositories hold CLIP's BPE as tokenizer.json too (open_clip's push_to_hf_hub writes it).
 OPEN_CLIP = ["open_clip_config.json", "tokenizer.json", "open_clip_model.safetensors"]
 SIGLIP2 = ["config.json", "preprocessor_config.json", "tokenizer.json", "tokenizer_config.json", "model.safetensors"]
-# SigLIP v1 has only the slow SentencePiece tokenizer (spiece.model): images only here.
-SIGLIP1 = ["config.json", "preprocessor_config.json", "model.safetensors"]
+# SigLIP v1 has only the slow SentencePiece tokenizer: spiece.model and its tokenizer_config.json.
+SIGLIP1 = ["config.json", "preprocessor_config.json", "spiece.model", "tokenizer_config.json", "model.safetensors"]
 
 # hub id -> files its folder needs (what src/models/folder.rs reads).
 SUPPORTED = {
