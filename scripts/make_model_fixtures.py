@@ -22,6 +22,14 @@ What is written (paths relative to tests/fixtures/models/):
   ``fastvit_mci0_narrow`` / ``fastvit_mci1_narrow`` (kwargs in the reference JSON);
   a loader should infer depths and widths from the tensors. No tokenizer files: the
   real CLIP tokenizer lives in the shared data folder; token ids are in the JSON.
+* ``mobileclip-b-narrow/`` -- as ``apple/MobileCLIP-B-OpenCLIP`` (timm ``vit_base_mci_224``:
+  convolutional stem, ViT with ``no_embed_class``, class-token pooling; open_clip's *causal*
+  text tower), narrowed (width 128, 2 blocks, 2 heads) and registered with timm as
+  ``vit_base_mci_224_narrow``.
+* ``siglip-base-narrow/`` -- a SigLIP v1 folder as ``google/siglip-base-patch16-224`` has it:
+  ``spiece.model`` (a SentencePiece Unigram model trained here as T5's is, since Google's cannot
+  be downloaded here) and the slow ``SiglipTokenizer``'s ``tokenizer_config.json``, no
+  ``tokenizer.json``; text references only (ids from ``SiglipTokenizer``, ``get_text_features``).
 * ``siglip2-base-narrow/`` -- a ``SiglipModel`` folder as ``google/siglip2-base-patch16-224``
   has it (config.json, model.safetensors, preprocessor_config.json, tokenizer.json,
   tokenizer_config.json, tokenizer.model), narrow. Google's Gemma tokenizer cannot be
