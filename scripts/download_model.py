@@ -40,16 +40,18 @@ HF_CLIP = ["config.json", "preprocessor_config.json", "tokenizer.json", "model.s
 # open_clip repositories hold CLIP's BPE as tokenizer.json too (open_clip's push_to_hf_hub writes it).
 OPEN_CLIP = ["open_clip_config.json", "tokenizer.json", "open_clip_model.safetensors"]
 SIGLIP2 = ["config.json", "preprocessor_config.json", "tokenizer.json", "tokenizer_config.json", "model.safetensors"]
-# SigLIP v1 has only the slow SentencePiece tokenizer (spiece.model): images only here.
-SIGLIP1 = ["config.json", "preprocessor_config.json", "model.safetensors"]
+# SigLIP v1 has only the slow SentencePiece tokenizer: spiece.model and its tokenizer_config.json.
+SIGLIP1 = ["config.json", "preprocessor_config.json", "spiece.model", "tokenizer_config.json", "model.safetensors"]
 
 # hub id -> files its folder needs (what src/models/folder.rs reads).
 SUPPORTED = {
     "openai/clip-vit-base-patch32": HF_CLIP,
     "apple/MobileCLIP-S1-OpenCLIP": OPEN_CLIP,
     "apple/MobileCLIP-S2-OpenCLIP": OPEN_CLIP,
+    "apple/MobileCLIP-B-OpenCLIP": OPEN_CLIP,
     "timm/MobileCLIP2-S0-OpenCLIP": OPEN_CLIP,
     "timm/MobileCLIP2-S2-OpenCLIP": OPEN_CLIP,
+    "timm/MobileCLIP2-B-OpenCLIP": OPEN_CLIP,
     "google/siglip2-base-patch16-224": SIGLIP2,
     "google/siglip2-base-patch32-256": SIGLIP2,
     "google/siglip-base-patch16-224": SIGLIP1,

@@ -22,6 +22,14 @@ What is written (paths relative to tests/fixtures/models/):
   ``fastvit_mci0_narrow`` / ``fastvit_mci1_narrow`` (kwargs in the reference JSON);
   a loader should infer depths and widths from the tensors. No tokenizer files: the
   real CLIP tokenizer lives in the shared data folder; token ids are in the JSON.
+* ``mobileclip-b-narrow/`` -- as ``apple/MobileCLIP-B-OpenCLIP`` (timm ``vit_base_mci_224``:
+  convolutional stem, ViT with ``no_embed_class``, class-token pooling; open_clip's *causal*
+  text tower), narrowed (width 128, 2 blocks, 2 heads) and registered with timm as
+  ``vit_base_mci_224_narrow``.
+* ``siglip-base-narrow/`` -- a SigLIP v1 folder as ``google/siglip-base-patch16-224`` has it:
+  ``spiece.model`` (a SentencePiece Unigram model trained here as T5's is, since Google's cannot
+  be downloaded here) and the slow ``SiglipTokenizer``'s ``tokenizer_config.json``, no
+  ``tokenizer.json``; text references only (ids from ``SiglipTokenizer``, ``get_text_features``).
 * ``siglip2-base-narrow/`` -- a ``SiglipModel`` folder as ``google/siglip2-base-patch16-224``
   has it (config.json, model.safetensors, preprocessor_config.json, tokenizer.json,
   tokenizer_config.json, tokenizer.model), narrow. Google's Gemma tokenizer cannot be
@@ -46,7 +54,7 @@ from data by train-mode passes over synthetic photos (init leaves them at 0/1, a
 the input-dependent part of an image embedding is a tiny fraction of its length).
 
 ``--full NAME OUT_DIR`` writes a full-size random-weight folder instead (NAME one of
-MobileCLIP2-S0, MobileCLIP-S1, SigLIP2-base); not committed, for benchmarks and
+MobileCLIP2-S0, MobileCLIP-S1, MobileCLIP-S2, MobileCLIP-B, SigLIP2-base ...); not committed, for benchmarks and
 "new user" trials.
 """
 
@@ -81,7 +89,9 @@ from PIL import Image, ImageOps
 from sentencepiece import sentencepiece_model_pb2
 from timm.models import register_model
 from timm.models.fastvit import RepConditionalPosEnc, _create_fastvit
-from transformers import GemmaTokenizer, SiglipConfig, SiglipImageProcessor, SiglipImageProcessorPil, SiglipModel
+from timm.models.vision_transformer_hybrid import ConvStem, _create_vision_transformer_hybrid
+from transformers import (GemmaTokenizer, SiglipConfig, SiglipImageProcessor, SiglipImageProcessorPil, SiglipModel,
+                          SiglipTokenizer)
 from transformers.image_transforms import convert_to_rgb
 from transformers.image_utils import PILImageResampling
 
@@ -125,6 +135,22 @@ def _mci_kwargs(name: str) -> dict:
     return d
 
 
+# Narrow ViT-MCi (MobileCLIP-B's vit_base_mci_224: ConvStem 4x4/s4 + BN + GELU, 2x2/s2 + BN
+# + GELU, 2x2/s2 with bias; ViT with no_embed_class, pre-norm, LayerNorm eps 1e-6), built as
+# timm builds vit_base_mci_224 (vision_transformer_hybrid.py) with width 768 -> 128, depth
+# 12 -> 2, heads 12 -> 2 (head width 64, as ViT-B's).
+NARROW_VIT_MCI = {"vit_base_mci_224_narrow": dict(embed_dim=128, depth=2, num_heads=2)}
+
+
+def _vit_mci_narrow(name: str, pretrained=False, **kwargs):
+    width = NARROW_VIT_MCI[name]["embed_dim"]
+    backbone = ConvStem(channels=(width // 4, width // 4, width), stride=(4, 2, 2), kernel_size=(4, 2, 2), padding=0,
+                        in_chans=kwargs.get("in_chans", 3), act_layer=torch.nn.GELU)
+    model_args = dict(NARROW_VIT_MCI[name], no_embed_class=True)
+    return _create_vision_transformer_hybrid(name, backbone=backbone, embed_args=dict(proj=False),
+                                             pretrained=pretrained, **dict(model_args, **kwargs))
+
+
 def _register_narrow_mci() -> None:
     for name in NARROW_MCI:
         if name in timm.list_models(name):
@@ -133,6 +159,13 @@ def _register_narrow_mci() -> None:
         def factory(pretrained=False, _name=name, **kwargs):
             return _create_fastvit(_name, pretrained=pretrained, **dict(_mci_kwargs(_name), **kwargs))
         factory.__name__ = name
+        register_model(factory)
+    for name in NARROW_VIT_MCI:
+        if name in timm.list_models(name):
+            continue
+        factory = partial(_vit_mci_narrow, name)
+        factory.__name__ = name
+        factory.__module__ = __name__
         register_model(factory)
 
 
@@ -148,6 +181,10 @@ OPENCLIP_FIXTURES = {
                                   timm_model_name="fastvit_mci0_narrow", text=dict(width=16, heads=2)),
     "mobileclip-s1-narrow": dict(like="MobileCLIP-S1", hub="apple/MobileCLIP-S1-OpenCLIP",
                                  timm_model_name="fastvit_mci1_narrow", text=dict(width=8, heads=2)),
+    # causal text tower (no_causal_mask false), as MobileCLIP-B / MobileCLIP2-B
+    "mobileclip-b-narrow": dict(like="MobileCLIP-B", hub="apple/MobileCLIP-B-OpenCLIP",
+                                timm_model_name="vit_base_mci_224_narrow",
+                                text=dict(width=8, heads=2, no_causal_mask=False)),
 }
 SIGLIP_FIXTURE = "siglip2-base-narrow"
 SIGLIP_NARROW = dict(
@@ -158,9 +195,9 @@ SIGLIP_MAX_LEN = 64
 SIGLIP_TOKENIZER_VOCAB = 1000
 
 
-def narrow_openclip_cfg(timm_model_name: str, text: dict) -> dict:
-    """model_cfg as in open_clip's MobileCLIP2-S0.json / MobileCLIP-S1.json, narrowed."""
-    real = open_clip.get_model_config("MobileCLIP2-S0")
+def narrow_openclip_cfg(like: str, timm_model_name: str, text: dict) -> dict:
+    """model_cfg as in open_clip's config of the model `like` (MobileCLIP2-S0.json ...), narrowed."""
+    real = open_clip.get_model_config(like)
     cfg = json.loads(json.dumps(real))
     cfg["embed_dim"] = NARROW_EMBED_DIM
     cfg["vision_cfg"]["timm_model_name"] = timm_model_name
@@ -405,6 +442,16 @@ def openclip_tokens(tokenizer, texts: list[str], shared_dir: Path | None) -> lis
     return out
 
 
+def timm_kwargs_facts(timm_model_name: str) -> dict:
+    if timm_model_name in NARROW_VIT_MCI:
+        return {"timm_model_kwargs": NARROW_VIT_MCI[timm_model_name],
+                "timm_model_kwargs_fixed": "as timm's vit_base_mci_224: ConvStem channels (w/4, w/4, w), kernels "
+                                           "(4, 2, 2), strides (4, 2, 2), GELU; no_embed_class; HybridEmbed proj=False"}
+    return {"timm_model_kwargs": {k: list(v) for k, v in NARROW_MCI[timm_model_name].items()},
+            "timm_model_kwargs_fixed": {**{k: list(v) for k, v in MCI_COMMON.items() if k != "lkc_use_act"},
+                                        "lkc_use_act": True, "pos_embs": "RepConditionalPosEnc 7x7 in stage 4"}}
+
+
 def openclip_references(name: str, spec: dict, model_dir: Path, ref_dir: Path, images: list[Path],
                         texts: list[str], shared_dir: Path | None, build_info: dict, seed: int) -> dict:
     # Reload from the folder exactly as a user would, with the transform open_clip builds from it.
@@ -455,11 +502,14 @@ def openclip_references(name: str, spec: dict, model_dir: Path, ref_dir: Path, i
             t["embedding"] = f32_list(one)
         # no_causal_mask: every position, padding included, reaches the pooled token,
         # so the context length matters (candle's example pads to the batch's longest text only).
-        short = tokenizer(["a photo of a carton of milk"])
-        n = int((short[0] != 0).sum())
-        trimmed = model.encode_text(short[:, :n])[0]
-        full = model.encode_text(short)[0]
-        pad_effect = float(1 - torch.nn.functional.cosine_similarity(trimmed, full, dim=0))
+        # With the causal mask (open_clip's is fixed at 77 x 77) padding cannot reach it: not measured.
+        pad_effect = None
+        if model.text.attn_mask is None:
+            short = tokenizer(["a photo of a carton of milk"])
+            n = int((short[0] != 0).sum())
+            trimmed = model.encode_text(short[:, :n])[0]
+            full = model.encode_text(short)[0]
+            pad_effect = float(f"{float(1 - torch.nn.functional.cosine_similarity(trimmed, full, dim=0)):.3g}")
 
     embs_t = torch.stack(embs)
     spread = embedding_spread(embs_t)
@@ -471,11 +521,10 @@ def openclip_references(name: str, spec: dict, model_dir: Path, ref_dir: Path, i
     sd = safetensors.torch.load_file(str(safetensors_file))
     return {
         "generator": "scripts/make_model_fixtures.py", "seed": seed, "versions": versions(),
-        "model": {"folder": f"models/{name}", "family": "open_clip CustomTextCLIP + timm FastViT-MCi",
+        "model": {"folder": f"models/{name}", "family": "open_clip CustomTextCLIP + timm " + (
+                      "ViT-MCi" if spec["timm_model_name"] in NARROW_VIT_MCI else "FastViT-MCi"),
                   "like": spec["like"], "hub_layout_of": spec["hub"], "timm_model_name": spec["timm_model_name"],
-                  "timm_model_kwargs": {k: list(v) for k, v in NARROW_MCI[spec["timm_model_name"]].items()},
-                  "timm_model_kwargs_fixed": {**{k: list(v) for k, v in MCI_COMMON.items() if k != "lkc_use_act"},
-                                              "lkc_use_act": True, "pos_embs": "RepConditionalPosEnc 7x7 in stage 4"},
+                  **timm_kwargs_facts(spec["timm_model_name"]),
                   "parameters": sum(p.numel() for p in model.parameters()),
                   "tensors": len(sd), "safetensors_sha256": sha256(safetensors_file)},
         "build": build_info,
@@ -492,7 +541,7 @@ def openclip_references(name: str, spec: dict, model_dir: Path, ref_dir: Path, i
                  "context_length": 77, "pad_id": 0, "sot_id": tokenizer.sot_token_id,
                  "eot_id": tokenizer.eot_token_id,
                  "no_causal_mask": bool(model.text.attn_mask is None),
-                 "cosine_distance_if_padding_dropped": float(f"{pad_effect:.3g}")},
+                 "cosine_distance_if_padding_dropped": pad_effect},
         "texts": tokens,
         "text_embedding_spread": tspread,
     }
@@ -500,7 +549,7 @@ def openclip_references(name: str, spec: dict, model_dir: Path, ref_dir: Path, i
 
 def generate_openclip(name: str, spec: dict, out: Path, images: list[Path], texts: list[str],
                       shared_dir: Path | None, seed: int) -> dict:
-    model_cfg = narrow_openclip_cfg(spec["timm_model_name"], spec["text"])
+    model_cfg = narrow_openclip_cfg(spec["like"], spec["timm_model_name"], spec["text"])
     model, info = build_mobileclip(model_cfg, seed, n_calib=32, calib_batch=8,
                                    images_for_spread=spread_inputs(model_cfg, images, seed))
     model_dir = out / name
@@ -533,27 +582,32 @@ def tokenizer_corpus(seed: int) -> str:
     return "\n".join(lines) + "\n"
 
 
-def train_gemma_like_tokenizer(dir_: Path, seed: int) -> Path:
-    """SentencePiece BPE trained like Gemma's (byte fallback, split digits, identity normaliser)."""
+def train_spm(dir_: Path, seed: int, name: str, **trainer) -> sentencepiece_model_pb2.ModelProto:
+    """A SentencePiece model trained on tokenizer_corpus(seed) as `dir_/name.model`, written without
+    where it was trained (a temporary path), for a reproducible file; its settings returned."""
     dir_.mkdir(parents=True, exist_ok=True)
     corpus = dir_ / "corpus.txt"
     corpus.write_text(tokenizer_corpus(seed), encoding="utf-8")
-    prefix = dir_ / "tokenizer"
-    sentencepiece.SentencePieceTrainer.train(
-        input=str(corpus), model_prefix=str(prefix), model_type="bpe", vocab_size=SIGLIP_TOKENIZER_VOCAB,
-        byte_fallback=True, split_digits=True, allow_whitespace_only_pieces=True,
-        remove_extra_whitespaces=False, normalization_rule_name="identity", add_dummy_prefix=False,
-        pad_id=0, eos_id=1, bos_id=2, unk_id=3, pad_piece="<pad>", eos_piece="<eos>", bos_piece="<bos>",
-        unk_piece="<unk>", user_defined_symbols=["<mask>"], character_coverage=1.0, num_threads=1,
-        shuffle_input_sentence=False, minloglevel=2)
-    # the model records where it was trained (a temporary path): drop it, for a reproducible file
+    prefix = dir_ / name
+    sentencepiece.SentencePieceTrainer.train(input=str(corpus), model_prefix=str(prefix), num_threads=1,
+                                             shuffle_input_sentence=False, minloglevel=2, **trainer)
     model_file = prefix.with_suffix(".model")
     proto = sentencepiece_model_pb2.ModelProto()
     proto.ParseFromString(model_file.read_bytes())
     proto.trainer_spec.ClearField("input")
-    proto.trainer_spec.model_prefix = "tokenizer"
+    proto.trainer_spec.model_prefix = name
     model_file.write_bytes(proto.SerializeToString())
-    return model_file
+    return proto
+
+
+def train_gemma_like_tokenizer(dir_: Path, seed: int) -> Path:
+    """SentencePiece BPE trained like Gemma's (byte fallback, split digits, identity normaliser)."""
+    train_spm(dir_, seed, "tokenizer", model_type="bpe", vocab_size=SIGLIP_TOKENIZER_VOCAB,
+              byte_fallback=True, split_digits=True, allow_whitespace_only_pieces=True,
+              remove_extra_whitespaces=False, normalization_rule_name="identity", add_dummy_prefix=False,
+              pad_id=0, eos_id=1, bos_id=2, unk_id=3, pad_piece="<pad>", eos_piece="<eos>", bos_piece="<bos>",
+              unk_piece="<unk>", user_defined_symbols=["<mask>"], character_coverage=1.0)
+    return dir_ / "tokenizer.model"
 
 
 def siglip_tokenizer(spm_model: Path, tmp: Path) -> GemmaTokenizer:
@@ -690,6 +744,107 @@ def siglip_references(name: str, model_dir: Path, ref_dir: Path, images: list[Pa
     }
 
 
+# --------------------------------------------------------------------------------------
+# SigLIP v1 text tower (transformers' slow SiglipTokenizer from spiece.model)
+# --------------------------------------------------------------------------------------
+
+SIGLIP1_FIXTURE = "siglip-base-narrow"
+# as many pieces as a Unigram model can learn from tokenizer_corpus()
+SIGLIP1_TOKENIZER_VOCAB = 300
+# Texts for the canonicalisation SiglipTokenizer does (lower-case, ASCII punctuation removed,
+# whitespace runs collapsed, stripped) and SentencePiece's own normaliser (NFKC).
+SIGLIP1_EXTRA_TEXTS = [
+    "UPPER lower MiXeD", "tab\tnew\nline\r\nend", "  leading and trailing  ", "!!!", "...,;:", "a.b,c!d?e",
+    "e-mail: x@y.z (100%)", "ﬁne ｆｕｌｌｗｉｄｔｈ ①②③", "Ünïcödé ÀÉÎÕÜ ß ǅ", "Σίσυφος ΟΔΥΣΣΕΥΣ", "日本語のテキスト",
+    "emoji 🍋🥛 end", "▁meta▁symbol", "</s> literal eos", "<unk> and <pad>", "x" * 300,
+    " ".join(["word"] * 80), "price 1,299.00 kr", "non\u00a0breaking\u2003space", "zero\u200bwidth",
+]
+
+
+def train_t5_like_tokenizer(dir_: Path, seed: int) -> Path:
+    """SentencePiece Unigram trained as T5's spiece.model (SigLIP v1's) is: the default nmt_nfkc
+    normaliser, a dummy prefix, extra whitespace removed, <pad>=0 </s>=1 <unk>=2, no BOS."""
+    proto = train_spm(dir_, seed, "spiece", model_type="unigram", vocab_size=SIGLIP1_TOKENIZER_VOCAB,
+                      pad_id=0, eos_id=1, unk_id=2, bos_id=-1, pad_piece="<pad>", eos_piece="</s>",
+                      unk_piece="<unk>", character_coverage=0.9995)
+    assert proto.normalizer_spec.name == "nmt_nfkc" and proto.normalizer_spec.add_dummy_prefix
+    return dir_ / "spiece.model"
+
+
+def build_siglip1(out_dir: Path, spm_model: Path, seed: int) -> None:
+    """A random narrow SiglipModel folder as google/siglip-base-patch16-224 has it: spiece.model
+    and the slow tokenizer's config files, no tokenizer.json."""
+    if out_dir.exists():
+        shutil.rmtree(out_dir)
+    out_dir.mkdir(parents=True)
+    tok = SiglipTokenizer(vocab_file=str(spm_model))
+    assert (tok.pad_token_id, tok.eos_token_id, tok.unk_token_id, tok.model_max_length) == (1, 1, 2, 64)
+    cfg = siglip_config(SIGLIP1_TOKENIZER_VOCAB, narrow=True)
+    # transformers' SiglipTextConfig defaults, which Google's v1 config keeps (ids are not used by the model)
+    cfg.text_config.pad_token_id, cfg.text_config.bos_token_id, cfg.text_config.eos_token_id = 1, 49406, 49407
+    torch.manual_seed(seed + 5)
+    model = SiglipModel(cfg).float().eval()
+    perturb_(model, seed + 5)
+    model.save_pretrained(out_dir)
+    make_readable(out_dir / "model.safetensors")
+    siglip_image_processor().save_pretrained(out_dir)
+    tok.save_pretrained(out_dir)
+    assert not (out_dir / "tokenizer.json").exists()
+    cfg_path = out_dir / "tokenizer_config.json"
+    cfg = json.loads(cfg_path.read_text(encoding="utf-8"))
+    cfg.pop("vocab_file", None)
+    cfg.pop("is_local", None)
+    cfg_path.write_text(json.dumps(cfg, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+
+
+def siglip1_references(model_dir: Path, texts: list[str], seed: int) -> dict:
+    model = SiglipModel.from_pretrained(model_dir, dtype=torch.float32, attn_implementation="eager").eval()
+    tok = transformers.AutoTokenizer.from_pretrained(str(model_dir))
+    assert type(tok).__name__ == "SiglipTokenizer", type(tok)
+    spm = sentencepiece.SentencePieceProcessor(model_file=str(model_dir / "spiece.model"))
+    texts_json, feats = [], []
+    with torch.no_grad():
+        for text in texts:
+            ids = list(tok(text, padding="max_length", max_length=SIGLIP_MAX_LEN, truncation=True)["input_ids"])
+            assert len(ids) == SIGLIP_MAX_LEN
+            # the input ids alone, as the other SigLIP references (candle's text tower takes no mask)
+            out = model.get_text_features(input_ids=torch.tensor([ids]))
+            feat = (out.pooler_output if not isinstance(out, torch.Tensor) else out)[0]
+            feats.append(feat)
+            canonical = tok.canonicalize_text(text)
+            texts_json.append({"text": text, "ids": ids, "canonical": canonical,
+                               "same_ids_as_sentencepiece_of_canonical":
+                                   spm.encode(canonical)[:SIGLIP_MAX_LEN - 1] + [1] == [i for i in ids if i != 1][:SIGLIP_MAX_LEN - 1] + [1],
+                               "embedding": f32_list(feat)})
+    tspread = embedding_spread(torch.stack(feats))
+    assert tspread["cos_mean"] < 0.95 and tspread["centred_share_mean"] > 0.05, tspread
+    return {
+        "generator": "scripts/make_model_fixtures.py", "seed": seed, "versions": versions(),
+        "model": {"folder": f"models/{SIGLIP1_FIXTURE}", "family": "transformers SiglipModel (model_type siglip)",
+                  "like": "google/siglip-base-patch16-224", "config": json.loads(model.config.to_json_string()),
+                  "parameters": sum(p.numel() for p in model.parameters()),
+                  "safetensors_sha256": sha256(model_dir / "model.safetensors"),
+                  "spiece_model_sha256": sha256(model_dir / "spiece.model")},
+        "text": {"tokenizer": "transformers' SiglipTokenizer (slow, sentencepiece) from spiece.model, a SentencePiece "
+                              "Unigram model trained here as T5's is (Google's cannot be downloaded here); called as "
+                              "the model card says: padding='max_length', max_length=64, truncation=True; input_ids "
+                              "only to get_text_features (no attention mask)",
+                 "max_length": SIGLIP_MAX_LEN, "pad_id": tok.pad_token_id, "eos_id": tok.eos_token_id,
+                 "vocab_size": len(tok), "do_lower_case": tok.do_lower_case},
+        "texts": texts_json,
+        "text_embedding_spread": tspread,
+    }
+
+
+def generate_siglip1(out: Path, texts: list[str], seed: int) -> dict:
+    with tempfile.TemporaryDirectory() as tmp:
+        spm_model = train_t5_like_tokenizer(Path(tmp) / "train", seed)
+        build_siglip1(out / SIGLIP1_FIXTURE, spm_model, seed)
+    ref = siglip1_references(out / SIGLIP1_FIXTURE, texts + SIGLIP1_EXTRA_TEXTS, seed)
+    (out / "reference" / f"{SIGLIP1_FIXTURE}.json").write_text(to_json(ref) + "\n", encoding="utf-8")
+    return ref
+
+
 def generate_siglip(out: Path, images: list[Path], texts: list[str], seed: int) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         spm_model = train_gemma_like_tokenizer(Path(tmp) / "train", seed)
@@ -720,17 +875,23 @@ def summarise(name: str, ref: dict) -> None:
             log(f"  {im['file']:28} {({k: v for k, v in extra.items() if k != 'embedding'})}")
 
 
-def generate_fixtures(out: Path, shared_dir: Path | None, seed: int) -> None:
+def generate_fixtures(out: Path, shared_dir: Path | None, seed: int, only: list[str] | None = None) -> None:
+    """Every fixture, or those named in `only` (the others' files are left as they are)."""
     t0 = time.time()
     torch.set_num_threads(1)  # bit-stable reductions across machines
     (out / "reference").mkdir(parents=True, exist_ok=True)
-    if (out / "reference" / "pixels").exists():
+    if only is None and (out / "reference" / "pixels").exists():
         shutil.rmtree(out / "reference" / "pixels")
     images = fixture_images(out, seed)
     texts = fixture_texts(seed)
     for name, spec in OPENCLIP_FIXTURES.items():
-        summarise(name, generate_openclip(name, spec, out, images, texts, shared_dir, seed))
-    summarise(SIGLIP_FIXTURE, generate_siglip(out, images, texts, seed))
+        if only is None or name in only:
+            summarise(name, generate_openclip(name, spec, out, images, texts, shared_dir, seed))
+    if only is None or SIGLIP_FIXTURE in only:
+        summarise(SIGLIP_FIXTURE, generate_siglip(out, images, texts, seed))
+    if only is None or SIGLIP1_FIXTURE in only:
+        ref = generate_siglip1(out, texts, seed)
+        log(f"\n{SIGLIP1_FIXTURE}: {ref['model']['parameters']} params; text spread {ref['text_embedding_spread']}")
     log("")
     for d in sorted(p for p in out.iterdir() if p.is_dir()):
         log(f"  {d.relative_to(out)}/: {dir_size(d) / 1e6:.2f} MB")
@@ -739,7 +900,7 @@ def generate_fixtures(out: Path, shared_dir: Path | None, seed: int) -> None:
 
 # Full-size random folders (--full): open_clip model names, and SigLIP2 base at (image size, patch).
 SIGLIP2_FULL = {"SigLIP2-base": (224, 16), "SigLIP2-base-patch32-256": (256, 32)}
-FULL_NAMES = ("MobileCLIP2-S0", "MobileCLIP-S1", "MobileCLIP-S2", *SIGLIP2_FULL)
+FULL_NAMES = ("MobileCLIP2-S0", "MobileCLIP-S1", "MobileCLIP-S2", "MobileCLIP-B", *SIGLIP2_FULL)
 
 
 def generate_full(name: str, out_dir: Path, seed: int) -> None:
@@ -769,6 +930,8 @@ def main(argv=None) -> int:
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--full", nargs=2, metavar=("NAME", "OUT_DIR"), default=None,
                     help=f"instead, write a full-size random-weight folder; NAME one of {', '.join(FULL_NAMES)}")
+    ap.add_argument("--only", nargs="+", metavar="FIXTURE", default=None,
+                    help="write only these fixtures (folder names under --out), leaving the others")
     ap.add_argument("--seed", type=int, default=DEFAULT_SEED, help="seed (default: %(default)s)")
     ap.add_argument("--out", type=Path, default=DEFAULT_OUT, help="fixture directory (default: %(default)s)")
     ap.add_argument("--shared-dir", type=Path, default=DEFAULT_SHARED,
@@ -789,7 +952,10 @@ def main(argv=None) -> int:
     if not (shared / "tokenizer.json").is_file():
         log(f"note: {shared / 'tokenizer.json'} not found; CLIP token ids are not cross-checked")
         shared = None
-    generate_fixtures(args.out.resolve(), shared, args.seed)
+    known = [*OPENCLIP_FIXTURES, SIGLIP_FIXTURE, SIGLIP1_FIXTURE]
+    if args.only is not None and not set(args.only) <= set(known):
+        ap.error(f"--only takes fixture names among {', '.join(known)}")
+    generate_fixtures(args.out.resolve(), shared, args.seed, args.only)
     return 0
 
 

@@ -43,7 +43,7 @@ pub enum ModelError {
     Weights(String),
     #[error("model.safetensors does not match config.json: {0}")]
     WeightsMismatch(String),
-    #[error("tokenizer.json could not be read: {0}")]
+    #[error("the tokenizer could not be read: {0}")]
     Tokenizer(String),
     #[error("the model input has the wrong size: {0}")]
     InputSize(String),

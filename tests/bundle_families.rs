@@ -1,5 +1,6 @@
 //! `clipmatch bundle` for every family, on the committed narrow fixtures (OpenAI CLIP: tiny-clip;
-//! MobileCLIP: mobileclip2-s0-narrow; SigLIP: siglip2-base-narrow): the exported image tower
+//! MobileCLIP: mobileclip2-s0-narrow, and mobileclip-b-narrow for the ViT-MCi tower of
+//! MobileCLIP-B; SigLIP: siglip2-base-narrow): the exported image tower
 //! embeds like the folder's model (identical at f32, cosine >= 0.9999 at f16, the int8 bound of
 //! `models::export` at int8); bundle.json records the family, the resolved preprocessing, the
 //! embedding size and the tower's sha256, and the page's loader (`BundleModelLoader`) ranks the
@@ -47,10 +48,11 @@ struct Fixture {
     images: usize,
 }
 
-const FIXTURES: [Fixture; 3] = [
+const FIXTURES: [Fixture; 4] = [
     Fixture { family: Family::OpenAiClip, folder: "tiny-clip", clip_tokenizer: true, images: 12 },
     Fixture { family: Family::MobileClip, folder: "models/mobileclip2-s0-narrow", clip_tokenizer: true, images: 4 },
     Fixture { family: Family::Siglip, folder: "models/siglip2-base-narrow", clip_tokenizer: false, images: 12 },
+    Fixture { family: Family::MobileClip, folder: "models/mobileclip-b-narrow", clip_tokenizer: true, images: 12 },
 ];
 
 /// A model folder's files, read as the CLI reads them.
@@ -64,6 +66,11 @@ struct Files {
 impl Fixture {
     fn dir(&self) -> PathBuf {
         fixtures().join(self.folder)
+    }
+
+    /// The folder's own name (two fixtures are MobileCLIP).
+    fn name(&self) -> &str {
+        self.folder.rsplit('/').next().unwrap()
     }
 
     fn files(&self) -> Files {
@@ -123,7 +130,7 @@ fn exported_towers_embed_like_their_folders_at_each_dtype() {
             let exported = VisionLoader::load(fx.family, None, &f.config, f.preprocessor.as_deref(), &tower).unwrap();
             let ours = embed(&exported, fx.images);
             let worst = ours.iter().zip(&reference).map(|(a, b)| cosine(a, b)).fold(1.0, f64::min);
-            println!("{} {}: {:.2} MB, worst cosine to the folder's model {worst:.7}", fx.family.name(), dtype.name(), tower.len() as f64 / 1e6);
+            println!("{} {}: {:.2} MB, worst cosine to the folder's model {worst:.7}", fx.name(), dtype.name(), tower.len() as f64 / 1e6);
             match dtype {
                 ExportDtype::F32 => assert_eq!(ours, reference, "{}: f32 export embeds differently", fx.family.name()),
                 ExportDtype::F16 => assert!(worst >= 0.9999, "{} f16: cosine {worst}", fx.family.name()),
@@ -175,7 +182,7 @@ fn catalog_and_bundle(fx: &Fixture, tmp: &Path, dtype: &str) -> Option<(PathBuf,
             fs::copy(fixtures().join("images").join(p), products.join(p)).unwrap();
         }
     }
-    let name = fx.family.id();
+    let name = fx.name();
     let (catalog, bundle) = (tmp.join(format!("catalog-{name}")), tmp.join(format!("bundle-{name}-{dtype}")));
     let s = |p: &Path| p.to_str().unwrap().to_string();
     if !catalog.exists() {
@@ -273,7 +280,7 @@ fn bundle_json_records_the_model_and_the_page_ranks_from_it() {
 #[test]
 fn hostile_bundles_are_refused_in_one_line() {
     let tmp = tempfile::tempdir().unwrap();
-    let [_, mobileclip, siglip] = &FIXTURES;
+    let [_, mobileclip, siglip, _] = &FIXTURES;
     let Some((mobileclip_catalog, mc_dir)) = catalog_and_bundle(mobileclip, tmp.path(), "f16") else { return };
     let (siglip_catalog, sg_dir) = catalog_and_bundle(siglip, tmp.path(), "int8").unwrap();
     let (mc, sg) = (Written::open(&mc_dir), Written::open(&sg_dir));

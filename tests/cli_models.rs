@@ -1,4 +1,4 @@
-//! MobileCLIP and SigLIP folders through the CLI as a user runs it: `embed` matches the
+//! MobileCLIP (MobileCLIP-B too) and SigLIP folders (SigLIP v1 with spiece.model too) through the CLI as a user runs it: `embed` matches the
 //! references open_clip and transformers wrote for the committed narrow fixtures; `build`,
 //! `query` and `inspect` work with each family, and a catalog of one family is refused with
 //! another. The grocery photos and CLIP's tokenizer (MobileCLIP's folders carry that same
@@ -27,10 +27,11 @@ struct Fixture {
     clip_tokenizer: bool,
 }
 
-const FIXTURES: [Fixture; 3] = [
+const FIXTURES: [Fixture; 4] = [
     Fixture { name: "mobileclip2-s0-narrow", clip_tokenizer: true },
     Fixture { name: "mobileclip-s1-narrow", clip_tokenizer: true },
     Fixture { name: "siglip2-base-narrow", clip_tokenizer: false },
+    Fixture { name: "mobileclip-b-narrow", clip_tokenizer: true },
 ];
 
 impl Fixture {
@@ -140,6 +141,29 @@ fn embed_matches_the_references_for_mobileclip_and_siglip_folders() {
             assert!(c >= 0.9999 && cc >= 0.999, "{}: texts cosine {c}, centred {cc}", f.name);
         }
     }
+}
+
+/// A SigLIP v1 folder (spiece.model, no tokenizer.json) embeds texts as transformers does.
+#[test]
+fn embed_reads_a_siglip_v1_folders_spiece_model() {
+    #[derive(Deserialize)]
+    struct Texts {
+        texts: Vec<Text>,
+    }
+    let reference = fixtures().join("models/reference/siglip-base-narrow.json");
+    let r: Texts = serde_json::from_slice(&fs::read(reference).unwrap()).unwrap();
+    let mut args = vec!["embed", "--text"];
+    args.extend(r.texts.iter().map(|t| t.text.as_str()).filter(|t| !t.is_empty() && !t.starts_with('-')));
+    let o = clipmatch(&args, &fixtures().join("models/siglip-base-narrow"), None);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let embedded: Vec<&Text> = r.texts.iter().filter(|t| args.contains(&t.text.as_str())).collect();
+    assert!(embedded.len() >= 25, "{} texts", embedded.len());
+    let ours: Vec<Vec<f32>> = embedded.iter().map(|t| vector(&v["texts"][&t.text])).collect();
+    let refs: Vec<&[f32]> = embedded.iter().map(|t| t.embedding.as_slice()).collect();
+    let (c, cc) = worst(&ours, &refs, |_| true);
+    println!("siglip-base-narrow texts: worst cosine {c:.7}, centred {cc:.7}");
+    assert!(c >= 0.9999 && cc >= 0.999, "texts cosine {c}, centred {cc}");
 }
 
 /// Four grocery products (iconic photo each), in folders named after them.

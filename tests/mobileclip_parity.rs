@@ -8,7 +8,8 @@ mod common;
 
 use clipmatch::imaging::decode::{decode_rgb, DecodeLimits};
 use clipmatch::imaging::preprocess::{geometry, normalize, resize_and_crop, Geometry};
-use clipmatch::models::mobileclip::MobileClip;
+use clipmatch::models::mobileclip::vit_mci::VitMciShape;
+use clipmatch::models::mobileclip::{MobileClip, VisionArch};
 use clipmatch::models::tokenizer::ClipTokenizer;
 use common::{agreement, cosine, model_reference_pixels, shared_data, ModelRefText};
 use image::RgbImage;
@@ -21,7 +22,7 @@ struct Fixture {
     reference: &'static str,
 }
 
-const FIXTURES: [Fixture; 2] = [
+const FIXTURES: [Fixture; 3] = [
     Fixture {
         name: "mobileclip2-s0-narrow",
         config: include_str!("fixtures/models/mobileclip2-s0-narrow/open_clip_config.json"),
@@ -33,6 +34,13 @@ const FIXTURES: [Fixture; 2] = [
         config: include_str!("fixtures/models/mobileclip-s1-narrow/open_clip_config.json"),
         weights: include_bytes!("fixtures/models/mobileclip-s1-narrow/open_clip_model.safetensors"),
         reference: include_str!("fixtures/models/reference/mobileclip-s1-narrow.json"),
+    },
+    // ViT-MCi image tower and causal text tower, as MobileCLIP-B / MobileCLIP2-B
+    Fixture {
+        name: "mobileclip-b-narrow",
+        config: include_str!("fixtures/models/mobileclip-b-narrow/open_clip_config.json"),
+        weights: include_bytes!("fixtures/models/mobileclip-b-narrow/open_clip_model.safetensors"),
+        reference: include_str!("fixtures/models/reference/mobileclip-b-narrow.json"),
     },
 ];
 
@@ -284,14 +292,45 @@ fn timm_names_must_have_their_published_shape() {
     let config = FIXTURES[0].config.replace("fastvit_mci0_narrow", "fastvit_mci0");
     let e = MobileClip::load(&config, FIXTURES[0].weights).err().expect("refused").to_string();
     assert!(e.contains("[2, 6, 10, 2]") && e.contains("[1, 2, 3, 2]"), "{e}");
+    let config = FIXTURES[2].config.replace("vit_base_mci_224_narrow", "vit_base_mci_224");
+    let e = MobileClip::load(&config, FIXTURES[2].weights).err().expect("refused").to_string();
+    assert!(e.contains("width 768") && e.contains("12 blocks") && e.contains("[32, 32], 128"), "{e}");
+}
+
+/// The causal mask is what makes MobileCLIP-B's texts match: the same weights read as a tower
+/// without it (`no_causal_mask` true) embed every text elsewhere, and a causal tower ignores
+/// what follows the end-of-text token.
+#[test]
+fn mobileclip_b_text_is_causal() {
+    let f = &FIXTURES[2];
+    let (causal, r) = load(f);
+    let bidirectional = MobileClip::load(&f.config.replace("\"no_causal_mask\": false", "\"no_causal_mask\": true"), f.weights).unwrap();
+    let ids: Vec<Vec<u32>> = r.texts.iter().map(|t| padded(&t.ids, 77)).collect();
+    let (a, b) = (causal.embed_texts(&ids).unwrap(), bidirectional.embed_texts(&ids).unwrap());
+    let worst = a.iter().zip(&b).map(|(x, y)| cosine(x, y)).fold(1.0, f64::min);
+    assert!(worst < 0.99, "with and without the mask texts embed alike (worst cosine {worst})");
+    // Tokens after the end of text (here: ids instead of padding) change nothing.
+    let mut noisy = ids[0].clone();
+    let end = r.texts[0].ids.len();
+    noisy[end..].iter_mut().enumerate().for_each(|(i, id)| *id = 300 + i as u32);
+    let again = causal.embed_texts(&[ids[0].clone(), noisy]).unwrap();
+    assert!(cosine(&again[0], &again[1]) > 0.999999, "padding reached the pooled token");
 }
 
 #[test]
 fn shapes_and_preprocessing_come_from_the_folder() {
     let (s0, _) = load(&FIXTURES[0]);
     let (s1, _) = load(&FIXTURES[1]);
-    assert_eq!((s0.vision_shape().depths, s0.vision_shape().stem_width), ([1, 2, 3, 2], 16));
-    assert_eq!((s1.vision_shape().depths, s1.vision_shape().stem_width), ([2, 3, 4, 1], 24));
+    let (b, _) = load(&FIXTURES[2]);
+    let fastvit = |m: &MobileClip| match m.vision_arch() {
+        VisionArch::FastVit(s) => (s.depths, s.stem_width),
+        other => panic!("not FastViT: {other:?}"),
+    };
+    assert_eq!(fastvit(&s0), ([1, 2, 3, 2], 16));
+    assert_eq!(fastvit(&s1), ([2, 3, 4, 1], 24));
+    let VisionArch::VitMci(VitMciShape { stem_widths, block, depth, grid, embed_dim }) = *b.vision_arch() else { panic!("not ViT-MCi") };
+    assert_eq!((stem_widths, block.width, block.heads, block.mlp_hidden, depth, grid, embed_dim), ([32, 32], 128, 2, 512, 2, 14, 32));
+    assert_eq!((b.image_size(), b.preprocess().crop_width, b.preprocess().shortest_edge), (224, 224, 224));
     assert_eq!((s0.embedding_dim(), s0.image_size(), s0.context_length()), (32, 256, 77));
     // Inputs of the wrong size are refused, not misread.
     assert!(s0.embed_images(&vec![0.0; 3 * 224 * 224], 1).is_err());

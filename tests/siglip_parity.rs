@@ -16,7 +16,7 @@ use clipmatch::imaging::preprocess::{normalize, resize_and_crop};
 use clipmatch::models::config::{Interpolation, PreprocessArithmetic, ResizeMode};
 use clipmatch::models::siglip::tokenizer::SiglipTokenizer;
 use clipmatch::PreprocessConfig;
-use clipmatch::models::siglip::Siglip;
+use clipmatch::models::siglip::{Siglip, TEXT_LEN};
 use common::{agreement, cosine, model_reference_pixels, ModelRefText};
 use serde::Deserialize;
 
@@ -181,4 +181,80 @@ fn photos_through_the_squash_pipeline_match_transformers() {
     let names: Vec<&str> = reference.images.iter().map(|i| i.file.as_str()).collect();
     let refs: Vec<&[f32]> = reference.images.iter().map(|i| i.embedding.as_slice()).collect();
     assert_close("photo (torchvision arithmetic = Pillow's weights)", &names, &ours, &refs);
+}
+
+/// SigLIP v1 (`google/siglip-base-patch16-224`): no tokenizer.json, only `spiece.model` (a
+/// SentencePiece Unigram model, trained here as T5's is: Google's cannot be downloaded here) and
+/// the slow tokenizer's `tokenizer_config.json`, against transformers' `SiglipTokenizer`
+/// (lower-cased, punctuation removed, `</s>` appended and padded with) and `get_text_features`.
+mod siglip_v1 {
+    use super::*;
+
+    const V1: &str = "tests/fixtures/models/siglip-base-narrow";
+
+    fn reference() -> Vec<ModelRefText> {
+        #[derive(Deserialize)]
+        struct Texts {
+            texts: Vec<ModelRefText>,
+        }
+        let r: Texts = serde_json::from_slice(&read("tests/fixtures/models/reference/siglip-base-narrow.json")).unwrap();
+        r.texts
+    }
+
+    fn tokenizer() -> SiglipTokenizer {
+        let config = read(&format!("{V1}/tokenizer_config.json"));
+        SiglipTokenizer::from_file(&read(&format!("{V1}/spiece.model")), Some(&config)).unwrap()
+    }
+
+    #[test]
+    fn token_ids_equal_transformers_slow_tokenizer() {
+        let tok = tokenizer();
+        let texts = reference();
+        assert!(texts.len() >= 30, "a varied list");
+        for t in &texts {
+            assert_eq!(tok.encode(&t.text).unwrap(), t.ids, "{:?}", t.text);
+        }
+        // What the list covers: case and punctuation gone, the end token kept at truncation.
+        let ids = |text: &str| tok.encode(text).unwrap();
+        assert_eq!(ids("Hello, World!"), ids("hello world"));
+        let long = ids(&"word ".repeat(80));
+        assert_eq!((long.len(), long[TEXT_LEN - 1]), (TEXT_LEN, 1));
+        assert!(long[..TEXT_LEN - 1].iter().all(|&i| i != 1));
+        assert_eq!(ids(""), vec![1; TEXT_LEN], "an empty text is </s> and padding (</s> too)");
+    }
+
+    #[test]
+    fn text_features_match_transformers() {
+        let config = String::from_utf8(read(&format!("{V1}/config.json"))).unwrap();
+        let m = Siglip::load(&config, &read(&format!("{V1}/model.safetensors"))).unwrap();
+        let texts = reference();
+        let names: Vec<&str> = texts.iter().map(|t| t.text.as_str()).collect();
+        let ours = m.embed_texts(&tokenizer().encode_batch(&names).unwrap()).unwrap();
+        let refs: Vec<&[f32]> = texts.iter().map(|t| t.embedding.as_slice()).collect();
+        assert_close("SigLIP v1 text", &names, &ours, &refs);
+    }
+
+    #[test]
+    fn a_folder_with_spiece_model_embeds_texts_through_the_loader() {
+        use clipmatch::models::folder::{load, FolderFiles, Layout};
+        use clipmatch::Towers;
+        let (config, pre) = (read(&format!("{V1}/config.json")), read(&format!("{V1}/preprocessor_config.json")));
+        let (weights, spiece, tok_config) =
+            (read(&format!("{V1}/model.safetensors")), read(&format!("{V1}/spiece.model")), read(&format!("{V1}/tokenizer_config.json")));
+        let files = FolderFiles {
+            config: std::str::from_utf8(&config).unwrap(),
+            preprocessor: Some(std::str::from_utf8(&pre).unwrap()),
+            weights: &weights,
+            tokenizer: Some(&spiece),
+            tokenizer_config: Some(&tok_config),
+        };
+        let e = load(Layout::HfSiglip, &files, Towers::VisionAndText, None).unwrap();
+        let texts = reference();
+        let got = e.model.embed_texts(&[texts[0].text.as_str()]).unwrap();
+        assert!(cosine(&got[0], &texts[0].embedding) >= 0.9999);
+        // A damaged file is refused in one line.
+        let cut = FolderFiles { tokenizer: Some(&spiece[..spiece.len() / 2]), ..files };
+        let err = load(Layout::HfSiglip, &cut, Towers::VisionAndText, None).err().unwrap().to_string();
+        assert!(err.contains("spiece.model") && !err.contains('\n'), "{err}");
+    }
 }

@@ -38,14 +38,15 @@ pub struct ModelArgs {
     /// Model folder as the Hugging Face hub has it: OpenAI CLIP (config.json, model.safetensors,
     /// tokenizer.json, preprocessor_config.json; openai/clip-vit-base-patch32), MobileCLIP
     /// (open_clip_config.json, open_clip_model.safetensors, tokenizer.json;
-    /// apple/MobileCLIP-S1/-S2-OpenCLIP, timm/MobileCLIP2-S0/-S2-OpenCLIP) or SigLIP2
+    /// apple/MobileCLIP-S1/-S2/-B-OpenCLIP, timm/MobileCLIP2-S0/-S2/-B-OpenCLIP) or SigLIP2
     /// (config.json, model.safetensors, preprocessor_config.json, tokenizer.json,
-    /// tokenizer_config.json; google/siglip2-base-patch16-224, -patch32-256). Or one of those
+    /// tokenizer_config.json; google/siglip2-base-patch16-224, -patch32-256; google/siglip-base-patch16-224
+    /// with spiece.model for tokenizer.json). Or one of those
     /// hub ids, once downloaded (scripts/download_model.sh puts it in models/<name>; the Hugging
     /// Face cache is looked in too).
     #[arg(long, env = "CLIPMATCH_MODEL", value_parser = hub_folder::parse)]
     model: PathBuf,
-    /// tokenizer.json to use instead of the model folder's.
+    /// Tokenizer file to use instead of the model folder's (tokenizer.json; SigLIP v1: spiece.model).
     #[arg(long, env = "CLIPMATCH_TOKENIZER")]
     tokenizer: Option<PathBuf>,
     /// What runs the model: `ours` (this app's kernels; OpenAI CLIP only, its default) or

@@ -52,10 +52,12 @@ impl LoadedModel {
 
 const HOW_TO_GET: &str = "download a supported model folder from the Hugging Face hub \
 (openai/clip-vit-base-patch32: config.json, model.safetensors, tokenizer.json, preprocessor_config.json; \
-apple/MobileCLIP-S1-OpenCLIP, apple/MobileCLIP-S2-OpenCLIP, timm/MobileCLIP2-S0-OpenCLIP, timm/MobileCLIP2-S2-OpenCLIP: \
+apple/MobileCLIP-S1-OpenCLIP, apple/MobileCLIP-S2-OpenCLIP, apple/MobileCLIP-B-OpenCLIP, timm/MobileCLIP2-S0-OpenCLIP, \
+timm/MobileCLIP2-S2-OpenCLIP, timm/MobileCLIP2-B-OpenCLIP: \
 open_clip_config.json, open_clip_model.safetensors, tokenizer.json; google/siglip2-base-patch16-224, \
 google/siglip2-base-patch32-256: config.json, model.safetensors, preprocessor_config.json, tokenizer.json, \
-tokenizer_config.json) and pass it with --model or CLIPMATCH_MODEL";
+tokenizer_config.json; google/siglip-base-patch16-224: the same with spiece.model for tokenizer.json) and pass it \
+with --model or CLIPMATCH_MODEL";
 
 /// Largest `config.json` / `preprocessor_config.json` read (the real ones are a few KB).
 const MAX_CONFIG_BYTES: u64 = 1 << 20;
@@ -117,7 +119,10 @@ fn load_with(args: &ModelArgs, towers: Towers, hash: bool) -> Result<LoadedModel
     let tokenizer = match towers {
         Towers::VisionOnly => None,
         Towers::VisionAndText => {
-            let path = args.tokenizer.clone().unwrap_or_else(|| dir.join("tokenizer.json"));
+            // The first of the layout's tokenizer files that exists (the first named if none does).
+            let files = layout.tokenizer_files().iter().map(|name| dir.join(name));
+            let found = files.clone().find(|p| p.exists()).or_else(|| files.clone().next()).expect("a tokenizer file name");
+            let path = args.tokenizer.clone().unwrap_or(found);
             Some((read_file(&path, MAX_TOKENIZER_BYTES)?, path))
         }
     };

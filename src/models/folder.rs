@@ -15,9 +15,9 @@ use crate::models::tokenizer::ClipTokenizer;
 
 /// The folders this app reads, by hub id.
 pub const SUPPORTED: &str = "supported model folders: openai/clip-vit-base-patch32 (config.json model_type \"clip\"); \
-apple/MobileCLIP-S1-OpenCLIP, apple/MobileCLIP-S2-OpenCLIP, timm/MobileCLIP2-S0-OpenCLIP, timm/MobileCLIP2-S2-OpenCLIP \
-(open_clip_config.json + open_clip_model.safetensors); google/siglip2-base-patch16-224, google/siglip2-base-patch32-256 \
-(config.json model_type \"siglip\"; SigLIP v1 folders for images only, they have no tokenizer.json)";
+apple/MobileCLIP-S1-OpenCLIP, apple/MobileCLIP-S2-OpenCLIP, apple/MobileCLIP-B-OpenCLIP, timm/MobileCLIP2-S0-OpenCLIP, \
+timm/MobileCLIP2-S2-OpenCLIP, timm/MobileCLIP2-B-OpenCLIP (open_clip_config.json + open_clip_model.safetensors); google/siglip2-base-patch16-224, google/siglip2-base-patch32-256 \
+and google/siglip-base-patch16-224 (config.json model_type \"siglip\"; SigLIP v1 with spiece.model instead of tokenizer.json)";
 
 pub const OPEN_CLIP_CONFIG: &str = "open_clip_config.json";
 pub const HF_CONFIG: &str = "config.json";
@@ -91,6 +91,15 @@ impl Layout {
         }
     }
 
+    /// The tokenizer files to look for, in order (the first that exists is read): SigLIP v1
+    /// folders have `spiece.model` instead of `tokenizer.json`.
+    pub fn tokenizer_files(self) -> &'static [&'static str] {
+        match self {
+            Layout::HfSiglip => &["tokenizer.json", "spiece.model"],
+            _ => &["tokenizer.json"],
+        }
+    }
+
     /// The tokenizer's settings file, read where there is one.
     pub fn tokenizer_config_file(self) -> Option<&'static str> {
         match self {
@@ -105,7 +114,7 @@ pub struct FolderFiles<'a> {
     pub config: &'a str,
     pub preprocessor: Option<&'a str>,
     pub weights: &'a [u8],
-    /// tokenizer.json; needed for the text tower only.
+    /// tokenizer.json (SigLIP v1: spiece.model, [`Layout::tokenizer_files`]); needed for the text tower only.
     pub tokenizer: Option<&'a [u8]>,
     pub tokenizer_config: Option<&'a [u8]>,
 }
@@ -144,7 +153,7 @@ pub fn load(layout: Layout, files: &FolderFiles, towers: Towers, engine: Option<
             if text && model.text.is_none() {
                 return Err(ModelError::NoTextTower);
             }
-            let tokenizer = tokenizer.map(|json| SiglipTokenizer::from_bytes(json, files.tokenizer_config)).transpose()?;
+            let tokenizer = tokenizer.map(|file| SiglipTokenizer::from_file(file, files.tokenizer_config)).transpose()?;
             (Box::new(SiglipModel { model, tokenizer }), preprocess)
         }
         Layout::OpenClip => {

@@ -1,6 +1,7 @@
 //! `open_clip_config.json` of a MobileCLIP hub folder: `model_cfg` (embedding size, the timm
-//! image tower's name and size, the text tower's shape) and `preprocess_cfg`. Only what this
-//! engine runs is accepted; anything else is refused in one line naming what is supported.
+//! image tower's name and size, the text tower's shape and whether it is causal) and
+//! `preprocess_cfg`. Only what this engine runs is accepted; anything else is refused in one
+//! line naming what is supported.
 
 use serde::Deserialize;
 
@@ -8,8 +9,9 @@ use crate::error::ModelError;
 use crate::models::config::{square_size, PreprocessConfig, MAX_MODEL_IMAGE_SIDE};
 
 /// The supported image towers, for messages.
-pub const SUPPORTED: &str = "supported: timm fastvit_mci0, fastvit_mci1, fastvit_mci2 \
-(MobileCLIP-S1, MobileCLIP-S2, MobileCLIP2-S0, MobileCLIP2-S2) and narrower models of the same kind";
+pub const SUPPORTED: &str = "supported: timm fastvit_mci0, fastvit_mci1, fastvit_mci2, vit_base_mci_224 \
+(MobileCLIP-S1, MobileCLIP-S2, MobileCLIP-B, MobileCLIP2-S0, MobileCLIP2-S2, MobileCLIP2-B) and narrower models \
+of the same kinds; not MobileCLIP2-S3/S4 (fastvit_mci3/4) or MobileCLIP2-L-14";
 
 /// Which FastViT-MCi kind a tower is, by its timm name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -30,13 +32,25 @@ impl MciKind {
     }
 }
 
+/// Which image tower a config names: timm's FastViT-MCi0/1/2, or its ViT-B with a convolutional
+/// stem (`vit_base_mci_224`, MobileCLIP-B and MobileCLIP2-B).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum VisionKind {
+    FastVit(MciKind),
+    VitMci,
+}
+
+/// timm's name of the ViT-MCi tower (MobileCLIP-B, MobileCLIP2-B).
+pub const VIT_MCI: &str = "vit_base_mci_224";
+
 /// The image tower as the config names it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VisionSpec {
     pub timm_model_name: String,
-    pub kind: MciKind,
-    /// `true` when the name is timm's own (`fastvit_mci0` ...): its depths and widths must be
-    /// the published ones. Other names of the kind (`fastvit_mci0_narrow`) take them from the file.
+    pub kind: VisionKind,
+    /// `true` when the name is timm's own (`fastvit_mci0`, `vit_base_mci_224` ...): its depths
+    /// and widths must be the published ones. Other names of the kind (`fastvit_mci0_narrow`)
+    /// take them from the file.
     pub published_shape: bool,
     pub image_size: u32,
 }
@@ -49,6 +63,9 @@ pub struct TextSpec {
     pub width: usize,
     pub heads: usize,
     pub layers: usize,
+    /// `text_cfg.no_causal_mask` false: each position attends to itself and those before it
+    /// (MobileCLIP-B, MobileCLIP2-B); else to every position, padding included.
+    pub causal: bool,
 }
 
 /// Everything `open_clip_config.json` says that this engine uses.
@@ -135,20 +152,20 @@ fn vision_spec(v: &VisionCfg) -> Result<VisionSpec, ModelError> {
         bad(format!("the image tower is not a timm model (no vision_cfg.timm_model_name); {SUPPORTED}"))
     })?;
     let kind = if name.starts_with("fastvit_mci0") {
-        MciKind::Mci0
+        VisionKind::FastVit(MciKind::Mci0)
     } else if name.starts_with("fastvit_mci1") {
-        MciKind::Mci1
+        VisionKind::FastVit(MciKind::Mci1)
     } else if name.starts_with("fastvit_mci2") {
-        MciKind::Mci2
-    } else if name.starts_with("vit_base_mci") {
-        return Err(bad(format!(
-            "image tower {name:?} (MobileCLIP-B, MobileCLIP2-B) is not in candle-transformers; {SUPPORTED}"
-        )));
+        VisionKind::FastVit(MciKind::Mci2)
+    } else if name.starts_with(VIT_MCI) {
+        VisionKind::VitMci
     } else {
         return Err(bad(format!("image tower {name:?} is not supported; {SUPPORTED}")));
     };
-    if let Some(pool) = v.timm_pool.as_deref().filter(|p| *p != "avg") {
-        return Err(bad(format!("vision_cfg.timm_pool {pool:?} is not supported (only \"avg\")")));
+    // timm's pooling of each kind: the average of the last feature map, or the class token.
+    let pool_of_kind = if kind == VisionKind::VitMci { "token" } else { "avg" };
+    if let Some(pool) = v.timm_pool.as_deref().filter(|p| *p != pool_of_kind) {
+        return Err(bad(format!("vision_cfg.timm_pool {pool:?} is not supported for {name} (only {pool_of_kind:?})")));
     }
     if let Some(proj) = &v.timm_proj {
         return Err(bad(format!("vision_cfg.timm_proj {proj:?} is not supported (only null)")));
@@ -156,18 +173,11 @@ fn vision_spec(v: &VisionCfg) -> Result<VisionSpec, ModelError> {
     let image_size = square_size(&v.image_size)
         .filter(|s| (1..=MAX_MODEL_IMAGE_SIDE).contains(s))
         .ok_or_else(|| bad(format!("vision_cfg.image_size {} is not one square size of 1 to {MAX_MODEL_IMAGE_SIDE}", v.image_size)))?;
-    let published_shape = ["fastvit_mci0", "fastvit_mci1", "fastvit_mci2"].contains(&name.as_str());
+    let published_shape = ["fastvit_mci0", "fastvit_mci1", "fastvit_mci2", VIT_MCI].contains(&name.as_str());
     Ok(VisionSpec { timm_model_name: name, kind, published_shape, image_size })
 }
 
 fn text_spec(t: &TextCfg, quick_gelu: bool) -> Result<TextSpec, ModelError> {
-    if !t.no_causal_mask {
-        return Err(bad(
-            "text_cfg.no_causal_mask is false: a causal text tower (MobileCLIP-B, MobileCLIP2-B) is not supported yet \
-             (candle-transformers' open_clip text model has no causal mask)"
-                .into(),
-        ));
-    }
     if let Some(hf) = &t.hf_model_name {
         return Err(bad(format!("text_cfg.hf_model_name {hf:?}: Hugging Face text towers are not supported")));
     }
@@ -199,6 +209,7 @@ fn text_spec(t: &TextCfg, quick_gelu: bool) -> Result<TextSpec, ModelError> {
         width: t.width,
         heads: t.heads,
         layers: t.layers,
+        causal: !t.no_causal_mask,
     })
 }
 
@@ -224,6 +235,7 @@ mod tests {
     use crate::models::config::{Interpolation, PreprocessArithmetic, ResizeMode};
 
     const S0_NARROW: &str = include_str!("../../../tests/fixtures/models/mobileclip2-s0-narrow/open_clip_config.json");
+    const B_NARROW: &str = include_str!("../../../tests/fixtures/models/mobileclip-b-narrow/open_clip_config.json");
 
     fn edited(edit: impl FnOnce(&mut serde_json::Value)) -> String {
         let mut v: serde_json::Value = serde_json::from_str(S0_NARROW).unwrap();
@@ -235,9 +247,9 @@ mod tests {
     fn reads_the_fixture() {
         let c = OpenClipConfig::from_json(S0_NARROW).unwrap();
         assert_eq!(c.embed_dim, 32);
-        assert_eq!(c.vision.kind, MciKind::Mci0);
+        assert_eq!(c.vision.kind, VisionKind::FastVit(MciKind::Mci0));
         assert!(!c.vision.published_shape);
-        assert_eq!(c.text, TextSpec { context_length: 77, vocab_size: 49408, width: 16, heads: 2, layers: 2 });
+        assert_eq!(c.text, TextSpec { context_length: 77, vocab_size: 49408, width: 16, heads: 2, layers: 2, causal: false });
         let p = &c.preprocess;
         assert_eq!((p.shortest_edge, p.crop_width, p.crop_height), (256, 256, 256));
         assert_eq!((p.mean, p.std), ([0.0; 3], [1.0; 3]));
@@ -247,14 +259,26 @@ mod tests {
     }
 
     #[test]
-    fn refuses_what_candle_cannot_run() {
-        let vit_b = edited(|v| v["model_cfg"]["vision_cfg"]["timm_model_name"] = "vit_base_mci_224".into());
-        let e = OpenClipConfig::from_json(&vit_b).unwrap_err().to_string();
-        assert!(e.contains("MobileCLIP-B") && e.contains("supported: timm fastvit_mci0"), "{e}");
-        let mci3 = edited(|v| v["model_cfg"]["vision_cfg"]["timm_model_name"] = "fastvit_mci3".into());
-        assert!(OpenClipConfig::from_json(&mci3).unwrap_err().to_string().contains("not supported"));
-        let causal = edited(|v| v["model_cfg"]["text_cfg"]["no_causal_mask"] = false.into());
-        assert!(OpenClipConfig::from_json(&causal).unwrap_err().to_string().contains("no_causal_mask is false"));
+    fn reads_mobileclip_b_and_its_causal_text_tower() {
+        let c = OpenClipConfig::from_json(B_NARROW).unwrap();
+        assert_eq!((c.vision.kind, c.vision.published_shape, c.vision.image_size), (VisionKind::VitMci, false, 224));
+        assert!(c.text.causal);
+        let published = B_NARROW.replace("vit_base_mci_224_narrow", "vit_base_mci_224");
+        assert!(OpenClipConfig::from_json(&published).unwrap().vision.published_shape);
+        // Each kind's own pooling only.
+        let avg = B_NARROW.replace("\"token\"", "\"avg\"");
+        assert!(OpenClipConfig::from_json(&avg).unwrap_err().to_string().contains("only \"token\""));
+        let token = edited(|v| v["model_cfg"]["vision_cfg"]["timm_pool"] = "token".into());
+        assert!(OpenClipConfig::from_json(&token).unwrap_err().to_string().contains("only \"avg\""));
+    }
+
+    #[test]
+    fn refuses_what_candle_cannot_run_naming_what_is_supported() {
+        for name in ["fastvit_mci3", "fastvit_mci4", "vit_large_patch14_clip_224"] {
+            let other = edited(|v| v["model_cfg"]["vision_cfg"]["timm_model_name"] = name.into());
+            let e = OpenClipConfig::from_json(&other).unwrap_err().to_string();
+            assert!(e.contains("not supported") && e.contains("vit_base_mci_224 (MobileCLIP-S1") && e.contains("not MobileCLIP2-S3/S4"), "{e}");
+        }
         let bicubic_random = edited(|v| v["preprocess_cfg"]["interpolation"] = "random".into());
         assert!(OpenClipConfig::from_json(&bicubic_random).unwrap_err().to_string().contains("interpolation"));
     }

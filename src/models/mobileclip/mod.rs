@@ -1,10 +1,14 @@
 //! The MobileCLIP family on candle: an open_clip hub folder (`open_clip_config.json`,
 //! `open_clip_model.safetensors`) whose image tower is timm's FastViT-MCi0/1/2 (MobileCLIP-S1,
-//! -S2, MobileCLIP2-S0, -S2, and narrower models of that kind) and whose text tower is open_clip's
-//! without a causal mask. The towers are candle-transformers' (`fastvit`,
+//! -S2, MobileCLIP2-S0, -S2) or ViT-MCi (`vit_base_mci_224`: MobileCLIP-B, MobileCLIP2-B), or a
+//! narrower model of those kinds, and whose text tower is open_clip's, causal or not. FastViT
+//! and the text tower without a causal mask are candle-transformers' (`fastvit`,
 //! `openclip::text_model`), built from the shapes in the file rather than its fixed 512-wide
-//! presets, after the file's tensors are checked ([`tensors`]).
+//! presets; ViT-MCi and the causal text tower, which candle-transformers lacks, are this
+//! module's on candle-nn ([`vit_mci`], [`text`], one [`block`]). The file's tensors are checked
+//! first ([`tensors`]).
 
+pub mod block;
 pub mod config;
 /// The image tower alone for the page (native only).
 #[cfg(not(target_arch = "wasm32"))]
@@ -12,30 +16,72 @@ pub mod export;
 pub mod tensors;
 pub mod text;
 pub mod vision;
+pub mod vit_mci;
 
 use candle_core::{Device, Tensor};
-use candle_nn::Func;
+use candle_nn::{Func, VarBuilder};
 
 use crate::error::ModelError;
 use crate::kernels::candle_ops::Int8Pointwise;
 use crate::models::candle_weights::int8_weights;
 use crate::models::clip::Towers;
 use crate::models::config::PreprocessConfig;
-use config::OpenClipConfig;
+use config::{OpenClipConfig, VisionKind, VisionSpec};
 use tensors::{engine, Tensors};
 use text::TextTower;
 use vision::VisionShape;
+use vit_mci::{VitMci, VitMciShape};
 
 const LOGIT_SCALE: &str = "logit_scale";
 
 /// What the towers are called in messages.
 const WHAT: &str = "MobileCLIP checkpoint of this shape";
 
+/// The image tower's architecture and shape as read from the file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum VisionArch {
+    FastVit(VisionShape),
+    VitMci(VitMciShape),
+}
+
+impl VisionArch {
+    fn infer(t: &Tensors, spec: &VisionSpec) -> Result<Self, ModelError> {
+        Ok(match spec.kind {
+            VisionKind::FastVit(kind) => VisionArch::FastVit(VisionShape::infer(t, spec, kind)?),
+            VisionKind::VitMci => VisionArch::VitMci(VitMciShape::infer(t, spec)?),
+        })
+    }
+
+    pub fn embed_dim(&self) -> usize {
+        match self {
+            VisionArch::FastVit(s) => s.embed_dim,
+            VisionArch::VitMci(s) => s.embed_dim,
+        }
+    }
+
+    fn tensor_names(&self) -> std::collections::BTreeSet<String> {
+        match self {
+            VisionArch::FastVit(s) => s.tensor_names(),
+            VisionArch::VitMci(s) => s.tensor_names(),
+        }
+    }
+
+    fn build(&self, vb: VarBuilder<'static>) -> Result<Func<'static>, candle_core::Error> {
+        match self {
+            VisionArch::FastVit(s) => s.build(vb),
+            VisionArch::VitMci(s) => {
+                let tower = VitMci::new(s, vb)?;
+                Ok(Func::new(move |x| candle_core::Module::forward(&tower, x)))
+            }
+        }
+    }
+}
+
 /// A loaded MobileCLIP model: the image tower, the text tower unless it was left out, its
 /// preprocessing and embedding size.
 pub struct MobileClip {
     config: OpenClipConfig,
-    vision_shape: VisionShape,
+    vision_arch: VisionArch,
     vision: Func<'static>,
     /// The image tower's 1x1 convolutions stored as int8, computed in int8.
     int8: Int8Pointwise,
@@ -52,7 +98,7 @@ impl MobileClip {
     /// (`visual.*`, as `clipmatch bundle` exports it) or a whole checkpoint, ignoring its text
     /// tower; anything else in the file is refused.
     pub fn load_towers(config_json: &str, weights: &[u8], towers: Towers) -> Result<Self, ModelError> {
-        // FastViT's depthwise convolutions and exact GELU on this crate's kernels.
+        // FastViT's depthwise convolutions, ViT-MCi's stem and exact GELU on this crate's kernels.
         crate::kernels::candle_ops::install();
         let config = OpenClipConfig::from_json(config_json)?;
         let mut tensors = Tensors::from_safetensors(weights)?;
@@ -61,14 +107,15 @@ impl MobileClip {
         if !with_text {
             tensors.retain(|name| !text_names.contains(name) && name != LOGIT_SCALE);
         }
-        let vision_shape = VisionShape::infer(&tensors, &config.vision)?;
-        if vision_shape.embed_dim != config.embed_dim {
+        let vision_arch = VisionArch::infer(&tensors, &config.vision)?;
+        if vision_arch.embed_dim() != config.embed_dim {
             return Err(tensors::bad(format!(
                 "the image tower embeds in {} dimensions, model_cfg.embed_dim is {}",
-                vision_shape.embed_dim, config.embed_dim
+                vision_arch.embed_dim(),
+                config.embed_dim
             )));
         }
-        let mut expected = vision_shape.tensor_names();
+        let mut expected = vision_arch.tensor_names();
         if with_text {
             text::check_depth(&tensors, &config.text)?;
             expected.extend(text_names);
@@ -77,7 +124,7 @@ impl MobileClip {
         tensors.check_names(&expected, WHAT)?;
         let int8 = int8_pointwise(weights, &tensors)?;
         let (vb, requests) = tensors.var_builder();
-        let vision = vision_shape.build(vb.clone());
+        let vision = vision_arch.build(vb.clone());
         let text = with_text.then(|| TextTower::build(&config.text, config.embed_dim, vb.clone()));
         let logit_scale = with_text.then(|| vb.get((), LOGIT_SCALE).map(|_| ()));
         // A shape candle refused explains a failed build better than the build's own error.
@@ -86,7 +133,7 @@ impl MobileClip {
         let text = text.transpose().map_err(engine)?;
         logit_scale.transpose().map_err(engine)?;
         requests.check_all_read(expected.iter().map(String::as_str))?;
-        Ok(Self { config, vision_shape, vision, int8, text })
+        Ok(Self { config, vision_arch, vision, int8, text })
     }
 
     /// The preprocessing the folder asks for.
@@ -113,9 +160,9 @@ impl MobileClip {
         self.int8.len()
     }
 
-    /// The image tower's shape as read from the file.
-    pub fn vision_shape(&self) -> &VisionShape {
-        &self.vision_shape
+    /// The image tower's architecture and shape as read from the file.
+    pub fn vision_arch(&self) -> &VisionArch {
+        &self.vision_arch
     }
 
     /// Raw (unnormalised) image embeddings of `n` images given as NCHW pixel values.
@@ -190,7 +237,8 @@ mod tests {
         let int8 = tower(ExportDtype::Int8);
         // At least the two 1x1 convolutions (fc1, fc2) of every block's MLP (also the
         // squeeze-excite ones, and the 1x1 branches that FastViT folds with their BatchNorm).
-        let blocks: usize = int8.vision_shape().depths.iter().sum();
+        let VisionArch::FastVit(shape) = int8.vision_arch() else { panic!("the fixture is a FastViT") };
+        let blocks: usize = shape.depths.iter().sum();
         assert_eq!(f16.int8_convolutions(), 0);
         assert!(int8.int8_convolutions() >= 2 * blocks, "{} of {blocks} blocks", int8.int8_convolutions());
         let side = int8.image_size();

@@ -7,7 +7,7 @@ use std::collections::BTreeSet;
 use candle_nn::{Func, VarBuilder};
 use candle_transformers::models::fastvit;
 
-use super::config::VisionSpec;
+use super::config::{MciKind, VisionSpec};
 use super::tensors::{bad, Tensors};
 use crate::error::ModelError;
 
@@ -27,7 +27,7 @@ pub struct VisionShape {
 impl VisionShape {
     /// Reads the shape from the tensors and checks it is an MCi's: four stages doubling in
     /// width, the published depths and widths when the config names timm's own model.
-    pub fn infer(t: &Tensors, spec: &VisionSpec) -> Result<Self, ModelError> {
+    pub fn infer(t: &Tensors, spec: &VisionSpec, kind: MciKind) -> Result<Self, ModelError> {
         let stem_width = t.dim(&format!("{PREFIX}.stem.0.conv_kxk.0.conv.weight"), 4, 0)?;
         let mut depths = [0usize; 4];
         let stage_prefix = format!("{PREFIX}.stages.");
@@ -65,7 +65,7 @@ impl VisionShape {
         }
         let embed_dim = t.dim(&format!("{PREFIX}.head.fc.weight"), 2, 0)?;
         let shape = Self { depths, stem_width, mlp_ratio: hidden / stem_width, embed_dim };
-        let (published_depths, published_width) = spec.kind.published();
+        let (published_depths, published_width) = kind.published();
         if spec.published_shape && (depths, stem_width) != (published_depths, published_width) {
             return Err(bad(format!(
                 "{} has depths {published_depths:?} and stem width {published_width}; the file has {depths:?} and {stem_width}",

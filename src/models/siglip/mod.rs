@@ -1,12 +1,18 @@
 //! SigLIP and fixed-resolution SigLIP2 (Hugging Face `SiglipModel` folders) on candle-transformers'
 //! `siglip`: the image tower ([`vision`]), the text tower ([`text`], optional, as in a vision-only
-//! export), the folder's SentencePiece tokenizer ([`tokenizer`]). Every tensor is checked against
+//! export), the folder's SentencePiece tokenizer ([`tokenizer`]: SigLIP2's `tokenizer.json`, or
+//! SigLIP v1's `spiece.model`, [`spiece`]). Every tensor is checked against
 //! `config.json` before candle reads it, so a mismatched file is refused with the tensor's name.
 
 pub mod config;
 /// The image tower alone for the page (native only).
 #[cfg(not(target_arch = "wasm32"))]
 pub mod export;
+/// SigLIP v1's `spiece.model` (native only, with the tokenizer).
+#[cfg(not(target_arch = "wasm32"))]
+pub mod spiece;
+#[cfg(not(target_arch = "wasm32"))]
+pub mod spiece_tokenizer;
 pub mod text;
 /// Text is embedded natively only (the `tokenizers` crate is not in the wasm package).
 #[cfg(not(target_arch = "wasm32"))]

@@ -1,7 +1,8 @@
-//! SigLIP's SentencePiece tokenizer from a Hugging Face `tokenizer.json`, configured as the model
-//! cards call the processor: `padding="max_length", max_length=64, truncation=True`. Texts are
-//! not lower-cased (transformers does not); the end-of-sequence token stays last when a text is
-//! truncated; rows are right-padded with `<pad>`.
+//! SigLIP's SentencePiece tokenizer, configured as the model cards call the processor:
+//! `padding="max_length", max_length=64, truncation=True`. SigLIP2's comes as a Hugging Face
+//! `tokenizer.json`: texts are not lower-cased (transformers does not); the end-of-sequence token
+//! stays last when a text is truncated; rows are right-padded with `<pad>`. SigLIP v1's comes as
+//! `spiece.model` alone, for transformers' slow tokenizer ([`super::spiece_tokenizer`]).
 //!
 //! transformers 5 rebuilds the post-processor from `tokenizer_config.json`'s `add_bos_token` /
 //! `add_eos_token` when either is present (the other then counts as false); otherwise the
@@ -11,6 +12,8 @@ use serde::Deserialize;
 use tokenizers::processors::template::TemplateProcessing;
 use tokenizers::{Tokenizer, TruncationDirection, TruncationParams, TruncationStrategy};
 
+use super::spiece::SpieceModel;
+use super::spiece_tokenizer::{SpieceSettings, SpieceTokenizer};
 use crate::error::ModelError;
 
 pub use crate::models::siglip::TEXT_LEN;
@@ -39,22 +42,57 @@ struct TokenizerConfig {
     bos_token: Option<SpecialToken>,
     eos_token: Option<SpecialToken>,
     pad_token: Option<SpecialToken>,
+    unk_token: Option<SpecialToken>,
+    do_lower_case: Option<bool>,
+}
+
+fn read_config(json: Option<&[u8]>) -> Result<TokenizerConfig, ModelError> {
+    match json {
+        Some(json) => serde_json::from_slice(json)
+            .map_err(|e| ModelError::Tokenizer(format!("tokenizer_config.json is not valid: {e}"))),
+        None => Ok(TokenizerConfig::default()),
+    }
 }
 
 pub struct SiglipTokenizer {
-    inner: Tokenizer,
-    pad_id: u32,
+    inner: Inner,
+}
+
+enum Inner {
+    /// SigLIP2: `tokenizer.json`.
+    Json { tokenizer: Tokenizer, pad_id: u32 },
+    /// SigLIP v1: `spiece.model`.
+    Spiece(SpieceTokenizer),
 }
 
 impl SiglipTokenizer {
+    /// The folder's tokenizer file, whichever it is: `tokenizer.json` (JSON) or `spiece.model`
+    /// (protobuf, which cannot start with `{`), with `tokenizer_config.json` when there is one.
+    pub fn from_file(bytes: &[u8], tokenizer_config_json: Option<&[u8]>) -> Result<Self, ModelError> {
+        match bytes.iter().find(|b| !b.is_ascii_whitespace()) {
+            Some(b'{') => Self::from_bytes(bytes, tokenizer_config_json),
+            _ => Self::from_spiece(bytes, tokenizer_config_json),
+        }
+    }
+
+    /// Reads SigLIP v1's `spiece.model` and, when the folder has it, `tokenizer_config.json`.
+    pub fn from_spiece(spiece_model: &[u8], tokenizer_config_json: Option<&[u8]>) -> Result<Self, ModelError> {
+        let config = read_config(tokenizer_config_json)?;
+        let defaults = SpieceSettings::default();
+        let settings = SpieceSettings {
+            do_lower_case: config.do_lower_case.unwrap_or(defaults.do_lower_case),
+            eos_token: config.eos_token.map_or(defaults.eos_token, SpecialToken::content),
+            unk_token: config.unk_token.map_or(defaults.unk_token, SpecialToken::content),
+            pad_token: config.pad_token.map_or(defaults.pad_token, SpecialToken::content),
+        };
+        let tokenizer = SpieceTokenizer::new(&SpieceModel::parse(spiece_model)?, settings)?;
+        Ok(Self { inner: Inner::Spiece(tokenizer) })
+    }
+
     /// Reads `tokenizer.json` and, when the folder has it, `tokenizer_config.json`.
     pub fn from_bytes(tokenizer_json: &[u8], tokenizer_config_json: Option<&[u8]>) -> Result<Self, ModelError> {
         let bad = |m: String| ModelError::Tokenizer(m);
-        let config: TokenizerConfig = match tokenizer_config_json {
-            Some(json) => serde_json::from_slice(json)
-                .map_err(|e| bad(format!("tokenizer_config.json is not valid: {e}")))?,
-            None => TokenizerConfig::default(),
-        };
+        let config = read_config(tokenizer_config_json)?;
         let mut inner = Tokenizer::from_bytes(tokenizer_json).map_err(|e| bad(e.to_string()))?;
         let id_of = |inner: &Tokenizer, token: &str| {
             inner
@@ -93,22 +131,28 @@ impl SiglipTokenizer {
             }))
             .map_err(|e| bad(e.to_string()))?;
         inner.with_padding(None);
-        Ok(Self { inner, pad_id })
+        Ok(Self { inner: Inner::Json { tokenizer: inner, pad_id } })
     }
 
     pub fn pad_id(&self) -> u32 {
-        self.pad_id
+        match &self.inner {
+            Inner::Json { pad_id, .. } => *pad_id,
+            Inner::Spiece(t) => t.pad_id(),
+        }
     }
 
     /// The ids of one text: special tokens added, truncated to [`TEXT_LEN`] (special tokens
-    /// kept), right-padded with `<pad>` to [`TEXT_LEN`].
+    /// kept), right-padded with the pad token to [`TEXT_LEN`].
     pub fn encode(&self, text: &str) -> Result<Vec<u32>, ModelError> {
-        let enc = self
-            .inner
+        let (tokenizer, pad_id) = match &self.inner {
+            Inner::Json { tokenizer, pad_id } => (tokenizer, *pad_id),
+            Inner::Spiece(t) => return t.encode(text),
+        };
+        let enc = tokenizer
             .encode(text, true)
             .map_err(|e| ModelError::Tokenizer(format!("cannot tokenize {text:?}: {e}")))?;
         let mut ids = enc.get_ids().to_vec();
-        ids.resize(TEXT_LEN, self.pad_id);
+        ids.resize(TEXT_LEN, pad_id);
         Ok(ids)
     }
 
