@@ -339,16 +339,16 @@ fn a_build_killed_at_any_point_resumes_to_the_same_catalog() {
     // Killed twice in a row: the second run resumes from the first's records and adds its own.
     kill_after(&args(&out), &tok, &tiny(), &work, 20);
     kill_after(&args(&out), &tok, &tiny(), &work, 50);
-    // While a build holds the work folder, another build into the same folder is refused.
-    let mut holder = command(&args(&out), &tok, &tiny()).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
-    let checkpoint = work.join("checkpoint.bin");
-    while checkpoint_records(&checkpoint) < 55 && holder.try_wait().unwrap().is_none() {
-        std::thread::sleep(Duration::from_millis(1));
-    }
-    if holder.try_wait().unwrap().is_none() {
-        refused(&run(&args(&out), &tok), "another clipmatch command is writing");
-    }
-    assert!(holder.wait().unwrap().success());
+    // While the work folder is locked (as a running build holds it; here the test holds it, so
+    // the check cannot race with a build that is about to finish), a build into it is refused
+    // and touches nothing; once it is free, the build resumes and completes.
+    let holder = fs::File::open(&work).unwrap();
+    holder.try_lock().unwrap();
+    let before = files(&work);
+    refused(&run(&args(&out), &tok), "another clipmatch command is writing");
+    assert!(files(&work) == before, "a refused build changes nothing in the work folder");
+    drop(holder);
+    ok(&run(&args(&out), &tok));
     assert_same(&out, &reference);
     assert!(files(&photos) == sources_before, "the sources are never modified");
 }
