@@ -38,6 +38,7 @@ DEFAULT_MODELS = [
     ("MobileCLIP2-S0", FULL / "mobileclip2-s0"),
     ("MobileCLIP-S1", FULL / "mobileclip-s1"),
     ("MobileCLIP-S2", FULL / "mobileclip-s2"),
+    ("MobileCLIP-B", FULL / "mobileclip-b"),
     ("SigLIP2 B/16-224", FULL / "siglip2-base"),
     ("SigLIP2 B/32-256", FULL / "siglip2-base-p32-256"),
 ]
