@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """Exports a model folder's image tower to ONNX for the browser benchmark (benches/browser/bench.mjs),
-plus an 8-bit copy made as transformers.js makes its `_quantized` / q8 models: onnxruntime's
-`quantize_dynamic`, with QUInt8 weights when the graph has a Conv (onnxruntime's ConvInteger takes
-only uint8 weights) and QInt8 otherwise.
+plus the 8-bit and 4-bit copies transformers.js's conversion recipe makes: its `_quantized` / q8 model
+is onnxruntime's `quantize_dynamic` with QUInt8 weights when the graph has a Conv (onnxruntime's
+ConvInteger takes only uint8 weights) and QInt8 otherwise (per_channel and reduce_range off, the
+defaults); its q4 model is `MatMulNBitsQuantizer` (4 bits, blocks of 32, symmetric) over the MatMuls.
 
 Model folders, as the hub has them:
   Hugging Face CLIPModel (config.json, model.safetensors)      -> CLIPModel.get_image_features
@@ -12,7 +13,10 @@ Model folders, as the hub has them:
 
 Writes into --out:
   vision_f32.onnx    input `pixel_values` [batch, 3, H, W] f32, output `image_embeds` [batch, dim] f32
-  vision_int8.onnx   the same, 8-bit as above (the weight type chosen is printed)
+  vision_int8.onnx   the same, 8-bit with the weight type transformers.js ships (printed)
+  vision_int8alt.onnx  8-bit with the other weight type, to show what the choice costs
+  vision_q4.onnx     4-bit MatMul weights, as transformers.js's q4
+  variants.json      what each file is (the browser benchmark prints it beside the figures)
   identity.onnx      a one-node model, so a benchmark can start onnxruntime's runtime apart from a model
   vision_f32.safetensors   (CLIPModel folders only) the same vision tower + projection for clipmatch
                      (vision_model.*, visual_projection.*; f32), so both engines load the same bytes
@@ -23,6 +27,7 @@ and checks each export against the reference library with onnxruntime (CPU) on a
     python3 benches/export_onnx.py --model models/clip-b32-random --out models/clip-b32-random/onnx
 """
 import argparse
+import json
 import time
 from pathlib import Path
 
@@ -79,6 +84,19 @@ def transformers_js_weight_type(path: Path):
     return (QuantType.QUInt8 if has_conv else QuantType.QInt8), has_conv
 
 
+def quantize_q4(source, path):
+    """transformers.js's q4: MatMul weights in 4 bits, blocks of 32, symmetric; the rest f32."""
+    import onnx
+    from onnxruntime.quantization.matmul_nbits_quantizer import MatMulNBitsQuantizer
+
+    quantizer = MatMulNBitsQuantizer(onnx.load(str(source)), bits=4, block_size=32, is_symmetric=True,
+                                     accuracy_level=None, op_types_to_quantize=("MatMul",))
+    quantizer.process()
+    model = quantizer.model.model
+    model.ir_version = min(model.ir_version, 10)  # onnxruntime-web 1.30 refuses IR 14 (onnx 1.23's default)
+    onnx.save(model, str(path))
+
+
 def export_f32(module, size, path):
     example = torch.zeros(1, 3, size, size)
     batch = torch.export.Dim("batch", min=1, max=1024)
@@ -132,22 +150,34 @@ def main():
     ap.add_argument("--check-batch", type=int, default=3, help="random images in the check (also tests the batch axis)")
     a = ap.parse_args()
 
-    from onnxruntime.quantization import quantize_dynamic
+    from onnxruntime.quantization import QuantType, quantize_dynamic
 
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
     module, size, kind = load_image_features(Path(a.model))
 
-    f32, int8 = out / "vision_f32.onnx", out / "vision_int8.onnx"
+    f32, int8, int8alt, q4 = (out / f"vision_{v}.onnx" for v in ("f32", "int8", "int8alt", "q4"))
     t = time.perf_counter()
     with torch.no_grad():
         export_f32(module, size, f32)
     print(f"exported {f32} in {time.perf_counter() - t:.1f} s")
     weight_type, has_conv = transformers_js_weight_type(f32)
+    other = QuantType.QInt8 if weight_type == QuantType.QUInt8 else QuantType.QUInt8
+    for path, wt in ((int8, weight_type), (int8alt, other)):
+        t = time.perf_counter()
+        quantize_dynamic(str(f32), str(path), weight_type=wt)
+        print(f"quantised {path} in {time.perf_counter() - t:.1f} s: weights {wt.name}")
     t = time.perf_counter()
-    quantize_dynamic(str(f32), str(int8), weight_type=weight_type)
-    print(f"quantised {int8} in {time.perf_counter() - t:.1f} s: weights {weight_type.name} "
-          f"(the graph {'has' if has_conv else 'has no'} Conv)")
+    quantize_q4(f32, q4)
+    print(f"quantised {q4} in {time.perf_counter() - t:.1f} s: 4-bit MatMul weights, blocks of 32")
+    why = "the graph has a Conv" if has_conv else "the graph has no Conv"
+    variants = {
+        "f32": "f32",
+        "int8": f"8-bit, {weight_type.name} weights: what transformers.js ships ({why})",
+        "int8alt": f"8-bit, {other.name} weights: not what transformers.js ships",
+        "q4": "4-bit MatMul weights (MatMulNBits, blocks of 32, symmetric): transformers.js's q4",
+    }
+    (out / "variants.json").write_text(json.dumps(variants, indent=1) + "\n", encoding="utf-8")
     write_identity(out / "identity.onnx")
     if kind == "clip":
         write_vision_safetensors(Path(a.model) / "model.safetensors", out / "vision_f32.safetensors")
@@ -156,7 +186,7 @@ def main():
     with torch.no_grad():
         reference = module(pixel_values).numpy()
     reference_name = "open_clip" if kind == "open_clip" else "transformers"
-    for path in (f32, int8):
+    for path in (f32, int8, int8alt, q4):
         compare(path, pixel_values.numpy(), reference, reference_name)
 
 

@@ -59,7 +59,9 @@ const pkgDir = path.resolve(opt.pkg);
 // on 1 thread and on 2 (`isolated`: a cross-origin isolated page, which wasm threads need). The
 // first variant is the reference of the cosines.
 const OUR_DTYPES = ['f32', 'f16', 'int8'];
-const ORT_DTYPES = ['f32', 'int8'];
+// int8: the weight type transformers.js ships; int8alt: the other one; q4: its 4-bit model
+// (benches/export_onnx.py writes them and says which is which in variants.json).
+const ORT_DTYPES = ['f32', 'int8', 'int8alt', 'q4'];
 const VARIANTS = [
   ...OUR_DTYPES.flatMap((dtype) => [1, 2].map((threads) => ({ name: `ours ${dtype} ${threads}t`, engine: 'ours', dtype, threads }))),
   ...[1, 2].flatMap((threads) => ORT_DTYPES.map((dtype) => ({ name: `ORT ${dtype} ${threads}t`, engine: 'ort', dtype, threads,
@@ -74,12 +76,22 @@ const PAIRS = [
   ['ours f16 1t', 'ORT f32 1t'],
   ['ours f16 2t', 'ORT f32 2t'],
   ['ours f32 1t', 'ORT int8 1t'],
+  ['ours int8 1t', 'ORT int8alt 1t'],
+  ['ours int8 1t', 'ORT q4 1t'],
+  ['ours int8 2t', 'ORT q4 2t'],
 ];
 const THREAD_PAIRS = VARIANTS.filter((v) => v.threads === 2).map((v) => [v.name, v.name.replace(/ 2t$/, ' 1t')]);
 const ortVersion = JSON.parse(readFileSync(path.join(import.meta.dirname, 'node_modules/onnxruntime-web/package.json'), 'utf8')).version;
 
-const variants = opt.only ? VARIANTS.filter((v) => opt.only.split(',').includes(v.name)) : VARIANTS;
+// An export older than the int8alt / q4 files runs without them, unless --only names them.
+const ortFilesThere = (v) => Object.values(v.files).every((f) => existsSync(path.join(onnxDir, f)));
+const optional = (v) => v.engine === 'ort' && ['int8alt', 'q4'].includes(v.dtype);
+const variants = opt.only
+  ? VARIANTS.filter((v) => opt.only.split(',').includes(v.name))
+  : VARIANTS.filter((v) => !optional(v) || ortFilesThere(v));
 if (variants.length === 0) throw new Error(`--only names no variant; the variants: ${VARIANTS.map((v) => v.name).join(', ')}`);
+const variantsFile = path.join(onnxDir, 'variants.json');
+const ortLabels = existsSync(variantsFile) ? JSON.parse(readFileSync(variantsFile, 'utf8')) : {};
 for (const v of variants.filter((v) => v.engine === 'ort')) {
   for (const f of Object.values(v.files)) {
     if (!existsSync(path.join(onnxDir, f))) throw new Error(`${v.name}: ${path.join(onnxDir, f)} is missing (python3 benches/export_onnx.py --model ${opt.model} --out ${onnxDir})`);
@@ -223,6 +235,9 @@ try {
   console.log(`machine: ${os.cpus().length} cores (${os.cpus()[0].model}); load average before ${loadBefore.map((x) => x.toFixed(2)).join(' ')}, after ${loadAfter.map((x) => x.toFixed(2)).join(' ')}`);
   console.log(`model: ${modelDir} (${described.family}; ours on ${ours ? ours.load.engine : '-'}); bundles ${bundlesDir}; ONNX ${onnxDir}`);
   console.log(`input: ${inputNote}; 1x${shape.join('x')} f32; ${warmup} warm-ups, ${runs} timed runs per variant, alternating`);
+  for (const dtype of [...new Set(variants.filter((v) => v.engine === 'ort').map((v) => v.dtype))]) {
+    console.log(`ORT ${dtype}: ${ortLabels[dtype] ?? '(no variants.json: an older export)'}`);
+  }
   console.log(`onnxruntime-web ${ortVersion}: plain wasm EP (SIMD), ort.wasm.min.mjs. wasm memory: ORT's = the WebAssembly.Memory its Emscripten glue creates (constructor hooked in the worker), ours = the wasm-bindgen module's exported memory; 'worker MB (UA memory)' = performance.measureUserAgentSpecificMemory for the worker (JS heap + wasm), isolated page only`);
   console.log('cosines and max abs diff: embeddings vs the first variant\'s; (photo - noise) = cosine of the differences between two inputs\' embeddings, which a near-constant random-weight output cannot fake');
   console.log(`per image: the image tower on the tensor (ours: embedPixelValues; ORT: session.run); query: ours' whole query as the page's worker answers it (rankImage: decode, preprocess, image tower, rank ${ours?.best ? `; best match "${ours.best}"` : ''})\n`);
@@ -276,7 +291,7 @@ try {
       cosineToFirst: cosine(r.photoEmbedding, ref.photoEmbedding),
     });
     writeFileSync(opt.json, JSON.stringify({
-      model: modelDir, family: described.family, onnx: onnxDir, input: shape, runs, warmup, chromium: browser.version(),
+      model: modelDir, family: described.family, onnx: onnxDir, onnxVariants: ortLabels, input: shape, runs, warmup, chromium: browser.version(),
       loadBefore, loadAfter, bundles, variants: results.map(figures),
     }, null, 1));
   }
