@@ -255,6 +255,19 @@ impl Encoder {
 
     /// Runs every layer over `x`: sequences of `lens` tokens, one after another, `hidden` wide.
     pub fn forward(&self, x: &mut [f32], lens: &[usize]) {
+        self.run(x, lens, None);
+    }
+
+    /// [`Self::forward`] for a caller that reads one row of each sequence afterwards (the class
+    /// token of an image): `keep[i]` is that row's index in sequence `i`. Every layer but the last
+    /// runs as in `forward`; the last attends over all rows but takes only the kept ones through
+    /// its output projection and MLP (which work on each row alone), so only they are final.
+    pub fn forward_keeping(&self, x: &mut [f32], lens: &[usize], keep: &[usize]) {
+        assert!(keep.len() == lens.len() && keep.iter().zip(lens).all(|(k, l)| k < l), "one kept row in each sequence");
+        self.run(x, lens, Some(keep));
+    }
+
+    fn run(&self, x: &mut [f32], lens: &[usize], keep: Option<&[usize]>) {
         let h = self.hidden;
         let rows: usize = lens.iter().sum();
         assert_eq!(x.len(), rows * h, "{rows} rows of {h}");
@@ -264,18 +277,37 @@ impl Encoder {
         let mut qkv = vec![0.0f32; rows * 3 * h];
         let mut attended = vec![0.0f32; rows * h];
         let mut hidden = vec![0.0f32; rows * self.inter];
-        for l in &self.layers {
+        for (i, l) in self.layers.iter().enumerate() {
             l.norm1.apply(x, &mut normed);
             l.qkv.forward(&normed, rows, &mut qkv);
             self.attention(seqs, &qkv, &mut attended);
-            l.out.forward(&attended, rows, &mut normed);
-            residual_add(x, &normed, h);
-            l.norm2.apply(x, &mut normed);
-            l.fc1.forward(&normed, rows, &mut hidden);
-            for_each_row_block(&mut hidden, self.inter, |_, block| quick_gelu(block));
-            l.fc2.forward(&hidden, rows, &mut normed);
-            residual_add(x, &normed, h);
+            match keep.filter(|_| i + 1 == self.layers.len()) {
+                None => self.after_attention(l, x, &attended, rows, &mut normed, &mut hidden),
+                Some(keep) => {
+                    let kept: Vec<usize> = starts.iter().zip(keep).map(|(s, k)| s + k).collect();
+                    let gather = |from: &[f32]| kept.iter().flat_map(|&r| from[r * h..(r + 1) * h].iter().copied()).collect::<Vec<f32>>();
+                    let (mut x_kept, attended_kept) = (gather(x), gather(&attended));
+                    let m = kept.len();
+                    self.after_attention(l, &mut x_kept, &attended_kept, m, &mut normed[..m * h], &mut hidden[..m * self.inter]);
+                    for (&r, row) in kept.iter().zip(x_kept.chunks_exact(h)) {
+                        x[r * h..(r + 1) * h].copy_from_slice(row);
+                    }
+                }
+            }
         }
+    }
+
+    /// The rest of layer `l` once attention has run, row by row: output projection and residual,
+    /// then the MLP and its residual. `normed` and `hidden` are scratch of `rows` rows.
+    fn after_attention(&self, l: &Layer, x: &mut [f32], attended: &[f32], rows: usize, normed: &mut [f32], hidden: &mut [f32]) {
+        let h = self.hidden;
+        l.out.forward(attended, rows, normed);
+        residual_add(x, normed, h);
+        l.norm2.apply(x, normed);
+        l.fc1.forward(normed, rows, hidden);
+        for_each_row_block(hidden, self.inter, |_, block| quick_gelu(block));
+        l.fc2.forward(hidden, rows, normed);
+        residual_add(x, normed, h);
     }
 
     /// Multi-head self-attention within each sequence: `qkv` rows hold q (pre-scaled), k, v.
@@ -448,5 +480,21 @@ mod tests {
         assert!(x.arrived("a").is_err(), "twice");
         assert!(x.arrived("c").is_err(), "unexpected");
         assert!(Expected::new(["b".to_string()]).check_complete().is_err());
+    }
+
+    #[test]
+    fn keeping_one_row_a_sequence_gives_those_rows_exactly() {
+        for mask in [Mask::None, Mask::Causal] {
+            let e = encoder(mask);
+            let mut all = tokens(9);
+            let mut kept = all.clone();
+            e.forward(&mut all, &[5, 4]);
+            e.forward_keeping(&mut kept, &[5, 4], &[0, 2]);
+            for row in [0, 5 + 2] {
+                assert_eq!(&kept[row * 8..(row + 1) * 8], &all[row * 8..(row + 1) * 8], "{mask:?} row {row}");
+            }
+            // The other rows stopped before the last layer's MLP.
+            assert_ne!(&kept[8..16], &all[8..16], "{mask:?}");
+        }
     }
 }

@@ -144,7 +144,9 @@ impl TextEncoder {
                 x.extend(token.iter().zip(position).map(|(t, p)| t + p));
             }
         }
-        self.encoder.forward(&mut x, &lens);
+        // Only the pooled (last) row of each text is read after the last layer.
+        let last: Vec<usize> = lens.iter().map(|l| l - 1).collect();
+        self.encoder.forward_keeping(&mut x, &lens, &last);
         let mut pooled = vec![0.0f32; ids.len() * h];
         let mut end = 0;
         for (dst, &len) in pooled.chunks_exact_mut(h).zip(&lens) {

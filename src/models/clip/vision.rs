@@ -164,7 +164,8 @@ impl VisionEncoder {
         let embedded = self.embeddings(pixel_values, n);
         let mut x = vec![0.0f32; n * t * h];
         self.pre_norm.apply(&embedded, &mut x);
-        self.encoder.forward(&mut x, &vec![t; n]);
+        // Only the class token of each image is read after the last layer.
+        self.encoder.forward_keeping(&mut x, &vec![t; n], &vec![0; n]);
         // Pooled output: the class token of each image, normalised, then projected.
         let mut pooled = vec![0.0f32; n * h];
         for (i, dst) in pooled.chunks_exact_mut(h).enumerate() {
