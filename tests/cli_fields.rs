@@ -12,6 +12,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
+use common::cli::{ok, refused, s};
 use common::*;
 
 const EXE: &str = env!("CARGO_BIN_EXE_clipmatch");
@@ -36,26 +37,6 @@ fn run(args: &[&str], tokenizer: &Path) -> Output {
         .stdin(Stdio::null())
         .output()
         .expect("clipmatch runs")
-}
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
-}
-
-fn ok(o: &Output) -> String {
-    assert_eq!(o.status.code(), Some(0), "stdout:\n{}\nstderr:\n{}", text(&o.stdout), text(&o.stderr));
-    text(&o.stdout)
-}
-
-fn refused(o: &Output, needle: &str) {
-    let err = text(&o.stderr);
-    assert_eq!(o.status.code(), Some(1), "should be refused:\n{err}");
-    assert_eq!(err.trim_end().lines().count(), 1, "one line:\n{err}");
-    assert!(err.contains(needle), "{needle:?} is not in:\n{err}");
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
 }
 
 fn manifest(dir: &Path) -> serde_json::Value {

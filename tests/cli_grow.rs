@@ -14,6 +14,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+use common::cli::{ok, refused, s, text};
 use common::*;
 
 const EXE: &str = env!("CARGO_BIN_EXE_clipmatch");
@@ -54,27 +55,6 @@ fn run<S: AsRef<std::ffi::OsStr>>(args: &[S], tokenizer: &Path) -> Output {
 
 fn run_with<S: AsRef<std::ffi::OsStr>>(args: &[S], tokenizer: &Path, model: &Path) -> Output {
     command(args, tokenizer, model).output().expect("clipmatch runs")
-}
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
-}
-
-fn ok(o: &Output) -> String {
-    assert_eq!(o.status.code(), Some(0), "stdout:\n{}\nstderr:\n{}", text(&o.stdout), text(&o.stderr));
-    text(&o.stdout)
-}
-
-/// A refusal: exit 1 and one line on stderr containing `needle`.
-fn refused(o: &Output, needle: &str) {
-    let err = text(&o.stderr);
-    assert_eq!(o.status.code(), Some(1), "should be refused:\n{err}");
-    assert_eq!(err.trim_end().lines().count(), 1, "one line:\n{err}");
-    assert!(err.contains(needle), "{needle:?} is not in:\n{err}");
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
 }
 
 /// Every file under `dir` with its bytes.

@@ -5,6 +5,9 @@
 
 use serde::Deserialize;
 
+#[cfg(not(target_arch = "wasm32"))]
+pub mod cli;
+
 pub const TINY_CONFIG: &str = include_str!("../fixtures/tiny-clip/config.json");
 pub const TINY_PREPROCESSOR: &str = include_str!("../fixtures/tiny-clip/preprocessor_config.json");
 pub const TINY_WEIGHTS: &[u8] = include_bytes!("../fixtures/tiny-clip/model.safetensors");
