@@ -115,7 +115,7 @@ fn int8_pointwise(input: &Tensor, kernel: &Tensor, args: Conv2dArgs) -> Result<O
     if c_in != kernel.dim(1)? {
         return Ok(None); // candle's error message
     }
-    Ok(Some(Int8PointwiseConv { weights, batch, c_in, pixels: height * width, height, width }))
+    Ok(Some(Int8PointwiseConv { weights, batch, c_in, height, width }))
 }
 
 /// [`QuantLinear::forward_columns`] over each image of a batch, as a candle operation.
@@ -123,7 +123,6 @@ struct Int8PointwiseConv {
     weights: Arc<QuantLinear>,
     batch: usize,
     c_in: usize,
-    pixels: usize,
     height: usize,
     width: usize,
 }
@@ -137,10 +136,10 @@ impl CustomOp1 for Int8PointwiseConv {
         let CpuStorage::F32(all) = storage else { candle_core::bail!("{}: f32 input only", self.name()) };
         let Some((start, end)) = layout.contiguous_offsets() else { candle_core::bail!("{}: contiguous input only", self.name()) };
         let input = &all[start..end];
-        let c_out = self.weights.out_dim();
-        let mut out = vec![0.0f32; self.batch * c_out * self.pixels];
-        for (x, y) in input.chunks_exact(self.c_in * self.pixels).zip(out.chunks_exact_mut(c_out * self.pixels)) {
-            self.weights.forward_columns(x, self.pixels, y);
+        let (c_out, pixels) = (self.weights.out_dim(), self.height * self.width);
+        let mut out = vec![0.0f32; self.batch * c_out * pixels];
+        for (x, y) in input.chunks_exact(self.c_in * pixels).zip(out.chunks_exact_mut(c_out * pixels)) {
+            self.weights.forward_columns(x, pixels, y);
         }
         Ok((CpuStorage::F32(out), Shape::from((self.batch, c_out, self.height, self.width))))
     }

@@ -26,6 +26,14 @@ pub fn check_scales(name: &str, shape: &[usize], scales: Option<(TensorDtype, &[
     }
 }
 
+/// An int8 weight's scales from `<name>_scale` (`scale_view`), checked by [`check_scales`].
+fn int8_scales(name: &str, shape: &[usize], scale_view: Option<&TensorView<'_>>) -> Result<Vec<f32>, String> {
+    let dtype = scale_view.and_then(|v| TensorDtype::of(v.dtype()));
+    check_scales(name, shape, dtype.zip(scale_view.map(|v| v.shape())))?;
+    let view = scale_view.expect("checked");
+    f32_values(dtype.expect("checked"), view.data()).map_err(|e| e.to_string())
+}
+
 /// `q[row][..] * scales[row]`.
 fn dequantised(q: &[u8], scales: &[f32]) -> Vec<f32> {
     let per_row = if scales.is_empty() { 0 } else { q.len() / scales.len() };
@@ -50,11 +58,7 @@ pub fn f32_tensors(
         }
         let values = match dtype_of(view) {
             Some(TensorDtype::I8) => {
-                let scale_view = views.get(&format!("{name}{SCALE_SUFFIX}"));
-                let scales = scale_view.and_then(|v| Some((dtype_of(v)?, v.shape())));
-                check_scales(name, view.shape(), scales).map_err(bad)?;
-                let scale_view = scale_view.expect("checked");
-                let scales = f32_values(dtype_of(scale_view).expect("checked"), scale_view.data())?;
+                let scales = int8_scales(name, view.shape(), views.get(&format!("{name}{SCALE_SUFFIX}"))).map_err(bad)?;
                 dequantised(view.data(), &scales)
             }
             Some(dtype) => f32_values(dtype, view.data())?,
@@ -87,10 +91,7 @@ pub fn int8_weights(bytes: &[u8], keep: impl Fn(&str, &[usize]) -> bool) -> Resu
         if TensorDtype::of(view.dtype()) != Some(TensorDtype::I8) || !keep(&name, view.shape()) {
             continue;
         }
-        let scale_view = file.tensor(&format!("{name}{SCALE_SUFFIX}")).map_err(|e| format!("{name}: {e}"))?;
-        let scale_dtype = TensorDtype::of(scale_view.dtype());
-        check_scales(&name, view.shape(), scale_dtype.map(|d| (d, scale_view.shape())))?;
-        let scales = f32_values(scale_dtype.expect("checked"), scale_view.data()).map_err(|e| e.to_string())?;
+        let scales = int8_scales(&name, view.shape(), file.tensor(&format!("{name}{SCALE_SUFFIX}")).ok().as_ref())?;
         let values = view.data().iter().map(|&b| b as i8).collect();
         out.push(Int8Weight { name, values, scales });
     }
