@@ -265,7 +265,8 @@ fn quantize_activation_columns(x: &[f32], k: usize, m: usize, k_pad: usize) -> P
     for (d, s) in inv.iter_mut().zip(&packed.scales) {
         *d = 1.0 / s;
     }
-    let zeros = vec![0.0f32; m];
+    // The padding row past an odd `k` (only then is one needed).
+    let zeros = vec![0.0f32; if k % 2 == 1 { m } else { 0 }];
     let row = |c: usize| if c < k { &x[c * m..(c + 1) * m] } else { &zeros[..] };
     let block_len = packed.pairs * 2 * MR;
     for j in 0..packed.pairs {
