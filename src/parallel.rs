@@ -7,8 +7,13 @@ use std::ops::Range;
 /// Below this many multiply-adds a product runs on one thread: waking another costs more.
 const MIN_PARALLEL_WORK: usize = 1 << 20;
 
-/// Calls `f` on contiguous ranges covering `0..items`, one per thread when `work` (a rough
-/// count of operations) makes that worth it, and returns when all are done.
+/// Ranges a product is cut into per thread when it runs on several: more than one, so a thread
+/// that starts late or is interrupted (the page's other threads share the cores) leaves part of
+/// its share to the others instead of making them wait for it.
+const CHUNKS_PER_THREAD: usize = 4;
+
+/// Calls `f` on contiguous ranges covering `0..items`, [`CHUNKS_PER_THREAD`] per thread when
+/// `work` (a rough count of operations) makes that worth it, and returns when all are done.
 pub fn for_each_chunk<F>(items: usize, work: usize, f: F)
 where
     F: Fn(Range<usize>) + Sync + Send,
@@ -22,8 +27,9 @@ where
     {
         let f = &f;
         rayon::scope(|scope| {
-            for t in 0..threads {
-                let range = (items * t / threads)..(items * (t + 1) / threads);
+            let chunks = (threads * CHUNKS_PER_THREAD).min(items);
+            for t in 0..chunks {
+                let range = (items * t / chunks)..(items * (t + 1) / chunks);
                 scope.spawn(move |_| f(range));
             }
         });

@@ -326,15 +326,37 @@ impl QJob<'_> {
     fn panels(&self, range: std::ops::Range<usize>) {
         let w = self.w;
         let mut acc = [[0i32; QNR]; MR];
+        let zeros = [0.0f32; QNR];
         for p in range {
             let panel = &w.panels[p * w.k_pad * QNR..(p + 1) * w.k_pad * QNR];
+            let first_col = p * QNR;
+            let whole = first_col + QNR <= w.out_dim;
             for b in 0..self.m.div_ceil(MR) {
                 dot_block(panel, self.x.block(b), self.x.pairs, &mut acc);
                 let first = b * MR;
-                for (r, sums) in acc.iter().enumerate().take(self.m - first) {
+                let rows = acc.iter().enumerate().take(self.m - first);
+                if whole && matches!(self.layout, Layout::RowsAreInputs) {
+                    // A row's eight outputs are side by side: one pass over them (vectorised).
+                    let scales: &[f32; QNR] = w.scales[first_col..first_col + QNR].try_into().expect("a whole panel");
+                    let bias: &[f32; QNR] = match &w.bias {
+                        Some(b) => b[first_col..first_col + QNR].try_into().expect("a whole panel"),
+                        None => &zeros,
+                    };
+                    for (r, sums) in rows {
+                        let row = first + r;
+                        let x_scale = self.x.scales[row];
+                        // SAFETY: columns `first_col..+QNR` of `row` are inside `out` and ours.
+                        let dst = unsafe { std::slice::from_raw_parts_mut(self.out.at(row * w.out_dim + first_col), QNR) };
+                        for c in 0..QNR {
+                            dst[c] = sums[c] as f32 * x_scale * scales[c] + bias[c];
+                        }
+                    }
+                    continue;
+                }
+                for (r, sums) in rows {
                     let row = first + r;
                     for (c, &sum) in sums.iter().enumerate() {
-                        let col = p * QNR + c;
+                        let col = first_col + c;
                         if col < w.out_dim {
                             let v = sum as f32 * self.x.scales[row] * w.scales[col] + w.bias.as_ref().map_or(0.0, |b| b[col]);
                             let at = match self.layout {
@@ -387,22 +409,23 @@ mod simd128 {
     use super::{MR, QNR};
     use core::arch::wasm32::*;
 
+    /// Each step loads its operands already shaped: the eight weights of columns 0-3 and of
+    /// columns 4-7 widened to i16 (`v128.load8x8_s`), and each input's pair broadcast to the
+    /// four lanes (`v128.load32_splat`). V8 turns both into one memory operand each (`vpmovsxbw`,
+    /// `vbroadcastss`), where widening a loaded row and shuffling a pair took six vector
+    /// operations a step beside the eight products: 1.12-1.2x faster (benches/probes/qgemm_loads).
     #[inline]
     pub unsafe fn dot_block(panel: &[i8], block: &[i16], pairs: usize, acc: &mut [[i32; QNR]; MR]) {
         let z = i32x4_splat(0);
         let mut lo = [z; MR];
         let mut hi = [z; MR];
-        let (w, a) = (panel.as_ptr(), block.as_ptr());
-        for j in 0..pairs {
-            let wv = v128_load(w.add(j * 16) as *const v128);
-            // Columns 0-3 (k, k+1 interleaved) and 4-7, widened to i16.
-            let w_lo = i16x8_extend_low_i8x16(wv);
-            let w_hi = i16x8_extend_high_i8x16(wv);
-            // The pair of each of the four inputs, one 32-bit lane each.
-            let av = v128_load(a.add(j * 2 * MR) as *const v128);
+        let (mut w, mut a) = (panel.as_ptr(), block.as_ptr());
+        for _ in 0..pairs {
+            let w_lo = i16x8_load_extend_i8x8(w);
+            let w_hi = i16x8_load_extend_i8x8(w.add(8));
             macro_rules! input {
                 ($r:literal) => {
-                    let ar = i32x4_shuffle::<$r, $r, $r, $r>(av, av);
+                    let ar = v128_load32_splat(a.add($r * 2) as *const u32);
                     lo[$r] = i32x4_add(lo[$r], i32x4_dot_i16x8(ar, w_lo));
                     hi[$r] = i32x4_add(hi[$r], i32x4_dot_i16x8(ar, w_hi));
                 };
@@ -411,6 +434,8 @@ mod simd128 {
             input!(1);
             input!(2);
             input!(3);
+            w = w.add(2 * QNR);
+            a = a.add(2 * MR);
         }
         for r in 0..MR {
             v128_store(acc[r].as_mut_ptr() as *mut v128, lo[r]);
