@@ -1,12 +1,16 @@
 #!/usr/bin/env python3
-"""How faithful an 8-bit vision tower is to f32: clipmatch's int8 (int8 weights per output channel,
-12-bit activations per row, exact integer sums) and onnxruntime's dynamic int8 (`quantize_dynamic`,
-as transformers.js ships), on the same random-weight CLIP, against transformers' f32 features.
+"""How faithful the 8-bit and 4-bit vision towers are to f32: clipmatch's int8 (int8 weights per
+output channel, 12-bit activations per row, exact integer sums) and int4 (4-bit weights in blocks of
+32 with f16 scales, run as int8 once loaded), against onnxruntime's dynamic int8 (`quantize_dynamic`,
+transformers.js's q8) and 4-bit (`MatMulNBits`, blocks of 32, transformers.js's q4), on the same
+random-weight CLIP, against transformers' f32 features.
 
 Inputs: the grocery phone photos (recursive *.jpg), and the catalog's *_Iconic.jpg images.
   reference    transformers `CLIPModel.get_image_features`, f32, pixels from the PIL CLIPImageProcessor
   ORT int8     onnxruntime (CPU) on vision_int8.onnx, the same pixel tensors as the reference
+  ORT q4       onnxruntime (CPU) on vision_q4.onnx, the same
   ours int8    `clipmatch embed` on a folder whose model.safetensors is our int8 export
+  ours int4    the same with our int4 export
   ours f32     `clipmatch embed` on a folder whose model.safetensors is the f32 vision tower
 clipmatch decodes and preprocesses in Rust (within a few 8-bit levels of PIL), so "ours int8 vs
 ours f32" isolates quantisation, as "ORT int8 vs transformers f32" does for onnxruntime.
@@ -20,7 +24,9 @@ five items in the same order) and the mean overlap of the top-5 sets.
     cargo build --release
     cargo run --release --example export_vision -- models/clip-b32-random int8 \
         models/clip-b32-random/onnx/vision_int8.safetensors
-    python3 benches/int8_fidelity.py --model models/clip-b32-random
+    cargo run --release --example export_vision -- models/clip-b32-random int4 \
+        models/clip-b32-random/onnx/vision_int4.safetensors
+    python3 benches/quantised_fidelity.py --model models/clip-b32-random
 """
 import argparse
 import datetime
@@ -63,7 +69,7 @@ def transformers_f32(model_dir, paths, batch=16):
     return np.concatenate(feats), np.concatenate(pixels)
 
 
-def ort_int8(onnx_path, pixels, batch=16):
+def ort_features(onnx_path, pixels, batch=16):
     import onnxruntime as ort
 
     session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
@@ -85,6 +91,38 @@ def clipmatch_embed(exe, model_dir, weights, paths):
             sys.exit(f"clipmatch embed failed on {weights} (exit {run.returncode}):\n{run.stderr}")
         images = json.loads(run.stdout)["images"]
         return np.array([images[k] for k in keys], dtype=np.float32)
+
+
+def ort_q4_rule(w, factor):
+    """onnxruntime's MatMulNBits rounding (symmetric, blocks of 32 along the input): each block's
+    largest-magnitude value maps to -8, the scale stored as f16; `factor` scales every scale."""
+    rows, k = w.shape
+    b = w.reshape(rows, k // 32, 32)
+    largest = np.take_along_axis(b, np.abs(b).argmax(-1)[..., None], -1)
+    s = (largest / -8.0 * factor).astype(np.float16).astype(np.float32)
+    s[s == 0] = 1
+    return (np.clip(np.round(b / s), -8, 7) * s).reshape(rows, k)
+
+
+def ort_q4_jitter(model_dir, pixels, ref, ref_catalog, factors):
+    """onnxruntime's 4-bit rounding applied in torch (f32 arithmetic, as MatMulNBits runs without
+    accuracy_level) to the same MatMul weights, with every scale times each factor: how far top-5
+    agreement moves when only the rounding moves."""
+    import torch
+    from transformers import CLIPModel
+
+    rows = []
+    for factor in factors:
+        model = CLIPModel.from_pretrained(model_dir, dtype=torch.float32).eval()
+        with torch.no_grad():
+            for name, p in model.vision_model.encoder.named_parameters():
+                if name.endswith("proj.weight") or name.endswith("fc1.weight") or name.endswith("fc2.weight"):
+                    p.copy_(torch.from_numpy(ort_q4_rule(p.numpy(), factor)))
+            out = [model.get_image_features(pixel_values=torch.from_numpy(pixels[i:i + 16]))
+                   for i in range(0, len(pixels), 16)]
+        feats = np.concatenate([o.numpy() if isinstance(o, torch.Tensor) else o.pooler_output.numpy() for o in out])
+        rows.append((f"onnxruntime's q4 rule, scales x{factor}", "transformers f32", metrics(feats, ref, ref_catalog)))
+    return rows
 
 
 def unit(x):
@@ -132,11 +170,15 @@ def worse_metrics(ours, theirs):
     return [label for key, label, _ in COLUMNS if ours[key] < theirs[key] - 1e-12]
 
 
-def verdict(what, ours, theirs):
+def verdict(what, ours, theirs, names):
     worse = worse_metrics(ours, theirs)
     if not worse:
-        return f"{what}: ours int8 is at least as faithful as ORT int8 on every metric"
-    return f"{what}: ours int8 is LESS faithful than ORT int8 on: " + ", ".join(worse)
+        return f"{what}: {names[0]} is at least as faithful as {names[1]} on every metric"
+    return f"{what}: {names[0]} is LESS faithful than {names[1]} on: " + ", ".join(worse)
+
+
+# (bits, our dtype, onnxruntime's file): the pairs compared.
+PAIRS = [("8-bit", "int8", "vision_int8.onnx", "ORT int8"), ("4-bit", "int4", "vision_q4.onnx", "ORT q4")]
 
 
 def main():
@@ -145,20 +187,23 @@ def main():
                     help="Hugging Face CLIP folder (config.json, preprocessor_config.json, model.safetensors, onnx/)")
     ap.add_argument("--photos", default=str(GROCERY / "photos"))
     ap.add_argument("--catalog", default=str(GROCERY / "iconic"))
-    ap.add_argument("--onnx-int8", help="default: MODEL/onnx/vision_int8.onnx")
-    ap.add_argument("--ours-int8", help="default: MODEL/onnx/vision_int8.safetensors")
-    ap.add_argument("--ours-f32", help="default: MODEL/onnx/vision_f32.safetensors")
+    ap.add_argument("--onnx", help="folder of vision_int8.onnx and vision_q4.onnx (default: MODEL/onnx)")
+    ap.add_argument("--ours", help="folder of our vision_int8.safetensors, vision_int4.safetensors and "
+                                   "vision_f32.safetensors (default: MODEL/onnx)")
     ap.add_argument("--exe", default=str(default_exe()), help="clipmatch binary (default: $CARGO_TARGET_DIR or target/, release)")
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--q4-jitter", action="store_true",
+                    help="also apply onnxruntime's 4-bit rounding in torch with every scale times 1, 0.997, 1.003 "
+                         "and 1.01: how much top-5 agreement moves with the rounding alone")
     a = ap.parse_args()
 
     model = Path(a.model)
-    onnx_dir = model / "onnx"
-    files = {
-        "--onnx-int8": Path(a.onnx_int8 or onnx_dir / "vision_int8.onnx"),
-        "--ours-int8": Path(a.ours_int8 or onnx_dir / "vision_int8.safetensors"),
-        "--ours-f32": Path(a.ours_f32 or onnx_dir / "vision_f32.safetensors"),
-    }
+    onnx_dir = Path(a.onnx or model / "onnx")
+    ours_dir = Path(a.ours or model / "onnx")
+    files = {"ours f32": ours_dir / "vision_f32.safetensors"}
+    for _, dtype, onnx_file, ort_name in PAIRS:
+        files[f"ours {dtype}"] = ours_dir / f"vision_{dtype}.safetensors"
+        files[ort_name] = onnx_dir / onnx_file
     photos_dir, catalog_dir = Path(a.photos), Path(a.catalog)
     if not photos_dir.is_dir() or not catalog_dir.is_dir():
         sys.exit(f"the grocery data is missing: expected the phone photos in {photos_dir} and the catalog "
@@ -168,10 +213,10 @@ def main():
     catalog = sorted(catalog_dir.rglob("*_Iconic.jpg"))
     if not photos or not catalog:
         sys.exit(f"no photos (*.jpg) in {photos_dir} or no catalog images (*_Iconic.jpg) in {catalog_dir}")
-    for flag, path in files.items():
+    for what, path in files.items():
         if not path.exists():
-            sys.exit(f"{path} is missing ({flag}): make it with benches/export_onnx.py (ONNX files, f32 safetensors) "
-                     "or `cargo run --release --example export_vision -- MODEL int8 OUT` (our int8 export)")
+            sys.exit(f"{path} is missing ({what}): make it with benches/export_onnx.py (ONNX files, f32 safetensors) "
+                     "or `cargo run --release --example export_vision -- MODEL int8|int4 OUT` (our exports)")
     exe = Path(a.exe)
     if not exe.exists():
         sys.exit(f"{exe} is missing: run `cargo build --release` (with the same CARGO_TARGET_DIR) or pass --exe")
@@ -184,29 +229,33 @@ def main():
     ref_catalog, _ = transformers_f32(model, catalog)
     ref, pixels = transformers_f32(model, photos)
     print("transformers f32 done", file=sys.stderr)
-    ort = ort_int8(files["--onnx-int8"], pixels)
-    print("onnxruntime int8 done", file=sys.stderr)
-    ours8 = clipmatch_embed(exe, model, files["--ours-int8"], photos)
-    print("clipmatch int8 done", file=sys.stderr)
-    ours32 = clipmatch_embed(exe, model, files["--ours-f32"], photos)
-    print("clipmatch f32 done", file=sys.stderr)
-
-    m_ort = metrics(ort, ref, ref_catalog)
-    m_ours = metrics(ours8, ref, ref_catalog)
-    m_ours_q = metrics(ours8, ours32, ref_catalog)
-    m_decode = metrics(ours32, ref, ref_catalog)
-    rows = [
-        ("ORT int8 (`vision_int8.onnx`)", "transformers f32", m_ort),
-        ("ours int8 (`vision_int8.safetensors`)", "transformers f32", m_ours),
-        ("ours int8", "ours f32", m_ours_q),
-        ("ours f32 (`vision_f32.safetensors`)", "transformers f32", m_decode),
-    ]
+    ours32 = clipmatch_embed(exe, model, files["ours f32"], photos)
+    rows = []
+    verdicts = []
+    for bits, dtype, onnx_file, ort_name in PAIRS:
+        theirs = ort_features(files[ort_name], pixels)
+        ours = clipmatch_embed(exe, model, files[f"ours {dtype}"], photos)
+        print(f"{bits} done", file=sys.stderr)
+        m_ort = metrics(theirs, ref, ref_catalog)
+        m_ours = metrics(ours, ref, ref_catalog)
+        m_ours_q = metrics(ours, ours32, ref_catalog)
+        rows += [
+            (f"{ort_name} (`{onnx_file}`)", "transformers f32", m_ort),
+            (f"ours {dtype} (`vision_{dtype}.safetensors`)", "transformers f32", m_ours),
+            (f"ours {dtype}", "ours f32", m_ours_q),
+        ]
+        names = (f"ours {dtype}", ort_name)
+        verdicts.append(verdict(f"{bits}, end to end (each against transformers f32)", m_ours, m_ort, names))
+        verdicts.append(verdict(f"{bits}, quantisation alone (ours vs ours f32; ORT vs transformers f32)",
+                                m_ours_q, m_ort, names))
+    rows.append(("ours f32 (`vision_f32.safetensors`)", "transformers f32", metrics(ours32, ref, ref_catalog)))
+    if a.q4_jitter:
+        rows += ort_q4_jitter(model, pixels, ref, ref_catalog, [1.0, 0.997, 1.003, 1.01])
     print(f"{datetime.date.today()}, {len(photos)} photos ranked against {len(catalog)} catalog images "
           f"(transformers f32); model {model.name}; load average {os.getloadavg()[0]:.1f}\n")
     print(table(rows))
     print()
-    print(verdict("End to end (each against transformers f32)", m_ours, m_ort))
-    print(verdict("Quantisation alone (ours int8 vs ours f32; ORT int8 vs transformers f32)", m_ours_q, m_ort))
+    print("\n".join(verdicts))
 
 
 if __name__ == "__main__":

@@ -1,17 +1,18 @@
-//! How an exported image tower (f16, int8) embeds and ranks against the folder's own f32 model,
+//! How an exported image tower (f16, int8, int4) embeds and ranks against the folder's own f32 model,
 //! for any supported family: the figures behind `clipmatch bundle`'s bounds
 //! (`models::export::min_cosine`) and the layers MobileCLIP keeps in f16 at int8.
 //!
 //!     cargo run --release --example export_fidelity -- MODEL_DIR [PHOTOS] [DTYPES]
 //!
 //! Prints, per dtype: the cosine between the export's and the folder's embeddings of the fixture
-//! images (tests/fixtures/images, min and mean) and of grocery photos, and, for PHOTOS grocery
+//! images (tests/fixtures/images, min and mean; plain and centred on the folder's mean) and of
+//! grocery photos, and, for PHOTOS grocery
 //! photos (default 40, spread over the products) ranked on images alone against the 31 products'
 //! iconic images embedded by the f32 model (as a catalog is built), how many top-5 rankings are
 //! identical, how many top-1 answers change, and for the products that traded places the largest
 //! gap between their f32 scores (against the largest change of any score: swaps within that
 //! change are near-ties, as with i8 catalog vectors). DTYPES: comma-separated, default
-//! f32,f16,int8. Reads ../shared/data/grocery-packages (or
+//! f32,f16,int8,int4. Reads ../shared/data/grocery-packages (or
 //! CLIPMATCH_SHARED_DATA); skips the grocery part where it is absent.
 
 use std::path::{Path, PathBuf};
@@ -66,6 +67,19 @@ fn largest_swapped_gap(f32_scores: &[f32], ours: &[f32]) -> Option<f32> {
     gap
 }
 
+/// Each row's cosine to its reference row after subtracting the references' mean from both:
+/// random-weight towers put every input in nearly one direction, which plain cosine rewards.
+fn centred_cosines(reference: &[Vec<f32>], ours: &[Vec<f32>]) -> Vec<f32> {
+    let dim = reference[0].len();
+    let mean: Vec<f32> = (0..dim).map(|i| reference.iter().map(|r| r[i]).sum::<f32>() / reference.len() as f32).collect();
+    let centre = |v: &[f32]| -> Vec<f32> { v.iter().zip(&mean).map(|(x, m)| x - m).collect() };
+    let unit = |v: Vec<f32>| -> Vec<f32> {
+        let n = dot(&v, &v).sqrt();
+        v.iter().map(|x| x / n).collect()
+    };
+    reference.iter().zip(ours).map(|(r, o)| dot(&unit(centre(r)), &unit(centre(o)))).collect()
+}
+
 fn stats(cos: &[f32]) -> String {
     let min = cos.iter().copied().fold(f32::INFINITY, f32::min);
     let mean = cos.iter().sum::<f32>() / cos.len() as f32;
@@ -78,7 +92,7 @@ fn main() {
     let photos: usize = args.get(1).map(|n| n.parse().expect("PHOTOS is a number")).unwrap_or(40);
     let dtypes: Vec<ExportDtype> = args
         .get(2)
-        .map(|list| list.split(',').map(|d| ExportDtype::parse(d).expect("f32, f16 or int8")).collect())
+        .map(|list| list.split(',').map(|d| ExportDtype::parse(d).expect("f32, f16, int8 or int4")).collect())
         .unwrap_or(ExportDtype::ALL.to_vec());
     let read = |name: &str| std::fs::read_to_string(dir.join(name)).ok();
     let layout = Layout::detect(dir.join("open_clip_config.json").exists(), read("config.json").as_deref()).unwrap();
@@ -111,8 +125,16 @@ fn main() {
         let bytes = vision_tower(family, &config, &weights, dtype).unwrap();
         let exported = VisionLoader::load(family, None, &config, preprocessor.as_deref(), &bytes).unwrap();
         let cos = |a: &[Vec<f32>], b: &[Vec<f32>]| a.iter().zip(b).map(|(x, y)| dot(x, y)).collect::<Vec<f32>>();
-        let fixture_cos = cos(&ref_fixtures, &embed_all(&exported, &fixtures));
-        print!("{:>4} ({:.1} MB): fixture images cosine {}", dtype.name(), bytes.len() as f64 / 1e6, stats(&fixture_cos));
+        let exported_fixtures = embed_all(&exported, &fixtures);
+        let fixture_cos = cos(&ref_fixtures, &exported_fixtures);
+        let centred = centred_cosines(&ref_fixtures, &exported_fixtures);
+        print!(
+            "{:>4} ({:.1} MB): fixture images cosine {}, centred {}",
+            dtype.name(),
+            bytes.len() as f64 / 1e6,
+            stats(&fixture_cos),
+            stats(&centred)
+        );
         if queries.is_empty() || iconic.is_empty() {
             println!("; grocery photos skipped ({} is absent)", grocery.display());
             continue;

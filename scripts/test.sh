@@ -101,14 +101,16 @@ if [ "${CLIPMATCH_SKIP_BROWSER:-0}" != "1" ]; then
     e2e="$repo_root/target/e2e"
     CLIPMATCH_MODEL="$repo_root/tests/fixtures/tiny-clip" CLIPMATCH_TOKENIZER="$tokenizer" \
       target/release/clipmatch build "$grocery/iconic" --name-from folder --text-weight 1.2 --image-weight 0.7 --out "$e2e/catalog"
+    # f16, not OpenAI CLIP's default int8: the page's rankings are compared with `clipmatch query`
+    # on the folder's f32 model, to 1e-4 (int8 pages: hardening.mjs, and shop.mjs, which takes the default).
     CLIPMATCH_MODEL="$repo_root/tests/fixtures/tiny-clip" \
-      target/release/clipmatch bundle --catalog "$e2e/catalog" --out "$e2e/bundle"
+      target/release/clipmatch bundle --catalog "$e2e/catalog" --dtype f16 --out "$e2e/bundle"
     # A compact bundle: the same products with compact codes, taken by the page's compact path
     # (the tiny model's 16-dim vectors: 8 bytes a code).
     CLIPMATCH_MODEL="$repo_root/tests/fixtures/tiny-clip" CLIPMATCH_TOKENIZER="$tokenizer" \
       target/release/clipmatch build "$grocery/iconic" --name-from folder --compact --compact-bytes 8 --compact-min-items 1 --out "$e2e/compact-catalog"
     CLIPMATCH_MODEL="$repo_root/tests/fixtures/tiny-clip" \
-      target/release/clipmatch bundle --catalog "$e2e/compact-catalog" --out "$e2e/compact-bundle"
+      target/release/clipmatch bundle --catalog "$e2e/compact-catalog" --dtype f16 --out "$e2e/compact-bundle"
     # A MobileCLIP bundle: the narrow fixture model (its folder has no tokenizer.json; the hub's
     # MobileCLIP folders carry CLIP's, which is used here).
     mobileclip="$repo_root/tests/fixtures/models/mobileclip2-s0-narrow"

@@ -35,38 +35,68 @@ struct Tower {
     config: &'static str,
     preprocessor: Option<&'static str>,
     weights: &'static [u8],
-    /// The fixture folder (native: the export is redone from it).
+    /// The fixture folder under tests/fixtures (native: the export is redone from it).
     folder: &'static str,
+    /// The export's dtype (`bundle --dtype`).
+    dtype: &'static str,
     /// Fixture photos embedded (MobileCLIP on candle is slow: a few).
     images: usize,
 }
 
 /// A MobileCLIP tower (open_clip layout: the config holds the preprocessing).
-const fn open_clip(config: &'static str, weights: &'static [u8], folder: &'static str, images: usize) -> Tower {
-    Tower { family: Family::MobileClip, config_file: "open_clip_config.json", config, preprocessor: None, weights, folder, images }
+const fn open_clip(config: &'static str, weights: &'static [u8], folder: &'static str, dtype: &'static str, images: usize) -> Tower {
+    Tower { family: Family::MobileClip, config_file: "open_clip_config.json", config, preprocessor: None, weights, folder, dtype, images }
 }
 
-const TOWERS: [Tower; 3] = [
+impl Tower {
+    /// Its name in native_embeddings.json and its committed file's.
+    fn name(&self) -> String {
+        format!("{}-{}", self.folder.rsplit('/').next().unwrap(), self.dtype)
+    }
+}
+
+const TOWERS: [Tower; 5] = [
     open_clip(
         include_str!("fixtures/models/mobileclip2-s0-narrow/open_clip_config.json"),
         include_bytes!("fixtures/bundle-towers/mobileclip2-s0-narrow-f16.safetensors"),
-        "mobileclip2-s0-narrow",
+        "models/mobileclip2-s0-narrow",
+        "f16",
         4,
     ),
+    // 4-bit: read back as int8 by candle's loader (MobileCLIP's 1x1 convolutions) and by ours.
+    open_clip(
+        include_str!("fixtures/models/mobileclip2-s0-narrow/open_clip_config.json"),
+        include_bytes!("fixtures/bundle-towers/mobileclip2-s0-narrow-int4.safetensors"),
+        "models/mobileclip2-s0-narrow",
+        "int4",
+        4,
+    ),
+    Tower {
+        family: Family::OpenAiClip,
+        config_file: "config.json",
+        config: include_str!("fixtures/tiny-clip/config.json"),
+        preprocessor: Some(include_str!("fixtures/tiny-clip/preprocessor_config.json")),
+        weights: include_bytes!("fixtures/bundle-towers/tiny-clip-int4.safetensors"),
+        folder: "tiny-clip",
+        dtype: "int4",
+        images: 12,
+    },
     Tower {
         family: Family::Siglip,
         config_file: "config.json",
         config: include_str!("fixtures/models/siglip2-base-narrow/config.json"),
         preprocessor: Some(include_str!("fixtures/models/siglip2-base-narrow/preprocessor_config.json")),
         weights: include_bytes!("fixtures/bundle-towers/siglip2-base-narrow-f16.safetensors"),
-        folder: "siglip2-base-narrow",
+        folder: "models/siglip2-base-narrow",
+        dtype: "f16",
         images: 12,
     },
     // ViT-MCi (MobileCLIP-B, MobileCLIP2-B): this crate's model on candle-nn, not candle-transformers'.
     open_clip(
         include_str!("fixtures/models/mobileclip-b-narrow/open_clip_config.json"),
         include_bytes!("fixtures/bundle-towers/mobileclip-b-narrow-f16.safetensors"),
-        "mobileclip-b-narrow",
+        "models/mobileclip-b-narrow",
+        "f16",
         12,
     ),
 ];
@@ -76,7 +106,7 @@ const NATIVE_JSON: &str = include_str!("fixtures/bundle-towers/native_embeddings
 /// A bundle.json of these model files (and stand-in catalog entries), describing the model as
 /// `clipmatch bundle` does (family, preprocessing, embedding size, weights' sha256) with what the
 /// core's loader makes of the same files.
-fn bundle_of(family: Family, config: (&str, &str), preprocessor: Option<&str>, weights: &[u8]) -> Bundle {
+fn bundle_of(family: Family, config: (&str, &str), preprocessor: Option<&str>, weights: &[u8], dtype: &str) -> Bundle {
     let probe = VisionLoader::load(family, None, config.1, preprocessor, weights).unwrap();
     let weights_entry = FileEntry::of("model/model.safetensors", weights);
     let mut files = vec![FileEntry::of(&format!("model/{}", config.0), config.1.as_bytes()), weights_entry.clone()];
@@ -88,7 +118,7 @@ fn bundle_of(family: Family, config: (&str, &str), preprocessor: Option<&str>, w
         config: format!("model/{}", config.0),
         preprocessor: preprocessor.map(|_| "model/preprocessor_config.json".into()),
         weights: weights_entry.path.clone(),
-        dtype: "f16".into(),
+        dtype: dtype.into(),
         preprocessing: Some(probe.preprocess.clone()),
         embedding_dim: Some(probe.model.embedding_dim()),
         weights_sha256: Some(weights_entry.sha256),
@@ -118,10 +148,11 @@ type NativeEmbeddings = BTreeMap<String, BTreeMap<String, Vec<f32>>>;
 fn every_familys_bundle_tower_embeds_as_the_native_build_recorded() {
     let mut ours: NativeEmbeddings = BTreeMap::new();
     for t in &TOWERS {
-        let bundle = bundle_of(t.family, (t.config_file, t.config), t.preprocessor, t.weights);
+        let bundle = bundle_of(t.family, (t.config_file, t.config), t.preprocessor, t.weights, t.dtype);
         let e = load_sliced(&bundle, None, t.config, t.preprocessor, t.weights);
-        assert_eq!((e.model.towers().family(), e.model.towers().engine()), (t.family, Engine::Candle));
-        ours.insert(t.folder.into(), embed_fixtures(&e, t.images));
+        let engine = if t.family == Family::OpenAiClip { Engine::Ours } else { Engine::Candle };
+        assert_eq!((e.model.towers().family(), e.model.towers().engine()), (t.family, engine));
+        ours.insert(t.name(), embed_fixtures(&e, t.images));
     }
     #[cfg(not(target_arch = "wasm32"))]
     if std::env::var_os("CLIPMATCH_WRITE_BUNDLE_TOWERS").is_some() {
@@ -131,15 +162,16 @@ fn every_familys_bundle_tower_embeds_as_the_native_build_recorded() {
     }
     let native: NativeEmbeddings = serde_json::from_str(NATIVE_JSON).unwrap();
     for t in &TOWERS {
-        let (a, b) = (&ours[t.folder], &native[t.folder]);
-        assert_eq!(a.len(), b.len(), "{}: images", t.folder);
+        let name = t.name();
+        let (a, b) = (&ours[&name], &native[&name]);
+        assert_eq!(a.len(), b.len(), "{name}: images");
         for (image, v) in a {
             let c = cosine(v, &b[image]);
-            assert!(c >= SAME, "{} {image}: cosine to the native build {c} < {SAME}", t.folder);
+            assert!(c >= SAME, "{name} {image}: cosine to the native build {c} < {SAME}");
         }
         // The photos embed apart: the comparison is not between constants.
         let rows: Vec<&Vec<f32>> = a.values().collect();
-        assert!(cosine(rows[0], rows[1]) < 0.999, "{}: two photos embed alike", t.folder);
+        assert!(cosine(rows[0], rows[1]) < 0.999, "{name}: two photos embed alike");
     }
 }
 
@@ -149,11 +181,11 @@ fn the_committed_towers_are_todays_exports() {
     use clipmatch::models::export::{vision_tower, ExportDtype};
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
     for t in &TOWERS {
-        let folder = root.join("models").join(t.folder);
+        let folder = root.join(t.folder);
         let weights_file = if t.family == Family::MobileClip { "open_clip_model.safetensors" } else { "model.safetensors" };
         let weights = std::fs::read(folder.join(weights_file)).unwrap();
-        let export = vision_tower(t.family, t.config, &weights, ExportDtype::F16).unwrap();
-        let committed = root.join(format!("bundle-towers/{}-f16.safetensors", t.folder));
+        let export = vision_tower(t.family, t.config, &weights, ExportDtype::parse(t.dtype).unwrap()).unwrap();
+        let committed = root.join(format!("bundle-towers/{}.safetensors", t.name()));
         if std::env::var_os("CLIPMATCH_WRITE_BUNDLE_TOWERS").is_some() {
             std::fs::write(&committed, &export).unwrap();
             continue;
@@ -168,7 +200,7 @@ fn the_committed_towers_are_todays_exports() {
 
 #[test]
 fn openai_clip_on_candle_embeds_like_ours_from_the_same_bundle() {
-    let bundle = bundle_of(Family::OpenAiClip, ("config.json", TINY_CONFIG), Some(TINY_PREPROCESSOR), TINY_VISION_F16_WEIGHTS);
+    let bundle = bundle_of(Family::OpenAiClip, ("config.json", TINY_CONFIG), Some(TINY_PREPROCESSOR), TINY_VISION_F16_WEIGHTS, "f16");
     let ours = load_sliced(&bundle, None, TINY_CONFIG, Some(TINY_PREPROCESSOR), TINY_VISION_F16_WEIGHTS);
     let candle = load_sliced(&bundle, Some(Engine::Candle), TINY_CONFIG, Some(TINY_PREPROCESSOR), TINY_VISION_F16_WEIGHTS);
     assert_eq!((ours.model.towers().engine(), candle.model.towers().engine()), (Engine::Ours, Engine::Candle));
@@ -184,7 +216,7 @@ const TINY_VISION_INT8_WEIGHTS: &[u8] = include_bytes!("fixtures/tiny-clip-visio
 
 #[test]
 fn an_int8_openai_clip_bundle_runs_on_candle_dequantised() {
-    let bundle = bundle_of(Family::OpenAiClip, ("config.json", TINY_CONFIG), Some(TINY_PREPROCESSOR), TINY_VISION_INT8_WEIGHTS);
+    let bundle = bundle_of(Family::OpenAiClip, ("config.json", TINY_CONFIG), Some(TINY_PREPROCESSOR), TINY_VISION_INT8_WEIGHTS, "int8");
     let ours = load_sliced(&bundle, None, TINY_CONFIG, Some(TINY_PREPROCESSOR), TINY_VISION_INT8_WEIGHTS);
     let candle = load_sliced(&bundle, Some(Engine::Candle), TINY_CONFIG, Some(TINY_PREPROCESSOR), TINY_VISION_INT8_WEIGHTS);
     let (a, b) = (embed_fixtures(&ours, IMAGES.len()), embed_fixtures(&candle, IMAGES.len()));
@@ -197,11 +229,11 @@ fn an_int8_openai_clip_bundle_runs_on_candle_dequantised() {
 
 #[test]
 fn the_page_is_told_plainly_what_cannot_run() {
-    let bundle = bundle_of(Family::OpenAiClip, ("config.json", TINY_CONFIG), Some(TINY_PREPROCESSOR), TINY_VISION_F16_WEIGHTS);
+    let bundle = bundle_of(Family::OpenAiClip, ("config.json", TINY_CONFIG), Some(TINY_PREPROCESSOR), TINY_VISION_F16_WEIGHTS, "f16");
     let e = clipmatch::models::model::Engine::from_name("fast").unwrap_err().to_string();
     assert_eq!(e, "unknown engine \"fast\": the engines are \"ours\" (OpenAI CLIP only) and \"candle\"");
     let t = &TOWERS[0];
-    let mobileclip = bundle_of(t.family, (t.config_file, t.config), None, t.weights);
+    let mobileclip = bundle_of(t.family, (t.config_file, t.config), None, t.weights, t.dtype);
     let e = BundleModelLoader::new(&mobileclip, Some(Engine::Ours), t.config, None).err().unwrap().to_string();
     assert!(e.contains("MobileCLIP runs on candle only") && !e.contains('\n'), "{e}");
     // More bytes than bundle.json lists are refused as they arrive.

@@ -4,7 +4,7 @@
 //! to the same model as quantising at load, and a malformed int8 file being refused. The export
 //! is native only (the wasm package writes no weight files): in Chromium the same tests load its
 //! output committed as `tests/fixtures/tiny-clip-vision-int8`, which a native test keeps equal.
-//! `benches/int8_fidelity.py` measures the same on ViT-B/32 against onnxruntime's int8.
+//! `benches/quantised_fidelity.py` measures the same on ViT-B/32 against onnxruntime's int8.
 
 mod common;
 

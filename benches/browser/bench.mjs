@@ -13,7 +13,7 @@
 //
 // Options: --model DIR (a model folder as the hub has it), --onnx DIR (vision_f32.onnx,
 // vision_int8.onnx, identity.onnx from benches/export_onnx.py; default MODEL/onnx), --bundles DIR
-// (f32/, f16/, int8/ bundles of a small grocery catalog; default target/bench-bundles/<model's
+// (f32/, f16/, int8/, int4/ bundles of a small grocery catalog; default target/bench-bundles/<model's
 // folder name>, made with --exe where missing or made from other weights; --rebuild-bundles makes
 // them again), --exe FILE (default target/release/clipmatch), --engine ours|candle (our variants'
 // engine; default: the bundle's family's), --runs N (timed runs per variant, >= 1), --warmup N,
@@ -54,11 +54,11 @@ const onnxDir = path.resolve(opt.onnx ?? path.join(modelDir, 'onnx'));
 const bundlesDir = path.resolve(opt.bundles ?? path.join(root, 'target/bench-bundles', path.basename(modelDir)));
 const pkgDir = path.resolve(opt.pkg);
 
-// The variants, in one list: ours at each bundle dtype (f16 is what the page ships; every dtype
-// is run in f32 but int8 on OpenAI CLIP's own kernels) and onnxruntime-web at f32 and 8-bit, each
+// The variants, in one list: ours at each bundle dtype (every dtype is run in f32 but int8 and
+// int4, which runs as int8 once loaded, on OpenAI CLIP's own kernels) and onnxruntime-web at f32 and 8-bit, each
 // on 1 thread and on 2 (`isolated`: a cross-origin isolated page, which wasm threads need). The
 // first variant is the reference of the cosines.
-const OUR_DTYPES = ['f32', 'f16', 'int8'];
+const OUR_DTYPES = ['f32', 'f16', 'int8', 'int4'];
 // int8: the weight type transformers.js ships; int8alt: the other one; q4: its 4-bit model
 // (benches/export_onnx.py writes them and says which is which in variants.json).
 const ORT_DTYPES = ['f32', 'int8', 'int8alt', 'q4'];
@@ -77,8 +77,8 @@ const PAIRS = [
   ['ours f16 2t', 'ORT f32 2t'],
   ['ours f32 1t', 'ORT int8 1t'],
   ['ours int8 1t', 'ORT int8alt 1t'],
-  ['ours int8 1t', 'ORT q4 1t'],
-  ['ours int8 2t', 'ORT q4 2t'],
+  ['ours int4 1t', 'ORT q4 1t'],
+  ['ours int4 2t', 'ORT q4 2t'],
 ];
 const THREAD_PAIRS = VARIANTS.filter((v) => v.threads === 2).map((v) => [v.name, v.name.replace(/ 2t$/, ' 1t')]);
 const ortVersion = JSON.parse(readFileSync(path.join(import.meta.dirname, 'node_modules/onnxruntime-web/package.json'), 'utf8')).version;

@@ -1,7 +1,9 @@
 //! A safetensors file as candle tensors in f32, for the families candle runs: float tensors
-//! (F32, F16, BF16) converted, and int8 weights in this crate's export layout
-//! ([`crate::models::export`]: `<name>` as I8, `<name>_scale` as one F32 scale per output
-//! channel) dequantised, so an int8 bundle downloads a quarter of f32's bytes and runs in f32.
+//! (F32, F16, BF16) converted, and int8 and 4-bit weights in this crate's export layouts
+//! dequantised ([`crate::models::export`]: `<name>` as I8 with `<name>_scale` one F32 scale per
+//! output channel; [`crate::models::int4`]: `<name>` as U8, two 4-bit values a byte, with
+//! `<name>_scale` one F16 scale per block of 32), so an int8 or 4-bit bundle downloads a quarter
+//! or an eighth of f32's bytes and runs in f32 (or int8, [`int8_weights`]).
 
 use std::collections::HashMap;
 
@@ -10,6 +12,7 @@ use safetensors::tensor::TensorView;
 use safetensors::SafeTensors;
 
 use crate::error::ModelError;
+use crate::models::int4::{self, Int4Weight};
 use crate::models::safetensors_stream::{f32_values, TensorDtype};
 
 /// Suffix of the tensor holding an int8 weight's scales (as the export writes it).
@@ -24,6 +27,23 @@ pub fn check_scales(name: &str, shape: &[usize], scales: Option<(TensorDtype, &[
             shape.first().copied().unwrap_or(0)
         )),
     }
+}
+
+/// The shape of the weight a stored tensor holds: a 4-bit weight's own (from its packed and
+/// scale tensors' shapes, [`int4`]), any other tensor's as stored; the error names the tensor.
+pub fn weight_shape(name: &str, view: &TensorView<'_>, scales: Option<&TensorView<'_>>) -> Result<Vec<usize>, String> {
+    if TensorDtype::of(view.dtype()) != Some(TensorDtype::U8) {
+        return Ok(view.shape().to_vec());
+    }
+    int4::check_stored(name, view.shape(), scales.and_then(|v| Some((TensorDtype::of(v.dtype())?, v.shape()))))
+}
+
+/// A 4-bit weight read back from its two tensors (`<name>`, `<name>_scale`).
+fn int4_weight(name: &str, view: &TensorView<'_>, scale_view: Option<&TensorView<'_>>) -> Result<Int4Weight, String> {
+    weight_shape(name, view, scale_view)?;
+    let scale_view = scale_view.expect("checked by weight_shape");
+    let scales = f32_values(TensorDtype::F16, scale_view.data()).map_err(|e| e.to_string())?;
+    Int4Weight::from_stored(name, view.data().to_vec(), view.shape(), scales, scale_view.shape())
 }
 
 /// An int8 weight's scales from `<name>_scale` (`scale_view`), checked by [`check_scales`].
@@ -50,50 +70,63 @@ pub fn f32_tensors(
     let file = SafeTensors::deserialize(bytes).map_err(|e| bad(e.to_string()))?;
     let views: HashMap<String, TensorView<'_>> = file.tensors().into_iter().filter(|(n, _)| !skip(n)).collect();
     let dtype_of = |view: &TensorView<'_>| TensorDtype::of(view.dtype());
-    let is_int8 = |name: &str| views.get(name).and_then(dtype_of) == Some(TensorDtype::I8);
+    let is_quantised = |name: &str| matches!(views.get(name).and_then(dtype_of), Some(TensorDtype::I8 | TensorDtype::U8));
     let mut out = HashMap::with_capacity(views.len());
     for (name, view) in &views {
-        if name.strip_suffix(SCALE_SUFFIX).is_some_and(is_int8) {
+        if name.strip_suffix(SCALE_SUFFIX).is_some_and(is_quantised) {
             continue; // read with its weight
         }
-        let values = match dtype_of(view) {
+        let scale_view = views.get(&format!("{name}{SCALE_SUFFIX}"));
+        let (values, shape) = match dtype_of(view) {
             Some(TensorDtype::I8) => {
-                let scales = int8_scales(name, view.shape(), views.get(&format!("{name}{SCALE_SUFFIX}"))).map_err(bad)?;
-                dequantised(view.data(), &scales)
+                let scales = int8_scales(name, view.shape(), scale_view).map_err(bad)?;
+                (dequantised(view.data(), &scales), view.shape().to_vec())
             }
-            Some(dtype) => f32_values(dtype, view.data())?,
+            Some(TensorDtype::U8) => {
+                let w = int4_weight(name, view, scale_view).map_err(bad)?;
+                (w.dequantize(), w.shape)
+            }
+            Some(dtype) => (f32_values(dtype, view.data())?, view.shape().to_vec()),
             None => {
                 return Err(bad(format!(
-                    "{name} is {:?}; weights must be F32, F16, BF16, or I8 with per-channel scales",
+                    "{name} is {:?}; weights must be F32, F16, BF16, I8 with per-channel scales or 4-bit (U8) with block scales",
                     view.dtype()
                 )))
             }
         };
-        let tensor = Tensor::from_vec(values, view.shape(), &Device::Cpu).map_err(|e| bad(format!("{name}: {e}")))?;
+        let tensor = Tensor::from_vec(values, shape, &Device::Cpu).map_err(|e| bad(format!("{name}: {e}")))?;
         out.insert(name.clone(), tensor);
     }
     Ok(out)
 }
 
-/// An int8 weight as the file stores it: its values and one scale per output channel.
+/// An int8 weight: its values and one scale per output channel (a 4-bit weight converted).
 pub struct Int8Weight {
     pub name: String,
     pub values: Vec<i8>,
     pub scales: Vec<f32>,
 }
 
-/// The int8 weights of the file that `keep` accepts (by name and shape), for kernels that
-/// compute on them directly. Their scales were checked when [`f32_tensors`] read the file.
+/// The int8 and 4-bit weights of the file that `keep` accepts (by name and the weight's
+/// shape), as int8 with per-row scales, for kernels that compute on them directly (a 4-bit
+/// weight is converted, [`Int4Weight::to_int8_rows`]).
 pub fn int8_weights(bytes: &[u8], keep: impl Fn(&str, &[usize]) -> bool) -> Result<Vec<Int8Weight>, String> {
     let file = SafeTensors::deserialize(bytes).map_err(|e| e.to_string())?;
     let mut out = Vec::new();
     for (name, view) in file.tensors() {
-        if TensorDtype::of(view.dtype()) != Some(TensorDtype::I8) || !keep(&name, view.shape()) {
-            continue;
+        let scale_view = file.tensor(&format!("{name}{SCALE_SUFFIX}")).ok();
+        match TensorDtype::of(view.dtype()) {
+            Some(TensorDtype::I8) if keep(&name, view.shape()) => {
+                let scales = int8_scales(&name, view.shape(), scale_view.as_ref())?;
+                let values = view.data().iter().map(|&b| b as i8).collect();
+                out.push(Int8Weight { name, values, scales });
+            }
+            Some(TensorDtype::U8) if keep(&name, &weight_shape(&name, &view, scale_view.as_ref())?) => {
+                let (values, scales) = int4_weight(&name, &view, scale_view.as_ref())?.to_int8_rows();
+                out.push(Int8Weight { name, values, scales });
+            }
+            _ => {}
         }
-        let scales = int8_scales(&name, view.shape(), file.tensor(&format!("{name}{SCALE_SUFFIX}")).ok().as_ref())?;
-        let values = view.data().iter().map(|&b| b as i8).collect();
-        out.push(Int8Weight { name, values, scales });
     }
     Ok(out)
 }
@@ -129,6 +162,35 @@ mod tests {
         assert_eq!(names, ["b", "w"]);
         assert_eq!(t["w"].to_vec2::<f32>().unwrap(), [[0.5, -1.0, 63.5], [0.0, 10.0, -254.0]]);
         assert_eq!(t["b"].to_vec1::<f32>().unwrap(), [1.5, -3.0]);
+    }
+
+    #[test]
+    fn int4_weights_are_dequantised_with_their_own_shape_and_converted_to_int8() {
+        // A convolution weight [3, 2, 2, 2]: 8 values a row, rows paired in the file.
+        let shape = [3, 2, 2, 2];
+        let values: Vec<f32> = (0..24).map(|i| (i as f32 - 11.0) * 0.25).collect();
+        let w = Int4Weight::quantize(&values, &shape);
+        let scales: Vec<u8> = w.scales_f16().iter().flat_map(|h| h.to_le_bytes()).collect();
+        let bytes = file(&[
+            ("conv", Dtype::U8, int4::packed_shape(&shape), w.packed.clone()),
+            ("conv_scale", Dtype::F16, int4::scales_shape(&shape), scales),
+        ]);
+        let t = f32_tensors(&bytes, |_| false, ModelError::Weights).unwrap();
+        assert_eq!(t.len(), 1, "the scales are read with their weight");
+        assert_eq!(t["conv"].dims(), shape);
+        assert_eq!(t["conv"].flatten_all().unwrap().to_vec1::<f32>().unwrap(), w.dequantize());
+        let int8 = int8_weights(&bytes, |name, s| name == "conv" && s == shape).unwrap();
+        assert_eq!(int8.len(), 1, "kept by its own shape, not the packed one");
+        assert_eq!((int8[0].values.clone(), int8[0].scales.clone()), w.to_int8_rows());
+        // Scales that do not fit the packed shape are refused in one line naming the weight.
+        let wrong = file(&[
+            ("conv", Dtype::U8, int4::packed_shape(&shape), w.packed.clone()),
+            ("conv_scale", Dtype::F16, vec![5, 1], vec![0; 10]),
+        ]);
+        let e = f32_tensors(&wrong, |_| false, ModelError::Weights).unwrap_err().to_string();
+        assert!(e.contains("conv is 4-bit (U8) but conv_scale") && !e.contains('\n'), "{e}");
+        let alone = file(&[("conv", Dtype::U8, int4::packed_shape(&shape), w.packed)]);
+        assert!(f32_tensors(&alone, |_| false, ModelError::Weights).is_err());
     }
 
     #[test]

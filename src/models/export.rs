@@ -1,9 +1,10 @@
 //! Writing an image tower alone as a safetensors file, what `clipmatch bundle` puts in the page's
 //! bundle. Shared by every family's export (`clip::export`, `mobileclip::export`,
-//! `siglip::export`): the storage types, any float tensor read as f32, and the int8 layout:
-//! a weight as int8 with one f32 scale per output channel (its first dimension) in
-//! `<name>_scale`, which this crate's CLIP kernels read as is and the candle families
-//! dequantise at load ([`crate::models::candle_weights`]).
+//! `siglip::export`): the storage types, any float tensor read as f32, the int8 layout (a
+//! weight as int8 with one f32 scale per output channel, its first dimension, in
+//! `<name>_scale`), which this crate's CLIP kernels read as is and the candle families
+//! dequantise at load ([`crate::models::candle_weights`]), and the 4-bit one
+//! ([`crate::models::int4`]), read back as int8.
 
 use std::collections::HashMap;
 
@@ -14,6 +15,7 @@ use crate::error::ModelError;
 use crate::kernels::qgemm::quantize_rows;
 use crate::models::candle_weights::SCALE_SUFFIX;
 use crate::models::config::ModelConfig;
+use crate::models::int4::{self, Int4Weight};
 use crate::models::model::Family;
 use crate::models::{clip, mobileclip, siglip};
 use crate::models::safetensors_stream::{f32_values, TensorDtype};
@@ -31,16 +33,24 @@ pub enum ExportDtype {
         value(help = "int8 weights (per-channel scales), the rest f16: about a quarter of f32's size")
     )]
     Int8,
+    /// The same weights in 4 bits, blocks of 32 with one f16 scale each ([`crate::models::int4`]),
+    /// everything else as f16: about an eighth of f32's size. They run as int8 once loaded.
+    #[cfg_attr(
+        not(target_family = "wasm"),
+        value(help = "4-bit weights (blocks of 32, f16 scales), the rest f16: about an eighth of f32's size")
+    )]
+    Int4,
 }
 
 impl ExportDtype {
-    pub const ALL: [ExportDtype; 3] = [ExportDtype::F16, ExportDtype::F32, ExportDtype::Int8];
+    pub const ALL: [ExportDtype; 4] = [ExportDtype::F16, ExportDtype::F32, ExportDtype::Int8, ExportDtype::Int4];
 
     pub fn name(self) -> &'static str {
         match self {
             ExportDtype::F16 => "f16",
             ExportDtype::F32 => "f32",
             ExportDtype::Int8 => "int8",
+            ExportDtype::Int4 => "int4",
         }
     }
 
@@ -57,13 +67,27 @@ pub fn float_values(name: &str, view: &TensorView<'_>) -> Result<Vec<f32>, Model
     }
 }
 
+/// How far below f16 a tower tensor may be stored (each family says, by name and shape).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Quantisable {
+    /// Never: f16 at int8 and int4 (biases, norms, and what a family keeps precise).
+    No,
+    /// int8 at both int8 and int4: the layer that writes the embedding. Its 4-bit error reaches
+    /// the embedding without passing through any later layer; on the ViT-B/32 fixture keeping
+    /// OpenAI CLIP's projection in int8 took the int4 tower's centred cosine to f32 on 100
+    /// grocery photos from 0.71 to 0.84 for 0.17 MB more (`benches/quantised_fidelity.py`).
+    Int8,
+    /// int8 at int8, 4-bit at int4: a weight whose rows are output channels.
+    Yes,
+}
+
 /// The tower of `expected` tensors (name, shape) of a checkpoint as `dtype`, each checked to be
-/// there with that shape; `quantised` names those stored as int8 at [`ExportDtype::Int8`].
+/// there with that shape; `quantised` says which may be stored as int8 or 4-bit.
 pub fn export_tensors(
     weights: &[u8],
     expected: Vec<(String, Vec<usize>)>,
     dtype: ExportDtype,
-    quantised: impl Fn(&str, &[usize]) -> bool,
+    quantised: impl Fn(&str, &[usize]) -> Quantisable,
 ) -> Result<Vec<u8>, ModelError> {
     let st = safetensors::SafeTensors::deserialize(weights).map_err(|e| ModelError::Weights(e.to_string()))?;
     let mut out = TowerWriter::new(dtype);
@@ -73,8 +97,8 @@ pub fn export_tensors(
             return Err(ModelError::WeightsMismatch(format!("{name} has shape {:?}, the config implies {shape:?}", view.shape())));
         }
         let values = float_values(&name, &view)?;
-        let int8 = quantised(&name, &shape);
-        out.add(name, shape, &values, int8);
+        let how = quantised(&name, &shape);
+        out.add(name, shape, &values, how);
     }
     out.finish()
 }
@@ -90,23 +114,34 @@ impl TowerWriter {
         Self { dtype, tensors: Vec::new() }
     }
 
-    /// Adds tensor `name` of `shape`. `quantisable`: a weight whose rows are output channels
-    /// (linear and convolution layers), stored as int8 + scales at [`ExportDtype::Int8`];
-    /// everything else is f16 there.
-    pub fn add(&mut self, name: String, shape: Vec<usize>, values: &[f32], quantisable: bool) {
-        match self.dtype {
+    /// Adds tensor `name` of `shape`, stored as [`ExportDtype`] and `how` allow: int8 + scales
+    /// at [`ExportDtype::Int8`] (and at [`ExportDtype::Int4`] for [`Quantisable::Int8`]), 4-bit +
+    /// block scales at [`ExportDtype::Int4`]; everything else is f16 there.
+    pub fn add(&mut self, name: String, shape: Vec<usize>, values: &[f32], how: Quantisable) {
+        let weight = how != Quantisable::No && shape.len() >= 2 && !values.is_empty();
+        let dtype = match (self.dtype, how) {
+            (ExportDtype::Int4, Quantisable::Int8) => ExportDtype::Int8,
+            (dtype, _) => dtype,
+        };
+        match dtype {
             ExportDtype::F32 => {
                 let bytes = values.iter().flat_map(|v| v.to_le_bytes()).collect();
                 self.tensors.push((name, Dtype::F32, shape, bytes));
             }
-            ExportDtype::Int8 if quantisable && shape.len() >= 2 && !values.is_empty() => {
+            ExportDtype::Int8 if weight => {
                 let rows = shape[0];
                 let (q, scales) = quantize_rows(values, values.len() / rows);
                 let scale_bytes = scales.iter().flat_map(|v| v.to_le_bytes()).collect();
                 self.tensors.push((format!("{name}{SCALE_SUFFIX}"), Dtype::F32, vec![rows], scale_bytes));
                 self.tensors.push((name, Dtype::I8, shape, q.iter().map(|&v| v as u8).collect()));
             }
-            ExportDtype::F16 | ExportDtype::Int8 => {
+            ExportDtype::Int4 if weight => {
+                let w = Int4Weight::quantize(values, &shape);
+                let scale_bytes = w.scales_f16().iter().flat_map(|v| v.to_le_bytes()).collect();
+                self.tensors.push((format!("{name}{SCALE_SUFFIX}"), Dtype::F16, int4::scales_shape(&shape), scale_bytes));
+                self.tensors.push((name, Dtype::U8, int4::packed_shape(&shape), w.packed));
+            }
+            ExportDtype::F16 | ExportDtype::Int8 | ExportDtype::Int4 => {
                 let bytes = values.iter().flat_map(|v| f16::from_f32(*v).to_le_bytes()).collect();
                 self.tensors.push((name, Dtype::F16, shape, bytes));
             }
@@ -138,6 +173,21 @@ pub fn vision_tower(family: Family, config: &str, weights: &[u8], dtype: ExportD
     }
 }
 
+/// What `clipmatch bundle` exports when `--dtype` is not given: int8 where the int8 tower ranks
+/// the grocery photos as f32 does (top-5 identical for at least 99 of 100 phone photos against the
+/// 31 products, `examples/export_fidelity.rs MODEL 100`, full-size random-weight models,
+/// 2026-11-29), f16 elsewhere:
+/// - OpenAI CLIP ViT-B/32: int8 99/100 (the one change swaps two products 0.00001 apart), 88 MB
+///   against f16's 176 MB;
+/// - SigLIP2 base: int8 99/100, 94 MB against 187 MB;
+/// - MobileCLIP2-S0: int8 88/100 (top-1 changed for 2), so f16 (23 MB; int8 12 MB).
+pub fn default_dtype(family: Family) -> ExportDtype {
+    match family {
+        Family::OpenAiClip | Family::Siglip => ExportDtype::Int8,
+        Family::MobileClip => ExportDtype::F16,
+    }
+}
+
 /// The least cosine an exported tower's embedding of a test image must have to the folder's
 /// model's: `clipmatch bundle` checks it before writing anything, and refuses in one line naming
 /// the figure. The int8 bounds sit under what was measured (`examples/export_fidelity.rs`, fixture
@@ -145,12 +195,17 @@ pub fn vision_tower(family: Family, config: &str, weights: &[u8], dtype: ExportD
 /// full-size, calibrated BatchNorm, min 0.99996 (narrow fixture 0.99998); MobileCLIP-B (ViT-MCi,
 /// a ViT-B/16 like OpenAI CLIP's, and so held to the same bound) full-size, calibrated BatchNorm,
 /// min 0.99977; SigLIP2 base min 0.99984 (narrow fixture 0.99976). f16 measured >= 0.999997
-/// everywhere.
+/// everywhere. int4 (same command and day, fixture images): ViT-B/32 min 0.99687 (tiny fixture
+/// 0.99252); MobileCLIP2-S0 0.99874 (narrow 0.99935); SigLIP2 base 0.97486, the one family that
+/// loses this much in 4 bits (its narrow fixture, 0.94163, is refused).
 pub fn min_cosine(family: Family, dtype: ExportDtype) -> f64 {
     match (dtype, family) {
         (ExportDtype::F32, _) => 0.99999,
         (ExportDtype::F16, _) => 0.9999,
         (ExportDtype::Int8, Family::OpenAiClip | Family::MobileClip) => 0.9995,
         (ExportDtype::Int8, Family::Siglip) => 0.999,
+        (ExportDtype::Int4, Family::OpenAiClip) => 0.99,
+        (ExportDtype::Int4, Family::MobileClip) => 0.995,
+        (ExportDtype::Int4, Family::Siglip) => 0.97,
     }
 }

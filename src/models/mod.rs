@@ -13,6 +13,8 @@ pub mod export;
 /// Reading hub folders (the tokenizers are native only).
 #[cfg(not(target_arch = "wasm32"))]
 pub mod folder;
+/// 4-bit weights in blocks of 32 with f16 scales: the smallest export.
+pub mod int4;
 pub mod mobileclip;
 pub mod model;
 pub mod safetensors_stream;

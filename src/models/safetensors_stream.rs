@@ -26,6 +26,8 @@ pub enum TensorDtype {
     F16,
     BF16,
     I8,
+    /// Two 4-bit values a byte ([`crate::models::int4`]).
+    U8,
 }
 
 impl TensorDtype {
@@ -33,7 +35,7 @@ impl TensorDtype {
         match self {
             TensorDtype::F32 => 4,
             TensorDtype::F16 | TensorDtype::BF16 => 2,
-            TensorDtype::I8 => 1,
+            TensorDtype::I8 | TensorDtype::U8 => 1,
         }
     }
 
@@ -44,6 +46,7 @@ impl TensorDtype {
             safetensors::Dtype::F16 => TensorDtype::F16,
             safetensors::Dtype::BF16 => TensorDtype::BF16,
             safetensors::Dtype::I8 => TensorDtype::I8,
+            safetensors::Dtype::U8 => TensorDtype::U8,
             _ => return None,
         })
     }
@@ -54,6 +57,7 @@ impl TensorDtype {
             "F16" => TensorDtype::F16,
             "BF16" => TensorDtype::BF16,
             "I8" => TensorDtype::I8,
+            "U8" => TensorDtype::U8,
             _ => return None,
         })
     }
@@ -96,7 +100,9 @@ pub fn f32_values(dtype: TensorDtype, data: &[u8]) -> Result<Vec<f32>, ModelErro
         TensorDtype::F32 => data.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect(),
         TensorDtype::F16 => data.chunks_exact(2).map(|b| half::f16::from_le_bytes([b[0], b[1]]).to_f32()).collect(),
         TensorDtype::BF16 => data.chunks_exact(2).map(|b| half::bf16::from_le_bytes([b[0], b[1]]).to_f32()).collect(),
-        TensorDtype::I8 => return Err(ModelError::Weights("int8 data is not a float tensor".into())),
+        TensorDtype::I8 | TensorDtype::U8 => {
+            return Err(ModelError::Weights("int8 or 4-bit data is not a float tensor".into()))
+        }
     })
 }
 

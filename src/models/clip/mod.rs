@@ -14,6 +14,7 @@ pub mod vision;
 use std::collections::HashMap;
 
 use crate::models::config::ModelConfig;
+use crate::models::int4::{self, Int4Weight};
 use crate::error::ModelError;
 use crate::models::clip::text::{TextEncoder, TextEncoderBuilder};
 use crate::models::clip::vision::{is_linear_weight, Precision, TensorValues, VisionEncoder, VisionEncoderBuilder};
@@ -134,16 +135,20 @@ fn check_tensors(tensors: &[TensorInfo], cfg: &ModelConfig, want: Option<Towers>
             missing.push(name.clone());
             continue;
         };
-        if t.shape != *shape {
-            return Err(ModelError::WeightsMismatch(format!(
-                "{name} has shape {:?}, config.json implies {:?}",
-                t.shape, shape
-            )));
+        let scale_name = format!("{name}_scale");
+        let scale = by_name.get(scale_name.as_str()).and_then(|sc| Some((sc.dtype?, sc.shape.as_slice())));
+        let int4 = t.dtype == Some(TensorDtype::U8) && is_linear_weight(name);
+        let found = if int4 {
+            int4::check_stored(name, &t.shape, scale).map_err(ModelError::WeightsMismatch)?
+        } else {
+            t.shape.clone()
+        };
+        if found != *shape {
+            return Err(ModelError::WeightsMismatch(format!("{name} has shape {found:?}, config.json implies {shape:?}")));
         }
         if t.dtype == Some(TensorDtype::I8) && is_linear_weight(name) {
-            let scale_name = format!("{name}_scale");
-            match by_name.get(scale_name.as_str()) {
-                Some(sc) if sc.shape == [shape[0]] && matches!(sc.dtype, Some(TensorDtype::F32 | TensorDtype::F16)) => {}
+            match scale {
+                Some((TensorDtype::F32 | TensorDtype::F16, s)) if s == [shape[0]] => {}
                 _ => {
                     return Err(ModelError::WeightsMismatch(format!(
                         "{name} is int8 but {scale_name} (F32, [{}]) is missing or malformed",
@@ -151,9 +156,9 @@ fn check_tensors(tensors: &[TensorInfo], cfg: &ModelConfig, want: Option<Towers>
                     )))
                 }
             }
-        } else if !matches!(t.dtype, Some(TensorDtype::F32 | TensorDtype::F16 | TensorDtype::BF16)) {
+        } else if !int4 && !matches!(t.dtype, Some(TensorDtype::F32 | TensorDtype::F16 | TensorDtype::BF16)) {
             return Err(ModelError::Weights(format!(
-                "{name} is {}; only F32, F16 and BF16 weights (and I8 for linear layers) are supported",
+                "{name} is {}; only F32, F16 and BF16 weights (and I8 or 4-bit U8 for linear layers) are supported",
                 t.dtype_name
             )));
         }
@@ -176,9 +181,10 @@ pub struct ModelLoader {
     want: Option<Towers>,
     /// `None`: as stored (int8 weights load as int8, float weights as f32).
     precision: Option<Precision>,
-    /// int8 weights waiting for their scales, and scales waiting for their weights.
-    pending_int8: HashMap<String, Vec<i8>>,
-    pending_scales: HashMap<String, Vec<f32>>,
+    /// Quantised weights (int8 or 4-bit: type, stored shape, bytes) waiting for their scales,
+    /// and scales (stored shape, values) waiting for their weights.
+    pending_weights: HashMap<String, (TensorDtype, Vec<usize>, Vec<u8>)>,
+    pending_scales: HashMap<String, (Vec<usize>, Vec<f32>)>,
     stream: SafetensorsStream,
     /// Set once the header has been read and checked.
     towers: Option<Towers>,
@@ -193,7 +199,7 @@ impl ModelLoader {
             config,
             want,
             precision: None,
-            pending_int8: HashMap::new(),
+            pending_weights: HashMap::new(),
             pending_scales: HashMap::new(),
             stream: SafetensorsStream::new(),
             towers: None,
@@ -246,10 +252,12 @@ impl ModelLoader {
 impl TensorSink for ModelLoader {
     fn header(&mut self, tensors: &[TensorInfo]) -> Result<(), ModelError> {
         let towers = check_tensors(tensors, &self.config, self.want)?;
-        let stored_int8 = tensors.iter().any(|t| t.dtype == Some(TensorDtype::I8) && is_linear_weight(&t.name));
+        let stored_int8 = tensors
+            .iter()
+            .any(|t| matches!(t.dtype, Some(TensorDtype::I8 | TensorDtype::U8)) && is_linear_weight(&t.name));
         let precision = match (self.precision, stored_int8) {
             (Some(Precision::F32), true) => {
-                return Err(ModelError::Weights("the weights are int8; they cannot be loaded at f32 precision".into()))
+                return Err(ModelError::Weights("the weights are int8 or 4-bit; they cannot be loaded at f32 precision".into()))
             }
             (Some(p), _) => p,
             (None, true) => Precision::Int8,
@@ -271,14 +279,16 @@ impl TensorSink for ModelLoader {
         let vision = self.vision.as_mut().expect("the header comes first");
         if vision.wants(&info.name) {
             let dtype = info.dtype.expect("checked with the header");
-            if dtype != TensorDtype::I8 {
+            if !matches!(dtype, TensorDtype::I8 | TensorDtype::U8) {
                 return vision.put(&info.name, TensorValues::F32(&f32_values(dtype, data)?));
             }
-            let values: Vec<i8> = data.iter().map(|&b| b as i8).collect();
             return match self.pending_scales.remove(&format!("{}_scale", info.name)) {
-                Some(scales) => vision.put(&info.name, TensorValues::Int8 { values: &values, scales: &scales }),
+                Some((scale_shape, scales)) => {
+                    let (values, scales) = int8_rows(&info.name, dtype, &info.shape, data.to_vec(), scales, &scale_shape)?;
+                    vision.put(&info.name, TensorValues::Int8 { values: &values, scales: &scales })
+                }
                 None => {
-                    self.pending_int8.insert(info.name.clone(), values);
+                    self.pending_weights.insert(info.name.clone(), (dtype, info.shape.clone(), data.to_vec()));
                     Ok(())
                 }
             };
@@ -286,10 +296,13 @@ impl TensorSink for ModelLoader {
         if let Some(weight) = info.name.strip_suffix("_scale").filter(|w| is_linear_weight(w)) {
             let Some(dtype @ (TensorDtype::F32 | TensorDtype::F16)) = info.dtype else { return Ok(()) };
             let scales = f32_values(dtype, data)?;
-            return match self.pending_int8.remove(weight) {
-                Some(values) => vision.put(weight, TensorValues::Int8 { values: &values, scales: &scales }),
+            return match self.pending_weights.remove(weight) {
+                Some((weight_dtype, shape, bytes)) => {
+                    let (values, scales) = int8_rows(weight, weight_dtype, &shape, bytes, scales, &info.shape)?;
+                    vision.put(weight, TensorValues::Int8 { values: &values, scales: &scales })
+                }
                 None => {
-                    self.pending_scales.insert(info.name.clone(), scales);
+                    self.pending_scales.insert(info.name.clone(), (info.shape.clone(), scales));
                     Ok(())
                 }
             };
@@ -299,6 +312,25 @@ impl TensorSink for ModelLoader {
             return text.put(&info.name, &f32_values(dtype, data)?);
         }
         Ok(())
+    }
+}
+
+/// A quantised linear weight as int8 rows and their scales: int8 as stored, 4-bit converted
+/// ([`Int4Weight::to_int8_rows`]). Both tensors' shapes were checked with the header.
+fn int8_rows(
+    name: &str,
+    dtype: TensorDtype,
+    shape: &[usize],
+    bytes: Vec<u8>,
+    scales: Vec<f32>,
+    scale_shape: &[usize],
+) -> Result<(Vec<i8>, Vec<f32>), ModelError> {
+    match dtype {
+        TensorDtype::U8 => {
+            let w = Int4Weight::from_stored(name, bytes, shape, scales, scale_shape).map_err(ModelError::WeightsMismatch)?;
+            Ok(w.to_int8_rows())
+        }
+        _ => Ok((bytes.into_iter().map(|b| b as i8).collect(), scales)),
     }
 }
 

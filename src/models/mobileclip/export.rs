@@ -1,5 +1,5 @@
 //! The MobileCLIP image tower alone (`visual.*`, BatchNorm's step counters left out) as a
-//! safetensors file with open_clip's names, f16, f32 or int8 (convolution and linear weights per
+//! safetensors file with open_clip's names, f16, f32, int8 or int4 (convolution and linear weights per
 //! output channel, but for the stem and the depthwise convolutions): what `clipmatch bundle` ships
 //! with the folder's `open_clip_config.json`.
 
@@ -7,11 +7,13 @@ use safetensors::SafeTensors;
 
 use super::tensors::bad;
 use crate::error::ModelError;
-use crate::models::export::{export_tensors, ExportDtype};
+use crate::models::export::{export_tensors, ExportDtype, Quantisable};
 
 const PREFIX: &str = "visual.";
 /// The convolutional stems: FastViT's, and ViT-MCi's patch embedding (MobileCLIP-B).
 const STEMS: [&str; 2] = ["visual.trunk.stem.", "visual.trunk.patch_embed."];
+/// The layers that write the embedding: FastViT's classifier head, ViT-MCi's.
+const HEADS: [&str; 2] = ["visual.trunk.head.fc.weight", "visual.trunk.head.weight"];
 
 /// Whether a tower tensor is stored as int8 at `--dtype int8`: the weights of convolutions and
 /// linear layers (rows are output channels), except the stem's and the depthwise convolutions',
@@ -19,10 +21,17 @@ const STEMS: [&str; 2] = ["visual.trunk.stem.", "visual.trunk.patch_embed."];
 /// photos, `examples/export_fidelity.rs`): quantising those too left the int8 tower ten times
 /// further from f32 (1 - cosine up to 2.9e-4 against 2.9e-5) for 0.2 MB less (11.9 MB, 12.1 MB).
 /// On a full-size MobileCLIP-B, keeping its patch embedding in f16 halved the distance (1 - cosine
-/// up to 2.3e-4 against 4.5e-4) for 0.7 MB more (87.7 MB).
-fn is_quantised(name: &str, shape: &[usize]) -> bool {
+/// up to 2.3e-4 against 4.5e-4) for 0.7 MB more (87.7 MB). The head, which writes the embedding,
+/// stays int8 at `--dtype int4` ([`Quantisable::Int8`]).
+fn is_quantised(name: &str, shape: &[usize]) -> Quantisable {
     let depthwise = shape.len() == 4 && shape[1] == 1;
-    name.ends_with(".weight") && shape.len() >= 2 && !STEMS.iter().any(|stem| name.starts_with(stem)) && !depthwise
+    if !name.ends_with(".weight") || shape.len() < 2 || STEMS.iter().any(|stem| name.starts_with(stem)) || depthwise {
+        Quantisable::No
+    } else if HEADS.contains(&name) {
+        Quantisable::Int8
+    } else {
+        Quantisable::Yes
+    }
 }
 
 /// The image tower of an `open_clip_model.safetensors`, stored as `dtype`.

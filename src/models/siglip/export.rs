@@ -6,12 +6,18 @@
 use super::config::SiglipConfig;
 use super::vision::expected_tensors;
 use crate::error::ModelError;
-use crate::models::export::{export_tensors, ExportDtype};
+use crate::models::export::{export_tensors, ExportDtype, Quantisable};
 
 /// Whether a tower tensor is a weight whose rows are output channels (linear layers, the patch
-/// convolution, the head's attention projection).
-fn is_channel_weight(name: &str, shape: &[usize]) -> bool {
-    shape.len() >= 2 && (name.ends_with(".weight") || name.ends_with(".in_proj_weight")) && !name.contains("position_embedding")
+/// convolution, the head's attention projection); the head's last layer, which writes the
+/// embedding, at most int8.
+fn is_channel_weight(name: &str, shape: &[usize]) -> Quantisable {
+    let weight = shape.len() >= 2 && (name.ends_with(".weight") || name.ends_with(".in_proj_weight"));
+    match name {
+        _ if !weight || name.contains("position_embedding") => Quantisable::No,
+        "vision_model.head.mlp.fc2.weight" => Quantisable::Int8,
+        _ => Quantisable::Yes,
+    }
 }
 
 /// The image tower of a `model.safetensors`, checked against `config.json`, stored as `dtype`.

@@ -26,7 +26,7 @@ use candle_nn::VarBuilder;
 use safetensors::SafeTensors;
 
 use crate::error::ModelError;
-use crate::models::candle_weights::{check_scales, f32_tensors, SCALE_SUFFIX};
+use crate::models::candle_weights::{check_scales, f32_tensors, weight_shape, SCALE_SUFFIX};
 use crate::models::config::PreprocessConfig;
 use crate::models::safetensors_stream::TensorDtype;
 use crate::models::siglip::config::SiglipConfig;
@@ -38,8 +38,8 @@ use crate::models::siglip::vision::VisionTower;
 pub const TEXT_LEN: usize = 64;
 
 /// Checks that each expected tensor is in the file with its shape and a dtype the candle
-/// families read (F32, F16, BF16, or I8 with its per-channel scales as the int8 export writes
-/// them), naming the first that is not.
+/// families read (F32, F16, BF16, I8 with its per-channel scales as the int8 export writes
+/// them, or 4-bit as the int4 export does), naming the first that is not.
 pub(crate) fn check_float_tensors(
     tensors: &HashMap<String, safetensors::tensor::TensorView<'_>>,
     expected: &[(String, Vec<usize>)],
@@ -48,22 +48,20 @@ pub(crate) fn check_float_tensors(
         let Some(found) = tensors.get(name) else {
             return Err(ModelError::WeightsMismatch(format!("{name} is missing")));
         };
-        if found.shape() != shape.as_slice() {
-            return Err(ModelError::WeightsMismatch(format!(
-                "{name} has shape {:?}, config.json implies {shape:?}",
-                found.shape()
-            )));
+        let scale_view = tensors.get(&format!("{name}{SCALE_SUFFIX}"));
+        let found_shape = weight_shape(name, found, scale_view).map_err(ModelError::WeightsMismatch)?;
+        if found_shape != *shape {
+            return Err(ModelError::WeightsMismatch(format!("{name} has shape {found_shape:?}, config.json implies {shape:?}")));
         }
         match TensorDtype::of(found.dtype()) {
-            Some(TensorDtype::F32 | TensorDtype::F16 | TensorDtype::BF16) => {}
+            Some(TensorDtype::F32 | TensorDtype::F16 | TensorDtype::BF16 | TensorDtype::U8) => {}
             Some(TensorDtype::I8) => {
-                let scales = tensors.get(&format!("{name}{SCALE_SUFFIX}"));
-                let scales = scales.and_then(|v| Some((TensorDtype::of(v.dtype())?, v.shape())));
+                let scales = scale_view.and_then(|v| Some((TensorDtype::of(v.dtype())?, v.shape())));
                 check_scales(name, shape, scales).map_err(ModelError::WeightsMismatch)?;
             }
             None => {
                 return Err(ModelError::Weights(format!(
-                    "{name} is {:?}; only F32, F16 and BF16 weights (or I8 with scales) are supported",
+                    "{name} is {:?}; only F32, F16 and BF16 weights (or I8 and 4-bit U8 with scales) are supported",
                     found.dtype()
                 )))
             }
