@@ -10,6 +10,7 @@ const MIN_PARALLEL_WORK: usize = 1 << 20;
 /// Ranges a product is cut into per thread when it runs on several: more than one, so a thread
 /// that starts late or is interrupted (the page's other threads share the cores) leaves part of
 /// its share to the others instead of making them wait for it.
+#[cfg(any(not(target_arch = "wasm32"), feature = "threads"))]
 const CHUNKS_PER_THREAD: usize = 4;
 
 /// Calls `f` on contiguous ranges covering `0..items`, [`CHUNKS_PER_THREAD`] per thread when
