@@ -332,8 +332,8 @@ impl QJob<'_> {
             let first_col = p * QNR;
             let whole = first_col + QNR <= w.out_dim;
             for b in 0..self.m.div_ceil(MR) {
-                dot_block(panel, self.x.block(b), self.x.pairs, &mut acc);
                 let first = b * MR;
+                dot_block(panel, self.x.block(b), self.x.pairs, (self.m - first).min(MR), &mut acc);
                 let rows = acc.iter().enumerate().take(self.m - first);
                 if whole && matches!(self.layout, Layout::RowsAreInputs) {
                     // A row's eight outputs are side by side: one pass over them (vectorised).
@@ -373,15 +373,23 @@ impl QJob<'_> {
     }
 }
 
-/// `acc[r][c] = Σ_k a(r, k) * panel(c, k)` for the [`MR`] inputs of one block
-/// ([`PackedActivations`]: pair `j` of input `r` at `block[(j * MR + r) * 2..]`) and one panel.
+/// `acc[r][c] = Σ_k a(r, k) * panel(c, k)` for the first `rows` (at most [`MR`]) inputs of one
+/// block ([`PackedActivations`]: pair `j` of input `r` at `block[(j * MR + r) * 2..]`) and one
+/// panel; rows past `rows` are padding, and are left alone where the kernel can skip them.
 #[inline]
-fn dot_block(panel: &[i8], block: &[i16], pairs: usize, acc: &mut [[i32; QNR]; MR]) {
+fn dot_block(panel: &[i8], block: &[i16], pairs: usize, rows: usize, acc: &mut [[i32; QNR]; MR]) {
     assert!(panel.len() >= pairs * 2 * QNR && block.len() >= pairs * 2 * MR, "block sizes");
     #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
-    {
-        // SAFETY: `panel` holds `pairs` rows of 16 bytes and `block` `pairs` groups of 8 values.
-        unsafe { simd128::dot_block(panel, block, pairs, acc) };
+    // SAFETY: `panel` holds `pairs` rows of 16 bytes and `block` `pairs` groups of 8 values.
+    // The last block of a product whose row count is not a multiple of four computes only its
+    // rows (ViT-B/32's 50 tokens: 2 of the 13th block's 4, 4 % of the products).
+    unsafe {
+        match rows {
+            1 => simd128::dot_block::<1>(panel, block, pairs, acc),
+            2 => simd128::dot_block::<2>(panel, block, pairs, acc),
+            3 => simd128::dot_block::<3>(panel, block, pairs, acc),
+            _ => simd128::dot_block::<MR>(panel, block, pairs, acc),
+        }
     }
     #[cfg(target_arch = "x86_64")]
     if is_x86_feature_detected!("avx2") {
@@ -391,6 +399,7 @@ fn dot_block(panel: &[i8], block: &[i16], pairs: usize, acc: &mut [[i32; QNR]; M
     }
     #[cfg(not(all(target_arch = "wasm32", target_feature = "simd128")))]
     {
+        let _ = rows;
         *acc = [[0; QNR]; MR];
         for j in 0..pairs {
             let wrow = &panel[j * 2 * QNR..(j + 1) * 2 * QNR];
@@ -414,30 +423,25 @@ mod simd128 {
     /// four lanes (`v128.load32_splat`). V8 turns both into one memory operand each (`vpmovsxbw`,
     /// `vbroadcastss`), where widening a loaded row and shuffling a pair took six vector
     /// operations a step beside the eight products: 1.12-1.2x faster (benches/probes/qgemm_loads).
+    /// `R` inputs of the block (the first `R` of its [`MR`]).
     #[inline]
-    pub unsafe fn dot_block(panel: &[i8], block: &[i16], pairs: usize, acc: &mut [[i32; QNR]; MR]) {
+    pub unsafe fn dot_block<const R: usize>(panel: &[i8], block: &[i16], pairs: usize, acc: &mut [[i32; QNR]; MR]) {
         let z = i32x4_splat(0);
-        let mut lo = [z; MR];
-        let mut hi = [z; MR];
+        let mut lo = [z; R];
+        let mut hi = [z; R];
         let (mut w, mut a) = (panel.as_ptr(), block.as_ptr());
         for _ in 0..pairs {
             let w_lo = i16x8_load_extend_i8x8(w);
             let w_hi = i16x8_load_extend_i8x8(w.add(8));
-            macro_rules! input {
-                ($r:literal) => {
-                    let ar = v128_load32_splat(a.add($r * 2) as *const u32);
-                    lo[$r] = i32x4_add(lo[$r], i32x4_dot_i16x8(ar, w_lo));
-                    hi[$r] = i32x4_add(hi[$r], i32x4_dot_i16x8(ar, w_hi));
-                };
+            for r in 0..R {
+                let ar = v128_load32_splat(a.add(r * 2) as *const u32);
+                lo[r] = i32x4_add(lo[r], i32x4_dot_i16x8(ar, w_lo));
+                hi[r] = i32x4_add(hi[r], i32x4_dot_i16x8(ar, w_hi));
             }
-            input!(0);
-            input!(1);
-            input!(2);
-            input!(3);
             w = w.add(2 * QNR);
             a = a.add(2 * MR);
         }
-        for r in 0..MR {
+        for r in 0..R {
             v128_store(acc[r].as_mut_ptr() as *mut v128, lo[r]);
             v128_store(acc[r].as_mut_ptr().add(4) as *mut v128, hi[r]);
         }
