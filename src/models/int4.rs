@@ -10,8 +10,10 @@
 //!   weight's row count.
 //!
 //! Each scale is chosen to minimise the block's squared error over a grid of candidates (both
-//! signs, so the larger-magnitude end of a block can use -8), which keeps more of the weights
-//! than mapping the largest magnitude to 7.
+//! signs, so the larger-magnitude end of a block can use -8), then refitted by least squares for
+//! the integers chosen, which keeps more of the weights than mapping the largest magnitude to 7
+//! or to -8 (onnxruntime's `MatMulNBits` rule; with the grid alone, 0.0066 of the weights'
+//! energy lost against 0.0074 on ViT-B/32, `benches/quantised_fidelity.py`).
 //!
 //! The kernels do not compute in 4 bits: at load a weight becomes int8 with one scale per row
 //! ([`Int4Weight::to_int8_rows`]) and runs on the int8 path, or f32 where a layer has no int8
