@@ -18,6 +18,11 @@ use crate::models::safetensors_stream::{f32_values, TensorDtype};
 /// Suffix of the tensor holding an int8 weight's scales (as the export writes it).
 pub const SCALE_SUFFIX: &str = "_scale";
 
+/// A tensor's type (if this crate reads it) and shape, as the checks below take them.
+pub fn stored<'a>(view: &'a TensorView<'_>) -> Option<(TensorDtype, &'a [usize])> {
+    Some((TensorDtype::of(view.dtype())?, view.shape()))
+}
+
 /// Checks an int8 weight's scales: `<name>_scale`, F32 or F16, one per row of `shape`.
 pub fn check_scales(name: &str, shape: &[usize], scales: Option<(TensorDtype, &[usize])>) -> Result<(), String> {
     match scales {
@@ -35,7 +40,7 @@ pub fn weight_shape(name: &str, view: &TensorView<'_>, scales: Option<&TensorVie
     if TensorDtype::of(view.dtype()) != Some(TensorDtype::U8) {
         return Ok(view.shape().to_vec());
     }
-    int4::check_stored(name, view.shape(), scales.and_then(|v| Some((TensorDtype::of(v.dtype())?, v.shape()))))
+    int4::check_stored(name, view.shape(), scales.and_then(stored))
 }
 
 /// A 4-bit weight read back from its two tensors (`<name>`, `<name>_scale`).
@@ -48,10 +53,10 @@ fn int4_weight(name: &str, view: &TensorView<'_>, scale_view: Option<&TensorView
 
 /// An int8 weight's scales from `<name>_scale` (`scale_view`), checked by [`check_scales`].
 fn int8_scales(name: &str, shape: &[usize], scale_view: Option<&TensorView<'_>>) -> Result<Vec<f32>, String> {
-    let dtype = scale_view.and_then(|v| TensorDtype::of(v.dtype()));
-    check_scales(name, shape, dtype.zip(scale_view.map(|v| v.shape())))?;
-    let view = scale_view.expect("checked");
-    f32_values(dtype.expect("checked"), view.data()).map_err(|e| e.to_string())
+    let found = scale_view.and_then(stored);
+    check_scales(name, shape, found)?;
+    let (dtype, view) = (found.expect("checked").0, scale_view.expect("checked"));
+    f32_values(dtype, view.data()).map_err(|e| e.to_string())
 }
 
 /// `q[row][..] * scales[row]`.

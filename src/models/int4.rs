@@ -182,15 +182,18 @@ impl Int4Weight {
         self.scales.iter().map(|&s| f16::from_f32(s)).collect()
     }
 
+    /// Row `r` as stored: the bytes holding it, the shift of its nibble in them, its scales.
+    fn row(&self, r: usize) -> (&[u8], u32, &[f32]) {
+        let (k, blocks) = (inner(&self.shape), inner(&self.shape).div_ceil(BLOCK));
+        let shift = if r % 2 == 0 { 0 } else { 4 };
+        (&self.packed[(r / 2) * k..(r / 2 + 1) * k], shift, &self.scales[r * blocks..(r + 1) * blocks])
+    }
+
     /// The values, `[rows, per row]` in row order.
     pub fn dequantize(&self) -> Vec<f32> {
-        let (rows, k) = (self.rows(), inner(&self.shape));
-        let blocks = k.div_ceil(BLOCK);
-        let mut out = Vec::with_capacity(rows * k);
-        for r in 0..rows {
-            let shift = if r % 2 == 0 { 0 } else { 4 };
-            let src = &self.packed[(r / 2) * k..(r / 2 + 1) * k];
-            let scales = &self.scales[r * blocks..(r + 1) * blocks];
+        let mut out = Vec::with_capacity(self.rows() * inner(&self.shape));
+        for r in 0..self.rows() {
+            let (src, shift, scales) = self.row(r);
             out.extend(src.iter().enumerate().map(|(i, &b)| nibble_level(b >> shift) as f32 * scales[i / BLOCK]));
         }
         out
@@ -205,13 +208,10 @@ impl Int4Weight {
     /// (`examples/export_fidelity.rs`) measure what it adds to the 4-bit error.
     pub fn to_int8_rows(&self) -> (Vec<i8>, Vec<f32>) {
         let (rows, k) = (self.rows(), inner(&self.shape));
-        let blocks = k.div_ceil(BLOCK);
         let mut values = vec![0i8; rows * k];
         let mut row_scales = Vec::with_capacity(rows);
         for (r, dst) in values.chunks_exact_mut(k.max(1)).enumerate().take(rows) {
-            let shift = if r % 2 == 0 { 0 } else { 4 };
-            let src = &self.packed[(r / 2) * k..(r / 2 + 1) * k];
-            let scales = &self.scales[r * blocks..(r + 1) * blocks];
+            let (src, shift, scales) = self.row(r);
             // The row's largest magnitude: per block, its scale times its largest level.
             let largest = src
                 .chunks(BLOCK)

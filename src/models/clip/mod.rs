@@ -13,6 +13,7 @@ pub mod vision;
 
 use std::collections::HashMap;
 
+use crate::models::candle_weights::check_scales;
 use crate::models::config::ModelConfig;
 use crate::models::int4::{self, Int4Weight};
 use crate::error::ModelError;
@@ -135,8 +136,7 @@ fn check_tensors(tensors: &[TensorInfo], cfg: &ModelConfig, want: Option<Towers>
             missing.push(name.clone());
             continue;
         };
-        let scale_name = format!("{name}_scale");
-        let scale = by_name.get(scale_name.as_str()).and_then(|sc| Some((sc.dtype?, sc.shape.as_slice())));
+        let scale = by_name.get(format!("{name}_scale").as_str()).and_then(|sc| Some((sc.dtype?, sc.shape.as_slice())));
         let int4 = t.dtype == Some(TensorDtype::U8) && is_linear_weight(name);
         let found = if int4 {
             int4::check_stored(name, &t.shape, scale).map_err(ModelError::WeightsMismatch)?
@@ -147,15 +147,7 @@ fn check_tensors(tensors: &[TensorInfo], cfg: &ModelConfig, want: Option<Towers>
             return Err(ModelError::WeightsMismatch(format!("{name} has shape {found:?}, config.json implies {shape:?}")));
         }
         if t.dtype == Some(TensorDtype::I8) && is_linear_weight(name) {
-            match scale {
-                Some((TensorDtype::F32 | TensorDtype::F16, s)) if s == [shape[0]] => {}
-                _ => {
-                    return Err(ModelError::WeightsMismatch(format!(
-                        "{name} is int8 but {scale_name} (F32, [{}]) is missing or malformed",
-                        shape[0]
-                    )))
-                }
-            }
+            check_scales(name, shape, scale).map_err(ModelError::WeightsMismatch)?;
         } else if !int4 && !matches!(t.dtype, Some(TensorDtype::F32 | TensorDtype::F16 | TensorDtype::BF16)) {
             return Err(ModelError::Weights(format!(
                 "{name} is {}; only F32, F16 and BF16 weights (and I8 or 4-bit U8 for linear layers) are supported",

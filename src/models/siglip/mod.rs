@@ -26,7 +26,7 @@ use candle_nn::VarBuilder;
 use safetensors::SafeTensors;
 
 use crate::error::ModelError;
-use crate::models::candle_weights::{check_scales, f32_tensors, weight_shape, SCALE_SUFFIX};
+use crate::models::candle_weights::{check_scales, f32_tensors, stored, weight_shape, SCALE_SUFFIX};
 use crate::models::config::PreprocessConfig;
 use crate::models::safetensors_stream::TensorDtype;
 use crate::models::siglip::config::SiglipConfig;
@@ -56,8 +56,7 @@ pub(crate) fn check_float_tensors(
         match TensorDtype::of(found.dtype()) {
             Some(TensorDtype::F32 | TensorDtype::F16 | TensorDtype::BF16 | TensorDtype::U8) => {}
             Some(TensorDtype::I8) => {
-                let scales = scale_view.and_then(|v| Some((TensorDtype::of(v.dtype())?, v.shape())));
-                check_scales(name, shape, scales).map_err(ModelError::WeightsMismatch)?;
+                check_scales(name, shape, scale_view.and_then(stored)).map_err(ModelError::WeightsMismatch)?;
             }
             None => {
                 return Err(ModelError::Weights(format!(
