@@ -12,6 +12,9 @@ Inputs: the grocery phone photos (recursive *.jpg), and the catalog's *_Iconic.j
   ours int8    `clipmatch embed` on a folder whose model.safetensors is our int8 export
   ours int4    the same with our int4 export
   ours f32     `clipmatch embed` on a folder whose model.safetensors is the f32 vision tower
+  our 4-bit weights in transformers: our int4 export dequantised into transformers' f32 model, the
+               weight rounding alone with f32 arithmetic (as onnxruntime's q4 runs), beside
+               "onnxruntime's q4 rule in torch" (--q4-jitter)
 clipmatch decodes and preprocesses in Rust (within a few 8-bit levels of PIL), so "ours int8 vs
 ours f32" isolates quantisation, as "ORT int8 vs transformers f32" does for onnxruntime.
 
@@ -26,7 +29,10 @@ five items in the same order) and the mean overlap of the top-5 sets.
         models/clip-b32-random/onnx/vision_int8.safetensors
     cargo run --release --example export_vision -- models/clip-b32-random int4 \
         models/clip-b32-random/onnx/vision_int4.safetensors
-    python3 benches/quantised_fidelity.py --model models/clip-b32-random
+    python3 benches/quantised_fidelity.py --model models/clip-b32-random [--json OUT]
+
+One random-weight model's top-5 agreement turns on near-ties; benches/fidelity_seeds.py runs this
+over several seeds and averages.
 """
 import argparse
 import datetime
@@ -125,6 +131,50 @@ def ort_q4_jitter(model_dir, pixels, ref, ref_catalog, factors):
     return rows
 
 
+def ours_weights(path):
+    """Our export's weights back as f32 arrays by transformers name: 4-bit ones (U8, rows paired
+    in nibbles, `_scale` F16 per block of 32) and int8 ones (I8, `_scale` per row) dequantised."""
+    from safetensors.numpy import load_file
+
+    stored = load_file(str(path))
+    out = {}
+    for name, t in stored.items():
+        if name.endswith("_scale"):
+            continue
+        scale = stored.get(name + "_scale")
+        if t.dtype == np.uint8 and scale is not None:
+            rows, k = scale.shape[0], int(np.prod(t.shape[1:]))
+            low = ((t.reshape(-1, k).astype(np.int16) << 12) >> 12)
+            high = ((t.reshape(-1, k).astype(np.int16) << 8) >> 12)
+            levels = np.stack([low, high], 1).reshape(-1, k)[:rows].astype(np.float32)
+            per = np.repeat(scale.astype(np.float32), 32, axis=1)[:, :k]
+            out[name] = (levels * per).reshape((rows,) + tuple(t.shape[1:]))
+        elif t.dtype == np.int8 and scale is not None:
+            out[name] = t.astype(np.float32) * scale.astype(np.float32).reshape((-1,) + (1,) * (t.ndim - 1))
+        else:
+            out[name] = t.astype(np.float32)
+    return out
+
+
+def ours_weights_in_torch(model_dir, path, pixels, ref, ref_catalog, label):
+    """Our exported weights (dequantised) in transformers' f32 model: the weight rounding alone,
+    with f32 activations, as onnxruntime's q4 (MatMulNBits without accuracy_level) computes."""
+    import torch
+    from transformers import CLIPModel
+
+    model = CLIPModel.from_pretrained(model_dir, dtype=torch.float32).eval()
+    weights = ours_weights(path)
+    params = dict(model.named_parameters())
+    with torch.no_grad():
+        for name, w in weights.items():
+            if name in params and name.endswith("weight") and params[name].dim() >= 2:
+                params[name].copy_(torch.from_numpy(w).reshape(params[name].shape))
+        out = [model.get_image_features(pixel_values=torch.from_numpy(pixels[i:i + 16]))
+               for i in range(0, len(pixels), 16)]
+    feats = np.concatenate([o.numpy() if isinstance(o, torch.Tensor) else o.pooler_output.numpy() for o in out])
+    return (label, "transformers f32", metrics(feats, ref, ref_catalog))
+
+
 def unit(x):
     return x / np.linalg.norm(x, axis=-1, keepdims=True)
 
@@ -195,6 +245,7 @@ def main():
     ap.add_argument("--q4-jitter", action="store_true",
                     help="also apply onnxruntime's 4-bit rounding in torch with every scale times 1, 0.997, 1.003 "
                          "and 1.01: how much top-5 agreement moves with the rounding alone")
+    ap.add_argument("--json", help="also write every row's metrics to this file (for benches/fidelity_seeds.py)")
     a = ap.parse_args()
 
     model = Path(a.model)
@@ -249,6 +300,8 @@ def main():
         verdicts.append(verdict(f"{bits}, quantisation alone (ours vs ours f32; ORT vs transformers f32)",
                                 m_ours_q, m_ort, names))
     rows.append(("ours f32 (`vision_f32.safetensors`)", "transformers f32", metrics(ours32, ref, ref_catalog)))
+    rows.append(ours_weights_in_torch(model, files["ours int4"], pixels, ref, ref_catalog,
+                                      "our 4-bit weights in transformers (f32 arithmetic)"))
     if a.q4_jitter:
         rows += ort_q4_jitter(model, pixels, ref, ref_catalog, [1.0, 0.997, 1.003, 1.01])
     print(f"{datetime.date.today()}, {len(photos)} photos ranked against {len(catalog)} catalog images "
@@ -256,6 +309,9 @@ def main():
     print(table(rows))
     print()
     print("\n".join(verdicts))
+    if a.json:
+        Path(a.json).write_text(json.dumps([{"engine": n, "against": ag, **{k: float(v) for k, v in m.items()}}
+                                            for n, ag, m in rows], indent=1))
 
 
 if __name__ == "__main__":

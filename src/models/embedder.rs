@@ -57,7 +57,8 @@ impl Embedder {
             return Ok(Vec::new());
         }
         let flat: Vec<f32> = batch.iter().flatten().copied().collect();
-        Ok(self.model.towers().embed_images(&flat, batch.len())?)
+        let towers = self.model.towers();
+        Ok(crate::parallel::with_team(|| towers.embed_images(&flat, batch.len()))?)
     }
 
     /// Unit image embeddings of preprocessed images, as one batch.
