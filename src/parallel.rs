@@ -403,6 +403,17 @@ mod tests {
         let sizes = [1usize, 2, 3, 7, 8, 9, 64, 1000, 4099];
         let workers = std::sync::Mutex::new(std::collections::HashSet::new());
         let total = with_team(|| {
+            if threads() > 1 {
+                // A first step whose first chunk waits (up to 20 s: other tests may hold the pool)
+                // until another thread has taken a chunk, so the helpers are shown to take part.
+                let start = std::time::Instant::now();
+                for_each_chunk(8, MIN_PARALLEL_WORK, |range| {
+                    workers.lock().unwrap().insert(std::thread::current().id());
+                    while range.start == 0 && workers.lock().unwrap().len() < 2 && start.elapsed().as_secs() < 20 {
+                        std::hint::spin_loop();
+                    }
+                });
+            }
             let mut total = 0;
             for round in 0..300 {
                 let n = sizes[round % sizes.len()];

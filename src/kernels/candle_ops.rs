@@ -32,7 +32,83 @@ pub fn install() {
     ONCE.call_once(|| {
         cpu_kernels::set_conv2d(conv2d);
         cpu_kernels::set_gelu_erf_f32(gelu_erf_threaded);
+        cpu_kernels::set_matmul_f32(matmul_f32);
+        cpu_kernels::set_chunk_splitter(split_chunks);
     });
+}
+
+/// candle's parallel element-wise operations (broadcast adds and products, unary maps) on this
+/// crate's pool ([`crate::parallel::for_each_chunk`]) instead of candle's, which has one thread
+/// in the browser. candle calls it only above its own size threshold, so it always splits.
+fn split_chunks(items: usize, f: &(dyn Fn(std::ops::Range<usize>) + Sync)) {
+    #[cfg(test)]
+    tests::SPLITS.with(|c| c.set(c.get() + 1));
+    crate::parallel::for_each_chunk(items, usize::MAX, f);
+}
+
+/// Below this many multiply-adds a product is left to candle's gemm.
+const MIN_MATMUL_WORK: usize = 1 << 18;
+
+/// candle's f32 matmul on this crate's packed GEMM ([`super::gemm::product_threaded`]), whose
+/// columns split across the pool's threads (candle's gemm runs on one thread in the browser):
+/// FastViT's attention stage (its `Linear` layers and attention products). Takes products whose
+/// sides each have contiguous rows or contiguous columns.
+fn matmul_f32(p: &mut cpu_kernels::MatMulF32) -> bool {
+    use super::gemm::{pack_panels_threaded, pack_panels_transposed_threaded, product_threaded, NR};
+    let (batches, m, n, k) = (p.batches, p.m, p.n, p.k);
+    if m < 2 || n < 2 || k < 2 || batches * m * n * k < MIN_MATMUL_WORK {
+        return false;
+    }
+    // A left side with contiguous columns instead (FastViT's `x.flatten(2).transpose(1, 2)` into
+    // its `qkv` Linear) is copied into rows first: a small copy beside the product.
+    if p.lhs_cs != 1 && p.lhs_rs != 1 {
+        return false;
+    }
+    let rhs_rows = p.rhs_cs == 1;
+    if !rhs_rows && p.rhs_rs != 1 {
+        return false;
+    }
+    let fits = |len: usize, skip: usize, rs: usize, cs: usize, rows: usize, cols: usize| {
+        (batches - 1) * skip + (rows - 1) * rs + (cols - 1) * cs < len
+    };
+    if !fits(p.lhs.len(), p.lhs_skip, p.lhs_rs, p.lhs_cs, m, k) || !fits(p.rhs.len(), p.rhs_skip, p.rhs_rs, p.rhs_cs, k, n) {
+        return false;
+    }
+    #[cfg(test)]
+    tests::MATMULS_TAKEN.with(|c| c.set(c.get() + 1));
+    let ldc = n.div_ceil(NR) * NR;
+    let (mut panels, mut rows) = (Vec::new(), Vec::new());
+    let mut wide = vec![0.0f32; if ldc == n { 0 } else { m * ldc }];
+    for b in 0..batches {
+        if b == 0 || p.rhs_skip != 0 {
+            let rhs = &p.rhs[b * p.rhs_skip..];
+            if rhs_rows {
+                pack_panels_threaded(rhs, k, n, p.rhs_rs, &mut panels);
+            } else {
+                pack_panels_transposed_threaded(rhs, n, k, p.rhs_cs, &mut panels);
+            }
+        }
+        let (mut lhs, mut lda) = (&p.lhs[b * p.lhs_skip..], p.lhs_rs);
+        if p.lhs_cs != 1 {
+            rows.resize(m * k, 0.0);
+            for (i, row) in rows.chunks_exact_mut(k).enumerate() {
+                for (kk, v) in row.iter_mut().enumerate() {
+                    *v = lhs[kk * p.lhs_cs + i];
+                }
+            }
+            (lhs, lda) = (&rows, k);
+        }
+        let dst = &mut p.dst[b * m * n..(b + 1) * m * n];
+        if ldc == n {
+            product_threaded(lhs, m, k, lda, &panels, None, dst, n);
+        } else {
+            product_threaded(lhs, m, k, lda, &panels, None, &mut wide, ldc);
+            for (row, out) in wide.chunks_exact(ldc).zip(dst.chunks_exact_mut(n)) {
+                out.copy_from_slice(&row[..n]);
+            }
+        }
+    }
+    true
 }
 
 /// Values of a GELU slice one thread takes at a time.
@@ -256,6 +332,13 @@ mod tests {
     use super::*;
     use candle_core::Device;
 
+    thread_local! {
+        /// Products [`matmul_f32`] computed on this thread.
+        pub(super) static MATMULS_TAKEN: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+        /// Calls of [`split_chunks`] on this thread.
+        pub(super) static SPLITS: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+    }
+
     fn tensor(len_shape: (usize, usize, usize, usize), seed: u32) -> Tensor {
         let (a, b, c, d) = len_shape;
         Tensor::from_vec(crate::kernels::test_values(a * b * c * d, seed), len_shape, &Device::Cpu).unwrap()
@@ -271,6 +354,57 @@ mod tests {
     fn candle_f64(x: &Tensor, w: &Tensor, pad: usize, stride: usize, groups: usize) -> Tensor {
         let f64 = |t: &Tensor| t.to_dtype(DType::F64).unwrap();
         f64(x).conv2d(&f64(w), pad, stride, 1, groups).unwrap().to_dtype(DType::F32).unwrap()
+    }
+
+    /// Products the matmul hook takes (Linear-like with a broadcast transposed weight and a width
+    /// that is not whole panels, batched rows, attention's q·kᵀ, a transposed left side) and ones
+    /// it leaves to candle (neither side's rows or columns contiguous, a small product), all
+    /// against candle's f64 product.
+    #[test]
+    fn matmul_on_the_packed_gemm_equals_candles_own() {
+        install();
+        let t = |dims: &[usize], seed: u32| {
+            Tensor::from_vec(crate::kernels::test_values(dims.iter().product(), seed), dims, &Device::Cpu).unwrap()
+        };
+        let f64 = |x: &Tensor| x.to_dtype(DType::F64).unwrap();
+        let check = |a: &Tensor, b: &Tensor, what: &str, ours: bool| {
+            let before = MATMULS_TAKEN.with(std::cell::Cell::get);
+            let got = a.matmul(b).unwrap();
+            assert_eq!(MATMULS_TAKEN.with(std::cell::Cell::get) - before, usize::from(ours), "{what}: taken by the hook");
+            let want = f64(a).matmul(&f64(b)).unwrap().to_dtype(DType::F32).unwrap();
+            assert!(max_diff(&got, &want) < 1e-4, "{what}: {}", max_diff(&got, &want));
+        };
+        let (x, w) = (t(&[2, 50, 96], 1), t(&[70, 96], 2));
+        check(&x, &w.t().unwrap().broadcast_left(2).unwrap(), "linear, 70 outputs", true);
+        check(&t(&[3, 40, 64], 3), &t(&[3, 64, 72], 4), "batched rows", true);
+        let (q, k) = (t(&[1, 4, 64, 32], 5), t(&[1, 4, 64, 32], 6));
+        check(&q, &k.transpose(2, 3).unwrap(), "attention q kᵀ", true);
+        check(&t(&[2, 64, 80], 7).transpose(1, 2).unwrap(), &t(&[2, 64, 48], 8), "transposed left side", true);
+        // Every other column: rows 160 and columns 2 apart.
+        let strided = t(&[2, 64, 80, 2], 11).narrow(3, 1, 1).unwrap().squeeze(3).unwrap();
+        check(&strided, &t(&[2, 80, 48], 12), "strided both ways", false);
+        check(&t(&[1, 3, 5], 9), &t(&[1, 5, 2], 10), "small", false);
+    }
+
+    /// A large broadcast product and sum go through the installed splitter, value for value as
+    /// computed one by one.
+    #[test]
+    fn candles_element_wise_operations_run_on_the_splitter() {
+        install();
+        let (c, hw) = (64, 64 * 64);
+        let x = Tensor::from_vec(crate::kernels::test_values(c * hw, 21), (1, c, 64, 64), &Device::Cpu).unwrap();
+        let gamma = Tensor::from_vec(crate::kernels::test_values(c, 22), (1, c, 1, 1), &Device::Cpu).unwrap();
+        let before = SPLITS.with(std::cell::Cell::get);
+        let y = (x.broadcast_mul(&gamma).unwrap() + &x).unwrap();
+        assert!(SPLITS.with(std::cell::Cell::get) > before, "the splitter was not used");
+        let (xs, gs, ys) = (
+            x.flatten_all().unwrap().to_vec1::<f32>().unwrap(),
+            gamma.flatten_all().unwrap().to_vec1::<f32>().unwrap(),
+            y.flatten_all().unwrap().to_vec1::<f32>().unwrap(),
+        );
+        for (i, (&v, &got)) in xs.iter().zip(&ys).enumerate() {
+            assert_eq!(got, v * gs[i / hw] + v, "value {i}");
+        }
     }
 
     #[test]

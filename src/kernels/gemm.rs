@@ -167,15 +167,25 @@ pub(crate) fn pack_panels(b: &[f32], k: usize, n: usize, ldb: usize, panels: &mu
 /// columns): for a `B` that changes from call to call, as a convolution's input.
 pub(crate) fn pack_panels_threaded(b: &[f32], k: usize, n: usize, ldb: usize, panels: &mut Vec<f32>) {
     assert!(k > 0 && (k - 1) * ldb + n <= b.len(), "rows to pack");
-    // Every value is written below (zero past column `n`): no need to clear the last call's.
+    fill_panels_threaded(panels, k, n, |p, cols, panel| {
+        for (kk, dst) in panel.chunks_exact_mut(NR).enumerate() {
+            dst[..cols].copy_from_slice(&b[kk * ldb + p * NR..][..cols]);
+            dst[cols..].fill(0.0);
+        }
+    });
+}
+
+/// Sizes `panels` for `n` columns of `k` inputs and calls `fill(p, cols, panel)` on each panel
+/// (its index, its columns before the zero padding, its `k * NR` values) across threads; `fill`
+/// writes every value, so the last call's are not cleared.
+fn fill_panels_threaded<F>(panels: &mut Vec<f32>, k: usize, n: usize, fill: F)
+where
+    F: Fn(usize, usize, &mut [f32]) + Sync + Send,
+{
     panels.resize(n.div_ceil(NR) * k * NR, 0.0);
     crate::parallel::for_each_row_block(panels, k * NR, |first, block| {
         for (p, panel) in (first..).zip(block.chunks_exact_mut(k * NR)) {
-            let cols = NR.min(n - p * NR);
-            for (kk, dst) in panel.chunks_exact_mut(NR).enumerate() {
-                dst[..cols].copy_from_slice(&b[kk * ldb + p * NR..][..cols]);
-                dst[cols..].fill(0.0);
-            }
+            fill(p, NR.min(n - p * NR), panel);
         }
     });
 }
@@ -191,6 +201,20 @@ pub(crate) fn pack_panels_transposed(mat: &[f32], n: usize, k: usize, ldm: usize
             panels[(p * k + kk) * NR + c] = v;
         }
     }
+}
+
+/// [`pack_panels_transposed`] with the panels shared out across threads: for a `B = Mᵀ` that
+/// changes from call to call (or is not known to stay), as candle's matmul of a `Linear` has it.
+pub(crate) fn pack_panels_transposed_threaded(mat: &[f32], n: usize, k: usize, ldm: usize, panels: &mut Vec<f32>) {
+    assert!(n > 0 && (n - 1) * ldm + k <= mat.len(), "rows to pack");
+    fill_panels_threaded(panels, k, n, |p, cols, panel| {
+        for c in 0..NR {
+            let row = (c < cols).then(|| &mat[(p * NR + c) * ldm..][..k]);
+            for kk in 0..k {
+                panel[kk * NR + c] = row.map_or(0.0, |r| r[kk]);
+            }
+        }
+    });
 }
 
 /// `c[m x ldc] = a[m x k] · B` on the calling thread with `kernel` ([`Kernel::detect`]), `a`'s
