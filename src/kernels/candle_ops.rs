@@ -24,9 +24,9 @@ use super::dense_conv::{dense_conv2d, DenseConvShape};
 use super::depthwise::{depthwise_conv2d, DepthwiseShape};
 use super::qgemm::QuantLinear;
 
-/// Installs the kernels in candle (once per process; later calls do nothing). The loaders of
-/// the models that use these operations call it (MobileCLIP's FastViT; SigLIP and OpenAI CLIP
-/// on candle have no grouped convolution and no exact GELU).
+/// Installs the kernels in candle (once per process; later calls do nothing): convolutions, exact
+/// GELU, the f32 matmul and the parallel element-wise operations. Every loader of a model that
+/// runs on candle calls it (MobileCLIP, SigLIP, OpenAI CLIP on candle).
 pub fn install() {
     static ONCE: std::sync::Once = std::sync::Once::new();
     ONCE.call_once(|| {

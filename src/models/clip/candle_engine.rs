@@ -76,6 +76,8 @@ fn check_tensors(weights: &[u8], config: &ModelConfig, towers: Towers) -> Result
 impl CandleClip {
     /// Builds the towers asked for from `model.safetensors` bytes (run in f32).
     pub fn load(config: &ModelConfig, weights: &[u8], towers: Towers) -> Result<Self, ModelError> {
+        // Its products and element-wise operations on this crate's GEMM and thread pool.
+        crate::kernels::candle_ops::install();
         check_tensors(weights, config, towers)?;
         let vb = f32_var_builder(weights)?;
         let (vision_cfg, text_cfg) = candle_configs(config);

@@ -98,7 +98,8 @@ impl MobileClip {
     /// (`visual.*`, as `clipmatch bundle` exports it) or a whole checkpoint, ignoring its text
     /// tower; anything else in the file is refused.
     pub fn load_towers(config_json: &str, weights: &[u8], towers: Towers) -> Result<Self, ModelError> {
-        // FastViT's depthwise convolutions, ViT-MCi's stem and exact GELU on this crate's kernels.
+        // FastViT's depthwise convolutions, ViT-MCi's stem, exact GELU, products and element-wise
+        // operations on this crate's kernels and thread pool.
         crate::kernels::candle_ops::install();
         let config = OpenClipConfig::from_json(config_json)?;
         let mut tensors = Tensors::from_safetensors(weights)?;

@@ -89,6 +89,8 @@ pub struct Siglip {
 impl Siglip {
     /// Loads from `config.json` text and `model.safetensors` bytes (f32, f16 or bf16; run in f32).
     pub fn load(config_json: &str, weights: &[u8]) -> Result<Self, ModelError> {
+        // Its products and element-wise operations on this crate's GEMM and thread pool.
+        crate::kernels::candle_ops::install();
         let config = SiglipConfig::from_json(config_json)?;
         let has_text = check_tensors(weights, &config)?;
         let vb = f32_var_builder(weights)?;
