@@ -48,13 +48,18 @@ where
         let f = &f;
         rayon::scope(|scope| {
             for t in 0..chunks {
-                let range = (items * t / chunks)..(items * (t + 1) / chunks);
-                scope.spawn(move |_| f(range));
+                scope.spawn(move |_| f(chunk_range(items, chunks, t)));
             }
         });
     }
     #[cfg(all(target_arch = "wasm32", not(feature = "threads")))]
     f(0..items);
+}
+
+/// Chunk `i` of `0..items` cut into `chunks` contiguous ranges of near-equal length.
+#[cfg(any(not(target_arch = "wasm32"), feature = "threads"))]
+fn chunk_range(items: usize, chunks: usize, i: usize) -> Range<usize> {
+    (items * i / chunks)..(items * (i + 1) / chunks)
 }
 
 /// Runs `f` (a whole forward pass: dozens of products and element-wise passes one after another)
@@ -337,7 +342,7 @@ mod team {
             let _all = AllFinished { team: self, generation, chunks };
             while let Some(i) = self.take(generation) {
                 let _finished = Finished(self);
-                f(range(items, chunks, i));
+                f(super::chunk_range(items, chunks, i));
             }
             drop(_all);
             assert!(!self.poisoned.load(Ordering::Acquire), "a thread of the team panicked");
@@ -380,16 +385,12 @@ mod team {
                     // and `step` (read after its generation was seen) points at it.
                     let step = unsafe { &*step };
                     let _finished = Finished(self);
-                    (step.f)(range(step.items, chunks(state), i));
+                    (step.f)(super::chunk_range(step.items, chunks(state), i));
                 }
                 seen = generation;
             }
             MEMBER.with(|m| m.set(false));
         }
-    }
-
-    fn range(items: usize, chunks: usize, i: usize) -> Range<usize> {
-        (items * i / chunks)..(items * (i + 1) / chunks)
     }
 }
 

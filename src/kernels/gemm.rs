@@ -192,14 +192,10 @@ where
 
 /// [`pack_panels`] for `B = Mᵀ`, `M` being `n` rows of `k` (rows `ldm` apart).
 pub(crate) fn pack_panels_transposed(mat: &[f32], n: usize, k: usize, ldm: usize, panels: &mut Vec<f32>) {
-    let n_panels = n.div_ceil(NR);
-    panels.clear();
-    panels.resize(n_panels * k * NR, 0.0);
-    for j in 0..n {
-        let (p, c) = (j / NR, j % NR);
-        for (kk, &v) in mat[j * ldm..][..k].iter().enumerate() {
-            panels[(p * k + kk) * NR + c] = v;
-        }
+    // Every value is written below (zero past row `n`).
+    panels.resize(n.div_ceil(NR) * k * NR, 0.0);
+    for (p, panel) in panels.chunks_exact_mut(k * NR).enumerate() {
+        transposed_panel(mat, k, ldm, p, NR.min(n - p * NR), panel);
     }
 }
 
@@ -207,14 +203,23 @@ pub(crate) fn pack_panels_transposed(mat: &[f32], n: usize, k: usize, ldm: usize
 /// changes from call to call (or is not known to stay), as candle's matmul of a `Linear` has it.
 pub(crate) fn pack_panels_transposed_threaded(mat: &[f32], n: usize, k: usize, ldm: usize, panels: &mut Vec<f32>) {
     assert!(n > 0 && (n - 1) * ldm + k <= mat.len(), "rows to pack");
-    fill_panels_threaded(panels, k, n, |p, cols, panel| {
-        for c in 0..NR {
-            let row = (c < cols).then(|| &mat[(p * NR + c) * ldm..][..k]);
+    fill_panels_threaded(panels, k, n, |p, cols, panel| transposed_panel(mat, k, ldm, p, cols, panel));
+}
+
+/// Panel `p` of `B = Mᵀ` (`k x NR`): rows `p * NR ..` of `M` (the first `cols` of them) as its
+/// columns, zero past them.
+fn transposed_panel(mat: &[f32], k: usize, ldm: usize, p: usize, cols: usize, panel: &mut [f32]) {
+    for c in 0..NR {
+        if c < cols {
+            for (kk, &v) in mat[(p * NR + c) * ldm..][..k].iter().enumerate() {
+                panel[kk * NR + c] = v;
+            }
+        } else {
             for kk in 0..k {
-                panel[kk * NR + c] = row.map_or(0.0, |r| r[kk]);
+                panel[kk * NR + c] = 0.0;
             }
         }
-    });
+    }
 }
 
 /// `c[m x ldc] = a[m x k] · B` on the calling thread with `kernel` ([`Kernel::detect`]), `a`'s
