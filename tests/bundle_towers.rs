@@ -215,15 +215,17 @@ fn openai_clip_on_candle_embeds_like_ours_from_the_same_bundle() {
 const TINY_VISION_INT8_WEIGHTS: &[u8] = include_bytes!("fixtures/tiny-clip-vision-int8/model.safetensors");
 
 #[test]
-fn an_int8_openai_clip_bundle_runs_on_candle_dequantised() {
+fn an_int8_openai_clip_bundle_runs_integer_products_on_candle_too() {
     let bundle = bundle_of(Family::OpenAiClip, ("config.json", TINY_CONFIG), Some(TINY_PREPROCESSOR), TINY_VISION_INT8_WEIGHTS, "int8");
     let ours = load_sliced(&bundle, None, TINY_CONFIG, Some(TINY_PREPROCESSOR), TINY_VISION_INT8_WEIGHTS);
     let candle = load_sliced(&bundle, Some(Engine::Candle), TINY_CONFIG, Some(TINY_PREPROCESSOR), TINY_VISION_INT8_WEIGHTS);
     let (a, b) = (embed_fixtures(&ours, IMAGES.len()), embed_fixtures(&candle, IMAGES.len()));
-    // Ours runs int8 products on 12-bit activations, candle the dequantised weights in f32.
+    // Both run the linear layers as int8 products on 12-bit activations (candle through the
+    // matmul hook, `Int8Weights`), so they agree as closely as on f16 weights; on the dequantised
+    // weights in f32 candle was 0.9995-0.99999 from ours.
     for (image, v) in &a {
         let c = cosine(v, &b[image]);
-        assert!(c >= 0.9995 && c < 1.0 - 1e-9, "{image}: candle (dequantised) vs ours (int8) cosine {c}");
+        assert!(c >= SAME, "{image}: candle vs ours (int8) cosine {c} < {SAME}");
     }
 }
 

@@ -9,9 +9,13 @@
 //! - `conv2d` with one group (dilation 1): [`super::dense_conv`], the packed matrix product,
 //!   instead of candle's gemm behind an element-by-element copy of the input and the output;
 //! - `gelu_erf` on f32: [`super::math::gelu_erf_slice`], vectorised, instead of a scalar `erf`;
+//!   `gelu` (the tanh approximation) on f32: [`super::math::gelu_tanh_slice`], instead of a
+//!   scalar `tanh`;
 //! - a 1x1 convolution whose kernel came from an int8 file, while a model runs it through
-//!   [`Int8Pointwise::run`]: [`super::qgemm`]'s integer product on the file's own int8 values
-//!   (each pixel quantised on its own), instead of a float product on their dequantised copy.
+//!   [`Int8Weights::run`]: [`super::qgemm`]'s integer product on the file's own int8 values
+//!   (each pixel quantised on its own), instead of a float product on their dequantised copy;
+//! - likewise a linear layer (candle-nn's `Linear`: a matmul on the transposed weight) whose
+//!   weight came from an int8 or 4-bit file: the integer product, each row quantised on its own.
 
 use std::cell::Cell;
 use std::collections::HashMap;
@@ -25,13 +29,14 @@ use super::depthwise::{depthwise_conv2d, DepthwiseShape};
 use super::qgemm::QuantLinear;
 
 /// Installs the kernels in candle (once per process; later calls do nothing): convolutions, exact
-/// GELU, the f32 matmul and the parallel element-wise operations. Every loader of a model that
-/// runs on candle calls it (MobileCLIP, SigLIP, OpenAI CLIP on candle).
+/// and tanh-approximated GELU, the f32 matmul and the parallel element-wise operations. Every
+/// loader of a model that runs on candle calls it (MobileCLIP, SigLIP, OpenAI CLIP on candle).
 pub fn install() {
     static ONCE: std::sync::Once = std::sync::Once::new();
     ONCE.call_once(|| {
         cpu_kernels::set_conv2d(conv2d);
         cpu_kernels::set_gelu_erf_f32(gelu_erf_threaded);
+        cpu_kernels::set_gelu_tanh_f32(super::math::gelu_tanh_slice);
         cpu_kernels::set_matmul_f32(matmul_f32);
         cpu_kernels::set_chunk_splitter(split_chunks);
     });
@@ -55,6 +60,9 @@ const MIN_MATMUL_WORK: usize = 1 << 18;
 /// sides each have contiguous rows or contiguous columns.
 fn matmul_f32(p: &mut cpu_kernels::MatMulF32) -> bool {
     use super::gemm::{pack_panels_threaded, pack_panels_transposed_threaded, product_threaded, NR};
+    if int8_linear(p) {
+        return true;
+    }
     let (batches, m, n, k) = (p.batches, p.m, p.n, p.k);
     if m < 2 || n < 2 || k < 2 || batches * m * n * k < MIN_MATMUL_WORK {
         return false;
@@ -111,6 +119,49 @@ fn matmul_f32(p: &mut cpu_kernels::MatMulF32) -> bool {
     true
 }
 
+/// `x · Wᵀ` where `Wᵀ` is a transposed linear weight the running model registered
+/// ([`Int8Weights::insert_linear`]): the integer product ([`QuantLinear::forward`]), each row of
+/// `x` quantised on its own. `false` (nothing written) for any other product. The left side's
+/// rows may lie anywhere (a transposed left side, FastViT's `qkv` input, is copied into rows).
+fn int8_linear(p: &mut cpu_kernels::MatMulF32) -> bool {
+    let running = RUNNING.with(Cell::get);
+    if running.is_null() {
+        return false;
+    }
+    let (batches, m, n, k) = (p.batches, p.m, p.n, p.k);
+    if batches == 0 || m == 0 || n == 0 || k == 0 {
+        return false;
+    }
+    // The weight `n x k` read as its transpose: element (kk, j) at j * k + kk, one for every batch.
+    if p.rhs_rs != 1 || p.rhs_cs != k || (batches > 1 && p.rhs_skip != 0) {
+        return false;
+    }
+    let key = LinearKey { address: p.rhs.as_ptr() as usize, out_dim: n, in_dim: k };
+    // SAFETY: `run` keeps the registry alive and restores the pointer before returning.
+    let Some(weights) = unsafe { &*running }.linear.get(&key).cloned() else { return false };
+    let last = (batches - 1) * p.lhs_skip + (m - 1) * p.lhs_rs + (k - 1) * p.lhs_cs;
+    if last >= p.lhs.len() || p.dst.len() != batches * m * n {
+        return false;
+    }
+    #[cfg(test)]
+    tests::INT8_LINEARS_TAKEN.with(|c| c.set(c.get() + 1));
+    let rows = batches * m;
+    let contiguous = p.lhs_cs == 1 && p.lhs_rs == k && (batches == 1 || p.lhs_skip == m * k);
+    if contiguous {
+        weights.forward(&p.lhs[..rows * k], rows, p.dst);
+    } else {
+        let mut x = vec![0.0f32; rows * k];
+        for (r, row) in x.chunks_exact_mut(k).enumerate() {
+            let start = (r / m) * p.lhs_skip + (r % m) * p.lhs_rs;
+            for (kk, v) in row.iter_mut().enumerate() {
+                *v = p.lhs[start + kk * p.lhs_cs];
+            }
+        }
+        weights.forward(&x, rows, p.dst);
+    }
+    true
+}
+
 /// Values of a GELU slice one thread takes at a time.
 const GELU_CHUNK: usize = 1 << 14;
 
@@ -152,17 +203,38 @@ fn conv2d(input: &Tensor, kernel: &Tensor, args: Conv2dArgs) -> Result<Option<Te
     input.contiguous()?.apply_op2_arc(&kernel.contiguous()?, std::sync::Arc::new(op)).map(Some)
 }
 
-/// The int8 weights of a model's 1x1 convolutions, keyed by the kernel tensor candle holds for
-/// each (its dequantised copy, whose id candle keeps through the model's layers).
+/// The int8 weights of a model's 1x1 convolutions and linear layers, for candle to compute on
+/// rather than on their dequantised copies. A convolution's is keyed by the kernel tensor candle
+/// holds (whose id it keeps through the model's layers); a linear layer's by where its weight's
+/// values lie and its shape, which is what the matmul under `Linear` sees of it (the weight
+/// transposed, a view of the same values).
 #[derive(Default)]
-pub struct Int8Pointwise(HashMap<TensorId, Arc<QuantLinear>>);
-
-thread_local! {
-    /// The weights of the model running on this thread, while [`Int8Pointwise::run`] runs it.
-    static RUNNING: Cell<*const Int8Pointwise> = const { Cell::new(std::ptr::null()) };
+pub struct Int8Weights {
+    pointwise: HashMap<TensorId, Arc<QuantLinear>>,
+    linear: HashMap<LinearKey, Arc<QuantLinear>>,
 }
 
-impl Int8Pointwise {
+/// A linear weight as the matmul sees it: the address of its first value, outputs, inputs.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+struct LinearKey {
+    address: usize,
+    out_dim: usize,
+    in_dim: usize,
+}
+
+thread_local! {
+    /// The weights of the model running on this thread, while [`Int8Weights::run`] runs it.
+    static RUNNING: Cell<*const Int8Weights> = const { Cell::new(std::ptr::null()) };
+}
+
+/// `q` (`rows x in_dim` int8 values) with one scale per row, as the integer product takes them.
+fn quant_linear(rows: usize, in_dim: usize, q: &[i8], scales: &[f32]) -> Arc<QuantLinear> {
+    let mut weights = QuantLinear::zeros(rows, in_dim, false);
+    weights.set_rows(0, q, scales);
+    Arc::new(weights)
+}
+
+impl Int8Weights {
     /// Adds a kernel (`c_out x c_in x 1 x 1`) with its int8 values (`c_out x c_in`) and one
     /// scale per output channel; any other shape is refused.
     pub fn insert(&mut self, kernel: &Tensor, q: &[i8], scales: &[f32]) -> Result<()> {
@@ -170,23 +242,45 @@ impl Int8Pointwise {
         if (kh, kw) != (1, 1) || q.len() != c_out * c_in || scales.len() != c_out || c_in > super::qgemm::MAX_IN_DIM {
             candle_core::bail!("int8 1x1 convolution: kernel {:?}, {} values, {} scales", kernel.dims(), q.len(), scales.len())
         }
-        let mut weights = QuantLinear::zeros(c_out, c_in, false);
-        weights.set_rows(0, q, scales);
-        self.0.insert(kernel.id(), Arc::new(weights));
+        self.pointwise.insert(kernel.id(), quant_linear(c_out, c_in, q, scales));
         Ok(())
     }
 
-    pub fn len(&self) -> usize {
-        self.0.len()
+    /// Adds a linear layer's weight (`out x in`, contiguous f32 on the CPU: the tensor the layer
+    /// holds) with its int8 values and one scale per output; any other weight is refused.
+    pub fn insert_linear(&mut self, weight: &Tensor, q: &[i8], scales: &[f32]) -> Result<()> {
+        let (out_dim, in_dim) = weight.dims2()?;
+        if q.len() != out_dim * in_dim || scales.len() != out_dim || in_dim > super::qgemm::MAX_IN_DIM {
+            candle_core::bail!("int8 linear layer: weight {:?}, {} values, {} scales", weight.dims(), q.len(), scales.len())
+        }
+        let address = {
+            let (storage, layout) = weight.storage_and_layout();
+            match (&*storage, layout.contiguous_offsets()) {
+                (candle_core::Storage::Cpu(CpuStorage::F32(values)), Some((start, _))) => values[start..].as_ptr() as usize,
+                _ => candle_core::bail!("int8 linear layer: the weight must be contiguous f32 on the CPU"),
+            }
+        };
+        self.linear.insert(LinearKey { address, out_dim, in_dim }, quant_linear(out_dim, in_dim, q, scales));
+        Ok(())
+    }
+
+    /// 1x1 convolutions held.
+    pub fn convolutions(&self) -> usize {
+        self.pointwise.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
+        self.pointwise.is_empty() && self.linear.is_empty()
+    }
+
+    /// Linear layers held.
+    pub fn linear_layers(&self) -> usize {
+        self.linear.len()
     }
 
     /// Runs `f` (a forward pass on this thread) with these convolutions in int8.
     pub fn run<R>(&self, f: impl FnOnce() -> R) -> R {
-        struct Restore(*const Int8Pointwise);
+        struct Restore(*const Int8Weights);
         impl Drop for Restore {
             fn drop(&mut self) {
                 RUNNING.with(|r| r.set(self.0));
@@ -205,7 +299,7 @@ fn int8_pointwise(input: &Tensor, kernel: &Tensor, args: Conv2dArgs) -> Result<O
         return Ok(None);
     }
     // SAFETY: `run` keeps the registry alive and restores the pointer before returning.
-    let Some(weights) = unsafe { &*running }.0.get(&kernel.id()).cloned() else { return Ok(None) };
+    let Some(weights) = unsafe { &*running }.pointwise.get(&kernel.id()).cloned() else { return Ok(None) };
     let (batch, c_in, height, width) = input.dims4()?;
     if c_in != kernel.dim(1)? {
         return Ok(None); // candle's error message
@@ -335,6 +429,8 @@ mod tests {
     thread_local! {
         /// Products [`matmul_f32`] computed on this thread.
         pub(super) static MATMULS_TAKEN: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+        /// Products [`int8_linear`] computed on this thread.
+        pub(super) static INT8_LINEARS_TAKEN: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
         /// Calls of [`split_chunks`] on this thread.
         pub(super) static SPLITS: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
     }
@@ -473,6 +569,19 @@ mod tests {
     }
 
     #[test]
+    fn gelu_on_candle_tensors_uses_the_vectorised_tanh_kernel() {
+        install();
+        // One range, and candle's parallel ranges (patch 4) with a short last one.
+        for n in [999, 3 * 4096 * 16 + 77] {
+            let x = (Tensor::from_vec(crate::kernels::test_values(n, 15), n, &Device::Cpu).unwrap() * 8.0).unwrap();
+            let got = x.gelu().unwrap().to_vec1::<f32>().unwrap();
+            let mut want = vec![0.0f32; n];
+            super::super::math::gelu_tanh_slice(&x.to_vec1::<f32>().unwrap(), &mut want);
+            assert_eq!(got, want, "{n} values");
+        }
+    }
+
+    #[test]
     fn batched_matmul_with_a_transposed_left_side_and_a_shared_right_side() {
         // FastViT's attention: `x.flatten(2).transpose(1, 2)` through a Linear (a broadcast
         // weight). candle-core 0.11.1 folded the batch into the rows here and read every image
@@ -500,7 +609,7 @@ mod tests {
         let dequantised: Vec<f32> = q.iter().enumerate().map(|(i, &v)| v as f32 * scales[i / c_in]).collect();
         let kernel = Tensor::from_vec(dequantised, (c_out, c_in, 1, 1), &Device::Cpu).unwrap();
         let other = kernel.copy().unwrap(); // the same values, another tensor
-        let mut int8 = Int8Pointwise::default();
+        let mut int8 = Int8Weights::default();
         int8.insert(&kernel, &q, &scales).unwrap();
         let f32_conv = x.conv2d(&kernel, 0, 1, 1, 1).unwrap();
         let (in_run, other_in_run) = int8.run(|| (x.conv2d(&kernel, 0, 1, 1, 1).unwrap(), x.conv2d(&other, 0, 1, 1, 1).unwrap()));
@@ -524,5 +633,63 @@ mod tests {
         // A 3x3 kernel is not a pointwise one.
         let k3 = Tensor::zeros((c_out, c_in, 3, 3), DType::F32, &Device::Cpu).unwrap();
         assert!(int8.insert(&k3, &vec![0; c_out * c_in * 9], &scales).is_err());
+    }
+    /// A registered linear weight runs as the integer product inside `run`, through candle-nn's
+    /// `Linear` on 2-D, batched and transposed inputs; another weight with the same values, a
+    /// view of part of it, and the same weight outside `run` stay float products.
+    #[test]
+    fn a_registered_linear_weight_runs_in_int8_only_inside_run() {
+        install();
+        let (out_dim, in_dim) = (24, 40);
+        let q: Vec<i8> = (0..out_dim * in_dim).map(|i| ((i * 53 % 255) as i32 - 127) as i8).collect();
+        let scales: Vec<f32> = (0..out_dim).map(|o| 0.004 + o as f32 * 0.0005).collect();
+        let dequantised: Vec<f32> = q.iter().enumerate().map(|(i, &v)| v as f32 * scales[i / in_dim]).collect();
+        let weight = Tensor::from_vec(dequantised, (out_dim, in_dim), &Device::Cpu).unwrap();
+        let bias = Tensor::from_vec(crate::kernels::test_values(out_dim, 30), out_dim, &Device::Cpu).unwrap();
+        let linear = candle_nn::Linear::new(weight.clone(), Some(bias.clone()));
+        let other = candle_nn::Linear::new(weight.copy().unwrap(), Some(bias.clone()));
+        let mut int8 = Int8Weights::default();
+        int8.insert_linear(&weight, &q, &scales).unwrap();
+        assert_eq!(int8.linear_layers(), 1);
+        let mut reference = QuantLinear::zeros(out_dim, in_dim, false);
+        reference.set_rows(0, &q, &scales);
+        let bias_values = bias.to_vec1::<f32>().unwrap();
+        // 2-D rows; a batch of sequences (a broadcast weight); a transposed (b, c, n) input, as
+        // FastViT's attention feeds its qkv Linear.
+        let (b, t) = (3, 70);
+        let inputs = [
+            Tensor::from_vec(crate::kernels::test_values(t * in_dim, 31), (t, in_dim), &Device::Cpu).unwrap(),
+            Tensor::from_vec(crate::kernels::test_values(b * t * in_dim, 32), (b, t, in_dim), &Device::Cpu).unwrap(),
+            Tensor::from_vec(crate::kernels::test_values(b * in_dim * t, 33), (b, in_dim, t), &Device::Cpu).unwrap().transpose(1, 2).unwrap(),
+        ];
+        for (i, x) in inputs.iter().enumerate() {
+            let f32_out = x.apply(&linear).unwrap();
+            let before = INT8_LINEARS_TAKEN.with(std::cell::Cell::get);
+            let (got, from_other) = int8.run(|| (x.apply(&linear).unwrap(), x.apply(&other).unwrap()));
+            assert_eq!(INT8_LINEARS_TAKEN.with(std::cell::Cell::get) - before, 1, "input {i}: one product taken");
+            assert_eq!(max_diff(&from_other, &f32_out), 0.0, "input {i}: another tensor stays f32");
+            // The integer product of each row, plus the bias candle adds.
+            let rows = x.flatten_to(x.rank() - 2).unwrap().contiguous().unwrap().to_vec2::<f32>().unwrap();
+            let got_rows = got.flatten_to(got.rank() - 2).unwrap().to_vec2::<f32>().unwrap();
+            let mut want = vec![0.0f32; rows.len() * out_dim];
+            reference.forward(&rows.concat(), rows.len(), &mut want);
+            for (r, (g, w)) in got_rows.iter().zip(want.chunks_exact(out_dim)).enumerate() {
+                for (c, (&g, &w)) in g.iter().zip(w).enumerate() {
+                    assert!((g - (w + bias_values[c])).abs() <= 1e-6 * (1.0 + w.abs()), "input {i} row {r} col {c}: {g} vs {w}");
+                }
+            }
+            let d = max_diff(&got, &f32_out);
+            assert!(d > 0.0 && d < 5e-3, "input {i}: int8 vs f32 {d}");
+        }
+        // Outside `run`; and the first rows of the weight (same first value, another shape).
+        let x = &inputs[0];
+        let before = INT8_LINEARS_TAKEN.with(std::cell::Cell::get);
+        let _ = x.apply(&linear).unwrap();
+        let part = candle_nn::Linear::new(weight.narrow(0, 0, 8).unwrap(), None);
+        let _ = int8.run(|| x.apply(&part).unwrap());
+        assert_eq!(INT8_LINEARS_TAKEN.with(std::cell::Cell::get), before, "nothing else taken");
+        // A weight that is not out x in, or values that do not fit it, are refused.
+        assert!(int8.insert_linear(&weight, &q[1..], &scales).is_err());
+        assert!(int8.insert_linear(&weight.t().unwrap(), &q, &scales).is_err());
     }
 }

@@ -196,8 +196,9 @@ pub fn default_dtype(family: Family) -> ExportDtype {
 /// a ViT-B/16 like OpenAI CLIP's, and so held to the same bound) full-size, calibrated BatchNorm,
 /// min 0.99977; SigLIP2 base min 0.99984 (narrow fixture 0.99976). f16 measured >= 0.999997
 /// everywhere. int4 (same command and day, fixture images): ViT-B/32 min 0.99707 (tiny fixture
-/// 0.99226); MobileCLIP2-S0 0.99867 (narrow 0.99932; MobileCLIP-B narrow 0.99875); SigLIP2 base 0.97455, the one family that
-/// loses this much in 4 bits (its narrow fixture, 0.95184, is refused).
+/// 0.99226); MobileCLIP-B narrow 0.99875; SigLIP2 base 0.97455, the one family that loses this
+/// much in 4 bits (its narrow fixture, 0.95184, is refused). MobileCLIP2-S0 with its convolutions
+/// in 4 bits was 0.99867; with them int8 (since 2026-12-07) 0.99997 (narrow 0.99999).
 pub fn min_cosine(family: Family, dtype: ExportDtype) -> f64 {
     match (dtype, family) {
         (ExportDtype::F32, _) => 0.99999,

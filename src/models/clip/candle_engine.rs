@@ -17,6 +17,7 @@ use crate::error::ModelError;
 use crate::models::clip::text::pooled_position;
 use crate::models::clip::{expected_tensors, Towers};
 use crate::models::config::ModelConfig;
+use crate::kernels::candle_ops::Int8Weights;
 use crate::models::siglip::{check_float_tensors, f32_var_builder};
 
 fn engine(e: candle_core::Error) -> ModelError {
@@ -36,6 +37,8 @@ pub struct CandleClip {
     vision: ClipVisionTransformer,
     visual_projection: Linear,
     text: Option<CandleText>,
+    /// The image tower's linear layers stored as int8 (or 4-bit), computed in int8.
+    int8: Int8Weights,
 }
 
 /// candle's config of the two towers from ours.
@@ -79,7 +82,8 @@ impl CandleClip {
         // Its products and element-wise operations on this crate's GEMM and thread pool.
         crate::kernels::candle_ops::install();
         check_tensors(weights, config, towers)?;
-        let vb = f32_var_builder(weights)?;
+        let image_tower = |name: &str| name.starts_with("vision_model.") || name == "visual_projection.weight";
+        let (vb, int8) = f32_var_builder(weights, image_tower)?;
         let (vision_cfg, text_cfg) = candle_configs(config);
         let vision = ClipVisionTransformer::new(vb.pp("vision_model"), &vision_cfg).map_err(engine)?;
         let visual_projection =
@@ -93,7 +97,7 @@ impl CandleClip {
                 vocab_size: text_cfg.vocab_size,
             }),
         };
-        Ok(Self { config: config.clone(), vision, visual_projection, text })
+        Ok(Self { config: config.clone(), vision, visual_projection, text, int8 })
     }
 
     /// Dimension of the joint embedding space.
@@ -113,8 +117,10 @@ impl CandleClip {
             return Err(ModelError::InputSize(format!("expected {n} images of {c}x{s}x{s} values")));
         }
         let input = Tensor::from_slice(pixel_values, (n, c, s, s), &Device::Cpu).map_err(engine)?;
-        let pooled = self.vision.forward(&input).map_err(engine)?;
-        pooled.apply(&self.visual_projection).and_then(|t| t.to_vec2()).map_err(engine)
+        self.int8
+            .run(|| self.vision.forward(&input)?.apply(&self.visual_projection))
+            .and_then(|t| t.to_vec2())
+            .map_err(engine)
     }
 
     /// transformers' `get_text_features` of token id rows (start and end-of-text included).

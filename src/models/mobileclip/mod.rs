@@ -22,7 +22,7 @@ use candle_core::{Device, Tensor};
 use candle_nn::{Func, VarBuilder};
 
 use crate::error::ModelError;
-use crate::kernels::candle_ops::Int8Pointwise;
+use crate::kernels::candle_ops::Int8Weights;
 use crate::models::candle_weights::int8_weights;
 use crate::models::clip::Towers;
 use crate::models::config::PreprocessConfig;
@@ -83,8 +83,8 @@ pub struct MobileClip {
     config: OpenClipConfig,
     vision_arch: VisionArch,
     vision: Func<'static>,
-    /// The image tower's 1x1 convolutions stored as int8, computed in int8.
-    int8: Int8Pointwise,
+    /// The image tower's 1x1 convolutions and linear layers stored as int8, computed in int8.
+    int8: Int8Weights,
     text: Option<TextTower>,
 }
 
@@ -123,7 +123,7 @@ impl MobileClip {
             expected.insert(LOGIT_SCALE.into());
         }
         tensors.check_names(&expected, WHAT)?;
-        let int8 = int8_pointwise(weights, &tensors)?;
+        let int8 = int8_layers(weights, &tensors)?;
         let (vb, requests) = tensors.var_builder();
         let vision = vision_arch.build(vb.clone());
         let text = with_text.then(|| TextTower::build(&config.text, config.embed_dim, vb.clone()));
@@ -158,7 +158,12 @@ impl MobileClip {
 
     /// The image tower's 1x1 convolutions that run in int8 (an int8 export's; none otherwise).
     pub fn int8_convolutions(&self) -> usize {
-        self.int8.len()
+        self.int8.convolutions()
+    }
+
+    /// The image tower's linear layers that run in int8 (FastViT's attention, ViT-MCi's blocks).
+    pub fn int8_linear_layers(&self) -> usize {
+        self.int8.linear_layers()
     }
 
     /// The image tower's architecture and shape as read from the file.
@@ -199,16 +204,20 @@ impl MobileClip {
     }
 }
 
-/// The image tower's int8 1x1 convolution kernels (an int8 bundle's MLPs, most of the tower's
-/// work), for candle to compute in int8 rather than on their dequantised copies.
-fn int8_pointwise(weights: &[u8], tensors: &Tensors) -> Result<Int8Pointwise, ModelError> {
-    let pointwise = |name: &str, shape: &[usize]| {
-        name.starts_with("visual.") && shape.len() == 4 && shape[2] == 1 && shape[3] == 1
-    };
-    let mut int8 = Int8Pointwise::default();
-    for w in int8_weights(weights, pointwise).map_err(tensors::bad)? {
-        let kernel = tensors.get(&w.name).ok_or_else(|| tensors::bad(format!("tensor {} is missing", w.name)))?;
-        int8.insert(kernel, &w.values, &w.scales).map_err(engine)?;
+/// The image tower's int8 (or 4-bit) 1x1 convolution kernels (an int8 bundle's MLPs, most of
+/// FastViT's work) and linear weights (its attention; ViT-MCi's blocks), for candle to compute in
+/// int8 rather than on their dequantised copies.
+fn int8_layers(weights: &[u8], tensors: &Tensors) -> Result<Int8Weights, ModelError> {
+    let pointwise = |shape: &[usize]| shape.len() == 4 && shape[2] == 1 && shape[3] == 1;
+    let wanted = |name: &str, shape: &[usize]| name.starts_with("visual.") && (pointwise(shape) || shape.len() == 2);
+    let mut int8 = Int8Weights::default();
+    for w in int8_weights(weights, wanted).map_err(tensors::bad)? {
+        let tensor = tensors.get(&w.name).ok_or_else(|| tensors::bad(format!("tensor {} is missing", w.name)))?;
+        if tensor.rank() == 2 {
+            int8.insert_linear(tensor, &w.values, &w.scales).map_err(engine)?;
+        } else {
+            int8.insert(tensor, &w.values, &w.scales).map_err(engine)?;
+        }
     }
     Ok(int8)
 }
@@ -242,6 +251,9 @@ mod tests {
         let blocks: usize = shape.depths.iter().sum();
         assert_eq!(f16.int8_convolutions(), 0);
         assert!(int8.int8_convolutions() >= 2 * blocks, "{} of {blocks} blocks", int8.int8_convolutions());
+        // And the linear layers: qkv and proj of the fixture's two attention blocks, the head.
+        assert_eq!(f16.int8_linear_layers(), 0);
+        assert_eq!(int8.int8_linear_layers(), 5);
         let side = int8.image_size();
         let pixels = crate::kernels::test_values(3 * side * side, 9);
         let with_int8 = int8.embed_images(&pixels, 1).unwrap().remove(0);

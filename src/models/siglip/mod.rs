@@ -26,7 +26,8 @@ use candle_nn::VarBuilder;
 use safetensors::SafeTensors;
 
 use crate::error::ModelError;
-use crate::models::candle_weights::{check_scales, f32_tensors, stored, weight_shape, SCALE_SUFFIX};
+use crate::kernels::candle_ops::Int8Weights;
+use crate::models::candle_weights::{check_scales, f32_tensors, int8_weights, stored, weight_shape, SCALE_SUFFIX};
 use crate::models::config::PreprocessConfig;
 use crate::models::safetensors_stream::TensorDtype;
 use crate::models::siglip::config::SiglipConfig;
@@ -69,10 +70,21 @@ pub(crate) fn check_float_tensors(
     Ok(())
 }
 
-/// A VarBuilder over the file's tensors in f32 (int8 weights dequantised).
-pub(crate) fn f32_var_builder(weights: &[u8]) -> Result<VarBuilder<'static>, ModelError> {
+/// A VarBuilder over the file's tensors in f32 (int8 and 4-bit weights dequantised), and the
+/// int8 or 4-bit weights of the image tower's linear layers (`image_tower` says which tensors
+/// belong to it, by name) for candle to compute on in int8 ([`Int8Weights::run`]).
+pub(crate) fn f32_var_builder(
+    weights: &[u8],
+    image_tower: impl Fn(&str) -> bool,
+) -> Result<(VarBuilder<'static>, Int8Weights), ModelError> {
     let tensors = f32_tensors(weights, |_| false, ModelError::Weights)?;
-    Ok(VarBuilder::from_tensors(tensors, DType::F32, &Device::Cpu))
+    let linear = |name: &str, shape: &[usize]| shape.len() == 2 && name.ends_with(".weight") && image_tower(name);
+    let mut int8 = Int8Weights::default();
+    for w in int8_weights(weights, linear).map_err(ModelError::Weights)? {
+        let weight = tensors.get(&w.name).ok_or_else(|| ModelError::WeightsMismatch(format!("{} is missing", w.name)))?;
+        int8.insert_linear(weight, &w.values, &w.scales).map_err(engine_error)?;
+    }
+    Ok((VarBuilder::from_tensors(tensors, DType::F32, &Device::Cpu), int8))
 }
 
 pub(crate) fn engine_error(e: candle_core::Error) -> ModelError {
@@ -84,6 +96,8 @@ pub struct Siglip {
     pub config: SiglipConfig,
     pub vision: VisionTower,
     pub text: Option<TextTower>,
+    /// The image tower's linear layers stored as int8 (or 4-bit), computed in int8.
+    int8: Int8Weights,
 }
 
 impl Siglip {
@@ -93,13 +107,18 @@ impl Siglip {
         crate::kernels::candle_ops::install();
         let config = SiglipConfig::from_json(config_json)?;
         let has_text = check_tensors(weights, &config)?;
-        let vb = f32_var_builder(weights)?;
+        let (vb, int8) = f32_var_builder(weights, |name| name.starts_with("vision_model."))?;
         let vision = VisionTower::load(&config.candle.vision_config, vb.clone())?;
         let text = match has_text {
             true => Some(TextTower::load(&config.candle.text_config, vb)?),
             false => None,
         };
-        Ok(Self { config, vision, text })
+        Ok(Self { config, vision, text, int8 })
+    }
+
+    /// The image tower's linear layers that run in int8 (an int8 or int4 export's; none otherwise).
+    pub fn int8_linear_layers(&self) -> usize {
+        self.int8.linear_layers()
     }
 
     /// Dimension of the joint embedding space.
@@ -126,7 +145,7 @@ impl Siglip {
 
     /// transformers' `get_image_features` of `n` NCHW images (pixels already normalised).
     pub fn embed_images(&self, pixel_values: &[f32], n: usize) -> Result<Vec<Vec<f32>>, ModelError> {
-        self.vision.embed(pixel_values, n)
+        self.int8.run(|| self.vision.embed(pixel_values, n))
     }
 
     /// transformers' `get_text_features` of token id rows.
@@ -256,5 +275,31 @@ mod tests {
         assert_eq!(m.embed_images(&vec![0.0; 3 * s * s], 1).unwrap()[0].len(), 32);
         assert!(matches!(m.embed_texts(&[vec![1]]), Err(ModelError::NoTextTower)));
         assert!(matches!(m.embed_images(&[0.0; 5], 1), Err(ModelError::InputSize(_))));
+    }
+    /// An int8 export's image tower runs its linear layers (six a layer, and the head's output
+    /// projection and MLP) as integer products, close to f32; an f16 export's none.
+    #[cfg(not(target_arch = "wasm32"))]
+    #[test]
+    fn an_int8_export_runs_its_linear_layers_in_int8() {
+        use crate::models::export::ExportDtype;
+        let layers = SiglipConfig::from_json(CONFIG).unwrap().candle.vision_config.num_hidden_layers;
+        let f32_model = Siglip::load(CONFIG, WEIGHTS).unwrap();
+        let f16 = Siglip::load(CONFIG, &export::vision_tower(CONFIG, WEIGHTS, ExportDtype::F16).unwrap()).unwrap();
+        let int8 = Siglip::load(CONFIG, &export::vision_tower(CONFIG, WEIGHTS, ExportDtype::Int8).unwrap()).unwrap();
+        assert_eq!((f32_model.int8_linear_layers(), f16.int8_linear_layers()), (0, 0));
+        assert_eq!(int8.int8_linear_layers(), 6 * layers + 3);
+        let s = int8.image_size();
+        let px: Vec<f32> = (0..3 * s * s).map(|i| ((i * 53) % 255) as f32 / 127.5 - 1.0).collect();
+        let want = &f32_model.embed_images(&px, 1).unwrap()[0];
+        let got = &int8.embed_images(&px, 1).unwrap()[0];
+        // The same tower on the dequantised copies (what int8 exports ran before): outside `run`.
+        let dequantised = &int8.vision.embed(&px, 1).unwrap()[0];
+        let cos = |a: &[f32], b: &[f32]| {
+            let dot: f64 = a.iter().zip(b).map(|(x, y)| *x as f64 * *y as f64).sum();
+            dot / (a.iter().map(|x| (*x as f64).powi(2)).sum::<f64>() * b.iter().map(|x| (*x as f64).powi(2)).sum::<f64>()).sqrt()
+        };
+        assert!(got != dequantised, "the integer products ran");
+        assert!(cos(got, want) > 0.999, "int8 vs f32: cosine {}", cos(got, want));
+        assert!(cos(dequantised, want) > 0.999, "dequantised vs f32: cosine {}", cos(dequantised, want));
     }
 }

@@ -58,6 +58,7 @@ static CONV2D: OnceLock<Conv2dKernel> = OnceLock::new();
 static CHUNK_SPLITTER: OnceLock<ChunkSplitter> = OnceLock::new();
 static MATMUL_F32: OnceLock<MatMulF32Kernel> = OnceLock::new();
 static GELU_ERF_F32: OnceLock<UnaryF32Kernel> = OnceLock::new();
+static GELU_TANH_F32: OnceLock<UnaryF32Kernel> = OnceLock::new();
 
 /// Installs the convolution asked before candle's; `false` if one was installed already.
 pub fn set_conv2d(kernel: Conv2dKernel) -> bool {
@@ -68,6 +69,12 @@ pub fn set_conv2d(kernel: Conv2dKernel) -> bool {
 /// scalar one; `false` if one was installed already.
 pub fn set_gelu_erf_f32(kernel: UnaryF32Kernel) -> bool {
     GELU_ERF_F32.set(kernel).is_ok()
+}
+
+/// Installs the f32 tanh-approximated GELU (`gelu`) used on contiguous f32 data in place of
+/// candle's scalar one (clipmatch patch, PATCHES.md, 5); `false` if one was installed already.
+pub fn set_gelu_tanh_f32(kernel: UnaryF32Kernel) -> bool {
+    GELU_TANH_F32.set(kernel).is_ok()
 }
 
 /// Installs the f32 matmul asked before candle's gemm (PATCHES.md, 3); `false` if one was
@@ -100,4 +107,8 @@ pub(crate) fn conv2d(input: &Tensor, kernel: &Tensor, args: Conv2dArgs) -> Resul
 
 pub(crate) fn gelu_erf_f32() -> Option<UnaryF32Kernel> {
     GELU_ERF_F32.get().copied()
+}
+
+pub(crate) fn gelu_tanh_f32() -> Option<UnaryF32Kernel> {
+    GELU_TANH_F32.get().copied()
 }

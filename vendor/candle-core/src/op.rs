@@ -630,6 +630,14 @@ impl UnaryOpT for Gelu {
     fn f32(v: f32) -> f32 {
         0.5 * v * (1.0 + f32::tanh(SQRT_TWO_OVER_PI_F32 * v * (1.0 + 0.044715 * v * v)))
     }
+    // clipmatch patch (PATCHES.md, 5): an installed kernel, else the scalar loop above.
+    #[cfg(not(any(feature = "mkl", feature = "accelerate")))]
+    fn f32_vec(xs: &[f32], ys: &mut [f32]) {
+        match crate::cpu_kernels::gelu_tanh_f32() {
+            Some(kernel) => kernel(xs, ys),
+            None => xs.iter().zip(ys).for_each(|(&x, y)| *y = Self::f32(x)),
+        }
+    }
     #[inline(always)]
     fn f64(v: f64) -> f64 {
         0.5 * v * (1.0 + f64::tanh(SQRT_TWO_OVER_PI_F64 * v * (1.0 + 0.044715 * v * v)))
