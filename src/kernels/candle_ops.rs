@@ -10,7 +10,8 @@
 //!   instead of candle's gemm behind an element-by-element copy of the input and the output;
 //! - `gelu_erf` on f32: [`super::math::gelu_erf_slice`], vectorised, instead of a scalar `erf`;
 //!   `gelu` (the tanh approximation) on f32: [`super::math::gelu_tanh_slice`], instead of a
-//!   scalar `tanh`;
+//!   scalar `tanh`; candle-nn's `softmax_last_dim` on f32: [`super::math::softmax`] on each row,
+//!   the rows split across the pool;
 //! - a 1x1 convolution whose kernel came from an int8 file, while a model runs it through
 //!   [`Int8Weights::run`]: [`super::qgemm`]'s integer product on the file's own int8 values
 //!   (each pixel quantised on its own), instead of a float product on their dequantised copy;
@@ -29,7 +30,7 @@ use super::depthwise::{depthwise_conv2d, DepthwiseShape};
 use super::qgemm::QuantLinear;
 
 /// Installs the kernels in candle (once per process; later calls do nothing): convolutions, exact
-/// and tanh-approximated GELU, the f32 matmul and the parallel element-wise operations. Every
+/// and tanh-approximated GELU, softmax, the f32 matmul and the parallel element-wise operations. Every
 /// loader of a model that runs on candle calls it (MobileCLIP, SigLIP, OpenAI CLIP on candle).
 pub fn install() {
     static ONCE: std::sync::Once = std::sync::Once::new();
@@ -37,6 +38,7 @@ pub fn install() {
         cpu_kernels::set_conv2d(conv2d);
         cpu_kernels::set_gelu_erf_f32(gelu_erf_threaded);
         cpu_kernels::set_gelu_tanh_f32(super::math::gelu_tanh_slice);
+        cpu_kernels::set_softmax_rows_f32(softmax_rows);
         cpu_kernels::set_matmul_f32(matmul_f32);
         cpu_kernels::set_chunk_splitter(split_chunks);
     });
@@ -160,6 +162,24 @@ fn int8_linear(p: &mut cpu_kernels::MatMulF32) -> bool {
         weights.forward(&x, rows, p.dst);
     }
     true
+}
+
+/// Softmax of each `row_len`-value row of `values` in place ([`super::math::softmax`], with the
+/// vectorised `exp`), the rows split across the pool: attention's softmax on candle (SigLIP,
+/// FastViT's attention stage, OpenAI CLIP on candle).
+fn softmax_rows(values: &mut [f32], row_len: usize) {
+    #[cfg(test)]
+    tests::SOFTMAXES.with(|c| c.set(c.get() + 1));
+    let rows = values.len() / row_len;
+    let out = crate::parallel::DisjointWrites::new(values);
+    // About 20 operations a value (max, exp, sum, scale).
+    crate::parallel::for_each_chunk(rows, rows * row_len * 20, |range| {
+        for r in range {
+            // SAFETY: row `r` lies inside `values` and is written by this chunk only.
+            let row = unsafe { std::slice::from_raw_parts_mut(out.at(r * row_len), row_len) };
+            super::math::softmax(row);
+        }
+    });
 }
 
 /// Values of a GELU slice one thread takes at a time.
@@ -431,6 +451,8 @@ mod tests {
         pub(super) static MATMULS_TAKEN: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
         /// Products [`int8_linear`] computed on this thread.
         pub(super) static INT8_LINEARS_TAKEN: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+        /// Calls of [`softmax_rows`] on this thread.
+        pub(super) static SOFTMAXES: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
         /// Calls of [`split_chunks`] on this thread.
         pub(super) static SPLITS: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
     }
@@ -579,6 +601,29 @@ mod tests {
             super::super::math::gelu_tanh_slice(&x.to_vec1::<f32>().unwrap(), &mut want);
             assert_eq!(got, want, "{n} values");
         }
+    }
+
+    #[test]
+    fn candle_nns_softmax_runs_on_the_vectorised_rows() {
+        install();
+        // Attention weights (batch, heads, queries, keys); a strided view stays with candle-nn.
+        let x = (Tensor::from_vec(crate::kernels::test_values(2 * 3 * 50 * 50, 17), (2, 3, 50, 50), &Device::Cpu).unwrap() * 20.0).unwrap();
+        let before = SOFTMAXES.with(std::cell::Cell::get);
+        let got = candle_nn::ops::softmax_last_dim(&x).unwrap();
+        assert_eq!(SOFTMAXES.with(std::cell::Cell::get) - before, 1, "the installed softmax ran");
+        let rows = x.flatten_to(2).unwrap().to_vec2::<f32>().unwrap();
+        let got_rows = got.flatten_to(2).unwrap().to_vec2::<f32>().unwrap();
+        for (row, got) in rows.iter().zip(&got_rows) {
+            let max = row.iter().fold(f64::NEG_INFINITY, |m, &v| m.max(v as f64));
+            let sum: f64 = row.iter().map(|&v| (v as f64 - max).exp()).sum();
+            for (&v, &g) in row.iter().zip(got) {
+                let want = (v as f64 - max).exp() / sum;
+                assert!((g as f64 - want).abs() <= 1e-6 * want + 1e-9, "{g} vs {want}");
+            }
+        }
+        let strided = x.transpose(2, 3).unwrap();
+        let _ = candle_nn::ops::softmax_last_dim(&strided).unwrap_err();
+        assert_eq!(SOFTMAXES.with(std::cell::Cell::get) - before, 1, "strided data is candle-nn's");
     }
 
     #[test]
