@@ -1,6 +1,6 @@
 //! The page's model loading for every family, in the browser build as in the native one: the
 //! image tower a bundle ships (committed in `tests/fixtures/bundle-towers/`: the f16 exports of
-//! the narrow MobileCLIP2-S0, MobileCLIP-B and SigLIP2 fixtures), loaded through `BundleModelLoader` from
+//! the narrow MobileCLIP2-S0, MobileCLIP-B and SigLIP2 fixtures, and 4-bit and int8 ones), loaded through `BundleModelLoader` from
 //! bundle.json's description, the config files and the weights fed in slices, embeds the fixture
 //! photos as the native build recorded in `bundle-towers/native_embeddings.json`. Natively the
 //! tests also prove the committed files current: the towers are today's export of the fixture
@@ -55,7 +55,7 @@ impl Tower {
     }
 }
 
-const TOWERS: [Tower; 5] = [
+const TOWERS: [Tower; 6] = [
     open_clip(
         include_str!("fixtures/models/mobileclip2-s0-narrow/open_clip_config.json"),
         include_bytes!("fixtures/bundle-towers/mobileclip2-s0-narrow-f16.safetensors"),
@@ -89,6 +89,17 @@ const TOWERS: [Tower; 5] = [
         weights: include_bytes!("fixtures/bundle-towers/siglip2-base-narrow-f16.safetensors"),
         folder: "models/siglip2-base-narrow",
         dtype: "f16",
+        images: 12,
+    },
+    // int8: candle's linear layers as integer products (`Int8Weights` through the matmul hook).
+    Tower {
+        family: Family::Siglip,
+        config_file: "config.json",
+        config: include_str!("fixtures/models/siglip2-base-narrow/config.json"),
+        preprocessor: Some(include_str!("fixtures/models/siglip2-base-narrow/preprocessor_config.json")),
+        weights: include_bytes!("fixtures/bundle-towers/siglip2-base-narrow-int8.safetensors"),
+        folder: "models/siglip2-base-narrow",
+        dtype: "int8",
         images: 12,
     },
     // ViT-MCi (MobileCLIP-B, MobileCLIP2-B): this crate's model on candle-nn, not candle-transformers'.
