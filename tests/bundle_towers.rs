@@ -48,6 +48,14 @@ const fn open_clip(config: &'static str, weights: &'static [u8], folder: &'stati
     Tower { family: Family::MobileClip, config_file: "open_clip_config.json", config, preprocessor: None, weights, folder, dtype, images }
 }
 
+/// A tower in transformers' layout (config.json and preprocessor_config.json), 12 photos.
+const fn transformers(family: Family, config: &'static str, preprocessor: &'static str, weights: &'static [u8], folder: &'static str, dtype: &'static str) -> Tower {
+    Tower { family, config_file: "config.json", config, preprocessor: Some(preprocessor), weights, folder, dtype, images: 12 }
+}
+
+const SIGLIP_CONFIG: &str = include_str!("fixtures/models/siglip2-base-narrow/config.json");
+const SIGLIP_PREPROCESSOR: &str = include_str!("fixtures/models/siglip2-base-narrow/preprocessor_config.json");
+
 impl Tower {
     /// Its name in native_embeddings.json and its committed file's.
     fn name(&self) -> String {
@@ -71,37 +79,31 @@ const TOWERS: [Tower; 6] = [
         "int4",
         4,
     ),
-    Tower {
-        family: Family::OpenAiClip,
-        config_file: "config.json",
-        config: include_str!("fixtures/tiny-clip/config.json"),
-        preprocessor: Some(include_str!("fixtures/tiny-clip/preprocessor_config.json")),
-        weights: include_bytes!("fixtures/bundle-towers/tiny-clip-int4.safetensors"),
-        folder: "tiny-clip",
-        dtype: "int4",
-        images: 12,
-    },
-    Tower {
-        family: Family::Siglip,
-        config_file: "config.json",
-        config: include_str!("fixtures/models/siglip2-base-narrow/config.json"),
-        preprocessor: Some(include_str!("fixtures/models/siglip2-base-narrow/preprocessor_config.json")),
-        weights: include_bytes!("fixtures/bundle-towers/siglip2-base-narrow-f16.safetensors"),
-        folder: "models/siglip2-base-narrow",
-        dtype: "f16",
-        images: 12,
-    },
+    transformers(
+        Family::OpenAiClip,
+        include_str!("fixtures/tiny-clip/config.json"),
+        include_str!("fixtures/tiny-clip/preprocessor_config.json"),
+        include_bytes!("fixtures/bundle-towers/tiny-clip-int4.safetensors"),
+        "tiny-clip",
+        "int4",
+    ),
+    transformers(
+        Family::Siglip,
+        SIGLIP_CONFIG,
+        SIGLIP_PREPROCESSOR,
+        include_bytes!("fixtures/bundle-towers/siglip2-base-narrow-f16.safetensors"),
+        "models/siglip2-base-narrow",
+        "f16",
+    ),
     // int8: candle's linear layers as integer products (`Int8Weights` through the matmul hook).
-    Tower {
-        family: Family::Siglip,
-        config_file: "config.json",
-        config: include_str!("fixtures/models/siglip2-base-narrow/config.json"),
-        preprocessor: Some(include_str!("fixtures/models/siglip2-base-narrow/preprocessor_config.json")),
-        weights: include_bytes!("fixtures/bundle-towers/siglip2-base-narrow-int8.safetensors"),
-        folder: "models/siglip2-base-narrow",
-        dtype: "int8",
-        images: 12,
-    },
+    transformers(
+        Family::Siglip,
+        SIGLIP_CONFIG,
+        SIGLIP_PREPROCESSOR,
+        include_bytes!("fixtures/bundle-towers/siglip2-base-narrow-int8.safetensors"),
+        "models/siglip2-base-narrow",
+        "int8",
+    ),
     // ViT-MCi (MobileCLIP-B, MobileCLIP2-B): this crate's model on candle-nn, not candle-transformers'.
     open_clip(
         include_str!("fixtures/models/mobileclip-b-narrow/open_clip_config.json"),
