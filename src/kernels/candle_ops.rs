@@ -140,7 +140,7 @@ fn int8_linear(p: &mut cpu_kernels::MatMulF32) -> bool {
     }
     let key = LinearKey { address: p.rhs.as_ptr() as usize, out_dim: n, in_dim: k };
     // SAFETY: `run` keeps the registry alive and restores the pointer before returning.
-    let Some(weights) = unsafe { &*running }.linear.get(&key).cloned() else { return false };
+    let Some(weights) = unsafe { &*running }.linear.get(&key).map(|(_, w)| Arc::clone(w)) else { return false };
     let last = (batches - 1) * p.lhs_skip + (m - 1) * p.lhs_rs + (k - 1) * p.lhs_cs;
     if last >= p.lhs.len() || p.dst.len() != batches * m * n {
         return false;
@@ -231,7 +231,9 @@ fn conv2d(input: &Tensor, kernel: &Tensor, args: Conv2dArgs) -> Result<Option<Te
 #[derive(Default)]
 pub struct Int8Weights {
     pointwise: HashMap<TensorId, Arc<QuantLinear>>,
-    linear: HashMap<LinearKey, Arc<QuantLinear>>,
+    /// With the weight tensor itself, held so that its values stay where the key says (no other
+    /// tensor can be given that address while the registry lives).
+    linear: HashMap<LinearKey, (Tensor, Arc<QuantLinear>)>,
 }
 
 /// A linear weight as the matmul sees it: the address of its first value, outputs, inputs.
@@ -280,7 +282,7 @@ impl Int8Weights {
                 _ => candle_core::bail!("int8 linear layer: the weight must be contiguous f32 on the CPU"),
             }
         };
-        self.linear.insert(LinearKey { address, out_dim, in_dim }, quant_linear(out_dim, in_dim, q, scales));
+        self.linear.insert(LinearKey { address, out_dim, in_dim }, (weight.clone(), quant_linear(out_dim, in_dim, q, scales)));
         Ok(())
     }
 
