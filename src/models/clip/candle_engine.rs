@@ -1,8 +1,9 @@
 //! OpenAI CLIP on candle-transformers' `clip` model (the `--engine candle` of the CLI): the
 //! vision transformer and the text transformer built from our [`ModelConfig`] (quick-GELU,
 //! layer norm eps 1e-5, as that config requires), weights read from the same safetensors bytes
-//! (f32, f16 or bf16, or an int8 export dequantised to f32), every tensor checked against
-//! the config first. Texts are pooled where this crate's text tower pools them
+//! (f32, f16 or bf16, or an int8 or 4-bit export dequantised to f32, its image tower's linear
+//! layers run as integer products on the int8 values), every tensor checked against the config
+//! first. Texts are pooled where this crate's text tower pools them
 //! ([`super::text::pooled_position`]), one text per forward pass, so rows may differ in length.
 
 use std::collections::HashMap;
