@@ -78,10 +78,7 @@ fn matmul_f32(p: &mut cpu_kernels::MatMulF32) -> bool {
     if !rhs_rows && p.rhs_rs != 1 {
         return false;
     }
-    let fits = |len: usize, skip: usize, rs: usize, cs: usize, rows: usize, cols: usize| {
-        (batches - 1) * skip + (rows - 1) * rs + (cols - 1) * cs < len
-    };
-    if !fits(p.lhs.len(), p.lhs_skip, p.lhs_rs, p.lhs_cs, m, k) || !fits(p.rhs.len(), p.rhs_skip, p.rhs_rs, p.rhs_cs, k, n) {
+    if !fits(p.lhs.len(), batches, p.lhs_skip, p.lhs_rs, p.lhs_cs, m, k) || !fits(p.rhs.len(), batches, p.rhs_skip, p.rhs_rs, p.rhs_cs, k, n) {
         return false;
     }
     #[cfg(test)]
@@ -101,11 +98,7 @@ fn matmul_f32(p: &mut cpu_kernels::MatMulF32) -> bool {
         let (mut lhs, mut lda) = (&p.lhs[b * p.lhs_skip..], p.lhs_rs);
         if p.lhs_cs != 1 {
             rows.resize(m * k, 0.0);
-            for (i, row) in rows.chunks_exact_mut(k).enumerate() {
-                for (kk, v) in row.iter_mut().enumerate() {
-                    *v = lhs[kk * p.lhs_cs + i];
-                }
-            }
+            copy_rows(lhs, p.lhs_rs, p.lhs_cs, k, &mut rows);
             (lhs, lda) = (&rows, k);
         }
         let dst = &mut p.dst[b * m * n..(b + 1) * m * n];
@@ -119,6 +112,22 @@ fn matmul_f32(p: &mut cpu_kernels::MatMulF32) -> bool {
         }
     }
     true
+}
+
+/// Whether `batches` matrices of `rows x cols`, `skip` apart, with rows `rs` and columns `cs`
+/// apart, lie within `len` values.
+fn fits(len: usize, batches: usize, skip: usize, rs: usize, cs: usize, rows: usize, cols: usize) -> bool {
+    (batches - 1) * skip + (rows - 1) * rs + (cols - 1) * cs < len
+}
+
+/// The matrix whose element (i, j) is `src[i * rs + j * cs]` into `dst` as contiguous rows of
+/// `cols` values (as many rows as `dst` holds).
+fn copy_rows(src: &[f32], rs: usize, cs: usize, cols: usize, dst: &mut [f32]) {
+    for (i, row) in dst.chunks_exact_mut(cols).enumerate() {
+        for (j, v) in row.iter_mut().enumerate() {
+            *v = src[i * rs + j * cs];
+        }
+    }
 }
 
 /// `x · Wᵀ` where `Wᵀ` is a transposed linear weight the running model registered
@@ -141,8 +150,7 @@ fn int8_linear(p: &mut cpu_kernels::MatMulF32) -> bool {
     let key = LinearKey { address: p.rhs.as_ptr() as usize, out_dim: n, in_dim: k };
     // SAFETY: `run` keeps the registry alive and restores the pointer before returning.
     let Some(weights) = unsafe { &*running }.linear.get(&key).map(|(_, w)| Arc::clone(w)) else { return false };
-    let last = (batches - 1) * p.lhs_skip + (m - 1) * p.lhs_rs + (k - 1) * p.lhs_cs;
-    if last >= p.lhs.len() || p.dst.len() != batches * m * n {
+    if !fits(p.lhs.len(), batches, p.lhs_skip, p.lhs_rs, p.lhs_cs, m, k) || p.dst.len() != batches * m * n {
         return false;
     }
     #[cfg(test)]
@@ -153,11 +161,8 @@ fn int8_linear(p: &mut cpu_kernels::MatMulF32) -> bool {
         weights.forward(&p.lhs[..rows * k], rows, p.dst);
     } else {
         let mut x = vec![0.0f32; rows * k];
-        for (r, row) in x.chunks_exact_mut(k).enumerate() {
-            let start = (r / m) * p.lhs_skip + (r % m) * p.lhs_rs;
-            for (kk, v) in row.iter_mut().enumerate() {
-                *v = p.lhs[start + kk * p.lhs_cs];
-            }
+        for (b, dst) in x.chunks_exact_mut(m * k).enumerate() {
+            copy_rows(&p.lhs[b * p.lhs_skip..], p.lhs_rs, p.lhs_cs, k, dst);
         }
         weights.forward(&x, rows, p.dst);
     }
@@ -291,16 +296,12 @@ impl Int8Weights {
         self.pointwise.len()
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.pointwise.is_empty() && self.linear.is_empty()
-    }
-
     /// Linear layers held.
     pub fn linear_layers(&self) -> usize {
         self.linear.len()
     }
 
-    /// Runs `f` (a forward pass on this thread) with these convolutions in int8.
+    /// Runs `f` (a forward pass on this thread) with these convolutions and linear layers in int8.
     pub fn run<R>(&self, f: impl FnOnce() -> R) -> R {
         struct Restore(*const Int8Weights);
         impl Drop for Restore {
@@ -578,31 +579,29 @@ mod tests {
         assert!(conv2d(&x, &tensor((4, 4, 11, 11), 4), args(1, 1)).unwrap().is_none());
     }
 
-    #[test]
-    fn gelu_erf_on_candle_tensors_uses_the_vectorised_kernel() {
+    /// `op` on candle tensors of each length in `lens` (values `test_values(n, seed) * scale`)
+    /// gives exactly what `kernel` gives on the same values: the installed kernel ran.
+    fn unary_runs_on(op: fn(&Tensor) -> Result<Tensor>, kernel: fn(&[f32], &mut [f32]), lens: [usize; 2], seed: u32, scale: f64) {
         install();
-        // Small (one thread) and large (ranges on several threads, a short last one).
-        for n in [999, 5 * GELU_CHUNK + 77] {
-            let x = Tensor::from_vec(crate::kernels::test_values(n, 5), n, &Device::Cpu).unwrap();
-            let x = (x * 6.0).unwrap();
-            let got = x.gelu_erf().unwrap().to_vec1::<f32>().unwrap();
+        for n in lens {
+            let x = (Tensor::from_vec(crate::kernels::test_values(n, seed), n, &Device::Cpu).unwrap() * scale).unwrap();
+            let got = op(&x).unwrap().to_vec1::<f32>().unwrap();
             let mut want = vec![0.0f32; n];
-            super::super::math::gelu_erf_slice(&x.to_vec1::<f32>().unwrap(), &mut want);
+            kernel(&x.to_vec1::<f32>().unwrap(), &mut want);
             assert_eq!(got, want, "{n} values");
         }
     }
 
     #[test]
+    fn gelu_erf_on_candle_tensors_uses_the_vectorised_kernel() {
+        // Small (one thread) and large (ranges on several threads, a short last one).
+        unary_runs_on(Tensor::gelu_erf, super::super::math::gelu_erf_slice, [999, 5 * GELU_CHUNK + 77], 5, 6.0);
+    }
+
+    #[test]
     fn gelu_on_candle_tensors_uses_the_vectorised_tanh_kernel() {
-        install();
-        // One range, and candle's parallel ranges (patch 4) with a short last one.
-        for n in [999, 3 * 4096 * 16 + 77] {
-            let x = (Tensor::from_vec(crate::kernels::test_values(n, 15), n, &Device::Cpu).unwrap() * 8.0).unwrap();
-            let got = x.gelu().unwrap().to_vec1::<f32>().unwrap();
-            let mut want = vec![0.0f32; n];
-            super::super::math::gelu_tanh_slice(&x.to_vec1::<f32>().unwrap(), &mut want);
-            assert_eq!(got, want, "{n} values");
-        }
+        // One range, and candle's parallel ranges (patch 4: 16 Ki values each) with a short last one.
+        unary_runs_on(Tensor::gelu, super::super::math::gelu_tanh_slice, [999, 12 * 16 * 1024 + 77], 15, 8.0);
     }
 
     #[test]

@@ -23,7 +23,7 @@ use candle_nn::{Func, VarBuilder};
 
 use crate::error::ModelError;
 use crate::kernels::candle_ops::Int8Weights;
-use crate::models::candle_weights::int8_weights;
+use crate::models::candle_weights;
 use crate::models::clip::Towers;
 use crate::models::config::PreprocessConfig;
 use config::{OpenClipConfig, VisionKind, VisionSpec};
@@ -210,21 +210,13 @@ impl MobileClip {
 fn int8_layers(weights: &[u8], tensors: &Tensors) -> Result<Int8Weights, ModelError> {
     let pointwise = |shape: &[usize]| shape.len() == 4 && shape[2] == 1 && shape[3] == 1;
     let wanted = |name: &str, shape: &[usize]| name.starts_with("visual.") && (pointwise(shape) || shape.len() == 2);
-    let mut int8 = Int8Weights::default();
-    for w in int8_weights(weights, wanted).map_err(tensors::bad)? {
-        let tensor = tensors.get(&w.name).ok_or_else(|| tensors::bad(format!("tensor {} is missing", w.name)))?;
-        if tensor.rank() == 2 {
-            int8.insert_linear(tensor, &w.values, &w.scales).map_err(engine)?;
-        } else {
-            int8.insert(tensor, &w.values, &w.scales).map_err(engine)?;
-        }
-    }
-    Ok(int8)
+    candle_weights::int8_layers(weights, wanted, |name| tensors.get(name), tensors::bad)
 }
 
 #[cfg(all(test, not(target_arch = "wasm32")))]
 mod tests {
     use super::*;
+    use crate::kernels::test_cosine as cosine;
     use crate::models::export::ExportDtype;
 
     const DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/models/mobileclip2-s0-narrow");
@@ -234,11 +226,6 @@ mod tests {
         let weights = std::fs::read(format!("{DIR}/open_clip_model.safetensors")).unwrap();
         let exported = export::vision_tower(&weights, dtype).unwrap();
         MobileClip::load_towers(&config, &exported, Towers::VisionOnly).unwrap()
-    }
-
-    fn cosine(a: &[f32], b: &[f32]) -> f64 {
-        let dot = |x: &[f32], y: &[f32]| x.iter().zip(y).map(|(p, q)| *p as f64 * *q as f64).sum::<f64>();
-        dot(a, b) / (dot(a, a) * dot(b, b)).sqrt()
     }
 
     #[test]

@@ -27,7 +27,7 @@ use safetensors::SafeTensors;
 
 use crate::error::ModelError;
 use crate::kernels::candle_ops::Int8Weights;
-use crate::models::candle_weights::{check_scales, f32_tensors, int8_weights, stored, weight_shape, SCALE_SUFFIX};
+use crate::models::candle_weights::{check_scales, f32_tensors, int8_layers, stored, weight_shape, SCALE_SUFFIX};
 use crate::models::config::PreprocessConfig;
 use crate::models::safetensors_stream::TensorDtype;
 use crate::models::siglip::config::SiglipConfig;
@@ -79,11 +79,7 @@ pub(crate) fn f32_var_builder(
 ) -> Result<(VarBuilder<'static>, Int8Weights), ModelError> {
     let tensors = f32_tensors(weights, |_| false, ModelError::Weights)?;
     let linear = |name: &str, shape: &[usize]| shape.len() == 2 && name.ends_with(".weight") && image_tower(name);
-    let mut int8 = Int8Weights::default();
-    for w in int8_weights(weights, linear).map_err(ModelError::Weights)? {
-        let weight = tensors.get(&w.name).ok_or_else(|| ModelError::WeightsMismatch(format!("{} is missing", w.name)))?;
-        int8.insert_linear(weight, &w.values, &w.scales).map_err(engine_error)?;
-    }
+    let int8 = int8_layers(weights, linear, |name| tensors.get(name), ModelError::Weights)?;
     Ok((VarBuilder::from_tensors(tensors, DType::F32, &Device::Cpu), int8))
 }
 
@@ -294,10 +290,7 @@ mod tests {
         let got = &int8.embed_images(&px, 1).unwrap()[0];
         // The same tower on the dequantised copies (what int8 exports ran before): outside `run`.
         let dequantised = &int8.vision.embed(&px, 1).unwrap()[0];
-        let cos = |a: &[f32], b: &[f32]| {
-            let dot: f64 = a.iter().zip(b).map(|(x, y)| *x as f64 * *y as f64).sum();
-            dot / (a.iter().map(|x| (*x as f64).powi(2)).sum::<f64>() * b.iter().map(|x| (*x as f64).powi(2)).sum::<f64>()).sqrt()
-        };
+        let cos = crate::kernels::test_cosine;
         assert!(got != dequantised, "the integer products ran");
         assert!(cos(got, want) > 0.999, "int8 vs f32: cosine {}", cos(got, want));
         assert!(cos(dequantised, want) > 0.999, "dequantised vs f32: cosine {}", cos(dequantised, want));
