@@ -327,16 +327,18 @@ impl QJob<'_> {
         let w = self.w;
         let mut acc = [[0i32; QNR]; MR];
         let zeros = [0.0f32; QNR];
+        let mut widened = vec![0i16; w.k_pad * QNR];
         for p in range {
             let panel = &w.panels[p * w.k_pad * QNR..(p + 1) * w.k_pad * QNR];
             let first_col = p * QNR;
             let whole = first_col + QNR <= w.out_dim;
             for b in 0..self.m.div_ceil(MR) {
                 let first = b * MR;
-                dot_block(panel, self.x.block(b), self.x.pairs, (self.m - first).min(MR), &mut acc);
+                let weights = if b == 0 { Weights::Widening(panel, &mut widened) } else { Weights::Widened(&widened) };
+                dot_block(weights, self.x.block(b), self.x.pairs, (self.m - first).min(MR), &mut acc);
                 let rows = acc.iter().enumerate().take(self.m - first);
                 if whole && matches!(self.layout, Layout::RowsAreInputs) {
-                    // A row's eight outputs are side by side: one pass over them (vectorised).
+                    // A row's eight outputs are side by side: one pass over them (`scale_sums`).
                     let scales: &[f32; QNR] = w.scales[first_col..first_col + QNR].try_into().expect("a whole panel");
                     let bias: &[f32; QNR] = match &w.bias {
                         Some(b) => b[first_col..first_col + QNR].try_into().expect("a whole panel"),
@@ -344,12 +346,9 @@ impl QJob<'_> {
                     };
                     for (r, sums) in rows {
                         let row = first + r;
-                        let x_scale = self.x.scales[row];
                         // SAFETY: columns `first_col..+QNR` of `row` are inside `out` and ours.
                         let dst = unsafe { std::slice::from_raw_parts_mut(self.out.at(row * w.out_dim + first_col), QNR) };
-                        for c in 0..QNR {
-                            dst[c] = sums[c] as f32 * x_scale * scales[c] + bias[c];
-                        }
+                        scale_sums(sums, self.x.scales[row], scales, bias, dst.try_into().expect("QNR columns"));
                     }
                     continue;
                 }
@@ -373,24 +372,79 @@ impl QJob<'_> {
     }
 }
 
+/// `dst[c] = sums[c] * x_scale * scales[c] + bias[c]`: one input's outputs of a whole panel
+/// (four vector operations a half in wasm; V8 ran LLVM's scalar form, six instructions a value).
+#[inline]
+fn scale_sums(sums: &[i32; QNR], x_scale: f32, scales: &[f32; QNR], bias: &[f32; QNR], dst: &mut [f32; QNR]) {
+    #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+    // SAFETY: every pointer is to QNR = 8 values; wasm loads and stores need no alignment.
+    unsafe {
+        use core::arch::wasm32::*;
+        let xs = f32x4_splat(x_scale);
+        for half in [0, 4] {
+            let v = f32x4_convert_i32x4(v128_load(sums.as_ptr().add(half) as *const v128));
+            let s = v128_load(scales.as_ptr().add(half) as *const v128);
+            let b = v128_load(bias.as_ptr().add(half) as *const v128);
+            v128_store(dst.as_mut_ptr().add(half) as *mut v128, f32x4_add(f32x4_mul(f32x4_mul(v, xs), s), b));
+        }
+    }
+    #[cfg(not(all(target_arch = "wasm32", target_feature = "simd128")))]
+    for c in 0..QNR {
+        dst[c] = sums[c] as f32 * x_scale * scales[c] + bias[c];
+    }
+}
+
+/// A panel's weights as [`dot_block`] reads them. The first block of inputs reads the int8
+/// panel, and in wasm also leaves it widened to i16 in a scratch the size of one panel (12 KB for
+/// 768 inputs, in L1); the other blocks load that as it is. The kernel widened the panel again
+/// for each block (13 times for ViT-B/32's 50 tokens): two of its eighteen vector operations a
+/// step. Widening in the first block's pass, not before it, keeps the panel's reads from memory
+/// under that block's products.
+enum Weights<'a> {
+    /// The panel, and where the first block leaves it widened.
+    Widening(&'a [i8], &'a mut [i16]),
+    /// What the first block left.
+    Widened(&'a [i16]),
+}
+
 /// `acc[r][c] = Σ_k a(r, k) * panel(c, k)` for the first `rows` (at most [`MR`]) inputs of one
 /// block ([`PackedActivations`]: pair `j` of input `r` at `block[(j * MR + r) * 2..]`) and one
 /// panel; rows past `rows` are padding, and are left alone where the kernel can skip them.
 #[inline]
-fn dot_block(panel: &[i8], block: &[i16], pairs: usize, rows: usize, acc: &mut [[i32; QNR]; MR]) {
-    assert!(panel.len() >= pairs * 2 * QNR && block.len() >= pairs * 2 * MR, "block sizes");
+fn dot_block(weights: Weights, block: &[i16], pairs: usize, rows: usize, acc: &mut [[i32; QNR]; MR]) {
+    let len = match &weights {
+        Weights::Widening(panel, widened) => panel.len().min(widened.len()),
+        Weights::Widened(widened) => widened.len(),
+    };
+    assert!(len >= pairs * 2 * QNR && block.len() >= pairs * 2 * MR, "block sizes");
     #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
-    // SAFETY: `panel` holds `pairs` rows of 16 bytes and `block` `pairs` groups of 8 values.
-    // The last block of a product whose row count is not a multiple of four computes only its
-    // rows (ViT-B/32's 50 tokens: 2 of the 13th block's 4, 4 % of the products).
+    // SAFETY: the panel (and the widened one) hold `pairs` rows of 16 values and `block` `pairs`
+    // groups of 8. The last block of a product whose row count is not a multiple of four
+    // computes only its rows (ViT-B/32's 50 tokens: 2 of the 13th block's 4).
     unsafe {
-        match rows {
-            1 => simd128::dot_block::<1>(panel, block, pairs, acc),
-            2 => simd128::dot_block::<2>(panel, block, pairs, acc),
-            3 => simd128::dot_block::<3>(panel, block, pairs, acc),
-            _ => simd128::dot_block::<MR>(panel, block, pairs, acc),
+        use simd128::{dot_block as d, dot_block_widening as dw};
+        match (weights, rows) {
+            (Weights::Widening(p, w), 1) => dw::<1>(p, w, block, pairs, acc),
+            (Weights::Widening(p, w), 2) => dw::<2>(p, w, block, pairs, acc),
+            (Weights::Widening(p, w), 3) => dw::<3>(p, w, block, pairs, acc),
+            (Weights::Widening(p, w), _) => dw::<MR>(p, w, block, pairs, acc),
+            (Weights::Widened(w), 1) => d::<1>(w, block, pairs, acc),
+            (Weights::Widened(w), 2) => d::<2>(w, block, pairs, acc),
+            (Weights::Widened(w), 3) => d::<3>(w, block, pairs, acc),
+            (Weights::Widened(w), _) => d::<MR>(w, block, pairs, acc),
         }
     }
+    #[cfg(not(all(target_arch = "wasm32", target_feature = "simd128")))]
+    let panel: &[i16] = match weights {
+        // Elsewhere the int8 panel is read by every block; `widened` serves the fallback below.
+        Weights::Widening(panel, widened) => {
+            for (w, &v) in widened.iter_mut().zip(panel) {
+                *w = v as i16;
+            }
+            widened
+        }
+        Weights::Widened(widened) => widened,
+    };
     #[cfg(target_arch = "x86_64")]
     if is_x86_feature_detected!("avx2") {
         // SAFETY: AVX2 is present; sizes as above.
@@ -418,27 +472,50 @@ mod simd128 {
     use super::{MR, QNR};
     use core::arch::wasm32::*;
 
-    /// Each step loads its operands already shaped: the eight weights of columns 0-3 and of
-    /// columns 4-7 widened to i16 (`v128.load8x8_s`), and each input's pair broadcast to the
-    /// four lanes (`v128.load32_splat`). V8 turns both into one memory operand each (`vpmovsxbw`,
-    /// `vbroadcastss`), where widening a loaded row and shuffling a pair took six vector
-    /// operations a step beside the eight products: 1.12-1.2x faster (benches/probes/qgemm_loads).
-    /// `R` inputs of the block (the first `R` of its [`MR`]).
+    /// [`dot_block`] on the int8 panel, widening its weights to i16 as it loads them
+    /// (`v128.load8x8_s`, a `vpmovsxbw` memory operand in V8) and storing them into `widened`.
     #[inline]
-    pub unsafe fn dot_block<const R: usize>(panel: &[i8], block: &[i16], pairs: usize, acc: &mut [[i32; QNR]; MR]) {
+    pub unsafe fn dot_block_widening<const R: usize>(panel: &[i8], widened: &mut [i16], block: &[i16], pairs: usize, acc: &mut [[i32; QNR]; MR]) {
+        let (mut w, mut out) = (panel.as_ptr(), widened.as_mut_ptr());
+        steps::<R>(block, pairs, acc, || {
+            let (w_lo, w_hi) = (i16x8_load_extend_i8x8(w), i16x8_load_extend_i8x8(w.add(8)));
+            v128_store(out as *mut v128, w_lo);
+            v128_store(out.add(8) as *mut v128, w_hi);
+            (w, out) = (w.add(2 * QNR), out.add(2 * QNR));
+            (w_lo, w_hi)
+        });
+    }
+
+    /// The weights of columns 0-3 and of columns 4-7, two inputs each, as i16 (widened by the
+    /// panel's first block). `R` inputs of the block (the first `R` of its [`MR`]).
+    #[inline]
+    pub unsafe fn dot_block<const R: usize>(panel: &[i16], block: &[i16], pairs: usize, acc: &mut [[i32; QNR]; MR]) {
+        let mut w = panel.as_ptr();
+        steps::<R>(block, pairs, acc, || {
+            let step = (v128_load(w as *const v128), v128_load(w.add(8) as *const v128));
+            w = w.add(2 * QNR);
+            step
+        });
+    }
+
+    /// The loop both kernels share: `weights` gives each step's two vectors of weights, and
+    /// each input's pair is loaded broadcast to the four lanes (`v128.load32_splat`, which V8
+    /// turns into a `vbroadcastss` memory operand; shuffling a loaded pair took six vector
+    /// operations a step beside the eight products: 1.12-1.2x slower,
+    /// benches/probes/qgemm_loads).
+    #[inline(always)]
+    unsafe fn steps<const R: usize>(block: &[i16], pairs: usize, acc: &mut [[i32; QNR]; MR], mut weights: impl FnMut() -> (v128, v128)) {
         let z = i32x4_splat(0);
         let mut lo = [z; R];
         let mut hi = [z; R];
-        let (mut w, mut a) = (panel.as_ptr(), block.as_ptr());
+        let mut a = block.as_ptr();
         for _ in 0..pairs {
-            let w_lo = i16x8_load_extend_i8x8(w);
-            let w_hi = i16x8_load_extend_i8x8(w.add(8));
+            let (w_lo, w_hi) = weights();
             for r in 0..R {
                 let ar = v128_load32_splat(a.add(r * 2) as *const u32);
                 lo[r] = i32x4_add(lo[r], i32x4_dot_i16x8(ar, w_lo));
                 hi[r] = i32x4_add(hi[r], i32x4_dot_i16x8(ar, w_hi));
             }
-            w = w.add(2 * QNR);
             a = a.add(2 * MR);
         }
         for r in 0..R {
@@ -454,12 +531,12 @@ mod avx2 {
     use core::arch::x86_64::*;
 
     #[target_feature(enable = "avx2")]
-    pub unsafe fn dot_block(panel: &[i8], block: &[i16], pairs: usize, acc: &mut [[i32; QNR]; MR]) {
+    pub unsafe fn dot_block(panel: &[i16], block: &[i16], pairs: usize, acc: &mut [[i32; QNR]; MR]) {
         let mut sums = [_mm256_setzero_si256(); MR];
         let (w, a) = (panel.as_ptr(), block.as_ptr());
         for j in 0..pairs {
-            // Eight columns, two inputs each, widened to sixteen i16.
-            let wv = _mm256_cvtepi8_epi16(_mm_loadu_si128(w.add(j * 16) as *const __m128i));
+            // Eight columns, two inputs each: sixteen i16.
+            let wv = _mm256_loadu_si256(w.add(j * 16) as *const __m256i);
             for (r, sum) in sums.iter_mut().enumerate() {
                 let pair = (a.add((j * MR + r) * 2) as *const i32).read_unaligned();
                 *sum = _mm256_add_epi32(*sum, _mm256_madd_epi16(_mm256_set1_epi32(pair), wv));

@@ -102,3 +102,38 @@ impl CompactRankBench {
         r.matches.iter().map(|m| m.index as u32).collect()
     }
 }
+
+/// Milliseconds of one `QuantLinear::forward` (`m` rows, `k` inputs, `n` outputs, random int8
+/// weights and inputs), the median of `reps` runs after one warm-up: the int8 product alone,
+/// by shape, for the kernel work of issue 14.
+#[wasm_bindgen(js_name = benchInt8Product)]
+pub fn bench_int8_product(m: usize, k: usize, n: usize, reps: usize) -> f64 {
+    use crate::kernels::qgemm::QuantLinear;
+    let mut layer = QuantLinear::zeros(n, k, true);
+    let mut state = 12345u32;
+    let mut next = move || {
+        state ^= state << 13;
+        state ^= state >> 17;
+        state ^= state << 5;
+        state
+    };
+    let q: Vec<i8> = (0..n * k).map(|_| (next() % 255) as i32 as i8).collect();
+    layer.set_rows(0, &q, &vec![0.01; n]);
+    let x: Vec<f32> = (0..m * k).map(|_| (next() % 2001) as f32 / 1000.0 - 1.0).collect();
+    let mut out = vec![0.0f32; m * n];
+    let performance = js_sys::Reflect::get(&js_sys::global(), &"performance".into()).expect("performance");
+    let now_fn: js_sys::Function = js_sys::Reflect::get(&performance, &"now".into()).expect("performance.now").into();
+    let now = || now_fn.call0(&performance).ok().and_then(|v| v.as_f64()).unwrap_or(0.0);
+    layer.forward(&x, m, &mut out);
+    let mut times: Vec<f64> = (0..reps.max(1))
+        .map(|_| {
+            let t = now();
+            for _ in 0..10 {
+                layer.forward(&x, m, &mut out);
+            }
+            (now() - t) / 10.0
+        })
+        .collect();
+    times.sort_by(f64::total_cmp);
+    times[times.len() / 2]
+}

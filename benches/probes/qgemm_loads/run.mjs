@@ -2,7 +2,7 @@
 // already broadcast / widened (src/lib.rs), in headless Chromium, one shape (52 x 768 -> 3072).
 // Prints mismatches against the definition and the median ms of each. Not part of the crate.
 //
-//   (cd benches/probes/qgemm_loads && cargo build --release --target wasm32-unknown-unknown && node run.mjs)
+//   (cd benches/probes/qgemm_loads && cargo build --release --target wasm32-unknown-unknown && node run.mjs [VARIANT,...])
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { chromium } from '../../browser/node_modules/playwright-core/index.mjs';
@@ -11,7 +11,7 @@ const wasm = path.join(import.meta.dirname, 'target/wasm32-unknown-unknown/relea
 const bytes = [...readFileSync(wasm)];
 const browser = await chromium.launch({ executablePath: '/usr/bin/chromium', args: ['--headless=new', '--no-sandbox'] });
 const page = await browser.newPage();
-const variants = ['plain', 'splat', 'splat16'];
+const variants = (process.argv[2] || 'plain,splat,splat16,scratch16,splat_u2').split(',');
 const r = await page.evaluate(([b, variants]) => {
   const i = new WebAssembly.Instance(new WebAssembly.Module(new Uint8Array(b)), {}).exports;
   i.setup(12345);
