@@ -109,6 +109,26 @@ impl PackedLinear {
         }
     }
 
+    /// Outputs `outputs` of [`Self::forward`] only: the columns of `out` (`m x out_dim`) in that
+    /// range are written, the others left as they are. Where the range does not fall on whole
+    /// panels, every output is computed.
+    pub fn forward_outputs(&self, x: &[f32], m: usize, outputs: std::ops::Range<usize>, out: &mut [f32]) {
+        let (k, n) = (self.in_dim, self.out_dim);
+        assert!(outputs.start <= outputs.end && outputs.end <= n, "outputs {outputs:?} of {n}");
+        if n % NR != 0 || outputs.start % NR != 0 || outputs.end % NR != 0 {
+            return self.forward(x, m, out);
+        }
+        assert_eq!(x.len(), m * k, "input size");
+        assert_eq!(out.len(), m * n, "output size");
+        let (first, end) = (outputs.start / NR, outputs.end / NR);
+        if m == 0 || first == end {
+            return;
+        }
+        let panels = &self.panels[first * k * NR..end * k * NR];
+        let bias = self.bias.as_deref().map(|b| &b[first * NR..end * NR]);
+        product_threaded(x, m, k, k, panels, bias, &mut out[first * NR..], n);
+    }
+
     /// `out` has row stride `ldc` (a multiple of `NR`, at least `out_dim`).
     /// Every element of `out` in whole panels' columns is written (bias plus product).
     fn run(&self, x: &[f32], m: usize, out: &mut [f32], ldc: usize) {

@@ -101,7 +101,23 @@ impl QuantLinear {
         assert_eq!(x.len(), m * k, "input size");
         assert_eq!(out.len(), m * self.out_dim, "output size");
         let packed = quantize_activation_rows(x, k, self.k_pad);
-        self.run(&packed, m, Layout::RowsAreInputs, out);
+        self.run(&packed, m, Layout::RowsAreInputs, 0..self.out_dim.div_ceil(QNR), out);
+    }
+
+    /// Outputs `outputs` of [`Self::forward`] only: the columns of `out` (`m x out_dim`) in that
+    /// range are written, the others left as they are. Where the range does not fall on whole
+    /// panels, every output is computed.
+    pub fn forward_outputs(&self, x: &[f32], m: usize, outputs: std::ops::Range<usize>, out: &mut [f32]) {
+        let n = self.out_dim;
+        assert!(outputs.start <= outputs.end && outputs.end <= n, "outputs {outputs:?} of {n}");
+        if outputs.start % QNR != 0 || (outputs.end % QNR != 0 && outputs.end != n) {
+            return self.forward(x, m, out);
+        }
+        let k = self.in_dim;
+        assert_eq!(x.len(), m * k, "input size");
+        assert_eq!(out.len(), m * n, "output size");
+        let packed = quantize_activation_rows(x, k, self.k_pad);
+        self.run(&packed, m, Layout::RowsAreInputs, outputs.start / QNR..outputs.end.div_ceil(QNR), out);
     }
 
     /// The same product with both sides transposed, as a 1x1 convolution over NCHW planes has
@@ -113,13 +129,14 @@ impl QuantLinear {
         assert_eq!(x.len(), m * k, "input size");
         assert_eq!(out.len(), m * self.out_dim, "output size");
         let packed = quantize_activation_columns(x, k, m, self.k_pad);
-        self.run(&packed, m, Layout::ColumnsAreInputs, out);
+        self.run(&packed, m, Layout::ColumnsAreInputs, 0..self.out_dim.div_ceil(QNR), out);
     }
 
-    fn run(&self, x: &PackedActivations, m: usize, layout: Layout, out: &mut [f32]) {
-        let n_panels = self.out_dim.div_ceil(QNR);
+    /// The outputs of `panels` (a range of panel indices).
+    fn run(&self, x: &PackedActivations, m: usize, layout: Layout, panels: std::ops::Range<usize>, out: &mut [f32]) {
         let job = QJob { w: self, x, m, layout, out: DisjointWrites::new(out) };
-        crate::parallel::for_each_chunk(n_panels, m * self.in_dim * self.out_dim, |panels| job.panels(panels));
+        let work = m * self.in_dim * panels.len() * QNR;
+        crate::parallel::for_each_chunk(panels.len(), work, |chunk| job.panels(chunk.start + panels.start..chunk.end + panels.start));
     }
 }
 
@@ -569,6 +586,30 @@ mod tests {
                     let norm: f32 = (0..k).map(|kk| (x[i * k + kk] * w[j * k + kk]).abs()).sum();
                     let got = out[i * n + j];
                     assert!((got - exact).abs() <= 0.01 * norm + 1e-4, "{m}x{n}x{k} [{i},{j}]: {got} vs {exact}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_range_of_outputs_is_those_columns_of_the_whole_product() {
+        let (m, n, k) = (6, 21, 9);
+        let x: Vec<f32> = (0..m * k).map(|i| ((i * 37 % 101) as f32 - 50.0) / 17.0).collect();
+        let w: Vec<f32> = (0..n * k).map(|i| ((i * 53 % 89) as f32 - 44.0) / 31.0).collect();
+        let mut q = QuantLinear::zeros(n, k, true);
+        q.set_rows_f32(0, &w, 1.0);
+        q.set_bias(0, &(0..n).map(|i| i as f32).collect::<Vec<_>>(), 1.0);
+        let mut all = vec![0.0f32; m * n];
+        q.forward(&x, m, &mut all);
+        // Whole panels (8..16, 16..21 the last, partial one), and a range off the panels (all).
+        for range in [8..16, 16..21, 0..21, 3..9] {
+            let mut out = vec![f32::NAN; m * n];
+            q.forward_outputs(&x, m, range.clone(), &mut out);
+            for (i, (&got, &want)) in out.iter().zip(&all).enumerate() {
+                if range.contains(&(i % n)) {
+                    assert_eq!(got, want, "{range:?} [{i}]");
+                } else if range.start % QNR == 0 {
+                    assert!(got.is_nan(), "{range:?} [{i}] written");
                 }
             }
         }

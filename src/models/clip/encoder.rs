@@ -10,7 +10,7 @@ use std::collections::HashSet;
 
 use crate::error::ModelError;
 use crate::kernels::gemm::PackedLinear;
-use crate::kernels::attention::{attention_head, AttentionScratch};
+use crate::kernels::attention::{attention_head, AttentionScratch, Queries};
 use crate::kernels::math::{add_assign, layer_norm, quick_gelu};
 use crate::kernels::qgemm::QuantLinear;
 use crate::parallel::{for_each_chunk, for_each_row_block, DisjointWrites};
@@ -93,6 +93,15 @@ impl Linear {
         match self {
             Linear::F32(l) => l.forward(x, m, out),
             Linear::Int8(l) => l.forward(x, m, out),
+        }
+    }
+
+    /// Only outputs `outputs` of [`Self::forward`] (the columns of `out` in that range; the
+    /// others are left as they are, or computed too where the range is not on whole panels).
+    pub fn forward_outputs(&self, x: &[f32], m: usize, outputs: std::ops::Range<usize>, out: &mut [f32]) {
+        match self {
+            Linear::F32(l) => l.forward_outputs(x, m, outputs, out),
+            Linear::Int8(l) => l.forward_outputs(x, m, outputs, out),
         }
     }
 
@@ -260,8 +269,9 @@ impl Encoder {
 
     /// [`Self::forward`] for a caller that reads one row of each sequence afterwards (the class
     /// token of an image): `keep[i]` is that row's index in sequence `i`. Every layer but the last
-    /// runs as in `forward`; the last attends over all rows but takes only the kept ones through
-    /// its output projection and MLP (which work on each row alone), so only they are final.
+    /// runs as in `forward`; the last computes keys and values for all rows but queries only for
+    /// the kept ones, and takes only those through attention, the output projection and the MLP
+    /// (which work on each row alone), so only they are final.
     pub fn forward_keeping(&self, x: &mut [f32], lens: &[usize], keep: &[usize]) {
         assert!(keep.len() == lens.len() && keep.iter().zip(lens).all(|(k, l)| k < l), "one kept row in each sequence");
         self.run(x, lens, Some(keep));
@@ -279,15 +289,23 @@ impl Encoder {
         let mut hidden = vec![0.0f32; rows * self.inter];
         for (i, l) in self.layers.iter().enumerate() {
             l.norm1.apply(x, &mut normed);
-            l.qkv.forward(&normed, rows, &mut qkv);
-            self.attention(seqs, &qkv, &mut attended);
             match keep.filter(|_| i + 1 == self.layers.len()) {
-                None => self.after_attention(l, x, &attended, rows, &mut normed, &mut hidden),
+                None => {
+                    l.qkv.forward(&normed, rows, &mut qkv);
+                    self.attention(seqs, None, &qkv, &mut attended);
+                    self.after_attention(l, x, &attended, rows, &mut normed, &mut hidden);
+                }
                 Some(keep) => {
                     let kept: Vec<usize> = starts.iter().zip(keep).map(|(s, k)| s + k).collect();
                     let gather = |from: &[f32]| kept.iter().flat_map(|&r| from[r * h..(r + 1) * h].iter().copied()).collect::<Vec<f32>>();
-                    let (mut x_kept, attended_kept) = (gather(x), gather(&attended));
                     let m = kept.len();
+                    // Keys and values of every row; queries of the kept rows only.
+                    l.qkv.forward_outputs(&normed, rows, h..3 * h, &mut qkv);
+                    let mut queries = vec![0.0f32; m * 3 * h];
+                    l.qkv.forward_outputs(&gather(&normed), m, 0..h, &mut queries);
+                    let mut attended_kept = vec![0.0f32; m * h];
+                    self.attention(seqs, Some((&queries, keep)), &qkv, &mut attended_kept);
+                    let mut x_kept = gather(x);
                     self.after_attention(l, &mut x_kept, &attended_kept, m, &mut normed[..m * h], &mut hidden[..m * self.inter]);
                     for (&r, row) in kept.iter().zip(x_kept.chunks_exact(h)) {
                         x[r * h..(r + 1) * h].copy_from_slice(row);
@@ -311,12 +329,15 @@ impl Encoder {
     }
 
     /// Multi-head self-attention within each sequence: `qkv` rows hold q (pre-scaled), k, v.
-    fn attention(&self, seqs: Sequences, qkv: &[f32], out: &mut [f32]) {
+    /// With `kept = (queries, keep)`, only row `keep[i]` of sequence `i` attends, its query in row
+    /// `i` of `queries` (rows of q|k|v, only q read), its output in row `i` of `out`.
+    fn attention(&self, seqs: Sequences, kept: Option<(&[f32], &[usize])>, qkv: &[f32], out: &mut [f32]) {
         let (h, heads) = (self.hidden, self.heads);
         let d = h / heads;
         let causal = self.mask == Mask::Causal;
         let longest = seqs.lens.iter().copied().max().unwrap_or(0);
-        let work: usize = seqs.lens.iter().map(|&t| t * t * d * 2 * heads).sum();
+        let queries = |seq: usize| kept.map_or(seqs.lens[seq], |_| 1);
+        let work: usize = (0..seqs.lens.len()).map(|s| queries(s) * seqs.lens[s] * d * 2 * heads).sum();
         let out_ptr = DisjointWrites::new(out);
         for_each_chunk(seqs.lens.len() * heads, work, |range| {
             let mut scratch = AttentionScratch::default();
@@ -326,12 +347,17 @@ impl Encoder {
                 let (start, t) = (seqs.starts[seq], seqs.lens[seq]);
                 // q, k and v of this head read in place: rows of q|k|v, 3h apart.
                 let rows = &qkv[start * 3 * h..(start + t) * 3 * h];
-                let (q, k, v) = (&rows[head * d..], &rows[h + head * d..], &rows[2 * h + head * d..]);
+                let (k, v) = (&rows[h + head * d..], &rows[2 * h + head * d..]);
+                let (q, first, out_row) = match kept {
+                    None => (&rows[head * d..], 0, start),
+                    Some((queries, keep)) => (&queries[seq * 3 * h + head * d..], keep[seq], seq),
+                };
+                let q = Queries { q, ld: 3 * h, rows: queries(seq), first };
                 attention_head(q, k, v, 3 * h, t, d, &mut head_out, d, causal, &mut scratch);
-                for i in 0..t {
+                for i in 0..q.rows {
                     // SAFETY: each (sequence, head) job writes its own d columns of its own rows.
                     unsafe {
-                        let dst = out_ptr.at((start + i) * h + head * d);
+                        let dst = out_ptr.at((out_row + i) * h + head * d);
                         std::ptr::copy_nonoverlapping(head_out.as_ptr().add(i * d), dst, d);
                     }
                 }
