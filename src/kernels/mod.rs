@@ -29,6 +29,7 @@ pub(crate) fn test_values(len: usize, seed: u32) -> Vec<f32> {
 
 /// The cosine of two vectors, summed in f64, for the tests that compare embeddings.
 #[cfg(test)]
+#[cfg_attr(target_arch = "wasm32", allow(dead_code))] // its tests are native only
 pub(crate) fn test_cosine(a: &[f32], b: &[f32]) -> f64 {
     let dot = |x: &[f32], y: &[f32]| x.iter().zip(y).map(|(p, q)| *p as f64 * *q as f64).sum::<f64>();
     dot(a, b) / (dot(a, a) * dot(b, b)).sqrt()
