@@ -11,35 +11,16 @@
 //
 // A package is a folder scripts/build_wasm.sh --bench wrote (target/bench-pkg/), copied aside
 // before the change being measured.
-import fs from 'node:fs';
 import path from 'node:path';
-import { fileURLToPath, pathToFileURL } from 'node:url';
+import { loadPackage as load, openBundle, randomPixels } from './node_tower.mjs';
 
-const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const median = (a) => [...a].sort((x, y) => x - y)[a.length >> 1];
 
-async function load(dir) {
-  const pkg = await import(`${pathToFileURL(path.join(path.resolve(dir), 'clipmatch.js'))}?${dir}`);
-  await pkg.default({ module_or_path: fs.readFileSync(path.join(dir, 'clipmatch_bg.wasm')) });
-  return pkg;
-}
-
 async function tower(bundleDir, runs, dirs) {
-  const { loadMatcher } = await import(pathToFileURL(path.join(root, 'www/weights.js')));
-  const bundle = JSON.parse(fs.readFileSync(path.join(bundleDir, 'bundle.json'), 'utf8'));
-  const read = (p) => fs.readFileSync(path.join(bundleDir, p));
-  const text = (p) => (p === undefined ? undefined : read(p).toString('utf8'));
+  const { bundle, load: loadTower } = await openBundle(bundleDir);
   const matchers = [];
-  for (const dir of dirs) {
-    const pkg = await load(dir);
-    matchers.push(loadMatcher(pkg.MatcherLoader, {
-      bundle, config: text(bundle.model.config), preprocessor: text(bundle.model.preprocessor),
-      weights: new Uint8Array(read(bundle.model.weights)),
-    }));
-  }
-  const size = bundle.model.preprocessing?.crop_height ?? 224;
-  let seed = 1;
-  const pixels = Float32Array.from({ length: 3 * size * size }, () => ((seed = (seed * 16807) % 2147483647) / 2147483647) * 4 - 2);
+  for (const dir of dirs) matchers.push(loadTower(await load(dir)));
+  const pixels = randomPixels(bundle);
   const times = dirs.map(() => []);
   const embeddings = [];
   for (let i = 0; i < runs + 3; i++) {

@@ -9,7 +9,8 @@
 // the most self time (wasm functions by their Rust names, as the package's name section has them).
 import fs from 'node:fs';
 import path from 'node:path';
-import { fileURLToPath, pathToFileURL } from 'node:url';
+import { fileURLToPath } from 'node:url';
+import { loadPackage, openBundle, randomPixels } from './node_tower.mjs';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 
@@ -31,24 +32,12 @@ function summary(files) {
 }
 
 async function profile(bundleDir, runs) {
-  const pkgDir = process.env.PKG || path.join(root, 'target/bench-pkg');
-  const pkg = await import(pathToFileURL(path.join(pkgDir, 'clipmatch.js')));
-  await pkg.default({ module_or_path: fs.readFileSync(path.join(pkgDir, 'clipmatch_bg.wasm')) });
-  const bundle = JSON.parse(fs.readFileSync(path.join(bundleDir, 'bundle.json'), 'utf8'));
-  const read = (p) => fs.readFileSync(path.join(bundleDir, p));
-  const text = (p) => (p === undefined ? undefined : read(p).toString('utf8'));
-  const { loadMatcher } = await import(pathToFileURL(path.join(root, 'www/weights.js')));
+  const pkg = await loadPackage(process.env.PKG || path.join(root, 'target/bench-pkg'));
+  const { bundle, load } = await openBundle(bundleDir);
   let t = performance.now();
-  const matcher = loadMatcher(pkg.MatcherLoader, {
-    bundle,
-    config: text(bundle.model.config),
-    preprocessor: text(bundle.model.preprocessor),
-    weights: new Uint8Array(read(bundle.model.weights)),
-  });
+  const matcher = load(pkg);
   console.log(`model loaded in ${(performance.now() - t).toFixed(0)} ms: ${matcher.family}, ${matcher.engine}, ${bundle.model.dtype}`);
-  const size = bundle.model.preprocessing?.crop_height ?? 224;
-  let seed = 1;
-  const pixels = Float32Array.from({ length: 3 * size * size }, () => ((seed = (seed * 16807) % 2147483647) / 2147483647) * 4 - 2);
+  const pixels = randomPixels(bundle);
   const times = [];
   for (let i = 0; i < runs; i++) {
     t = performance.now();

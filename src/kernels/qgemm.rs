@@ -97,11 +97,7 @@ impl QuantLinear {
 
     /// `out[m x out_dim] = x[m x in_dim] · Wᵀ + b`.
     pub fn forward(&self, x: &[f32], m: usize, out: &mut [f32]) {
-        let k = self.in_dim;
-        assert_eq!(x.len(), m * k, "input size");
-        assert_eq!(out.len(), m * self.out_dim, "output size");
-        let packed = quantize_activation_rows(x, k, self.k_pad);
-        self.run(&packed, m, Layout::RowsAreInputs, 0..self.out_dim.div_ceil(QNR), out);
+        self.forward_outputs(x, m, 0..self.out_dim, out);
     }
 
     /// Outputs `outputs` of [`Self::forward`] only: the columns of `out` (`m x out_dim`) in that
@@ -110,9 +106,8 @@ impl QuantLinear {
     pub fn forward_outputs(&self, x: &[f32], m: usize, outputs: std::ops::Range<usize>, out: &mut [f32]) {
         let n = self.out_dim;
         assert!(outputs.start <= outputs.end && outputs.end <= n, "outputs {outputs:?} of {n}");
-        if outputs.start % QNR != 0 || (outputs.end % QNR != 0 && outputs.end != n) {
-            return self.forward(x, m, out);
-        }
+        let on_panels = outputs.start % QNR == 0 && (outputs.end % QNR == 0 || outputs.end == n);
+        let outputs = if on_panels { outputs } else { 0..n };
         let k = self.in_dim;
         assert_eq!(x.len(), m * k, "input size");
         assert_eq!(out.len(), m * n, "output size");
@@ -453,7 +448,8 @@ fn dot_block(weights: Weights, block: &[i16], pairs: usize, rows: usize, acc: &m
     }
     #[cfg(not(all(target_arch = "wasm32", target_feature = "simd128")))]
     let panel: &[i16] = match weights {
-        // Elsewhere the int8 panel is read by every block; `widened` serves the fallback below.
+        // Elsewhere the first block widens the panel in a plain loop, then reads it as the
+        // other blocks do (AVX2 and the portable loop below).
         Weights::Widening(panel, widened) => {
             for (w, &v) in widened.iter_mut().zip(panel) {
                 *w = v as i16;
