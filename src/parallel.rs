@@ -64,12 +64,14 @@ fn chunk_range(items: usize, chunks: usize, i: usize) -> Range<usize> {
 
 /// Runs `f` (a whole forward pass: dozens of products and element-wise passes one after another)
 /// with the pool's threads held in a team for its duration: between two parallel steps they spin
-/// on an atomic instead of going to sleep, so a step starts on every thread at once instead of
-/// after a wake-up (in the browser, a Web Worker sleeping in `Atomics.wait` until
-/// `Atomics.notify`), and inside a team smaller steps are worth splitting. In Chromium on 2
-/// threads this took ViT-B/32's int8 tower from 83 to 72 ms and MobileCLIP2-S0's f32 tower from
-/// 143 to 118 ms (BENCHMARKS.md). `f` runs on a pool thread while the caller waits; inside a pool
-/// thread, or with one thread, it simply runs.
+/// briefly on an atomic before going to sleep, so a step that follows another closely starts on
+/// every thread at once instead of after a wake-up (in the browser, a Web Worker sleeping in
+/// `Atomics.wait` until `Atomics.notify`), and inside a team smaller steps are worth splitting.
+/// In Chromium on 2 threads this took ViT-B/32's int8 tower from 83 to 72 ms and MobileCLIP2-S0's
+/// f32 tower from 143 to 118 ms (BENCHMARKS.md). The spin is bounded ([`team`]'s `SPINS`), so a
+/// helper whose step does not come soon sleeps instead of taking a core from threads with work
+/// (more threads than cores) and heating a phone. `f` runs on a pool thread while the caller
+/// waits; inside a pool thread, or with one thread, it simply runs.
 pub fn with_team<R: Send>(f: impl FnOnce() -> R + Send) -> R {
     #[cfg(any(not(target_arch = "wasm32"), feature = "threads"))]
     {
@@ -202,6 +204,16 @@ mod team {
     use std::cell::Cell;
     use std::ops::Range;
     use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, AtomicUsize, Ordering};
+    use std::sync::{Condvar, Mutex};
+
+    /// Times a helper checks for a new step before it sleeps: about 50 µs natively (x86's
+    /// `pause` takes 10-140 cycles) and in the browser (where `spin_loop` is no instruction and a
+    /// check is a load from the cache), about the time a wake-up takes, so that sleeping costs a
+    /// helper at most what it saves.
+    #[cfg(not(target_arch = "wasm32"))]
+    pub(super) const SPINS: u32 = 1 << 11;
+    #[cfg(target_arch = "wasm32")]
+    pub(super) const SPINS: u32 = 1 << 15;
 
     /// A step: the function and how its items are cut.
     struct Step<'a> {
@@ -221,6 +233,15 @@ mod team {
         /// A chunk panicked on a helper.
         poisoned: AtomicBool,
         stop: AtomicBool,
+        /// Helpers asleep (or about to sleep) on `published` until a step or `stop` is
+        /// published, and the leader on `finished` until its step's chunks are: who publishes
+        /// or finishes takes `asleep` and notifies only when its count is not zero, so nothing
+        /// costs a system call while every thread spins.
+        sleeping_helpers: AtomicUsize,
+        sleeping_leader: AtomicUsize,
+        asleep: Mutex<()>,
+        published: Condvar,
+        finished: Condvar,
     }
 
     pub enum Role {
@@ -265,7 +286,8 @@ mod team {
     impl Drop for StopOnDrop<'_> {
         fn drop(&mut self) {
             LEADER.with(|l| l.set(None));
-            self.0.stop.store(true, Ordering::Release);
+            self.0.stop.store(true, Ordering::SeqCst);
+            self.0.notify(&self.0.sleeping_helpers, &self.0.published);
         }
     }
 
@@ -277,7 +299,8 @@ mod team {
             if std::thread::panicking() {
                 self.0.poisoned.store(true, Ordering::Release);
             }
-            self.0.done.fetch_add(1, Ordering::Release);
+            self.0.done.fetch_add(1, Ordering::SeqCst);
+            self.0.notify(&self.0.sleeping_leader, &self.0.finished);
         }
     }
 
@@ -297,9 +320,9 @@ mod team {
                     self.team.done.fetch_add(1, Ordering::Release);
                 }
             }
-            while self.team.done.load(Ordering::Acquire) < self.chunks {
-                std::hint::spin_loop();
-            }
+            let team = self.team;
+            let finished = || (team.done.load(Ordering::SeqCst) >= self.chunks).then_some(());
+            team.wait_for(finished, &team.sleeping_leader, &team.finished);
         }
     }
 
@@ -313,6 +336,11 @@ mod team {
                 done: AtomicUsize::new(0),
                 poisoned: AtomicBool::new(false),
                 stop: AtomicBool::new(false),
+                sleeping_helpers: AtomicUsize::new(0),
+                sleeping_leader: AtomicUsize::new(0),
+                asleep: Mutex::new(()),
+                published: Condvar::new(),
+                finished: Condvar::new(),
             };
             let team = &team;
             rayon::scope(|scope| {
@@ -338,7 +366,8 @@ mod team {
             // returns only when all of them are finished.
             self.step.store(&step as *const Step as *mut Step<'static>, Ordering::Release);
             let generation = generation(self.state.load(Ordering::Relaxed)) + 1;
-            self.state.store(generation << 32 | (chunks as u64) << CHUNK_BITS, Ordering::Release);
+            self.state.store(generation << 32 | (chunks as u64) << CHUNK_BITS, Ordering::SeqCst);
+            self.notify(&self.sleeping_helpers, &self.published);
             let _all = AllFinished { team: self, generation, chunks };
             while let Some(i) = self.take(generation) {
                 let _finished = Finished(self);
@@ -346,6 +375,51 @@ mod team {
             }
             drop(_all);
             assert!(!self.poisoned.load(Ordering::Acquire), "a thread of the team panicked");
+        }
+
+        /// The state of the first step after generation `seen`, or `None` once `stop` is set.
+        fn next_step(&self, seen: u64) -> Option<u64> {
+            let published = || {
+                if self.stop.load(Ordering::SeqCst) {
+                    return Some(None);
+                }
+                let state = self.state.load(Ordering::SeqCst);
+                (generation(state) != seen).then_some(Some(state))
+            };
+            self.wait_for(published, &self.sleeping_helpers, &self.published)
+        }
+
+        /// Waits until `check` gives a value: spins [`SPINS`] checks, then sleeps on `condvar`
+        /// counted in `sleeping`, to be woken by [`Team::notify`] with the same two.
+        fn wait_for<T>(&self, check: impl Fn() -> Option<T>, sleeping: &AtomicUsize, condvar: &Condvar) -> T {
+            for _ in 0..SPINS {
+                if let Some(value) = check() {
+                    return value;
+                }
+                std::hint::spin_loop();
+            }
+            let mut guard = self.asleep.lock().unwrap_or_else(|e| e.into_inner());
+            // Counted before the last check, both sequentially consistent with the change and the
+            // count's read in `notify`: either this check sees the change, or `notify` sees this
+            // sleeper and notifies under the lock, so not before this thread waits.
+            sleeping.fetch_add(1, Ordering::SeqCst);
+            let value = loop {
+                if let Some(value) = check() {
+                    break value;
+                }
+                guard = condvar.wait(guard).unwrap_or_else(|e| e.into_inner());
+            };
+            sleeping.fetch_sub(1, Ordering::SeqCst);
+            value
+        }
+
+        /// Wakes the threads asleep in [`Team::wait_for`] on `condvar`, after what they wait
+        /// for was changed (sequentially consistent).
+        fn notify(&self, sleeping: &AtomicUsize, condvar: &Condvar) {
+            if sleeping.load(Ordering::SeqCst) > 0 {
+                let _guard = self.asleep.lock().unwrap_or_else(|e| e.into_inner());
+                condvar.notify_all();
+            }
         }
 
         /// The next chunk of step `generation`, if that step is still the published one and has
@@ -363,7 +437,8 @@ mod team {
             }
         }
 
-        /// A helper: spins until a new step is published, takes its chunks, until `stop`.
+        /// A helper: waits for a new step to be published (spinning [`SPINS`] checks, then
+        /// asleep), takes its chunks, until `stop`.
         fn help(&self) {
             if LEADER.with(Cell::get).is_some() {
                 // The leader's own thread, waiting inside a step on some other rayon work, took
@@ -372,13 +447,8 @@ mod team {
             }
             MEMBER.with(|m| m.set(true));
             let mut seen = 0;
-            while !self.stop.load(Ordering::Acquire) {
-                let state = self.state.load(Ordering::Acquire);
+            while let Some(state) = self.next_step(seen) {
                 let generation = generation(state);
-                if generation == seen {
-                    std::hint::spin_loop();
-                    continue;
-                }
                 let step = self.step.load(Ordering::Acquire);
                 while let Some(i) = self.take(generation) {
                     // SAFETY: a chunk of `generation` was taken, so that step is still running
@@ -443,6 +513,50 @@ mod tests {
         if threads() > 1 {
             assert!(workers.into_inner().unwrap().len() > 1, "the helpers took no chunk");
         }
+    }
+
+    /// CPU time of the calling thread, in seconds.
+    fn thread_cpu_seconds() -> f64 {
+        let mut t = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+        // SAFETY: `t` is a valid timespec to write.
+        assert_eq!(unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut t) }, 0);
+        t.tv_sec as f64 + t.tv_nsec as f64 * 1e-9
+    }
+
+    /// A helper whose next step does not come soon sleeps instead of spinning: over 300 ms in
+    /// which the leader publishes nothing, each helper uses a few milliseconds of CPU at most.
+    #[test]
+    fn helpers_waiting_for_a_step_sleep_instead_of_spinning() {
+        if threads() < 2 {
+            return;
+        }
+        let clocks = std::sync::Mutex::new(std::collections::HashMap::new());
+        let record = |step: usize| {
+            for_each_chunk(64, MIN_PARALLEL_WORK, |_| {
+                let now = thread_cpu_seconds();
+                let mut times = clocks.lock().unwrap();
+                times.entry(std::thread::current().id()).or_insert([None, None])[step].get_or_insert(now);
+                drop(times);
+                // A millisecond of work a chunk, so that sleeping helpers wake in time to take some.
+                let start = std::time::Instant::now();
+                while start.elapsed().as_micros() < 1000 {
+                    std::hint::spin_loop();
+                }
+            })
+        };
+        with_team(|| {
+            record(0);
+            std::thread::sleep(std::time::Duration::from_millis(300));
+            record(1);
+        });
+        let idle: Vec<f64> = clocks
+            .into_inner()
+            .unwrap()
+            .into_values()
+            .filter_map(|[before, after]| Some(after? - before?))
+            .collect();
+        assert!(idle.len() >= 2, "fewer than two threads took part in both steps: {idle:?}");
+        assert!(idle.iter().all(|&s| s < 0.03), "CPU seconds between the two steps: {idle:?}");
     }
 
     #[test]
