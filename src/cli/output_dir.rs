@@ -3,11 +3,11 @@
 //! An interrupted command leaves the old folder (or nothing), never half of one.
 //!
 //! Before anything is written the destination is checked: it may not be, contain or lie inside
-//! a folder the command reads (the source, the catalog, the model), and an existing folder is
-//! replaced only if it is empty or carries the marker of what is written (a `catalog.json` of
-//! format `clipmatch-catalog` for `build` and `tune`, a `bundle.json` of format `clipmatch-bundle`
-//! for `bundle`, a `report.json` of format `clipmatch-eval-report` for `eval --report`, a
-//! `shard.json` of format `clipmatch-shard` for `build --shard`).
+//! a folder the command reads (the source, the catalog, the model), nor be a link to nothing, and
+//! an existing folder is replaced only if it is empty or carries the marker of what is written (a
+//! `catalog.json` of format `clipmatch-catalog` for `build` and `tune`, a `bundle.json` of format
+//! `clipmatch-bundle` for `bundle`, a `report.json` of format `clipmatch-eval-report` for `eval
+//! --report`, a `shard.json` of format `clipmatch-shard` for `build --shard`).
 //!
 //! `build` stages resumably ([`StagedDir::resumable`]): in `.NAME.build/out` beside the
 //! destination, a name that does not depend on the process, so that a build killed at any point
@@ -89,7 +89,8 @@ pub fn write_file(dir: &Path, name: &str, bytes: &[u8]) -> Result<()> {
 
 /// `path` made absolute with every link resolved, also when it does not exist yet: its nearest
 /// existing ancestor is canonicalised and the rest appended (`..` in the rest removes the
-/// component before it: names that do not exist yet are not links).
+/// component before it: names that do not exist yet are not links). A link to nothing on the
+/// way is refused: what is written through it would not be where it is read.
 pub fn resolve(path: &Path) -> Result<PathBuf> {
     let abs = std::env::current_dir().context("cannot tell the current folder")?.join(path);
     let mut rest = Vec::new();
@@ -98,6 +99,9 @@ pub fn resolve(path: &Path) -> Result<PathBuf> {
         match fs::canonicalize(base) {
             Ok(p) => break p,
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                if let Ok(to) = fs::read_link(base) {
+                    bail!("{} is a link to {}, which does not exist", base.display(), to.display());
+                }
                 let mut c = base.components();
                 match c.next_back() {
                     Some(last) => rest.push(last),
@@ -149,7 +153,7 @@ pub struct StagedDir {
 /// Checks `target` (see the module's doc; `inputs` are what the command reads, as
 /// `(what, path)`) and makes sure its parent exists; its real path, parent and name.
 pub fn check_target(target: &Path, kind: Kind, inputs: &[(&str, &Path)]) -> Result<(PathBuf, PathBuf, String)> {
-    let real = resolve(target)?;
+    let real = resolve(target).with_context(|| format!("refusing to write {}", target.display()))?;
     for (what, read) in inputs {
         keep_clear(target, &real, what, read)?;
     }
