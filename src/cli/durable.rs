@@ -10,6 +10,10 @@ use anyhow::{Context, Result};
 
 /// Syncs the file or folder `path` (a folder's entries: names created, removed or renamed in it).
 pub fn sync(path: &Path) -> Result<()> {
+    // Windows cannot open a folder as a file to sync it.
+    if cfg!(not(unix)) && path.is_dir() {
+        return Ok(());
+    }
     File::open(path)
         .and_then(|f| f.sync_all())
         .with_context(|| format!("cannot sync {} to the disk", path.display()))?;
