@@ -486,6 +486,24 @@ fn build_out_may_not_overlap_its_source_or_model_nor_replace_other_folders() {
     );
 }
 
+#[cfg(unix)]
+#[test]
+fn a_link_to_nothing_as_out_is_refused_before_the_model_is_opened() {
+    // The model is an empty folder, which cannot load: the refusal names the link, so it came
+    // before the model was even opened (and so before any embedding).
+    let lab = Lab::new(None);
+    let src = lab.products("src");
+    let no_model = lab.p("no-model");
+    fs::create_dir(&no_model).unwrap();
+    let link = lab.p("cat");
+    std::os::unix::fs::symlink(lab.p("gone"), &link).unwrap();
+    let needles = ["refusing to write", "cat is a link to", "gone, which does not exist"];
+    for out in [link.clone(), link.join("inside")] {
+        lab.refused(&["build", s(&src), "--out", s(&out), "--model", s(&no_model)], &needles);
+        lab.refused(&["merge", s(&lab.p("shard")), "--out", s(&out)], &needles);
+    }
+}
+
 #[test]
 fn photos_that_are_devices_or_fifos_are_refused_without_hanging() {
     let lab = Lab::new(tokenizer());

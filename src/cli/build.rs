@@ -275,7 +275,8 @@ pub fn run(args: BuildArgs) -> Result<ExitCode> {
         }
     }
     let kind = if args.shard.is_some() { Kind::Shard } else { Kind::Catalog };
-    output_dir::check_target(&args.out, kind, &inputs)?;
+    // Locked before the catalog to update is read: no other writer changes it meanwhile.
+    let work = output_dir::claim(&args.out, kind, &inputs)?;
     let previous = args.update.as_deref().map(catalog_to_update).transpose()?;
     let compact = args.compact.options(previous.as_ref().and_then(|c| c.manifest.compact.as_ref()));
 
@@ -314,8 +315,8 @@ pub fn run(args: BuildArgs) -> Result<ExitCode> {
     let slice = args.shard.map_or(0..all.len(), |s| s.slice(all.len(), options.batch_size));
     let (items, sources) = (all[slice.clone()].to_vec(), &sources[slice]);
 
-    let mut staged = StagedDir::resumable(&args.out, kind, &inputs)?;
-    let work_dir = staged.work_dir().expect("a resumable stage").to_path_buf();
+    let mut staged = StagedDir::resumable(work)?;
+    let work_dir = staged.work_dir().to_path_buf();
     let out = staged.path().to_path_buf();
     let (checkpoint, resumed) = CheckpointFile::open(&work_dir, &out, &header)?;
     fs::create_dir_all(out.join("thumbs"))?;

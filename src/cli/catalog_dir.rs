@@ -3,6 +3,8 @@
 //! those names only, each a regular file inside the folder (see [`files::open_inside`]), with
 //! size caps: the manifest at most [`MAX_MANIFEST_BYTES`], the vectors exactly the size the
 //! manifest implies (checked before reading), a thumbnail at most [`MAX_THUMBNAIL_BYTES`].
+//! Before reading, a swap into the folder that a stopped command left half done is finished
+//! ([`work_dir::settle`]).
 
 use std::path::Path;
 
@@ -10,7 +12,7 @@ use anyhow::{bail, Context, Result};
 use clipmatch::search::catalog::{VectorDtype, COMPACT_FILE, MANIFEST_FILE, VECTORS_FILE};
 use clipmatch::Catalog;
 
-use super::files;
+use super::{files, work_dir};
 
 /// Largest `catalog.json` read: 64 MiB (ViT-B/32 catalogs take about 200 bytes an item).
 pub const MAX_MANIFEST_BYTES: u64 = 64 << 20;
@@ -37,6 +39,7 @@ fn implied_vectors_len(manifest: &[u8]) -> Result<Option<(u64, String)>> {
 }
 
 pub fn load(dir: &Path) -> Result<Catalog> {
+    work_dir::settle(dir)?;
     let manifest = files::read_inside(dir, MANIFEST_FILE, MAX_MANIFEST_BYTES)
         .with_context(|| format!("cannot load the catalog in {} (is it a folder made by `clipmatch build`?)", dir.display()))?;
     let not_loaded = || format!("cannot load the catalog in {}", dir.display());

@@ -35,19 +35,14 @@ fn tidy(staging: &Path, keep_thumbnails: bool) -> Result<()> {
             for thumb in fs::read_dir(&path)? {
                 let thumb = thumb?;
                 if !thumb.file_type()?.is_file() {
-                    remove(&thumb.path(), thumb.file_type()?)?;
+                    files::remove(&thumb.path(), thumb.file_type()?)?;
                 }
             }
             continue;
         }
-        remove(&path, t)?;
+        files::remove(&path, t)?;
     }
     Ok(())
-}
-
-fn remove(path: &Path, t: fs::FileType) -> Result<()> {
-    let r = if t.is_dir() { fs::remove_dir_all(path) } else { fs::remove_file(path) };
-    r.with_context(|| format!("cannot remove {}", path.display()))
 }
 
 impl CheckpointFile {
@@ -61,7 +56,7 @@ impl CheckpointFile {
         let found = match fs::symlink_metadata(&path) {
             Ok(m) if m.is_file() => Some(files::read_regular(&path, MAX_BYTES).with_context(|| path.display().to_string())?),
             Ok(m) => {
-                remove(&path, m.file_type())?;
+                files::remove(&path, m.file_type())?;
                 None
             }
             Err(e) if e.kind() == io::ErrorKind::NotFound => None,

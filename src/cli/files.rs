@@ -123,6 +123,13 @@ pub fn read_inside(dir: &Path, name: &str, max: u64) -> Result<Vec<u8>> {
     open_inside(dir, name)?.read(max).with_context(|| path.display().to_string())
 }
 
+/// Removes `path`, of type `t` (from its link's metadata): a folder with all it holds, anything
+/// else (a link too, never followed) as a file.
+pub fn remove(path: &Path, t: fs::FileType) -> Result<()> {
+    let r = if t.is_dir() { fs::remove_dir_all(path) } else { fs::remove_file(path) };
+    r.with_context(|| format!("cannot remove {}", path.display()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -14,7 +14,7 @@ use clipmatch::search::shard::{self, Shard};
 
 use super::compact_codes::{self, CompactArgs};
 use super::catalog_dir::{MAX_MANIFEST_BYTES, MAX_THUMBNAIL_BYTES};
-use super::files;
+use super::{files, work_dir};
 use super::output_dir::{self, Kind, StagedDir};
 
 #[derive(clap::Args)]
@@ -34,6 +34,7 @@ pub struct MergeArgs {
 
 /// One shard folder, read and checked on its own.
 fn read_shard(dir: &Path) -> Result<Shard> {
+    work_dir::settle(dir)?;
     let json = files::read_inside(dir, shard::MANIFEST_FILE, MAX_MANIFEST_BYTES)?;
     let manifest = Shard::manifest(&json)?;
     let expected = shard::vectors_len(manifest.items.len(), manifest.recipe.model.embedding_dim)

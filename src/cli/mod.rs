@@ -5,6 +5,7 @@ mod bundle;
 mod catalog_dir;
 mod checkpoint_file;
 mod compact_codes;
+mod durable;
 mod embed;
 mod eval;
 mod files;
@@ -17,7 +18,9 @@ mod output_dir;
 mod query;
 mod reuse;
 mod sources;
+mod swap;
 mod tune;
+mod work_dir;
 
 use std::path::PathBuf;
 use std::process::ExitCode;

@@ -1,18 +1,23 @@
-//! Writing an output folder atomically: everything goes into a new sibling folder, which
-//! replaces the destination by rename only once complete (and is removed if the command fails).
-//! An interrupted command leaves the old folder (or nothing), never half of one.
+//! Writing an output folder atomically: everything goes into a staging folder in the output's
+//! work folder `.NAME.build` beside it, which replaces the destination only once complete (and is
+//! removed if the command fails). The path always holds the old folder or the new one, never
+//! half of one or nothing, wherever the command is stopped: see [`super::swap`] for the journaled
+//! swap and how the next command finishes it. Every command writing `NAME` holds the lock of
+//! `.NAME.build` while it reads what it replaces and writes (see [`super::work_dir`]): a second
+//! one is refused in one line.
 //!
 //! Before anything is written the destination is checked: it may not be, contain or lie inside
-//! a folder the command reads (the source, the catalog, the model), and an existing folder is
-//! replaced only if it is empty or carries the marker of what is written (a `catalog.json` of
-//! format `clipmatch-catalog` for `build` and `tune`, a `bundle.json` of format `clipmatch-bundle`
-//! for `bundle`, a `report.json` of format `clipmatch-eval-report` for `eval --report`, a
-//! `shard.json` of format `clipmatch-shard` for `build --shard`).
+//! a folder the command reads (the source, the catalog, the model), nor be a link to nothing, and
+//! an existing folder is replaced only if it is empty or carries the marker of what is written (a
+//! `catalog.json` of format `clipmatch-catalog` for `build` and `tune`, a `bundle.json` of format
+//! `clipmatch-bundle` for `bundle`, a `report.json` of format `clipmatch-eval-report` for `eval
+//! --report`, a `shard.json` of format `clipmatch-shard` for `build --shard`).
 //!
-//! `build` stages resumably ([`StagedDir::resumable`]): in `.NAME.build/out` beside the
-//! destination, a name that does not depend on the process, so that a build killed at any point
-//! finds its staged folder and checkpoint again; the whole `.NAME.build` folder is locked while a
-//! command uses it and removed once the output is in place (or the command fails).
+//! `build` stages resumably ([`StagedDir::resumable`]): in `.NAME.build/out`, a name that does not
+//! depend on the process, so that a build killed at any point finds its staged folder and
+//! checkpoint again; the whole `.NAME.build` folder is removed once the output is in place (or the
+//! command fails). The other commands stage in `.NAME.build/staged`, which a stopped one leaves
+//! for the next writer to remove.
 
 use std::fs;
 use std::io;
@@ -26,6 +31,8 @@ use clipmatch::search::shard::{FORMAT as SHARD_FORMAT, MANIFEST_FILE as SHARD_FI
 use serde::Deserialize;
 
 use super::files;
+use super::swap::{self, Swap};
+use super::work_dir::{self, WorkDir};
 
 /// What an output folder holds, and so which existing folder it may replace.
 #[derive(Clone, Copy)]
@@ -89,7 +96,8 @@ pub fn write_file(dir: &Path, name: &str, bytes: &[u8]) -> Result<()> {
 
 /// `path` made absolute with every link resolved, also when it does not exist yet: its nearest
 /// existing ancestor is canonicalised and the rest appended (`..` in the rest removes the
-/// component before it: names that do not exist yet are not links).
+/// component before it: names that do not exist yet are not links). A link to nothing on the
+/// way is refused: what is written through it would not be where it is read.
 pub fn resolve(path: &Path) -> Result<PathBuf> {
     let abs = std::env::current_dir().context("cannot tell the current folder")?.join(path);
     let mut rest = Vec::new();
@@ -98,6 +106,9 @@ pub fn resolve(path: &Path) -> Result<PathBuf> {
         match fs::canonicalize(base) {
             Ok(p) => break p,
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                if let Ok(to) = fs::read_link(base) {
+                    bail!("{} is a link to {}, which does not exist", base.display(), to.display());
+                }
                 let mut c = base.components();
                 match c.next_back() {
                     Some(last) => rest.push(last),
@@ -138,10 +149,11 @@ fn keep_clear(out: &Path, real_out: &Path, what: &str, read: &Path) -> Result<()
 
 pub struct StagedDir {
     staging: PathBuf,
-    target: PathBuf,
     committed: bool,
-    /// For a resumable stage: the `.NAME.build` folder holding the staging folder, and its lock.
-    work: Option<(PathBuf, fs::File)>,
+    /// The output's work folder, locked: the staging folder is in it.
+    work: WorkDir,
+    /// `build`'s: the staging folder and the checkpoint beside it outlive a killed command.
+    resumable: bool,
     /// Leave the work folder if the command fails.
     keep_work: bool,
 }
@@ -149,7 +161,7 @@ pub struct StagedDir {
 /// Checks `target` (see the module's doc; `inputs` are what the command reads, as
 /// `(what, path)`) and makes sure its parent exists; its real path, parent and name.
 pub fn check_target(target: &Path, kind: Kind, inputs: &[(&str, &Path)]) -> Result<(PathBuf, PathBuf, String)> {
-    let real = resolve(target)?;
+    let real = resolve(target).with_context(|| format!("refusing to write {}", target.display()))?;
     for (what, read) in inputs {
         keep_clear(target, &real, what, read)?;
     }
@@ -175,72 +187,47 @@ pub fn check_target(target: &Path, kind: Kind, inputs: &[(&str, &Path)]) -> Resu
     Ok((parent.to_path_buf(), real, name))
 }
 
+/// Checks `target` (see [`check_target`]), then takes the lock of its work folder (finishing
+/// what a stopped command left there) and checks it again: what a writer reads of the folder it
+/// replaces, after this, no other writer changes meanwhile.
+pub fn claim(target: &Path, kind: Kind, inputs: &[(&str, &Path)]) -> Result<WorkDir> {
+    let (_, real, _) = check_target(target, kind, inputs)?;
+    let work = WorkDir::lock(target, &real)?;
+    check_target(target, kind, inputs)?;
+    Ok(work)
+}
+
 impl StagedDir {
     /// Checks `target` (see the module's doc; `inputs` are what the command reads, as
-    /// `(what, path)`), then makes a new staging folder beside it.
+    /// `(what, path)`), takes its work folder's lock, then makes a new staging folder in it.
     pub fn new(target: &Path, kind: Kind, inputs: &[(&str, &Path)]) -> Result<Self> {
-        let (parent, real, name) = check_target(target, kind, inputs)?;
-        let staging = (0u32..)
-            .map(|n| parent.join(format!(".{name}.partial-{}-{n}", std::process::id())))
-            .find_map(|p| match fs::create_dir(&p) {
-                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => None,
-                r => Some(r.map(|_| p)),
-            })
-            .expect("some name is free")
-            .with_context(|| format!("cannot create a staging folder in {}", parent.display()))?;
-        Ok(Self {
-            staging,
-            target: real,
-            committed: false,
-            work: None,
-            keep_work: false,
-        })
+        let work = claim(target, kind, inputs)?;
+        let staging = work.path.join(swap::STAGE);
+        // Left by a command stopped before its commit point: never to be used.
+        if let Ok(m) = fs::symlink_metadata(&staging) {
+            files::remove(&staging, m.file_type())?;
+        }
+        work_dir::own_folder(&staging)?;
+        Ok(Self { staging, committed: false, work, resumable: false, keep_work: false })
     }
 
-    /// Checks `target` as [`StagedDir::new`] does, then takes (or makes) its resumable work
-    /// folder `.NAME.build` beside it, locked for this process, with the staging folder `out`
-    /// inside: what a killed command left there is still there.
-    pub fn resumable(target: &Path, kind: Kind, inputs: &[(&str, &Path)]) -> Result<Self> {
-        let (parent, real, name) = check_target(target, kind, inputs)?;
-        let work = parent.join(format!(".{name}.build"));
-        let staging = work.join("out");
-        for dir in [&work, &staging] {
-            match fs::symlink_metadata(dir) {
-                Ok(m) if m.is_dir() => {}
-                Ok(_) => bail!("refusing to use {}: it is not a folder this tool made (a link or a file); remove it", dir.display()),
-                Err(_) => fs::create_dir(dir).with_context(|| format!("cannot create the staging folder {}", dir.display()))?,
-            }
-        }
-        // The folder itself is locked (no lock file that a link could send elsewhere).
-        let lock = fs::File::open(&work).with_context(|| format!("cannot open {}", work.display()))?;
-        match lock.try_lock() {
-            Ok(()) => {}
-            Err(fs::TryLockError::WouldBlock) => {
-                bail!("another clipmatch command is writing {} (it holds {}); wait for it to finish", target.display(), work.display())
-            }
-            // Some network file systems cannot lock: go on, saying so.
-            Err(fs::TryLockError::Error(e)) => {
-                eprintln!("cannot lock {} ({e}): make sure no other command writes {} meanwhile", work.display(), target.display())
-            }
-        }
-        Ok(Self {
-            staging,
-            target: real,
-            committed: false,
-            work: Some((work, lock)),
-            keep_work: false,
-        })
+    /// In the work folder [`claim`] took, the resumable staging folder `out`: what a killed
+    /// command left there is still there.
+    pub fn resumable(work: WorkDir) -> Result<Self> {
+        let staging = work.path.join(swap::BUILD_STAGE);
+        work_dir::own_folder(&staging)?;
+        Ok(Self { staging, committed: false, work, resumable: true, keep_work: false })
     }
 
-    /// For a resumable stage, the work folder around the staging folder (where checkpoints go).
-    pub fn work_dir(&self) -> Option<&Path> {
-        self.work.as_ref().map(|(w, _)| w.as_path())
+    /// The work folder around the staging folder (where a build's checkpoint goes).
+    pub fn work_dir(&self) -> &Path {
+        &self.work.path
     }
 
     /// Keeps a resumable stage's work folder if the command fails from now on: it holds work
     /// that running the command again will reuse.
     pub fn keep_on_failure(&mut self) {
-        self.keep_work = self.work.is_some();
+        self.keep_work = self.resumable;
     }
 
     /// Where to write the files.
@@ -248,38 +235,30 @@ impl StagedDir {
         &self.staging
     }
 
-    /// Swaps the staged folder in place of the target.
+    /// Swaps the staged folder in place of the target (see [`super::swap`]).
     pub fn commit(mut self) -> Result<()> {
-        let old = self.staging.with_file_name(format!(
-            "{}.old",
-            self.staging.file_name().unwrap().to_string_lossy()
-        ));
-        let had_old = self.target.exists();
-        if had_old {
-            fs::rename(&self.target, &old)
-                .with_context(|| format!("cannot move the old {} aside", self.target.display()))?;
-        }
-        if let Err(e) = fs::rename(&self.staging, &self.target) {
-            if had_old {
-                let _ = fs::rename(&old, &self.target);
-            }
-            return Err(e).with_context(|| format!("cannot move the new folder to {}", self.target.display()));
-        }
-        self.committed = true;
-        if had_old {
-            let _ = fs::remove_dir_all(&old);
-        }
-        if let Some((work, _)) = &self.work {
-            let _ = fs::remove_dir_all(work);
-        }
-        Ok(())
+        let swap = Swap {
+            work: self.work.path.clone(),
+            staged: if self.resumable { swap::BUILD_STAGE } else { swap::STAGE },
+            target: self.work.target.clone(),
+            remove_work: self.resumable,
+        };
+        let result = swap.run();
+        self.committed = result.is_ok() || swap.new_is_in_place();
+        self.work.gone = result.is_ok();
+        result.with_context(|| format!("cannot put the new folder in place of {}", self.work.target.display()))
     }
 }
 
 impl Drop for StagedDir {
     fn drop(&mut self) {
-        if !(self.committed || self.keep_work) {
-            let _ = fs::remove_dir_all(self.work_dir().unwrap_or(&self.staging));
+        if self.committed || self.keep_work {
+            return;
+        }
+        if self.resumable {
+            self.work.gone = fs::remove_dir_all(&self.work.path).is_ok();
+        } else {
+            let _ = fs::remove_dir_all(&self.staging);
         }
     }
 }
