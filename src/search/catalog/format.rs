@@ -325,7 +325,9 @@ pub struct Item {
     pub name: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
-    /// The source image, as given to `build`.
+    /// The source image, as given to `build`. Empty, and not written, in a bundle's catalog
+    /// ([`super::Catalog::for_page`]): a local path is no business of the web.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub image: String,
     /// A small JPEG beside the manifest, relative to it.
     #[serde(default, skip_serializing_if = "Option::is_none")]

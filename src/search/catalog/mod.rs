@@ -124,6 +124,19 @@ impl Catalog {
         serde_json::to_string_pretty(&self.manifest).expect("manifest serialises")
     }
 
+    /// The catalog as a bundle ships it to the page: what the page uses and no more. Items keep
+    /// their id, name, thumbnail and fields; their source images as given to `build` (local
+    /// paths), their descriptions and the `sources` record (what `build --update` reads) are
+    /// left out.
+    pub fn for_page(mut self) -> Self {
+        self.manifest.sources = None;
+        for item in &mut self.manifest.items {
+            item.image = String::new();
+            item.description = None;
+        }
+        self
+    }
+
     /// The vectors file's bytes.
     pub fn vectors_bytes(&self) -> Vec<u8> {
         match &self.vectors {
