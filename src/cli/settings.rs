@@ -2,7 +2,7 @@
 //! what the core's check refuses (the check a catalog holding the value would fail when read).
 
 use clipmatch::error::SettingError;
-use clipmatch::imaging::thumbnail;
+use clipmatch::search::catalog::check_thumbnail_side;
 use clipmatch::search::ranking_options::{check_min_score, check_top_k, check_weight};
 
 fn parsed<T: std::str::FromStr>(s: &str, check: impl Fn(T) -> Result<T, SettingError>) -> Result<T, String>
@@ -35,5 +35,5 @@ pub fn min_score(s: &str) -> Result<f32, String> {
 
 /// `--thumbnail-size`.
 pub fn thumbnail_size(s: &str) -> Result<u32, String> {
-    parsed(s, thumbnail::check_side)
+    parsed(s, check_thumbnail_side)
 }

@@ -3,22 +3,10 @@
 use fast_image_resize::{images::ImageRef, FilterType, PixelType, ResizeAlg, ResizeOptions, Resizer};
 use image::RgbImage;
 
-use crate::error::{ImageError, SettingError};
+use crate::error::ImageError;
 
 /// JPEG quality of thumbnails.
 const QUALITY: u8 = 85;
-
-/// Largest thumbnail side a catalog may ask for, in pixels (the default is 256).
-pub const MAX_SIDE: u32 = 2048;
-
-/// `side` if it is a thumbnail size: 1 to [`MAX_SIDE`] pixels.
-pub fn check_side(side: u32) -> Result<u32, SettingError> {
-    if (1..=MAX_SIDE).contains(&side) {
-        Ok(side)
-    } else {
-        Err(SettingError::ThumbnailSide { value: side, max: MAX_SIDE })
-    }
-}
 
 /// Size that fits `(width, height)` within `max_side`, keeping the aspect ratio, never enlarging
 /// and never below one pixel a side (a 1 x 16384 photo gives 1 x 256).
@@ -69,14 +57,6 @@ mod tests {
         assert_eq!(fit_within(1, 16384, 256), (1, 256));
         assert_eq!(fit_within(16384, 1, 256), (256, 1));
         assert_eq!(fit_within(3, 16384, 256), (1, 256));
-    }
-
-    #[test]
-    fn thumbnail_sizes_are_1_to_max_side() {
-        assert_eq!(check_side(1), Ok(1));
-        assert_eq!(check_side(MAX_SIDE), Ok(MAX_SIDE));
-        assert_eq!(check_side(0).unwrap_err().to_string(), "the thumbnail size must be 1 to 2048 pixels, not 0");
-        assert!(check_side(MAX_SIDE + 1).is_err());
     }
 
     #[test]

@@ -18,12 +18,12 @@ use rayon::prelude::*;
 use crate::digest::sha256_hex;
 use crate::error::{BuildError, ImageError, SettingError};
 use crate::imaging::decode::decode_rgb;
-use crate::imaging::thumbnail::{self, thumbnail_jpeg};
+use crate::imaging::thumbnail::thumbnail_jpeg;
 use crate::models::clip::text::TEXT_BATCH;
 use crate::models::embedder::Embedder;
 use crate::search::build_recipe::Recipe;
 use crate::search::catalog::{
-    validate_manifest, Catalog, Item, ModelInfo, RankingDefaults, ScaleRule, SourcesRecord, VectorDtype, VectorOffsets,
+    check_thumbnail_side, validate_manifest, Catalog, Item, ModelInfo, RankingDefaults, ScaleRule, SourcesRecord, VectorDtype, VectorOffsets,
     VectorScales,
 };
 use crate::search::item_fields::ItemFields;
@@ -72,10 +72,10 @@ impl Default for BuildOptions {
 
 impl BuildOptions {
     /// Refuses settings that would make no thumbnail or a catalog no reader accepts: a thumbnail
-    /// size outside 1 to [`thumbnail::MAX_SIDE`], ranking settings
+    /// size outside 1 to [`MAX_THUMBNAIL_SIDE`](crate::search::catalog::MAX_THUMBNAIL_SIDE), ranking settings
     /// [`RankingOptions::check`](crate::search::ranking_options::RankingOptions::check) refuses.
     pub fn check(&self) -> Result<(), SettingError> {
-        thumbnail::check_side(self.thumbnail_side)?;
+        check_thumbnail_side(self.thumbnail_side)?;
         self.ranking.check()
     }
 }

@@ -168,7 +168,7 @@ pub(crate) fn validate_manifest(manifest: &Manifest) -> Result<(), CatalogError>
         if let Some(i) = sources.image_sha256.iter().position(|s| !crate::digest::is_sha256_hex(s)) {
             return invalid(format!("sources.image_sha256[{i}] is not a sha256 (64 lowercase hex digits)"));
         }
-        if let Err(e) = crate::imaging::thumbnail::check_side(sources.thumbnail_side) {
+        if let Err(e) = super::format::check_thumbnail_side(sources.thumbnail_side) {
             return invalid(format!("sources: {e}"));
         }
     }

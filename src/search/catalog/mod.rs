@@ -14,7 +14,7 @@ mod quantize;
 use std::borrow::Cow;
 
 pub use format::{
-    vectors_file_size, CompactInfo, Item, ListedFile, Manifest, PageCatalog, COMPACT_FILE, PAGE_FORMAT, PAGE_MANIFEST_FILE, PAGE_VERSION, ModelInfo, RankingDefaults, TunedMetrics, TunedRanking, UtcSeconds, VectorDtype,
+    check_thumbnail_side, vectors_file_size, MAX_THUMBNAIL_SIDE, CompactInfo, Item, ListedFile, Manifest, PageCatalog, COMPACT_FILE, PAGE_FORMAT, PAGE_MANIFEST_FILE, PAGE_VERSION, ModelInfo, RankingDefaults, TunedMetrics, TunedRanking, UtcSeconds, VectorDtype,
     SourcesRecord, VectorKind, VectorOffsets, VectorScales, VectorsInfo, FORMAT, MANIFEST_FILE, MAX_EMBEDDING_DIM, OLDEST_VERSION, VECTORS_FILE, VERSION,
 };
 pub use compact_files::CompactOptions;
