@@ -156,6 +156,22 @@ pub enum RegionError {
     TooThin { width: u32, height: u32, max_ratio: u32 },
 }
 
+/// Why a setting (of a ranking, or a build) is refused, before any work is done with it; a
+/// catalog holding one is refused as it is read.
+#[derive(Debug, Error, PartialEq)]
+pub enum SettingError {
+    #[error("the {which} weight must be a number from 0 to {max}, not {value}")]
+    Weight { which: &'static str, value: f32, max: f32 },
+    #[error("the number of results (top_k) must be at least 1, not 0")]
+    TopK,
+    #[error("the threshold (min_score) must be a number from -{max} to {max}, not {value}")]
+    MinScore { value: f32, max: f32 },
+    #[error("the thumbnail size must be 1 to {max} pixels, not {value}")]
+    ThumbnailSide { value: u32, max: u32 },
+    #[error("{0}")]
+    Compact(String),
+}
+
 /// Why a search session cannot do what was asked yet.
 #[derive(Debug, Error)]
 pub enum SessionError {
@@ -195,6 +211,8 @@ pub enum BuildError<E: std::error::Error + 'static> {
     NoImageRead { total: usize },
     #[error(transparent)]
     Catalog(#[from] CatalogError),
+    #[error(transparent)]
+    Setting(#[from] SettingError),
     #[error(transparent)]
     Output(E),
 }
@@ -257,6 +275,8 @@ pub enum Error {
     Session(#[from] SessionError),
     #[error(transparent)]
     Region(#[from] RegionError),
+    #[error(transparent)]
+    Setting(#[from] SettingError),
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -209,6 +209,27 @@ fn nothing_readable_or_a_failing_thumbnail_stops_the_build() {
     assert_eq!(err.to_string(), "disk full");
 }
 
+#[test]
+fn settings_no_reader_accepts_are_refused_before_anything_is_read() {
+    let Some(e) = embedder() else { return };
+    let (items, _) = sources();
+    for (options, message) in [
+        (BuildOptions { thumbnail_side: 0, ..BuildOptions::default() }, "the thumbnail size must be 1 to 2048 pixels, not 0"),
+        (BuildOptions { ranking: RankingOverrides { min_score: Some(f32::NAN), ..Default::default() }, ..BuildOptions::default() }, "not NaN"),
+        (
+            BuildOptions { ranking: RankingOverrides { text_weight: Some(3e38), image_weight: Some(3e38), ..Default::default() }, ..BuildOptions::default() },
+            "the text weight must be a number from 0 to 1000",
+        ),
+        (BuildOptions { ranking: RankingOverrides { top_k: Some(0), ..Default::default() }, ..BuildOptions::default() }, "(top_k) must be at least 1"),
+    ] {
+        let mut events = Recorder::default();
+        let read = |_: usize| -> Result<Vec<u8>, String> { panic!("a photo was read before the settings were checked") };
+        let err = build_catalog(&e, model_info(&e), items.clone(), read, &options, &mut events).unwrap_err();
+        assert!(matches!(err, BuildError::Setting(_)) && err.to_string().contains(message), "{err}");
+        assert!(events.progress.is_empty() && events.thumbnails.is_empty(), "nothing began");
+    }
+}
+
 fn bytes_of(c: &clipmatch::Catalog) -> (String, Vec<u8>) {
     (c.manifest_json(), c.vectors_bytes())
 }

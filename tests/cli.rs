@@ -275,3 +275,135 @@ fn query_crop_ranks_the_region_as_pillows_crop_of_it_and_refuses_bad_regions_in_
         assert!(e.lines().next().unwrap().contains(expected), "{crop}: {e}");
     }
 }
+
+/// A refusal before any work: a failing exit, the reason on stderr's first line (clap adds a
+/// hint to try --help after its own errors), nothing written to `out`.
+fn refused_early(o: &Output, expected: &str, out: &Path) {
+    let e = text(&o.stderr);
+    assert!(!o.status.success(), "should be refused ({expected}):\n{}", text(&o.stdout));
+    assert!(e.lines().next().unwrap_or_default().contains(expected), "{expected:?} is not on the first line of:\n{e}");
+    assert!(!out.exists(), "{} was written", out.display());
+}
+
+#[test]
+fn non_finite_or_out_of_range_settings_are_refused_before_embedding() {
+    let Some(tok) = tokenizer() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("p");
+    fs::create_dir(&src).unwrap();
+    for f in ["photo.jpg", "tall.png"] {
+        fs::copy(fixtures().join("images").join(f), src.join(f)).unwrap();
+    }
+    let (src_s, out) = (src.to_str().unwrap(), tmp.path().join("c"));
+    let build = |extra: &[&str]| {
+        let mut args = vec!["build", src_s, "--out", out.to_str().unwrap()];
+        args.extend_from_slice(extra);
+        run(&args, &tok)
+    };
+    for (extra, expected) in [
+        (&["--min-score", "NaN"][..], "the threshold (min_score) must be a number from -2000 to 2000, not NaN"),
+        (&["--min-score", "inf"], "not inf"),
+        (&["--text-weight", "3e38", "--image-weight", "3e38"], "the text weight must be a number from 0 to 1000"),
+        (&["--image-weight=-0.5"], "the image weight must be a number from 0 to 1000, not -0.5"),
+        (&["--thumbnail-size", "0"], "the thumbnail size must be 1 to 2048 pixels, not 0"),
+        (&["--top-k", "0"], "the number of results (top_k) must be at least 1, not 0"),
+        (&["--compact", "--compact-bytes", "7"], "--compact: compact codes need a number of subspaces that divides the embedding size 16; 7 does not"),
+        (&["--compact", "--compact-bytes", "8", "--compact-residual-bytes", "3"], "the embedding size 16; 3 does not"),
+    ] {
+        refused_early(&build(extra), expected, &out);
+    }
+
+    let o = build(&["--top-k", "2", "--text-weight", "1000", "--image-weight", "0"]);
+    assert!(o.status.success(), "the bounds themselves are settings: {}", text(&o.stderr));
+    let photo = src.join("photo.jpg");
+    let query = |extra: &[&str]| {
+        let mut args = vec!["query", photo.to_str().unwrap(), "--catalog", out.to_str().unwrap()];
+        args.extend_from_slice(extra);
+        run(&args, &tok)
+    };
+    let o = query(&[]);
+    assert!(o.status.success() && !text(&o.stdout).contains("NaN"), "{}", text(&o.stdout));
+    let nothing = tmp.path().join("nothing");
+    for (extra, expected) in [
+        (&["-k", "0"][..], "the number of results (top_k) must be at least 1, not 0"),
+        (&["--min-score", "NaN"], "not NaN"),
+        (&["--text-weight", "inf"], "the text weight must be a number from 0 to 1000, not inf"),
+    ] {
+        refused_early(&query(extra), expected, &nothing);
+    }
+
+    // A catalog holding such settings is refused by the reader, with the same words.
+    let manifest = out.join("catalog.json");
+    let good: serde_json::Value = serde_json::from_slice(&fs::read(&manifest).unwrap()).unwrap();
+    for (key, value, expected) in [
+        ("top_k", serde_json::json!(0), "invalid catalog: ranking: the number of results (top_k) must be at least 1, not 0"),
+        ("text_weight", serde_json::json!(3e38), "invalid catalog: ranking: the text weight must be a number from 0 to 1000"),
+        ("min_score", serde_json::json!(1e30), "invalid catalog: ranking: the threshold (min_score) must be a number"),
+    ] {
+        let mut m = good.clone();
+        m["ranking"][key] = value;
+        fs::write(&manifest, serde_json::to_vec(&m).unwrap()).unwrap();
+        let o = run(&["inspect", out.to_str().unwrap()], &tok);
+        assert_eq!(o.status.code(), Some(1), "{}", text(&o.stdout));
+        assert!(text(&o.stderr).contains(expected), "{}", text(&o.stderr));
+    }
+}
+
+#[test]
+fn names_with_control_characters_are_refused_at_build_and_escaped_when_printed() {
+    let Some(tok) = tokenizer() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("p");
+    fs::create_dir(&src).unwrap();
+    fs::copy(fixtures().join("images/photo.jpg"), src.join("photo.jpg")).unwrap();
+    fs::copy(fixtures().join("images/tall.png"), src.join("tall.png")).unwrap();
+    let out = tmp.path().join("c");
+    let no_control = |s: &str| !s.chars().any(|c| c.is_control() && c != '\n');
+
+    // A list's name or description holding terminal escapes: refused, naming the row.
+    let list = src.join("list.csv");
+    for (rows, expected) in [
+        ("photo.jpg,\"\u{1b}]0;owned\u{7}\",\n", "list.csv: row 2: its name \"\\u{1b}]0;owned\\u{7}\" holds control characters"),
+        ("photo.jpg,ok,\"clear \u{1b}[2J\"\n", "list.csv: row 2: its description \"clear \\u{1b}[2J\" holds control characters"),
+        ("tall.png,Tall,\nphoto.jpg,\"two\nlines\",\n", "list.csv: row 3: its name \"two\\nlines\" holds control characters"),
+    ] {
+        fs::write(&list, format!("image,name,description\n{rows}")).unwrap();
+        let o = run(&["build", list.to_str().unwrap(), "--out", out.to_str().unwrap()], &tok);
+        let e = text(&o.stderr);
+        assert_eq!(o.status.code(), Some(1), "{e}");
+        assert_eq!(e.trim_end().lines().count(), 1, "{e}");
+        assert!(e.contains(expected) && no_control(&e), "{expected:?} is not in {e:?}");
+    }
+    fs::remove_file(&list).unwrap();
+
+    // A file name used as the name: the build is refused in one line, the file named escaped.
+    for (file, shown) in [("a\u{1}b.jpg", "a\\u{1}b.jpg"), ("x\u{1b}[2J.jpg", "x\\u{1b}[2J.jpg"), ("two\nlines.jpg", "two\\nlines.jpg")] {
+        fs::copy(fixtures().join("images/photo.jpg"), src.join(file)).unwrap();
+        let o = run(&["build", src.to_str().unwrap(), "--out", out.to_str().unwrap()], &tok);
+        let e = text(&o.stderr);
+        assert_eq!(o.status.code(), Some(1), "{e}");
+        assert_eq!(e.trim_end().lines().count(), 1, "{e}");
+        assert!(e.contains(shown) && e.contains("holds control characters") && no_control(&e), "{e:?}");
+        fs::remove_file(src.join(file)).unwrap();
+    }
+
+    // A catalog whose names were edited to hold escapes (or written by an older version): every
+    // output shows them escaped.
+    let o = run(&["build", src.to_str().unwrap(), "--out", out.to_str().unwrap()], &tok);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let manifest = out.join("catalog.json");
+    let mut m: serde_json::Value = serde_json::from_slice(&fs::read(&manifest).unwrap()).unwrap();
+    m["items"][0]["name"] = "\u{1b}]0;owned\u{7}\u{1b}[2J".into();
+    m["items"][1]["name"] = "line\nbreak\u{9b}".into();
+    m["model"]["name"] = "model\u{1b}[2J".into();
+    fs::write(&manifest, serde_json::to_vec(&m).unwrap()).unwrap();
+    let photo = src.join("photo.jpg");
+    let o = run(&["query", photo.to_str().unwrap(), "--catalog", out.to_str().unwrap()], &tok);
+    let shown = text(&o.stdout);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    assert!(no_control(&shown), "{shown:?}");
+    assert!(shown.contains("\\u{1b}]0;owned\\u{7}\\u{1b}[2J") && shown.contains("line\\nbreak\\u{9b}"), "{shown}");
+    let o = run(&["inspect", out.to_str().unwrap()], &tok);
+    let shown = text(&o.stdout);
+    assert!(no_control(&shown) && shown.contains("model\\u{1b}[2J"), "{shown:?}");
+}

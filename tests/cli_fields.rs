@@ -171,3 +171,138 @@ fn json_lists_keep_numbers_as_text_and_odd_values_are_refused_in_one_line() {
     fs::write(out.join("catalog.json"), serde_json::to_vec(&m).unwrap()).unwrap();
     refused(&run(&["inspect", s(&out)], &tok), "item \"p-1\": field \"ID\" is named like the reserved \"id\" but for case");
 }
+
+#[test]
+fn lists_with_a_byte_order_mark_are_read_and_keys_given_twice_refused() {
+    let Some((tok, iconic)) = data() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let root = fs::canonicalize(tmp.path()).unwrap();
+    let images = photos(&iconic, &root);
+    let out = root.join("catalog");
+    let rows: Vec<serde_json::Value> = images.iter().enumerate().map(|(i, im)| serde_json::json!({"image": im, "name": format!("P {i}")})).collect();
+    let json = root.join("list.json");
+    fs::write(&json, format!("\u{feff}{}", serde_json::to_string_pretty(&rows).unwrap())).unwrap();
+    ok(&run(&["build", s(&json), "--out", s(&out)], &tok));
+    let plain = fs::read(out.join("catalog.json")).unwrap();
+    let csv = root.join("list.csv");
+    let lines: Vec<String> = images.iter().enumerate().map(|(i, im)| format!("{im},P {i}\n")).collect();
+    fs::write(&csv, format!("\u{feff}image,name\n{}", lines.concat())).unwrap();
+    ok(&run(&["build", s(&csv), "--out", s(&out)], &tok));
+    assert_eq!(fs::read(out.join("catalog.json")).unwrap(), plain, "the same catalog from either list");
+
+    // A key given twice (the last would win silently, so a url could flip): refused, naming the entry.
+    let twice = format!(
+        "[{{\"image\": {:?}, \"name\": \"A\"}},\n {{\"image\": {:?}, \"url\": \"https://shop.example/good\", \"name\": \"B\", \"url\": \"https://evil.example/\"}}]",
+        images[0], images[1]
+    );
+    fs::write(&json, twice).unwrap();
+    refused(&run(&["build", s(&json), "--out", s(&out)], &tok), "list.json: expected a JSON array of {\"image\", \"name\", \"description\"?, ...} objects: entry 2 gives the key \"url\" twice at line 2");
+    fs::write(&json, format!("[{{\"image\": {:?}, \"name\": \"A\", \"name\": \"B\"}}]", images[0])).unwrap();
+    refused(&run(&["build", s(&json), "--out", s(&out)], &tok), "entry 1 gives the key \"name\" twice");
+}
+
+#[test]
+fn long_names_and_descriptions_are_refused_as_the_list_is_read() {
+    let Some((tok, iconic)) = data() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let root = fs::canonicalize(tmp.path()).unwrap();
+    let images = photos(&iconic, &root);
+    let out = root.join("catalog");
+    let list = root.join("list.csv");
+    let write = |name: &str, description: &str| {
+        fs::write(&list, format!("image,name,description\n{},A,\n{},{name},{description}\n", images[0], images[1])).unwrap();
+    };
+    write(&"n".repeat(1024), &"d".repeat(16 * 1024));
+    ok(&run(&["build", s(&list), "--out", s(&out)], &tok));
+    write(&"n".repeat(1025), "");
+    refused(&run(&["build", s(&list), "--out", s(&out)], &tok), "list.csv: row 3: its name is 1025 bytes long; a name may have at most 1024");
+    write("B", &"d".repeat(16 * 1024 + 1));
+    refused(&run(&["build", s(&list), "--out", s(&out)], &tok), "list.csv: row 3: its description is 16385 bytes long; a description may have at most 16384");
+    // A 20 MB name is refused as its row is read, in a moment and in little memory.
+    write(&"n".repeat(20 << 20), "");
+    let started = std::time::Instant::now();
+    refused(&run(&["build", s(&list), "--out", s(&out)], &tok), "list.csv: row 3: its name is 20971520 bytes long");
+    assert!(started.elapsed().as_secs() < 20, "{:?}", started.elapsed());
+    let json = root.join("list.json");
+    let rows = serde_json::json!([{"image": images[0], "name": "A"}, {"image": images[1], "name": "B", "description": "d".repeat(16 * 1024 + 1)}]);
+    fs::write(&json, rows.to_string()).unwrap();
+    refused(&run(&["build", s(&json), "--out", s(&out)], &tok), "list.json: entry 2: its description is 16385 bytes long");
+}
+
+#[test]
+fn ids_are_transliterated_names_and_an_update_keeps_the_ids_it_finds() {
+    let Some((tok, iconic)) = data() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let root = fs::canonicalize(tmp.path()).unwrap();
+    let images = photos(&iconic, &root);
+    let names = ["Café Crème", "Молоко 1 л", "咖啡", "Crème Brûlée", "Jus d'orange", "Ñandú"];
+    let list = root.join("list.json");
+    let rows: Vec<serde_json::Value> = images.iter().zip(names).map(|(im, n)| serde_json::json!({"image": im, "name": n})).collect();
+    fs::write(&list, serde_json::to_vec(&rows).unwrap()).unwrap();
+    let catalog = root.join("catalog");
+    ok(&run(&["build", s(&list), "--updatable", "--out", s(&catalog)], &tok));
+    let ids: Vec<String> = manifest(&catalog)["items"].as_array().unwrap().iter().map(|i| i["id"].as_str().unwrap().to_string()).collect();
+    assert_eq!(ids[0], "cafe-creme");
+    assert_eq!(ids[1], "moloko-1-l");
+    assert!(ids[2] != "item" && !ids[2].starts_with("item-"), "{ids:?}");
+    assert_eq!(&ids[3..], ["creme-brulee", "jus-d-orange", "nandu"]);
+
+    // A catalog made by an older version (its ids slugged otherwise): an update keeps its ids;
+    // a product new to the list gets the new kind.
+    let mut m = manifest(&catalog);
+    for (item, old) in m["items"].as_array_mut().unwrap().iter_mut().zip(["caf-cr-me", "item", "item-2"]) {
+        let id = item["id"].as_str().unwrap().to_string();
+        fs::rename(catalog.join(format!("thumbs/{id}.jpg")), catalog.join(format!("thumbs/{old}.jpg"))).unwrap();
+        item["id"] = old.into();
+        item["thumbnail"] = format!("thumbs/{old}.jpg").into();
+    }
+    fs::write(catalog.join("catalog.json"), serde_json::to_vec_pretty(&m).unwrap()).unwrap();
+    let mut rows = rows;
+    rows.swap(0, 1);
+    rows.push(serde_json::json!({"image": images[0], "name": "Café au lait"}));
+    fs::write(&list, serde_json::to_vec(&rows).unwrap()).unwrap();
+    let updated = root.join("updated");
+    ok(&run(&["build", s(&list), "--update", s(&catalog), "--out", s(&updated)], &tok));
+    let u = manifest(&updated);
+    let ids: Vec<&str> = u["items"].as_array().unwrap().iter().map(|i| i["id"].as_str().unwrap()).collect();
+    assert_eq!(ids, ["item", "caf-cr-me", "item-2", "creme-brulee", "jus-d-orange", "nandu", "cafe-au-lait"]);
+    assert_eq!(fs::read(updated.join("thumbs/caf-cr-me.jpg")).unwrap(), fs::read(catalog.join("thumbs/caf-cr-me.jpg")).unwrap());
+    ok(&run(&["inspect", s(&updated)], &tok));
+}
+
+#[test]
+fn a_bundle_holds_no_local_path() {
+    let Some((tok, iconic)) = data() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let root = fs::canonicalize(tmp.path()).unwrap();
+    let source = root.join("home-of-a-shopkeeper");
+    let images = photos(&iconic, &source);
+    // The list names its images by absolute paths, and has descriptions the page does not show.
+    let list = root.join("list.csv");
+    let lines: Vec<String> = images.iter().enumerate().map(|(i, im)| format!("{},Product {i},About {i},/p/{i}\n", source.join(im).display())).collect();
+    fs::write(&list, format!("image,name,description,url\n{}", lines.concat())).unwrap();
+    let catalog = root.join("catalog");
+    ok(&run(&["build", s(&list), "--updatable", "--out", s(&catalog)], &tok));
+    assert!(fs::read_to_string(catalog.join("catalog.json")).unwrap().contains(s(&source)), "the catalog keeps the paths for `build --update`");
+    let bundle = root.join("bundle");
+    ok(&run(&["bundle", "--catalog", s(&catalog), "--out", s(&bundle)], &tok));
+
+    let needle = s(&source).as_bytes();
+    let mut files = vec![bundle.clone()];
+    let mut seen = 0;
+    while let Some(p) = files.pop() {
+        if p.is_dir() {
+            files.extend(fs::read_dir(&p).unwrap().map(|e| e.unwrap().path()));
+            continue;
+        }
+        let bytes = fs::read(&p).unwrap();
+        assert!(!bytes.windows(needle.len()).any(|w| w == needle), "{} holds {}", p.display(), source.display());
+        seen += 1;
+    }
+    assert!(seen > 6, "{seen} files");
+    let m = manifest(&bundle);
+    let first = &m["items"][0];
+    assert_eq!((first.get("image"), first.get("description"), m.get("sources")), (None, None, None), "{m}");
+    assert_eq!((&first["name"], &first["fields"]["url"], &first["thumbnail"]), (&"Product 0".into(), &"/p/0".into(), &"thumbs/product-0.jpg".into()));
+    ok(&run(&["inspect", s(&bundle)], &tok));
+}

@@ -98,6 +98,17 @@ fn rerank_equals_rank_with_the_same_overrides() {
         let again = s.rerank(&o).unwrap();
         assert_eq!(again, s.rank_photo(bytes, &o).unwrap(), "{o:?}");
     }
+    // Settings no catalog may hold are refused by every ranking, the photo kept.
+    for bad in [
+        RankingOverrides { top_k: Some(0), ..Default::default() },
+        RankingOverrides { text_weight: Some(f32::NAN), ..Default::default() },
+        RankingOverrides { image_weight: Some(3e38), ..Default::default() },
+        RankingOverrides { min_score: Some(f32::INFINITY), ..Default::default() },
+    ] {
+        assert!(matches!(s.rerank(&bad), Err(clipmatch::error::Error::Setting(_))), "{bad:?}");
+        assert!(s.rank_photo(bytes, &bad).is_err() && s.rank_whole_photo(&bad).is_err(), "{bad:?}");
+        s.rerank(&RankingOverrides::default()).unwrap();
+    }
 }
 
 #[test]

@@ -32,6 +32,8 @@ use super::files;
 use super::model_dir;
 use super::output_dir::{self, Kind, StagedDir};
 use super::reuse::Known;
+use super::settings;
+use super::shown;
 use super::sources::{self, NameFrom, SourceItem};
 use super::ModelArgs;
 
@@ -72,25 +74,25 @@ pub struct BuildArgs {
     allow_skips: bool,
     /// Default weight of cos(photo, product name) in the fused score [default: 1.5, or the
     /// updated catalog's].
-    #[arg(long)]
+    #[arg(long, value_parser = settings::text_weight)]
     text_weight: Option<f32>,
     /// Default weight of cos(photo, product image) in the fused score [default: 0.5, or the
     /// updated catalog's].
-    #[arg(long)]
+    #[arg(long, value_parser = settings::image_weight)]
     image_weight: Option<f32>,
     /// Default number of results [default: 5, or the updated catalog's].
-    #[arg(long)]
+    #[arg(long, value_parser = settings::top_k)]
     top_k: Option<usize>,
     /// Best score under which the answer is "no confident match" (default: estimated from the
     /// catalog by leaving each product out in turn).
-    #[arg(long)]
+    #[arg(long, value_parser = settings::min_score)]
     min_score: Option<f32>,
     /// Model name recorded in the catalog (default: from config.json or the folder name).
     #[arg(long)]
     model_name: Option<String>,
     /// Longest side of the thumbnails written beside the manifest, in pixels [default: 256, or
     /// the updated catalog's].
-    #[arg(long)]
+    #[arg(long, value_parser = settings::thumbnail_size)]
     thumbnail_size: Option<u32>,
     /// Storage type of the catalog vectors: i8 (1 byte a value, one scale per vector kind) or
     /// f32 [default: i8, or the updated catalog's].
@@ -140,7 +142,7 @@ impl BuildEvents for Terminal<'_> {
     }
 
     fn skipped(&mut self, index: usize, reason: &SkipReason) {
-        let line = format!("skipped {}: {reason}", self.sources[index].path.display());
+        let line = shown::text(&format!("skipped {}: {reason}", self.sources[index].path.display())).into_owned();
         match &self.bar {
             Some(bar) => bar.suspend(|| eprintln!("{line}")),
             None => eprintln!("{line}"),
@@ -224,7 +226,7 @@ impl Outcome<'_> {
     fn finish(self, named: HashSet<&str>, summary: String) -> Result<ExitCode> {
         remove_stray_thumbnails(self.staged.path(), &named)?;
         self.staged.commit()?;
-        println!("{summary}");
+        println!("{}", shown::text(&summary));
         if self.work.images_reused + self.work.names_reused > 0 {
             let w = self.work;
             println!(
@@ -240,7 +242,7 @@ impl Outcome<'_> {
         }
         eprintln!("skipped {} of {} images:", self.skipped.len(), self.sources.len());
         for s in &self.skipped {
-            eprintln!("  {}: {}", self.sources[s.index].path.display(), s.reason);
+            eprintln!("  {}", shown::text(&format!("{}: {}", self.sources[s.index].path.display(), s.reason)));
         }
         if self.args.allow_skips {
             Ok(ExitCode::SUCCESS)
@@ -253,7 +255,7 @@ impl Outcome<'_> {
 }
 
 pub fn run(args: BuildArgs) -> Result<ExitCode> {
-    let (sources, ignored) = sources::load(&args.source, args.name_from)?;
+    let (mut sources, ignored) = sources::load(&args.source, args.name_from)?;
     if sources.is_empty() {
         bail!("no images (.jpg, .jpeg, .png, .webp, .gif) found in {}", args.source.display());
     }
@@ -278,10 +280,17 @@ pub fn run(args: BuildArgs) -> Result<ExitCode> {
     // Locked before the catalog to update is read: no other writer changes it meanwhile.
     let work = output_dir::claim(&args.out, kind, &inputs)?;
     let previous = args.update.as_deref().map(catalog_to_update).transpose()?;
+    if let Some(catalog) = &previous {
+        // Ids are kept: the slugs of new items may be made otherwise than the catalog's were.
+        sources::keep_ids(&mut sources, catalog.items());
+    }
     let compact = args.compact.options(previous.as_ref().and_then(|c| c.manifest.compact.as_ref()));
 
     let model = model_dir::load_hashed(&args.model, Towers::VisionAndText)?;
     let mut info = model.info();
+    if let Some(c) = &compact {
+        c.check(info.embedding_dim).context("--compact")?;
+    }
     if let Some(name) = &args.model_name {
         info.name = name.clone();
     }
@@ -335,7 +344,7 @@ pub fn run(args: BuildArgs) -> Result<ExitCode> {
     };
     if result.is_err() && (resuming || terminal.checkpoint.appended > 0) {
         staged.keep_on_failure();
-        eprintln!("the embeddings made so far are kept in {}: run the same command again to resume", work_dir.display());
+        eprintln!("the embeddings made so far are kept in {}: run the same command again to resume", shown::path(&work_dir));
     }
     let thumbnails = std::mem::take(&mut terminal.thumbnails);
     match result? {

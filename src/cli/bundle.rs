@@ -19,7 +19,7 @@ use clipmatch::search::catalog::{ScaleRule, VectorDtype};
 use clipmatch::{Embedder, Towers};
 
 use super::output_dir::{Kind, StagedDir};
-use super::{catalog_dir, files, model_dir, ModelArgs};
+use super::{catalog_dir, files, model_dir, shown, ModelArgs};
 
 #[derive(clap::Args)]
 pub struct BundleArgs {
@@ -75,7 +75,9 @@ fn gzip(bytes: &[u8]) -> Vec<u8> {
 }
 
 pub fn run(args: BundleArgs) -> Result<ExitCode> {
+    // Only what the page uses: no local paths.
     let mut catalog = catalog_dir::load(&args.catalog)?
+        .for_page()
         .with_dtype(args.vector_dtype, ScaleRule::default())
         .with_context(|| format!("cannot bundle {}", args.catalog.display()))?;
     let staged = StagedDir::new(
@@ -160,7 +162,7 @@ pub fn run(args: BundleArgs) -> Result<ExitCode> {
     staged.commit()?;
     println!(
         "bundled {}: {} files, {:.1} MB in all ({} image tower {} {:.1} MB, run by the {} engine in the page), {} products",
-        args.out.display(),
+        shown::path(&args.out),
         bundle.files.len(),
         total as f64 / 1e6,
         family.name(),

@@ -10,7 +10,7 @@ use std::path::Path;
 use anyhow::{Context, Result};
 use clipmatch::search::checkpoint::{self, Checkpoint, CheckpointHeader};
 
-use super::files;
+use super::{files, shown};
 
 pub const FILE: &str = "checkpoint.bin";
 /// Largest checkpoint read: 64 GiB (about 2.1 KB an item for ViT-B/32).
@@ -67,14 +67,14 @@ impl CheckpointFile {
                 let stopped = c.stopped.as_ref().map(|why| format!(" ({why}: from there on it is embedded again)")).unwrap_or_default();
                 eprintln!(
                     "resuming the interrupted build in {}: {} images and {} names embedded then are reused{stopped}",
-                    work.display(),
+                    shown::path(work),
                     c.images.len(),
                     c.names.len()
                 );
                 Some(c)
             }
             Some(Err(e)) => {
-                eprintln!("ignoring the checkpoint {}: {e}; starting afresh", path.display());
+                eprintln!("{}", shown::text(&format!("ignoring the checkpoint {}: {e}; starting afresh", path.display())));
                 None
             }
             None => None,

@@ -10,7 +10,7 @@ use anyhow::{Context, Result};
 use clipmatch::Towers;
 use serde::Serialize;
 
-use super::{files, model_dir, ModelArgs};
+use super::{files, model_dir, shown, ModelArgs};
 
 #[derive(clap::Args)]
 pub struct EmbedArgs {
@@ -50,7 +50,7 @@ pub fn run(args: EmbedArgs) -> Result<ExitCode> {
                 out.images.insert(key, v.into_iter().next().expect("one row"));
             }
             Err(reason) => {
-                eprintln!("{key}: {reason}");
+                eprintln!("{}", shown::text(&format!("{key}: {reason}")));
                 out.errors.insert(key, reason);
             }
         }

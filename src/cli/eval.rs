@@ -11,7 +11,7 @@ use clipmatch::search::eval::Evaluation;
 use serde::Serialize;
 
 use super::catalog_dir;
-use super::files;
+use super::{files, shown};
 use super::labelled_photos::{measure, Measured, PhotoArgs};
 use super::output_dir::{Kind, StagedDir};
 
@@ -179,9 +179,9 @@ pub fn run(args: EvalArgs) -> Result<ExitCode> {
         staged.commit()?;
         let report = dir.join(clipmatch::search::eval::report::PAGE_FILE);
         if args.json {
-            eprintln!("report written to {}", report.display());
+            eprintln!("report written to {}", shown::path(&report));
         } else {
-            println!("report written to {}", report.display());
+            println!("report written to {}", shown::path(&report));
         }
     }
     Ok(m.finish(input.allow_skips))

@@ -7,7 +7,7 @@ use anyhow::Result;
 use clipmatch::search::catalog::Item;
 use clipmatch::PreprocessConfig;
 
-use super::catalog_dir;
+use super::{catalog_dir, shown};
 
 /// Shown values are cut to this many characters.
 const SHOWN_VALUE_CHARS: usize = 60;
@@ -40,12 +40,12 @@ pub struct InspectArgs {
 pub fn run(args: InspectArgs) -> Result<ExitCode> {
     let catalog = catalog_dir::load(&args.catalog)?;
     let m = &catalog.manifest;
-    println!("catalog      {}", args.catalog.display());
+    println!("catalog      {}", shown::path(&args.catalog));
     println!("format       {} version {}", m.format, m.version);
-    println!("model        {} ({}-dim)", m.model.name, m.model.embedding_dim);
-    println!("weights      sha256 {}", m.model.weights_sha256);
+    println!("model        {} ({}-dim)", shown::text(&m.model.name), m.model.embedding_dim);
+    println!("weights      sha256 {}", shown::text(&m.model.weights_sha256));
     for sha in &m.model.equivalent_weights_sha256 {
-        println!("             sha256 {sha} (equivalent)");
+        println!("             sha256 {} (equivalent)", shown::text(sha));
     }
     let p = &m.preprocessing;
     println!(
@@ -97,7 +97,7 @@ pub fn run(args: InspectArgs) -> Result<ExitCode> {
     } else {
         println!("check        {} problems:", problems.len());
         for p in &problems {
-            println!("  {p}");
+            println!("  {}", shown::text(p));
         }
         Ok(ExitCode::from(2))
     }

@@ -20,7 +20,7 @@ use serde::Deserialize;
 
 use super::build::progress_bar;
 use super::sources::{self, NameFrom};
-use super::{catalog_dir, files, model_dir, ModelArgs};
+use super::{catalog_dir, files, model_dir, shown, ModelArgs};
 
 /// The inputs `eval` and `tune` share.
 #[derive(clap::Args)]
@@ -115,7 +115,7 @@ fn from_folder(dir: &Path, name_from: NameFrom, lookup: &ItemLookup, skipped: &m
         }
     }
     for (name, (n, why)) in unknown {
-        eprintln!("skipped {n} photo(s) labelled {name:?}: {why}");
+        eprintln!("{}", shown::text(&format!("skipped {n} photo(s) labelled {name:?}: {why}")));
     }
     Ok((out, ignored))
 }
@@ -151,7 +151,7 @@ fn from_csv(list: &Path, lookup: &ItemLookup, skipped: &mut Vec<Skip>) -> Result
             match lookup.find(item) {
                 Ok(i) => Truth::Item(i),
                 Err(e) => {
-                    eprintln!("skipped {}: {photo}: {e}", at());
+                    eprintln!("{}", shown::text(&format!("skipped {}: {photo}: {e}", at())));
                     skipped.push(Skip { label: photo.to_string(), reason: e.to_string() });
                     continue;
                 }
@@ -178,7 +178,7 @@ impl EmbedEvents for Terminal<'_> {
     }
 
     fn skipped(&mut self, index: usize, reason: &SkipReason) {
-        let line = format!("skipped {}: {reason}", self.photos[index].path.display());
+        let line = shown::text(&format!("skipped {}: {reason}", self.photos[index].path.display())).into_owned();
         match &self.bar {
             Some(bar) => bar.suspend(|| eprintln!("{line}")),
             None => eprintln!("{line}"),
@@ -256,7 +256,7 @@ impl Measured {
         }
         eprintln!("skipped {} of {} photos:", self.skipped.len(), self.skipped.len() + self.photos.len());
         for s in &self.skipped {
-            eprintln!("  {}: {}", s.label, s.reason);
+            eprintln!("  {}", shown::text(&format!("{}: {}", s.label, s.reason)));
         }
         if allow_skips {
             std::process::ExitCode::SUCCESS

@@ -14,7 +14,7 @@ use clipmatch::search::shard::{self, Shard};
 
 use super::compact_codes::{self, CompactArgs};
 use super::catalog_dir::{MAX_MANIFEST_BYTES, MAX_THUMBNAIL_BYTES};
-use super::{files, work_dir};
+use super::{files, shown, work_dir};
 use super::output_dir::{self, Kind, StagedDir};
 
 #[derive(clap::Args)]
@@ -74,19 +74,19 @@ pub fn run(args: MergeArgs) -> Result<ExitCode> {
     println!(
         "merged {} shards into {}: {} products of {} inputs, {}-dim {} vectors, model {}",
         args.shards.len(),
-        args.out.display(),
+        shown::path(&args.out),
         catalog.len(),
         merged.total,
         catalog.dim(),
         catalog.dtype().name(),
-        catalog.manifest.model.name
+        shown::text(&catalog.manifest.model.name)
     );
     if merged.skipped.is_empty() {
         return Ok(ExitCode::SUCCESS);
     }
     eprintln!("the shards skipped {} of {} images:", merged.skipped.len(), merged.total);
     for s in &merged.skipped {
-        eprintln!("  {}: {}", s.image, s.reason);
+        eprintln!("  {}", shown::text(&format!("{}: {}", s.image, s.reason)));
     }
     if args.allow_skips {
         Ok(ExitCode::SUCCESS)

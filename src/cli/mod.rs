@@ -11,12 +11,15 @@ mod eval;
 mod files;
 mod hub_folder;
 mod inspect;
+mod json_list;
 mod labelled_photos;
 mod merge;
 mod model_dir;
 mod output_dir;
 mod query;
 mod reuse;
+mod settings;
+mod shown;
 mod sources;
 mod swap;
 mod tune;
@@ -95,7 +98,7 @@ pub fn main() -> ExitCode {
     match result {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", shown::text(&format!("{e:#}")));
             ExitCode::FAILURE
         }
     }

@@ -9,7 +9,7 @@ use clipmatch::search::rank::Ranking;
 use clipmatch::search::ranking_options::RankingOverrides;
 use clipmatch::Towers;
 
-use super::{catalog_dir, files, model_dir, ModelArgs};
+use super::{catalog_dir, files, model_dir, settings, shown, ModelArgs};
 
 #[derive(clap::Args)]
 pub struct QueryArgs {
@@ -21,16 +21,16 @@ pub struct QueryArgs {
     #[command(flatten)]
     model: ModelArgs,
     /// Number of results (default: the catalog's).
-    #[arg(long, short = 'k')]
+    #[arg(long, short = 'k', value_parser = settings::top_k)]
     top_k: Option<usize>,
     /// Weight of cos(photo, product name) (default: the catalog's).
-    #[arg(long)]
+    #[arg(long, value_parser = settings::text_weight)]
     text_weight: Option<f32>,
     /// Weight of cos(photo, product image) (default: the catalog's).
-    #[arg(long)]
+    #[arg(long, value_parser = settings::image_weight)]
     image_weight: Option<f32>,
     /// Best score under which there is no confident match (default: the catalog's).
-    #[arg(long)]
+    #[arg(long, value_parser = settings::min_score)]
     min_score: Option<f32>,
     /// Rank only this region of the photo: x,y,width,height in whole pixels of the upright photo
     /// (EXIF orientation applied), x,y its top-left corner; as the page's box sends it.
@@ -91,7 +91,7 @@ fn print_table(r: &Ranking) {
             m.text_similarity,
             m.image_contribution,
             m.image_similarity,
-            m.name
+            shown::text(&m.name)
         );
     }
     println!("(text and image: the weighted share of the score, and in brackets the cosine similarity)");

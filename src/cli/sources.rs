@@ -1,14 +1,18 @@
 //! What goes into a catalog: a folder of images (names from file or folder names), or a
-//! CSV/JSON list of image, name and optional description.
+//! CSV/JSON list of image, name and optional description. Names and descriptions are checked
+//! as each row is read ([`item_text`]); ids are made from names transliterated to ASCII.
 
 use std::collections::{HashMap, HashSet};
 use std::fs;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
+use clipmatch::search::catalog::Item;
 use clipmatch::search::item_fields::ItemFields;
-use clipmatch::search::item_id;
+use clipmatch::search::{item_id, item_text};
 use serde_json::{Map, Value};
+
+use super::{json_list, shown};
 
 /// One product to embed.
 #[derive(Debug, Clone)]
@@ -22,6 +26,8 @@ pub struct SourceItem {
     pub label: String,
     /// The list's other columns (`url`, `price`, ...), kept in the manifest.
     pub fields: ItemFields,
+    /// The id is the list's own (its `id` column), not made from the name.
+    pub explicit_id: bool,
 }
 
 #[derive(Clone, Copy, Debug, clap::ValueEnum)]
@@ -53,11 +59,12 @@ pub fn display_name(stem: &str) -> String {
 /// Longest slug, in bytes: room is left under [`item_id::MAX_LEN`] for a `-<n>` suffix.
 const MAX_SLUG: usize = 100;
 
-/// A URL- and file-safe id from a name: lowercase ASCII letters, digits and dashes, starting
-/// with a letter or digit, at most [`MAX_SLUG`] bytes (always a valid id).
+/// A URL- and file-safe id from a name, transliterated to ASCII first ("Café" is "cafe", "Кофе"
+/// "kofe"): lowercase ASCII letters, digits and dashes, starting with a letter or digit, at most
+/// [`MAX_SLUG`] bytes (always a valid id).
 pub fn slug(name: &str) -> String {
     let mut out = String::new();
-    for c in name.chars().flat_map(char::to_lowercase) {
+    for c in deunicode::deunicode(name).chars().flat_map(char::to_lowercase) {
         if c.is_ascii_alphanumeric() {
             out.push(c);
         } else if !out.ends_with('-') && !out.is_empty() {
@@ -75,20 +82,20 @@ pub fn slug(name: &str) -> String {
     }
 }
 
-/// Gives each item without an id of its own (`explicit[i]` false) a unique one: its slug if
-/// no other item has that id (in any case), else the slug with the first free `-2`, `-3`...
-/// Explicit ids are never renamed: they are checked to be unique beforehand. So `a, a, a-2`
-/// become `a, a-3, a-2`.
-fn assign_ids(items: &mut [SourceItem], explicit: &[bool]) {
+/// Gives each item whose id is not fixed (`fixed[i]` false) a unique one: its slug if no other
+/// item has that id (in any case), else the slug with the first free `-2`, `-3`... Fixed ids
+/// (the list's own, or kept by an update) are never renamed: they are unique beforehand. So
+/// `a, a, a-2` become `a, a-3, a-2`.
+fn assign_ids(items: &mut [SourceItem], fixed: &[bool]) {
     let mut taken: HashSet<String> = items
         .iter()
-        .zip(explicit)
+        .zip(fixed)
         .filter(|(_, e)| **e)
         .map(|(item, _)| item_id::collision_key(&item.id))
         .collect();
     let mut renamed = Vec::new();
     for (i, item) in items.iter().enumerate() {
-        if !explicit[i] && !taken.insert(item_id::collision_key(&item.id)) {
+        if !fixed[i] && !taken.insert(item_id::collision_key(&item.id)) {
             renamed.push(i);
         }
     }
@@ -101,6 +108,33 @@ fn assign_ids(items: &mut [SourceItem], explicit: &[bool]) {
         taken.insert(item_id::collision_key(&id));
         items[i].id = id;
     }
+}
+
+/// For an update of `previous`: each item without an id of its own takes the id the catalog
+/// gave an item of the same name (in turn, for a name given twice), so that ids stay as they
+/// were, whatever the slugs of this version; the others get their slugs, made unique again.
+/// An id the list now gives another item is not kept.
+pub fn keep_ids(items: &mut [SourceItem], previous: &[Item]) {
+    let mut by_name: HashMap<&str, std::collections::VecDeque<&str>> = HashMap::new();
+    for item in previous {
+        by_name.entry(item.name.as_str()).or_default().push_back(item.id.as_str());
+    }
+    let explicit: HashSet<String> =
+        items.iter().filter(|i| i.explicit_id).map(|i| item_id::collision_key(&i.id)).collect();
+    let mut fixed = Vec::with_capacity(items.len());
+    for item in items.iter_mut() {
+        if item.explicit_id {
+            fixed.push(true);
+            continue;
+        }
+        let kept = by_name
+            .get_mut(item.name.as_str())
+            .and_then(|ids| ids.pop_front())
+            .filter(|id| !explicit.contains(&item_id::collision_key(id)));
+        item.id = kept.map_or_else(|| slug(&item.name), str::to_string);
+        fixed.push(kept.is_some());
+    }
+    assign_ids(items, &fixed);
 }
 
 /// What a folder walk found: image files, other files passed over, and links to folders,
@@ -139,7 +173,7 @@ pub fn from_folder(dir: &Path, name_from: NameFrom) -> Result<(Vec<SourceItem>, 
     let mut found = Walk::default();
     walk(dir, &mut found)?;
     if found.folder_links > 0 {
-        eprintln!("did not follow {} symbolic link(s) to folders under {}", found.folder_links, dir.display());
+        eprintln!("did not follow {} symbolic link(s) to folders under {}", found.folder_links, shown::path(dir));
     }
     let mut items: Vec<SourceItem> = found
         .images
@@ -160,6 +194,7 @@ pub fn from_folder(dir: &Path, name_from: NameFrom) -> Result<(Vec<SourceItem>, 
                 path,
                 label,
                 fields: ItemFields::default(),
+                explicit_id: false,
             }
         })
         .collect();
@@ -190,7 +225,9 @@ impl ListRow {
         };
         let image = text("image", true)?.expect("required");
         let name = text("name", true)?.expect("required");
+        item_text::check_name(name.trim())?;
         let description = text("description", false)?;
+        description.as_deref().map(item_text::check_description).transpose()?;
         let id = text("id", false)?;
         let mut fields = ItemFields::default();
         for (key, value) in &columns {
@@ -243,7 +280,8 @@ fn from_rows(rows: Vec<ListRow>, base: &Path, list: &Path, format: ListFormat) -
                 );
             }
         }
-        explicit.push(id.is_some());
+        let id_given = id.is_some();
+        explicit.push(id_given);
         let description = row.description.filter(|d| !d.trim().is_empty());
         items.push(SourceItem {
             id: id.unwrap_or_else(|| slug(&row.name)),
@@ -252,6 +290,7 @@ fn from_rows(rows: Vec<ListRow>, base: &Path, list: &Path, format: ListFormat) -
             path: base.join(&row.image),
             label: row.image,
             fields: row.fields,
+            explicit_id: id_given,
         });
     }
     assign_ids(&mut items, &explicit);
@@ -268,7 +307,9 @@ pub fn from_list(list: &Path) -> Result<Vec<SourceItem>> {
         "json" => ListFormat::Json,
         _ => bail!("{}: a list must be a .csv or .json file", list.display()),
     };
-    let columns: Vec<Map<String, Value>> = match format {
+    // Each row is checked as it is read, before the list is held in more forms than one.
+    let row = |i: usize, columns: Map<String, Value>| ListRow::from_columns(columns).with_context(|| format!("{}: {}", list.display(), format.row(i)));
+    let rows: Vec<ListRow> = match format {
         ListFormat::Csv => {
             let mut reader = csv::Reader::from_path(list).with_context(|| format!("cannot read {}", list.display()))?;
             let headers: Vec<String> = reader.headers().with_context(|| format!("{}: row 1", list.display()))?.iter().map(|h| h.trim().to_string()).collect();
@@ -281,29 +322,31 @@ pub fn from_list(list: &Path) -> Result<Vec<SourceItem>> {
                 .enumerate()
                 .map(|(i, r)| {
                     let record = r.with_context(|| format!("{}: row {}", list.display(), i + 2))?;
-                    Ok(headers.iter().cloned().zip(record.iter().map(|cell| Value::String(cell.to_string()))).collect())
+                    row(i, headers.iter().cloned().zip(record.iter().map(|cell| Value::String(cell.to_string()))).collect())
                 })
                 .collect::<Result<_>>()?
         }
         ListFormat::Json => {
             let text = fs::read_to_string(list).with_context(|| format!("cannot read {}", list.display()))?;
-            serde_json::from_str(&text).with_context(|| {
+            let entries = json_list::entries(&text).with_context(|| {
                 format!("{}: expected a JSON array of {{\"image\", \"name\", \"description\"?, ...}} objects", list.display())
-            })?
+            })?;
+            drop(text);
+            entries.into_iter().enumerate().map(|(i, c)| row(i, c)).collect::<Result<_>>()?
         }
     };
-    let rows = columns
-        .into_iter()
-        .enumerate()
-        .map(|(i, c)| ListRow::from_columns(c).with_context(|| format!("{}: {}", list.display(), format.row(i))))
-        .collect::<Result<_>>()?;
     from_rows(rows, base, list, format)
 }
 
 /// A folder or a list, whichever `source` is.
 pub fn load(source: &Path, name_from: NameFrom) -> Result<(Vec<SourceItem>, usize)> {
     if source.is_dir() {
-        from_folder(source, name_from)
+        let (items, ignored) = from_folder(source, name_from)?;
+        for item in &items {
+            item_text::check_name(&item.name)
+                .with_context(|| format!("{} cannot be a product until renamed", item.path.display()))?;
+        }
+        Ok((items, ignored))
     } else if source.is_file() {
         Ok((from_list(source)?, 0))
     } else {
@@ -320,7 +363,10 @@ mod tests {
         assert_eq!(display_name("Bravo-Apple-Juice"), "Bravo Apple Juice");
         assert_eq!(display_name("Absolut Citron"), "Absolut Citron");
         assert_eq!(display_name("oat_milk"), "oat milk");
-        assert_eq!(slug("Crème Fraîche 2x!"), "cr-me-fra-che-2x");
+        assert_eq!(slug("Crème Fraîche 2x!"), "creme-fraiche-2x");
+        assert_eq!(slug("Café Crème"), "cafe-creme");
+        assert_eq!(slug("Молоко"), "moloko");
+        assert_ne!(slug("咖啡"), "item");
         assert_eq!(slug("!!!"), "item");
         let long = slug(&"Ab ".repeat(200));
         assert!(long.len() <= MAX_SLUG && item_id::check(&long).is_ok(), "{long}");

@@ -11,7 +11,7 @@ use std::process::ExitCode;
 use anyhow::{bail, Context, Result};
 use clipmatch::search::catalog::{MANIFEST_FILE, VECTORS_FILE};
 
-use super::{catalog_dir, compact_codes};
+use super::{catalog_dir, compact_codes, shown};
 use super::eval::print_table;
 use super::labelled_photos::{measure, PhotoArgs};
 use super::output_dir::{Kind, StagedDir};
@@ -61,7 +61,7 @@ pub fn run(args: TuneArgs) -> Result<ExitCode> {
     let r = m.catalog.manifest.ranking;
     println!(
         "wrote {}: fused score = {:.3} x text + {:.3} x image, no confident match under {:.4} (ranking.tuned says how)",
-        target.join(MANIFEST_FILE).display(),
+        shown::path(&target.join(MANIFEST_FILE)),
         r.text_weight,
         r.image_weight,
         r.min_score

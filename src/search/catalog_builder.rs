@@ -16,14 +16,15 @@ use std::fmt;
 use rayon::prelude::*;
 
 use crate::digest::sha256_hex;
-use crate::error::{BuildError, ImageError};
+use crate::error::{BuildError, ImageError, SettingError};
 use crate::imaging::decode::decode_rgb;
 use crate::imaging::thumbnail::thumbnail_jpeg;
 use crate::models::clip::text::TEXT_BATCH;
 use crate::models::embedder::Embedder;
 use crate::search::build_recipe::Recipe;
 use crate::search::catalog::{
-    Catalog, Item, ModelInfo, RankingDefaults, ScaleRule, SourcesRecord, VectorDtype, VectorOffsets, VectorScales,
+    check_thumbnail_side, validate_manifest, Catalog, Item, ModelInfo, RankingDefaults, ScaleRule, SourcesRecord, VectorDtype, VectorOffsets,
+    VectorScales,
 };
 use crate::search::item_fields::ItemFields;
 use crate::search::item_id::thumbnail_file;
@@ -66,6 +67,16 @@ impl Default for BuildOptions {
             ranking: RankingOverrides::default(),
             record_sources: false,
         }
+    }
+}
+
+impl BuildOptions {
+    /// Refuses settings that would make no thumbnail or a catalog no reader accepts: a thumbnail
+    /// size outside 1 to [`MAX_THUMBNAIL_SIDE`](crate::search::catalog::MAX_THUMBNAIL_SIDE), ranking settings
+    /// [`RankingOptions::check`](crate::search::ranking_options::RankingOptions::check) refuses.
+    pub fn check(&self) -> Result<(), SettingError> {
+        check_thumbnail_side(self.thumbnail_side)?;
+        self.ranking.check()
     }
 }
 
@@ -328,6 +339,7 @@ where
     U: Reuse + ?Sized,
     V: BuildEvents,
 {
+    options.check()?;
     let total = items.len();
     let mut kept: Vec<KeptPhoto> = Vec::new();
     let mut skipped = Vec::new();
@@ -455,6 +467,8 @@ pub fn assemble<E: std::error::Error + 'static>(
         catalog.manifest.sources =
             Some(SourcesRecord { engine: recipe.engine.clone(), thumbnail_side: recipe.thumbnail_side, image_sha256 });
     }
+    // What is written passes the checks it will be read with.
+    validate_manifest(&catalog.manifest)?;
     Ok(catalog)
 }
 

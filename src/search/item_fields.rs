@@ -139,7 +139,7 @@ fn check_value(key: &str, value: &str) -> Result<(), FieldError> {
         return Err(FieldError::ValueTooLong(shown(key)));
     }
     // Line breaks and tabs are text a CSV cell may hold; other control characters are not.
-    if value.chars().any(|c| c.is_control() && !matches!(c, '\n' | '\r' | '\t')) {
+    if crate::search::item_text::holds_control(value, true) {
         return Err(FieldError::BadValue(shown(key)));
     }
     Ok(())

@@ -21,6 +21,8 @@ pub mod eval;
 /// The shop's own columns of a product list (url, price, sku, ...), kept per item.
 pub mod item_fields;
 pub mod item_id;
+/// An item's name and description: bounded, no control characters.
+pub mod item_text;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod merge;
 #[cfg(not(target_arch = "wasm32"))]

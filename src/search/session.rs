@@ -155,8 +155,10 @@ impl SearchSession {
     }
 
     /// Ranks an encoded photo (JPEG, PNG, WebP, GIF) against the catalog; the photo is kept.
+    /// Settings that [`RankingOverrides::check`] refuses are refused first, by every ranking.
     /// The photo before (and its region) is freed first, so one that cannot be read leaves none.
     pub fn rank_photo(&mut self, bytes: &[u8], overrides: &RankingOverrides) -> Result<Ranking, Error> {
+        overrides.check()?;
         self.searched()?;
         self.photo = None;
         let rgb = decode_rgb(bytes, &self.embedder.limits)?;
@@ -165,6 +167,7 @@ impl SearchSession {
 
     /// Ranks RGBA pixels (e.g. a camera frame) against the catalog, as [`Self::rank_photo`].
     pub fn rank_rgba(&mut self, rgba: &[u8], width: u32, height: u32, overrides: &RankingOverrides) -> Result<Ranking, Error> {
+        overrides.check()?;
         self.searched()?;
         self.photo = None;
         let rgb = rgb_from_rgba(rgba, width, height, &self.embedder.limits)?;
@@ -174,6 +177,7 @@ impl SearchSession {
     /// Ranks only `region` of an encoded photo (`clipmatch query --crop`): the whole photo is
     /// not embedded (until [`Self::rank_whole_photo`] asks for it). The photo is kept.
     pub fn rank_photo_region(&mut self, bytes: &[u8], region: Region, overrides: &RankingOverrides) -> Result<Ranking, Error> {
+        overrides.check()?;
         self.searched()?;
         self.photo = None;
         let rgb = decode_rgb(bytes, &self.embedder.limits)?;
@@ -186,6 +190,7 @@ impl SearchSession {
     /// embedded as a photo of that region alone would be; no decoding again. A refused region
     /// leaves the session as it was.
     pub fn rank_region(&mut self, region: Region, overrides: &RankingOverrides) -> Result<Ranking, Error> {
+        overrides.check()?;
         self.searched()?;
         let photo = self.photo.as_ref().ok_or(SessionError::NoQuery)?;
         let query = self.embed_region(&photo.rgb, region)?;
@@ -196,6 +201,7 @@ impl SearchSession {
     /// Forgets the region and ranks the whole last photo: no model run when it was ranked whole
     /// before.
     pub fn rank_whole_photo(&mut self, overrides: &RankingOverrides) -> Result<Ranking, Error> {
+        overrides.check()?;
         self.searched()?;
         let photo = self.photo.as_mut().ok_or(SessionError::NoQuery)?;
         if photo.whole.is_none() {
@@ -217,6 +223,7 @@ impl SearchSession {
 
     /// Ranks the last photo (its region, if one is set) again with other settings: no model run.
     pub fn rerank(&self, overrides: &RankingOverrides) -> Result<Ranking, Error> {
+        overrides.check()?;
         let searched = self.searched()?;
         let query = self.photo.as_ref().and_then(Photo::query).ok_or(SessionError::NoQuery)?;
         let o = overrides.resolve(&searched.manifest().ranking);

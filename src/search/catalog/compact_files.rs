@@ -7,7 +7,8 @@ use super::format::{
 };
 use super::Catalog;
 use crate::digest::{is_sha256_hex, sha256_hex};
-use crate::error::CatalogError;
+use crate::error::{CatalogError, SettingError};
+use crate::search::compact::pq::shape_problem;
 use crate::search::compact::{CompactCodes, CompactShape, TrainingParams, MAX_CENTROIDS};
 use crate::search::rank::FusionWeights;
 
@@ -20,6 +21,20 @@ pub struct CompactOptions {
     pub residual_subspaces: usize,
     /// The page ranks with the codes from this many items on; smaller catalogs exactly.
     pub min_items: usize,
+}
+
+impl CompactOptions {
+    /// Refuses codes that cannot be made for `dim`-dimensional vectors (a stage's bytes that do
+    /// not divide it, no first stage, an impossible number of centres): checked before a build
+    /// embeds anything.
+    pub fn check(&self, dim: usize) -> Result<(), SettingError> {
+        let centroids = self.training.centroids;
+        let residual = Some(self.residual_subspaces).filter(|&m| m > 0);
+        match [Some(self.training.subspaces), residual].into_iter().flatten().find_map(|m| shape_problem(dim, m, centroids)) {
+            Some(problem) => Err(SettingError::Compact(problem)),
+            None => Ok(()),
+        }
+    }
 }
 
 /// The shape a `compact` entry describes for a catalog of `items` items of `dim` values.

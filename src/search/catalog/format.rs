@@ -4,7 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::error::CatalogError;
+use crate::error::{CatalogError, SettingError};
 use crate::models::config::PreprocessConfig;
 use crate::search::item_fields::ItemFields;
 
@@ -325,7 +325,9 @@ pub struct Item {
     pub name: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
-    /// The source image, as given to `build`.
+    /// The source image, as given to `build`. Empty, and not written, in a bundle's catalog
+    /// ([`super::Catalog::for_page`]): a local path is no business of the web.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub image: String,
     /// A small JPEG beside the manifest, relative to it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -334,6 +336,18 @@ pub struct Item {
     /// then not written, so catalogs without them are unchanged, and older ones read).
     #[serde(default, skip_serializing_if = "ItemFields::is_empty")]
     pub fields: ItemFields,
+}
+
+/// Largest thumbnail side a catalog may ask for, in pixels (the default is 256).
+pub const MAX_THUMBNAIL_SIDE: u32 = 2048;
+
+/// `side` if it is a thumbnail size: 1 to [`MAX_THUMBNAIL_SIDE`] pixels.
+pub fn check_thumbnail_side(side: u32) -> Result<u32, SettingError> {
+    if (1..=MAX_THUMBNAIL_SIDE).contains(&side) {
+        Ok(side)
+    } else {
+        Err(SettingError::ThumbnailSide { value: side, max: MAX_THUMBNAIL_SIDE })
+    }
 }
 
 /// `sources`: what `clipmatch build --updatable` records so that a later `build --update` can
@@ -427,6 +441,14 @@ pub struct PageCatalog {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn thumbnail_sizes_are_1_to_max_side() {
+        assert_eq!(check_thumbnail_side(1), Ok(1));
+        assert_eq!(check_thumbnail_side(MAX_THUMBNAIL_SIDE), Ok(MAX_THUMBNAIL_SIDE));
+        assert_eq!(check_thumbnail_side(0).unwrap_err().to_string(), "the thumbnail size must be 1 to 2048 pixels, not 0");
+        assert!(check_thumbnail_side(MAX_THUMBNAIL_SIDE + 1).is_err());
+    }
 
     #[test]
     fn times_are_written_as_utc_and_read_back() {

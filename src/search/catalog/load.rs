@@ -8,6 +8,7 @@ use super::format::{
 use super::{Catalog, Vectors};
 use crate::digest::sha256_hex;
 use crate::error::CatalogError;
+use crate::search::ranking_options::RankingOptions;
 
 impl Catalog {
     /// Reads a catalog from its manifest JSON and the bytes of its vectors file.
@@ -116,7 +117,8 @@ impl Catalog {
 
     /// Refuses what would let a manifest name files outside its folder or collide: ids not
     /// allowed by [`crate::search::item_id::RULE`], ids equal but for case, a thumbnail other than
-    /// `thumbs/<id>.jpg`, a vectors file other than [`VECTORS_FILE`]; and non-finite weights.
+    /// `thumbs/<id>.jpg`, a vectors file other than [`VECTORS_FILE`]; and ranking settings that
+/// [`RankingOptions::check`] refuses.
     pub(super) fn validate_items(&self) -> Result<(), CatalogError> {
         validate_manifest(&self.manifest)
     }
@@ -166,10 +168,12 @@ pub(crate) fn validate_manifest(manifest: &Manifest) -> Result<(), CatalogError>
         if let Some(i) = sources.image_sha256.iter().position(|s| !crate::digest::is_sha256_hex(s)) {
             return invalid(format!("sources.image_sha256[{i}] is not a sha256 (64 lowercase hex digits)"));
         }
+        if let Err(e) = super::format::check_thumbnail_side(sources.thumbnail_side) {
+            return invalid(format!("sources: {e}"));
+        }
     }
-    let r = &manifest.ranking;
-    if !(r.text_weight.is_finite() && r.image_weight.is_finite() && r.min_score.is_finite()) {
-        return Err(CatalogError::Invalid("ranking weights must be finite numbers".into()));
+    if let Err(e) = RankingOptions::from(&manifest.ranking).check() {
+        return invalid(format!("ranking: {e}"));
     }
     Ok(())
 }

@@ -14,7 +14,7 @@ mod quantize;
 use std::borrow::Cow;
 
 pub use format::{
-    vectors_file_size, CompactInfo, Item, ListedFile, Manifest, PageCatalog, COMPACT_FILE, PAGE_FORMAT, PAGE_MANIFEST_FILE, PAGE_VERSION, ModelInfo, RankingDefaults, TunedMetrics, TunedRanking, UtcSeconds, VectorDtype,
+    check_thumbnail_side, vectors_file_size, MAX_THUMBNAIL_SIDE, CompactInfo, Item, ListedFile, Manifest, PageCatalog, COMPACT_FILE, PAGE_FORMAT, PAGE_MANIFEST_FILE, PAGE_VERSION, ModelInfo, RankingDefaults, TunedMetrics, TunedRanking, UtcSeconds, VectorDtype,
     SourcesRecord, VectorKind, VectorOffsets, VectorScales, VectorsInfo, FORMAT, MANIFEST_FILE, MAX_EMBEDDING_DIM, OLDEST_VERSION, VECTORS_FILE, VERSION,
 };
 pub use compact_files::CompactOptions;
@@ -122,6 +122,19 @@ impl Catalog {
     /// The manifest as pretty JSON.
     pub fn manifest_json(&self) -> String {
         serde_json::to_string_pretty(&self.manifest).expect("manifest serialises")
+    }
+
+    /// The catalog as a bundle ships it to the page: what the page uses and no more. Items keep
+    /// their id, name, thumbnail and fields; their source images as given to `build` (local
+    /// paths), their descriptions and the `sources` record (what `build --update` reads) are
+    /// left out.
+    pub fn for_page(mut self) -> Self {
+        self.manifest.sources = None;
+        for item in &mut self.manifest.items {
+            item.image = String::new();
+            item.description = None;
+        }
+        self
     }
 
     /// The vectors file's bytes.

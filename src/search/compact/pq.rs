@@ -56,15 +56,21 @@ fn nearest(centres: &[f32], sub: usize, x: &[f32]) -> usize {
 
 /// Checks the shape of a quantiser: `subspaces` divides `dim`, 1 to 256 centres.
 fn check_shape(dim: usize, subspaces: usize, centroids: usize) -> Result<(), CatalogError> {
+    shape_problem(dim, subspaces, centroids).map_or(Ok(()), |m| Err(CatalogError::Invalid(m)))
+}
+
+/// What is wrong with codes of `subspaces` subspaces of `centroids` centres for `dim`-dimensional
+/// vectors, if anything.
+pub(crate) fn shape_problem(dim: usize, subspaces: usize, centroids: usize) -> Option<String> {
     if dim == 0 || subspaces == 0 || !dim.is_multiple_of(subspaces) {
-        return Err(CatalogError::Invalid(format!(
+        return Some(format!(
             "compact codes need a number of subspaces that divides the embedding size {dim}; {subspaces} does not"
-        )));
+        ));
     }
     if !(1..=MAX_CENTROIDS).contains(&centroids) {
-        return Err(CatalogError::Invalid(format!("compact codes have 1 to {MAX_CENTROIDS} centroids per subspace, not {centroids}")));
+        return Some(format!("compact codes have 1 to {MAX_CENTROIDS} centroids per subspace, not {centroids}"));
     }
-    Ok(())
+    None
 }
 
 /// k-means on `points` (rows of `sub` values), `k` centres, seeded: the initial centres are `k`
