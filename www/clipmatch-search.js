@@ -185,7 +185,12 @@ export function mountSearch(host, options = {}) {
     state.model.start();
   }
 
-  /** Sends a request to the model and shows its answer, if it is still the latest one. */
+  /**
+   * Sends a request to the model and shows its answer, if it is still the latest one. Call it
+   * when the user acts, before any await: its ticket (and its place in the model's queue) is
+   * taken then, so the last photo chosen wins even while an earlier one is still being read (a
+   * photo's bytes may be a promise).
+   */
   async function ask(message, label) {
     const rerank = isRerankRequest(message);
     const region = isRegionRequest(message);
@@ -228,8 +233,7 @@ export function mountSearch(host, options = {}) {
     if (file.size > state.maxPhotoBytes) { showInputError(`${label}: the file is ${sizeText(file.size)}, over the limit of ${sizeText(state.maxPhotoBytes)}`); return; }
     showQuery(label);
     setQueryImage(URL.createObjectURL(file));
-    const bytes = await file.arrayBuffer();
-    await ask(rankRequest(bytes), label);
+    await ask(rankRequest(file.arrayBuffer()), label);
   }
 
   /** Shows the answer area for a new photo (its image comes with setQueryImage); no box on it yet. */
@@ -405,10 +409,11 @@ export function mountSearch(host, options = {}) {
     // The answer area is cleared now, before the request; the picture only fills in the image when
     // it is encoded (a blob: URL, as the Content-Security-Policy allows), if no newer photo came.
     showQuery('Camera photo');
-    const ticket = state.latest + 1;
-    canvas.toBlob((blob) => { if (blob && state.latest === ticket) setQueryImage(URL.createObjectURL(blob)); }, 'image/jpeg', 0.9);
     closeCamera();
     ask(rankPixelsRequest(rgba, w, h), 'Camera photo');
+    // Shown if no newer photo came meanwhile (a box or new weights on this one are fine).
+    const ticket = state.photoTicket;
+    canvas.toBlob((blob) => { if (blob && state.photoTicket === ticket) setQueryImage(URL.createObjectURL(blob)); }, 'image/jpeg', 0.9);
   }
 
   function wire() {

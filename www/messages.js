@@ -34,7 +34,8 @@ export const Reply = Object.freeze({
  * and a test-only fault ('trap', 'hang', 'crash' or null; see model-worker.js). */
 export const loadRequest = ({ bundleUrl, engine, maxThreads, thumbnails, fault }) =>
   ({ type: Request.LOAD, bundleUrl, engine, maxThreads, thumbnails, fault });
-/** `bytes`: an ArrayBuffer of an encoded photo. A photo request may also carry a `region`
+/** `bytes`: an ArrayBuffer of an encoded photo (the page may give model-worker.js a promise of
+ * one: it sends the request once it is read). A photo request may also carry a `region`
  * (model-worker.js adds it when a restarted worker must rank the photo and then that region). */
 export const rankRequest = (bytes) => ({ type: Request.RANK, bytes });
 /** `rgba`: an ArrayBuffer of width x height x 4 bytes. */

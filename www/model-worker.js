@@ -3,6 +3,7 @@
 // memory, a bug), a crash (the worker's `error` event) or no answer within the time limit, the
 // worker is replaced by a new one and, once that one is ready, the request is tried once more;
 // requests made meanwhile wait in the queue, so the next photo never fails because of the last.
+// Requests keep the order they were made in, even a photo whose bytes are still being read.
 //
 // Test-only: `faults` (from the page's `?testFault=KIND-once|KIND-twice`, KIND = trap, hang or
 // crash) makes the first (or first two) workers fail that way on their first photo.
@@ -62,7 +63,8 @@ export class ModelWorker {
    * Sends a request (rankRequest, rankPixelsRequest, rerankRequest, rankRegionRequest or
    * wholePhotoRequest of messages.js, with weights). Resolves with {ranking, ms}, or null when a
    * newer request of the same kind replaced it before it was sent; rejects with an Error whose
-   * message is for the user.
+   * message is for the user. A photo's `bytes` may be a promise (a file still being read): the
+   * request takes its place in the queue now, and the requests after it wait until it is sent.
    */
   request(message) {
     // An older photo, region (or re-ranking) still waiting is not worth running: its answer would be hidden.
@@ -71,13 +73,27 @@ export class ModelWorker {
     for (const job of this.queue.filter(replaced)) job.resolve(null);
     this.queue = this.queue.filter((job) => !replaced(job));
     return new Promise((resolve, reject) => {
-      this.queue.push({ message, attempts: 0, resolve, reject });
+      const job = { message, attempts: 0, resolve, reject };
+      this.queue.push(job);
+      if (message.bytes instanceof Promise) this.read(job);
       this.pump();
     });
   }
 
+  /** Waits for a photo's bytes; a photo that cannot be read leaves the queue with its error. */
+  read(job) {
+    job.message.bytes.then(
+      (bytes) => { job.message = { ...job.message, bytes }; },
+      (e) => {
+        this.queue = this.queue.filter((j) => j !== job);
+        job.reject(new Error(`the file could not be read (${e.message || e})`));
+      },
+    ).finally(() => this.pump());
+  }
+
   pump() {
     if (!this.ready || this.current || this.queue.length === 0) return;
+    if (this.queue[0].message.bytes instanceof Promise) return; // its read() pumps again
     const job = this.queue.shift();
     let message = job.message;
     // A restarted worker has forgotten the last photo: rank it again with the new weights, and

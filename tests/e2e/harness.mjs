@@ -140,8 +140,11 @@ export async function assertFindsItself(page, product = 'Oatly-Natural-Oatghurt'
   assert.ok(Math.abs(r[0].score - 1) < 1e-3, `self-similarity ${r[0].score}`);
 }
 
-/** A grey 8-bit PNG of width x height (valid: signature, IHDR, IDAT, IEND with CRCs). */
-export function png(width, height) {
+/**
+ * A grey 8-bit PNG of width x height (valid: signature, IHDR, IDAT, IEND with CRCs), mid-grey or
+ * of `pixel(x, y)`'s values; `level`: zlib's (0 stores the pixels: a file as large as they are).
+ */
+export function png(width, height, { pixel = () => 0x80, level } = {}) {
   const chunk = (type, data) => {
     const body = Buffer.concat([Buffer.from(type, 'latin1'), data]);
     const len = Buffer.alloc(4); len.writeUInt32BE(data.length);
@@ -151,8 +154,11 @@ export function png(width, height) {
   const ihdr = Buffer.alloc(13);
   ihdr.writeUInt32BE(width, 0); ihdr.writeUInt32BE(height, 4);
   ihdr[8] = 8; ihdr[9] = 0; // 8-bit greyscale
-  const rows = Buffer.alloc((width + 1) * height, 0x80);
-  for (let y = 0; y < height; y++) rows[y * (width + 1)] = 0; // filter byte: none
+  const rows = Buffer.alloc((width + 1) * height);
+  for (let y = 0; y < height; y++) {
+    rows[y * (width + 1)] = 0; // filter byte: none
+    for (let x = 0; x < width; x++) rows[y * (width + 1) + 1 + x] = pixel(x, y);
+  }
   return Buffer.concat([Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]),
-    chunk('IHDR', ihdr), chunk('IDAT', deflateSync(rows)), chunk('IEND', Buffer.alloc(0))]);
+    chunk('IHDR', ihdr), chunk('IDAT', deflateSync(rows, { level })), chunk('IEND', Buffer.alloc(0))]);
 }
