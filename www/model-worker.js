@@ -4,9 +4,6 @@
 // worker is replaced by a new one and, once that one is ready, the request is tried once more;
 // requests made meanwhile wait in the queue, so the next photo never fails because of the last.
 // Requests keep the order they were made in, even a photo whose bytes are still being read.
-//
-// Test-only: `faults` (from the page's `?testFault=KIND-once|KIND-twice`, KIND = trap, hang or
-// crash) makes the first (or first two) workers fail that way on their first photo.
 
 import { Reply, Request, isPhotoRequest, isRegionRequest, isRerankRequest, loadRequest, proceedRequest } from './messages.js';
 
@@ -14,7 +11,8 @@ import { Reply, Request, isPhotoRequest, isRegionRequest, isRerankRequest, loadR
 export const REQUEST_TIMEOUT_MS = 60_000;
 
 /** What the user reads when a photo failed twice, by the kind of failure. */
-function failureText(kind, timeoutMs) {
+function failureText(kind, timeoutMs, panic) {
+  if (panic) return `the model failed on this photo twice (${panic}) and was restarted. Try another photo.`;
   if (kind === 'timeout') return `no answer within ${timeoutMs / 1000} s, twice, so the model was restarted. Try another photo.`;
   if (kind === 'crash') return 'the model stopped working on this photo twice and was restarted. Try another photo.';
   return 'the model failed on this photo twice (it may need more memory than this device gives the page) and was restarted. Try another photo.';
@@ -22,10 +20,12 @@ function failureText(kind, timeoutMs) {
 
 export class ModelWorker {
   /**
-   * options: {bundleUrl, engine, maxThreads, timeoutMs, faults: {kind, workers} | null,
-   *           on: {plan(msg, proceed), progress, note, ready(msg, restarted), loadError(message), restarting(kind), pruned}}
+   * options: {bundleUrl, engine, maxThreads, timeoutMs,
+   *           on: {plan(msg, proceed), progress, note, ready(msg, restarted), loadError(message),
+   *                restarting(kind, panic), pruned}}
    * `plan` hears the download's size before it starts and calls proceed() to let it start
-   * (without `plan`, it starts at once).
+   * (without `plan`, it starts at once). `restarting` hears the panic's message when the wasm
+   * side panicked (src/web/panic_hook.rs), else undefined.
    */
   constructor(options) {
     this.options = options;
@@ -43,7 +43,7 @@ export class ModelWorker {
   get idle() { return !this.current && this.queue.length === 0; }
 
   start() {
-    const { bundleUrl, engine, maxThreads, faults } = this.options;
+    const { bundleUrl, engine, maxThreads } = this.options;
     this.generation++;
     this.ready = false;
     const worker = new Worker(new URL('./worker.js', import.meta.url), { type: 'module' });
@@ -54,8 +54,7 @@ export class ModelWorker {
       if (this.ready) this.fail('crash');
       else this.loadFailed(`the worker failed to start${e.message ? ` (${e.message})` : ''}`);
     };
-    const fault = faults && this.generation <= faults.workers ? faults.kind : null;
-    worker.postMessage(loadRequest({ bundleUrl, engine, maxThreads, thumbnails: this.generation === 1, fault }));
+    worker.postMessage(loadRequest({ bundleUrl, engine, maxThreads, thumbnails: this.generation === 1 }));
     this.worker = worker;
   }
 
@@ -128,7 +127,7 @@ export class ModelWorker {
     else if ((msg.type === Reply.RESULT || msg.type === Reply.ERROR) && this.current?.id === msg.id) {
       const { job, timer, message } = this.current;
       clearTimeout(timer);
-      if (msg.type === Reply.ERROR && msg.fatal) { this.fail('trap'); return; }
+      if (msg.type === Reply.ERROR && msg.fatal) { this.fail('trap', msg.panic); return; }
       this.current = null;
       if (msg.type === Reply.RESULT) {
         if (isPhotoRequest(message)) {
@@ -142,19 +141,22 @@ export class ModelWorker {
     }
   }
 
-  /** The worker trapped, crashed or timed out: replace it, and retry the request once. */
-  fail(kind) {
+  /**
+   * The worker trapped, crashed or timed out: replace it, and retry the request once. `panic`:
+   * the panic's message, when the wasm side panicked.
+   */
+  fail(kind, panic) {
     const current = this.current;
     this.current = null;
     if (current) clearTimeout(current.timer);
     this.worker.terminate();
-    this.options.on.restarting(kind);
+    this.options.on.restarting(kind, panic);
     this.start();
     if (!current) return;
     const { job } = current;
     job.attempts++;
     if (job.attempts < 2) this.queue.unshift(job);
-    else job.reject(new Error(failureText(kind, this.timeoutMs)));
+    else job.reject(new Error(failureText(kind, this.timeoutMs, panic)));
   }
 
   loadFailed(message) {

@@ -4,7 +4,7 @@
 // identity is a safe expectation, so that is what the ranking tests assert. Every page runs under
 // the app's Content-Security-Policy (index.html's <meta>, and the same as a header for workers).
 // The hostile-input, security and recovery tests are in hardening.mjs and isolation.mjs; photos
-// chosen in quick succession in race.mjs.
+// chosen in quick succession in race.mjs; what ships without test hooks in shipped.mjs.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
@@ -20,6 +20,7 @@ import { shopTests } from './shop.mjs';
 import { offlineTests } from './offline.mjs';
 import { cropTests, nextAnswer, mouseDrag, regionShown } from './crop.mjs';
 import { raceTests } from './race.mjs';
+import { shippedTests } from './shipped.mjs';
 
 startSuite();
 
@@ -167,3 +168,4 @@ compactTests();
 shopTests();
 offlineTests();
 raceTests();
+shippedTests();

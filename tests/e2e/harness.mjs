@@ -4,7 +4,7 @@
 import { before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { mkdirSync, readdirSync } from 'node:fs';
+import { mkdirSync, readdirSync, rmSync, symlinkSync } from 'node:fs';
 import { deflateSync, crc32 } from 'node:zlib';
 import path from 'node:path';
 import { chromium } from 'playwright-core';
@@ -12,6 +12,8 @@ import { chromium } from 'playwright-core';
 export const root = path.resolve(import.meta.dirname, '../..');
 export const bundleDir = process.env.CLIPMATCH_E2E_BUNDLE;
 export const grocery = process.env.CLIPMATCH_E2E_GROCERY;
+/** The wasm package built with `--features test-hooks` (panicForTest), for the test page only. */
+export const testPkg = process.env.CLIPMATCH_E2E_TEST_PKG;
 export const tool = path.join(root, 'target/release/clipmatch');
 export const out = path.join(root, 'test-output/e2e');
 export const browserArgs = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage', '--disable-quic', '--no-first-run',
@@ -93,6 +95,35 @@ export async function openApp(viewport = { width: 1280, height: 900 }, contextOp
   await page.goto(`${from}index.html?bundle=${bundleParam()}${query}`);
   await page.waitForSelector('body[data-state="ready"]', { timeout: 120_000 });
   return { page, context, errors: watch.errors, problems: watch.all };
+}
+
+/**
+ * Opens the tests' own page (tests/e2e/hooks/: the app with the test hooks the shipped page does
+ * not have, e.g. `&testFault=trap-once`) on `from` with `query` appended, waits for "ready".
+ */
+export async function openTestPage(query = '', from = env.base) {
+  const context = await env.browser.newContext({ viewport: { width: 1280, height: 900 } });
+  const page = await context.newPage();
+  const watch = await watchPage(context, page);
+  await page.goto(`${from}tests/e2e/hooks/index.html?bundle=${bundleParam()}${query}`);
+  await page.waitForSelector('body[data-state="ready"]', { timeout: 120_000 });
+  return { page, context, errors: watch.errors, problems: watch.all };
+}
+
+/**
+ * A server of the repository whose `pkg/` is the test-hooks build (CLIPMATCH_E2E_TEST_PKG): a
+ * folder of links to the repository's files, with `pkg` linking to that build. Returns its base URL.
+ */
+export async function startTestPkgServer() {
+  assert.ok(testPkg, 'CLIPMATCH_E2E_TEST_PKG names the test-hooks build of the package (scripts/test.sh sets it)');
+  const site = path.join(out, 'test-pkg-site');
+  rmSync(site, { recursive: true, force: true });
+  mkdirSync(site, { recursive: true });
+  for (const name of readdirSync(root)) {
+    if (name !== 'pkg') symlinkSync(path.join(root, name), path.join(site, name));
+  }
+  symlinkSync(path.resolve(testPkg), path.join(site, 'pkg'));
+  return startServer({ dir: site });
 }
 
 /** Polls `fn(page)` until it returns true; the page may reload meanwhile. */
