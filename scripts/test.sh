@@ -6,7 +6,8 @@
 #   3. wasm-pack test --headless --chrome --release   (wasm32 + SIMD128 in headless Chromium), and
 #      the benchmarks' build (`--features bench`) type-checked
 #   4. end to end: the page in Chromium, on the product packages (pkg/ and pkg/candle/, without the
-#      bench entry points), with an OpenAI CLIP bundle and a MobileCLIP one
+#      bench or test entry points), with an OpenAI CLIP bundle and a MobileCLIP one; the tests' own
+#      page (tests/e2e/hooks/) also on target/e2e/test-pkg/ (`--features test-hooks`)
 #
 # Environment:
 #   CLIPMATCH_SKIP_BROWSER=1    skip step 3 (quick local runs; CI runs everything)
