@@ -6,7 +6,8 @@
 #   3. wasm-pack test --headless --chrome --release   (wasm32 + SIMD128 in headless Chromium), and
 #      the benchmarks' build (`--features bench`) type-checked
 #   4. end to end: the page in Chromium, on the product packages (pkg/ and pkg/candle/, without the
-#      bench entry points), with an OpenAI CLIP bundle and a MobileCLIP one
+#      bench or test entry points), with an OpenAI CLIP bundle and a MobileCLIP one; the tests' own
+#      page (tests/e2e/hooks/) also on target/e2e/test-pkg/ (`--features test-hooks`)
 #
 # Environment:
 #   CLIPMATCH_SKIP_BROWSER=1    skip step 3 (quick local runs; CI runs everything)
@@ -93,12 +94,16 @@ if [ "${CLIPMATCH_SKIP_BROWSER:-0}" != "1" ]; then
     printf 'SKIPPED: %s or %s is absent\n' "$tokenizer" "$grocery/iconic"
   else
     scripts/build_wasm.sh
-    # The product ships no benchmark entry points (they come with `--features bench` only).
-    if grep -lE 'RankBench|embedPixelValues' pkg/clipmatch.js pkg/threads/clipmatch.js pkg/candle/clipmatch.js pkg/candle/threads/clipmatch.js; then
-      echo "error: the files above export benchmark-only entry points" >&2
+    # The product ships no benchmark or test entry points (they come with `--features bench` or
+    # `--features test-hooks` only; tests/e2e/shipped.mjs checks the rest of what ships).
+    if grep -lE 'RankBench|embedPixelValues|panicForTest' pkg/clipmatch.js pkg/threads/clipmatch.js pkg/candle/clipmatch.js pkg/candle/threads/clipmatch.js; then
+      echo "error: the files above export benchmark- or test-only entry points" >&2
       exit 1
     fi
     e2e="$repo_root/target/e2e"
+    # The tests' own package: pkg/'s, plus the test-only panicForTest (tests/e2e/hooks/ serves it
+    # as pkg/ to make a real panic). Never shipped.
+    wasm-pack build --target web --release --out-dir "$e2e/test-pkg" --mode no-install --no-pack -- --features test-hooks
     CLIPMATCH_MODEL="$repo_root/tests/fixtures/tiny-clip" CLIPMATCH_TOKENIZER="$tokenizer" \
       target/release/clipmatch build "$grocery/iconic" --name-from folder --text-weight 1.2 --image-weight 0.7 --out "$e2e/catalog"
     # f16, not OpenAI CLIP's default int8: the page's rankings are compared with `clipmatch query`
@@ -121,7 +126,7 @@ if [ "${CLIPMATCH_SKIP_BROWSER:-0}" != "1" ]; then
       target/release/clipmatch tune --catalog "$e2e/mobileclip-catalog" --photos "$grocery/photos" --model "$mobileclip"
     target/release/clipmatch bundle --catalog "$e2e/mobileclip-catalog" --model "$mobileclip" --out "$e2e/mobileclip-bundle"
     npm ci --prefix tests/e2e --no-audit --no-fund
-    (cd tests/e2e && CLIPMATCH_E2E_BUNDLE="$e2e/bundle" CLIPMATCH_E2E_MOBILECLIP_BUNDLE="$e2e/mobileclip-bundle" CLIPMATCH_E2E_COMPACT_BUNDLE="$e2e/compact-bundle" CLIPMATCH_E2E_GROCERY="$grocery" \
+    (cd tests/e2e && CLIPMATCH_E2E_BUNDLE="$e2e/bundle" CLIPMATCH_E2E_MOBILECLIP_BUNDLE="$e2e/mobileclip-bundle" CLIPMATCH_E2E_COMPACT_BUNDLE="$e2e/compact-bundle" CLIPMATCH_E2E_TEST_PKG="$e2e/test-pkg" CLIPMATCH_E2E_GROCERY="$grocery" \
       node --test --test-force-exit --test-concurrency=1 --test-reporter=spec app.test.mjs)
     echo "screenshots: $repo_root/test-output/e2e/"
   fi

@@ -8,7 +8,7 @@
 // `select` (detail: item {id, name, fields} and url; cancelable: preventDefault() keeps the page
 // from following the url). index.html is this element alone, plus the page's URL parameters.
 import { bundleFolderUrl, BundleRefused } from './bundle.js';
-import { ModelWorker, REQUEST_TIMEOUT_MS } from './model-worker.js';
+import { ModelWorker } from './model-worker.js';
 import { singleThreadRequested, leaveIsolation, isolateForThreads } from './isolation.js';
 import { isPhotoRequest, isRegionRequest, isRerankRequest, rankPixelsRequest, rankRegionRequest, rankRequest, rerankRequest, wholePhotoRequest } from './messages.js';
 import { CropBox } from './crop.js';
@@ -24,7 +24,9 @@ const params = new URLSearchParams(location.search);
  * loading `options.bundle` (a folder of this site, relative to the page). `options.standalone`:
  * the page is the app itself (index.html): it may reload once under the isolation service worker,
  * and a paste anywhere on the page searches. `options.onState(state)` hears 'loading', 'ready',
- * 'busy' or 'error' (the host's `data-state` attribute says the same). Returns the app's state.
+ * 'busy' or 'error' (the host's `data-state` attribute says the same).
+ * `options.requestTimeoutMs`: the time limit of one request to the model (default 60 s; a host
+ * for slow devices may raise it). Returns the app's state.
  */
 export function mountSearch(host, options = {}) {
   if (host.shadowRoot?.querySelector('#status')) throw new Error('this element already holds a search');
@@ -38,6 +40,7 @@ export function mountSearch(host, options = {}) {
   // maxPhotoBytes: the largest photo the matcher accepts, from the worker's `ready` message.
   // region: the part of the photo being searched ({x, y, width, height} in its upright pixels), or null.
   // photoTicket / regionTicket: the latest photo and region requests (see ask).
+  // panic: the message of the panic that made the model restart last (src/web/panic_hook.rs), if any.
   const state = { root, host, bundleUrl: null, model: null, summary: null, maxPhotoBytes: null, thumbnails: new Map(), thumbUrls: new Map(), weights: null, answers: 0, restarts: 0, outstanding: 0, latest: 0, region: null, photoTicket: 0, regionTicket: 0 };
   window.clipmatch = state; // for tests and curious people (the last search mounted)
 
@@ -51,12 +54,6 @@ export function mountSearch(host, options = {}) {
     const el = $('input-error');
     el.textContent = message;
     el.hidden = !message;
-  }
-
-  /** `?requestTimeoutMs=N` (tests, slow devices): the time limit of one request, else 60 s. */
-  function requestTimeoutMs() {
-    const n = Number(params.get('requestTimeoutMs'));
-    return Number.isInteger(n) && n > 0 ? n : REQUEST_TIMEOUT_MS;
   }
 
   /** `?engine=ours|candle`: what runs the model (the core refuses an unknown one, or one the bundle's family cannot run). */
@@ -106,12 +103,6 @@ export function mountSearch(host, options = {}) {
     return `Model: ${summary.modelName} (${family}, ${model.dtype} weights), run by the ${model.engine} engine.`;
   }
 
-  /** Test-only `?testFault=trap-once` (trap, hang or crash; once or twice): see model-worker.js. */
-  function testFaults() {
-    const m = /^(trap|hang|crash)-(once|twice)$/.exec(params.get('testFault') || '');
-    return m ? { kind: m[1], workers: m[2] === 'once' ? 1 : 2 } : null;
-  }
-
   function onReady(msg, restarted) {
     state.summary = msg.summary;
     state.maxPhotoBytes = msg.maxPhotoBytes;
@@ -126,7 +117,7 @@ export function mountSearch(host, options = {}) {
     if (state.outstanding === 0) setState('ready');
     const how = [msg.fromCache ? 'loaded from this device' : '', msg.threads > 1 ? `${msg.threads} threads` : ''].filter(Boolean).join(', ');
     $('status-text').textContent = restarted
-      ? `Ready again: the model was restarted after a failure. Choose or take a photo.`
+      ? `Ready again: the model was restarted after a failure${state.panic ? ` (it panicked: ${state.panic})` : ''}. Choose or take a photo.`
       : `Ready: ${msg.summary.items} products${how ? ` (${how})` : ''}. Choose or take a photo.`;
     if (!restarted) emit('ready', { items: msg.summary.items, model: msg.model });
   }
@@ -158,8 +149,7 @@ export function mountSearch(host, options = {}) {
       bundleUrl,
       engine: engineParam(),
       maxThreads: singleThreadRequested() ? 1 : undefined,
-      timeoutMs: requestTimeoutMs(),
-      faults: testFaults(),
+      timeoutMs: options.requestTimeoutMs,
       on: {
         plan: onPlan,
         progress(msg) {
@@ -171,10 +161,12 @@ export function mountSearch(host, options = {}) {
         note(message) { $('storage-text').textContent = message; $('storage-text').hidden = false; },
         ready: onReady,
         pruned(msg) { state.pruned = msg; },
-        restarting() {
+        restarting(kind, panic) {
           state.restarts++;
+          state.panic = panic; // said now and in "Ready again"
           setState('busy');
-          $('status-text').textContent = 'The model stopped and is restarting; a photo it was working on will be tried once more.';
+          $('status-text').textContent = `The model stopped${panic ? ` (it panicked: ${panic})` : ''} and is restarting; `
+            + 'a photo it was working on will be tried once more.';
         },
         loadError(message) {
           setState('error');
@@ -185,7 +177,12 @@ export function mountSearch(host, options = {}) {
     state.model.start();
   }
 
-  /** Sends a request to the model and shows its answer, if it is still the latest one. */
+  /**
+   * Sends a request to the model and shows its answer, if it is still the latest one. Call it
+   * when the user acts, before any await: its ticket (and its place in the model's queue) is
+   * taken then, so the last photo chosen wins even while an earlier one is still being read (a
+   * photo's bytes may be a promise).
+   */
   async function ask(message, label) {
     const rerank = isRerankRequest(message);
     const region = isRegionRequest(message);
@@ -228,8 +225,7 @@ export function mountSearch(host, options = {}) {
     if (file.size > state.maxPhotoBytes) { showInputError(`${label}: the file is ${sizeText(file.size)}, over the limit of ${sizeText(state.maxPhotoBytes)}`); return; }
     showQuery(label);
     setQueryImage(URL.createObjectURL(file));
-    const bytes = await file.arrayBuffer();
-    await ask(rankRequest(bytes), label);
+    await ask(rankRequest(file.arrayBuffer()), label);
   }
 
   /** Shows the answer area for a new photo (its image comes with setQueryImage); no box on it yet. */
@@ -405,10 +401,11 @@ export function mountSearch(host, options = {}) {
     // The answer area is cleared now, before the request; the picture only fills in the image when
     // it is encoded (a blob: URL, as the Content-Security-Policy allows), if no newer photo came.
     showQuery('Camera photo');
-    const ticket = state.latest + 1;
-    canvas.toBlob((blob) => { if (blob && state.latest === ticket) setQueryImage(URL.createObjectURL(blob)); }, 'image/jpeg', 0.9);
     closeCamera();
     ask(rankPixelsRequest(rgba, w, h), 'Camera photo');
+    // Shown if no newer photo came meanwhile (a box or new weights on this one are fine).
+    const ticket = state.photoTicket;
+    canvas.toBlob((blob) => { if (blob && state.photoTicket === ticket) setQueryImage(URL.createObjectURL(blob)); }, 'image/jpeg', 0.9);
   }
 
   function wire() {

@@ -30,11 +30,12 @@ export const Reply = Object.freeze({
 // the page when it sends a ranking request; model-worker.js adds the request's `id`.
 
 /** Starts the worker: the bundle, the engine asked for (`?engine=`: 'ours', 'candle', or
- * undefined for the family's default), the threads it may use, whether it sends the thumbnails,
- * and a test-only fault ('trap', 'hang', 'crash' or null; see model-worker.js). */
-export const loadRequest = ({ bundleUrl, engine, maxThreads, thumbnails, fault }) =>
-  ({ type: Request.LOAD, bundleUrl, engine, maxThreads, thumbnails, fault });
-/** `bytes`: an ArrayBuffer of an encoded photo. A photo request may also carry a `region`
+ * undefined for the family's default), the threads it may use, and whether it sends the
+ * thumbnails. */
+export const loadRequest = ({ bundleUrl, engine, maxThreads, thumbnails }) =>
+  ({ type: Request.LOAD, bundleUrl, engine, maxThreads, thumbnails });
+/** `bytes`: an ArrayBuffer of an encoded photo (the page may give model-worker.js a promise of
+ * one: it sends the request once it is read). A photo request may also carry a `region`
  * (model-worker.js adds it when a restarted worker must rank the photo and then that region). */
 export const rankRequest = (bytes) => ({ type: Request.RANK, bytes });
 /** `rgba`: an ArrayBuffer of width x height x 4 bytes. */
@@ -94,5 +95,6 @@ export const loadErrorReply = (message) => ({ type: Reply.LOAD_ERROR, message })
 /** The cache was pruned after a load: {deleted, kept, cachesDeleted}. */
 export const prunedReply = (stats) => ({ type: Reply.PRUNED, ...stats });
 export const resultReply = (id, ranking, ms) => ({ type: Reply.RESULT, id, ranking, ms });
-/** `fatal`: the wasm instance trapped and is unusable, so the page restarts the worker. */
-export const errorReply = (id, message, fatal) => ({ type: Reply.ERROR, id, message, fatal });
+/** `fatal`: the wasm instance trapped and is unusable, so the page restarts the worker; `panic`:
+ * the panic's message when the trap was a panic (src/web/panic_hook.rs), else undefined. */
+export const errorReply = (id, message, fatal, panic) => ({ type: Reply.ERROR, id, message, fatal, panic });

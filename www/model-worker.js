@@ -3,9 +3,7 @@
 // memory, a bug), a crash (the worker's `error` event) or no answer within the time limit, the
 // worker is replaced by a new one and, once that one is ready, the request is tried once more;
 // requests made meanwhile wait in the queue, so the next photo never fails because of the last.
-//
-// Test-only: `faults` (from the page's `?testFault=KIND-once|KIND-twice`, KIND = trap, hang or
-// crash) makes the first (or first two) workers fail that way on their first photo.
+// Requests keep the order they were made in, even a photo whose bytes are still being read.
 
 import { Reply, Request, isPhotoRequest, isRegionRequest, isRerankRequest, loadRequest, proceedRequest } from './messages.js';
 
@@ -13,7 +11,8 @@ import { Reply, Request, isPhotoRequest, isRegionRequest, isRerankRequest, loadR
 export const REQUEST_TIMEOUT_MS = 60_000;
 
 /** What the user reads when a photo failed twice, by the kind of failure. */
-function failureText(kind, timeoutMs) {
+function failureText(kind, timeoutMs, panic) {
+  if (panic) return `the model failed on this photo twice (${panic}) and was restarted. Try another photo.`;
   if (kind === 'timeout') return `no answer within ${timeoutMs / 1000} s, twice, so the model was restarted. Try another photo.`;
   if (kind === 'crash') return 'the model stopped working on this photo twice and was restarted. Try another photo.';
   return 'the model failed on this photo twice (it may need more memory than this device gives the page) and was restarted. Try another photo.';
@@ -21,10 +20,12 @@ function failureText(kind, timeoutMs) {
 
 export class ModelWorker {
   /**
-   * options: {bundleUrl, engine, maxThreads, timeoutMs, faults: {kind, workers} | null,
-   *           on: {plan(msg, proceed), progress, note, ready(msg, restarted), loadError(message), restarting(kind), pruned}}
+   * options: {bundleUrl, engine, maxThreads, timeoutMs,
+   *           on: {plan(msg, proceed), progress, note, ready(msg, restarted), loadError(message),
+   *                restarting(kind, panic), pruned}}
    * `plan` hears the download's size before it starts and calls proceed() to let it start
-   * (without `plan`, it starts at once).
+   * (without `plan`, it starts at once). `restarting` hears the panic's message when the wasm
+   * side panicked (src/web/panic_hook.rs), else undefined.
    */
   constructor(options) {
     this.options = options;
@@ -42,7 +43,7 @@ export class ModelWorker {
   get idle() { return !this.current && this.queue.length === 0; }
 
   start() {
-    const { bundleUrl, engine, maxThreads, faults } = this.options;
+    const { bundleUrl, engine, maxThreads } = this.options;
     this.generation++;
     this.ready = false;
     const worker = new Worker(new URL('./worker.js', import.meta.url), { type: 'module' });
@@ -53,8 +54,7 @@ export class ModelWorker {
       if (this.ready) this.fail('crash');
       else this.loadFailed(`the worker failed to start${e.message ? ` (${e.message})` : ''}`);
     };
-    const fault = faults && this.generation <= faults.workers ? faults.kind : null;
-    worker.postMessage(loadRequest({ bundleUrl, engine, maxThreads, thumbnails: this.generation === 1, fault }));
+    worker.postMessage(loadRequest({ bundleUrl, engine, maxThreads, thumbnails: this.generation === 1 }));
     this.worker = worker;
   }
 
@@ -62,7 +62,8 @@ export class ModelWorker {
    * Sends a request (rankRequest, rankPixelsRequest, rerankRequest, rankRegionRequest or
    * wholePhotoRequest of messages.js, with weights). Resolves with {ranking, ms}, or null when a
    * newer request of the same kind replaced it before it was sent; rejects with an Error whose
-   * message is for the user.
+   * message is for the user. A photo's `bytes` may be a promise (a file still being read): the
+   * request takes its place in the queue now, and the requests after it wait until it is sent.
    */
   request(message) {
     // An older photo, region (or re-ranking) still waiting is not worth running: its answer would be hidden.
@@ -71,13 +72,27 @@ export class ModelWorker {
     for (const job of this.queue.filter(replaced)) job.resolve(null);
     this.queue = this.queue.filter((job) => !replaced(job));
     return new Promise((resolve, reject) => {
-      this.queue.push({ message, attempts: 0, resolve, reject });
+      const job = { message, attempts: 0, resolve, reject };
+      this.queue.push(job);
+      if (message.bytes instanceof Promise) this.read(job);
       this.pump();
     });
   }
 
+  /** Waits for a photo's bytes; a photo that cannot be read leaves the queue with its error. */
+  read(job) {
+    job.message.bytes.then(
+      (bytes) => { job.message = { ...job.message, bytes }; },
+      (e) => {
+        this.queue = this.queue.filter((j) => j !== job);
+        job.reject(new Error(`the file could not be read (${e.message || e})`));
+      },
+    ).finally(() => this.pump());
+  }
+
   pump() {
     if (!this.ready || this.current || this.queue.length === 0) return;
+    if (this.queue[0].message.bytes instanceof Promise) return; // its read() pumps again
     const job = this.queue.shift();
     let message = job.message;
     // A restarted worker has forgotten the last photo: rank it again with the new weights, and
@@ -112,7 +127,7 @@ export class ModelWorker {
     else if ((msg.type === Reply.RESULT || msg.type === Reply.ERROR) && this.current?.id === msg.id) {
       const { job, timer, message } = this.current;
       clearTimeout(timer);
-      if (msg.type === Reply.ERROR && msg.fatal) { this.fail('trap'); return; }
+      if (msg.type === Reply.ERROR && msg.fatal) { this.fail('trap', msg.panic); return; }
       this.current = null;
       if (msg.type === Reply.RESULT) {
         if (isPhotoRequest(message)) {
@@ -126,19 +141,22 @@ export class ModelWorker {
     }
   }
 
-  /** The worker trapped, crashed or timed out: replace it, and retry the request once. */
-  fail(kind) {
+  /**
+   * The worker trapped, crashed or timed out: replace it, and retry the request once. `panic`:
+   * the panic's message, when the wasm side panicked.
+   */
+  fail(kind, panic) {
     const current = this.current;
     this.current = null;
     if (current) clearTimeout(current.timer);
     this.worker.terminate();
-    this.options.on.restarting(kind);
+    this.options.on.restarting(kind, panic);
     this.start();
     if (!current) return;
     const { job } = current;
     job.attempts++;
     if (job.attempts < 2) this.queue.unshift(job);
-    else job.reject(new Error(failureText(kind, this.timeoutMs)));
+    else job.reject(new Error(failureText(kind, this.timeoutMs, panic)));
   }
 
   loadFailed(message) {

@@ -17,7 +17,6 @@ const PROGRESS_EVERY_MS = 50;
 let wasm = null;
 let wasmPackage = null; // the package's exports: MatcherLoader, maxPhotoBytes...
 let threads = 1;
-let fault = null; // a test-only failure for the first photo (see model-worker.js), or null
 
 const post = (msg, transfer) => self.postMessage(msg, transfer || []);
 const errorText = (e) => (e && e.message) || String(e);
@@ -73,12 +72,12 @@ const threadsWanted = (maxThreads) => (self.crossOriginIsolated ? Math.min(navig
  */
 async function packageBytes(folder, threaded) {
   try {
-    const response = await fetch(new URL('../app-files.json', self.location.href), { cache: 'no-cache' });
+    const response = await fetch(new URL('../app-files.json', import.meta.url), { cache: 'no-cache' });
     if (!response.ok) return 0;
     const dir = `pkg/${folder}${threaded ? 'threads/' : ''}`;
     const files = (await response.json()).files.filter((f) => f.path === `${dir}clipmatch.js` || f.path === `${dir}clipmatch_bg.wasm`);
     let bytes = 0;
-    for (const f of files) if (!(await caches.match(new URL(`../${f.path}`, self.location.href).href))) bytes += f.bytes;
+    for (const f of files) if (!(await caches.match(new URL(`../${f.path}`, import.meta.url).href))) bytes += f.bytes;
     return bytes;
   } catch {
     return 0;
@@ -243,13 +242,17 @@ async function fetchVectorsInBackground(bundleUrl, entry, cache) {
   }
 }
 
-/** The test-only failure asked for by `?testFault=` (www/model-worker.js), on the first photo. */
-function injectFault() {
-  const kind = fault;
-  fault = null;
-  if (kind === 'trap') throw new WebAssembly.RuntimeError(`unreachable (simulated by ?testFault)`);
-  if (kind === 'crash') setTimeout(() => { throw new Error('the worker crashed (simulated by ?testFault)'); });
-  return kind === 'hang' || kind === 'crash'; // no answer at all
+/**
+ * The message of the panic behind a trap, as the wasm side's hook recorded it
+ * (src/web/panic_hook.rs), or undefined (another trap, e.g. out of memory; or no package yet).
+ */
+function panicMessage(e) {
+  if (!(e instanceof WebAssembly.RuntimeError) || !wasmPackage) return undefined;
+  try {
+    return wasmPackage.takePanicMessage() ?? undefined;
+  } catch {
+    return undefined; // the trapped instance could not answer
+  }
 }
 
 /** Resolved by the page's go-ahead for the download (Request.PROCEED). */
@@ -260,13 +263,11 @@ self.onmessage = async ({ data: msg }) => {
   if (msg.type === Request.PROCEED) { proceed(); return; }
   try {
     if (msg.type === Request.LOAD) {
-      fault = msg.fault || null;
       await load(msg);
       return;
     }
     if (!matcher) throw new Error('the model is not loaded yet');
     checkRankingRequest(msg);
-    if (fault && msg.type !== Request.RERANK && msg.type !== Request.WHOLE_PHOTO && injectFault()) return;
     const t0 = performance.now();
     const w = msg.weights || {};
     const rankRegion = (r) => matcher.rankRegion(r.x, r.y, r.width, r.height, w.text, w.image, w.topK);
@@ -280,8 +281,11 @@ self.onmessage = async ({ data: msg }) => {
     if (msg.region && msg.type !== Request.RANK_REGION) ranking = rankRegion(msg.region);
     post(resultReply(msg.id, ranking, performance.now() - t0));
   } catch (e) {
-    // A trap (e.g. out of memory) leaves the wasm instance unusable: the page restarts the worker.
+    // A trap (e.g. out of memory, a panic) leaves the wasm instance unusable: the page restarts
+    // the worker. A panic's message says why.
     const fatal = e instanceof WebAssembly.RuntimeError;
-    post(msg.type === Request.LOAD ? loadErrorReply(errorText(e)) : errorReply(msg.id, errorText(e), fatal));
+    const panic = panicMessage(e);
+    const text = panic ? `the model panicked: ${panic}` : errorText(e);
+    post(msg.type === Request.LOAD ? loadErrorReply(text) : errorReply(msg.id, text, fatal, panic));
   }
 };

@@ -3,7 +3,7 @@
 
 use wasm_bindgen::prelude::*;
 
-use super::{js, Matcher};
+use super::{js, panic_hook, Matcher};
 use crate::digest::Sha256Stream;
 use crate::models::model::{Engine, Family};
 use crate::models::vision_loader::VisionLoader;
@@ -43,6 +43,7 @@ impl MatcherLoader {
         preprocessor_json: Option<String>,
         hash_weights: bool,
     ) -> Result<MatcherLoader, JsError> {
+        panic_hook::install();
         let bundle = Bundle::from_json(bundle_json.as_bytes()).map_err(js)?;
         let loader =
             BundleModelLoader::new(&bundle, engine(engine_name)?, config_json, preprocessor_json.as_deref()).map_err(js)?;
@@ -61,6 +62,7 @@ impl MatcherLoader {
         hash_weights: bool,
         weights_len: Option<usize>,
     ) -> Result<MatcherLoader, JsError> {
+        panic_hook::install();
         let family = Family::from_id(family).ok_or_else(|| JsError::new(&format!("unknown model family {family:?}")))?;
         let loader =
             VisionLoader::new(family, engine(engine_name)?, config_json, preprocessor_json.as_deref(), weights_len).map_err(js)?;

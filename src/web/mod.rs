@@ -8,11 +8,15 @@ use wasm_bindgen::prelude::*;
 mod bench;
 mod limits;
 mod loader;
+mod panic_hook;
 
 #[cfg(feature = "bench")]
 pub use bench::{CompactRankBench, RankBench};
 pub use limits::max_photo_bytes;
 pub use loader::MatcherLoader;
+#[cfg(feature = "test-hooks")]
+pub use panic_hook::panic_for_test;
+pub use panic_hook::take_panic_message;
 
 use crate::imaging::crop::Region;
 use crate::models::embedder::Embedder;

@@ -3,7 +3,8 @@
 // committed tiny random CLIP (CLIPMATCH_E2E_BUNDLE). With random weights only image-to-image
 // identity is a safe expectation, so that is what the ranking tests assert. Every page runs under
 // the app's Content-Security-Policy (index.html's <meta>, and the same as a header for workers).
-// The hostile-input, security and recovery tests are in hardening.mjs and isolation.mjs.
+// The hostile-input, security and recovery tests are in hardening.mjs and isolation.mjs; photos
+// chosen in quick succession in race.mjs; what ships without test hooks in shipped.mjs.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
@@ -18,6 +19,8 @@ import { compactTests } from './compact.mjs';
 import { shopTests } from './shop.mjs';
 import { offlineTests } from './offline.mjs';
 import { cropTests, nextAnswer, mouseDrag, regionShown } from './crop.mjs';
+import { raceTests } from './race.mjs';
+import { shippedTests } from './shipped.mjs';
 
 startSuite();
 
@@ -164,3 +167,5 @@ cropTests();
 compactTests();
 shopTests();
 offlineTests();
+raceTests();
+shippedTests();

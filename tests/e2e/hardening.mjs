@@ -6,8 +6,8 @@ import { execFileSync } from 'node:child_process';
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import {
-  env, root, bundleDir, tool, out, bundleParam, photo, iconicOf, openApp, watchPage, upload, results, inputError,
-  rankOnImagesOnly, assertFindsItself, png,
+  env, root, bundleDir, tool, out, bundleParam, photo, iconicOf, openApp, openTestPage, watchPage, upload, results,
+  inputError, rankOnImagesOnly, assertFindsItself, png, startTestPkgServer,
 } from './harness.mjs';
 
 const bundleJson = (dir = bundleDir) => JSON.parse(readFileSync(path.join(dir, 'bundle.json'), 'utf8'));
@@ -190,11 +190,16 @@ export function hardeningTests() {
     ]);
   });
 
-  const faultTest = (fault, extra, check) => test(`recovery (?testFault=${fault}${extra}): ${check.title}`, async () => {
-    const { page, context, problems } = await openApp(undefined, {}, env.base, `&testFault=${fault}${extra}`);
+  // The faults come from the tests' own page (tests/e2e/hooks/): the shipped page has no such hooks.
+  const faultTest = (fault, extra, check) => test(`recovery (test page, ?testFault=${fault}${extra}): ${check.title}`, async () => {
+    const { page, context, problems } = await openTestPage(`&testFault=${fault}${extra}`, await (check.server || (() => env.base))());
     await rankOnImagesOnly(page);
     await check.run(page);
-    assert.deepEqual(await problems(), []);
+    // Errors the check expects (e.g. a panic logged by the wasm package) must be seen; no others.
+    const seen = await problems();
+    const expected = check.problems || [];
+    for (const e of expected) assert.ok(seen.some((p) => e.test(p)), `${e} in ${JSON.stringify(seen)}`);
+    assert.deepEqual(seen.filter((p) => !expected.some((e) => e.test(p))), []);
     await context.close();
   });
 
@@ -270,6 +275,46 @@ export function hardeningTests() {
       assert.equal(await inputError(page), '');
       const r = await results(page);
       assert.equal(r[0].id, 'oatly-natural-oatghurt');
+    },
+  });
+
+  // A real panic in the wasm package (the test-hooks build's panicForTest, in the matcher's place).
+  const PANIC = /it panicked: a panic made by the test page, at src\/web\/panic_hook\.rs:\d+\)/;
+  let testPkgBase = null;
+  const testPkgServer = async () => (testPkgBase ||= await startTestPkgServer());
+  // The hook logs the panic in the worker's console: that error is expected, no other.
+  const panicLogged = [/^console error: .*panicked at src\/web\/panic_hook\.rs.*a panic made by the test page/s];
+
+  faultTest('panic-once', '', {
+    title: "a panic's message reaches the page while the worker restarts; the photo is tried again",
+    server: testPkgServer,
+    problems: panicLogged,
+    async run(page) {
+      const said = [];
+      await page.exposeFunction('statusSaid', (text) => said.push(text));
+      await page.evaluate(() => {
+        const status = window.clipmatch.root.querySelector('#status-text');
+        new MutationObserver(() => window.statusSaid(status.textContent)).observe(status, { childList: true, characterData: true, subtree: true });
+      });
+      await assertFindsItself(page, 'Arla-Standard-Milk');
+      assert.equal(await page.evaluate(() => window.clipmatch.restarts), 1);
+      assert.ok(said.some((t) => /^The model stopped \(/.test(t) && PANIC.test(t)), `the restart says why: ${JSON.stringify(said)}`);
+      assert.match(await page.textContent('#status-text'), /^Ready again: the model was restarted after a failure \(it panicked: /);
+      assert.match(await page.textContent('#status-text'), PANIC);
+    },
+  });
+
+  faultTest('panic-twice', '', {
+    title: "a photo that panics twice gets a message carrying the panic's; the next photo works",
+    server: testPkgServer,
+    problems: panicLogged,
+    async run(page) {
+      await upload(page, iconicOf('Arla-Standard-Milk'));
+      const message = await inputError(page);
+      assert.match(message, /^Arla-Standard-Milk_Iconic\.jpg: the model failed on this photo twice \(a panic made by the test page, at src\/web\/panic_hook\.rs:\d+\) and was restarted\. Try another photo\.$/);
+      assert.doesNotMatch(message, /unreachable/i);
+      await page.screenshot({ path: path.join(out, 'desktop-model-panicked.png'), fullPage: true });
+      await assertFindsItself(page, 'Oatly-Natural-Oatghurt');
     },
   });
 

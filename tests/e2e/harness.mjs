@@ -4,7 +4,7 @@
 import { before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { mkdirSync, readdirSync } from 'node:fs';
+import { mkdirSync, readdirSync, rmSync, symlinkSync } from 'node:fs';
 import { deflateSync, crc32 } from 'node:zlib';
 import path from 'node:path';
 import { chromium } from 'playwright-core';
@@ -12,6 +12,8 @@ import { chromium } from 'playwright-core';
 export const root = path.resolve(import.meta.dirname, '../..');
 export const bundleDir = process.env.CLIPMATCH_E2E_BUNDLE;
 export const grocery = process.env.CLIPMATCH_E2E_GROCERY;
+/** The wasm package built with `--features test-hooks` (panicForTest), for the test page only. */
+export const testPkg = process.env.CLIPMATCH_E2E_TEST_PKG;
 export const tool = path.join(root, 'target/release/clipmatch');
 export const out = path.join(root, 'test-output/e2e');
 export const browserArgs = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage', '--disable-quic', '--no-first-run',
@@ -95,6 +97,35 @@ export async function openApp(viewport = { width: 1280, height: 900 }, contextOp
   return { page, context, errors: watch.errors, problems: watch.all };
 }
 
+/**
+ * Opens the tests' own page (tests/e2e/hooks/: the app with the test hooks the shipped page does
+ * not have, e.g. `&testFault=trap-once`) on `from` with `query` appended, waits for "ready".
+ */
+export async function openTestPage(query = '', from = env.base) {
+  const context = await env.browser.newContext({ viewport: { width: 1280, height: 900 } });
+  const page = await context.newPage();
+  const watch = await watchPage(context, page);
+  await page.goto(`${from}tests/e2e/hooks/index.html?bundle=${bundleParam()}${query}`);
+  await page.waitForSelector('body[data-state="ready"]', { timeout: 120_000 });
+  return { page, context, errors: watch.errors, problems: watch.all };
+}
+
+/**
+ * A server of the repository whose `pkg/` is the test-hooks build (CLIPMATCH_E2E_TEST_PKG): a
+ * folder of links to the repository's files, with `pkg` linking to that build. Returns its base URL.
+ */
+export async function startTestPkgServer() {
+  assert.ok(testPkg, 'CLIPMATCH_E2E_TEST_PKG names the test-hooks build of the package (scripts/test.sh sets it)');
+  const site = path.join(out, 'test-pkg-site');
+  rmSync(site, { recursive: true, force: true });
+  mkdirSync(site, { recursive: true });
+  for (const name of readdirSync(root)) {
+    if (name !== 'pkg') symlinkSync(path.join(root, name), path.join(site, name));
+  }
+  symlinkSync(path.resolve(testPkg), path.join(site, 'pkg'));
+  return startServer({ dir: site });
+}
+
 /** Polls `fn(page)` until it returns true; the page may reload meanwhile. */
 export async function eventually(page, fn, timeoutMs = 30_000) {
   const until = Date.now() + timeoutMs;
@@ -140,8 +171,11 @@ export async function assertFindsItself(page, product = 'Oatly-Natural-Oatghurt'
   assert.ok(Math.abs(r[0].score - 1) < 1e-3, `self-similarity ${r[0].score}`);
 }
 
-/** A grey 8-bit PNG of width x height (valid: signature, IHDR, IDAT, IEND with CRCs). */
-export function png(width, height) {
+/**
+ * A grey 8-bit PNG of width x height (valid: signature, IHDR, IDAT, IEND with CRCs), mid-grey or
+ * of `pixel(x, y)`'s values; `level`: zlib's (0 stores the pixels: a file as large as they are).
+ */
+export function png(width, height, { pixel = () => 0x80, level } = {}) {
   const chunk = (type, data) => {
     const body = Buffer.concat([Buffer.from(type, 'latin1'), data]);
     const len = Buffer.alloc(4); len.writeUInt32BE(data.length);
@@ -151,8 +185,11 @@ export function png(width, height) {
   const ihdr = Buffer.alloc(13);
   ihdr.writeUInt32BE(width, 0); ihdr.writeUInt32BE(height, 4);
   ihdr[8] = 8; ihdr[9] = 0; // 8-bit greyscale
-  const rows = Buffer.alloc((width + 1) * height, 0x80);
-  for (let y = 0; y < height; y++) rows[y * (width + 1)] = 0; // filter byte: none
+  const rows = Buffer.alloc((width + 1) * height);
+  for (let y = 0; y < height; y++) {
+    rows[y * (width + 1)] = 0; // filter byte: none
+    for (let x = 0; x < width; x++) rows[y * (width + 1) + 1 + x] = pixel(x, y);
+  }
   return Buffer.concat([Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]),
-    chunk('IHDR', ihdr), chunk('IDAT', deflateSync(rows)), chunk('IEND', Buffer.alloc(0))]);
+    chunk('IHDR', ihdr), chunk('IDAT', deflateSync(rows, { level })), chunk('IEND', Buffer.alloc(0))]);
 }

@@ -1,0 +1,39 @@
+// The end-to-end tests' own page (never shipped): the app's <clipmatch-search> with the test
+// hooks the shipped page does not have, from this page's URL:
+//   ?bundle=PATH            the bundle, relative to the repository's root
+//   ?requestTimeoutMs=N     the time limit of one request to the model
+//   ?testFault=KIND-once|KIND-twice   the first one or two model workers are fault-worker.js,
+//                           failing that way on their first photo (KIND: trap, hang, crash, or
+//                           panic: a real panic in the wasm package, which must then be a
+//                           `--features test-hooks` build)
+// Not standalone: no service worker, one thread (the server sends no isolation headers).
+import { mountSearch } from '../../../www/clipmatch-search.js';
+
+const params = new URLSearchParams(location.search);
+const root = new URL('../../../', import.meta.url);
+
+/** Makes the first `workers` model workers the fault worker, failing as `kind` says. */
+function injectFaults(kind, workers) {
+  const NativeWorker = globalThis.Worker;
+  let left = workers;
+  globalThis.Worker = class extends NativeWorker {
+    constructor(url, options) {
+      const modelWorker = new URL(url, location.href).href === new URL('www/worker.js', root).href;
+      if (modelWorker && left > 0) {
+        left--;
+        super(new URL(`fault-worker.js?fault=${kind}`, import.meta.url), options);
+      } else {
+        super(url, options);
+      }
+    }
+  };
+}
+
+const fault = /^(trap|hang|crash|panic)-(once|twice)$/.exec(params.get('testFault') || '');
+if (fault) injectFaults(fault[1], fault[2] === 'once' ? 1 : 2);
+const timeout = Number(params.get('requestTimeoutMs'));
+mountSearch(document.querySelector('clipmatch-search'), {
+  bundle: new URL(params.get('bundle'), root).href,
+  requestTimeoutMs: Number.isInteger(timeout) && timeout > 0 ? timeout : undefined,
+  onState: (s) => { document.body.dataset.state = s; },
+});
