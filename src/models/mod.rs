@@ -17,6 +17,7 @@ pub mod folder;
 pub mod int4;
 pub mod mobileclip;
 pub mod model;
+pub mod safetensors_header;
 pub mod safetensors_stream;
 pub mod siglip;
 pub mod vision_loader;
