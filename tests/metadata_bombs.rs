@@ -32,7 +32,8 @@ fn picture() -> RgbImage {
 fn encoded(format: image::ImageFormat) -> Vec<u8> {
     let mut out = Vec::new();
     let img = image::DynamicImage::ImageRgb8(picture());
-    let img = if format == image::ImageFormat::Gif { image::DynamicImage::ImageRgba8(img.to_rgba8()) } else { img };
+    let gif = format == image::ImageFormat::Gif;
+    let img = if gif { image::DynamicImage::ImageRgba8(img.to_rgba8()) } else { img };
     img.write_to(&mut std::io::Cursor::new(&mut out), format).unwrap();
     out
 }
@@ -125,7 +126,8 @@ fn png_text_bombs_are_not_inflated() {
     itxt.extend_from_slice(&zeros);
     for (what, chunk) in [("zTXt", png_chunk(b"zTXt", &ztxt)), ("iTXt", png_chunk(b"iTXt", &itxt))] {
         let bomb = png_with(&plain, &[chunk]);
-        let img = decode_bounded(&format!("PNG with a {what} chunk of 256 MiB inflated"), &bomb, &plain).unwrap();
+        let what = format!("PNG with a {what} chunk of 256 MiB inflated");
+        let img = decode_bounded(&what, &bomb, &plain).unwrap();
         assert_eq!(img, picture());
     }
 }

@@ -37,7 +37,10 @@ pub fn png_limits(max_side: u32) -> Limits {
 
 /// The error when the PNG decoder's metadata did not fit [`png_limits`].
 pub fn png_metadata_too_large() -> ImageError {
-    ImageError::MetadataTooLarge { what: "text, EXIF or colour profile", max_mib: MAX_METADATA_BYTES >> 20 }
+    ImageError::MetadataTooLarge {
+        what: "text, EXIF or colour profile",
+        max_mib: MAX_METADATA_BYTES >> 20,
+    }
 }
 
 /// `bytes` as the decoder is to see them: as they are, or a copy without the JPEG segments or
@@ -63,7 +66,10 @@ pub fn within_budget(format: ImageFormat, bytes: &[u8]) -> Result<Cow<'_, [u8]>,
                 }
             });
             if exif_len > MAX_METADATA_BYTES as u64 {
-                return Err(ImageError::MetadataTooLarge { what: "EXIF", max_mib: MAX_METADATA_BYTES >> 20 });
+                return Err(ImageError::MetadataTooLarge {
+                    what: "EXIF",
+                    max_mib: MAX_METADATA_BYTES >> 20,
+                });
             }
             Vec::new()
         }

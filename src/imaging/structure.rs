@@ -47,7 +47,10 @@ pub fn jpeg_segments(b: &[u8], mut each: impl FnMut(u8, Range<usize>)) -> bool {
 /// header and screen descriptor come the global colour table, then extension blocks (each a
 /// label and length-prefixed sub-blocks ending with a zero length) until the image descriptor
 /// (0x2C: left, top, width, height, little-endian u16).
-pub fn gif_first_frame_size(b: &[u8], mut each_extension: impl FnMut(u8, Range<usize>)) -> Option<(u16, u16)> {
+pub fn gif_first_frame_size(
+    b: &[u8],
+    mut each_extension: impl FnMut(u8, Range<usize>),
+) -> Option<(u16, u16)> {
     let u16_at = |i: usize| Some(u16::from_le_bytes([*b.get(i)?, *b.get(i + 1)?]));
     let flags = *b.get(10)?;
     let mut i = 13 + if flags & 0x80 != 0 { 3 << ((flags & 7) + 1) } else { 0 };
@@ -75,7 +78,9 @@ pub fn gif_first_frame_size(b: &[u8], mut each_extension: impl FnMut(u8, Range<u
 /// VP8X chunk, stepping as the decoder does, up to the end of the file (the decoder stops there
 /// or at the RIFF size, whichever comes first). Other WebPs have one chunk: nothing is handed on.
 pub fn webp_extended_chunks(b: &[u8], mut each: impl FnMut(&[u8], u64)) {
-    let u32_at = |i: u64| Some(u32::from_le_bytes(b.get(i as usize..i as usize + 4)?.try_into().ok()?) as u64);
+    let u32_at = |i: u64| {
+        Some(u32::from_le_bytes(b.get(i as usize..i as usize + 4)?.try_into().ok()?) as u64)
+    };
     if b.get(12..16) != Some(b"VP8X") {
         return;
     }
