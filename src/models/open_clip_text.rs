@@ -86,7 +86,7 @@ fn fix_line(line: &str, unescape: bool) -> String {
         if unescape {
             text = html_escape::decode_html_entities(&text).into_owned();
         }
-        text = text.chars().flat_map(fix_char).collect();
+        text = text.chars().fold(String::with_capacity(text.len()), push_fixed);
         text = TERMINAL_ESCAPE.replace_all(&text, "").into_owned();
         text.retain(|c| !is_control(c));
         let mut normalized = NormalizedString::from(text.as_str());
@@ -98,24 +98,25 @@ fn fix_line(line: &str, unescape: bool) -> String {
     }
 }
 
-/// ftfy's `fix_c1_controls`, `fix_latin_ligatures`, `fix_character_width` and `uncurl_quotes`
-/// for one character: what it becomes.
-fn fix_char(c: char) -> Vec<char> {
+/// `out` with what ftfy's `fix_c1_controls`, `fix_latin_ligatures`, `fix_character_width` and
+/// `uncurl_quotes` make of `c` (a fix one of them makes for another shows on the next round).
+fn push_fixed(mut out: String, c: char) -> String {
     match c {
-        '\u{80}'..='\u{9f}' => vec![windows_1252(c)],
-        '\u{02bc}' | '\u{2018}'..='\u{201b}' => vec!['\''],
-        '\u{201c}'..='\u{201f}' => vec!['"'],
-        '\u{3000}' => vec![' '],
+        '\u{80}'..='\u{9f}' => out.push(windows_1252(c)),
+        '\u{02bc}' | '\u{2018}'..='\u{201b}' => out.push('\''),
+        '\u{201c}'..='\u{201f}' => out.push('"'),
+        '\u{3000}' => out.push(' '),
         '\u{ff01}'..='\u{ffef}' => {
             let mut n = NormalizedString::from(c.to_string().as_str());
             n.nfkc();
-            n.get().chars().collect()
+            out.push_str(n.get());
         }
         _ => match LIGATURES.iter().find(|(l, _)| *l == c) {
-            Some((_, letters)) => letters.chars().collect(),
-            None => vec![c],
+            Some((_, letters)) => out.push_str(letters),
+            None => out.push(c),
         },
     }
+    out
 }
 
 /// ftfy's `LIGATURES`.
