@@ -22,6 +22,8 @@ pub enum ImageError {
     TooThin { width: u32, height: u32, max_ratio: u32 },
     #[error("decoding the image needs more than the {max_mib} MiB of memory a photo may take")]
     TooMuchMemory { max_mib: u64 },
+    #[error("the image's {what} takes more than the {max_mib} MiB of metadata a photo may carry")]
+    MetadataTooLarge { what: &'static str, max_mib: usize },
     #[error("the file is {bytes} bytes, over the limit of {max_bytes} bytes")]
     FileTooLarge { bytes: usize, max_bytes: usize },
     #[error("the {format} data is corrupt or truncated: {reason}")]

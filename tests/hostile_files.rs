@@ -7,6 +7,7 @@ mod common;
 
 use clipmatch::search::catalog::{vectors_file_size, Item, ModelInfo, RankingDefaults, VectorDtype, MAX_EMBEDDING_DIM};
 use clipmatch::digest::sha256_hex;
+use clipmatch::models::clip::candle_engine::CandleClip;
 use clipmatch::models::clip::{expected_tensors, ModelLoader};
 use clipmatch::{Catalog, CatalogError, ClipModel, ModelConfig, ModelError, PreprocessConfig, Towers};
 use common::{peak_heap, serial, Counting, TINY_CONFIG, TINY_WEIGHTS};
@@ -49,17 +50,28 @@ fn tiny_with(extra: &[(&str, &str, Vec<usize>, Vec<u8>)]) -> Vec<u8> {
     safetensors(&Value::Object(header).to_string(), &data)
 }
 
-/// Loads through the whole-file path and the streaming path (in 4 KiB slices), which must
-/// agree; returns the message.
-fn refusal(bytes: &[u8]) -> String {
+/// Loads through both engines' loaders, this crate's (the whole file at once) and candle's,
+/// which must refuse it with the same one-line message; returns it.
+fn engines_refusal(bytes: &[u8]) -> String {
     let whole = ClipModel::load(TINY_CONFIG, bytes, Some(Towers::VisionOnly)).err().expect("refused");
-    let mut loader = ModelLoader::new(ModelConfig::from_json(TINY_CONFIG).unwrap(), Some(Towers::VisionOnly));
-    let streamed = bytes.chunks(4096).try_for_each(|c| loader.push(c)).and_then(|()| loader.finish().map(|_| ()));
-    let streamed = streamed.expect_err("refused when streamed");
-    assert_eq!(whole.to_string(), streamed.to_string());
+    let config = ModelConfig::from_json(TINY_CONFIG).unwrap();
+    let candle = CandleClip::load(&config, bytes, Towers::VisionOnly).err().expect("refused by candle");
+    assert!(matches!((&whole, &candle), (ModelError::Weights(_), ModelError::Weights(_))), "{whole} / {candle}");
+    assert_eq!(whole.to_string(), candle.to_string());
     let msg = whole.to_string();
     assert!(!msg.contains('\n'), "{msg}");
     msg
+}
+
+/// Loads through both engines and through the streaming path (in 4 KiB slices), which must
+/// agree; returns the message.
+fn refusal(bytes: &[u8]) -> String {
+    let whole = engines_refusal(bytes);
+    let mut loader = ModelLoader::new(ModelConfig::from_json(TINY_CONFIG).unwrap(), Some(Towers::VisionOnly));
+    let streamed = bytes.chunks(4096).try_for_each(|c| loader.push(c)).and_then(|()| loader.finish().map(|_| ()));
+    let streamed = streamed.expect_err("refused when streamed");
+    assert_eq!(whole, streamed.to_string());
+    whole
 }
 
 #[test]
@@ -109,6 +121,42 @@ fn overlapping_ranges_are_refused() {
     .to_string();
     let msg = refusal(&safetensors(&header, &[0; 12]));
     assert!(msg.ends_with("a and b overlap"), "{msg}");
+}
+
+#[test]
+fn a_gap_between_tensors_is_refused_by_both_engines() {
+    let _s = serial();
+    // safetensors' own validation (candle's, the Python library's) lays tensors end to end.
+    let (mut header, data) = tiny_parts();
+    let mut data = data.to_vec();
+    data.extend_from_slice(&[0; 12]);
+    let begin = data.len() - 8;
+    header.insert("extra".into(), json!({"dtype": "F32", "shape": [2], "data_offsets": [begin, begin + 8]}));
+    let msg = refusal(&safetensors(&Value::Object(header).to_string(), &data));
+    assert!(msg.ends_with(&format!("4 bytes between {} (ending at byte {}) and extra hold no tensor", last_tensor(), begin - 4)), "{msg}");
+    // Nor may the data begin with bytes no tensor holds.
+    let header = json!({"w": {"dtype": "F32", "shape": [1], "data_offsets": [4, 8]}}).to_string();
+    let msg = refusal(&safetensors(&header, &[0; 8]));
+    assert!(msg.ends_with("invalid safetensors header: w, the first tensor, begins at byte 4 of the data, not 0"), "{msg}");
+}
+
+/// The name of the tiny model's last tensor in its data.
+fn last_tensor() -> String {
+    let (header, _) = tiny_parts();
+    let end = |v: &Value| v["data_offsets"][1].as_u64().unwrap_or(0);
+    header.iter().filter(|(n, _)| *n != "__metadata__").max_by_key(|(_, v)| end(v)).unwrap().0.clone()
+}
+
+#[test]
+fn offsets_past_the_end_of_the_file_are_refused_by_both_engines() {
+    let _s = serial();
+    let (mut header, data) = tiny_parts();
+    let begin = data.len();
+    header.insert("extra".into(), json!({"dtype": "F32", "shape": [2], "data_offsets": [begin, begin + 8]}));
+    let file = safetensors(&Value::Object(header).to_string(), data);
+    let msg = engines_refusal(&file);
+    let at = file.len() + 8;
+    assert!(msg.ends_with(&format!("extra's data ends at byte {at} but the file has {} bytes", file.len())), "{msg}");
 }
 
 #[test]

@@ -9,16 +9,21 @@
 //! - a long side at most [`MAX_ASPECT_RATIO`] times the short side;
 //! - at most [`MAX_DECODE_BYTES`] allocated by the decoder: the decoded pixels, and for a GIF
 //!   whose first frame is larger than its screen, that frame's own buffer too. An 8-bit RGBA
-//!   image of the largest size fits; a 16-bit one that large does not and is refused.
+//!   image of the largest size fits; a 16-bit one that large does not and is refused;
+//! - at most [`metadata::MAX_METADATA_BYTES`] of metadata (colour profile, text, EXIF, XMP)
+//!   held by the decoder, outside that budget ([`metadata`] says how, for each format).
 //!
 //! Past the decoder, turning the pixels into upright RGB takes at most 6 more bytes a pixel
 //! (8-bit RGBA is converted in place), and preprocessing only what the centre crop keeps.
 
 use std::io::Cursor;
 
+use image::codecs::png::PngDecoder;
 use image::{DynamicImage, ImageDecoder, ImageFormat, ImageReader, Limits, RgbImage};
 
 use crate::error::ImageError;
+use crate::imaging::metadata::{self, png_limits, png_metadata_too_large};
+use crate::imaging::structure::{gif_first_frame_size, jpeg_segments};
 
 /// Largest photo file accepted, in bytes (64 MiB).
 pub const MAX_FILE_BYTES: usize = 64 << 20;
@@ -122,7 +127,7 @@ pub fn decode_rgb(bytes: &[u8], limits: &DecodeLimits) -> Result<RgbImage, Image
             format: format_name(format).to_string(),
         });
     }
-    if format == ImageFormat::Jpeg && !jpeg_is_complete(bytes) {
+    if format == ImageFormat::Jpeg && !jpeg_segments(bytes, |_, _| ()) {
         return Err(corrupt(format, "the file ends before the image data does"));
     }
     // Dimensions from the header alone, before a decoder allocates anything.
@@ -131,17 +136,27 @@ pub fn decode_rgb(bytes: &[u8], limits: &DecodeLimits) -> Result<RgbImage, Image
     }
     if format == ImageFormat::Gif {
         // The decoder gives a first frame larger than the screen a buffer of its own.
-        if let Some((width, height)) = gif_first_frame_size(bytes) {
+        if let Some((width, height)) = gif_first_frame_size(bytes, |_, _| ()) {
             check_pixels(width as u64, height as u64, limits)?;
         }
     }
-    let mut reader = ImageReader::with_format(Cursor::new(bytes), format);
+    let bytes = metadata::within_budget(format, bytes)?;
     let mut budget = Limits::default();
     budget.max_image_width = Some(limits.max_side);
     budget.max_image_height = Some(limits.max_side);
     budget.max_alloc = Some(limits.max_decode_bytes);
-    reader.limits(budget.clone());
-    let mut decoder = reader.into_decoder().map_err(|e| decode_error(format, limits, e))?;
+    let mut decoder: Box<dyn ImageDecoder + '_> = if format == ImageFormat::Png {
+        // Its chunks before the pixels are read here, within the metadata budget.
+        let png = PngDecoder::with_limits(Cursor::new(&bytes[..]), png_limits(limits.max_side));
+        Box::new(png.map_err(|e| match decode_error(format, limits, e) {
+            ImageError::TooMuchMemory { .. } => png_metadata_too_large(),
+            other => other,
+        })?)
+    } else {
+        let mut reader = ImageReader::with_format(Cursor::new(&bytes[..]), format);
+        reader.limits(budget.clone());
+        Box::new(reader.into_decoder().map_err(|e| decode_error(format, limits, e))?)
+    };
     let (width, height) = decoder.dimensions();
     check_size(width as u64, height as u64, limits)?;
     // The decoded pixels take their share of the budget first; the decoder's own buffers
@@ -184,32 +199,6 @@ fn check_pixels(width: u64, height: u64, limits: &DecodeLimits) -> Result<(), Im
         });
     }
     Ok(())
-}
-
-/// Width and height of a GIF's first image, from its descriptor: after the 13-byte header and
-/// screen descriptor, the global colour table, then extension blocks (each a label and
-/// length-prefixed sub-blocks ending with a zero length) until the image descriptor (0x2C:
-/// left, top, width, height, little-endian u16).
-fn gif_first_frame_size(b: &[u8]) -> Option<(u16, u16)> {
-    let u16_at = |i: usize| Some(u16::from_le_bytes([*b.get(i)?, *b.get(i + 1)?]));
-    let flags = *b.get(10)?;
-    let mut i = 13 + if flags & 0x80 != 0 { 3 << ((flags & 7) + 1) } else { 0 };
-    loop {
-        match *b.get(i)? {
-            0x2C => return Some((u16_at(i + 5)?, u16_at(i + 7)?)),
-            0x21 => {
-                i += 2; // introducer and label
-                loop {
-                    let len = *b.get(i)? as usize;
-                    i += 1 + len;
-                    if len == 0 {
-                        break;
-                    }
-                }
-            }
-            _ => return None,
-        }
-    }
 }
 
 /// RGBA pixels (a canvas's `getImageData`) to RGB, alpha composited onto white.
@@ -290,41 +279,6 @@ fn to_rgb(img: DynamicImage) -> RgbImage {
             from_rgba(&mut rgba.as_raw().chunks_exact(4).map(|c| [c[0], c[1], c[2], c[3]]))
         }
     }
-}
-
-/// Whether a JPEG stream reaches its end-of-image marker. The decoder fills a truncated scan
-/// with grey instead of failing, so completeness is checked by walking the markers: segment
-/// lengths skip embedded thumbnails, entropy-coded data is scanned for the next marker.
-fn jpeg_is_complete(b: &[u8]) -> bool {
-    let mut i = 2; // after SOI
-    while i + 1 < b.len() {
-        if b[i] != 0xFF {
-            return false;
-        }
-        let marker = b[i + 1];
-        match marker {
-            0xFF => i += 1, // fill byte
-            0xD9 => return true,
-            0x01 | 0xD0..=0xD7 => i += 2,
-            _ => {
-                if i + 3 >= b.len() {
-                    return false;
-                }
-                let len = u16::from_be_bytes([b[i + 2], b[i + 3]]) as usize;
-                i += 2 + len;
-                if marker == 0xDA {
-                    // Entropy-coded data runs until a marker that is not a stuffed byte or RSTn.
-                    while i + 1 < b.len() {
-                        if b[i] == 0xFF && b[i + 1] != 0 && !(0xD0..=0xD7).contains(&b[i + 1]) {
-                            break;
-                        }
-                        i += 1;
-                    }
-                }
-            }
-        }
-    }
-    false
 }
 
 #[cfg(test)]

@@ -9,11 +9,11 @@ use std::collections::HashMap;
 
 use candle_core::{Device, Tensor};
 use safetensors::tensor::TensorView;
-use safetensors::SafeTensors;
 
 use crate::error::ModelError;
 use crate::kernels::candle_ops::Int8Weights;
 use crate::models::int4::{self, Int4Weight};
+use crate::models::safetensors_header;
 use crate::models::safetensors_stream::{f32_values, TensorDtype};
 
 /// Suffix of the tensor holding an int8 weight's scales (as the export writes it).
@@ -73,7 +73,7 @@ pub fn f32_tensors(
     skip: impl Fn(&str) -> bool,
     bad: fn(String) -> ModelError,
 ) -> Result<HashMap<String, Tensor>, ModelError> {
-    let file = SafeTensors::deserialize(bytes).map_err(|e| bad(e.to_string()))?;
+    let file = safetensors_header::deserialize(bytes).map_err(bad)?;
     let views: HashMap<String, TensorView<'_>> = file.tensors().into_iter().filter(|(n, _)| !skip(n)).collect();
     let dtype_of = |view: &TensorView<'_>| TensorDtype::of(view.dtype());
     let is_quantised = |name: &str| matches!(views.get(name).and_then(dtype_of), Some(TensorDtype::I8 | TensorDtype::U8));
@@ -117,7 +117,7 @@ pub struct Int8Weight {
 /// shape), as int8 with per-row scales, for kernels that compute on them directly (a 4-bit
 /// weight is converted, [`Int4Weight::to_int8_rows`]).
 pub fn int8_weights(bytes: &[u8], keep: impl Fn(&str, &[usize]) -> bool) -> Result<Vec<Int8Weight>, String> {
-    let file = SafeTensors::deserialize(bytes).map_err(|e| e.to_string())?;
+    let file = safetensors_header::deserialize(bytes)?;
     let mut out = Vec::new();
     for (name, view) in file.tensors() {
         let scale_view = file.tensor(&format!("{name}{SCALE_SUFFIX}")).ok();

@@ -89,7 +89,7 @@ pub fn export_tensors(
     dtype: ExportDtype,
     quantised: impl Fn(&str, &[usize]) -> Quantisable,
 ) -> Result<Vec<u8>, ModelError> {
-    let st = safetensors::SafeTensors::deserialize(weights).map_err(|e| ModelError::Weights(e.to_string()))?;
+    let st = crate::models::safetensors_header::deserialize(weights).map_err(ModelError::Weights)?;
     let mut out = TowerWriter::new(dtype);
     for (name, shape) in expected {
         let view = st.tensor(&name).map_err(|_| ModelError::WeightsMismatch(format!("{name} is missing")))?;

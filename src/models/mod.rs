@@ -17,10 +17,13 @@ pub mod folder;
 pub mod int4;
 pub mod mobileclip;
 pub mod model;
+pub mod safetensors_header;
 pub mod safetensors_stream;
 pub mod siglip;
 pub mod vision_loader;
 /// Catalog building and text queries only (the `tokenizers` crate): not in the wasm package.
+#[cfg(not(target_arch = "wasm32"))]
+pub mod open_clip_text;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod tokenizer;
 /// The page embeds photos, never text: in the wasm build there is no tokenizer, and this type

@@ -2,22 +2,13 @@
 //! as soon as its bytes have arrived, so a loader never holds the whole file (the page feeds the
 //! downloaded weights in slices; the CLI feeds a memory-mapped file at once).
 //!
-//! Format: 8 bytes little-endian header length, a JSON header naming each tensor's dtype, shape
-//! and `[begin, end)` byte range in the data that follows.
-//!
-//! The header is checked before anything is built from it: every dtype one of the format's,
-//! every range as long as its shape and dtype make it (with checked arithmetic), no range ending
-//! before it begins or overlapping another, no name twice, and, when the file's length is known
-//! up front ([`SafetensorsStream::with_file_len`]), no data past its end.
-
-use std::collections::HashSet;
-
-use serde::Deserialize;
+//! The header is checked by [`crate::models::safetensors_header`], as candle's loader checks
+//! it, before anything is built from it; when the file's length is known up front
+//! ([`SafetensorsStream::with_file_len`]), the data must fill it exactly.
 
 use crate::error::ModelError;
-
-/// Largest header accepted (safetensors' own limit).
-const MAX_HEADER_BYTES: usize = 100_000_000;
+use crate::models::safetensors_header;
+pub use crate::models::safetensors_header::TensorInfo;
 
 /// Element type of a tensor in a safetensors file, of those this crate reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -50,42 +41,6 @@ impl TensorDtype {
             _ => return None,
         })
     }
-
-    fn parse(name: &str) -> Option<Self> {
-        Some(match name {
-            "F32" => TensorDtype::F32,
-            "F16" => TensorDtype::F16,
-            "BF16" => TensorDtype::BF16,
-            "I8" => TensorDtype::I8,
-            "U8" => TensorDtype::U8,
-            _ => return None,
-        })
-    }
-}
-
-/// One tensor as the header describes it.
-#[derive(Debug, Clone)]
-pub struct TensorInfo {
-    pub name: String,
-    /// `None`: a type this crate does not read (the tensor may still be ignored by the loader).
-    pub dtype: Option<TensorDtype>,
-    pub dtype_name: String,
-    pub shape: Vec<usize>,
-    begin: usize,
-    end: usize,
-}
-
-impl TensorInfo {
-    /// Number of values (the header's shape was checked to give one that fits).
-    pub fn elements(&self) -> usize {
-        self.shape.iter().product()
-    }
-}
-
-/// Bits of one value of a dtype the safetensors format defines, `None` for any other name.
-fn spec_dtype_bits(name: &str) -> Option<usize> {
-    let dtype: safetensors::Dtype = serde_json::from_value(serde_json::Value::String(name.to_string())).ok()?;
-    Some(dtype.bitsize())
 }
 
 /// What a loader does with the stream: look at the header once, then take tensors in file order.
@@ -104,64 +59,6 @@ pub fn f32_values(dtype: TensorDtype, data: &[u8]) -> Result<Vec<f32>, ModelErro
             return Err(ModelError::Weights("int8 or 4-bit data is not a float tensor".into()))
         }
     })
-}
-
-#[derive(Deserialize)]
-struct RawInfo {
-    dtype: String,
-    shape: Vec<usize>,
-    data_offsets: (usize, usize),
-}
-
-/// The header's entries in file order, repeated names kept (a map would keep only the last).
-struct Entries(Vec<(String, serde_json::Value)>);
-
-impl<'de> Deserialize<'de> for Entries {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct Visitor;
-        impl<'de> serde::de::Visitor<'de> for Visitor {
-            type Value = Entries;
-            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-                f.write_str("a JSON object of tensors")
-            }
-            fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Entries, A::Error> {
-                let mut entries = Vec::new();
-                while let Some(entry) = map.next_entry()? {
-                    entries.push(entry);
-                }
-                Ok(Entries(entries))
-            }
-        }
-        d.deserialize_map(Visitor)
-    }
-}
-
-/// One entry of the header checked against the format: its dtype one of the format's, its
-/// byte range in order and exactly as long as its shape and dtype make it.
-fn tensor_info(name: String, value: serde_json::Value) -> Result<TensorInfo, String> {
-    let info: RawInfo = serde_json::from_value(value).map_err(|e| format!("{name}: {e}"))?;
-    let bits = spec_dtype_bits(&info.dtype)
-        .ok_or_else(|| format!("{name}: unknown dtype {:?} (not one of the safetensors format's)", info.dtype))?;
-    let (begin, end) = info.data_offsets;
-    if end < begin {
-        return Err(format!("{name}: its data ends (byte {end}) before it begins (byte {begin})"));
-    }
-    let bytes = info
-        .shape
-        .iter()
-        .try_fold(bits, |acc, &d| acc.checked_mul(d))
-        .filter(|b| b % 8 == 0)
-        .map(|b| b / 8)
-        .ok_or_else(|| format!("{name}: shape {:?} of {} is too large or not a whole number of bytes", info.shape, info.dtype))?;
-    if end - begin != bytes {
-        return Err(format!(
-            "{name}: a {}-byte range for shape {:?} of {} ({bytes} bytes)",
-            end - begin,
-            info.shape,
-            info.dtype
-        ));
-    }
-    Ok(TensorInfo { dtype: TensorDtype::parse(&info.dtype), dtype_name: info.dtype, shape: info.shape, begin, end, name })
 }
 
 enum State {
@@ -245,14 +142,8 @@ impl SafetensorsStream {
                     }
                 }
                 State::Data { pos, next } => {
+                    // The header check leaves no gap: each tensor begins where the last ended.
                     let t = &self.tensors[next];
-                    if pos < t.begin {
-                        // Padding between tensors.
-                        let skip = (t.begin - pos).min(chunk.len());
-                        chunk = &chunk[skip..];
-                        self.state = State::Data { pos: pos + skip, next };
-                        continue;
-                    }
                     let want = t.end - pos;
                     let take = want.min(chunk.len());
                     if self.buf.is_empty() && take == t.end - t.begin {
@@ -298,16 +189,8 @@ impl SafetensorsStream {
     }
 
     fn declared_header_len(&self) -> Result<usize, ModelError> {
-        let n = u64::from_le_bytes(self.buf[..8].try_into().expect("8 bytes"));
-        if n == 0 || n > MAX_HEADER_BYTES as u64 {
-            return Err(ModelError::Weights(format!("not a safetensors file (header length {n})")));
-        }
-        if let Some(len) = self.file_len.filter(|&len| n > len.saturating_sub(8) as u64) {
-            return Err(ModelError::Weights(format!(
-                "not a safetensors file (a header of {n} bytes in a file of {len})"
-            )));
-        }
-        Ok(n as usize)
+        let first_8 = self.buf[..8].try_into().expect("8 bytes");
+        safetensors_header::header_len(first_8, self.file_len).map_err(ModelError::Weights)
     }
 
     /// Hands on zero-length tensors at the current position and notes the end of the data.
@@ -329,45 +212,17 @@ impl SafetensorsStream {
     }
 
     fn parse_header(&mut self) -> Result<(), ModelError> {
-        let bad = |why: String| ModelError::Weights(format!("invalid safetensors header: {why}"));
-        let text = std::str::from_utf8(&self.buf[8..]).map_err(|e| bad(e.to_string()))?;
-        let Entries(entries) = serde_json::from_str(text).map_err(|e| bad(e.to_string()))?;
-        let mut seen = HashSet::new();
-        let mut tensors = Vec::with_capacity(entries.len());
-        for (name, value) in entries {
-            if !seen.insert(name.clone()) {
-                return Err(bad(format!("{name} appears twice")));
-            }
-            if name != "__metadata__" {
-                tensors.push(tensor_info(name, value).map_err(bad)?);
-            }
-        }
-        tensors.sort_by_key(|t| (t.begin, t.end));
-        for pair in tensors.windows(2) {
-            if pair[1].begin < pair[0].end {
-                return Err(bad(format!("{} and {} overlap", pair[0].name, pair[1].name)));
-            }
-        }
+        let tensors = safetensors_header::tensors(&self.buf[8..]).map_err(ModelError::Weights)?;
         self.data_len = tensors.last().map_or(0, |t| t.end);
         self.tensors_header_bytes = self.buf.len() - 8;
         if self.header_len().checked_add(self.data_len).is_none() {
-            return Err(bad(format!("its data would end past byte {}", usize::MAX)));
+            return Err(ModelError::Weights(format!(
+                "invalid safetensors header: its data would end past byte {}",
+                usize::MAX
+            )));
         }
         if let Some(len) = self.file_len {
-            let header = self.header_len();
-            if let Some(t) = tensors.iter().rev().find(|t| header.checked_add(t.end).is_none_or(|e| e > len)) {
-                return Err(bad(format!(
-                    "{}'s data ends at byte {} but the file has {len} bytes",
-                    t.name,
-                    header as u128 + t.end as u128
-                )));
-            }
-            if header + self.data_len < len {
-                return Err(ModelError::Weights(format!(
-                    "the weights file is longer than its header says ({} bytes, the file has {len})",
-                    header + self.data_len
-                )));
-            }
+            safetensors_header::check_file_len(&tensors, self.header_len(), len).map_err(ModelError::Weights)?;
         }
         self.tensors = tensors;
         Ok(())

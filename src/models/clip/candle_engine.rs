@@ -12,12 +12,12 @@ use candle_core::{Device, IndexOp, Module, Tensor};
 use candle_nn::Linear;
 use candle_transformers::models::clip::text_model::{Activation, ClipTextConfig, ClipTextTransformer};
 use candle_transformers::models::clip::vision_model::{ClipVisionConfig, ClipVisionTransformer};
-use safetensors::SafeTensors;
 
 use crate::error::ModelError;
 use crate::models::clip::text::pooled_position;
 use crate::models::clip::{expected_tensors, Towers};
 use crate::models::config::ModelConfig;
+use crate::models::safetensors_header;
 use crate::kernels::candle_ops::Int8Weights;
 use crate::models::siglip::{check_float_tensors, f32_var_builder};
 
@@ -72,7 +72,7 @@ fn candle_configs(c: &ModelConfig) -> (ClipVisionConfig, ClipTextConfig) {
 
 /// Checks names, shapes and dtypes of what the towers read, before candle reads them.
 fn check_tensors(weights: &[u8], config: &ModelConfig, towers: Towers) -> Result<(), ModelError> {
-    let file = SafeTensors::deserialize(weights).map_err(|e| ModelError::Weights(e.to_string()))?;
+    let file = safetensors_header::deserialize(weights).map_err(ModelError::Weights)?;
     let tensors: HashMap<String, _> = file.tensors().into_iter().collect();
     check_float_tensors(&tensors, &expected_tensors(config, towers))
 }

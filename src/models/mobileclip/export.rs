@@ -4,11 +4,10 @@
 //! 4 bits, the rest of those int8): what `clipmatch bundle` ships
 //! with the folder's `open_clip_config.json`.
 
-use safetensors::SafeTensors;
-
 use super::tensors::bad;
 use crate::error::ModelError;
 use crate::models::export::{export_tensors, ExportDtype, Quantisable};
+use crate::models::safetensors_header;
 
 const PREFIX: &str = "visual.";
 /// The convolutional stems: FastViT's, and ViT-MCi's patch embedding (MobileCLIP-B).
@@ -43,7 +42,7 @@ fn is_quantised(name: &str, shape: &[usize]) -> Quantisable {
 
 /// The image tower of an `open_clip_model.safetensors`, stored as `dtype`.
 pub fn vision_tower(weights: &[u8], dtype: ExportDtype) -> Result<Vec<u8>, ModelError> {
-    let st = SafeTensors::deserialize(weights).map_err(|e| bad(e.to_string()))?;
+    let st = safetensors_header::deserialize(weights).map_err(bad)?;
     let mut tower: Vec<(String, Vec<usize>)> = st
         .tensors()
         .into_iter()

@@ -23,12 +23,12 @@ use std::collections::HashMap;
 
 use candle_core::{DType, Device};
 use candle_nn::VarBuilder;
-use safetensors::SafeTensors;
 
 use crate::error::ModelError;
 use crate::kernels::candle_ops::Int8Weights;
 use crate::models::candle_weights::{check_scales, f32_tensors, int8_layers, stored, weight_shape, SCALE_SUFFIX};
 use crate::models::config::PreprocessConfig;
+use crate::models::safetensors_header;
 use crate::models::safetensors_stream::TensorDtype;
 use crate::models::siglip::config::SiglipConfig;
 use crate::models::siglip::text::TextTower;
@@ -153,7 +153,7 @@ impl Siglip {
 /// Checks the file's header against `config.json` (names, shapes, float dtypes, no extra layers)
 /// and says whether it holds the text tower.
 fn check_tensors(weights: &[u8], config: &SiglipConfig) -> Result<bool, ModelError> {
-    let file = SafeTensors::deserialize(weights).map_err(|e| ModelError::Weights(e.to_string()))?;
+    let file = safetensors_header::deserialize(weights).map_err(ModelError::Weights)?;
     let tensors: HashMap<String, _> = file.tensors().into_iter().collect();
     let has_text = tensors.keys().any(|n| n.starts_with("text_model."));
     let (v, t) = (&config.candle.vision_config, &config.candle.text_config);
@@ -199,7 +199,7 @@ mod tests {
 
     /// The fixture's tensors as zeros, after `edit` may drop (None) or reshape some.
     fn rewritten(edit: impl Fn(&str, Vec<usize>) -> Option<Vec<usize>>) -> Vec<u8> {
-        let file = SafeTensors::deserialize(WEIGHTS).unwrap();
+        let file = safetensors::SafeTensors::deserialize(WEIGHTS).unwrap();
         let mut out = Vec::new();
         for (name, view) in file.tensors() {
             let Some(shape) = edit(&name, view.shape().to_vec()) else { continue };
@@ -211,7 +211,7 @@ mod tests {
 
     #[test]
     fn f16_weights_run_in_f32_close_to_the_f32_file() {
-        let file = SafeTensors::deserialize(WEIGHTS).unwrap();
+        let file = safetensors::SafeTensors::deserialize(WEIGHTS).unwrap();
         let mut halves = Vec::new();
         for (name, view) in file.tensors() {
             let data: Vec<u8> = view
