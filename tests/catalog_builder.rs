@@ -12,9 +12,9 @@ use clipmatch::search::build_recipe::{inputs_sha256, Recipe};
 use clipmatch::search::merge::merge;
 use clipmatch::search::previous_catalog::PreviousCatalog;
 use clipmatch::search::shard::{Shard, ShardFiles, ShardInputs, ShardManifest, ShardSpec};
-use clipmatch::search::catalog::{ModelInfo, VectorDtype};
+use clipmatch::search::catalog::{Item, ModelInfo, VectorDtype};
 use clipmatch::search::catalog_builder::{
-    assemble, build_catalog, build_catalog_reusing, embed_sources, recipe, BuildEvents, BuildOptions, BuildPhase, Quantisation,
+    assemble, build_catalog, build_catalog_reusing, embed_sources, recipe, BuildEvents, BuildOptions, BuildPhase, EmbeddedItem, Quantisation,
     NoReuse, Reuse, ReusedImage, SkipReason, SourceItem, Work,
 };
 use clipmatch::search::rank::leave_one_out_threshold;
@@ -318,6 +318,34 @@ fn an_update_embeds_only_what_changed_and_keeps_the_i8_bytes_of_the_rest() {
     let mut plain = old;
     plain.manifest.sources = None;
     assert_eq!(PreviousCatalog::new(plain, &r, VectorDtype::I8).unwrap_err(), UpdateError::NotUpdatable);
+}
+
+/// An update stores new vectors with the catalog's i8 scales and offsets, unless one lies so far
+/// outside their range that clamping would take it out of unit length: then they are chosen anew
+/// (every vector stored with them), and the catalog passes its own checks.
+#[test]
+fn an_update_chooses_new_i8_scales_when_the_kept_ones_would_clamp_a_new_vector_out_of_shape() {
+    let model = ModelInfo { name: "flat".into(), weights_sha256: "ab".repeat(32), equivalent_weights_sha256: vec![], embedding_dim: 2 };
+    let r = Recipe { model: model.clone(), preprocessing: PreprocessConfig::default(), engine: "ours".into(), thumbnail_side: 256 };
+    let at = |i: usize, degrees: f32| {
+        let v = vec![degrees.to_radians().cos(), degrees.to_radians().sin()];
+        let item = Item { id: format!("p{i}"), name: format!("P{i}"), description: None, image: format!("{i}.jpg"), thumbnail: None, fields: Default::default() };
+        EmbeddedItem { index: i, item, image_sha256: "cd".repeat(32), image: v.clone(), name: v }
+    };
+    // The catalog: 21 directions within 10 degrees of each other.
+    let old_items: Vec<EmbeddedItem> = (0..21).map(|i| at(i, i as f32 - 10.0)).collect();
+    let options = BuildOptions::default();
+    let old = assemble::<std::io::Error>(&r, old_items.clone(), 21, &options, &Quantisation::FromData).unwrap();
+    let (scales, offsets) = (old.manifest.vectors.scales.unwrap(), old.manifest.vectors.offsets.clone().unwrap());
+    let keep = Quantisation::Keep { scales, offsets: offsets.clone() };
+    // A new item among them: stored with the kept scales, the others keep their bytes.
+    let near = assemble::<std::io::Error>(&r, [old_items.clone(), vec![at(21, 3.5)]].concat(), 22, &options, &keep).unwrap();
+    assert_eq!(near.manifest.vectors.scales, Some(scales));
+    assert_eq!(near.vectors_bytes()[..old.vectors_bytes().len()], old.vectors_bytes());
+    // One at right angles to them: clamped to the kept range it would be 0.84 long.
+    let far = assemble::<std::io::Error>(&r, [old_items, vec![at(21, 90.0)]].concat(), 22, &options, &keep).unwrap();
+    assert!(far.vector_problems().is_empty(), "{:?}", far.vector_problems());
+    assert_ne!(far.manifest.vectors.scales, Some(scales));
 }
 
 /// The shards of a build of `items` in `count` slices, as read back from their files.

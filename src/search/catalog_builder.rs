@@ -446,7 +446,16 @@ pub fn assemble<E: std::error::Error + 'static>(
     }
     let catalog = Catalog::new(recipe.model.clone(), recipe.preprocessing.clone(), ranking, manifest_items, &pairs)?;
     let mut catalog = match (options.vector_dtype, quantisation) {
-        (VectorDtype::I8, Quantisation::Keep { scales, offsets }) => catalog.to_i8_with(*scales, offsets.clone())?,
+        (VectorDtype::I8, Quantisation::Keep { scales, offsets }) => {
+            let kept = catalog.to_i8_with(*scales, offsets.clone())?;
+            // A new vector far outside the kept range would be clamped out of unit length: then
+            // the scales are chosen anew (and every vector stored with them).
+            if kept.vector_problems().is_empty() {
+                kept
+            } else {
+                catalog.with_dtype(VectorDtype::I8, ScaleRule::default())?
+            }
+        }
         (dtype, _) => catalog.with_dtype(dtype, ScaleRule::default())?,
     };
     catalog.manifest.ranking.min_score =

@@ -20,13 +20,14 @@ pub use format::{
 pub use compact_files::CompactOptions;
 pub(crate) use compact_files::read_codes;
 pub(crate) use load::validate_manifest;
-pub use quantize::ScaleRule;
+pub use quantize::{ScaleRule, I8_LENGTH_TOLERANCE};
 
 use crate::digest::sha256_hex_of_parts;
 use crate::error::CatalogError;
 use crate::models::config::PreprocessConfig;
 use format::{value_count, LAYOUT};
 use load::check_finite;
+use quantize::{dequantise, length};
 
 /// The vectors of a catalog, in the file's layout: per item, its image vector then its name
 /// vector, `embedding_dim` values each.
@@ -180,7 +181,7 @@ impl Catalog {
             Vectors::F32(v) => Cow::Borrowed(&v[at..at + d]),
             Vectors::I8 { values, scales, offsets } => {
                 let (s, m) = (scales.of(kind), offsets.of(kind));
-                Cow::Owned(values[at..at + d].iter().zip(m).map(|(&q, m)| m + q as f32 * s).collect())
+                Cow::Owned(values[at..at + d].iter().zip(m).map(|(&q, &m)| dequantise(q, s, m)).collect())
             }
         }
     }
@@ -205,11 +206,12 @@ impl Catalog {
     }
 
     /// Problems with the vectors themselves: non-finite values or vectors not of unit length
-    /// (within 1e-3 for f32; within 0.05 for i8, whose rounding moves the length a little).
+    /// (within 1e-3 for f32; within [`I8_LENGTH_TOLERANCE`] for i8, whose rounding moves the
+    /// length a little).
     pub fn vector_problems(&self) -> Vec<String> {
         let tolerance = match self.dtype() {
             VectorDtype::F32 => 1e-3,
-            VectorDtype::I8 => 0.05,
+            VectorDtype::I8 => I8_LENGTH_TOLERANCE,
         };
         let mut out = Vec::new();
         for (i, item) in self.items().iter().enumerate() {
@@ -219,7 +221,7 @@ impl Catalog {
                     out.push(format!("item {:?}: {label} vector has non-finite values", item.id));
                     continue;
                 }
-                let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+                let norm = length(&v);
                 if (norm - 1.0).abs() > tolerance {
                     out.push(format!("item {:?}: {label} vector has length {norm:.4}, not 1", item.id));
                 }
