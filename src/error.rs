@@ -102,6 +102,13 @@ pub enum CatalogError {
     NonFiniteVector { item: String, kind: &'static str },
     #[error("invalid catalog: {0}")]
     Invalid(String),
+    #[error("{what} {} MB, over the {} MiB ({} MB) a catalog's manifest may take{hint}", megabytes(.bytes), .max >> 20, megabytes(.max))]
+    ManifestTooLarge { what: &'static str, bytes: u64, max: u64, hint: &'static str },
+}
+
+/// Bytes as megabytes, for messages: one decimal.
+fn megabytes(bytes: &u64) -> String {
+    format!("{:.1}", *bytes as f64 / 1e6)
 }
 
 /// Why a `bundle.json` was refused.

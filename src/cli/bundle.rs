@@ -122,7 +122,7 @@ pub fn run(args: BundleArgs) -> Result<ExitCode> {
     if big {
         catalog.manifest.items.iter_mut().for_each(|item| item.thumbnail = None);
     }
-    files.push((bundle.catalog.clone(), catalog.manifest_json().into_bytes()));
+    files.push((bundle.catalog.clone(), catalog.manifest_file()?.into_bytes()));
     files.push((bundle.vectors.clone(), catalog.vectors_bytes()));
     if let (true, Some(page), Some(info)) = (big, catalog.page_catalog(), &catalog.manifest.compact) {
         let compact = BundleCompact::default();

@@ -7,13 +7,13 @@
 use std::path::Path;
 
 use anyhow::{bail, Context, Result};
-use clipmatch::search::catalog::{VectorDtype, COMPACT_FILE, MANIFEST_FILE, VECTORS_FILE};
+use clipmatch::search::catalog::{self, VectorDtype, COMPACT_FILE, MANIFEST_FILE, VECTORS_FILE};
 use clipmatch::Catalog;
 
 use super::files;
 
-/// Largest `catalog.json` read: 64 MiB (ViT-B/32 catalogs take about 200 bytes an item).
-pub const MAX_MANIFEST_BYTES: u64 = 64 << 20;
+/// Largest `catalog.json` read: the core's limit, which every writer keeps to.
+pub const MAX_MANIFEST_BYTES: u64 = catalog::MAX_MANIFEST_BYTES as u64;
 /// Largest thumbnail read: 4 MiB (`build` writes 256 px JPEGs of about 15 kB).
 pub const MAX_THUMBNAIL_BYTES: u64 = 4 << 20;
 

@@ -68,7 +68,7 @@ pub fn run(args: MergeArgs) -> Result<ExitCode> {
     let catalog = assemble::<std::convert::Infallible>(&merged.recipe, merged.items, merged.total, &merged.options, &Quantisation::FromData)?;
     let catalog = compact_codes::add(catalog, args.compact.options(None), staged.path())?;
     output_dir::write_file(staged.path(), VECTORS_FILE, &catalog.vectors_bytes())?;
-    output_dir::write_file(staged.path(), MANIFEST_FILE, catalog.manifest_json().as_bytes())?;
+    output_dir::write_file(staged.path(), MANIFEST_FILE, catalog.manifest_file()?.as_bytes())?;
     staged.commit()?;
     println!(
         "merged {} shards into {}: {} products of {} inputs, {}-dim {} vectors, model {}",

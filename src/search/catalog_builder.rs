@@ -16,14 +16,15 @@ use std::fmt;
 use rayon::prelude::*;
 
 use crate::digest::sha256_hex;
-use crate::error::{BuildError, ImageError};
+use crate::error::{BuildError, CatalogError, ImageError};
 use crate::imaging::decode::decode_rgb;
 use crate::imaging::thumbnail::thumbnail_jpeg;
 use crate::models::clip::text::TEXT_BATCH;
 use crate::models::embedder::Embedder;
 use crate::search::build_recipe::Recipe;
 use crate::search::catalog::{
-    Catalog, Item, ModelInfo, RankingDefaults, ScaleRule, SourcesRecord, VectorDtype, VectorOffsets, VectorScales,
+    check_manifest_bytes, items_bytes, Catalog, Item, ModelInfo, RankingDefaults, ScaleRule, SourcesRecord, VectorDtype,
+    VectorOffsets, VectorScales,
 };
 use crate::search::item_fields::ItemFields;
 use crate::search::item_id::thumbnail_file;
@@ -40,6 +41,26 @@ pub struct SourceItem {
     pub image: String,
     /// The shop's other columns, kept in the manifest.
     pub fields: ItemFields,
+}
+
+/// Refuses a list whose catalog's manifest would be larger than
+/// [`crate::search::catalog::MAX_MANIFEST_BYTES`], before
+/// anything is embedded: its items alone, as the manifest will hold them (with their images'
+/// sha256 when `record_sources`), already take too many bytes.
+pub fn check_list_size(items: &[SourceItem], record_sources: bool) -> Result<(), CatalogError> {
+    let manifest_item = |s: &SourceItem| Item {
+        id: s.id.clone(),
+        name: s.name.clone(),
+        description: s.description.clone(),
+        image: s.image.clone(),
+        thumbnail: Some(thumbnail_file(&s.id)),
+        fields: s.fields.clone(),
+    };
+    check_manifest_bytes(
+        items_bytes(items.iter().map(manifest_item), record_sources),
+        "this list's catalog.json would take at least",
+        ": shorten its descriptions or fields, or split it into several catalogs",
+    )
 }
 
 /// How a catalog is built.

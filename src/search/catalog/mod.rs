@@ -9,6 +9,7 @@
 mod compact_files;
 mod format;
 mod load;
+mod manifest_size;
 mod quantize;
 
 use std::borrow::Cow;
@@ -18,6 +19,7 @@ pub use format::{
     SourcesRecord, VectorKind, VectorOffsets, VectorScales, VectorsInfo, FORMAT, MANIFEST_FILE, MAX_EMBEDDING_DIM, OLDEST_VERSION, VECTORS_FILE, VERSION,
 };
 pub use compact_files::CompactOptions;
+pub use manifest_size::{check_manifest_bytes, items_bytes, MAX_MANIFEST_BYTES};
 pub(crate) use compact_files::read_codes;
 pub(crate) use load::validate_manifest;
 pub use quantize::{ScaleRule, I8_LENGTH_TOLERANCE};
@@ -123,6 +125,14 @@ impl Catalog {
     /// The manifest as pretty JSON.
     pub fn manifest_json(&self) -> String {
         serde_json::to_string_pretty(&self.manifest).expect("manifest serialises")
+    }
+
+    /// The manifest as `catalog.json` holds it (pretty JSON), refused when larger than
+    /// [`MAX_MANIFEST_BYTES`]: what every writer writes, so that every reader reads it.
+    pub fn manifest_file(&self) -> Result<String, CatalogError> {
+        let json = self.manifest_json();
+        check_manifest_bytes(json.len() as u64, "its catalog.json would take", "")?;
+        Ok(json)
     }
 
     /// The vectors file's bytes.
