@@ -47,6 +47,20 @@ pub fn items_bytes(items: impl IntoIterator<Item = Item>, sources: bool) -> u64 
         .sum()
 }
 
+/// Most items a catalog can hold within [`MAX_MANIFEST_BYTES`]: as many of the smallest item a
+/// manifest can hold (a one-letter id, no name, image or thumbnail) as fit.
+pub fn max_items() -> usize {
+    let smallest = Item {
+        id: "a".into(),
+        name: String::new(),
+        description: None,
+        image: String::new(),
+        thumbnail: None,
+        fields: Default::default(),
+    };
+    MAX_MANIFEST_BYTES / items_bytes([smallest], false) as usize
+}
+
 /// Refuses a manifest of `bytes` over [`MAX_MANIFEST_BYTES`]: `what` names it in the message,
 /// `hint` says what to do.
 pub fn check_manifest_bytes(bytes: u64, what: &'static str, hint: &'static str) -> Result<(), CatalogError> {

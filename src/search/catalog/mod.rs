@@ -19,7 +19,7 @@ pub use format::{
     SourcesRecord, VectorKind, VectorOffsets, VectorScales, VectorsInfo, FORMAT, MANIFEST_FILE, MAX_EMBEDDING_DIM, OLDEST_VERSION, VECTORS_FILE, VERSION,
 };
 pub use compact_files::CompactOptions;
-pub use manifest_size::{check_manifest_bytes, items_bytes, MAX_MANIFEST_BYTES};
+pub use manifest_size::{check_manifest_bytes, items_bytes, max_items, MAX_MANIFEST_BYTES};
 pub(crate) use compact_files::read_codes;
 pub(crate) use load::validate_manifest;
 pub use quantize::{ScaleRule, I8_LENGTH_TOLERANCE};
