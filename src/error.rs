@@ -104,6 +104,8 @@ pub enum CatalogError {
     Invalid(String),
     #[error("{what} {} MB, over the {} MiB ({} MB) a catalog's manifest may take{hint}", megabytes(.bytes), .max >> 20, megabytes(.max))]
     ManifestTooLarge { what: &'static str, bytes: u64, max: u64, hint: &'static str },
+    #[error("the thumbnail is {found}; this catalog's thumbnails are JPEGs of at most {max_side} pixels a side")]
+    Thumbnail { found: String, max_side: u32 },
 }
 
 /// Bytes as megabytes, for messages: one decimal.

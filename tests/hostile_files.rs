@@ -9,7 +9,7 @@ use clipmatch::search::catalog::{vectors_file_size, Item, ModelInfo, RankingDefa
 use clipmatch::digest::sha256_hex;
 use clipmatch::models::clip::{expected_tensors, ModelLoader};
 use clipmatch::{Catalog, CatalogError, ClipModel, ModelConfig, ModelError, PreprocessConfig, Towers};
-use common::{peak_heap, serial, timed, Counting, TINY_CONFIG, TINY_WEIGHTS};
+use common::{jpeg_header, peak_heap, png_header, serial, timed, Counting, TINY_CONFIG, TINY_WEIGHTS};
 use serde_json::{json, Value};
 
 #[cfg(target_arch = "wasm32")]
@@ -409,4 +409,36 @@ fn a_page_catalog_listing_too_much_is_refused_before_keeping_any_of_it() {
     let (err, heap) = peak_heap(|| PageCompactCatalog::from_parts(text.as_bytes(), &codes).err().unwrap().to_string());
     assert_eq!(err, "invalid catalog: the page catalog gives an item 100000 fields; an item may have at most 32");
     assert!(heap < 2_000_000, "{heap} bytes");
+}
+
+// ---- thumbnails ----
+
+/// A catalog's thumbnail is read only as a JPEG of at most the catalog's thumbnail size a side,
+/// told from its header: a 16384 x 16384 picture (+1.4 GB once a page draws it) is refused in one
+/// line without a pixel decoded.
+#[test]
+fn thumbnails_are_read_only_as_jpegs_of_at_most_the_thumbnail_size() {
+    use clipmatch::search::catalog::{check_thumbnail, SourcesRecord, MAX_THUMBNAIL_SIDE};
+    let _s = serial();
+    assert!(check_thumbnail(&jpeg_header(256, 170), 256).is_ok());
+    assert!(check_thumbnail(&jpeg_header(1, 256), 256).is_ok());
+    let refused = |bytes: &[u8], side: u32| {
+        let (err, heap) = peak_heap(|| check_thumbnail(bytes, side).unwrap_err().to_string());
+        assert!(heap < 100_000, "{heap} bytes");
+        err
+    };
+    let rule = "this catalog's thumbnails are JPEGs of at most 256 pixels a side";
+    assert_eq!(refused(&jpeg_header(257, 100), 256), format!("the thumbnail is a 257x100 JPEG; {rule}"));
+    assert_eq!(refused(&jpeg_header(16384, 16384), 256), format!("the thumbnail is a 16384x16384 JPEG; {rule}"));
+    assert_eq!(refused(&png_header(16384, 16384), 256), format!("the thumbnail is a PNG image, not a JPEG; {rule}"));
+    assert_eq!(refused(b"<svg/>", 256), format!("the thumbnail is not an image; {rule}"));
+    let no_frame = [0xFF, 0xD8, 0xFF, 0xE0, 0x00, 0x07, b'J', b'F', b'I', b'F', 0, 0xFF, 0xFE, 0x00, 0x04, b'h', b'i'];
+    assert_eq!(refused(&no_frame, 256), format!("the thumbnail is a JPEG whose header gives no size; {rule}"));
+    // The size is the one the catalog records (`build --updatable`), else the largest allowed.
+    let mut m = f32_catalog().manifest;
+    assert_eq!(m.thumbnail_side(), MAX_THUMBNAIL_SIDE);
+    m.sources = Some(SourcesRecord { engine: "ours".into(), thumbnail_side: 128, image_sha256: vec!["ab".repeat(32); 2] });
+    assert_eq!(m.thumbnail_side(), 128);
+    m.sources.as_mut().unwrap().thumbnail_side = 1 << 20;
+    assert_eq!(m.thumbnail_side(), MAX_THUMBNAIL_SIDE);
 }

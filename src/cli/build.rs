@@ -323,7 +323,7 @@ pub fn run(args: BuildArgs) -> Result<ExitCode> {
     fs::create_dir_all(out.join("thumbs"))?;
     let quantisation = previous.as_ref().map_or(Quantisation::FromData, |(p, _)| p.quantisation());
     let resuming = !(resumed.images.is_empty() && resumed.names.is_empty());
-    let known = Known { checkpoint: resumed, staging: &out, previous };
+    let known = Known { checkpoint: resumed, staging: &out, previous, thumbnail_side: options.thumbnail_side };
 
     // Only a regular file, refused before reading it into memory if it is too large.
     let max_bytes = model.embedder.limits.max_file_bytes as u64;

@@ -133,7 +133,8 @@ pub fn run(args: BundleArgs) -> Result<ExitCode> {
     }
     for item in catalog.items() {
         if let Some(t) = &item.thumbnail {
-            let bytes = catalog_dir::read_thumbnail(&args.catalog, t).with_context(|| format!("thumbnail of {:?}", item.id))?;
+            let side = catalog.manifest.thumbnail_side();
+            let bytes = catalog_dir::read_thumbnail(&args.catalog, t, side).with_context(|| format!("thumbnail of {:?}", item.id))?;
             files.push((t.clone(), bytes));
         }
     }

@@ -51,7 +51,8 @@ pub fn run(args: TuneArgs) -> Result<ExitCode> {
     fs::write(root.join(MANIFEST_FILE), m.catalog.manifest_file()?)?;
     for item in m.catalog.items() {
         if let Some(t) = &item.thumbnail {
-            let bytes = catalog_dir::read_thumbnail(&input.catalog, t).with_context(|| format!("thumbnail of {:?}", item.id))?;
+            let side = m.catalog.manifest.thumbnail_side();
+            let bytes = catalog_dir::read_thumbnail(&input.catalog, t, side).with_context(|| format!("thumbnail of {:?}", item.id))?;
             let path = root.join(t);
             fs::create_dir_all(path.parent().expect("thumbs/<id>.jpg has a folder"))?;
             fs::write(path, bytes)?;

@@ -23,8 +23,8 @@ use crate::models::clip::text::TEXT_BATCH;
 use crate::models::embedder::Embedder;
 use crate::search::build_recipe::Recipe;
 use crate::search::catalog::{
-    check_manifest_bytes, items_bytes, Catalog, Item, ModelInfo, RankingDefaults, ScaleRule, SourcesRecord, VectorDtype,
-    VectorOffsets, VectorScales,
+    check_manifest_bytes, check_thumbnail_side, items_bytes, Catalog, Item, ModelInfo, RankingDefaults, ScaleRule,
+    SourcesRecord, VectorDtype, VectorOffsets, VectorScales,
 };
 use crate::search::item_fields::ItemFields;
 use crate::search::item_id::thumbnail_file;
@@ -349,6 +349,7 @@ where
     U: Reuse + ?Sized,
     V: BuildEvents,
 {
+    check_thumbnail_side(options.thumbnail_side)?;
     let total = items.len();
     let mut kept: Vec<KeptPhoto> = Vec::new();
     let mut skipped = Vec::new();

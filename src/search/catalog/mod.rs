@@ -11,6 +11,7 @@ mod format;
 mod load;
 mod manifest_size;
 mod quantize;
+mod thumbnail_check;
 
 use std::borrow::Cow;
 
@@ -23,6 +24,7 @@ pub use manifest_size::{check_manifest_bytes, items_bytes, max_items, MAX_MANIFE
 pub(crate) use compact_files::read_codes;
 pub(crate) use load::validate_manifest;
 pub use quantize::{ScaleRule, I8_LENGTH_TOLERANCE};
+pub use thumbnail_check::{check_thumbnail, check_thumbnail_side, MAX_THUMBNAIL_SIDE};
 
 use crate::digest::sha256_hex_of_parts;
 use crate::error::CatalogError;
