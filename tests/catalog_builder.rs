@@ -320,11 +320,12 @@ fn an_update_embeds_only_what_changed_and_keeps_the_i8_bytes_of_the_rest() {
     assert_eq!(PreviousCatalog::new(plain, &r, VectorDtype::I8).unwrap_err(), UpdateError::NotUpdatable);
 }
 
-/// An update stores new vectors with the catalog's i8 scales and offsets, unless one lies so far
-/// outside their range that clamping would take it out of unit length: then they are chosen anew
-/// (every vector stored with them), and the catalog passes its own checks.
+/// An update stores new vectors with the catalog's i8 scales and offsets; one so far outside their
+/// range that clamping would take it out of unit length is stretched back within it, and when no
+/// stretch can, the scales are chosen anew (every vector stored with them): either way the
+/// catalog passes its own checks.
 #[test]
-fn an_update_chooses_new_i8_scales_when_the_kept_ones_would_clamp_a_new_vector_out_of_shape() {
+fn an_update_keeps_new_i8_vectors_of_unit_length_whatever_the_kept_scales() {
     let model = ModelInfo { name: "flat".into(), weights_sha256: "ab".repeat(32), equivalent_weights_sha256: vec![], embedding_dim: 2 };
     let r = Recipe { model: model.clone(), preprocessing: PreprocessConfig::default(), engine: "ours".into(), thumbnail_side: 256 };
     let at = |i: usize, degrees: f32| {
@@ -342,7 +343,14 @@ fn an_update_chooses_new_i8_scales_when_the_kept_ones_would_clamp_a_new_vector_o
     let near = assemble::<std::io::Error>(&r, [old_items.clone(), vec![at(21, 3.5)]].concat(), 22, &options, &keep).unwrap();
     assert_eq!(near.manifest.vectors.scales, Some(scales));
     assert_eq!(near.vectors_bytes()[..old.vectors_bytes().len()], old.vectors_bytes());
-    // One at right angles to them: clamped to the kept range it would be 0.84 long.
+    // One 45 degrees away: clamped to the kept range it would be 0.83 long; stretched, it is
+    // stored within the tolerance with the kept scales.
+    let aside = assemble::<std::io::Error>(&r, [old_items.clone(), vec![at(21, 45.0)]].concat(), 22, &options, &keep).unwrap();
+    assert_eq!(aside.manifest.vectors.scales, Some(scales));
+    assert_eq!(aside.vectors_bytes()[..old.vectors_bytes().len()], old.vectors_bytes());
+    assert!(aside.vector_problems().is_empty(), "{:?}", aside.vector_problems());
+    // One at right angles: no stretch brings it back (its first value is 0, clamped to the range
+    // near 1), so the scales are chosen anew.
     let far = assemble::<std::io::Error>(&r, [old_items, vec![at(21, 90.0)]].concat(), 22, &options, &keep).unwrap();
     assert!(far.vector_problems().is_empty(), "{:?}", far.vector_problems());
     assert_ne!(far.manifest.vectors.scales, Some(scales));

@@ -68,8 +68,8 @@ impl Catalog {
     /// `rule`), rounded to the nearest step and clamped to -127..=127. CLIP vectors share a
     /// large common direction, so the differences span a much smaller range than the values.
     /// Clamping shortens a vector with an outlying value: the scale is the best one by `rule`
-    /// that keeps every vector within [`I8_LENGTH_TOLERANCE`] of unit length (the largest
-    /// difference mapped to 127, clamping nothing, when none does).
+    /// that keeps every vector within [`I8_LENGTH_TOLERANCE`] of unit length when rounded and
+    /// clamped (the largest difference mapped to 127, clamping nothing, when none does).
     pub fn to_i8(&self, rule: ScaleRule) -> Self {
         let Vectors::F32(values) = &self.vectors else {
             return self.clone();
@@ -97,7 +97,9 @@ impl Catalog {
     /// The catalog with i8 vectors stored with the given `scales` and `offsets` (another
     /// catalog's, when items are added to it: the vectors it already holds keep their bytes,
     /// since an i8 value de-quantised and quantised again with the same scale and offset is
-    /// the same value). i8 catalogs must have these very scales and offsets.
+    /// the same value; a new one beyond their range is clamped, and stretched back to unit
+    /// length if clamping shortened it too much). i8 catalogs must have these very scales and
+    /// offsets.
     pub fn to_i8_with(&self, scales: VectorScales, offsets: VectorOffsets) -> Result<Self, CatalogError> {
         let d = self.dim();
         let sane = |s: f32| s.is_finite() && s > 0.0;
@@ -112,7 +114,7 @@ impl Catalog {
     }
 
     /// `values` (the file's layout) stored as i8: per value, its difference from its kind's
-    /// offset in steps of its kind's scale, rounded and clamped to -127..=127.
+    /// offset in steps of its kind's scale, rounded and clamped to -127..=127 ([`stored_vector`]).
     fn quantised(&self, values: &[f32], scales: VectorScales, offsets: VectorOffsets) -> Self {
         let d = self.dim();
         let q = values
@@ -120,8 +122,7 @@ impl Catalog {
             .enumerate()
             .flat_map(|(v, x)| {
                 let kind = VectorKind::of_vector(v);
-                let (s, m) = (scales.of(kind), offsets.of(kind));
-                x.iter().zip(m).map(move |(&x, &m)| quantise(x, s, m))
+                stored_vector(x, scales.of(kind), offsets.of(kind))
             })
             .collect();
         let mut manifest = self.manifest.clone();
@@ -139,11 +140,55 @@ impl Catalog {
     }
 }
 
-/// Does `v` stored with `scale` and `offsets` keep its length within the tolerance? Computed as
-/// the reader computes it, from the values the stored bytes stand for.
+/// `v` stored with `scale` and `offsets`: each value rounded and clamped. When clamping takes it
+/// out of unit length by more than the tolerance (a catalog updated with the scales it had, and
+/// a new vector beyond their range), it is `t v` instead, for the stretch `t` nearest 1 that
+/// brings it within half the tolerance (the values not clamped keep their proportions; a clamped
+/// vector's direction is off either way); as it is if no stretch does.
+fn stored_vector(v: &[f32], scale: f32, offsets: &[f32]) -> Vec<i8> {
+    let at = |t: f32| -> Vec<i8> { v.iter().zip(offsets).map(|(&x, &m)| quantise(t * x, scale, m)).collect() };
+    let off = |q: &[i8]| stored_length(q, scale, offsets) - 1.0;
+    let plain = at(1.0);
+    let first = off(&plain);
+    if first.abs() <= I8_LENGTH_TOLERANCE {
+        return plain;
+    }
+    let grow = first < 0.0;
+    // Stretched (or shrunk) as far as within half the tolerance of unit length, or further.
+    let reached = |t: f32| {
+        let o = off(&at(t));
+        if grow {
+            o >= -I8_LENGTH_TOLERANCE / 2.0
+        } else {
+            o <= I8_LENGTH_TOLERANCE / 2.0
+        }
+    };
+    let Some(mut far) = (1..=30).map(|k| if grow { 2f32.powi(k) } else { 0.5f32.powi(k) }).find(|&t| reached(t)) else {
+        return plain;
+    };
+    let mut near = 1.0f32;
+    for _ in 0..30 {
+        let mid = (near + far) / 2.0;
+        if reached(mid) {
+            far = mid;
+        } else {
+            near = mid;
+        }
+    }
+    let stretched = at(far);
+    if off(&stretched).abs() <= I8_LENGTH_TOLERANCE { stretched } else { plain }
+}
+
+/// The length of the vector `q` stands for, as the reader computes it.
+fn stored_length(q: &[i8], scale: f32, offsets: &[f32]) -> f32 {
+    length(&q.iter().zip(offsets).map(|(&q, &m)| dequantise(q, scale, m)).collect::<Vec<f32>>())
+}
+
+/// Does `v` stored with `scale` and `offsets`, rounded and clamped, keep its length within the
+/// tolerance?
 fn stored_length_fits(v: &[f32], scale: f32, offsets: &[f32]) -> bool {
-    let stored: Vec<f32> = v.iter().zip(offsets).map(|(&x, &m)| dequantise(quantise(x, scale, m), scale, m)).collect();
-    (length(&stored) - 1.0).abs() <= I8_LENGTH_TOLERANCE
+    let q: Vec<i8> = v.iter().zip(offsets).map(|(&x, &m)| quantise(x, scale, m)).collect();
+    (stored_length(&q, scale, offsets) - 1.0).abs() <= I8_LENGTH_TOLERANCE
 }
 
 /// Every vector of `kind` in values laid out as in the vectors file (`d` values a vector).
