@@ -104,6 +104,15 @@ pub enum CatalogError {
     NonFiniteVector { item: String, kind: &'static str },
     #[error("invalid catalog: {0}")]
     Invalid(String),
+    #[error("{what} {} MB, over the {} MiB ({} MB) a catalog's manifest may take{hint}", megabytes(.bytes), .max >> 20, megabytes(.max))]
+    ManifestTooLarge { what: &'static str, bytes: u64, max: u64, hint: &'static str },
+    #[error("the thumbnail is {found}; this catalog's thumbnails are JPEGs of at most {max_side} pixels a side")]
+    Thumbnail { found: String, max_side: u32 },
+}
+
+/// Bytes as megabytes, for messages: one decimal.
+fn megabytes(bytes: &u64) -> String {
+    format!("{:.1}", *bytes as f64 / 1e6)
 }
 
 /// Why a `bundle.json` was refused.

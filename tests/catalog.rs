@@ -321,3 +321,50 @@ fn ranking_a_synthetic_catalog_keeps_the_exact_top_k() {
         }
     }
 }
+
+/// One limit on `catalog.json`, shared by the writer and every reader: a catalog whose manifest
+/// would be larger is not written, and a larger manifest is not read, each said in one line.
+#[test]
+fn manifests_over_the_shared_limit_are_neither_written_nor_read() {
+    use clipmatch::search::catalog::MAX_MANIFEST_BYTES;
+    let d = unit(&[1.0, 0.0, 0.0]);
+    let items: Vec<Item> = (0..700).map(|i| Item { description: Some("d".repeat(100_000)), ..item(&format!("p{i}")) }).collect();
+    let vectors = vec![(d.clone(), d); 700];
+    let big = Catalog::new(model_info(), PreprocessConfig::default(), RankingDefaults::default(), items, &vectors).unwrap();
+    let err = big.manifest_file().unwrap_err();
+    assert!(matches!(err, CatalogError::ManifestTooLarge { bytes, .. } if bytes > MAX_MANIFEST_BYTES as u64), "{err}");
+    assert_eq!(err.to_string(), "its catalog.json would take 70.1 MB, over the 64 MiB (67.1 MB) a catalog's manifest may take");
+    let json = big.manifest_json();
+    let err = Catalog::from_parts(json.as_bytes(), &big.vectors_bytes()).unwrap_err().to_string();
+    assert_eq!(err, "catalog.json takes 70.1 MB, over the 64 MiB (67.1 MB) a catalog's manifest may take");
+    // Ordinary catalogs are written as they always were.
+    assert_eq!(sample().manifest_file().unwrap(), sample().manifest_json());
+}
+
+/// What `build` counts before it embeds anything: a list's items take in the manifest what
+/// `items_bytes` says (with the sources' sha256 lines, at most the head of that entry more).
+#[test]
+fn items_take_in_the_manifest_what_the_estimate_says() {
+    use clipmatch::search::catalog::{items_bytes, SourcesRecord};
+    let items: Vec<Item> = (0..40)
+        .map(|i| Item {
+            name: format!("Product \"{i}\"\n"),
+            description: (i % 3 == 0).then(|| "é".repeat(i)),
+            fields: [("url".to_string(), format!("/p/{i}"))].into_iter().take(i % 2).collect(),
+            ..item(&format!("p{i}"))
+        })
+        .collect();
+    let model = ModelInfo { embedding_dim: 1, ..model_info() };
+    let catalog = |items: Vec<Item>| {
+        let values = vec![1.0; 2 * items.len()];
+        Catalog::from_f32(model.clone(), PreprocessConfig::default(), RankingDefaults::default(), items, values).unwrap()
+    };
+    let (empty, mut full) = (catalog(vec![]), catalog(items.clone()));
+    // The items add their bytes to the manifest, and "[]" becomes "[\n" ... "\n  ]".
+    let added = (full.manifest_json().len() - empty.manifest_json().len()) as u64;
+    assert_eq!(items_bytes(items.clone(), false), added - 2);
+    full.manifest.sources = Some(SourcesRecord { engine: "ours".into(), thumbnail_side: 256, image_sha256: vec!["ab".repeat(32); 40] });
+    let added = (full.manifest_json().len() - empty.manifest_json().len()) as u64;
+    let estimate = items_bytes(items, true);
+    assert!(estimate <= added && added - estimate < 100, "{estimate} of {added}");
+}

@@ -12,9 +12,9 @@ use clipmatch::search::build_recipe::{inputs_sha256, Recipe};
 use clipmatch::search::merge::merge;
 use clipmatch::search::previous_catalog::PreviousCatalog;
 use clipmatch::search::shard::{Shard, ShardFiles, ShardInputs, ShardManifest, ShardSpec};
-use clipmatch::search::catalog::{ModelInfo, VectorDtype};
+use clipmatch::search::catalog::{Item, ModelInfo, VectorDtype};
 use clipmatch::search::catalog_builder::{
-    assemble, build_catalog, build_catalog_reusing, embed_sources, recipe, BuildEvents, BuildOptions, BuildPhase, Quantisation,
+    assemble, build_catalog, build_catalog_reusing, embed_sources, recipe, BuildEvents, BuildOptions, BuildPhase, EmbeddedItem, Quantisation,
     NoReuse, Reuse, ReusedImage, SkipReason, SourceItem, Work,
 };
 use clipmatch::search::rank::leave_one_out_threshold;
@@ -214,7 +214,7 @@ fn settings_no_reader_accepts_are_refused_before_anything_is_read() {
     let Some(e) = embedder() else { return };
     let (items, _) = sources();
     for (options, message) in [
-        (BuildOptions { thumbnail_side: 0, ..BuildOptions::default() }, "the thumbnail size must be 1 to 2048 pixels, not 0"),
+        (BuildOptions { thumbnail_side: 0, ..BuildOptions::default() }, "the thumbnail size must be 1 to 1024 pixels, not 0"),
         (BuildOptions { ranking: RankingOverrides { min_score: Some(f32::NAN), ..Default::default() }, ..BuildOptions::default() }, "not NaN"),
         (
             BuildOptions { ranking: RankingOverrides { text_weight: Some(3e38), image_weight: Some(3e38), ..Default::default() }, ..BuildOptions::default() },
@@ -339,6 +339,42 @@ fn an_update_embeds_only_what_changed_and_keeps_the_i8_bytes_of_the_rest() {
     let mut plain = old;
     plain.manifest.sources = None;
     assert_eq!(PreviousCatalog::new(plain, &r, VectorDtype::I8).unwrap_err(), UpdateError::NotUpdatable);
+}
+
+/// An update stores new vectors with the catalog's i8 scales and offsets; one so far outside their
+/// range that clamping would take it out of unit length is stretched back within it, and when no
+/// stretch can, the scales are chosen anew (every vector stored with them): either way the
+/// catalog passes its own checks.
+#[test]
+fn an_update_keeps_new_i8_vectors_of_unit_length_whatever_the_kept_scales() {
+    let model = ModelInfo { name: "flat".into(), weights_sha256: "ab".repeat(32), equivalent_weights_sha256: vec![], embedding_dim: 2 };
+    let r = Recipe { model: model.clone(), preprocessing: PreprocessConfig::default(), engine: "ours".into(), thumbnail_side: 256 };
+    let at = |i: usize, degrees: f32| {
+        let v = vec![degrees.to_radians().cos(), degrees.to_radians().sin()];
+        let item = Item { id: format!("p{i}"), name: format!("P{i}"), description: None, image: format!("{i}.jpg"), thumbnail: None, fields: Default::default() };
+        EmbeddedItem { index: i, item, image_sha256: "cd".repeat(32), image: v.clone(), name: v }
+    };
+    // The catalog: 21 directions within 10 degrees of each other.
+    let old_items: Vec<EmbeddedItem> = (0..21).map(|i| at(i, i as f32 - 10.0)).collect();
+    let options = BuildOptions::default();
+    let old = assemble::<std::io::Error>(&r, old_items.clone(), 21, &options, &Quantisation::FromData).unwrap();
+    let (scales, offsets) = (old.manifest.vectors.scales.unwrap(), old.manifest.vectors.offsets.clone().unwrap());
+    let keep = Quantisation::Keep { scales, offsets: offsets.clone() };
+    // A new item among them: stored with the kept scales, the others keep their bytes.
+    let near = assemble::<std::io::Error>(&r, [old_items.clone(), vec![at(21, 3.5)]].concat(), 22, &options, &keep).unwrap();
+    assert_eq!(near.manifest.vectors.scales, Some(scales));
+    assert_eq!(near.vectors_bytes()[..old.vectors_bytes().len()], old.vectors_bytes());
+    // One 45 degrees away: clamped to the kept range it would be 0.83 long; stretched, it is
+    // stored within the tolerance with the kept scales.
+    let aside = assemble::<std::io::Error>(&r, [old_items.clone(), vec![at(21, 45.0)]].concat(), 22, &options, &keep).unwrap();
+    assert_eq!(aside.manifest.vectors.scales, Some(scales));
+    assert_eq!(aside.vectors_bytes()[..old.vectors_bytes().len()], old.vectors_bytes());
+    assert!(aside.vector_problems().is_empty(), "{:?}", aside.vector_problems());
+    // One at right angles: no stretch brings it back (its first value is 0, clamped to the range
+    // near 1), so the scales are chosen anew.
+    let far = assemble::<std::io::Error>(&r, [old_items, vec![at(21, 90.0)]].concat(), 22, &options, &keep).unwrap();
+    assert!(far.vector_problems().is_empty(), "{:?}", far.vector_problems());
+    assert_ne!(far.manifest.vectors.scales, Some(scales));
 }
 
 /// The shards of a build of `items` in `count` slices, as read back from their files.

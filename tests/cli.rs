@@ -305,7 +305,7 @@ fn non_finite_or_out_of_range_settings_are_refused_before_embedding() {
         (&["--min-score", "inf"], "not inf"),
         (&["--text-weight", "3e38", "--image-weight", "3e38"], "the text weight must be a number from 0 to 1000"),
         (&["--image-weight=-0.5"], "the image weight must be a number from 0 to 1000, not -0.5"),
-        (&["--thumbnail-size", "0"], "the thumbnail size must be 1 to 2048 pixels, not 0"),
+        (&["--thumbnail-size", "0"], "the thumbnail size must be 1 to 1024 pixels, not 0"),
         (&["--top-k", "0"], "the number of results (top_k) must be at least 1, not 0"),
         (&["--compact", "--compact-bytes", "7"], "--compact: compact codes need a number of subspaces that divides the embedding size 16; 7 does not"),
         (&["--compact", "--compact-bytes", "8", "--compact-residual-bytes", "3"], "the embedding size 16; 3 does not"),

@@ -306,3 +306,20 @@ fn a_bundle_holds_no_local_path() {
     assert_eq!((&first["name"], &first["fields"]["url"], &first["thumbnail"]), (&"Product 0".into(), &"/p/0".into(), &"thumbs/product-0.jpg".into()));
     ok(&run(&["inspect", s(&bundle)], &tok));
 }
+
+/// A list within every field limit whose catalog.json would still be larger than the limit every
+/// reader applies (1,200 rows of 30 fields of 2,000 bytes) is refused before any model runs (the
+/// tokenizer named here does not even exist), in one line naming the figure; nothing is written.
+#[test]
+fn a_list_whose_catalog_would_be_too_large_to_read_is_refused_before_embedding() {
+    let tmp = tempfile::tempdir().unwrap();
+    let list = tmp.path().join("big.csv");
+    let keys: Vec<String> = (0..30).map(|k| format!("f{k}")).collect();
+    let cells = vec!["v".repeat(2000); 30].join(",");
+    let rows: Vec<String> = (0..1200).map(|i| format!("img/{i}.jpg,Product {i},{cells}")).collect();
+    fs::write(&list, format!("image,name,{}\n{}\n", keys.join(","), rows.join("\n"))).unwrap();
+    let out = tmp.path().join("catalog");
+    let o = run(&["build", s(&list), "--out", s(&out)], &tmp.path().join("no-tokenizer.json"));
+    refused(&o, "big.csv: this list's catalog.json would take at least 72.9 MB, over the 64 MiB (67.1 MB) a catalog's manifest may take: shorten");
+    assert!(!out.exists());
+}

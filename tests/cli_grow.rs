@@ -203,6 +203,8 @@ fn updates_embed_only_what_changed_and_keep_the_rest_as_it_was() {
     }
     assert_eq!(manifest(&upd)["vectors"]["scales"], manifest(&cat)["vectors"]["scales"]);
     assert_eq!(manifest(&upd)["vectors"]["offsets"], manifest(&cat)["vectors"]["offsets"]);
+    // The new items' vectors, clamped to the kept range, are of unit length all the same.
+    assert!(ok(&run(&["inspect", s(&upd)], &tok)).contains("check        ok"));
 
     // In place: the same catalog as to another folder, and nothing left beside it.
     ok(&run(&["build", s(&src), "--name-from", "folder", "--update", s(&cat), "--out", s(&cat)], &tok));

@@ -10,7 +10,7 @@ use clipmatch::digest::sha256_hex;
 use clipmatch::models::clip::candle_engine::CandleClip;
 use clipmatch::models::clip::{expected_tensors, ModelLoader};
 use clipmatch::{Catalog, CatalogError, ClipModel, ModelConfig, ModelError, PreprocessConfig, Towers};
-use common::{peak_heap, serial, Counting, TINY_CONFIG, TINY_WEIGHTS};
+use common::{jpeg_header, peak_heap, png_header, serial, timed, Counting, TINY_CONFIG, TINY_WEIGHTS};
 use serde_json::{json, Value};
 
 #[cfg(target_arch = "wasm32")]
@@ -377,4 +377,116 @@ fn a_version_past_u32_is_not_read_as_a_small_one() {
     manifest["version"] = ((1u64 << 32) + 2).into();
     let err = Catalog::from_parts(manifest.to_string().as_bytes(), &c.vectors_bytes()).unwrap_err();
     assert!(matches!(err, CatalogError::UnsupportedVersion { version: 0, .. }), "{err}");
+}
+
+// ---- the page catalog of a compact bundle ----
+
+/// A 300-item compact catalog's page catalog (its JSON, as `bundle` writes it) and codes.
+fn page_catalog() -> (String, Vec<u8>) {
+    use clipmatch::search::catalog::CompactOptions;
+    use clipmatch::search::compact::TrainingParams;
+    let c = clipmatch::search::synthetic::catalog(300, 16, 3, VectorDtype::I8).unwrap();
+    let training = TrainingParams { subspaces: 4, centroids: 16, iterations: 2, sample: 300, seed: 1 };
+    let (c, codes) = c.with_compact(CompactOptions { training, residual_subspaces: 0, min_items: 1 }).unwrap();
+    (serde_json::to_string(&c.page_catalog().unwrap()).unwrap(), codes.to_bytes())
+}
+
+/// `json` gzipped as `bundle` writes it, then `tail` (JSON text) `repeat` times, then `end`: a
+/// page catalog whose last list runs on, compressed as it is written (nothing held whole).
+fn gzip_running_on(json: &str, tail: &str, repeat: usize, end: &str) -> Vec<u8> {
+    use std::io::Write;
+    let mut z = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+    z.write_all(json.as_bytes()).unwrap();
+    let block = tail.repeat(1 << 16);
+    for _ in 0..repeat >> 16 {
+        z.write_all(block.as_bytes()).unwrap();
+    }
+    z.write_all(end.as_bytes()).unwrap();
+    z.finish().unwrap()
+}
+
+/// The page's whole catalog file, gzipped (as a bundle carries it) or not, is read; a page
+/// catalog that expands past what any catalog's manifest may take (here 235 KB of gzip holding
+/// 240 MB of names) is refused while it is decompressed, in one line, holding next to nothing;
+/// and the next one loads.
+#[test]
+fn a_page_catalog_expanding_past_a_catalogs_size_is_refused_while_decompressing() {
+    use clipmatch::search::compact::page::PageCompactCatalog;
+    let _s = serial();
+    let (json, codes) = page_catalog();
+    let plain = PageCompactCatalog::from_parts(json.as_bytes(), &codes).unwrap();
+    let gzipped = PageCompactCatalog::from_parts(&gzip_running_on(&json, "", 0, ""), &codes).unwrap();
+    assert_eq!((gzipped.len(), gzipped.manifest), (300, plain.manifest));
+
+    let names_open = json.rsplit_once(']').unwrap().0.rsplit_once('[').unwrap().0.to_string() + "[";
+    assert!(names_open.ends_with("\"names\":["), "{names_open}");
+    let bomb = gzip_running_on(&names_open, "\"a\",", 60 << 20, "\"a\"]}");
+    eprintln!("page catalog bomb: {} bytes of gzip", bomb.len());
+    let ((err, heap), time) = timed(|| peak_heap(|| PageCompactCatalog::from_parts(&bomb, &codes).err().unwrap().to_string()));
+    eprintln!("refused in {time:?}, peak heap {heap} bytes");
+    assert_eq!(err, "invalid catalog: the page catalog expands to more than the 64 MiB a catalog's manifest may take: it is not one `clipmatch bundle` wrote");
+    assert!(heap < 2_000_000, "{heap} bytes");
+    assert!(PageCompactCatalog::from_parts(&gzip_running_on(&json, "", 0, ""), &codes).is_ok(), "the next one loads");
+}
+
+/// Within that size, a page catalog listing more items than any catalog holds, or an item with
+/// more fields than an item may have, is refused from counting them, before any is kept.
+#[test]
+fn a_page_catalog_listing_too_much_is_refused_before_keeping_any_of_it() {
+    use clipmatch::search::compact::page::PageCompactCatalog;
+    let _s = serial();
+    let (json, codes) = page_catalog();
+    let page: Value = serde_json::from_str(&json).unwrap();
+    let mut small = page.clone();
+    small["ids"] = json!([]);
+    small["names"] = json!([]);
+    let head = small.to_string();
+    // 7 million ids and names of 4 bytes each: 56 MB of JSON.
+    let many = head.replace("\"ids\":[]", &format!("\"ids\":[{}\"a\"]", "\"a\",".repeat(7_000_000 - 1)));
+    let many = many.replace("\"names\":[]", &format!("\"names\":[{}\"\"]", "\"\",".repeat(7_000_000 - 1)));
+    let (err, heap) = peak_heap(|| PageCompactCatalog::from_parts(many.as_bytes(), &codes).err().unwrap().to_string());
+    assert!(err.starts_with("invalid catalog: the page catalog lists 7000000 items; a catalog holds at most "), "{err}");
+    assert!(heap < 2_000_000, "{heap} bytes");
+    // An item with 100,000 fields.
+    let mut wide = page;
+    wide["fields"] = Value::Array(vec![json!({}); 300]);
+    let fields: serde_json::Map<String, Value> = (0..100_000).map(|i| (format!("k{i}"), json!("v"))).collect();
+    wide["fields"][7] = Value::Object(fields);
+    let text = wide.to_string();
+    drop(wide);
+    let (err, heap) = peak_heap(|| PageCompactCatalog::from_parts(text.as_bytes(), &codes).err().unwrap().to_string());
+    assert_eq!(err, "invalid catalog: the page catalog gives an item 100000 fields; an item may have at most 32");
+    assert!(heap < 2_000_000, "{heap} bytes");
+}
+
+// ---- thumbnails ----
+
+/// A catalog's thumbnail is read only as a JPEG of at most the catalog's thumbnail size a side,
+/// told from its header: a 16384 x 16384 picture (+1.4 GB once a page draws it) is refused in one
+/// line without a pixel decoded.
+#[test]
+fn thumbnails_are_read_only_as_jpegs_of_at_most_the_thumbnail_size() {
+    use clipmatch::search::catalog::{check_thumbnail, SourcesRecord, MAX_THUMBNAIL_SIDE};
+    let _s = serial();
+    assert!(check_thumbnail(&jpeg_header(256, 170), 256).is_ok());
+    assert!(check_thumbnail(&jpeg_header(1, 256), 256).is_ok());
+    let refused = |bytes: &[u8], side: u32| {
+        let (err, heap) = peak_heap(|| check_thumbnail(bytes, side).unwrap_err().to_string());
+        assert!(heap < 100_000, "{heap} bytes");
+        err
+    };
+    let rule = "this catalog's thumbnails are JPEGs of at most 256 pixels a side";
+    assert_eq!(refused(&jpeg_header(257, 100), 256), format!("the thumbnail is a 257x100 JPEG; {rule}"));
+    assert_eq!(refused(&jpeg_header(16384, 16384), 256), format!("the thumbnail is a 16384x16384 JPEG; {rule}"));
+    assert_eq!(refused(&png_header(16384, 16384), 256), format!("the thumbnail is a PNG image, not a JPEG; {rule}"));
+    assert_eq!(refused(b"<svg/>", 256), format!("the thumbnail is not an image; {rule}"));
+    let no_frame = [0xFF, 0xD8, 0xFF, 0xE0, 0x00, 0x07, b'J', b'F', b'I', b'F', 0, 0xFF, 0xFE, 0x00, 0x04, b'h', b'i'];
+    assert_eq!(refused(&no_frame, 256), format!("the thumbnail is a JPEG whose header gives no size; {rule}"));
+    // The size is the one the catalog records (`build --updatable`), else the largest allowed.
+    let mut m = f32_catalog().manifest;
+    assert_eq!(m.thumbnail_side(), MAX_THUMBNAIL_SIDE);
+    m.sources = Some(SourcesRecord { engine: "ours".into(), thumbnail_side: 128, image_sha256: vec!["ab".repeat(32); 2] });
+    assert_eq!(m.thumbnail_side(), 128);
+    m.sources.as_mut().unwrap().thumbnail_side = 1 << 20;
+    assert_eq!(m.thumbnail_side(), MAX_THUMBNAIL_SIDE);
 }

@@ -401,6 +401,43 @@ fn links_fifos_devices_and_oversized_files_in_a_catalog_folder_are_not_read() {
     assert!(r.stdout.contains("check        ok"), "{}", r.stdout);
 }
 
+/// A thumbnail is read only as a JPEG of at most the catalog's thumbnail size a side (by its
+/// header): a 16384 x 16384 PNG or JPEG put in a catalog is a problem `inspect` reports, and
+/// `bundle` refuses to carry to the page, in one line; so is a JPEG larger than the size an
+/// updatable catalog records.
+#[test]
+fn thumbnails_other_than_small_jpegs_are_reported_and_not_bundled() {
+    let Some((lab, cat)) = lab_with_catalog() else { return };
+    let thumb = cat.join("thumbs/oat-milk.jpg");
+    let bundle = lab.p("bundle");
+    let inspect = |cat: &Path, needle: &str| {
+        let r = lab.run(&["inspect", s(cat)]);
+        assert_eq!(r.code, Some(2), "{}{}", r.stdout, r.stderr);
+        assert!(r.stdout.contains(needle), "{needle:?} is not in:\n{}", r.stdout);
+    };
+    let largest = "this catalog's thumbnails are JPEGs of at most 1024 pixels a side";
+    fs::write(&thumb, common::png_header(16384, 16384)).unwrap();
+    let png = format!("thumbs/oat-milk.jpg: the thumbnail is a PNG image, not a JPEG; {largest}");
+    inspect(&cat, &png);
+    lab.refused(&["bundle", "--catalog", s(&cat), "--out", s(&bundle)], &[&png]);
+    fs::write(&thumb, common::jpeg_header(16384, 16384)).unwrap();
+    let jpeg = format!("thumbs/oat-milk.jpg: the thumbnail is a 16384x16384 JPEG; {largest}");
+    inspect(&cat, &jpeg);
+    lab.refused(&["bundle", "--catalog", s(&cat), "--out", s(&bundle)], &[&jpeg]);
+    assert!(!bundle.exists());
+
+    // An updatable catalog records its size (256 by default).
+    let src = lab.p("cat-products");
+    let updatable = lab.p("updatable");
+    let r = lab.run(&["build", s(&src), "--updatable", "--out", s(&updatable)]);
+    assert_eq!(r.code, Some(0), "{}", r.stderr);
+    fs::write(updatable.join("thumbs/rye-bread.jpg"), common::jpeg_header(300, 200)).unwrap();
+    inspect(&updatable, "thumbs/rye-bread.jpg: the thumbnail is a 300x200 JPEG; this catalog's thumbnails are JPEGs of at most 256 pixels a side");
+    // Nor does `build` write thumbnails larger than a catalog may have.
+    let big = lab.p("big");
+    lab.refused(&["build", s(&src), "--thumbnail-size", "2048", "--out", s(&big)], &["thumbnails of 2048 pixels a side are larger than the 1024 a catalog may have"]);
+}
+
 #[test]
 fn bundle_out_may_not_overlap_the_catalog_or_model_nor_replace_other_folders() {
     let Some((lab, cat)) = lab_with_catalog() else { return };

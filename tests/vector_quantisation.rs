@@ -14,6 +14,7 @@ use std::process::Command;
 use clipmatch::search::catalog::{Item, ModelInfo, RankingDefaults, ScaleRule, VectorDtype};
 use clipmatch::kernels::math::l2_normalize;
 use clipmatch::search::rank::{rank, FusionWeights};
+use clipmatch::search::synthetic::Rng;
 use clipmatch::{Catalog, ClipModel, Embedder, PreprocessConfig, Towers};
 use common::*;
 
@@ -233,4 +234,49 @@ fn walk(dir: &Path) -> Vec<PathBuf> {
         }
     }
     out
+}
+
+/// `n` pairs of unit vectors of `d` values as a model's look: a direction they share plus noise of
+/// `spread`, and with `outliers`, one vector in 40 with one value far out (a tiny model's name
+/// vectors have such: clamped to a clipping level chosen for the others, it shortened the vector).
+fn model_like(rng: &mut Rng, n: usize, d: usize, spread: f32, outliers: bool) -> Vec<f32> {
+    let common = rng.unit_vector(d);
+    let mut values = Vec::with_capacity(n * 2 * d);
+    for _ in 0..2 * n {
+        let noise = rng.unit_vector(d);
+        let mut v: Vec<f32> = common.iter().zip(&noise).map(|(c, e)| c + spread * e).collect();
+        if outliers && rng.next_u64() % 40 == 0 {
+            let j = (rng.next_u64() % d as u64) as usize;
+            v[j] += if rng.next_u64() % 2 == 0 { 3.0 } else { -3.0 };
+        }
+        l2_normalize(&mut v);
+        values.extend(v);
+    }
+    values
+}
+
+/// A catalog the tool writes passes its own checks: whatever the vectors (sizes, spreads, an
+/// outlying value now and then), their i8 form, written and read back, is of unit length within
+/// the readers' tolerance.
+#[test]
+fn i8_catalogs_always_pass_their_own_length_check() {
+    let mut rng = Rng::new(25);
+    let pick = |rng: &mut Rng, of: &[usize]| of[rng.next_u64() as usize % of.len()];
+    for case in 0..300 {
+        let d = pick(&mut rng, &[2, 3, 4, 8, 16, 16, 16, 32, 64, 512]);
+        let n = pick(&mut rng, &[1, 2, 3, 7, 50, 400, 3000]).min(2_000_000 / d);
+        let spread = [0.01, 0.05, 0.2, 1.0, 10.0][rng.next_u64() as usize % 5];
+        let outliers = rng.next_u64() % 3 != 0;
+        let values = model_like(&mut rng, n, d, spread, outliers);
+        let items = (0..n)
+            .map(|i| Item { id: format!("p{i}"), name: format!("P{i}"), description: None, image: format!("{i}.jpg"), thumbnail: None, fields: Default::default() })
+            .collect();
+        let model = ModelInfo { name: "random".into(), weights_sha256: String::new(), equivalent_weights_sha256: vec![], embedding_dim: d };
+        let f32c = Catalog::from_f32(model, PreprocessConfig::default(), RankingDefaults::default(), items, values).unwrap();
+        let what = format!("case {case}: {n} items of {d} dims, spread {spread}, outliers {outliers}");
+        let i8c = f32c.with_dtype(VectorDtype::I8, ScaleRule::default()).unwrap_or_else(|e| panic!("{what}: {e}"));
+        let back = Catalog::from_parts(i8c.manifest_json().as_bytes(), &i8c.vectors_bytes()).unwrap();
+        let problems = back.vector_problems();
+        assert!(problems.is_empty(), "{what}: {} problems, e.g. {}", problems.len(), problems[0]);
+    }
 }

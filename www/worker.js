@@ -180,7 +180,7 @@ async function load({ bundleUrl, engine, maxThreads = MAX_THREADS, thumbnails: w
   });
   delete files[bundle.model.weights];
   const summary = compact
-    ? matcher.loadCompactCatalog(await pageCatalogJson(compact.manifest, files[compact.manifest.path]), files[compact.codes.path])
+    ? matcher.loadCompactCatalog(files[compact.manifest.path], files[compact.codes.path])
     : matcher.loadCatalog(files[bundle.catalog], files[bundle.vectors]);
   const tReady = performance.now();
   post(readyReply({
@@ -199,31 +199,6 @@ async function load({ bundleUrl, engine, maxThreads = MAX_THREADS, thumbnails: w
     await cache.put(bundleJsonUrl(bundleUrl), new Response(JSON.stringify(bundle))).catch(() => {});
     post(prunedReply(await pruneCache(cache, [...listed.values()], [bundleJsonUrl(bundleUrl)])));
   }
-}
-
-/** Most bytes a gzipped page catalog may expand to (ids and names of a million items fit). */
-const MAX_PAGE_CATALOG_BYTES = 256 * 1024 * 1024;
-
-/**
- * A compact bundle's page catalog as JSON bytes: gzipped when its name ends in `.gz` (bundle
- * writes it so: static hosts do not all compress), decompressed here with DecompressionStream.
- */
-async function pageCatalogJson(entry, bytes) {
-  if (!entry.path.endsWith('.gz')) return bytes;
-  if (typeof DecompressionStream === 'undefined') throw new Error('this browser cannot decompress the catalog (no DecompressionStream)');
-  const reader = new Blob([bytes]).stream().pipeThrough(new DecompressionStream('gzip')).getReader();
-  const parts = [];
-  let total = 0;
-  for (;;) {
-    const { done, value } = await reader.read();
-    if (done) break;
-    total += value.length;
-    if (total > MAX_PAGE_CATALOG_BYTES) throw new Error(`${entry.path} expands beyond ${MAX_PAGE_CATALOG_BYTES / 1048576} MB: it is not a page catalog`);
-    parts.push(value);
-  }
-  const out = new Uint8Array(total);
-  parts.reduce((at, p) => { out.set(p, at); return at + p.length; }, 0);
-  return out;
 }
 
 /**

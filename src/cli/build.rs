@@ -15,7 +15,7 @@ use clipmatch::error::UpdateError;
 use clipmatch::search::build_recipe::inputs_sha256;
 use clipmatch::search::catalog::{Catalog, RankingDefaults, VectorDtype, MANIFEST_FILE, VECTORS_FILE};
 use clipmatch::search::catalog_builder::{
-    build_catalog_reusing, embed_sources, BuiltCatalog, Embedded, recipe, BuildEvents, BuildOptions, BuildPhase, Quantisation, SkipReason, Skipped,
+    build_catalog_reusing, check_list_size, embed_sources, BuiltCatalog, Embedded, recipe, BuildEvents, BuildOptions, BuildPhase, Quantisation, SkipReason, Skipped,
     SourceItem as CatalogSource, Work,
 };
 use clipmatch::search::checkpoint::{self, CheckpointHeader};
@@ -265,6 +265,12 @@ pub fn run(args: BuildArgs) -> Result<ExitCode> {
     if args.shard.is_some() && args.compact.wanted() {
         bail!("--shard and --compact do not go together: compact codes are learnt over the whole catalog; pass --compact to `clipmatch merge`");
     }
+    let all: Vec<CatalogSource> = sources
+        .iter()
+        .map(|s| CatalogSource { id: s.id.clone(), name: s.name.clone(), description: s.description.clone(), image: s.label.clone(), fields: s.fields.clone() })
+        .collect();
+    check_list_size(&all, args.updatable || args.update.is_some())
+        .with_context(|| format!("cannot build a catalog of {}", args.source.display()))?;
     let source_kind = if args.source.is_dir() { "source folder" } else { "source list" };
     let mut inputs = vec![(source_kind, args.source.as_path()), ("model folder", args.model.model.as_path())];
     if let Some(t) = &args.model.tokenizer {
@@ -311,10 +317,6 @@ pub fn run(args: BuildArgs) -> Result<ExitCode> {
         _ => None,
     };
 
-    let all: Vec<CatalogSource> = sources
-        .iter()
-        .map(|s| CatalogSource { id: s.id.clone(), name: s.name.clone(), description: s.description.clone(), image: s.label.clone(), fields: s.fields.clone() })
-        .collect();
     let header = CheckpointHeader {
         recipe: recipe.clone(),
         inputs_sha256: inputs_sha256(&all),
@@ -331,7 +333,7 @@ pub fn run(args: BuildArgs) -> Result<ExitCode> {
     fs::create_dir_all(out.join("thumbs"))?;
     let quantisation = previous.as_ref().map_or(Quantisation::FromData, |(p, _)| p.quantisation());
     let resuming = !(resumed.images.is_empty() && resumed.names.is_empty());
-    let known = Known { checkpoint: resumed, staging: &out, previous };
+    let known = Known { checkpoint: resumed, staging: &out, previous, thumbnail_side: options.thumbnail_side };
 
     // Only a regular file, refused before reading it into memory if it is too large.
     let max_bytes = model.embedder.limits.max_file_bytes as u64;
@@ -352,7 +354,7 @@ pub fn run(args: BuildArgs) -> Result<ExitCode> {
             let built = *built;
             let c = compact_codes::add(built.catalog, compact, &out)?;
             output_dir::write_file(&out, VECTORS_FILE, &c.vectors_bytes())?;
-            output_dir::write_file(&out, MANIFEST_FILE, c.manifest_json().as_bytes())?;
+            output_dir::write_file(&out, MANIFEST_FILE, c.manifest_file()?.as_bytes())?;
             let r = c.manifest.ranking;
             let summary = format!(
                 "built {}: {} products, {}-dim {} vectors, model {}, fused score = {} x text + {} x image, no-confident-match under {:.4}",

@@ -124,7 +124,7 @@ pub fn run(args: BundleArgs) -> Result<ExitCode> {
     if big {
         catalog.manifest.items.iter_mut().for_each(|item| item.thumbnail = None);
     }
-    files.push((bundle.catalog.clone(), catalog.manifest_json().into_bytes()));
+    files.push((bundle.catalog.clone(), catalog.manifest_file()?.into_bytes()));
     files.push((bundle.vectors.clone(), catalog.vectors_bytes()));
     if let (true, Some(page), Some(info)) = (big, catalog.page_catalog(), &catalog.manifest.compact) {
         let compact = BundleCompact::default();
@@ -135,7 +135,8 @@ pub fn run(args: BundleArgs) -> Result<ExitCode> {
     }
     for item in catalog.items() {
         if let Some(t) = &item.thumbnail {
-            let bytes = catalog_dir::read_thumbnail(&args.catalog, t).with_context(|| format!("thumbnail of {:?}", item.id))?;
+            let side = catalog.manifest.thumbnail_side();
+            let bytes = catalog_dir::read_thumbnail(&args.catalog, t, side).with_context(|| format!("thumbnail of {:?}", item.id))?;
             files.push((t.clone(), bytes));
         }
     }

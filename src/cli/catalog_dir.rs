@@ -2,20 +2,21 @@
 //! manifest lists it: its size, sha256 and values checked) and `thumbs/<id>.jpg`, by
 //! those names only, each a regular file inside the folder (see [`files::open_inside`]), with
 //! size caps: the manifest at most [`MAX_MANIFEST_BYTES`], the vectors exactly the size the
-//! manifest implies (checked before reading), a thumbnail at most [`MAX_THUMBNAIL_BYTES`].
+//! manifest implies (checked before reading), a thumbnail at most [`MAX_THUMBNAIL_BYTES`] and,
+//! by its header, a JPEG of at most the catalog's thumbnail size a side.
 //! Before reading, a swap into the folder that a stopped command left half done is finished
 //! ([`work_dir::settle`]).
 
 use std::path::Path;
 
 use anyhow::{bail, Context, Result};
-use clipmatch::search::catalog::{VectorDtype, COMPACT_FILE, MANIFEST_FILE, VECTORS_FILE};
+use clipmatch::search::catalog::{self, check_thumbnail, VectorDtype, COMPACT_FILE, MANIFEST_FILE, VECTORS_FILE};
 use clipmatch::Catalog;
 
 use super::{files, work_dir};
 
-/// Largest `catalog.json` read: 64 MiB (ViT-B/32 catalogs take about 200 bytes an item).
-pub const MAX_MANIFEST_BYTES: u64 = 64 << 20;
+/// Largest `catalog.json` read: the core's limit, which every writer keeps to.
+pub const MAX_MANIFEST_BYTES: u64 = catalog::MAX_MANIFEST_BYTES as u64;
 /// Largest thumbnail read: 4 MiB (`build` writes 256 px JPEGs of about 15 kB).
 pub const MAX_THUMBNAIL_BYTES: u64 = 4 << 20;
 
@@ -74,19 +75,15 @@ pub fn load(dir: &Path) -> Result<Catalog> {
     Ok(catalog)
 }
 
-/// The bytes of a thumbnail named by a loaded catalog (whose names the core has checked).
-pub fn read_thumbnail(dir: &Path, name: &str) -> Result<Vec<u8>> {
-    files::read_inside(dir, name, MAX_THUMBNAIL_BYTES)
+/// The bytes of a thumbnail named by a loaded catalog (whose names the core has checked): a JPEG
+/// of at most `max_side` pixels a side (`Manifest::thumbnail_side`), by its header.
+pub fn read_thumbnail(dir: &Path, name: &str, max_side: u32) -> Result<Vec<u8>> {
+    let bytes = files::read_inside(dir, name, MAX_THUMBNAIL_BYTES)?;
+    check_thumbnail(&bytes, max_side).with_context(|| dir.join(name).display().to_string())?;
+    Ok(bytes)
 }
 
-/// Why a thumbnail named by a loaded catalog could not be read, without reading it.
-pub fn thumbnail_problem(dir: &Path, name: &str) -> Option<String> {
-    match files::open_inside(dir, name) {
-        Err(e) => Some(format!("{e:#}")),
-        Ok(f) if f.len > MAX_THUMBNAIL_BYTES => {
-            let why = files::ReadError::TooLarge { bytes: f.len, max: MAX_THUMBNAIL_BYTES };
-            Some(format!("{}: {why}", dir.join(name).display()))
-        }
-        Ok(_) => None,
-    }
+/// Why a thumbnail named by a loaded catalog could not be read or is not one, if it is not.
+pub fn thumbnail_problem(dir: &Path, name: &str, max_side: u32) -> Option<String> {
+    read_thumbnail(dir, name, max_side).err().map(|e| format!("{e:#}"))
 }

@@ -166,7 +166,7 @@ pub fn run(args: EvalArgs) -> Result<ExitCode> {
         let photo = |p: usize| files::read_regular(&m.photos[p].path, max).ok();
         let thumbnail = |i: usize| {
             let t = m.catalog.items()[i].thumbnail.as_ref()?;
-            catalog_dir::read_thumbnail(&input.catalog, t).ok()
+            catalog_dir::read_thumbnail(&input.catalog, t, m.catalog.manifest.thumbnail_side()).ok()
         };
         let written = build_report(&m.evaluation, &ctx, &doc, photo, thumbnail)?;
         for (name, bytes) in &written {

@@ -86,7 +86,7 @@ pub fn run(args: InspectArgs) -> Result<ExitCode> {
     let mut problems = catalog.vector_problems();
     for item in catalog.items() {
         if let Some(t) = &item.thumbnail {
-            if let Some(why) = catalog_dir::thumbnail_problem(&args.catalog, t) {
+            if let Some(why) = catalog_dir::thumbnail_problem(&args.catalog, t, m.thumbnail_side()) {
                 problems.push(format!("item {:?}: thumbnail {t}: {why}", item.id));
             }
         }

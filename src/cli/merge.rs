@@ -7,7 +7,7 @@ use std::process::ExitCode;
 
 use anyhow::{bail, Context, Result};
 use clipmatch::digest::sha256_hex;
-use clipmatch::search::catalog::{MANIFEST_FILE, VECTORS_FILE};
+use clipmatch::search::catalog::{check_thumbnail, MANIFEST_FILE, MAX_THUMBNAIL_SIDE, VECTORS_FILE};
 use clipmatch::search::catalog_builder::{assemble, Quantisation};
 use clipmatch::search::merge::merge;
 use clipmatch::search::shard::{self, Shard};
@@ -64,12 +64,14 @@ pub fn run(args: MergeArgs) -> Result<ExitCode> {
         if sha256_hex(&jpeg) != t.sha256 {
             bail!("{} does not match the sha256 in its {}: the shard is damaged", dir.join(&t.file).display(), shard::MANIFEST_FILE);
         }
+        let side = merged.recipe.thumbnail_side.min(MAX_THUMBNAIL_SIDE);
+        check_thumbnail(&jpeg, side).with_context(|| dir.join(&t.file).display().to_string())?;
         output_dir::write_file(staged.path(), &t.file, &jpeg)?;
     }
     let catalog = assemble::<std::convert::Infallible>(&merged.recipe, merged.items, merged.total, &merged.options, &Quantisation::FromData)?;
     let catalog = compact_codes::add(catalog, args.compact.options(None), staged.path())?;
     output_dir::write_file(staged.path(), VECTORS_FILE, &catalog.vectors_bytes())?;
-    output_dir::write_file(staged.path(), MANIFEST_FILE, catalog.manifest_json().as_bytes())?;
+    output_dir::write_file(staged.path(), MANIFEST_FILE, catalog.manifest_file()?.as_bytes())?;
     staged.commit()?;
     println!(
         "merged {} shards into {}: {} products of {} inputs, {}-dim {} vectors, model {}",

@@ -18,19 +18,21 @@ pub struct Known<'a> {
     pub staging: &'a Path,
     /// The catalog being updated, and its folder.
     pub previous: Option<(PreviousCatalog, PathBuf)>,
+    /// Longest side of this build's thumbnails (a thumbnail read is a JPEG of at most it).
+    pub thumbnail_side: u32,
 }
 
 impl Known<'_> {
     fn checkpointed(&self, sha256: &str) -> Option<ReusedImage> {
         let c = self.checkpoint.images.get(sha256)?;
-        let thumbnail = catalog_dir::read_thumbnail(self.staging, &c.thumbnail_file).ok()?;
+        let thumbnail = catalog_dir::read_thumbnail(self.staging, &c.thumbnail_file, self.thumbnail_side).ok()?;
         (sha256_hex(&thumbnail) == c.thumbnail_sha256).then(|| ReusedImage { vector: c.vector.clone(), thumbnail })
     }
 
     fn kept(&self, sha256: &str) -> Option<ReusedImage> {
         let (previous, dir) = self.previous.as_ref()?;
         let (vector, file) = previous.image(sha256)?;
-        let thumbnail = catalog_dir::read_thumbnail(dir, file).ok()?;
+        let thumbnail = catalog_dir::read_thumbnail(dir, file, self.thumbnail_side).ok()?;
         Some(ReusedImage { vector, thumbnail })
     }
 }

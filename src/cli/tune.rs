@@ -48,10 +48,11 @@ pub fn run(args: TuneArgs) -> Result<ExitCode> {
     // Compact codes are fused with the ranking weights: new weights, new codes.
     m.catalog = compact_codes::keep(m.catalog, &input.catalog, root)?;
     fs::write(root.join(VECTORS_FILE), m.catalog.vectors_bytes())?;
-    fs::write(root.join(MANIFEST_FILE), m.catalog.manifest_json())?;
+    fs::write(root.join(MANIFEST_FILE), m.catalog.manifest_file()?)?;
     for item in m.catalog.items() {
         if let Some(t) = &item.thumbnail {
-            let bytes = catalog_dir::read_thumbnail(&input.catalog, t).with_context(|| format!("thumbnail of {:?}", item.id))?;
+            let side = m.catalog.manifest.thumbnail_side();
+            let bytes = catalog_dir::read_thumbnail(&input.catalog, t, side).with_context(|| format!("thumbnail of {:?}", item.id))?;
             let path = root.join(t);
             fs::create_dir_all(path.parent().expect("thumbs/<id>.jpg has a folder"))?;
             fs::write(path, bytes)?;

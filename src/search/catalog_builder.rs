@@ -16,15 +16,15 @@ use std::fmt;
 use rayon::prelude::*;
 
 use crate::digest::sha256_hex;
-use crate::error::{BuildError, ImageError, SettingError};
+use crate::error::{BuildError, CatalogError, ImageError, SettingError};
 use crate::imaging::decode::decode_rgb;
 use crate::imaging::thumbnail::thumbnail_jpeg;
 use crate::models::clip::text::TEXT_BATCH;
 use crate::models::embedder::Embedder;
 use crate::search::build_recipe::Recipe;
 use crate::search::catalog::{
-    check_thumbnail_side, validate_manifest, Catalog, Item, ModelInfo, RankingDefaults, ScaleRule, SourcesRecord, VectorDtype, VectorOffsets,
-    VectorScales,
+    check_manifest_bytes, check_thumbnail_side, items_bytes, validate_manifest, Catalog, Item, ModelInfo, RankingDefaults,
+    ScaleRule, SourcesRecord, VectorDtype, VectorOffsets, VectorScales,
 };
 use crate::search::item_fields::ItemFields;
 use crate::search::item_id::thumbnail_file;
@@ -41,6 +41,26 @@ pub struct SourceItem {
     pub image: String,
     /// The shop's other columns, kept in the manifest.
     pub fields: ItemFields,
+}
+
+/// Refuses a list whose catalog's manifest would be larger than
+/// [`crate::search::catalog::MAX_MANIFEST_BYTES`], before
+/// anything is embedded: its items alone, as the manifest will hold them (with their images'
+/// sha256 when `record_sources`), already take too many bytes.
+pub fn check_list_size(items: &[SourceItem], record_sources: bool) -> Result<(), CatalogError> {
+    let manifest_item = |s: &SourceItem| Item {
+        id: s.id.clone(),
+        name: s.name.clone(),
+        description: s.description.clone(),
+        image: s.image.clone(),
+        thumbnail: Some(thumbnail_file(&s.id)),
+        fields: s.fields.clone(),
+    };
+    check_manifest_bytes(
+        items_bytes(items.iter().map(manifest_item), record_sources),
+        "this list's catalog.json would take at least",
+        ": shorten its descriptions or fields, or split it into several catalogs",
+    )
 }
 
 /// How a catalog is built.
@@ -458,7 +478,16 @@ pub fn assemble<E: std::error::Error + 'static>(
     }
     let catalog = Catalog::new(recipe.model.clone(), recipe.preprocessing.clone(), ranking, manifest_items, &pairs)?;
     let mut catalog = match (options.vector_dtype, quantisation) {
-        (VectorDtype::I8, Quantisation::Keep { scales, offsets }) => catalog.to_i8_with(*scales, offsets.clone())?,
+        (VectorDtype::I8, Quantisation::Keep { scales, offsets }) => {
+            let kept = catalog.to_i8_with(*scales, offsets.clone())?;
+            // A new vector far outside the kept range would be clamped out of unit length: then
+            // the scales are chosen anew (and every vector stored with them).
+            if kept.vector_problems().is_empty() {
+                kept
+            } else {
+                catalog.with_dtype(VectorDtype::I8, ScaleRule::default())?
+            }
+        }
         (dtype, _) => catalog.with_dtype(dtype, ScaleRule::default())?,
     };
     catalog.manifest.ranking.min_score =

@@ -57,8 +57,9 @@ impl Matcher {
         to_js(&self.session.load_catalog(manifest, vectors).map_err(js)?)
     }
 
-    /// Loads a big catalog's compact form (the bundle's page-catalog.json and compact.bin bytes),
-    /// refusing one built with another model or a damaged codes file, in one line. Photos are
+    /// Loads a big catalog's compact form (the bundle's page-catalog.json.gz, gzipped or not, and
+    /// compact.bin bytes), refusing one built with another model, a damaged codes file or a page
+    /// catalog that expands past a catalog's size, in one line, with bounded memory. Photos are
     /// ranked from the codes alone (results say `codes_only`) until `attachVectors`.
     #[wasm_bindgen(js_name = loadCompactCatalog)]
     pub fn load_compact_catalog(&mut self, page_manifest: &[u8], codes: &[u8]) -> Result<JsValue, JsError> {

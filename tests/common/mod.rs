@@ -160,6 +160,16 @@ pub fn shared_clip_tokenizer(what: &str) -> Option<std::path::PathBuf> {
     Some(p)
 }
 
+/// The start of a baseline JPEG that declares `width` x `height` pixels: SOI and a SOF0 segment
+/// (three components), as far as a header reader looks.
+pub fn jpeg_header(width: u16, height: u16) -> Vec<u8> {
+    let mut out = vec![0xFF, 0xD8, 0xFF, 0xC0, 0x00, 0x11, 0x08];
+    out.extend_from_slice(&height.to_be_bytes());
+    out.extend_from_slice(&width.to_be_bytes());
+    out.extend_from_slice(&[3, 1, 0x22, 0, 2, 0x11, 1, 3, 0x11, 1]);
+    out
+}
+
 /// A PNG that declares `width` x `height` pixels: signature, a valid IHDR and an empty IDAT.
 pub fn png_header(width: u32, height: u32) -> Vec<u8> {
     let mut out = b"\x89PNG\r\n\x1a\n".to_vec();

@@ -339,7 +339,7 @@ pub struct Item {
 }
 
 /// Largest thumbnail side a catalog may ask for, in pixels (the default is 256).
-pub const MAX_THUMBNAIL_SIDE: u32 = 2048;
+pub const MAX_THUMBNAIL_SIDE: u32 = 1024;
 
 /// `side` if it is a thumbnail size: 1 to [`MAX_THUMBNAIL_SIDE`] pixels.
 pub fn check_thumbnail_side(side: u32) -> Result<u32, SettingError> {
@@ -446,7 +446,7 @@ mod tests {
     fn thumbnail_sizes_are_1_to_max_side() {
         assert_eq!(check_thumbnail_side(1), Ok(1));
         assert_eq!(check_thumbnail_side(MAX_THUMBNAIL_SIDE), Ok(MAX_THUMBNAIL_SIDE));
-        assert_eq!(check_thumbnail_side(0).unwrap_err().to_string(), "the thumbnail size must be 1 to 2048 pixels, not 0");
+        assert_eq!(check_thumbnail_side(0).unwrap_err().to_string(), "the thumbnail size must be 1 to 1024 pixels, not 0");
         assert!(check_thumbnail_side(MAX_THUMBNAIL_SIDE + 1).is_err());
     }
 

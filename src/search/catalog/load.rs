@@ -1,6 +1,7 @@
 //! Reading a catalog from its two files, and the checks every catalog passes (read or built):
 //! format and version, dtype, scales, offsets, sizes, sha256, finite values, items and ids.
 
+use super::manifest_size::check_manifest_bytes;
 use super::format::{
     too_many_values, vectors_file_size, Item, Manifest, VectorDtype, VectorKind, VectorOffsets, FORMAT,
     MAX_EMBEDDING_DIM, OLDEST_VERSION, VECTORS_FILE, VERSION,
@@ -11,8 +12,10 @@ use crate::error::CatalogError;
 use crate::search::ranking_options::RankingOptions;
 
 impl Catalog {
-    /// Reads a catalog from its manifest JSON and the bytes of its vectors file.
+    /// Reads a catalog from its manifest JSON (at most [`super::MAX_MANIFEST_BYTES`]) and the bytes of
+    /// its vectors file.
     pub fn from_parts(manifest_json: &[u8], vectors: &[u8]) -> Result<Self, CatalogError> {
+        check_manifest_bytes(manifest_json.len() as u64, "catalog.json takes", "")?;
         let head: serde_json::Value = serde_json::from_slice(manifest_json)
             .map_err(|e| CatalogError::Manifest(e.to_string()))?;
         let format = head.get("format").and_then(|v| v.as_str()).unwrap_or("");

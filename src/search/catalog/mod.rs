@@ -9,7 +9,9 @@
 mod compact_files;
 mod format;
 mod load;
+mod manifest_size;
 mod quantize;
+mod thumbnail_check;
 
 use std::borrow::Cow;
 
@@ -18,15 +20,18 @@ pub use format::{
     SourcesRecord, VectorKind, VectorOffsets, VectorScales, VectorsInfo, FORMAT, MANIFEST_FILE, MAX_EMBEDDING_DIM, OLDEST_VERSION, VECTORS_FILE, VERSION,
 };
 pub use compact_files::CompactOptions;
+pub use manifest_size::{check_manifest_bytes, items_bytes, max_items, MAX_MANIFEST_BYTES};
 pub(crate) use compact_files::read_codes;
 pub(crate) use load::validate_manifest;
-pub use quantize::ScaleRule;
+pub use quantize::{ScaleRule, I8_LENGTH_TOLERANCE};
+pub use thumbnail_check::check_thumbnail;
 
 use crate::digest::sha256_hex_of_parts;
 use crate::error::CatalogError;
 use crate::models::config::PreprocessConfig;
 use format::{value_count, LAYOUT};
 use load::check_finite;
+use quantize::{dequantise, length};
 
 /// The vectors of a catalog, in the file's layout: per item, its image vector then its name
 /// vector, `embedding_dim` values each.
@@ -137,6 +142,14 @@ impl Catalog {
         self
     }
 
+    /// The manifest as `catalog.json` holds it (pretty JSON), refused when larger than
+    /// [`MAX_MANIFEST_BYTES`]: what every writer writes, so that every reader reads it.
+    pub fn manifest_file(&self) -> Result<String, CatalogError> {
+        let json = self.manifest_json();
+        check_manifest_bytes(json.len() as u64, "its catalog.json would take", "")?;
+        Ok(json)
+    }
+
     /// The vectors file's bytes.
     pub fn vectors_bytes(&self) -> Vec<u8> {
         match &self.vectors {
@@ -193,7 +206,7 @@ impl Catalog {
             Vectors::F32(v) => Cow::Borrowed(&v[at..at + d]),
             Vectors::I8 { values, scales, offsets } => {
                 let (s, m) = (scales.of(kind), offsets.of(kind));
-                Cow::Owned(values[at..at + d].iter().zip(m).map(|(&q, m)| m + q as f32 * s).collect())
+                Cow::Owned(values[at..at + d].iter().zip(m).map(|(&q, &m)| dequantise(q, s, m)).collect())
             }
         }
     }
@@ -218,11 +231,12 @@ impl Catalog {
     }
 
     /// Problems with the vectors themselves: non-finite values or vectors not of unit length
-    /// (within 1e-3 for f32; within 0.05 for i8, whose rounding moves the length a little).
+    /// (within 1e-3 for f32; within [`I8_LENGTH_TOLERANCE`] for i8, whose rounding moves the
+    /// length a little).
     pub fn vector_problems(&self) -> Vec<String> {
         let tolerance = match self.dtype() {
             VectorDtype::F32 => 1e-3,
-            VectorDtype::I8 => 0.05,
+            VectorDtype::I8 => I8_LENGTH_TOLERANCE,
         };
         let mut out = Vec::new();
         for (i, item) in self.items().iter().enumerate() {
@@ -232,7 +246,7 @@ impl Catalog {
                     out.push(format!("item {:?}: {label} vector has non-finite values", item.id));
                     continue;
                 }
-                let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+                let norm = length(&v);
                 if (norm - 1.0).abs() > tolerance {
                     out.push(format!("item {:?}: {label} vector has length {norm:.4}, not 1", item.id));
                 }

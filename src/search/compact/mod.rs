@@ -3,11 +3,12 @@
 //! default), a first pass over the codes, and (natively) exact re-ranking of a short list from
 //! the stored vectors. [`clustered`] draws CLIP-like test catalogs; [`pq`] is the quantiser;
 //! [`codes`] a catalog's codes and their file; [`rank`] the ranking with them; [`page`] the
-//! page's compact catalog.
+//! page's compact catalog, read from its file by `page_file`.
 
 pub mod clustered;
 pub mod codes;
 pub mod page;
+mod page_file;
 pub mod pq;
 pub mod rank;
 

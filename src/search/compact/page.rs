@@ -6,7 +6,8 @@
 
 use crate::error::CatalogError;
 use crate::models::config::PreprocessConfig;
-use crate::search::catalog::{read_codes, validate_manifest, Catalog, Item, Manifest, PageCatalog, FORMAT, PAGE_FORMAT, PAGE_VERSION, VERSION};
+use crate::search::catalog::{validate_manifest, Catalog, Item, Manifest, FORMAT, VERSION};
+use crate::search::compact::page_file;
 use crate::search::compact::rank::rank_codes_only;
 use crate::search::compact::CompactCodes;
 use crate::search::item_fields::ItemFields;
@@ -20,22 +21,11 @@ pub struct PageCompactCatalog {
 }
 
 impl PageCompactCatalog {
-    /// Reads the page's manifest and the codes, checking both (format, ids, the codes' size
-    /// and sha256 as the manifest lists them).
-    pub fn from_parts(page_json: &[u8], compact: &[u8]) -> Result<Self, CatalogError> {
-        let head: serde_json::Value = serde_json::from_slice(page_json).map_err(|e| CatalogError::Manifest(e.to_string()))?;
-        let format = head.get("format").and_then(|v| v.as_str()).unwrap_or("");
-        let version = head.get("version").and_then(|v| v.as_u64()).unwrap_or(0);
-        if format != PAGE_FORMAT || version != PAGE_VERSION as u64 {
-            return Err(CatalogError::UnsupportedVersion { found: format.into(), version: version as u32, expected: PAGE_FORMAT, supported: PAGE_VERSION });
-        }
-        let page: PageCatalog = serde_json::from_value(head).map_err(|e| CatalogError::Manifest(e.to_string()))?;
-        if page.ids.len() != page.names.len() {
-            return Err(CatalogError::Invalid(format!("the page catalog lists {} ids but {} names", page.ids.len(), page.names.len())));
-        }
-        if let Some(fields) = page.fields.as_ref().filter(|f| f.len() != page.ids.len()) {
-            return Err(CatalogError::Invalid(format!("the page catalog lists {} ids but the fields of {} items", page.ids.len(), fields.len())));
-        }
+    /// Reads the page's manifest (`page-catalog.json`, gzipped or not) and the codes, checking
+    /// both (format, counts, ids, the codes' size and sha256 as the manifest lists them), with
+    /// bounded memory ([`page_file`]).
+    pub fn from_parts(page_file: &[u8], compact: &[u8]) -> Result<Self, CatalogError> {
+        let (page, codes) = page_file::read(page_file, compact)?;
         let manifest = Manifest {
             format: FORMAT.into(),
             version: VERSION,
@@ -54,8 +44,6 @@ impl PageCompactCatalog {
                 .collect(),
         };
         validate_manifest(&manifest)?;
-        let (n, dim) = (manifest.items.len(), manifest.model.embedding_dim);
-        let codes = read_codes(manifest.compact.as_ref().expect("set above"), n, dim, compact)?;
         Ok(Self { manifest, codes, exact: None })
     }
 
