@@ -265,10 +265,13 @@ pub fn run(args: BuildArgs) -> Result<ExitCode> {
     if args.shard.is_some() && args.compact.wanted() {
         bail!("--shard and --compact do not go together: compact codes are learnt over the whole catalog; pass --compact to `clipmatch merge`");
     }
-    let all: Vec<CatalogSource> = sources
-        .iter()
-        .map(|s| CatalogSource { id: s.id.clone(), name: s.name.clone(), description: s.description.clone(), image: s.label.clone(), fields: s.fields.clone() })
-        .collect();
+    let catalog_sources = |sources: &[sources::SourceItem]| -> Vec<CatalogSource> {
+        sources
+            .iter()
+            .map(|s| CatalogSource { id: s.id.clone(), name: s.name.clone(), description: s.description.clone(), image: s.label.clone(), fields: s.fields.clone() })
+            .collect()
+    };
+    let mut all = catalog_sources(&sources);
     check_list_size(&all, args.updatable || args.update.is_some())
         .with_context(|| format!("cannot build a catalog of {}", args.source.display()))?;
     let source_kind = if args.source.is_dir() { "source folder" } else { "source list" };
@@ -289,6 +292,7 @@ pub fn run(args: BuildArgs) -> Result<ExitCode> {
     if let Some(catalog) = &previous {
         // Ids are kept: the slugs of new items may be made otherwise than the catalog's were.
         sources::keep_ids(&mut sources, catalog.items());
+        all = catalog_sources(&sources);
     }
     let compact = args.compact.options(previous.as_ref().and_then(|c| c.manifest.compact.as_ref()));
 
