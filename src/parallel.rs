@@ -516,6 +516,7 @@ mod tests {
     }
 
     /// CPU time of the calling thread, in seconds.
+    #[cfg(not(target_arch = "wasm32"))]
     fn thread_cpu_seconds() -> f64 {
         let mut t = libc::timespec { tv_sec: 0, tv_nsec: 0 };
         // SAFETY: `t` is a valid timespec to write.
@@ -525,6 +526,7 @@ mod tests {
 
     /// A helper whose next step does not come soon sleeps instead of spinning: over 300 ms in
     /// which the leader publishes nothing, each helper uses a few milliseconds of CPU at most.
+    #[cfg(not(target_arch = "wasm32"))]
     #[test]
     fn helpers_waiting_for_a_step_sleep_instead_of_spinning() {
         if threads() < 2 {
