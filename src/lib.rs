@@ -14,6 +14,7 @@ pub mod kernels;
 pub mod models;
 pub mod parallel;
 pub mod search;
+mod source_file;
 
 #[cfg(target_arch = "wasm32")]
 pub mod web;

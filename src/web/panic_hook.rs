@@ -49,7 +49,7 @@ fn one_line(info: &PanicHookInfo) -> String {
         text = text.chars().take(MAX_MESSAGE_CHARS).chain(['…']).collect();
     }
     match info.location() {
-        Some(at) => format!("{text}, at {}:{}", at.file(), at.line()),
+        Some(at) => format!("{text}, at {}:{}", crate::source_file::shown(at.file()), at.line()),
         None => text,
     }
 }
