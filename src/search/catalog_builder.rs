@@ -43,21 +43,21 @@ pub struct SourceItem {
     pub fields: ItemFields,
 }
 
+impl SourceItem {
+    /// The item as the manifest holds it, its thumbnail named after its id.
+    fn into_item(self) -> Item {
+        let thumbnail = Some(thumbnail_file(&self.id));
+        Item { id: self.id, name: self.name, description: self.description, image: self.image, thumbnail, fields: self.fields }
+    }
+}
+
 /// Refuses a list whose catalog's manifest would be larger than
 /// [`crate::search::catalog::MAX_MANIFEST_BYTES`], before
 /// anything is embedded: its items alone, as the manifest will hold them (with their images'
 /// sha256 when `record_sources`), already take too many bytes.
 pub fn check_list_size(items: &[SourceItem], record_sources: bool) -> Result<(), CatalogError> {
-    let manifest_item = |s: &SourceItem| Item {
-        id: s.id.clone(),
-        name: s.name.clone(),
-        description: s.description.clone(),
-        image: s.image.clone(),
-        thumbnail: Some(thumbnail_file(&s.id)),
-        fields: s.fields.clone(),
-    };
     check_manifest_bytes(
-        items_bytes(items.iter().map(manifest_item), record_sources),
+        items_bytes(items.iter().cloned().map(SourceItem::into_item), record_sources),
         "this list's catalog.json would take at least",
         ": shorten its descriptions or fields, or split it into several catalogs",
     )
@@ -338,7 +338,6 @@ struct KeptPhoto {
     index: usize,
     source: SourceItem,
     sha256: String,
-    thumbnail: String,
     image: Vec<f32>,
 }
 
@@ -406,7 +405,7 @@ where
                     vector
                 }
             };
-            kept.push(KeptPhoto { index, source, sha256, thumbnail: file, image });
+            kept.push(KeptPhoto { index, source, sha256, image });
         }
         if !pixels.is_empty() {
             events.batch_complete().map_err(BuildError::Output)?;
@@ -436,14 +435,7 @@ where
         .zip(names)
         .map(|(k, name)| EmbeddedItem {
             index: k.index,
-            item: Item {
-                id: k.source.id,
-                name: k.source.name,
-                description: k.source.description,
-                image: k.source.image,
-                thumbnail: Some(k.thumbnail),
-                fields: k.source.fields,
-            },
+            item: k.source.into_item(),
             image_sha256: k.sha256,
             image: k.image,
             name: name.expect("every name embedded or reused"),
