@@ -14,7 +14,7 @@ const milk = photo('Milk/Arla-Standard-Milk/Arla-Standard-Milk_001.jpg');
 const rotated = path.join(root, 'tests/fixtures/images/exif_rotated.jpg');
 
 /** The native tool's ranking of `shot` (a region of it: [x, y, w, h]) on the e2e bundle. */
-function nativeRanking(shot, region, extra = []) {
+export function nativeRanking(shot, region, extra = []) {
   const args = ['query', shot, '--catalog', bundleDir, '--model', path.join(bundleDir, 'model'), '--json', ...extra];
   if (region) args.push('--crop', region.join(','));
   const json = JSON.parse(execFileSync(tool, args, { encoding: 'utf8' }));
@@ -34,7 +34,7 @@ export async function nextAnswer(page, action) {
 }
 
 /** The shown photo's rectangle on the page and its natural (upright) size. */
-const photoBox = (page) => page.$eval('#query-image', (img) => {
+export const photoBox = (page) => page.$eval('#query-image', (img) => {
   const r = img.getBoundingClientRect();
   return { x: r.left + img.clientLeft, y: r.top + img.clientTop, width: img.clientWidth, height: img.clientHeight, natural: [img.naturalWidth, img.naturalHeight] };
 });
@@ -62,13 +62,13 @@ export async function regionShown(page) {
 }
 
 /** The region a drag between two fractions of the photo should give, in upright pixels. */
-function expectedRegion(natural, [fx0, fy0], [fx1, fy1]) {
+export function expectedRegion(natural, [fx0, fy0], [fx1, fy1]) {
   const [w, h] = natural;
   const x = Math.round(fx0 * w), y = Math.round(fy0 * h);
   return [x, y, Math.round(fx1 * w) - x, Math.round(fy1 * h) - y];
 }
 
-const assertNear = (got, expected, what) => got.forEach((v, i) => assert.ok(Math.abs(v - expected[i]) <= 2, `${what}: ${got} vs ${expected}`));
+export const assertNear = (got, expected, what) => got.forEach((v, i) => assert.ok(Math.abs(v - expected[i]) <= 2, `${what}: ${got} vs ${expected}`));
 
 export function cropTests() {
   test('crop: a box dragged with the mouse reranks that region as clipmatch query --crop does; weights apply to it; "Whole photo" goes back', async () => {

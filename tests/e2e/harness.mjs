@@ -21,7 +21,8 @@ export const browserArgs = ['--headless', '--no-sandbox', '--disable-gpu', '--di
 
 /** Filled in by the suite's `before`: servers' base URLs and the browser. */
 export const env = { base: '', isolatedBase: '', browser: null };
-const servers = [];
+/** The running static servers, by base URL. */
+const servers = new Map();
 
 /**
  * A static server (scripts/static_server.py --csp) of `dir` (default: the repository);
@@ -30,11 +31,22 @@ const servers = [];
 export async function startServer({ isolate = false, dir = root } = {}) {
   const args = [path.join(root, 'scripts/static_server.py'), '--port', '0', '--dir', dir, '--csp', ...(isolate ? ['--isolate'] : [])];
   const proc = spawn('python3', args, { stdio: ['ignore', 'pipe', 'ignore'] });
-  servers.push(proc);
   return new Promise((resolve, reject) => {
-    proc.stdout.on('data', (d) => { const m = /http:\/\/[\d.]+:(\d+)\//.exec(String(d)); if (m) resolve(`http://127.0.0.1:${m[1]}/`); });
+    proc.stdout.on('data', (d) => {
+      const m = /http:\/\/[\d.]+:(\d+)\//.exec(String(d));
+      if (m) { const base = `http://127.0.0.1:${m[1]}/`; servers.set(base, proc); resolve(base); }
+    });
     proc.on('exit', (code) => reject(new Error(`static server exited ${code}`)));
   });
+}
+
+/** Stops the server of `base` (as if the site went away), or every server. */
+export function stopServers(base) {
+  for (const [b, proc] of servers) {
+    if (base && b !== base) continue;
+    proc.kill();
+    servers.delete(b);
+  }
 }
 
 /** Registers the suite's set-up and tear-down (servers, browser). */
@@ -47,7 +59,7 @@ export function startSuite() {
     env.browser = await chromium.launch({ executablePath: '/usr/bin/chromium', args: browserArgs });
   });
   after(async () => {
-    for (const s of servers) s.kill();
+    stopServers();
     // Chromium has been seen not to answer close() after pages with worker threads and a service
     // worker; never let that hold the suite (node exits with --test-force-exit, taking Chromium along).
     await Promise.race([env.browser?.close(), new Promise((resolve) => setTimeout(resolve, 15_000))]);

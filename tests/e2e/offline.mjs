@@ -10,7 +10,7 @@ import path from 'node:path';
 import { env, root, bundleDir, bundleParam, out, watchPage, rankOnImagesOnly, assertFindsItself, startServer, eventually } from './harness.mjs';
 
 /** The app's versions kept by the service worker: {name: [paths]} of complete ones. */
-const keptVersions = (page) => page.evaluate(async () => {
+export const keptVersions = (page) => page.evaluate(async () => {
   const kept = {};
   for (const name of await caches.keys()) {
     if (!name.startsWith('clipmatch-app-')) continue;

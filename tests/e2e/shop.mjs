@@ -22,8 +22,11 @@ const URLS = {
   'Tropicana-Apple-Juice': '/test-output/e2e/shop/products/tropicana.html',
 };
 
-/** A shop's site: a catalog built from a CSV with url, price and sku, its bundle, product pages, and a page embedding the element. */
-before(() => {
+/**
+ * A shop's site: a catalog built from a CSV with url, price and sku, its bundle, product pages, and
+ * a page embedding the element (test-output/e2e/shop/; pages/search.html is the host page).
+ */
+export function buildShopSite() {
   rmSync(shopDir, { recursive: true, force: true });
   mkdirSync(path.join(shopDir, 'products'), { recursive: true });
   mkdirSync(path.join(shopDir, 'pages'), { recursive: true });
@@ -61,9 +64,9 @@ before(() => {
 <clipmatch-search bundle="../bundle/"></clipmatch-search>
 <p class="note" id="shop-note">The shop's own text.</p></body></html>
 `);
-});
+}
 
-const hostUrl = () => `${env.base}test-output/e2e/shop/pages/search.html`;
+export const hostUrl = (base = env.base) => `${base}test-output/e2e/shop/pages/search.html`;
 
 async function openHost(viewport, contextOptions = {}) {
   const context = await env.browser.newContext({ viewport, ...contextOptions });
@@ -82,41 +85,52 @@ const shownResults = (page) => page.$$eval('#result-list li', (lis) => lis.map((
   fields: li.querySelector('.fields').hidden ? '' : li.querySelector('.fields').textContent,
 })));
 
+/**
+ * What the host page at `base` shows once ready, in any engine (`page`: playwright's, or
+ * webdriver.mjs's in engines.test.mjs): one ready event; a photo's results with the items' fields and
+ * links; the host's styles and ours kept apart; no horizontal scrolling at `viewport`; the
+ * `results` event; a screenshot named `shot`.
+ */
+export async function assertHostPage(page, base, viewport, shot) {
+  assert.equal(await page.evaluate(() => window.hostEvents.filter((e) => e.type === 'ready').length), 1, 'one ready event');
+  await rankOnImagesOnly(page);
+  await upload(page, iconicOf('God-Morgon-Apple-Juice'));
+  const shown = await shownResults(page);
+  const byId = Object.fromEntries(shown.map((r) => [r.id, r]));
+  assert.equal(shown[0].id, 'god-morgon-apple-juice');
+  const bundleFolder = `${base}test-output/e2e/shop/bundle/`;
+  assert.equal(byId['god-morgon-apple-juice'].link, 'https://shop.example/god-morgon');
+  for (const r of shown) {
+    const i = PRODUCTS.findIndex((p) => p.toLowerCase() === r.id);
+    const url = URLS[PRODUCTS[i]];
+    const expected = { '../products/oatly.html': new URL(url, bundleFolder).href, '/test-output/e2e/shop/products/tropicana.html': new URL(url, base).href, 'https://shop.example/god-morgon': url }[url] ?? null;
+    assert.equal(r.link, expected, `${r.id}: link for ${JSON.stringify(url)}`);
+    assert.ok(r.fields.includes(`Price ${i + 1}.95 €`), `${r.id}: ${r.fields}`);
+    assert.equal(r.fields.includes(`SKU SKU-${i}`), i % 2 === 0, `${r.id}: ${r.fields}`);
+    // A url that is no link is shown as text (and only then).
+    assert.equal(r.fields.includes(url) && url !== '', url !== '' && expected === null, `${r.id}: ${r.fields}`);
+  }
+  // The host's CSS stays out (its red, 30px text, hidden buttons), ours stays in (its .note is still green).
+  const style = await page.$eval('#result-list li .name', (e) => ({ color: getComputedStyle(e).color, size: getComputedStyle(e).fontSize }));
+  assert.notEqual(style.color, 'rgb(255, 0, 0)');
+  assert.notEqual(style.size, '30px');
+  assert.equal(await page.isVisible('#weights-reset'), true, 'our buttons are not hidden by the host\'s button rule');
+  assert.equal(await page.$eval('#shop-note', (e) => getComputedStyle(e).color), 'rgb(0, 128, 0)', 'the host\'s .note keeps its colour');
+  assert.equal(await page.$eval('#shop-note', (e) => getComputedStyle(e).fontSize), '30px', 'the host\'s own rules still apply to its page');
+  const width = await page.evaluate(() => document.documentElement.scrollWidth);
+  assert.ok(width <= viewport.width, `no horizontal scrolling (${width}px)`);
+  // results: the matches with their fields.
+  const results = await page.evaluate(() => window.hostEvents.filter((e) => e.type === 'results').at(-1).detail.matches);
+  assert.equal(results[0].fields.url, 'https://shop.example/god-morgon');
+  await page.screenshot({ path: path.join(out, shot), fullPage: true });
+}
+
 export function shopTests() {
+  before(buildShopSite);
   test('a shop page on another path embeds <clipmatch-search>: results with fields, styles scoped both ways, events, links followed', async () => {
     for (const [label, viewport] of [['desktop', { width: 1280, height: 800 }], ['phone', { width: 390, height: 844 }]]) {
       const { page, context, watch, missing } = await openHost(viewport);
-      assert.equal(await page.evaluate(() => window.hostEvents.filter((e) => e.type === 'ready').length), 1, 'one ready event');
-      await rankOnImagesOnly(page);
-      await upload(page, iconicOf('God-Morgon-Apple-Juice'));
-      const shown = await shownResults(page);
-      const byId = Object.fromEntries(shown.map((r) => [r.id, r]));
-      assert.equal(shown[0].id, 'god-morgon-apple-juice');
-      const bundleFolder = `${env.base}test-output/e2e/shop/bundle/`;
-      assert.equal(byId['god-morgon-apple-juice'].link, 'https://shop.example/god-morgon');
-      for (const r of shown) {
-        const i = PRODUCTS.findIndex((p) => p.toLowerCase() === r.id);
-        const url = URLS[PRODUCTS[i]];
-        const expected = { '../products/oatly.html': new URL(url, bundleFolder).href, '/test-output/e2e/shop/products/tropicana.html': new URL(url, env.base).href, 'https://shop.example/god-morgon': url }[url] ?? null;
-        assert.equal(r.link, expected, `${r.id}: link for ${JSON.stringify(url)}`);
-        assert.ok(r.fields.includes(`Price ${i + 1}.95 €`), `${r.id}: ${r.fields}`);
-        assert.equal(r.fields.includes(`SKU SKU-${i}`), i % 2 === 0, `${r.id}: ${r.fields}`);
-        // A url that is no link is shown as text (and only then).
-        assert.equal(r.fields.includes(url) && url !== '', url !== '' && expected === null, `${r.id}: ${r.fields}`);
-      }
-      // The host's CSS stays out (its red, 30px text, hidden buttons), ours stays in (its .note is still green).
-      const style = await page.$eval('#result-list li .name', (e) => ({ color: getComputedStyle(e).color, size: getComputedStyle(e).fontSize }));
-      assert.notEqual(style.color, 'rgb(255, 0, 0)');
-      assert.notEqual(style.size, '30px');
-      assert.equal(await page.isVisible('#weights-reset'), true, 'our buttons are not hidden by the host\'s button rule');
-      assert.equal(await page.$eval('#shop-note', (e) => getComputedStyle(e).color), 'rgb(0, 128, 0)', 'the host\'s .note keeps its colour');
-      assert.equal(await page.$eval('#shop-note', (e) => getComputedStyle(e).fontSize), '30px', 'the host\'s own rules still apply to its page');
-      const width = await page.evaluate(() => document.documentElement.scrollWidth);
-      assert.ok(width <= viewport.width, `no horizontal scrolling (${width}px)`);
-      // results: the matches with their fields.
-      const results = await page.evaluate(() => window.hostEvents.filter((e) => e.type === 'results').at(-1).detail.matches);
-      assert.equal(results[0].fields.url, 'https://shop.example/god-morgon');
-      await page.screenshot({ path: path.join(out, `shop-host-${label}.png`), fullPage: true });
+      await assertHostPage(page, env.base, viewport, `shop-host-${label}.png`);
       // Clicking a result follows its url (resolved against the bundle's folder) after a `select` event.
       if (label === 'desktop') {
         await upload(page, iconicOf('Oatly-Natural-Oatghurt'));
@@ -136,7 +150,7 @@ export function shopTests() {
       const watch = await watchPage(context, page);
       let loads = 0;
       page.on('load', () => loads++);
-      await page.goto(hostUrl().replace(env.base, base));
+      await page.goto(hostUrl(base));
       await page.waitForSelector('clipmatch-search[data-state="ready"]', { timeout: 120_000 });
       const seen = await page.evaluate(async () => ({
         isolated: self.crossOriginIsolated,
