@@ -43,7 +43,7 @@ async function loadBundleJson(bundleUrl) {
 
 /**
  * The wasm package in `folder` (packageFolder's: '' or 'candle/'): its multi-threaded build
- * (threads/) where the page is cross-origin isolated (SharedArrayBuffer) and the device has
+ * (threads/) where the page is cross-origin isolated with SharedArrayBuffer and the device has
  * several cores, else the single-threaded one. A threaded build that fails to start falls back to
  * one thread, saying why.
  */
@@ -63,8 +63,13 @@ async function startWasm(maxThreads, folder) {
   return { pkg, instance: await pkg.default(), threads: 1 };
 }
 
-/** Threads the model may use: several only where the page is cross-origin isolated. */
-const threadsWanted = (maxThreads) => (self.crossOriginIsolated ? Math.min(navigator.hardwareConcurrency || 1, MAX_THREADS, maxThreads) : 1);
+/**
+ * Threads the model may use: several only where the page is cross-origin isolated and memory can
+ * be shared (WebKitGTK isolates a page but keeps SharedArrayBuffer off unless
+ * JSC_useSharedArrayBuffer=1: the threaded build would be downloaded only to fail).
+ */
+const threadsWanted = (maxThreads) => (self.crossOriginIsolated && typeof SharedArrayBuffer === 'function'
+  ? Math.min(navigator.hardwareConcurrency || 1, MAX_THREADS, maxThreads) : 1);
 
 /**
  * Bytes of the wasm package startWasm will fetch (its .js and .wasm), as app-files.json lists
