@@ -9,13 +9,18 @@
 #                           wasm-bindgen and wasm-bindgen-test-runner)
 #   - Debian chromium + chromium-driver (apt-get; the test tools must not download a browser
 #                           or a driver, and the two major versions must agree)
+#   - Debian firefox-esr, webkit2gtk-driver (WebKitWebDriver and, through its dependency
+#                           libwebkit2gtk-4.1-0, MiniBrowser) and xvfb (WebKitGTK has no headless
+#                           mode): the other engines' end-to-end tests and `wasm-pack test --firefox`
+#   - geckodriver          (cargo install --locked at the pinned version; Debian has no package)
 #
 # From scratch on a 2-core machine the cargo installs take several minutes
-# (wasm-pack ~4 min, wasm-bindgen-cli ~4 min) and apt ~1 min.
+# (wasm-pack ~4 min, wasm-bindgen-cli ~4 min, geckodriver ~2 min) and apt a few minutes.
 set -euo pipefail
 
 # Pinned so fresh machines get a known-good version; an already installed wasm-pack is kept.
 WASM_PACK_VERSION="${WASM_PACK_VERSION:-0.15.1}"
+GECKODRIVER_VERSION="${GECKODRIVER_VERSION:-0.37.1}"
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -96,18 +101,20 @@ else
     die "wasm-bindgen on PATH ($(command -v wasm-bindgen)) is $now, expected $WASM_BINDGEN_VERSION"
 fi
 
-# --- 4. Chromium + chromedriver (Debian packages) ------------------------------------
+# --- 4. Browsers and their drivers (Debian packages) ------------------------------------
+# Each package with a command it provides: present when both are.
 pkg_installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'install ok installed'; }
+browser_pkgs=(chromium:chromium chromium-driver:chromedriver firefox-esr:firefox-esr webkit2gtk-driver:WebKitWebDriver xvfb:Xvfb)
 missing_pkgs=()
-for pkg in chromium chromium-driver; do
-  pkg_installed "$pkg" || missing_pkgs+=("$pkg")
+for entry in "${browser_pkgs[@]}"; do
+  pkg="${entry%%:*}" cmd="${entry#*:}"
+  if ! pkg_installed "$pkg" || ! command -v "$cmd" >/dev/null 2>&1; then missing_pkgs+=("$pkg"); fi
 done
-if [ ${#missing_pkgs[@]} -eq 0 ] && command -v chromium >/dev/null 2>&1 && command -v chromedriver >/dev/null 2>&1; then
-  log "chromium + chromium-driver: present"
+if [ ${#missing_pkgs[@]} -eq 0 ]; then
+  log "chromium, chromium-driver, firefox-esr, webkit2gtk-driver, xvfb: present"
 else
-  [ ${#missing_pkgs[@]} -gt 0 ] || missing_pkgs=(chromium chromium-driver)
   command -v apt-get >/dev/null 2>&1 ||
-    die "chromium/chromedriver missing and apt-get unavailable; install them by hand"
+    die "${missing_pkgs[*]} missing and apt-get unavailable; install them by hand"
   sudo_cmd=()
   if [ "$(id -u)" -ne 0 ]; then
     command -v sudo >/dev/null 2>&1 || die "need root (or sudo) to apt-get install ${missing_pkgs[*]}"
@@ -121,6 +128,16 @@ else
   hash -r
 fi
 
+# --- 5. geckodriver (crates.io) -----------------------------------------------------------
+if command -v geckodriver >/dev/null 2>&1; then
+  log "geckodriver: present ($(geckodriver --version | head -n1))"
+else
+  log "installing geckodriver $GECKODRIVER_VERSION (cargo install; takes a few minutes)"
+  start=$SECONDS
+  cargo install geckodriver --version "$GECKODRIVER_VERSION" --locked
+  log "installed $(geckodriver --version | head -n1) in $((SECONDS - start))s"
+fi
+
 # The Debian launcher script prints harmless shell noise on stderr; keep stdout only.
 chromium_version="$(chromium --version 2>/dev/null | grep -oE '[0-9]+(\.[0-9]+){3}' | head -n1 || true)"
 driver_version="$(chromedriver --version 2>/dev/null | grep -oE '[0-9]+(\.[0-9]+){3}' | head -n1 || true)"
@@ -131,4 +148,5 @@ if [ "${chromium_version%%.*}" != "${driver_version%%.*}" ]; then
 fi
 
 log "ready: $(rustc --version), $(wasm-pack --version), wasm-bindgen $WASM_BINDGEN_VERSION,"
-log "       chromium $chromium_version, chromedriver $driver_version ($(command -v chromedriver))"
+log "       chromium $chromium_version, chromedriver $driver_version ($(command -v chromedriver)),"
+log "       $(firefox-esr --version 2>/dev/null), $(geckodriver --version | head -n1), webkit2gtk-driver $(dpkg-query -W -f='${Version}' webkit2gtk-driver)"

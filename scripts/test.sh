@@ -1,13 +1,16 @@
 #!/usr/bin/env bash
 # The project's single test command (CI runs it through .ci/run):
-#   1. scripts/setup.sh                  (toolchain, wasm-pack, wasm-bindgen-cli, Chromium)
+#   1. scripts/setup.sh                  (toolchain, wasm-pack, wasm-bindgen-cli, Chromium, Firefox ESR
+#                                         + geckodriver, WebKitGTK's WebKitWebDriver + Xvfb)
 #   2. python3 -m unittest (tests/scripts: the project's scripts, e.g. the model download, against a fake hub)
 #      and cargo test --release          (native: all targets, then doc tests)
-#   3. wasm-pack test --headless --chrome --release   (wasm32 + SIMD128 in headless Chromium), and
-#      the benchmarks' build (`--features bench`) type-checked
+#   3. wasm-pack test --headless --chrome --release   (wasm32 + SIMD128 in headless Chromium), the
+#      same in headless Firefox ESR (--firefox), and the benchmarks' build (`--features bench`)
+#      type-checked
 #   4. end to end: the page in Chromium, on the product packages (pkg/ and pkg/candle/, without the
 #      bench or test entry points), with an OpenAI CLIP bundle and a MobileCLIP one; the tests' own
-#      page (tests/e2e/hooks/) also on target/e2e/test-pkg/ (`--features test-hooks`)
+#      page (tests/e2e/hooks/) also on target/e2e/test-pkg/ (`--features test-hooks`); then the core
+#      paths in Firefox ESR and WebKitGTK (with and without SharedArrayBuffer), through WebDriver
 #
 # Environment:
 #   CLIPMATCH_SKIP_BROWSER=1    skip step 3 (quick local runs; CI runs everything)
@@ -15,7 +18,8 @@
 #                               (they share one page) before failing with "Failed to detect test as
 #                               having been run. It might have timed out."; wasm-bindgen's default is
 #                               20, far too short for model tests, so the default here is 600
-#   WASM_BINDGEN_TEST_DRIVER_TIMEOUT  seconds for chromedriver to start (wasm-bindgen default 5; 30 here)
+#   WASM_BINDGEN_TEST_DRIVER_TIMEOUT  seconds for chromedriver or geckodriver to start (wasm-bindgen
+#                               default 5; 30 here)
 #   CARGO_TERM_COLOR            respected if set; otherwise colour only on an interactive terminal
 #
 # Runs from any directory. Exits non-zero as soon as a step fails.
@@ -72,7 +76,7 @@ section_done
 if [ "${CLIPMATCH_SKIP_BROWSER:-0}" = "1" ]; then
   printf '\n==================== browser tests: SKIPPED (CLIPMATCH_SKIP_BROWSER=1) ====================\n'
 else
-  section "browser tests: wasm-pack test --headless --chrome --release (Chromium, wasm32+simd128)"
+  section "browser tests: wasm-pack test --headless --chrome/--firefox --release (Chromium, Firefox ESR; wasm32+simd128)"
   # --chromedriver: use Debian's driver (matches Debian's Chromium); never download one.
   # --mode no-install: use the wasm-bindgen-cli that setup.sh installed; never download one.
   # webdriver.json (crate root) adds the Chromium flags (--no-sandbox, no background networking, ...).
@@ -80,6 +84,9 @@ else
   # files, some with native-only modules such as the weight export); with the candle engine, as
   # pkg/candle/ has it (every family loads in Chromium).
   wasm-pack test --headless --chrome --chromedriver "$(command -v chromedriver)" \
+    --release --mode no-install -- --features candle-engine --lib --test '*'
+  # The same tests in Firefox ESR (setup.sh's geckodriver; the build above is reused).
+  wasm-pack test --headless --firefox --geckodriver "$(command -v geckodriver)" \
     --release --mode no-install -- --features candle-engine --lib --test '*'
   # The browser benchmarks' entry points (src/web/bench.rs) are only built with this feature.
   cargo check --release --lib --target wasm32-unknown-unknown --features bench
@@ -129,6 +136,17 @@ if [ "${CLIPMATCH_SKIP_BROWSER:-0}" != "1" ]; then
     (cd tests/e2e && CLIPMATCH_E2E_BUNDLE="$e2e/bundle" CLIPMATCH_E2E_MOBILECLIP_BUNDLE="$e2e/mobileclip-bundle" CLIPMATCH_E2E_COMPACT_BUNDLE="$e2e/compact-bundle" CLIPMATCH_E2E_TEST_PKG="$e2e/test-pkg" CLIPMATCH_E2E_GROCERY="$grocery" \
       node --test --test-force-exit --test-concurrency=1 --test-reporter=spec app.test.mjs)
     echo "screenshots: $repo_root/test-output/e2e/"
+  fi
+  section_done
+
+  section "end-to-end: the core paths in Firefox ESR and WebKitGTK (tests/e2e/engines.test.mjs, WebDriver)"
+  if [ ! -f "$tokenizer" ] || [ ! -d "$grocery/iconic" ]; then
+    printf 'SKIPPED: %s or %s is absent\n' "$tokenizer" "$grocery/iconic"
+  else
+    # The bundles and packages built for the Chromium tests above.
+    (cd tests/e2e && CLIPMATCH_E2E_BUNDLE="$e2e/bundle" CLIPMATCH_E2E_MOBILECLIP_BUNDLE="$e2e/mobileclip-bundle" CLIPMATCH_E2E_COMPACT_BUNDLE="$e2e/compact-bundle" CLIPMATCH_E2E_GROCERY="$grocery" \
+      node --test --test-force-exit --test-concurrency=1 --test-reporter=spec engines.test.mjs)
+    echo "screenshots: $repo_root/test-output/e2e/{firefox,webkit-sab,webkit}-*.png"
   fi
   section_done
 fi
