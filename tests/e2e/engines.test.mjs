@@ -45,7 +45,7 @@ const webkit = (sab) => async () => {
   const driver = await WebDriver.start({
     command: 'WebKitWebDriver', portArg: (port) => [`--port=${port}`], env,
     capabilities: { browserName: 'MiniBrowser', 'webkitgtk:browserOptions': { binary: miniBrowser(), args: ['--automation', '--javascript-can-open-windows-automatically=true'] } },
-  });
+  }).catch((e) => { xvfb.stop(); throw e; });
   return { driver, stop: async () => { await driver.quit(); xvfb.stop(); } };
 };
 
@@ -193,7 +193,7 @@ for (const name of chosen) {
       await page.screenshot({ path: shot('phone-compact'), fullPage: true });
     });
 
-    test('after one visit the app reloads and ranks a photo with its server gone', async () => {
+    test('isolated by the service worker, then after one visit the app reopens and ranks a photo with its server gone', async () => {
       // playwright sets the context offline; WebDriver has no such switch, so the server stops:
       // every request fails as it would offline (navigator.onLine stays true).
       const base = await startServer();
@@ -201,6 +201,10 @@ for (const name of chosen) {
       // The page has reloaded once under the service worker (isolation.js), which has kept this
       // version of the app's files (isolation-sw.js, app-files.json).
       await page.waitForFunction(() => navigator.serviceWorker.controller && document.body.dataset.state === 'ready', null, { timeout: 60_000 });
+      // Isolated by the service worker's headers (the server sends none): threads as with headers.
+      const seen = await ready();
+      assert.equal(seen.isolated, true, 'the service worker isolates the page');
+      await assertThreads(seen);
       await page.waitForFunction(async () => {
         for (const name of await caches.keys()) if (name.startsWith('clipmatch-app-') && (await (await caches.open(name)).keys()).some((r) => r.url.endsWith('/app-files.json'))) return true;
         return false;

@@ -56,16 +56,21 @@ export class WebDriver {
     let log = '';
     proc.stderr.on('data', (d) => { log = (log + d).slice(-4000); });
     const driver = new WebDriver(`http://127.0.0.1:${port}`, proc);
-    for (let i = 0; ; i++) {
-      if (proc.exitCode !== null) throw new Error(`${command} exited ${proc.exitCode}: ${log.trim()}`);
-      try { if ((await driver.raw('GET', '/status')).ready !== undefined) break; } catch { /* not listening yet */ }
-      if (i > 200) throw new Error(`${command} did not answer on port ${port}`);
-      await sleep(100);
+    try {
+      for (let i = 0; ; i++) {
+        if (proc.exitCode !== null) throw new Error(`${command} exited ${proc.exitCode}: ${log.trim()}`);
+        try { if ((await driver.raw('GET', '/status')).ready !== undefined) break; } catch { /* not listening yet */ }
+        if (i > 200) throw new Error(`${command} did not answer on port ${port}`);
+        await sleep(100);
+      }
+      const session = await driver.raw('POST', '/session', { capabilities: { alwaysMatch: capabilities } });
+      driver.session = `/session/${session.sessionId}`;
+      driver.capabilities = session.capabilities;
+      return driver;
+    } catch (e) {
+      proc.kill();
+      throw e;
     }
-    const session = await driver.raw('POST', '/session', { capabilities: { alwaysMatch: capabilities } });
-    driver.session = `/session/${session.sessionId}`;
-    driver.capabilities = session.capabilities;
-    return driver;
   }
 
   constructor(url, proc) {
