@@ -1,6 +1,8 @@
-//! The two engines agree on OpenAI CLIP: this crate's kernels and candle-transformers' `clip`
-//! give the same raw image and text features (cosine >= 0.99999) from the same weights bytes,
-//! in batches and one by one. The tiny-clip test has no file access (the fixture is compiled
+//! The two engines agree on OpenAI CLIP: this crate's kernels and candle (the image tower built
+//! from candle and candle-nn pieces, the text tower candle-transformers' `clip`) give the same raw
+//! image and text features (cosine >= 0.99999) from the same weights bytes, in batches and one by
+//! one; and the candle engine's image tower equals candle-transformers' `ClipVisionTransformer`
+//! on float weights, and stays within 8-bit rounding of it on int8 ones. The tiny-clip test has no file access (the fixture is compiled
 //! in), so `wasm-pack test` runs it in Chromium too; the ViT-B/32 test reads models/ natively.
 
 mod common;
@@ -15,6 +17,10 @@ use wasm_bindgen_test::wasm_bindgen_test as test;
 wasm_bindgen_test::wasm_bindgen_test_configure!(run_in_browser);
 
 const AGREEMENT: f64 = 0.99999;
+/// The candle engine's int8 tower (8-bit activations in blocks of 32) against candle-transformers
+/// on the same weights in f32: measured 1 - cosine 1.0e-4 over the 12 fixture images (2026-12-07);
+/// the floor at ten times that, as tests/int8.rs sets its own.
+const INT8_VS_F32_FLOOR: f64 = 0.999;
 
 /// Worst cosine between matching rows, asserting the bound.
 fn assert_agree(what: &str, ours: &[Vec<f32>], theirs: &[Vec<f32>]) -> f64 {
@@ -98,4 +104,59 @@ fn engines_agree_on_random_vit_b32() {
     let ids = tokenizer.encode_batch(&["Oatly Natural Oatghurt", "a photo of a carton of milk", ""]).unwrap();
     let pixels = fixture_pixels(PreprocessConfig::from_json(&preprocess).unwrap(), 3);
     compare(&config, &weights, &pixels, &ids, "clip-b32-random");
+}
+
+/// `tests/fixtures/tiny-clip` exported at int8 (tests/int8.rs keeps it current).
+const TINY_VISION_INT8_WEIGHTS: &[u8] = include_bytes!("fixtures/tiny-clip-vision-int8/model.safetensors");
+
+/// candle-transformers' CLIP image tower and visual projection on `weights` (dequantised to f32
+/// where int8), the reference of the candle engine's own tower: `n` images of `pixels`.
+fn candle_transformers_images(config: &ModelConfig, weights: &[u8], pixels: &[f32], n: usize) -> Vec<Vec<f32>> {
+    use candle_core::{DType, Device, Module, Tensor};
+    use candle_transformers::models::clip::{text_model::Activation, vision_model};
+    let tensors = clipmatch::models::candle_weights::f32_tensors(weights, |_| false, clipmatch::ModelError::Weights).unwrap();
+    let vb = candle_nn::VarBuilder::from_tensors(tensors, DType::F32, &Device::Cpu);
+    let v = &config.vision;
+    let cfg = vision_model::ClipVisionConfig {
+        embed_dim: v.embed_dim,
+        activation: Activation::QuickGelu,
+        intermediate_size: v.intermediate_size,
+        num_hidden_layers: v.num_hidden_layers,
+        num_attention_heads: v.num_attention_heads,
+        projection_dim: config.projection_dim,
+        num_channels: v.num_channels,
+        image_size: v.image_size,
+        patch_size: v.patch_size,
+    };
+    let tower = vision_model::ClipVisionTransformer::new(vb.pp("vision_model"), &cfg).unwrap();
+    let projection = candle_nn::linear_no_bias(v.embed_dim, config.projection_dim, vb.pp("visual_projection")).unwrap();
+    let input = Tensor::from_slice(pixels, (n, v.num_channels, v.image_size, v.image_size), &Device::Cpu).unwrap();
+    tower.forward(&input).unwrap().apply(&projection).unwrap().to_vec2().unwrap()
+}
+
+/// The candle engine's image tower (candle and candle-nn pieces, int8 weights as Q8_0) against
+/// candle-transformers' `ClipVisionTransformer` on the same weights: equal on float files; on
+/// the int8 export, where candle-transformers runs the dequantised weights in f32 and the
+/// engine quantises each block of 32 activations to 8 bits, within that rounding.
+#[test]
+fn candles_image_tower_matches_candle_transformers_clip() {
+    let config = ModelConfig::from_json(TINY_CONFIG).unwrap();
+    let pixels = fixture_pixels(PreprocessConfig::from_json(TINY_PREPROCESSOR).unwrap(), IMAGES.len());
+    let flat: Vec<f32> = pixels.concat();
+    let layers = 6 * config.vision.num_hidden_layers + 2;
+    // (file, linear layers in int8, cosine floor)
+    let cases = [
+        ("f32", TINY_WEIGHTS, 0, 0.999999),
+        ("f16", TINY_VISION_F16_WEIGHTS, 0, 0.999999),
+        ("int8", TINY_VISION_INT8_WEIGHTS, layers, INT8_VS_F32_FLOOR),
+    ];
+    for (what, weights, quantised, floor) in cases {
+        let candle = CandleClip::load(&config, weights, Towers::VisionOnly).unwrap();
+        assert_eq!(candle.quantised_layers(), quantised, "{what}: linear layers held as Q8_0");
+        let got = candle.embed_images(&flat, pixels.len()).unwrap();
+        let want = candle_transformers_images(&config, weights, &flat, pixels.len());
+        let worst = got.iter().zip(&want).map(|(a, b)| cosine(a, b)).fold(1.0, f64::min);
+        println!("{what}: candle engine vs candle-transformers, worst 1 - cosine {:.1e}", 1.0 - worst);
+        assert!(worst >= floor, "{what}: cosine {worst} < {floor}");
+    }
 }

@@ -1,6 +1,6 @@
 //! The 8-bit vision tower (int8 weights per output channel, 12-bit activations per row, exact
 //! integer sums) on the committed random-weight tiny CLIP: its fidelity to transformers' f32
-//! features, the int8 export (`clipmatch::models::clip::export::vision_tower(.., ExportDtype::Int8)`) loading
+//! features (and that of OpenAI CLIP on candle from the int8 export, in candle's Q8_0 products), the int8 export (`clipmatch::models::clip::export::vision_tower(.., ExportDtype::Int8)`) loading
 //! to the same model as quantising at load, and a malformed int8 file being refused. The export
 //! is native only (the wasm package writes no weight files): in Chromium the same tests load its
 //! output committed as `tests/fixtures/tiny-clip-vision-int8`, which a native test keeps equal.
@@ -14,6 +14,8 @@ use std::collections::HashMap;
 use clipmatch::models::clip::export::{vision_tower, ExportDtype};
 use clipmatch::models::clip::ModelLoader;
 use clipmatch::models::clip::vision::{is_linear_weight, Precision};
+use clipmatch::models::model::{Engine, Family};
+use clipmatch::models::vision_loader::VisionLoader;
 use clipmatch::{ClipModel, Embedder, ModelConfig, ModelError, PreprocessConfig, Towers};
 use common::*;
 use safetensors::{tensor::TensorView, Dtype, SafeTensors};
@@ -118,7 +120,24 @@ fn int8_image_embeddings_stay_close_to_transformers_f32() {
     let model = load(TINY_WEIGHTS, Some(Precision::Int8)).unwrap();
     let f32_bytes = load(TINY_WEIGHTS, None).unwrap().vision.weight_bytes();
     assert!(model.vision.weight_bytes() * 3 < f32_bytes, "int8 holds a quarter of f32's linear weights");
-    let ours = image_embeddings(model);
+    assert_close_to_transformers("int8", &image_embeddings(model));
+}
+
+/// OpenAI CLIP on candle (`?engine=candle`) from the int8 export, streamed as the page loads it
+/// (its linear layers as candle's Q8_0 blocks, each block of 32 activations quantised to 8 bits
+/// in the products), held to the same bounds.
+#[test]
+fn int8_image_embeddings_on_candle_stay_close_to_transformers_f32() {
+    let mut loader = VisionLoader::new(Family::OpenAiClip, Some(Engine::Candle), TINY_CONFIG, Some(TINY_PREPROCESSOR), Some(INT8_FIXTURE.len())).unwrap();
+    for chunk in INT8_FIXTURE.chunks(7919) {
+        loader.push(chunk).unwrap();
+    }
+    assert_close_to_transformers("int8 on candle", &common::image_embeddings(&loader.finish().unwrap()));
+}
+
+/// Every fixture image's embedding in `ours` within [`MIN_COSINE`] and [`MIN_CENTRED_COSINE`]
+/// of transformers' f32 features.
+fn assert_close_to_transformers(what: &str, ours: &[(String, Vec<f32>)]) {
     let r = reference();
     let refs: Vec<&[f32]> = r.images.iter().map(|i| i.embedding.as_slice()).collect();
     let mean = mean_of(&refs);
@@ -135,13 +154,13 @@ fn int8_image_embeddings_stay_close_to_transformers_f32() {
         }
     }
     eprintln!(
-        "int8 vs transformers f32 over {} images: cosine min {worst_c:.6}, centred cosine min {worst_cc:.5}, mean {:.5}",
+        "{what} vs transformers f32 over {} images: cosine min {worst_c:.6}, centred cosine min {worst_cc:.5}, mean {:.5}",
         ours.len(),
         sum_cc / ours.len() as f64
     );
     assert!(
         failures.is_empty(),
-        "int8 embeddings under cosine {MIN_COSINE} or centred cosine {MIN_CENTRED_COSINE}:\n{}",
+        "{what} embeddings under cosine {MIN_COSINE} or centred cosine {MIN_CENTRED_COSINE}:\n{}",
         failures.join("\n")
     );
 }

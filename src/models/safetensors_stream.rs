@@ -49,6 +49,15 @@ pub trait TensorSink {
     fn tensor(&mut self, info: &TensorInfo, data: &[u8]) -> Result<(), ModelError>;
 }
 
+/// Feeds `chunk` to the stream that `sink` holds (`stream` picks it out), `sink` taking the
+/// tensors it completes: for loaders that own their stream.
+pub fn push_to<S: TensorSink>(sink: &mut S, stream: fn(&mut S) -> &mut SafetensorsStream, chunk: &[u8]) -> Result<(), ModelError> {
+    let mut taken = std::mem::take(stream(sink));
+    let result = taken.push(chunk, sink);
+    *stream(sink) = taken;
+    result
+}
+
 /// f32 values of F32, F16 or BF16 little-endian data.
 pub fn f32_values(dtype: TensorDtype, data: &[u8]) -> Result<Vec<f32>, ModelError> {
     Ok(match dtype {

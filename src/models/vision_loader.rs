@@ -1,8 +1,9 @@
 //! A family's image tower from the files the page downloads (a bundle's model folder): the
-//! family and engine named, the config file(s) as text, the weights fed in slices. OpenAI CLIP on
-//! this crate's kernels is built tensor by tensor as the slices arrive; candle needs the whole
-//! file in memory, so for it the slices are gathered (never past the size announced up front)
-//! and the tower is built once the last has arrived. The preprocessing always comes from the
+//! family and engine named, the config file(s) as text, the weights fed in slices. OpenAI CLIP,
+//! on this crate's kernels or on candle, is built tensor by tensor as the slices arrive; the
+//! other families' candle models need the whole file in memory, so for them the slices are
+//! gathered (never past the size announced up front) and the tower is built once the last has
+//! arrived. The preprocessing always comes from the
 //! config files (open_clip's `preprocess_cfg`, SigLIP's or CLIP's processor), never assumed.
 //! No tokenizer, no text tower: the page embeds photos only.
 //!
@@ -17,11 +18,20 @@ use crate::models::embedder::Embedder;
 use crate::models::mobileclip::config::OpenClipConfig;
 use crate::models::model::{EmbeddingModel, Engine, Family};
 use crate::models::siglip::config::SiglipConfig;
+#[cfg(any(not(target_arch = "wasm32"), feature = "candle-engine"))]
+use crate::models::{
+    clip::{candle_engine::CandleClip, candle_loader::CandleVisionLoader},
+    model::Tokenized,
+    tokenizer::ClipTokenizer,
+};
 
 /// Where the weights go while they arrive.
 enum Weights {
     /// Built tensor by tensor (OpenAI CLIP on this crate's kernels).
     Streamed(Box<ModelLoader>),
+    /// Built tensor by tensor (OpenAI CLIP on candle).
+    #[cfg(any(not(target_arch = "wasm32"), feature = "candle-engine"))]
+    CandleClip { loader: Box<CandleVisionLoader>, config: ModelConfig },
     /// Gathered whole for candle: at most `len` bytes.
     Gathered { bytes: Vec<u8>, len: usize },
 }
@@ -77,12 +87,17 @@ impl VisionLoader {
                     None => loader,
                 }))
             }
-            (_, _, Some(len)) => {
-                if family == Family::OpenAiClip {
-                    ModelConfig::from_json(config)?;
-                }
-                Weights::Gathered { bytes: Vec::new(), len }
+            #[cfg(any(not(target_arch = "wasm32"), feature = "candle-engine"))]
+            (Family::OpenAiClip, Engine::Candle, len) => {
+                let config = ModelConfig::from_json(config)?;
+                let loader = CandleVisionLoader::new(config.clone());
+                let loader = Box::new(match len {
+                    Some(len) => loader.with_file_len(len),
+                    None => loader,
+                });
+                Weights::CandleClip { loader, config }
             }
+            (_, _, Some(len)) => Weights::Gathered { bytes: Vec::new(), len },
             (_, _, None) => {
                 return Err(ModelError::Weights(format!(
                     "{} on candle needs the weights file's size before it arrives",
@@ -110,6 +125,8 @@ impl VisionLoader {
     pub fn push(&mut self, chunk: &[u8]) -> Result<(), ModelError> {
         match &mut self.weights {
             Weights::Streamed(loader) => loader.push(chunk),
+            #[cfg(any(not(target_arch = "wasm32"), feature = "candle-engine"))]
+            Weights::CandleClip { loader, .. } => loader.push(chunk),
             Weights::Gathered { bytes, len } => {
                 if bytes.len().saturating_add(chunk.len()) > *len {
                     return Err(ModelError::Weights(format!("the file is longer than the {len} bytes announced")));
@@ -128,6 +145,11 @@ impl VisionLoader {
         let Self { family, config, preprocess, weights, .. } = self;
         let bytes = match weights {
             Weights::Streamed(loader) => return Ok(Embedder::new(loader.finish()?, preprocess, None)),
+            #[cfg(any(not(target_arch = "wasm32"), feature = "candle-engine"))]
+            Weights::CandleClip { loader, config } => {
+                let model = CandleClip::from_vision(&config, loader.finish()?);
+                return Ok(Embedder::of(Box::new(Tokenized::<_, ClipTokenizer> { model, tokenizer: None }), preprocess));
+            }
             Weights::Gathered { bytes, len } if bytes.len() != len => {
                 return Err(ModelError::Weights(format!("the file ended after {} of the {len} bytes announced", bytes.len())))
             }
@@ -154,11 +176,9 @@ impl VisionLoader {
 /// A family's image tower on candle from its whole weights file.
 #[cfg(any(not(target_arch = "wasm32"), feature = "candle-engine"))]
 fn on_candle(family: Family, config: &str, bytes: &[u8], preprocess: &PreprocessConfig) -> Result<Box<dyn EmbeddingModel>, ModelError> {
-    use crate::models::clip::candle_engine::CandleClip;
     use crate::models::mobileclip::MobileClip;
-    use crate::models::model::{MobileClipModel, SiglipModel, Tokenized};
+    use crate::models::model::{MobileClipModel, SiglipModel};
     use crate::models::siglip::Siglip;
-    use crate::models::tokenizer::ClipTokenizer;
 
     Ok(match family {
         Family::OpenAiClip => {

@@ -256,6 +256,11 @@ pub fn peak_heap<T>(f: impl FnOnce() -> T) -> (T, usize) {
     (out, PEAK.load(Relaxed) - before)
 }
 
+/// Heap bytes live now (with [`Counting`] installed; 0 without).
+pub fn live_heap() -> usize {
+    LIVE.load(std::sync::atomic::Ordering::Relaxed)
+}
+
 /// `f`'s result and how long it took (natively; `None` in the browser, which has no clock here).
 pub fn timed<T>(f: impl FnOnce() -> T) -> (T, Option<std::time::Duration>) {
     #[cfg(not(target_arch = "wasm32"))]

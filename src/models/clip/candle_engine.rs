@@ -1,25 +1,27 @@
-//! OpenAI CLIP on candle-transformers' `clip` model (the `--engine candle` of the CLI): the
-//! vision transformer and the text transformer built from our [`ModelConfig`] (quick-GELU,
+//! OpenAI CLIP on candle (the `--engine candle` of the CLI, `?engine=candle` in the page): the
+//! image tower built from candle and candle-nn pieces ([`CandleVision`]: f32 weights for a float
+//! file, an int8 or 4-bit export's linear weights held once as candle's Q8_0 blocks), the text
+//! tower candle-transformers' `clip` text transformer from our [`ModelConfig`] (quick-GELU,
 //! layer norm eps 1e-5, as that config requires), weights read from the same safetensors bytes
-//! (f32, f16 or bf16, or an int8 or 4-bit export dequantised to f32, its image tower's linear
-//! layers run as integer products on the int8 values), every tensor checked against the config
-//! first. Texts are pooled where this crate's text tower pools them
+//! (f32, f16 or bf16; int8 or 4-bit for the image tower's linear layers), every tensor checked
+//! against the config first. Texts are pooled where this crate's text tower pools them
 //! ([`super::text::pooled_position`]), one text per forward pass, so rows may differ in length.
 
 use std::collections::HashMap;
 
-use candle_core::{Device, IndexOp, Module, Tensor};
-use candle_nn::Linear;
+use candle_core::{DType, Device, IndexOp, Tensor};
+use candle_nn::{Linear, VarBuilder};
 use candle_transformers::models::clip::text_model::{Activation, ClipTextConfig, ClipTextTransformer};
-use candle_transformers::models::clip::vision_model::{ClipVisionConfig, ClipVisionTransformer};
 
 use crate::error::ModelError;
+use crate::models::candle_weights::f32_tensors;
+use crate::models::clip::candle_loader::CandleVisionLoader;
+use crate::models::clip::candle_vision::CandleVision;
 use crate::models::clip::text::pooled_position;
 use crate::models::clip::{expected_tensors, Towers};
 use crate::models::config::ModelConfig;
 use crate::models::safetensors_header;
-use crate::kernels::candle_ops::Int8Weights;
-use crate::models::siglip::{check_float_tensors, f32_var_builder};
+use crate::models::siglip::check_float_tensors;
 
 fn engine(e: candle_core::Error) -> ModelError {
     ModelError::Engine(e.to_string())
@@ -35,28 +37,14 @@ struct CandleText {
 /// OpenAI CLIP's towers on candle.
 pub struct CandleClip {
     config: ModelConfig,
-    vision: ClipVisionTransformer,
-    visual_projection: Linear,
+    vision: CandleVision,
     text: Option<CandleText>,
-    /// The image tower's linear layers stored as int8 (or 4-bit), computed in int8.
-    int8: Int8Weights,
 }
 
-/// candle's config of the two towers from ours.
-fn candle_configs(c: &ModelConfig) -> (ClipVisionConfig, ClipTextConfig) {
-    let (v, t) = (&c.vision, &c.text);
-    let vision = ClipVisionConfig {
-        embed_dim: v.embed_dim,
-        activation: Activation::QuickGelu,
-        intermediate_size: v.intermediate_size,
-        num_hidden_layers: v.num_hidden_layers,
-        num_attention_heads: v.num_attention_heads,
-        projection_dim: c.projection_dim,
-        num_channels: v.num_channels,
-        image_size: v.image_size,
-        patch_size: v.patch_size,
-    };
-    let text = ClipTextConfig {
+/// candle-transformers' config of the text tower from ours.
+fn text_config(c: &ModelConfig) -> ClipTextConfig {
+    let t = &c.text;
+    ClipTextConfig {
         vocab_size: t.vocab_size,
         embed_dim: t.embed_dim,
         activation: Activation::QuickGelu,
@@ -66,8 +54,7 @@ fn candle_configs(c: &ModelConfig) -> (ClipVisionConfig, ClipTextConfig) {
         num_hidden_layers: t.num_hidden_layers,
         num_attention_heads: t.num_attention_heads,
         projection_dim: c.projection_dim,
-    };
-    (vision, text)
+    }
 }
 
 /// Checks names, shapes and dtypes of what the towers read, before candle reads them.
@@ -78,27 +65,38 @@ fn check_tensors(weights: &[u8], config: &ModelConfig, towers: Towers) -> Result
 }
 
 impl CandleClip {
-    /// Builds the towers asked for from `model.safetensors` bytes (run in f32).
+    /// Builds the towers asked for from `model.safetensors` bytes (the image tower as
+    /// [`CandleVisionLoader`] builds it, the text tower in f32).
     pub fn load(config: &ModelConfig, weights: &[u8], towers: Towers) -> Result<Self, ModelError> {
         // Its products and element-wise operations on this crate's GEMM and thread pool.
         crate::kernels::candle_ops::install();
         check_tensors(weights, config, towers)?;
-        let image_tower = |name: &str| name.starts_with("vision_model.") || name == "visual_projection.weight";
-        let (vb, int8) = f32_var_builder(weights, image_tower)?;
-        let (vision_cfg, text_cfg) = candle_configs(config);
-        let vision = ClipVisionTransformer::new(vb.pp("vision_model"), &vision_cfg).map_err(engine)?;
-        let visual_projection =
-            candle_nn::linear_no_bias(vision_cfg.embed_dim, config.projection_dim, vb.pp("visual_projection")).map_err(engine)?;
-        let text = match towers {
-            Towers::VisionOnly => None,
-            Towers::VisionAndText => Some(CandleText {
+        let mut loader = CandleVisionLoader::new(config.clone()).with_file_len(weights.len());
+        loader.push(weights)?;
+        let mut model = Self::from_vision(config, loader.finish()?);
+        if towers == Towers::VisionAndText {
+            let tensors = f32_tensors(weights, |name| !name.starts_with("text_"), ModelError::Weights)?;
+            let vb = VarBuilder::from_tensors(tensors, DType::F32, &Device::Cpu);
+            let text_cfg = text_config(config);
+            model.text = Some(CandleText {
                 transformer: ClipTextTransformer::new(vb.pp("text_model"), &text_cfg).map_err(engine)?,
                 projection: candle_nn::linear_no_bias(text_cfg.embed_dim, config.projection_dim, vb.pp("text_projection"))
                     .map_err(engine)?,
                 vocab_size: text_cfg.vocab_size,
-            }),
-        };
-        Ok(Self { config: config.clone(), vision, visual_projection, text, int8 })
+            });
+        }
+        Ok(model)
+    }
+
+    /// The model of an image tower alone (loaded by [`CandleVisionLoader`], as the page does).
+    pub fn from_vision(config: &ModelConfig, vision: CandleVision) -> Self {
+        crate::kernels::candle_ops::install();
+        Self { config: config.clone(), vision, text: None }
+    }
+
+    /// Linear layers of the image tower computing on int8 values.
+    pub fn quantised_layers(&self) -> usize {
+        self.vision.quantised_layers()
     }
 
     /// Dimension of the joint embedding space.
@@ -118,10 +116,7 @@ impl CandleClip {
             return Err(ModelError::InputSize(format!("expected {n} images of {c}x{s}x{s} values")));
         }
         let input = Tensor::from_slice(pixel_values, (n, c, s, s), &Device::Cpu).map_err(engine)?;
-        self.int8
-            .run(|| self.vision.forward(&input)?.apply(&self.visual_projection))
-            .and_then(|t| t.to_vec2())
-            .map_err(engine)
+        self.vision.forward(&input).and_then(|t| t.to_vec2()).map_err(engine)
     }
 
     /// transformers' `get_text_features` of token id rows (start and end-of-text included).

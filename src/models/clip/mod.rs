@@ -4,22 +4,27 @@
 //! name of what is wrong.
 
 pub mod candle_engine;
+pub mod candle_linear;
+pub mod candle_loader;
+pub mod candle_vision;
 pub mod encoder;
 /// Writing weight files (`clipmatch export`, the benchmarks' ONNX comparison): not in the wasm package.
 #[cfg(not(target_arch = "wasm32"))]
 pub mod export;
 pub mod text;
+pub mod tower_tensors;
 pub mod vision;
 
 use std::collections::HashMap;
 
 use crate::models::candle_weights::check_scales;
 use crate::models::config::ModelConfig;
-use crate::models::int4::{self, Int4Weight};
+use crate::models::int4;
 use crate::error::ModelError;
 use crate::models::clip::text::{TextEncoder, TextEncoderBuilder};
-use crate::models::clip::vision::{is_linear_weight, Precision, TensorValues, VisionEncoder, VisionEncoderBuilder};
-use crate::models::safetensors_stream::{f32_values, SafetensorsStream, TensorDtype, TensorInfo, TensorSink};
+use crate::models::clip::tower_tensors::TowerTensors;
+use crate::models::clip::vision::{is_linear_weight, Precision, VisionEncoder, VisionEncoderBuilder};
+use crate::models::safetensors_stream::{f32_values, push_to, SafetensorsStream, TensorDtype, TensorInfo, TensorSink};
 
 /// Which towers a weights file holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -98,7 +103,7 @@ fn expected_count(cfg: &ModelConfig, towers: Towers) -> Result<usize, ModelError
 
 /// Checks the file's header against what `want` needs (names, shapes, dtypes, no extra layers);
 /// `None` takes whatever towers the file holds.
-fn check_tensors(tensors: &[TensorInfo], cfg: &ModelConfig, want: Option<Towers>) -> Result<Towers, ModelError> {
+pub(crate) fn check_tensors(tensors: &[TensorInfo], cfg: &ModelConfig, want: Option<Towers>) -> Result<Towers, ModelError> {
     let has_text = tensors.iter().any(|t| t.name.starts_with("text_model."));
     let towers = match want {
         Some(t) => t,
@@ -173,10 +178,8 @@ pub struct ModelLoader {
     want: Option<Towers>,
     /// `None`: as stored (int8 weights load as int8, float weights as f32).
     precision: Option<Precision>,
-    /// Quantised weights (int8 or 4-bit: type, stored shape, bytes) waiting for their scales,
-    /// and scales (stored shape, values) waiting for their weights.
-    pending_weights: HashMap<String, (TensorDtype, Vec<usize>, Vec<u8>)>,
-    pending_scales: HashMap<String, (Vec<usize>, Vec<f32>)>,
+    /// The vision tower's tensors, int8 and 4-bit weights paired with their scales.
+    arriving: TowerTensors,
     stream: SafetensorsStream,
     /// Set once the header has been read and checked.
     towers: Option<Towers>,
@@ -191,8 +194,7 @@ impl ModelLoader {
             config,
             want,
             precision: None,
-            pending_weights: HashMap::new(),
-            pending_scales: HashMap::new(),
+            arriving: TowerTensors::default(),
             stream: SafetensorsStream::new(),
             towers: None,
             vision: None,
@@ -217,10 +219,7 @@ impl ModelLoader {
 
     /// Feeds the next bytes of `model.safetensors`.
     pub fn push(&mut self, chunk: &[u8]) -> Result<(), ModelError> {
-        let mut stream = std::mem::take(&mut self.stream);
-        let result = stream.push(chunk, self);
-        self.stream = stream;
-        result
+        push_to(self, |l| &mut l.stream, chunk)
     }
 
     /// Bytes the file has in all, once its header has arrived.
@@ -269,60 +268,14 @@ impl TensorSink for ModelLoader {
 
     fn tensor(&mut self, info: &TensorInfo, data: &[u8]) -> Result<(), ModelError> {
         let vision = self.vision.as_mut().expect("the header comes first");
-        if vision.wants(&info.name) {
-            let dtype = info.dtype.expect("checked with the header");
-            if !matches!(dtype, TensorDtype::I8 | TensorDtype::U8) {
-                return vision.put(&info.name, TensorValues::F32(&f32_values(dtype, data)?));
-            }
-            return match self.pending_scales.remove(&format!("{}_scale", info.name)) {
-                Some((scale_shape, scales)) => {
-                    let (values, scales) = int8_rows(&info.name, dtype, &info.shape, data.to_vec(), scales, &scale_shape)?;
-                    vision.put(&info.name, TensorValues::Int8 { values: &values, scales: &scales })
-                }
-                None => {
-                    self.pending_weights.insert(info.name.clone(), (dtype, info.shape.clone(), data.to_vec()));
-                    Ok(())
-                }
-            };
-        }
-        if let Some(weight) = info.name.strip_suffix("_scale").filter(|w| is_linear_weight(w)) {
-            let Some(dtype @ (TensorDtype::F32 | TensorDtype::F16)) = info.dtype else { return Ok(()) };
-            let scales = f32_values(dtype, data)?;
-            return match self.pending_weights.remove(weight) {
-                Some((weight_dtype, shape, bytes)) => {
-                    let (values, scales) = int8_rows(weight, weight_dtype, &shape, bytes, scales, &info.shape)?;
-                    vision.put(weight, TensorValues::Int8 { values: &values, scales: &scales })
-                }
-                None => {
-                    self.pending_scales.insert(info.name.clone(), (info.shape.clone(), scales));
-                    Ok(())
-                }
-            };
+        if let Some((name, arrived)) = self.arriving.arrive(info, data, |name| vision.wants(name))? {
+            return vision.put(&name, arrived.values());
         }
         if let Some(text) = self.text.as_mut().filter(|t| t.wants(&info.name)) {
             let dtype = info.dtype.expect("checked with the header");
             return text.put(&info.name, &f32_values(dtype, data)?);
         }
         Ok(())
-    }
-}
-
-/// A quantised linear weight as int8 rows and their scales: int8 as stored, 4-bit converted
-/// ([`Int4Weight::to_int8_rows`]). Both tensors' shapes were checked with the header.
-fn int8_rows(
-    name: &str,
-    dtype: TensorDtype,
-    shape: &[usize],
-    bytes: Vec<u8>,
-    scales: Vec<f32>,
-    scale_shape: &[usize],
-) -> Result<(Vec<i8>, Vec<f32>), ModelError> {
-    match dtype {
-        TensorDtype::U8 => {
-            let w = Int4Weight::from_stored(name, bytes, shape, scales, scale_shape).map_err(ModelError::WeightsMismatch)?;
-            Ok(w.to_int8_rows())
-        }
-        _ => Ok((bytes.into_iter().map(|b| b as i8).collect(), scales)),
     }
 }
 
