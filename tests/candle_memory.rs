@@ -1,6 +1,6 @@
 //! OpenAI CLIP's image tower on candle (`?engine=candle`) holds an int8 bundle's weights once:
 //! loaded as the page loads it (the weights streamed in slices), the heap it keeps is the int8
-//! values as Q8_0 blocks (34 bytes a block of 32) and the float tensors in f32, never a
+//! values packed for the integer product (a byte each, a scale a row) and the float tensors in f32, never a
 //! dequantised f32 copy of the int8 weights nor the file; embedding images keeps nothing more.
 //! Measured with a counting allocator (natively only: the browser's heap is measured by
 //! benches/browser/bench.mjs).
@@ -72,17 +72,17 @@ fn held_once_and_nothing_per_image() {
         loader.finish().unwrap()
     });
     let held = live_heap() - before;
-    // Q8_0 holds 34 bytes per 32 int8 values; the float tensors are f32. A dequantised copy
+    // A byte per int8 value (and a scale a row); the float tensors are f32. A dequantised copy
     // would add 4 bytes per int8 value, the file 1.
-    let weights = int8 * 34 / 32 + float * 4;
+    let weights = int8 + float * 4;
     eprintln!("int8 {int8} values, float {float}: held {held} bytes (weights {weights}), peak while loading {load_peak}");
     assert!(
         held < weights + int8 / 4,
         "held {held} bytes for {weights} bytes of weights"
     );
     // While loading: what is held, and a few copies of the weight in flight (its bytes, its
-    // int8 rows, its Q8_0 blocks); the patch embedding is most of this file.
-    let largest = 32 * 3 * 32 * 32 * 34 / 32;
+    // int8 rows, its packed rows); the patch embedding is most of this file.
+    let largest = 32 * 3 * 32 * 32;
     assert!(
         load_peak < held + 4 * largest,
         "loading peaked at {load_peak} bytes for {held} held"

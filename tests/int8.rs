@@ -1,6 +1,6 @@
 //! The 8-bit vision tower (int8 weights per output channel, 12-bit activations per row, exact
 //! integer sums) on the committed random-weight tiny CLIP: its fidelity to transformers' f32
-//! features (and that of OpenAI CLIP on candle from the int8 export, in candle's Q8_0 products), the int8 export (`clipmatch::models::clip::export::vision_tower(.., ExportDtype::Int8)`) loading
+//! features (and that of OpenAI CLIP on candle from the int8 export), the int8 export (`clipmatch::models::clip::export::vision_tower(.., ExportDtype::Int8)`) loading
 //! to the same model as quantising at load, and a malformed int8 file being refused. The export
 //! is native only (the wasm package writes no weight files): in Chromium the same tests load its
 //! output committed as `tests/fixtures/tiny-clip-vision-int8`, which a native test keeps equal.
@@ -124,8 +124,8 @@ fn int8_image_embeddings_stay_close_to_transformers_f32() {
 }
 
 /// OpenAI CLIP on candle (`?engine=candle`) from the int8 export, streamed as the page loads it
-/// (its linear layers as candle's Q8_0 blocks, each block of 32 activations quantised to 8 bits
-/// in the products), held to the same bounds.
+/// (its linear layers held as int8, run by the same integer product as a candle operation),
+/// held to the same bounds.
 #[test]
 fn int8_image_embeddings_on_candle_stay_close_to_transformers_f32() {
     let mut loader = VisionLoader::new(Family::OpenAiClip, Some(Engine::Candle), TINY_CONFIG, Some(TINY_PREPROCESSOR), Some(INT8_FIXTURE.len())).unwrap();

@@ -87,6 +87,10 @@ impl QuantLinear {
         }
     }
 
+    pub fn in_dim(&self) -> usize {
+        self.in_dim
+    }
+
     pub fn out_dim(&self) -> usize {
         self.out_dim
     }

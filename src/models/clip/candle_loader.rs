@@ -2,7 +2,7 @@
 //! chunks: the header checked as this crate's loader checks it ([`super::check_tensors`]), then
 //! each tensor converted as soon as it has arrived (an int8 or 4-bit linear weight once its
 //! scales are in too, [`TowerTensors`]), straight into what the tower holds: f32 for float
-//! tensors, Q8_0 blocks for quantised weights ([`Weight::from_int8`]). The file is never held
+//! tensors, packed int8 rows for quantised weights ([`Weight::from_int8`]). The file is never held
 //! whole, nor a weight in two forms.
 
 use std::collections::HashMap;

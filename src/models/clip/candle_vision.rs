@@ -1,10 +1,10 @@
 //! OpenAI CLIP's vision transformer and visual projection (transformers' `CLIPVisionModel` and
 //! `get_image_features`) built from candle and candle-nn pieces: layer norms, multi-head
 //! attention, the quick-GELU MLP, and linear layers ([`CandleLinear`]) that hold an int8
-//! bundle's weights once, as candle's Q8_0 blocks, or a float bundle's in f32. The patch
+//! bundle's weights once, as int8 run by a candle operation, or a float bundle's in f32. The patch
 //! embedding, a convolution whose stride is its kernel, is the same product on each patch's
 //! pixels, so it is a linear layer too. candle-transformers' `ClipVisionTransformer` holds every
-//! weight in f32; it is the reference of this module's tests.
+//! weight in f32; it is the reference of the engine's tests (tests/engines.rs).
 
 use std::collections::HashMap;
 
