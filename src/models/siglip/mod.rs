@@ -1,6 +1,8 @@
-//! SigLIP and fixed-resolution SigLIP2 (Hugging Face `SiglipModel` folders) on candle-transformers'
-//! `siglip`: the image tower ([`vision`]), the text tower ([`text`], optional, as in a vision-only
-//! export), the folder's SentencePiece tokenizer ([`tokenizer`]: SigLIP2's `tokenizer.json`, or
+//! SigLIP and fixed-resolution SigLIP2 (Hugging Face `SiglipModel` folders): the image tower on
+//! this crate's kernels ([`image_tower`], loaded streamed by [`loader`]; [`ours`] is the model the
+//! default engine runs), and on candle-transformers' `siglip` (the `candle` engine, and the parity
+//! reference): the image tower ([`vision`]), the text tower ([`text`], optional, as in a vision-only
+//! export; the default engine runs it on candle too), the folder's SentencePiece tokenizer ([`tokenizer`]: SigLIP2's `tokenizer.json`, or
 //! SigLIP v1's `spiece.model`, [`spiece`]). Every tensor is checked against
 //! `config.json` before candle reads it, so a mismatched file is refused with the tensor's name.
 
@@ -8,6 +10,9 @@ pub mod config;
 /// The image tower alone for the page (native only).
 #[cfg(not(target_arch = "wasm32"))]
 pub mod export;
+pub mod image_tower;
+pub mod loader;
+pub mod ours;
 /// SigLIP v1's `spiece.model` (native only, with the tokenizer).
 #[cfg(not(target_arch = "wasm32"))]
 pub mod spiece;
@@ -27,7 +32,6 @@ use candle_nn::VarBuilder;
 use crate::error::ModelError;
 use crate::kernels::candle_ops::Int8Weights;
 use crate::models::candle_weights::{check_scales, f32_tensors, int8_layers, stored, weight_shape, SCALE_SUFFIX};
-use crate::models::config::PreprocessConfig;
 use crate::models::safetensors_header;
 use crate::models::safetensors_stream::TensorDtype;
 use crate::models::siglip::config::SiglipConfig;
@@ -125,18 +129,6 @@ impl Siglip {
     /// Side of the square image the image tower takes.
     pub fn image_size(&self) -> usize {
         self.vision.image_size()
-    }
-
-    /// Refuses preprocessing of another size than the image tower's.
-    pub fn check_preprocess(&self, preprocess: &PreprocessConfig) -> Result<(), ModelError> {
-        if self.image_size() != preprocess.crop_width as usize {
-            return Err(ModelError::Preprocessor(format!(
-                "size {} differs from the image tower's image_size {}",
-                preprocess.crop_width,
-                self.image_size()
-            )));
-        }
-        Ok(())
     }
 
     /// transformers' `get_image_features` of `n` NCHW images (pixels already normalised).
