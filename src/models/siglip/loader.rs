@@ -92,3 +92,78 @@ impl TensorSink for ImageTowerLoader {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const CONFIG: &str = include_str!("../../../tests/fixtures/models/siglip2-base-narrow/config.json");
+    const WEIGHTS: &[u8] = include_bytes!("../../../tests/fixtures/models/siglip2-base-narrow/model.safetensors");
+
+    fn config() -> SiglipConfig {
+        SiglipConfig::from_json(CONFIG).unwrap()
+    }
+
+    /// The fixture's tensors as zeros, after `edit` may drop (None) or reshape some.
+    fn rewritten(edit: impl Fn(&str, Vec<usize>) -> Option<Vec<usize>>) -> Vec<u8> {
+        let file = safetensors::SafeTensors::deserialize(WEIGHTS).unwrap();
+        let tensors: Vec<(String, Vec<usize>, Vec<u8>)> = file
+            .tensors()
+            .into_iter()
+            .filter_map(|(name, view)| {
+                let shape = edit(&name, view.shape().to_vec())?;
+                let bytes = vec![0u8; shape.iter().product::<usize>() * 4];
+                Some((name, shape, bytes))
+            })
+            .collect();
+        let views = tensors.iter().map(|(n, shape, data)| {
+            (n.clone(), safetensors::tensor::TensorView::new(safetensors::Dtype::F32, shape.clone(), data).unwrap())
+        });
+        safetensors::serialize(views.collect::<Vec<_>>(), None).unwrap()
+    }
+
+    fn refusal(weights: &[u8]) -> String {
+        let e = ImageTowerLoader::load(config(), weights).err().expect("refused").to_string();
+        assert!(!e.contains('\n'), "{e}");
+        e
+    }
+
+    #[test]
+    fn slices_of_any_size_load_the_same_tower() {
+        let whole = ImageTowerLoader::load(config(), WEIGHTS).unwrap();
+        let mut loader = ImageTowerLoader::new(config()).with_file_len(WEIGHTS.len());
+        for slice in WEIGHTS.chunks(1000) {
+            loader.push(slice).unwrap();
+        }
+        let sliced = loader.finish().unwrap();
+        let px: Vec<f32> = (0..3 * 224 * 224).map(|i| ((i * 31) % 255) as f32 / 127.5 - 1.0).collect();
+        assert_eq!(whole.embed(&px, 1).unwrap(), sliced.embed(&px, 1).unwrap());
+        assert!(matches!(whole.embed(&px[1..], 1), Err(ModelError::InputSize(_))));
+    }
+
+    #[test]
+    fn a_damaged_file_is_refused_naming_the_tensor() {
+        let e = refusal(&rewritten(|n, s| (n != "vision_model.head.probe").then_some(s)));
+        assert!(e.contains("1 tensors are missing, e.g. vision_model.head.probe"), "{e}");
+        let e = refusal(&rewritten(|n, s| {
+            Some(if n == "vision_model.head.attention.in_proj_weight" { vec![96, 16] } else { s })
+        }));
+        assert!(e.contains("vision_model.head.attention.in_proj_weight has shape [96, 16]"), "{e}");
+        let e = refusal(b"not a safetensors file");
+        assert!(e.contains("safetensors"), "{e}");
+    }
+
+    #[test]
+    fn a_file_with_more_layers_than_the_config_is_refused() {
+        let config = CONFIG.replace("\"num_hidden_layers\": 2,\n    \"patch_size\"", "\"num_hidden_layers\": 1,\n    \"patch_size\"");
+        assert_ne!(config, CONFIG);
+        let e = ImageTowerLoader::load(SiglipConfig::from_json(&config).unwrap(), WEIGHTS).err().unwrap().to_string();
+        assert!(e.contains("more than the 1 vision_model layers"), "{e}");
+    }
+
+    #[test]
+    fn the_text_tower_is_passed_over() {
+        let vision_only = rewritten(|n, s| (!n.starts_with("text_model.")).then_some(s));
+        assert!(ImageTowerLoader::load(config(), &vision_only).is_ok());
+    }
+}
