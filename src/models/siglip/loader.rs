@@ -96,30 +96,10 @@ impl TensorSink for ImageTowerLoader {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    const CONFIG: &str = include_str!("../../../tests/fixtures/models/siglip2-base-narrow/config.json");
-    const WEIGHTS: &[u8] = include_bytes!("../../../tests/fixtures/models/siglip2-base-narrow/model.safetensors");
+    use crate::models::siglip::tests::{rewritten, CONFIG, WEIGHTS};
 
     fn config() -> SiglipConfig {
         SiglipConfig::from_json(CONFIG).unwrap()
-    }
-
-    /// The fixture's tensors as zeros, after `edit` may drop (None) or reshape some.
-    fn rewritten(edit: impl Fn(&str, Vec<usize>) -> Option<Vec<usize>>) -> Vec<u8> {
-        let file = safetensors::SafeTensors::deserialize(WEIGHTS).unwrap();
-        let tensors: Vec<(String, Vec<usize>, Vec<u8>)> = file
-            .tensors()
-            .into_iter()
-            .filter_map(|(name, view)| {
-                let shape = edit(&name, view.shape().to_vec())?;
-                let bytes = vec![0u8; shape.iter().product::<usize>() * 4];
-                Some((name, shape, bytes))
-            })
-            .collect();
-        let views = tensors.iter().map(|(n, shape, data)| {
-            (n.clone(), safetensors::tensor::TensorView::new(safetensors::Dtype::F32, shape.clone(), data).unwrap())
-        });
-        safetensors::serialize(views.collect::<Vec<_>>(), None).unwrap()
     }
 
     fn refusal(weights: &[u8]) -> String {

@@ -178,8 +178,9 @@ fn check_tensors(weights: &[u8], config: &SiglipConfig) -> Result<bool, ModelErr
 mod tests {
     use super::*;
 
-    const CONFIG: &str = include_str!("../../../tests/fixtures/models/siglip2-base-narrow/config.json");
-    const WEIGHTS: &[u8] = include_bytes!("../../../tests/fixtures/models/siglip2-base-narrow/model.safetensors");
+    pub(super) const CONFIG: &str = include_str!("../../../tests/fixtures/models/siglip2-base-narrow/config.json");
+    pub(super) const WEIGHTS: &[u8] =
+        include_bytes!("../../../tests/fixtures/models/siglip2-base-narrow/model.safetensors");
 
     /// A safetensors file of (name, dtype, shape, data).
     fn serialized(tensors: &[(String, safetensors::Dtype, Vec<usize>, Vec<u8>)]) -> Vec<u8> {
@@ -190,7 +191,7 @@ mod tests {
     }
 
     /// The fixture's tensors as zeros, after `edit` may drop (None) or reshape some.
-    fn rewritten(edit: impl Fn(&str, Vec<usize>) -> Option<Vec<usize>>) -> Vec<u8> {
+    pub(super) fn rewritten(edit: impl Fn(&str, Vec<usize>) -> Option<Vec<usize>>) -> Vec<u8> {
         let file = safetensors::SafeTensors::deserialize(WEIGHTS).unwrap();
         let mut out = Vec::new();
         for (name, view) in file.tensors() {
