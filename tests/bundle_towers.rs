@@ -27,6 +27,8 @@ wasm_bindgen_test::wasm_bindgen_test_configure!(run_in_browser);
 
 /// wasm against native, and candle against ours, on the same bytes and pixels.
 const SAME: f64 = 0.99999;
+/// SigLIP's int8 tower on the two engines, which quantise different layers' activations.
+const SIGLIP_INT8_ENGINES: f64 = 0.9999;
 
 /// A family's committed bundle tower and the folder it was exported from.
 struct Tower {
@@ -163,7 +165,7 @@ fn every_familys_bundle_tower_embeds_as_the_native_build_recorded() {
     for t in &TOWERS {
         let bundle = bundle_of(t.family, (t.config_file, t.config), t.preprocessor, t.weights, t.dtype);
         let e = load_sliced(&bundle, None, t.config, t.preprocessor, t.weights);
-        let engine = if t.family == Family::OpenAiClip { Engine::Ours } else { Engine::Candle };
+        let engine = if t.family == Family::MobileClip { Engine::Candle } else { Engine::Ours };
         assert_eq!((e.model.towers().family(), e.model.towers().engine()), (t.family, engine));
         ours.insert(t.name(), embed_fixtures(&e, t.images));
     }
@@ -224,6 +226,24 @@ fn openai_clip_on_candle_embeds_like_ours_from_the_same_bundle() {
     }
 }
 
+/// SigLIP's default engine (this crate's kernels) and candle from the same bundle, at f16 and at
+/// int8 (both run the encoder's linear layers as int8 products; ours the patch embedding and the
+/// head's q|k|v projection too, which candle runs on their dequantised copies).
+#[test]
+fn siglip_on_candle_embeds_like_ours_from_the_same_bundle() {
+    for (t, bound) in [(&TOWERS[3], SAME), (&TOWERS[4], SIGLIP_INT8_ENGINES)] {
+        let bundle = bundle_of(t.family, (t.config_file, t.config), t.preprocessor, t.weights, t.dtype);
+        let ours = load_sliced(&bundle, None, t.config, t.preprocessor, t.weights);
+        let candle = load_sliced(&bundle, Some(Engine::Candle), t.config, t.preprocessor, t.weights);
+        assert_eq!((ours.model.towers().engine(), candle.model.towers().engine()), (Engine::Ours, Engine::Candle));
+        let (a, b) = (embed_fixtures(&ours, t.images), embed_fixtures(&candle, t.images));
+        for (image, v) in &a {
+            let c = cosine(v, &b[image]);
+            assert!(c >= bound, "{} {image}: candle vs ours cosine {c} < {bound}", t.name());
+        }
+    }
+}
+
 /// `tests/fixtures/tiny-clip` exported at int8 (tests/int8.rs keeps it current).
 const TINY_VISION_INT8_WEIGHTS: &[u8] = include_bytes!("fixtures/tiny-clip-vision-int8/model.safetensors");
 
@@ -246,7 +266,7 @@ fn an_int8_openai_clip_bundle_runs_integer_products_on_candle_too() {
 fn the_page_is_told_plainly_what_cannot_run() {
     let bundle = bundle_of(Family::OpenAiClip, ("config.json", TINY_CONFIG), Some(TINY_PREPROCESSOR), TINY_VISION_F16_WEIGHTS, "f16");
     let e = clipmatch::models::model::Engine::from_name("fast").unwrap_err().to_string();
-    assert_eq!(e, "unknown engine \"fast\": the engines are \"ours\" (OpenAI CLIP only) and \"candle\"");
+    assert_eq!(e, "unknown engine \"fast\": the engines are \"ours\" (OpenAI CLIP and SigLIP) and \"candle\"");
     let t = &TOWERS[0];
     let mobileclip = bundle_of(t.family, (t.config_file, t.config), None, t.weights, t.dtype);
     let e = BundleModelLoader::new(&mobileclip, Some(Engine::Ours), t.config, None).err().unwrap().to_string();

@@ -1,6 +1,6 @@
 // Loading the image tower into wasm from the bytes of its weights file, a slice at a time: OpenAI
-// CLIP on this crate's kernels is built as the slices arrive (wasm memory holds the model and never
-// the file too); candle gathers the file, never past the size bundle.json lists. Used by the
+// CLIP and SigLIP on this crate's kernels are built as the slices arrive (wasm memory holds the
+// model and never the file too); candle gathers the file, never past the size bundle.json lists. Used by the
 // model's worker (worker.js) and the browser benchmark (benches/browser/worker.mjs), so both load
 // exactly the same way.
 
@@ -10,11 +10,12 @@ export const WEIGHTS_SLICE = 4 << 20;
 /**
  * The wasm package (a folder under pkg/, '' for pkg/ itself) that runs a model of `family` on
  * `engine` ('ours', 'candle' or undefined for the family's default): candle's engine is only in
- * pkg/candle/ (about 2.8 MB more), so a page running OpenAI CLIP on this crate's kernels never
- * downloads it. Any other engine name goes to pkg/, whose loader refuses it in one line.
+ * pkg/candle/ (about 2.8 MB more), so a page running OpenAI CLIP or SigLIP on this crate's kernels
+ * never downloads it; MobileCLIP runs on candle only. Any other engine name goes to pkg/, whose
+ * loader refuses it in one line.
  */
 export function packageFolder(family, engine) {
-  return family !== 'openai-clip' || engine === 'candle' ? 'candle/' : '';
+  return family === 'mobileclip' || engine === 'candle' ? 'candle/' : '';
 }
 
 /**

@@ -55,9 +55,10 @@ pub struct ModelArgs {
     /// Tokenizer file to use instead of the model folder's (tokenizer.json; SigLIP v1: spiece.model).
     #[arg(long, env = "CLIPMATCH_TOKENIZER")]
     tokenizer: Option<PathBuf>,
-    /// What runs the model: `ours` (this app's kernels; OpenAI CLIP only, its default) or
-    /// `candle` (candle-transformers; every family, the only one for MobileCLIP and SigLIP,
-    /// where `ours` is refused). Default: `ours` for OpenAI CLIP, `candle` for the others.
+    /// What runs the model: `ours` (this app's kernels; OpenAI CLIP, and SigLIP's image tower,
+    /// its text tower staying on candle; their default) or `candle` (candle-transformers; every
+    /// family, the only one for MobileCLIP, where `ours` is refused). Default: `ours` for OpenAI
+    /// CLIP and SigLIP, `candle` for MobileCLIP.
     #[arg(long, value_enum, env = "CLIPMATCH_ENGINE")]
     engine: Option<Engine>,
 }

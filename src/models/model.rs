@@ -7,6 +7,7 @@ use crate::error::ModelError;
 use crate::models::clip::candle_engine::CandleClip;
 use crate::models::clip::ClipModel;
 use crate::models::mobileclip::MobileClip;
+use crate::models::siglip::ours::OursSiglip;
 use crate::models::siglip::Siglip;
 use crate::models::tokenizer::ClipTokenizer;
 
@@ -49,8 +50,8 @@ impl Family {
     /// The engines that run this family (the first is the default).
     pub fn engines(self) -> &'static [Engine] {
         match self {
-            Family::OpenAiClip => &[Engine::Ours, Engine::Candle],
-            Family::MobileClip | Family::Siglip => &[Engine::Candle],
+            Family::OpenAiClip | Family::Siglip => &[Engine::Ours, Engine::Candle],
+            Family::MobileClip => &[Engine::Candle],
         }
     }
 
@@ -68,7 +69,7 @@ impl Family {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[cfg_attr(not(target_arch = "wasm32"), derive(clap::ValueEnum))]
 pub enum Engine {
-    /// This crate's kernels (OpenAI CLIP only; the default for it).
+    /// This crate's kernels (OpenAI CLIP and SigLIP's image tower; the default for them).
     #[default]
     Ours,
     /// candle-transformers (every family).
@@ -158,6 +159,8 @@ pub type OursClip = Tokenized<ClipModel, ClipTokenizer>;
 pub type MobileClipModel = Tokenized<MobileClip, ClipTokenizer>;
 /// SigLIP / SigLIP2 on candle, with the folder's SentencePiece tokenizer.
 pub type SiglipModel = Tokenized<Siglip, SiglipTokenizer>;
+/// SigLIP / SigLIP2 with the image tower on this crate's kernels (the text tower on candle).
+pub type OursSiglipModel = Tokenized<OursSiglip, SiglipTokenizer>;
 
 impl FamilyTowers for ClipModel {
     fn family(&self) -> Family {
@@ -183,15 +186,15 @@ impl FamilyTowers for ClipModel {
     }
 }
 
-/// The towers candle runs: their inherent methods have the same names and meaning.
-macro_rules! candle_towers {
-    ($model:ty, $family:expr) => {
+/// The towers whose inherent methods have the same names and meaning, on `$engine`.
+macro_rules! towers_of {
+    ($model:ty, $family:expr, $engine:expr) => {
         impl FamilyTowers for $model {
             fn family(&self) -> Family {
                 $family
             }
             fn engine(&self) -> Engine {
-                Engine::Candle
+                $engine
             }
             fn embedding_dim(&self) -> usize {
                 <$model>::embedding_dim(self)
@@ -209,9 +212,10 @@ macro_rules! candle_towers {
     };
 }
 
-candle_towers!(CandleClip, Family::OpenAiClip);
-candle_towers!(MobileClip, Family::MobileClip);
-candle_towers!(Siglip, Family::Siglip);
+towers_of!(CandleClip, Family::OpenAiClip, Engine::Candle);
+towers_of!(MobileClip, Family::MobileClip, Engine::Candle);
+towers_of!(Siglip, Family::Siglip, Engine::Candle);
+towers_of!(OursSiglip, Family::Siglip, Engine::Ours);
 
 impl Tokenize for ClipTokenizer {
     #[cfg(not(target_arch = "wasm32"))]

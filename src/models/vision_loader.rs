@@ -1,27 +1,31 @@
 //! A family's image tower from the files the page downloads (a bundle's model folder): the
-//! family and engine named, the config file(s) as text, the weights fed in slices. OpenAI CLIP on
-//! this crate's kernels is built tensor by tensor as the slices arrive; candle needs the whole
+//! family and engine named, the config file(s) as text, the weights fed in slices. OpenAI CLIP and
+//! SigLIP on this crate's kernels are built tensor by tensor as the slices arrive; candle needs the whole
 //! file in memory, so for it the slices are gathered (never past the size announced up front)
 //! and the tower is built once the last has arrived. The preprocessing always comes from the
 //! config files (open_clip's `preprocess_cfg`, SigLIP's or CLIP's processor), never assumed.
 //! No tokenizer, no text tower: the page embeds photos only.
 //!
 //! In the browser, candle is only in the package built with the `candle-engine` feature
-//! (`pkg/candle/`): it adds about 2.8 MB, which a page showing OpenAI CLIP on this crate's kernels
-//! does not download. The other package refuses candle families before any weights arrive.
+//! (`pkg/candle/`): it adds about 2.8 MB, which a page showing OpenAI CLIP or SigLIP on this
+//! crate's kernels does not download. The other package refuses candle families before any weights arrive.
 
 use crate::error::ModelError;
 use crate::models::clip::{ModelLoader, Towers};
 use crate::models::config::{ModelConfig, PreprocessConfig};
 use crate::models::embedder::Embedder;
 use crate::models::mobileclip::config::OpenClipConfig;
-use crate::models::model::{EmbeddingModel, Engine, Family};
+use crate::models::model::{EmbeddingModel, Engine, Family, OursSiglipModel};
 use crate::models::siglip::config::SiglipConfig;
+use crate::models::siglip::loader::ImageTowerLoader;
+use crate::models::siglip::ours::OursSiglip;
 
 /// Where the weights go while they arrive.
 enum Weights {
     /// Built tensor by tensor (OpenAI CLIP on this crate's kernels).
     Streamed(Box<ModelLoader>),
+    /// Built tensor by tensor (SigLIP's image tower on this crate's kernels).
+    SiglipStreamed { loader: Box<ImageTowerLoader>, config: SiglipConfig },
     /// Gathered whole for candle: at most `len` bytes.
     Gathered { bytes: Vec<u8>, len: usize },
 }
@@ -77,6 +81,16 @@ impl VisionLoader {
                     None => loader,
                 }))
             }
+            (Family::Siglip, Engine::Ours, len) => {
+                let config = SiglipConfig::from_json(config)?;
+                config.check_preprocess(&preprocess)?;
+                let loader = ImageTowerLoader::new(config.clone());
+                let loader = Box::new(match len {
+                    Some(len) => loader.with_file_len(len),
+                    None => loader,
+                });
+                Weights::SiglipStreamed { loader, config }
+            }
             (_, _, Some(len)) => {
                 if family == Family::OpenAiClip {
                     ModelConfig::from_json(config)?;
@@ -110,6 +124,7 @@ impl VisionLoader {
     pub fn push(&mut self, chunk: &[u8]) -> Result<(), ModelError> {
         match &mut self.weights {
             Weights::Streamed(loader) => loader.push(chunk),
+            Weights::SiglipStreamed { loader, .. } => loader.push(chunk),
             Weights::Gathered { bytes, len } => {
                 if bytes.len().saturating_add(chunk.len()) > *len {
                     return Err(ModelError::Weights(format!("the file is longer than the {len} bytes announced")));
@@ -128,6 +143,10 @@ impl VisionLoader {
         let Self { family, config, preprocess, weights, .. } = self;
         let bytes = match weights {
             Weights::Streamed(loader) => return Ok(Embedder::new(loader.finish()?, preprocess, None)),
+            Weights::SiglipStreamed { loader, config } => {
+                let model = OursSiglip::of_image_tower(config, loader.finish()?);
+                return Ok(Embedder::of(Box::new(OursSiglipModel { model, tokenizer: None }), preprocess));
+            }
             Weights::Gathered { bytes, len } if bytes.len() != len => {
                 return Err(ModelError::Weights(format!("the file ended after {} of the {len} bytes announced", bytes.len())))
             }
@@ -171,7 +190,7 @@ fn on_candle(family: Family, config: &str, bytes: &[u8], preprocess: &Preprocess
         }
         Family::Siglip => {
             let model = Siglip::load(config, bytes)?;
-            model.check_preprocess(preprocess)?;
+            model.config.check_preprocess(preprocess)?;
             Box::new(SiglipModel { model, tokenizer: None })
         }
     })

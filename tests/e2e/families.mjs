@@ -104,7 +104,7 @@ export function familyTests() {
 
   test('an unknown ?engine=, or ?engine=ours for MobileCLIP, is refused in one line', async () => {
     const cases = [
-      [bundleDir, 'fast', /^The app could not load: unknown engine "fast": the engines are "ours" \(OpenAI CLIP only\) and "candle"$/],
+      [bundleDir, 'fast', /^The app could not load: unknown engine "fast": the engines are "ours" \(OpenAI CLIP and SigLIP\) and "candle"$/],
       ...(mobileclipDir ? [[mobileclipDir, 'ours', /^The app could not load: MobileCLIP runs on candle only; the engine "ours" cannot run it$/]] : []),
     ];
     for (const [dir, engine, expected] of cases) {

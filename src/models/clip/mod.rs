@@ -11,15 +11,12 @@ pub mod export;
 pub mod text;
 pub mod vision;
 
-use std::collections::HashMap;
-
-use crate::models::candle_weights::check_scales;
 use crate::models::config::ModelConfig;
-use crate::models::int4::{self, Int4Weight};
 use crate::error::ModelError;
 use crate::models::clip::text::{TextEncoder, TextEncoderBuilder};
-use crate::models::clip::vision::{is_linear_weight, Precision, TensorValues, VisionEncoder, VisionEncoderBuilder};
-use crate::models::safetensors_stream::{f32_values, SafetensorsStream, TensorDtype, TensorInfo, TensorSink};
+use crate::models::clip::vision::{is_linear_weight, Precision, VisionEncoder, VisionEncoderBuilder};
+use crate::models::quantised_tensors::{check_expected, stores_quantised, ScalePairs};
+use crate::models::safetensors_stream::{f32_values, SafetensorsStream, TensorInfo, TensorSink};
 
 /// Which towers a weights file holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -129,40 +126,7 @@ fn check_tensors(tensors: &[TensorInfo], cfg: &ModelConfig, want: Option<Towers>
             if towers == Towers::VisionOnly { "vision tower needs" } else { "towers need" }
         )));
     }
-    let by_name: HashMap<&str, &TensorInfo> = tensors.iter().map(|t| (t.name.as_str(), t)).collect();
-    let mut missing = Vec::new();
-    for (name, shape) in &expected_tensors(cfg, towers) {
-        let Some(t) = by_name.get(name.as_str()) else {
-            missing.push(name.clone());
-            continue;
-        };
-        let scale = by_name.get(format!("{name}_scale").as_str()).and_then(|sc| Some((sc.dtype?, sc.shape.as_slice())));
-        let int4 = t.dtype == Some(TensorDtype::U8) && is_linear_weight(name);
-        let found = if int4 {
-            int4::check_stored(name, &t.shape, scale).map_err(ModelError::WeightsMismatch)?
-        } else {
-            t.shape.clone()
-        };
-        if found != *shape {
-            return Err(ModelError::WeightsMismatch(format!("{name} has shape {found:?}, config.json implies {shape:?}")));
-        }
-        if t.dtype == Some(TensorDtype::I8) && is_linear_weight(name) {
-            check_scales(name, shape, scale).map_err(ModelError::WeightsMismatch)?;
-        } else if !int4 && !matches!(t.dtype, Some(TensorDtype::F32 | TensorDtype::F16 | TensorDtype::BF16)) {
-            return Err(ModelError::Weights(format!(
-                "{name} is {}; only F32, F16 and BF16 weights (and I8 or 4-bit U8 for linear layers) are supported",
-                t.dtype_name
-            )));
-        }
-    }
-    if !missing.is_empty() {
-        let shown: Vec<_> = missing.iter().take(3).cloned().collect();
-        return Err(ModelError::WeightsMismatch(format!(
-            "{} tensors are missing, e.g. {}",
-            missing.len(),
-            shown.join(", ")
-        )));
-    }
+    check_expected(tensors, &expected_tensors(cfg, towers), is_linear_weight)?;
     Ok(towers)
 }
 
@@ -173,10 +137,8 @@ pub struct ModelLoader {
     want: Option<Towers>,
     /// `None`: as stored (int8 weights load as int8, float weights as f32).
     precision: Option<Precision>,
-    /// Quantised weights (int8 or 4-bit: type, stored shape, bytes) waiting for their scales,
-    /// and scales (stored shape, values) waiting for their weights.
-    pending_weights: HashMap<String, (TensorDtype, Vec<usize>, Vec<u8>)>,
-    pending_scales: HashMap<String, (Vec<usize>, Vec<f32>)>,
+    /// Quantised weights (int8 or 4-bit) and their scales, each waiting for the other.
+    pairs: ScalePairs,
     stream: SafetensorsStream,
     /// Set once the header has been read and checked.
     towers: Option<Towers>,
@@ -191,8 +153,7 @@ impl ModelLoader {
             config,
             want,
             precision: None,
-            pending_weights: HashMap::new(),
-            pending_scales: HashMap::new(),
+            pairs: ScalePairs::default(),
             stream: SafetensorsStream::new(),
             towers: None,
             vision: None,
@@ -244,9 +205,7 @@ impl ModelLoader {
 impl TensorSink for ModelLoader {
     fn header(&mut self, tensors: &[TensorInfo]) -> Result<(), ModelError> {
         let towers = check_tensors(tensors, &self.config, self.want)?;
-        let stored_int8 = tensors
-            .iter()
-            .any(|t| matches!(t.dtype, Some(TensorDtype::I8 | TensorDtype::U8)) && is_linear_weight(&t.name));
+        let stored_int8 = stores_quantised(tensors, is_linear_weight);
         let precision = match (self.precision, stored_int8) {
             (Some(Precision::F32), true) => {
                 return Err(ModelError::Weights("the weights are int8 or 4-bit; they cannot be loaded at f32 precision".into()))
@@ -270,59 +229,16 @@ impl TensorSink for ModelLoader {
     fn tensor(&mut self, info: &TensorInfo, data: &[u8]) -> Result<(), ModelError> {
         let vision = self.vision.as_mut().expect("the header comes first");
         if vision.wants(&info.name) {
-            let dtype = info.dtype.expect("checked with the header");
-            if !matches!(dtype, TensorDtype::I8 | TensorDtype::U8) {
-                return vision.put(&info.name, TensorValues::F32(&f32_values(dtype, data)?));
-            }
-            return match self.pending_scales.remove(&format!("{}_scale", info.name)) {
-                Some((scale_shape, scales)) => {
-                    let (values, scales) = int8_rows(&info.name, dtype, &info.shape, data.to_vec(), scales, &scale_shape)?;
-                    vision.put(&info.name, TensorValues::Int8 { values: &values, scales: &scales })
-                }
-                None => {
-                    self.pending_weights.insert(info.name.clone(), (dtype, info.shape.clone(), data.to_vec()));
-                    Ok(())
-                }
-            };
+            return self.pairs.tower_tensor(info, data, |name, values| vision.put(name, values));
         }
-        if let Some(weight) = info.name.strip_suffix("_scale").filter(|w| is_linear_weight(w)) {
-            let Some(dtype @ (TensorDtype::F32 | TensorDtype::F16)) = info.dtype else { return Ok(()) };
-            let scales = f32_values(dtype, data)?;
-            return match self.pending_weights.remove(weight) {
-                Some((weight_dtype, shape, bytes)) => {
-                    let (values, scales) = int8_rows(weight, weight_dtype, &shape, bytes, scales, &info.shape)?;
-                    vision.put(weight, TensorValues::Int8 { values: &values, scales: &scales })
-                }
-                None => {
-                    self.pending_scales.insert(info.name.clone(), (info.shape.clone(), scales));
-                    Ok(())
-                }
-            };
+        if self.pairs.scales(info, data, is_linear_weight, |name, values| vision.put(name, values))? {
+            return Ok(());
         }
         if let Some(text) = self.text.as_mut().filter(|t| t.wants(&info.name)) {
             let dtype = info.dtype.expect("checked with the header");
             return text.put(&info.name, &f32_values(dtype, data)?);
         }
         Ok(())
-    }
-}
-
-/// A quantised linear weight as int8 rows and their scales: int8 as stored, 4-bit converted
-/// ([`Int4Weight::to_int8_rows`]). Both tensors' shapes were checked with the header.
-fn int8_rows(
-    name: &str,
-    dtype: TensorDtype,
-    shape: &[usize],
-    bytes: Vec<u8>,
-    scales: Vec<f32>,
-    scale_shape: &[usize],
-) -> Result<(Vec<i8>, Vec<f32>), ModelError> {
-    match dtype {
-        TensorDtype::U8 => {
-            let w = Int4Weight::from_stored(name, bytes, shape, scales, scale_shape).map_err(ModelError::WeightsMismatch)?;
-            Ok(w.to_int8_rows())
-        }
-        _ => Ok((bytes.into_iter().map(|b| b as i8).collect(), scales)),
     }
 }
 
