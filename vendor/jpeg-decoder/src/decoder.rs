@@ -1,3 +1,5 @@
+// clipmatch patch (PATCHES.md, 1)
+use crate::coefficient_store::CoefficientStore;
 use crate::error::{Error, Result, UnsupportedFeature};
 use crate::huffman::{fill_default_mjpeg_tables, HuffmanDecoder, HuffmanTable};
 use crate::marker::Marker;
@@ -121,7 +123,8 @@ pub struct Decoder<R> {
     psir_data: Option<Vec<u8>>,
 
     // Used for progressive JPEGs.
-    coefficients: Vec<Vec<i16>>,
+    // clipmatch patch (PATCHES.md, 1): at a reduced scale, only what the scaled IDCT reads.
+    coefficients: Vec<CoefficientStore>,
     // Bitmask of which coefficients has been completely decoded.
     coefficients_finished: [u64; MAX_COMPONENTS],
 
@@ -400,13 +403,14 @@ impl<R: Read> Decoder<R> {
                     if frame.coding_process == CodingProcess::DctProgressive
                         && self.coefficients.is_empty()
                     {
+                        // clipmatch patch (PATCHES.md, 1)
                         self.coefficients = frame
                             .components
                             .iter()
                             .map(|c| {
                                 let block_count =
                                     c.block_size.width as usize * c.block_size.height as usize;
-                                vec![0; block_count * 64]
+                                CoefficientStore::new(block_count, c.dct_scale)
                             })
                             .collect();
                     }
@@ -669,10 +673,11 @@ impl<R: Read> Decoder<R> {
                     * usize::from(component.vertical_sampling_factor)
                     * 64;
 
+                // clipmatch patch (PATCHES.md, 1)
+                let blocks_per_mcu_row = coefficients_per_mcu_row / 64;
                 let mut tasks = (0..frame.mcu_size.height).map(|mcu_y| {
-                    let offset = usize::from(mcu_y) * coefficients_per_mcu_row;
-                    let row_coefficients =
-                        self.coefficients[i][offset..offset + coefficients_per_mcu_row].to_vec();
+                    let first = usize::from(mcu_y) * blocks_per_mcu_row;
+                    let row_coefficients = self.coefficients[i].blocks(first, blocks_per_mcu_row);
                     (i, row_coefficients)
                 });
 
@@ -863,6 +868,8 @@ impl<R: Read> Decoder<R> {
         let is_progressive = frame.coding_process == CodingProcess::DctProgressive;
         let is_interleaved = components.len() > 1;
         let mut dummy_block = [0i16; 64];
+        // clipmatch patch (PATCHES.md, 1): a progressive block while a scan decodes it.
+        let mut progressive_block = [0i16; 64];
         let mut huffman = HuffmanDecoder::new();
         let mut dc_predictors = [0i16; MAX_COMPONENTS];
         let mut mcus_left_until_restart = self.restart_interval;
@@ -958,13 +965,17 @@ impl<R: Read> Decoder<R> {
                 for (i, component) in components.iter().enumerate() {
                     for v_pos in 0..mcu_vertical_samples[i] {
                         for h_pos in 0..mcu_horizontal_samples[i] {
+                            // clipmatch patch (PATCHES.md, 1): a progressive block is decoded
+                            // in `progressive_block`, then kept again below.
+                            let mut stored_block = None;
                             let coefficients = if is_progressive {
                                 let block_y = (mcu_y * mcu_vertical_samples[i] + v_pos) as usize;
                                 let block_x = (mcu_x * mcu_horizontal_samples[i] + h_pos) as usize;
-                                let block_offset =
-                                    (block_y * component.block_size.width as usize + block_x) * 64;
-                                &mut self.coefficients[scan.component_indices[i]]
-                                    [block_offset..block_offset + 64]
+                                let block = block_y * component.block_size.width as usize + block_x;
+                                self.coefficients[scan.component_indices[i]]
+                                    .load(block, &mut progressive_block);
+                                stored_block = Some(block);
+                                &mut progressive_block[..]
                             } else if finished[i] {
                                 // Because the worker thread operates in batches as if we were always interleaved, we
                                 // need to distinguish between a single-shot buffer and one that's currently in process
@@ -1010,6 +1021,11 @@ impl<R: Read> Decoder<R> {
                                     &mut eob_run,
                                 )?;
                             }
+                            // clipmatch patch (PATCHES.md, 1)
+                            if let Some(block) = stored_block {
+                                self.coefficients[scan.component_indices[i]]
+                                    .store(block, &progressive_block);
+                            }
                         }
                     }
                 }
@@ -1042,10 +1058,10 @@ impl<R: Read> Decoder<R> {
                             mcu_y / component.vertical_sampling_factor as u16
                         };
 
-                        let offset = worker_mcu_y as usize * coefficients_per_mcu_row;
+                        // clipmatch patch (PATCHES.md, 1)
+                        let blocks_per_mcu_row = coefficients_per_mcu_row / 64;
                         self.coefficients[scan.component_indices[i]]
-                            [offset..offset + coefficients_per_mcu_row]
-                            .to_vec()
+                            .blocks(worker_mcu_y as usize * blocks_per_mcu_row, blocks_per_mcu_row)
                     } else {
                         mem::replace(
                             &mut mcu_row_coefficients[i],

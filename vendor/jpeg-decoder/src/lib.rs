@@ -44,6 +44,8 @@ use std::io;
 
 #[cfg(not(feature = "platform_independent"))]
 mod arch;
+// clipmatch patch (PATCHES.md, 1)
+mod coefficient_store;
 mod decoder;
 mod error;
 mod huffman;
