@@ -296,3 +296,28 @@ fn a_progressive_jpeg_decodes_reduced_to_the_same_pixels_as_its_baseline_twin() 
         }
     }
 }
+
+#[test]
+fn libjpeg_progressive_scans_decode_reduced_to_their_baseline_twins_pixels() {
+    // Pillow's progressive JPEG refines bits (successive approximation), which jpeg-encoder's
+    // above does not: the refinement of coefficients that are not kept is exercised here, at
+    // every reduced scale.
+    use clipmatch::imaging::reduced::decode_scaled;
+    let baseline: &[u8] = include_bytes!("fixtures/images/large_baseline.jpg");
+    let progressive: &[u8] = include_bytes!("fixtures/images/large_progressive.jpg");
+    for eighths in [4, 2, 1] {
+        let a = decode_scaled(baseline, eighths, 1 << 30).unwrap();
+        let b = decode_scaled(progressive, eighths, 1 << 30).unwrap();
+        assert_eq!(a.rgb.width(), 2048 * eighths / 8);
+        assert!(a.rgb == b.rgb, "at {eighths}/8 the pixels differ");
+    }
+    // Through the session's decode: at 1/2, turned upright by EXIF orientation 8.
+    let limits = DecodeLimits::default();
+    let (a, b) = (decode_photo(baseline, &limits).unwrap(), decode_photo(progressive, &limits).unwrap());
+    assert_eq!((a.rgb.dimensions(), a.upright_size), ((1024, 1024), (2048, 2048)));
+    assert!(a.rgb == b.rgb);
+    let full = decode_rgb(progressive, &limits).unwrap();
+    let e = embedder();
+    let c = cosine(&e.embed_rgb(&b.rgb).unwrap(), &e.embed_rgb(&full).unwrap());
+    assert!(c >= 0.9999, "cosine to the full-resolution decode's embedding {c} < 0.9999");
+}

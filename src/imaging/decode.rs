@@ -15,6 +15,13 @@
 //!
 //! Past the decoder, turning the pixels into upright RGB takes at most 6 more bytes a pixel
 //! (8-bit RGBA is converted in place), and preprocessing only what the centre crop keeps.
+//!
+//! A search ([`decode_photo`]) decodes a JPEG whose short side is at least 2,048 pixels at a
+//! reduced scale ([`reduced`]): the decoder then holds the reduced pixels (a 12- or 48-megapixel
+//! phone photo: 2000x1500, 9 MB) and, for a progressive JPEG, 16 bytes a block of 8x8 pixels (18
+//! MB at 48 megapixels), far within the limits. The limits stay as they are: any other photo (a
+//! PNG, WebP or GIF, a CMYK JPEG, and every photo a catalog is built from) is still decoded at
+//! full resolution within them.
 
 use std::io::Cursor;
 
@@ -37,14 +44,16 @@ pub const MAX_ASPECT_RATIO: u32 = 20;
 /// Most bytes the decoder may allocate for one photo: 512 MiB natively.
 #[cfg(not(target_arch = "wasm32"))]
 pub const MAX_DECODE_BYTES: u64 = 512 << 20;
-/// Most bytes the decoder may allocate for one photo: 192 MiB in the browser.
+/// Most bytes the decoder may allocate for one photo: 192 MiB in the browser. A large JPEG
+/// decoded at a reduced scale takes a small part of it; a PNG of [`MAX_MEGAPIXELS`] all of it.
 #[cfg(target_arch = "wasm32")]
 pub const MAX_DECODE_BYTES: u64 = 192 << 20;
 /// Largest image accepted, in megapixels (natively): its 8-bit RGBA pixels fit [`MAX_DECODE_BYTES`].
 #[cfg(not(target_arch = "wasm32"))]
 pub const MAX_MEGAPIXELS: u32 = 64;
 /// Largest image accepted, in megapixels (in the browser): its 8-bit RGBA pixels fit
-/// [`MAX_DECODE_BYTES`].
+/// [`MAX_DECODE_BYTES`]. It stays: a PNG, WebP, GIF or CMYK JPEG that large is still decoded at
+/// full resolution (a JPEG decoded at a reduced scale would fit a larger one).
 #[cfg(target_arch = "wasm32")]
 pub const MAX_MEGAPIXELS: u32 = 50;
 
