@@ -21,6 +21,7 @@ import { offlineTests } from './offline.mjs';
 import { cropTests, nextAnswer, mouseDrag, regionShown } from './crop.mjs';
 import { raceTests } from './race.mjs';
 import { shippedTests } from './shipped.mjs';
+import { photoMemoryTests } from './photo_memory.mjs';
 
 startSuite();
 
@@ -179,3 +180,4 @@ shopTests();
 offlineTests();
 raceTests();
 shippedTests();
+photoMemoryTests();
