@@ -5,15 +5,18 @@
 //   ?testFault=KIND-once|KIND-twice   the first one or two model workers are fault-worker.js,
 //                           failing that way on their first photo (KIND: trap, hang, crash, or
 //                           panic: a real panic in the wasm package, which must then be a
-//                           `--features test-hooks` build)
-// Not standalone: no service worker, one thread (the server sends no isolation headers).
+//                           `--features test-hooks` build; oom: the threaded package's shared
+//                           memory grown to its maximum before the photo, so the photo runs out of it)
+//   ?testThreadFault=KIND   every model worker is threads-fault-worker.js, whose threaded start
+//                           fails (KIND: memory, shared-memory, worker)
+// Not standalone: no service worker; one thread unless the server sends the isolation headers.
 import { mountSearch } from '../../../www/clipmatch-search.js';
 
 const params = new URLSearchParams(location.search);
 const root = new URL('../../../', import.meta.url);
 
-/** Makes the first `workers` model workers the fault worker, failing as `kind` says. */
-function injectFaults(kind, workers) {
+/** Makes the first `workers` model workers `script` (a URL relative to this file). */
+function replaceModelWorkers(script, workers) {
   const NativeWorker = globalThis.Worker;
   let left = workers;
   globalThis.Worker = class extends NativeWorker {
@@ -21,7 +24,7 @@ function injectFaults(kind, workers) {
       const modelWorker = new URL(url, location.href).href === new URL('www/worker.js', root).href;
       if (modelWorker && left > 0) {
         left--;
-        super(new URL(`fault-worker.js?fault=${kind}`, import.meta.url), options);
+        super(new URL(script, import.meta.url), options);
       } else {
         super(url, options);
       }
@@ -29,8 +32,10 @@ function injectFaults(kind, workers) {
   };
 }
 
-const fault = /^(trap|hang|crash|panic)-(once|twice)$/.exec(params.get('testFault') || '');
-if (fault) injectFaults(fault[1], fault[2] === 'once' ? 1 : 2);
+const fault = /^(trap|hang|crash|panic|oom)-(once|twice)$/.exec(params.get('testFault') || '');
+if (fault) replaceModelWorkers(`fault-worker.js?fault=${fault[1]}`, fault[2] === 'once' ? 1 : 2);
+const threadFault = /^(memory|shared-memory|worker)$/.exec(params.get('testThreadFault') || '');
+if (threadFault) replaceModelWorkers(`threads-fault-worker.js?fault=${threadFault[1]}`, Infinity);
 const timeout = Number(params.get('requestTimeoutMs'));
 mountSearch(document.querySelector('clipmatch-search'), {
   bundle: new URL(params.get('bundle'), root).href,
