@@ -13,6 +13,7 @@ pub mod config;
 /// The image tower alone for the page (native only).
 #[cfg(not(target_arch = "wasm32"))]
 pub mod export;
+pub mod fastvit;
 pub mod tensors;
 pub mod text;
 pub mod vision;
