@@ -16,6 +16,7 @@ use super::names::{self, HEAD_DIM};
 use super::stored::{bad, Stored, StoredTensors, Values};
 use crate::error::ModelError;
 use crate::kernels::qgemm::quantize_rows;
+use crate::models::mobileclip::vision::VisionShape;
 
 const BN_EPS: f32 = 1e-5;
 const T: &str = "visual.trunk";
@@ -403,6 +404,22 @@ impl Fuser {
     }
 }
 
+/// Refuses a training-form file whose names are not exactly an MCi tower's of these depths (as
+/// candle's reader does): a missing branch would otherwise fuse silently into another model.
+fn check_training_names(src: &StoredTensors, depths: &[usize]) -> Result<(), ModelError> {
+    let Ok(depths) = <[usize; names::MAX_STAGES]>::try_from(depths) else {
+        return Err(bad(format!("the image tower has {} stages; FastViT-MCi has {}", depths.len(), names::MAX_STAGES)));
+    };
+    let expected = VisionShape { depths, stem_width: 0, mlp_ratio: 0, embed_dim: 0 }.tensor_names();
+    if let Some(missing) = expected.iter().find(|n| !src.contains(n)) {
+        return Err(bad(format!("tensor {missing} is missing (the file is damaged or not a MobileCLIP checkpoint of this shape)")));
+    }
+    match src.names().find(|n| !expected.contains(*n)) {
+        Some(extra) => Err(bad(format!("tensor {extra} is not part of a MobileCLIP checkpoint of this shape"))),
+        None => Ok(()),
+    }
+}
+
 /// Blocks of each stage, counted from the names (`stages.{s}.blocks.{b}.`).
 pub fn stage_depths(names: impl Iterator<Item = String>) -> Result<Vec<usize>, ModelError> {
     let prefix = format!("{T}.stages.");
@@ -440,6 +457,9 @@ pub fn stage_depths(names: impl Iterator<Item = String>) -> Result<Vec<usize>, M
 /// reparameterised form. Every tensor of `src` must be used.
 pub fn fuse(src: StoredTensors) -> Result<StoredTensors, ModelError> {
     let depths = stage_depths(src.names().map(str::to_string))?;
+    if !src.names().any(|n| n.contains(".reparam_conv.")) {
+        check_training_names(&src, &depths)?;
+    }
     let mut f = Fuser {
         src,
         out: Vec::new(),

@@ -278,6 +278,10 @@ impl Se {
         self.fc1.bytes() + self.fc2.bytes()
     }
 
+    pub fn linears(&self) -> [&Linear; 2] {
+        [&self.fc1, &self.fc2]
+    }
+
     /// Scales the channels of `x` (`c x pixels`) in place.
     pub fn apply(&self, x: &mut [f32], pixels: usize) {
         let x = &mut x[..self.c * pixels];

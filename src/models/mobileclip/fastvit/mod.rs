@@ -22,6 +22,7 @@ use crate::error::ModelError;
 use crate::kernels::attention::{attention_head, AttentionScratch, Queries};
 use crate::models::clip::encoder::Linear;
 use crate::models::mobileclip::config::{OpenClipConfig, VisionKind};
+use crate::models::mobileclip::vision::VisionShape;
 use crate::parallel::{for_each_chunk, DisjointWrites};
 use layers::{take_linear, Act, Conv, Se};
 use names::{HEAD_DIM, LAYOUT, LAYOUT_KEY};
@@ -104,6 +105,28 @@ impl Workspace {
     }
 }
 
+/// The tensors of a FastViT-MCi tower in the fused form: read as they are from a file in that
+/// layout (int8 weights kept int8), fused from open_clip's or timm's form otherwise.
+fn fused_form(config: &OpenClipConfig, weights: &[u8]) -> Result<StoredTensors, ModelError> {
+    let text = super::text::tensor_names(&config.text);
+    let other = |name: &str| text.contains(name) || name == "logit_scale";
+    let src = StoredTensors::read(weights, "visual.", other)?;
+    match src.metadata(LAYOUT_KEY) {
+        Some(LAYOUT) => Ok(src),
+        Some(other) => Err(bad(format!(
+            "the weights are in layout {:?}; this version reads {LAYOUT:?} (bundle the model again with this version)",
+            other.chars().take(40).collect::<String>()
+        ))),
+        None => fuse::fuse(src),
+    }
+}
+
+/// The fused tensors of a tower (name, shape, values as f32) for an export to store.
+#[cfg(not(target_arch = "wasm32"))]
+pub fn fused_tensors(config: &OpenClipConfig, weights: &[u8]) -> Result<Vec<(String, Vec<usize>, Vec<f32>)>, ModelError> {
+    Ok(fused_form(config, weights)?.into_tensors().map(|(name, t)| (name, t.shape, t.values.into_f32())).collect())
+}
+
 /// The loaded tower.
 pub struct FastVit {
     image_size: usize,
@@ -181,6 +204,9 @@ impl FastVit {
         }
         let mut side = s1.out_side(s0.out_side(image_size));
         let depths = fuse::stage_depths(src.names().map(str::to_string))?;
+        if depths.len() != names::MAX_STAGES {
+            return Err(bad(format!("the image tower has {} stages; FastViT-MCi has {}", depths.len(), names::MAX_STAGES)));
+        }
         let mut c = w;
         let mut stages = Vec::with_capacity(depths.len());
         for (s, &depth) in depths.iter().enumerate() {
@@ -344,6 +370,28 @@ impl FastVit {
     /// Bytes of the buffers a forward pass works in (allocated once, reused for every image).
     pub fn workspace_bytes(&self) -> usize {
         self.workspace.lock().map_or(0, |w| w.bytes())
+    }
+
+    /// The tower's shape as candle's reader describes it.
+    pub fn shape(&self) -> VisionShape {
+        let depths = std::array::from_fn(|s| self.stages[s].blocks.len());
+        let mlp = &self.stages[0].blocks[0].mlp;
+        VisionShape { depths, stem_width: self.stem[0].c_out, mlp_ratio: mlp.fc1.c_out / mlp.fc1.c_in, embed_dim: self.embed_dim }
+    }
+
+    /// Linear layers held as int8 (attention's, the squeeze-excite layers', the head).
+    pub fn int8_linear_layers(&self) -> usize {
+        let mut linears: Vec<&Linear> = vec![&self.head];
+        let ses = self.stages.iter().filter_map(|s| s.downsample.as_ref()?.se.as_ref()).chain(&self.final_se);
+        linears.extend(ses.flat_map(Se::linears));
+        for st in &self.stages {
+            for b in &st.blocks {
+                if let Mixer::Attention(a) = &b.mixer {
+                    linears.extend([&a.qkv, &a.proj]);
+                }
+            }
+        }
+        linears.into_iter().filter(|l| matches!(l, Linear::Int8(_))).count()
     }
 
     /// 1x1 convolutions held as int8.

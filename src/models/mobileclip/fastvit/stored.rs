@@ -187,6 +187,11 @@ impl StoredTensors {
         }
     }
 
+    /// Every tensor, by name.
+    pub fn into_tensors(self) -> impl Iterator<Item = (String, Stored)> {
+        self.map.into_iter()
+    }
+
     /// Tensors made here (the fused form), with no metadata.
     pub fn from_tensors(tensors: impl IntoIterator<Item = (String, Stored)>) -> Self {
         Self {
