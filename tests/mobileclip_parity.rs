@@ -416,10 +416,10 @@ fn fused_bundles_load_within_the_export_bounds_and_keep_int8_weights_int8() {
             let blocks: usize = shape.depths.iter().sum();
             let (convs, linears) = (tower.int8_convolutions(), tower.int8_linear_layers());
             if quantised {
-                // fc1 and fc2 of every block and each stage's 1x1 after downsampling (the stem
-                // stays f16); qkv and proj of the attention blocks, the squeeze-excite layers
-                // and the head.
-                assert_eq!(convs, 2 * blocks + 3, "{} {}", f.name, dtype.name());
+                // fc1 and fc2 of every block (the stem and the 1x1 blocks after downsampling, fused
+                // with their identity, stay f16); qkv and proj of the attention blocks, the
+                // squeeze-excite layers and the head.
+                assert_eq!(convs, 2 * blocks, "{} {}", f.name, dtype.name());
                 assert_eq!(linears, 2 * shape.depths[3] + 2 * 3 + 1, "{} {}", f.name, dtype.name());
             } else {
                 assert_eq!((convs, linears), (0, 0));

@@ -150,18 +150,7 @@ impl FastVit {
                 config.vision.timm_model_name
             )));
         };
-        let text = super::text::tensor_names(&config.text);
-        let other = |name: &str| text.contains(name) || name == "logit_scale";
-        let src = StoredTensors::read(weights, "visual.", other)?;
-        let mut fused = match src.metadata(LAYOUT_KEY) {
-            Some(LAYOUT) => src,
-            Some(other) => {
-                return Err(bad(format!(
-                    "the weights are in layout {other:?}; this version reads {LAYOUT:?} (bundle the model again with this version)"
-                )))
-            }
-            None => fuse::fuse(src)?,
-        };
+        let mut fused = fused_form(config, weights)?;
         let model = Self::build(&mut fused, config.vision.image_size as usize)?;
         fused.finish()?;
         let (published_depths, published_width) = kind.published();
