@@ -7,15 +7,21 @@
 /** Bytes of the weights file copied into wasm at a time. */
 export const WEIGHTS_SLICE = 4 << 20;
 
+/** bundle.json's `model.layout` of a MobileCLIP FastViT tower written fused (the core's `LAYOUT`). */
+export const FUSED_FASTVIT = 'fastvit-fused/1';
+
 /**
  * The wasm package (a folder under pkg/, '' for pkg/ itself) that runs a model of `family` on
- * `engine` ('ours', 'candle' or undefined for the family's default): candle's engine is only in
- * pkg/candle/ (about 2.8 MB more), so a page running OpenAI CLIP or SigLIP on this crate's kernels
- * never downloads it; MobileCLIP runs on candle only. Any other engine name goes to pkg/, whose
- * loader refuses it in one line.
+ * `engine` ('ours', 'candle' or undefined for the family's default), its weights in `layout`
+ * (bundle.json's `model.layout`; undefined for a checkpoint's own): candle's engine is only in
+ * pkg/candle/ (about 2.8 MB more), so a page running OpenAI CLIP, SigLIP, or a MobileCLIP FastViT
+ * tower written fused, on this crate's kernels never downloads it. A MobileCLIP bundle of the older
+ * layout (or MobileCLIP-B's ViT-MCi tower) goes to pkg/candle/, which runs either engine. Any
+ * other engine name goes to pkg/, whose loader refuses it in one line.
  */
-export function packageFolder(family, engine) {
-  return family === 'mobileclip' || engine === 'candle' ? 'candle/' : '';
+export function packageFolder(family, engine, layout) {
+  const ours = family === 'openai-clip' || family === 'siglip' || (family === 'mobileclip' && layout === FUSED_FASTVIT);
+  return !ours || engine === 'candle' ? 'candle/' : '';
 }
 
 /**

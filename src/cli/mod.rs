@@ -55,10 +55,10 @@ pub struct ModelArgs {
     /// Tokenizer file to use instead of the model folder's (tokenizer.json; SigLIP v1: spiece.model).
     #[arg(long, env = "CLIPMATCH_TOKENIZER")]
     tokenizer: Option<PathBuf>,
-    /// What runs the model: `ours` (this app's kernels; OpenAI CLIP, and SigLIP's image tower,
-    /// its text tower staying on candle; their default) or `candle` (candle-transformers; every
-    /// family, the only one for MobileCLIP, where `ours` is refused). Default: `ours` for OpenAI
-    /// CLIP and SigLIP, `candle` for MobileCLIP.
+    /// What runs the model: `ours` (this app's kernels: OpenAI CLIP, SigLIP's image tower and
+    /// MobileCLIP's FastViT image towers, the text towers of the last two on candle) or `candle`
+    /// (candle-transformers; every family, the only one for MobileCLIP-B, where `ours` is
+    /// refused). Default: `ours` where it runs, `candle` for MobileCLIP-B.
     #[arg(long, value_enum, env = "CLIPMATCH_ENGINE")]
     engine: Option<Engine>,
 }

@@ -7,7 +7,8 @@ use crate::models::clip::candle_engine::CandleClip;
 use crate::models::clip::{ClipModel, Towers};
 use crate::models::config::{ModelConfig, PreprocessConfig};
 use crate::models::embedder::Embedder;
-use crate::models::mobileclip::MobileClip;
+use crate::models::mobileclip::config::OpenClipConfig;
+use crate::models::mobileclip::{engine_for, MobileClip};
 use crate::models::model::{EmbeddingModel, Engine, Family, MobileClipModel, OursClip, OursSiglipModel, SiglipModel, Tokenized};
 use crate::models::siglip::config::SiglipConfig;
 use crate::models::siglip::ours::OursSiglip;
@@ -124,7 +125,10 @@ pub struct FolderFiles<'a> {
 /// Loads the towers asked for on `engine` (`None`: the family's default). With
 /// [`Towers::VisionAndText`] the tokenizer is required.
 pub fn load(layout: Layout, files: &FolderFiles, towers: Towers, engine: Option<Engine>) -> Result<Embedder, ModelError> {
-    let engine = layout.family().engine(engine)?;
+    let engine = match layout {
+        Layout::OpenClip => engine_for(&OpenClipConfig::from_json(files.config)?.vision, engine)?,
+        _ => layout.family().engine(engine)?,
+    };
     let text = towers == Towers::VisionAndText;
     let tokenizer = match (text, files.tokenizer) {
         (true, None) => return Err(ModelError::Tokenizer("no tokenizer.json was given for the text tower".into())),
@@ -166,7 +170,7 @@ pub fn load(layout: Layout, files: &FolderFiles, towers: Towers, engine: Option<
             (model, preprocess)
         }
         Layout::OpenClip => {
-            let model = MobileClip::load_towers(files.config, files.weights, towers)?;
+            let model = MobileClip::load_on(files.config, files.weights, towers, Some(engine))?;
             let preprocess = model.preprocess().clone();
             let tokenizer = tokenizer.map(|json| ClipTokenizer::open_clip(json, model.context_length())).transpose()?;
             (Box::new(MobileClipModel { model, tokenizer }), preprocess)

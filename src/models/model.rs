@@ -6,6 +6,7 @@
 use crate::error::ModelError;
 use crate::models::clip::candle_engine::CandleClip;
 use crate::models::clip::ClipModel;
+use crate::models::mobileclip::fastvit::FastVit;
 use crate::models::mobileclip::MobileClip;
 use crate::models::siglip::ours::OursSiglip;
 use crate::models::siglip::Siglip;
@@ -50,8 +51,9 @@ impl Family {
     /// The engines that run this family (the first is the default).
     pub fn engines(self) -> &'static [Engine] {
         match self {
-            Family::OpenAiClip | Family::Siglip => &[Engine::Ours, Engine::Candle],
-            Family::MobileClip => &[Engine::Candle],
+            // MobileCLIP's FastViT-MCi towers default to ours; its ViT-MCi tower (MobileCLIP-B) runs
+            // on candle only (`mobileclip::engine_for` chooses).
+            Family::OpenAiClip | Family::MobileClip | Family::Siglip => &[Engine::Ours, Engine::Candle],
         }
     }
 
@@ -69,7 +71,8 @@ impl Family {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[cfg_attr(not(target_arch = "wasm32"), derive(clap::ValueEnum))]
 pub enum Engine {
-    /// This crate's kernels (OpenAI CLIP and SigLIP's image tower; the default for them).
+    /// This crate's kernels (OpenAI CLIP, SigLIP's image tower, MobileCLIP's FastViT-MCi towers;
+    /// the default for them).
     #[default]
     Ours,
     /// candle-transformers (every family).
@@ -155,7 +158,8 @@ impl<M: FamilyTowers, T: Tokenize> EmbeddingModel for Tokenized<M, T> {
 
 /// OpenAI CLIP on this crate's kernels, with transformers' CLIPTokenizer.
 pub type OursClip = Tokenized<ClipModel, ClipTokenizer>;
-/// MobileCLIP on candle, with open_clip's way of using CLIP's BPE.
+/// MobileCLIP (its image tower on either engine, its text tower on candle), with open_clip's way
+/// of using CLIP's BPE.
 pub type MobileClipModel = Tokenized<MobileClip, ClipTokenizer>;
 /// SigLIP / SigLIP2 on candle, with the folder's SentencePiece tokenizer.
 pub type SiglipModel = Tokenized<Siglip, SiglipTokenizer>;
@@ -186,7 +190,8 @@ impl FamilyTowers for ClipModel {
     }
 }
 
-/// The towers whose inherent methods have the same names and meaning, on `$engine`.
+/// The towers whose inherent methods have the same names and meaning; `$engine` says which
+/// engine runs a model (MobileCLIP's image tower runs on either).
 macro_rules! towers_of {
     ($model:ty, $family:expr, $engine:expr) => {
         impl FamilyTowers for $model {
@@ -194,7 +199,7 @@ macro_rules! towers_of {
                 $family
             }
             fn engine(&self) -> Engine {
-                $engine
+                ($engine)(self)
             }
             fn embedding_dim(&self) -> usize {
                 <$model>::embedding_dim(self)
@@ -212,10 +217,33 @@ macro_rules! towers_of {
     };
 }
 
-towers_of!(CandleClip, Family::OpenAiClip, Engine::Candle);
-towers_of!(MobileClip, Family::MobileClip, Engine::Candle);
-towers_of!(Siglip, Family::Siglip, Engine::Candle);
-towers_of!(OursSiglip, Family::Siglip, Engine::Ours);
+towers_of!(CandleClip, Family::OpenAiClip, |_: &CandleClip| Engine::Candle);
+towers_of!(MobileClip, Family::MobileClip, MobileClip::engine);
+towers_of!(Siglip, Family::Siglip, |_: &Siglip| Engine::Candle);
+towers_of!(OursSiglip, Family::Siglip, |_: &OursSiglip| Engine::Ours);
+
+/// MobileCLIP's FastViT-MCi image tower alone on this crate's kernels (the page's, which has no
+/// text tower and no candle).
+impl FamilyTowers for FastVit {
+    fn family(&self) -> Family {
+        Family::MobileClip
+    }
+    fn engine(&self) -> Engine {
+        Engine::Ours
+    }
+    fn embedding_dim(&self) -> usize {
+        FastVit::embedding_dim(self)
+    }
+    fn image_size(&self) -> usize {
+        FastVit::image_size(self)
+    }
+    fn embed_images(&self, pixel_values: &[f32], n: usize) -> Result<Vec<Vec<f32>>, ModelError> {
+        FastVit::embed_images(self, pixel_values, n)
+    }
+    fn embed_ids(&self, _: &[Vec<u32>]) -> Result<Vec<Vec<f32>>, ModelError> {
+        Err(ModelError::NoTextTower)
+    }
+}
 
 impl Tokenize for ClipTokenizer {
     #[cfg(not(target_arch = "wasm32"))]

@@ -1,21 +1,26 @@
 //! A family's image tower from the files the page downloads (a bundle's model folder): the
 //! family and engine named, the config file(s) as text, the weights fed in slices. OpenAI CLIP and
-//! SigLIP on this crate's kernels are built tensor by tensor as the slices arrive; candle needs the whole
-//! file in memory, so for it the slices are gathered (never past the size announced up front)
-//! and the tower is built once the last has arrived. The preprocessing always comes from the
+//! SigLIP on this crate's kernels are built tensor by tensor as the slices arrive; candle and
+//! MobileCLIP's FastViT on this crate's kernels need the whole file, so for them the slices are
+//! gathered (never past the size announced up front) and the tower is built once the last has
+//! arrived. The preprocessing always comes from the
 //! config files (open_clip's `preprocess_cfg`, SigLIP's or CLIP's processor), never assumed.
 //! No tokenizer, no text tower: the page embeds photos only.
 //!
 //! In the browser, candle is only in the package built with the `candle-engine` feature
-//! (`pkg/candle/`): it adds about 2.8 MB, which a page showing OpenAI CLIP or SigLIP on this
-//! crate's kernels does not download. The other package refuses candle families before any weights arrive.
+//! (`pkg/candle/`): it adds about 2.8 MB, which a page showing OpenAI CLIP, SigLIP or MobileCLIP's
+//! FastViT on this crate's kernels does not download. The other package refuses what only candle
+//! runs before any weights arrive.
 
 use crate::error::ModelError;
 use crate::models::clip::{ModelLoader, Towers};
 use crate::models::config::{ModelConfig, PreprocessConfig};
 use crate::models::embedder::Embedder;
 use crate::models::mobileclip::config::OpenClipConfig;
-use crate::models::model::{EmbeddingModel, Engine, Family, OursSiglipModel};
+use crate::models::mobileclip::engine_for;
+use crate::models::mobileclip::fastvit::FastVit;
+use crate::models::model::{EmbeddingModel, Engine, Family, OursSiglipModel, Tokenized};
+use crate::models::tokenizer::ClipTokenizer;
 use crate::models::siglip::config::SiglipConfig;
 use crate::models::siglip::loader::ImageTowerLoader;
 use crate::models::siglip::ours::OursSiglip;
@@ -26,7 +31,7 @@ enum Weights {
     Streamed(Box<ModelLoader>),
     /// Built tensor by tensor (SigLIP's image tower on this crate's kernels).
     SiglipStreamed { loader: Box<ImageTowerLoader>, config: SiglipConfig },
-    /// Gathered whole for candle: at most `len` bytes.
+    /// Gathered whole (candle, MobileCLIP's FastViT on this crate's kernels): at most `len` bytes.
     Gathered { bytes: Vec<u8>, len: usize },
 }
 
@@ -68,7 +73,10 @@ impl VisionLoader {
         preprocessor: Option<&str>,
         weights_len: Option<usize>,
     ) -> Result<Self, ModelError> {
-        let engine = family.engine(engine)?;
+        let engine = match family {
+            Family::MobileClip => engine_for(&OpenClipConfig::from_json(config)?.vision, engine)?,
+            _ => family.engine(engine)?,
+        };
         if engine == Engine::Candle && !HAS_CANDLE {
             return Err(ModelError::NoCandleInPackage(family.name()));
         }
@@ -99,8 +107,9 @@ impl VisionLoader {
             }
             (_, _, None) => {
                 return Err(ModelError::Weights(format!(
-                    "{} on candle needs the weights file's size before it arrives",
-                    family.name()
+                    "{} on the {} engine needs the weights file's size before it arrives",
+                    family.name(),
+                    engine.name()
                 )))
             }
         };
@@ -140,7 +149,7 @@ impl VisionLoader {
 
     /// The model, once the whole file has arrived, with its preprocessing.
     pub fn finish(self) -> Result<Embedder, ModelError> {
-        let Self { family, config, preprocess, weights, .. } = self;
+        let Self { family, engine, config, preprocess, weights } = self;
         let bytes = match weights {
             Weights::Streamed(loader) => return Ok(Embedder::new(loader.finish()?, preprocess, None)),
             Weights::SiglipStreamed { loader, config } => {
@@ -152,7 +161,14 @@ impl VisionLoader {
             }
             Weights::Gathered { bytes, .. } => bytes,
         };
-        let model = on_candle(family, &config, &bytes, &preprocess)?;
+        let model: Box<dyn EmbeddingModel> = match (family, engine) {
+            (Family::MobileClip, Engine::Ours) => {
+                let tower = FastVit::load(&OpenClipConfig::from_json(&config)?, &bytes)?;
+                drop(bytes);
+                Box::new(Tokenized::<_, ClipTokenizer> { model: tower, tokenizer: None })
+            }
+            _ => on_candle(family, &config, &bytes, &preprocess)?,
+        };
         Ok(Embedder::of(model, preprocess))
     }
 
@@ -175,9 +191,8 @@ impl VisionLoader {
 fn on_candle(family: Family, config: &str, bytes: &[u8], preprocess: &PreprocessConfig) -> Result<Box<dyn EmbeddingModel>, ModelError> {
     use crate::models::clip::candle_engine::CandleClip;
     use crate::models::mobileclip::MobileClip;
-    use crate::models::model::{MobileClipModel, SiglipModel, Tokenized};
+    use crate::models::model::{MobileClipModel, SiglipModel};
     use crate::models::siglip::Siglip;
-    use crate::models::tokenizer::ClipTokenizer;
 
     Ok(match family {
         Family::OpenAiClip => {
