@@ -135,7 +135,8 @@ if [ "${CLIPMATCH_SKIP_BROWSER:-0}" != "1" ]; then
     # A ViT-B/32-sized int8 bundle (random weights of the real sizes, made once) for threads.mjs:
     # threads on fewer cores than threads are timed on products of a real tower's size.
     b32="$e2e/clip-vit-b32-random"
-    [ -f "$b32/model.safetensors" ] || python3 scripts/make_fixtures.py --vit-b32 "$b32"
+    # Random weights of ViT-B/32's real size, written by this crate (no Python needed).
+    [ -f "$b32/model.safetensors" ] || cargo run --release --example random_clip -- "$(dirname "$tokenizer")" "$b32"
     CLIPMATCH_TOKENIZER="$tokenizer" \
       target/release/clipmatch build "$grocery/iconic" --name-from folder --model "$b32" --out "$e2e/b32-catalog"
     target/release/clipmatch bundle --catalog "$e2e/b32-catalog" --model "$b32" --dtype int8 --out "$e2e/b32-bundle"
