@@ -158,7 +158,7 @@ fn bundle_of(family: Family, config: (&str, &str), preprocessor: Option<&str>, w
         preprocessing: Some(probe.preprocess.clone()),
         embedding_dim: Some(probe.model.embedding_dim()),
         weights_sha256: Some(weights_entry.sha256),
-        layout: clipmatch::models::export::layout(family, config.1).filter(|_| dtype != UNFUSED_F16).map(str::to_string),
+        layout: clipmatch::models::mobileclip::exported_layout(family, config.1).filter(|_| dtype != UNFUSED_F16).map(str::to_string),
     };
     let bundle = Bundle::new(model, files);
     bundle.check().expect("a sound bundle");

@@ -181,13 +181,6 @@ pub fn vision_tower(family: Family, config: &str, weights: &[u8], dtype: ExportD
     }
 }
 
-/// The layout [`vision_tower`] writes a `family` tower in where it is not the checkpoint's own
-/// (bundle.json's `model.layout`): MobileCLIP's FastViT towers are written fused.
-pub fn layout(family: Family, config: &str) -> Option<&'static str> {
-    let config = mobileclip::config::OpenClipConfig::from_json(config).ok().filter(|_| family == Family::MobileClip)?;
-    matches!(config.vision.kind, mobileclip::config::VisionKind::FastVit(_)).then_some(mobileclip::fastvit::names::LAYOUT)
-}
-
 /// What `clipmatch bundle` exports when `--dtype` is not given: int8 where the int8 tower ranks
 /// the grocery photos as f32 does (top-5 identical for at least 99 of 100 phone photos against the
 /// 31 products, `examples/export_fidelity.rs MODEL 100`, full-size random-weight models,

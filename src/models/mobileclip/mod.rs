@@ -35,6 +35,13 @@ use text::TextTower;
 use vision::VisionShape;
 use vit_mci::{VitMci, VitMciShape};
 
+/// The layout a `family` image tower is exported in where it is not the checkpoint's own
+/// (bundle.json's `model.layout`): MobileCLIP's FastViT towers are written fused.
+pub fn exported_layout(family: crate::models::model::Family, config: &str) -> Option<&'static str> {
+    let config = OpenClipConfig::from_json(config).ok().filter(|_| family == crate::models::model::Family::MobileClip)?;
+    matches!(config.vision.kind, VisionKind::FastVit(_)).then_some(fastvit::names::LAYOUT)
+}
+
 const LOGIT_SCALE: &str = "logit_scale";
 
 /// What the towers are called in messages.
