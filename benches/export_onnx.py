@@ -8,7 +8,9 @@ defaults); its q4 model is `MatMulNBitsQuantizer` (4 bits, blocks of 32, symmetr
 Model folders, as the hub has them:
   Hugging Face CLIPModel (config.json, model.safetensors)      -> CLIPModel.get_image_features
   open_clip (open_clip_config.json, open_clip_model.safetensors; MobileCLIP, MobileCLIP2)
-                                                               -> open_clip encode_image
+                                                               -> open_clip encode_image, after
+     timm.utils.reparameterize_model (MobileOne branches and BatchNorms fused, as Apple's
+     instructions and the public MobileCLIP exports do before exporting)
   Hugging Face SiglipModel (config.json with model_type siglip) -> SiglipModel.get_image_features
 
 Writes into --out:
@@ -52,26 +54,39 @@ class ImageFeatures(torch.nn.Module):
 
 
 def load_image_features(folder: Path):
-    """The folder's model (kind detected from its files) as ImageFeatures, its image side and kind."""
+    """The folder's model (kind detected from its files) as the ImageFeatures to export (open_clip
+    towers reparameterised), the ImageFeatures of the library's own form to check it against, its
+    image side and kind."""
+    import copy
     import json
 
     if (folder / "open_clip_config.json").exists():
         import open_clip
 
+        from timm.utils import reparameterize_model
+
         model = open_clip.create_model(f"local-dir:{folder}").float().eval()
+        # As Apple's MobileCLIP instructions and the public MobileCLIP / MobileCLIP2 ONNX exports
+        # do before inference or export: MobileOne branches and BatchNorms fused into single
+        # convolutions (a no-op for towers without reparameterisable modules). The reference
+        # outputs the exports are checked against stay the training form's (see main).
+        reference = ImageFeatures(copy.deepcopy(model), True).eval()
+        model = reparameterize_model(model)
         size = model.visual.preprocess_cfg["size"]
         size = size[0] if isinstance(size, (tuple, list)) else size
-        return ImageFeatures(model, True).eval(), int(size), "open_clip"
+        return ImageFeatures(model, True).eval(), reference, int(size), "open_clip"
     config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
     if config.get("model_type") == "siglip":
         from transformers import SiglipModel
 
         model = SiglipModel.from_pretrained(folder, dtype=torch.float32).eval()
-        return ImageFeatures(model, False).eval(), model.config.vision_config.image_size, "siglip"
+        module = ImageFeatures(model, False).eval()
+        return module, module, model.config.vision_config.image_size, "siglip"
     from transformers import CLIPModel
 
     model = CLIPModel.from_pretrained(folder, dtype=torch.float32).eval()
-    return ImageFeatures(model, False).eval(), model.config.vision_config.image_size, "clip"
+    module = ImageFeatures(model, False).eval()
+    return module, module, model.config.vision_config.image_size, "clip"
 
 
 def transformers_js_weight_type(path: Path):
@@ -154,7 +169,8 @@ def main():
 
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
-    module, size, kind = load_image_features(Path(a.model))
+    module, reference_module, size, kind = load_image_features(Path(a.model))
+    reparameterised = module is not reference_module
 
     f32, int8, int8alt, q4 = (out / f"vision_{v}.onnx" for v in ("f32", "int8", "int8alt", "q4"))
     t = time.perf_counter()
@@ -171,8 +187,9 @@ def main():
     quantize_q4(f32, q4)
     print(f"quantised {q4} in {time.perf_counter() - t:.1f} s: 4-bit MatMul weights, blocks of 32")
     why = "the graph has a Conv" if has_conv else "the graph has no Conv"
+    fused = ", exported after timm.utils.reparameterize_model" if reparameterised else ""
     variants = {
-        "f32": "f32",
+        "f32": f"f32{fused}",
         "int8": f"8-bit, {weight_type.name} weights: what transformers.js ships ({why})",
         "int8alt": f"8-bit, {other.name} weights: not what transformers.js ships",
         "q4": "4-bit MatMul weights (MatMulNBits, blocks of 32, symmetric): transformers.js's q4",
@@ -184,7 +201,7 @@ def main():
 
     pixel_values = torch.from_numpy(np.random.default_rng(0).standard_normal((a.check_batch, 3, size, size), dtype=np.float32))
     with torch.no_grad():
-        reference = module(pixel_values).numpy()
+        reference = reference_module(pixel_values).numpy()
     reference_name = "open_clip" if kind == "open_clip" else "transformers"
     for path in (f32, int8, int8alt, q4):
         compare(path, pixel_values.numpy(), reference, reference_name)

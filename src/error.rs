@@ -59,7 +59,7 @@ pub enum ModelError {
     Engine(String),
     #[error("this model is not supported: {0}")]
     UnsupportedModel(String),
-    #[error("unknown engine {0:?}: the engines are \"ours\" (OpenAI CLIP only) and \"candle\"")]
+    #[error("unknown engine {0:?}: the engines are \"ours\" (OpenAI CLIP, SigLIP, MobileCLIP's FastViT towers) and \"candle\"")]
     UnknownEngine(String),
     #[error("{family} runs on candle only; the engine {engine:?} cannot run it")]
     EngineCannotRun { family: &'static str, engine: &'static str },

@@ -27,6 +27,8 @@ wasm_bindgen_test::wasm_bindgen_test_configure!(run_in_browser);
 
 /// wasm against native, and candle against ours, on the same bytes and pixels.
 const SAME: f64 = 0.99999;
+/// SigLIP's int8 tower on the two engines, which quantise different layers' activations.
+const SIGLIP_INT8_ENGINES: f64 = 0.9999;
 
 /// A family's committed bundle tower and the folder it was exported from.
 struct Tower {
@@ -63,7 +65,8 @@ impl Tower {
     }
 }
 
-const TOWERS: [Tower; 6] = [
+const TOWERS: [Tower; 8] = [
+    // FastViT towers are written fused (mobileclip::fastvit::names) and run on this crate's kernels.
     open_clip(
         include_str!("fixtures/models/mobileclip2-s0-narrow/open_clip_config.json"),
         include_bytes!("fixtures/bundle-towers/mobileclip2-s0-narrow-f16.safetensors"),
@@ -71,7 +74,24 @@ const TOWERS: [Tower; 6] = [
         "f16",
         4,
     ),
-    // 4-bit: read back as int8 by candle's loader (MobileCLIP's 1x1 convolutions) and by ours.
+    // int8: the fused 1x1 convolutions and linear layers held and run as int8.
+    open_clip(
+        include_str!("fixtures/models/mobileclip2-s0-narrow/open_clip_config.json"),
+        include_bytes!("fixtures/bundle-towers/mobileclip2-s0-narrow-int8.safetensors"),
+        "models/mobileclip2-s0-narrow",
+        "int8",
+        4,
+    ),
+    // A bundle of the layout FastViT towers had before they were written fused (open_clip's
+    // names): fused as it loads.
+    open_clip(
+        include_str!("fixtures/models/mobileclip2-s0-narrow/open_clip_config.json"),
+        include_bytes!("fixtures/bundle-towers/mobileclip2-s0-narrow-f16-unfused.safetensors"),
+        "models/mobileclip2-s0-narrow",
+        UNFUSED_F16,
+        4,
+    ),
+    // 4-bit: the linear layers read back as int8.
     open_clip(
         include_str!("fixtures/models/mobileclip2-s0-narrow/open_clip_config.json"),
         include_bytes!("fixtures/bundle-towers/mobileclip2-s0-narrow-int4.safetensors"),
@@ -114,6 +134,9 @@ const TOWERS: [Tower; 6] = [
     ),
 ];
 
+/// The dtype name of the committed tower in the layout before fusion (f16).
+const UNFUSED_F16: &str = "f16-unfused";
+
 const NATIVE_JSON: &str = include_str!("fixtures/bundle-towers/native_embeddings.json");
 
 /// A bundle.json of these model files (and stand-in catalog entries), describing the model as
@@ -135,6 +158,7 @@ fn bundle_of(family: Family, config: (&str, &str), preprocessor: Option<&str>, w
         preprocessing: Some(probe.preprocess.clone()),
         embedding_dim: Some(probe.model.embedding_dim()),
         weights_sha256: Some(weights_entry.sha256),
+        layout: clipmatch::models::mobileclip::exported_layout(family, config.1).filter(|_| dtype != UNFUSED_F16).map(str::to_string),
     };
     let bundle = Bundle::new(model, files);
     bundle.check().expect("a sound bundle");
@@ -163,7 +187,8 @@ fn every_familys_bundle_tower_embeds_as_the_native_build_recorded() {
     for t in &TOWERS {
         let bundle = bundle_of(t.family, (t.config_file, t.config), t.preprocessor, t.weights, t.dtype);
         let e = load_sliced(&bundle, None, t.config, t.preprocessor, t.weights);
-        let engine = if t.family == Family::OpenAiClip { Engine::Ours } else { Engine::Candle };
+        let fastvit = t.family == Family::MobileClip && !t.folder.contains("mobileclip-b");
+        let engine = if t.family == Family::MobileClip && !fastvit { Engine::Candle } else { Engine::Ours };
         assert_eq!((e.model.towers().family(), e.model.towers().engine()), (t.family, engine));
         ours.insert(t.name(), embed_fixtures(&e, t.images));
     }
@@ -197,7 +222,10 @@ fn the_committed_towers_are_todays_exports() {
         let folder = root.join(t.folder);
         let weights_file = if t.family == Family::MobileClip { "open_clip_model.safetensors" } else { "model.safetensors" };
         let weights = std::fs::read(folder.join(weights_file)).unwrap();
-        let export = vision_tower(t.family, t.config, &weights, ExportDtype::parse(t.dtype).unwrap()).unwrap();
+        let export = match t.dtype {
+            UNFUSED_F16 => clipmatch::models::mobileclip::export::open_clip_form(&weights, ExportDtype::F16).unwrap(),
+            dtype => vision_tower(t.family, t.config, &weights, ExportDtype::parse(dtype).unwrap()).unwrap(),
+        };
         let committed = root.join(format!("bundle-towers/{}.safetensors", t.name()));
         if std::env::var_os("CLIPMATCH_WRITE_BUNDLE_TOWERS").is_some() {
             std::fs::write(&committed, &export).unwrap();
@@ -218,6 +246,41 @@ fn openai_clip_on_candle_embeds_like_ours_from_the_same_bundle() {
     let candle = load_sliced(&bundle, Some(Engine::Candle), TINY_CONFIG, Some(TINY_PREPROCESSOR), TINY_VISION_F16_WEIGHTS);
     assert_eq!((ours.model.towers().engine(), candle.model.towers().engine()), (Engine::Ours, Engine::Candle));
     let (a, b) = (embed_fixtures(&ours, IMAGES.len()), embed_fixtures(&candle, IMAGES.len()));
+    for (image, v) in &a {
+        let c = cosine(v, &b[image]);
+        assert!(c >= SAME, "{image}: candle vs ours cosine {c} < {SAME}");
+    }
+}
+
+/// SigLIP's default engine (this crate's kernels) and candle from the same bundle, at f16 and at
+/// int8 (both run the encoder's linear layers as int8 products; ours the patch embedding and the
+/// head's q|k|v projection too, which candle runs on their dequantised copies).
+#[test]
+fn siglip_on_candle_embeds_like_ours_from_the_same_bundle() {
+    let siglip = |dtype| TOWERS.iter().find(|t| t.family == Family::Siglip && t.dtype == dtype).unwrap();
+    for (t, bound) in [(siglip("f16"), SAME), (siglip("int8"), SIGLIP_INT8_ENGINES)] {
+        let bundle = bundle_of(t.family, (t.config_file, t.config), t.preprocessor, t.weights, t.dtype);
+        let ours = load_sliced(&bundle, None, t.config, t.preprocessor, t.weights);
+        let candle = load_sliced(&bundle, Some(Engine::Candle), t.config, t.preprocessor, t.weights);
+        assert_eq!((ours.model.towers().engine(), candle.model.towers().engine()), (Engine::Ours, Engine::Candle));
+        let (a, b) = (embed_fixtures(&ours, t.images), embed_fixtures(&candle, t.images));
+        for (image, v) in &a {
+            let c = cosine(v, &b[image]);
+            assert!(c >= bound, "{} {image}: candle vs ours cosine {c} < {bound}", t.name());
+        }
+    }
+}
+
+/// MobileCLIP's FastViT on this crate's kernels (the bundle read in the layout before fusion,
+/// fused as it loads) embeds as candle-transformers' FastViT on the same bytes, photo by photo.
+#[test]
+fn mobileclip_fastvit_on_candle_embeds_like_ours_from_the_same_bundle() {
+    let t = TOWERS.iter().find(|t| t.dtype == UNFUSED_F16).unwrap();
+    let bundle = bundle_of(t.family, (t.config_file, t.config), None, t.weights, t.dtype);
+    let ours = load_sliced(&bundle, None, t.config, None, t.weights);
+    let candle = load_sliced(&bundle, Some(Engine::Candle), t.config, None, t.weights);
+    assert_eq!((ours.model.towers().engine(), candle.model.towers().engine()), (Engine::Ours, Engine::Candle));
+    let (a, b) = (embed_fixtures(&ours, t.images), embed_fixtures(&candle, t.images));
     for (image, v) in &a {
         let c = cosine(v, &b[image]);
         assert!(c >= SAME, "{image}: candle vs ours cosine {c} < {SAME}");
@@ -246,11 +309,13 @@ fn an_int8_openai_clip_bundle_runs_integer_products_on_candle_too() {
 fn the_page_is_told_plainly_what_cannot_run() {
     let bundle = bundle_of(Family::OpenAiClip, ("config.json", TINY_CONFIG), Some(TINY_PREPROCESSOR), TINY_VISION_F16_WEIGHTS, "f16");
     let e = clipmatch::models::model::Engine::from_name("fast").unwrap_err().to_string();
-    assert_eq!(e, "unknown engine \"fast\": the engines are \"ours\" (OpenAI CLIP only) and \"candle\"");
+    assert_eq!(e, "unknown engine \"fast\": the engines are \"ours\" (OpenAI CLIP, SigLIP, MobileCLIP's FastViT towers) and \"candle\"");
+    let b = &TOWERS[7];
+    let mobileclip_b = bundle_of(b.family, (b.config_file, b.config), None, b.weights, b.dtype);
+    let e = BundleModelLoader::new(&mobileclip_b, Some(Engine::Ours), b.config, None).err().unwrap().to_string();
+    assert!(e.contains("MobileCLIP-B's ViT-MCi image tower runs on candle only") && !e.contains('\n'), "{e}");
     let t = &TOWERS[0];
     let mobileclip = bundle_of(t.family, (t.config_file, t.config), None, t.weights, t.dtype);
-    let e = BundleModelLoader::new(&mobileclip, Some(Engine::Ours), t.config, None).err().unwrap().to_string();
-    assert!(e.contains("MobileCLIP runs on candle only") && !e.contains('\n'), "{e}");
     // More bytes than bundle.json lists are refused as they arrive.
     let mut loader = BundleModelLoader::new(&mobileclip, None, t.config, None).unwrap();
     loader.push(t.weights).unwrap();

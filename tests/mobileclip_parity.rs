@@ -336,3 +336,174 @@ fn shapes_and_preprocessing_come_from_the_folder() {
     assert!(s0.embed_images(&vec![0.0; 3 * 224 * 224], 1).is_err());
     assert!(s0.embed_texts(&[vec![49406, 49407]]).is_err());
 }
+
+// MobileCLIP's FastViT towers on this crate's kernels (the default engine): fused at load from
+// the same checkpoints, held to the same bounds against open_clip as candle's path above, and to
+// candle-transformers' FastViT (the parity reference) on the same weights.
+
+use clipmatch::models::clip::Towers;
+use clipmatch::models::export::{min_cosine, vision_tower, ExportDtype};
+use clipmatch::models::model::{Engine, Family};
+
+/// The FastViT fixtures (MobileCLIP2-S0 and MobileCLIP-S1 narrow).
+fn fastvit_fixtures() -> impl Iterator<Item = &'static Fixture> {
+    FIXTURES.iter().filter(|f| !f.name.starts_with("mobileclip-b"))
+}
+
+fn load_ours(f: &Fixture, weights: &[u8], towers: Towers) -> MobileClip {
+    let model = MobileClip::load_on(f.config, weights, towers, None).unwrap_or_else(|e| panic!("{}: {e}", f.name));
+    assert_eq!(model.engine(), Engine::Ours, "{}: the default engine", f.name);
+    model
+}
+
+fn reference_crops(r: &Reference) -> Vec<RgbImage> {
+    r.images.iter().map(|i| model_reference_pixels(&i.pixels)).collect()
+}
+
+#[test]
+fn our_fused_fastvit_matches_open_clip_and_candle() {
+    for f in fastvit_fixtures() {
+        let ours = load_ours(f, f.weights, Towers::VisionAndText);
+        let (candle, r) = load(f);
+        let crops = reference_crops(&r);
+        let a = embed_crops(&ours, &crops);
+        let names: Vec<String> = r.images.iter().map(|i| i.file.clone()).collect();
+        let refs: Vec<&[f32]> = r.images.iter().map(|i| i.embedding.as_slice()).collect();
+        assert_close(&format!("{} images on ours (reference pixels)", f.name), &names, &a, &refs);
+        let b = embed_crops(&candle, &crops);
+        for (name, (x, y)) in names.iter().zip(a.iter().zip(&b)) {
+            let c = cosine(x, y);
+            assert!(c >= 0.99999, "{} {name}: ours vs candle cosine {c}", f.name);
+        }
+        // The text tower (on candle) is the same either way.
+        let ids = vec![padded(&r.texts[0].ids, ours.context_length())];
+        assert_eq!(ours.embed_texts(&ids).unwrap(), candle.embed_texts(&ids).unwrap());
+    }
+}
+
+#[test]
+fn our_fastvit_embeds_a_batch_as_each_image_alone() {
+    for f in fastvit_fixtures() {
+        let ours = load_ours(f, f.weights, Towers::VisionOnly);
+        let crops = reference_crops(&serde_json::from_str(f.reference).unwrap());
+        let batched = embed_crops(&ours, &crops);
+        for (i, crop) in crops.iter().enumerate() {
+            assert_eq!(batched[i], embed_crops(&ours, std::slice::from_ref(crop))[0], "{} image {i}", f.name);
+        }
+        // The buffers are reused: the same image again gives the same embedding.
+        assert_eq!(embed_crops(&ours, &crops[..1]), embed_crops(&ours, &crops[..1]));
+    }
+}
+
+/// What `clipmatch bundle` writes (fused, each dtype), loaded as the page loads it, against the
+/// checkpoint on ours: within `min_cosine` (the bound `bundle` itself checks), and its 1x1
+/// convolutions and linear layers held as int8 at int8 and int4.
+#[test]
+fn fused_bundles_load_within_the_export_bounds_and_keep_int8_weights_int8() {
+    for f in fastvit_fixtures() {
+        let full = load_ours(f, f.weights, Towers::VisionOnly);
+        let crops = reference_crops(&serde_json::from_str(f.reference).unwrap());
+        let want = embed_crops(&full, &crops);
+        for dtype in ExportDtype::ALL {
+            let bundle = vision_tower(Family::MobileClip, f.config, f.weights, dtype).unwrap();
+            let tower = load_ours(f, &bundle, Towers::VisionOnly);
+            let got = embed_crops(&tower, &crops);
+            let worst = got.iter().zip(&want).map(|(a, b)| cosine(a, b)).fold(1.0, f64::min);
+            println!("{} {}: worst cosine to the checkpoint {worst:.7}", f.name, dtype.name());
+            assert!(worst >= min_cosine(Family::MobileClip, dtype), "{} {}: cosine {worst}", f.name, dtype.name());
+            let quantised = matches!(dtype, ExportDtype::Int8 | ExportDtype::Int4);
+            let VisionArch::FastVit(shape) = tower.vision_arch() else { panic!("FastViT") };
+            let blocks: usize = shape.depths.iter().sum();
+            let (convs, linears) = (tower.int8_convolutions(), tower.int8_linear_layers());
+            if quantised {
+                // fc1 and fc2 of every block (the stem and the 1x1 blocks after downsampling, fused
+                // with their identity, stay f16); qkv and proj of the attention blocks, the
+                // squeeze-excite layers and the head.
+                assert_eq!(convs, 2 * blocks, "{} {}", f.name, dtype.name());
+                assert_eq!(linears, 2 * shape.depths[3] + 2 * 3 + 1, "{} {}", f.name, dtype.name());
+            } else {
+                assert_eq!((convs, linears), (0, 0));
+            }
+        }
+    }
+}
+
+/// Bundles written before FastViT towers were fused (open_clip's names; int8 weights of the
+/// unfused branches) load on ours too, fused as they load, within the same bounds.
+#[test]
+fn older_unfused_bundles_load_on_ours_too() {
+    use clipmatch::models::mobileclip::export::open_clip_form;
+    let f = &FIXTURES[0];
+    let full = load_ours(f, f.weights, Towers::VisionOnly);
+    let crops = reference_crops(&serde_json::from_str(f.reference).unwrap());
+    let want = embed_crops(&full, &crops);
+    for dtype in [ExportDtype::F16, ExportDtype::Int8] {
+        let old = load_ours(f, &open_clip_form(f.weights, dtype).unwrap(), Towers::VisionOnly);
+        let worst = embed_crops(&old, &crops).iter().zip(&want).map(|(a, b)| cosine(a, b)).fold(1.0, f64::min);
+        assert!(worst >= min_cosine(Family::MobileClip, dtype), "{}: cosine {worst}", dtype.name());
+    }
+    // candle is told plainly that it cannot read a fused bundle.
+    let fused = vision_tower(Family::MobileClip, f.config, f.weights, ExportDtype::F16).unwrap();
+    let e = MobileClip::load_towers(f.config, &fused, Towers::VisionOnly).err().unwrap().to_string();
+    assert!(e.contains("fused") && e.contains("default engine") && !e.contains('\n'), "{e}");
+}
+
+/// A fused file of another layout version, or with what the layout does not have, is refused in
+/// one line naming it.
+#[test]
+fn fused_files_of_another_layout_or_shape_are_refused() {
+    use safetensors::tensor::TensorView;
+    let f = &FIXTURES[0];
+    let fused = vision_tower(Family::MobileClip, f.config, f.weights, ExportDtype::F32).unwrap();
+    let rewrite = |layout: &str, extra: Option<(&str, Vec<usize>)>, drop: Option<&str>| {
+        let st = safetensors::SafeTensors::deserialize(&fused).unwrap();
+        let zeros = extra.as_ref().map(|(_, s)| vec![0u8; 4 * s.iter().product::<usize>()]).unwrap_or_default();
+        let mut views: Vec<(String, TensorView)> = st.tensors().into_iter().filter(|(n, _)| Some(n.as_str()) != drop).collect();
+        if let Some((name, shape)) = &extra {
+            views.push((name.to_string(), TensorView::new(safetensors::Dtype::F32, shape.clone(), &zeros).unwrap()));
+        }
+        let meta = std::collections::HashMap::from([("clipmatch.layout".to_string(), layout.to_string())]);
+        safetensors::serialize(views, Some(meta)).unwrap()
+    };
+    let refused = |bytes: Vec<u8>| MobileClip::load_on(f.config, &bytes, Towers::VisionOnly, None).err().expect("refused").to_string();
+    assert!(MobileClip::load_on(f.config, &rewrite("fastvit-fused/1", None, None), Towers::VisionOnly, None).is_ok());
+    let e = refused(rewrite("fastvit-fused/2", None, None));
+    assert!(e.contains("\"fastvit-fused/2\"") && e.contains("bundle the model again") && !e.contains('\n'), "{e}");
+    let e = refused(rewrite("fastvit-fused/1", Some(("visual.trunk.head.proj.weight", vec![4, 4])), None));
+    assert!(e.contains("visual.trunk.head.proj.weight"), "{e}");
+    let e = refused(rewrite("fastvit-fused/1", None, Some("visual.trunk.stages.1.blocks.0.mixer.bias")));
+    assert!(e.contains("visual.trunk.stages.1.blocks.0.mixer.bias") && e.contains("missing"), "{e}");
+    // The training form's damage is named as candle's path names it.
+    let no_identity = rewritten(|n, s, b| (!n.starts_with("visual.trunk.stem.2.identity.")).then(|| (s.to_vec(), b.to_vec())), &[]);
+    let e = MobileClip::load_on(f.config, &no_identity, Towers::VisionOnly, None).err().unwrap().to_string();
+    assert!(e.contains("visual.trunk.stem.2.identity") && e.contains("missing"), "{e}");
+    let se = "visual.trunk.stages.2.downsample.proj.0.se.fc1.weight";
+    let misshapen = rewritten(|n, s, b| Some(if n == se { (vec![8, 64, 1, 1], b[..b.len() / 2].to_vec()) } else { (s.to_vec(), b.to_vec()) }), &[]);
+    let e = MobileClip::load_on(f.config, &misshapen, Towers::VisionOnly, None).err().unwrap().to_string();
+    assert!(e.contains("visual.trunk.stages.2.downsample.proj.0.se.fc") && e.contains("shape"), "{e}");
+    let fifth = rewritten(|_, s, b| Some((s.to_vec(), b.to_vec())), &[("visual.trunk.stages.4.blocks.0.layer_scale.gamma", vec![256, 1, 1])]);
+    let e = MobileClip::load_on(f.config, &fifth, Towers::VisionOnly, None).err().unwrap().to_string();
+    assert!(e.contains("MCi3/MCi4"), "{e}");
+}
+
+/// timm's inference form (`reparameterize_model`, as Apple's reparameterised exports have it;
+/// written by scripts/make_reparam_fixture.py) loads too, and embeds as open_clip's training form.
+#[test]
+fn a_timm_reparameterised_tower_matches_open_clip() {
+    let f = &FIXTURES[0];
+    let reparameterized = read("models/mobileclip2-s0-narrow/visual_reparameterized.safetensors");
+    let ours = load_ours(f, &reparameterized, Towers::VisionOnly);
+    let r: Reference = serde_json::from_str(f.reference).unwrap();
+    let got = embed_crops(&ours, &reference_crops(&r));
+    let names: Vec<String> = r.images.iter().map(|i| i.file.clone()).collect();
+    let refs: Vec<&[f32]> = r.images.iter().map(|i| i.embedding.as_slice()).collect();
+    assert_close(&format!("{} (timm reparameterised) images", f.name), &names, &got, &refs);
+    // And bundles it as the training form bundles.
+    let a = vision_tower(Family::MobileClip, f.config, &reparameterized, ExportDtype::F32).unwrap();
+    let b = vision_tower(Family::MobileClip, f.config, f.weights, ExportDtype::F32).unwrap();
+    let (x, y) = (load_ours(f, &a, Towers::VisionOnly), load_ours(f, &b, Towers::VisionOnly));
+    let crops = reference_crops(&r);
+    for (p, q) in embed_crops(&x, &crops).iter().zip(&embed_crops(&y, &crops)) {
+        assert!(cosine(p, q) > 0.99999);
+    }
+}

@@ -1,6 +1,8 @@
 //! SigLIP on candle against transformers' `SiglipModel` (tests/fixtures/models/siglip2-base-narrow,
 //! written by transformers 5, with its reference JSON): token ids identical, and
 //! `get_image_features` / `get_text_features` with cosine >= 0.9999 and centred cosine >= 0.999.
+//! The image tower on this crate's kernels ([`on_our_kernels`], the default engine) is held to the
+//! same bounds, and to candle-transformers' on the same weights.
 //! The image tower is fed the processor's own inputs (the reference pixel PNGs), so that tests the
 //! model, not the resizing; `photos_through_the_squash_pipeline_match_transformers` then goes
 //! from the photo files through the crate's decoding and squash + bicubic preprocessing.
@@ -256,5 +258,112 @@ mod siglip_v1 {
         let cut = FolderFiles { tokenizer: Some(&spiece[..spiece.len() / 2]), ..files };
         let err = load(Layout::HfSiglip, &cut, Towers::VisionAndText, None).err().unwrap().to_string();
         assert!(err.contains("spiece.model") && !err.contains('\n'), "{err}");
+    }
+}
+
+/// The image tower on this crate's kernels (`OursSiglip`, the default engine): against
+/// transformers' reference with the candle path's bounds, against candle-transformers' `siglip`
+/// on the same weights (SigLIP2's and v1's fixtures), and an int8 export run in int8.
+mod on_our_kernels {
+    use super::*;
+    use clipmatch::models::clip::encoder::Precision;
+    use clipmatch::models::export::{min_cosine, ExportDtype};
+    use clipmatch::models::model::Family;
+    use clipmatch::models::siglip::config::SiglipConfig;
+    use clipmatch::models::siglip::export::vision_tower;
+    use clipmatch::models::siglip::ours::OursSiglip;
+    use clipmatch::Towers;
+
+    fn files(folder: &str) -> (String, Vec<u8>) {
+        (
+            String::from_utf8(read(&format!("{folder}/config.json"))).unwrap(),
+            read(&format!("{folder}/model.safetensors")),
+        )
+    }
+
+    fn ours(config: &str, weights: &[u8]) -> OursSiglip {
+        OursSiglip::load(SiglipConfig::from_json(config).unwrap(), weights, Towers::VisionOnly).unwrap()
+    }
+
+    /// The reference images' pixel values, one batch.
+    fn batch(reference: &Reference, s: usize) -> Vec<f32> {
+        reference.images.iter().flat_map(|i| pixel_values(&i.pixels, s)).collect()
+    }
+
+    fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
+        a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
+    }
+
+    #[test]
+    fn image_features_match_transformers() {
+        let (config, weights) = files(FOLDER);
+        let m = ours(&config, &weights);
+        assert_eq!(m.vision.precision(), Precision::F32);
+        let reference = reference();
+        let s = m.image_size();
+        let names: Vec<&str> = reference.images.iter().map(|i| i.file.as_str()).collect();
+        let ours = m.embed_images(&batch(&reference, s), reference.images.len()).unwrap();
+        let refs: Vec<&[f32]> = reference.images.iter().map(|i| i.embedding.as_slice()).collect();
+        assert_close("image on our kernels", &names, &ours, &refs);
+    }
+
+    #[test]
+    fn a_batch_embeds_each_image_as_alone() {
+        let (config, weights) = files(FOLDER);
+        let m = ours(&config, &weights);
+        let reference = reference();
+        let s = m.image_size();
+        let all = m.embed_images(&batch(&reference, s), reference.images.len()).unwrap();
+        for (i, img) in reference.images.iter().enumerate().take(3) {
+            let alone = m.embed_images(&pixel_values(&img.pixels, s), 1).unwrap().remove(0);
+            let scale = alone.iter().map(|x| x.abs()).fold(0.0, f32::max);
+            assert!(max_abs_diff(&alone, &all[i]) <= 1e-6 * scale, "{}: {}", img.file, max_abs_diff(&alone, &all[i]));
+        }
+    }
+
+    /// Pixel values in [-1, 1], different for each image.
+    fn pixels(n: usize, s: usize) -> Vec<f32> {
+        (0..n * 3 * s * s).map(|i| ((i * 37 + i / 997) % 255) as f32 / 127.5 - 1.0).collect()
+    }
+
+    #[test]
+    fn image_features_match_candle_transformers_on_the_same_weights() {
+        for folder in [FOLDER, "tests/fixtures/models/siglip-base-narrow"] {
+            let (config, weights) = files(folder);
+            let candle = Siglip::load(&config, &weights).unwrap();
+            let m = ours(&config, &weights);
+            let s = m.image_size();
+            let px = pixels(2, s);
+            let (a, b) = (m.embed_images(&px, 2).unwrap(), candle.embed_images(&px, 2).unwrap());
+            for (x, y) in a.iter().zip(&b) {
+                let scale = y.iter().map(|v| v.abs()).fold(0.0, f32::max);
+                println!(
+                    "{folder}: cosine to candle 1 - {:.1e}, max abs diff {:.1e} of {scale:.2}",
+                    1.0 - cosine(x, y),
+                    max_abs_diff(x, y)
+                );
+                assert!(cosine(x, y) >= 0.999999, "{folder}: cosine {}", cosine(x, y));
+                assert!(max_abs_diff(x, y) <= 1e-4 * scale, "{folder}: {}", max_abs_diff(x, y));
+            }
+        }
+    }
+
+    #[test]
+    fn an_int8_export_runs_in_int8_within_the_int8_bound() {
+        let (config, weights) = files(FOLDER);
+        let f32_model = ours(&config, &weights);
+        let int8 = ours(&config, &vision_tower(&config, &weights, ExportDtype::Int8).unwrap());
+        assert_eq!(int8.vision.precision(), Precision::Int8);
+        // The weights held once, as int8: well under half of the f32 tower's bytes.
+        let (f32_bytes, int8_bytes) = (f32_model.vision.weight_bytes(), int8.vision.weight_bytes());
+        println!("weights held: f32 {f32_bytes} B, int8 {int8_bytes} B");
+        assert!(int8_bytes * 2 < f32_bytes, "int8 {int8_bytes} B vs f32 {f32_bytes} B");
+        let reference = reference();
+        let s = int8.image_size();
+        let got = int8.embed_images(&batch(&reference, s), reference.images.len()).unwrap();
+        let bound = min_cosine(Family::Siglip, ExportDtype::Int8);
+        let worst = got.iter().zip(&reference.images).map(|(g, r)| cosine(g, &r.embedding)).fold(1.0, f64::min);
+        println!("int8 on our kernels: worst cosine to transformers {worst:.6} (bound {bound})");
+        assert!(worst >= bound && worst < 0.999999, "int8: cosine {worst}");
     }
 }

@@ -41,7 +41,7 @@ export function mountSearch(host, options = {}) {
   // region: the part of the photo being searched ({x, y, width, height} in its upright pixels), or null.
   // photoTicket / regionTicket: the latest photo and region requests (see ask).
   // panic: the message of the panic that made the model restart last (src/web/panic_hook.rs), if any.
-  const state = { root, host, bundleUrl: null, model: null, summary: null, maxPhotoBytes: null, thumbnails: new Map(), thumbUrls: new Map(), weights: null, answers: 0, restarts: 0, outstanding: 0, latest: 0, region: null, photoTicket: 0, regionTicket: 0 };
+  const state = { root, host, bundleUrl: null, model: null, summary: null, maxPhotoBytes: null, thumbnails: new Map(), thumbUrls: new Map(), weights: null, answers: 0, restarts: 0, outstanding: 0, latest: 0, region: null, photoTicket: 0, regionTicket: 0, waiting: null };
   window.clipmatch = state; // for tests and curious people (the last search mounted)
 
   function setState(s) { host.dataset.state = s; options.onState?.(s); }
@@ -120,6 +120,9 @@ export function mountSearch(host, options = {}) {
       ? `Ready again: the model was restarted after a failure${state.panic ? ` (it panicked: ${state.panic})` : ''}. Choose or take a photo.`
       : `Ready: ${msg.summary.items} products${how ? ` (${how})` : ''}. Choose or take a photo.`;
     if (!restarted) emit('ready', { items: msg.summary.items, model: msg.model });
+    const waiting = state.waiting;
+    state.waiting = null;
+    waiting?.();
   }
 
   /** Before a download: how large it is; on a metered connection (Save-Data), ask first. */
@@ -218,7 +221,12 @@ export function mountSearch(host, options = {}) {
 
   async function handleFile(file) {
     if (!file) return;
-    if (!state.summary) { showInputError('The model is still loading; try again in a moment.'); return; }
+    if (!state.summary) {
+      // Kept until the model is ready (a newer photo replaces it: the last one chosen wins).
+      waitForModel(() => handleFile(file), file.name || 'The pasted image');
+      setQueryImage(URL.createObjectURL(file));
+      return;
+    }
     const label = file.name || 'The pasted image';
     showInputError('');
     if (file.size === 0) { showInputError(`${label}: the file is empty (0 bytes)`); return; }
@@ -226,6 +234,17 @@ export function mountSearch(host, options = {}) {
     showQuery(label);
     setQueryImage(URL.createObjectURL(file));
     await ask(rankRequest(file.arrayBuffer()), label);
+  }
+
+  /**
+   * Keeps a photo chosen while the model loads (`search` searches it), replacing any kept before
+   * it: the last one chosen wins once the model is ready.
+   */
+  function waitForModel(search, caption) {
+    state.waiting = search;
+    showInputError('');
+    showQuery(caption);
+    $('verdict').textContent = 'This photo will be searched as soon as the model has loaded.';
   }
 
   /** Shows the answer area for a new photo (its image comes with setQueryImage); no box on it yet. */
@@ -398,6 +417,12 @@ export function mountSearch(host, options = {}) {
     const ctx = canvas.getContext('2d');
     ctx.drawImage(video, 0, 0, w, h);
     const rgba = ctx.getImageData(0, 0, w, h).data.buffer;
+    if (!state.summary) {
+      waitForModel(() => ask(rankPixelsRequest(rgba, w, h), 'Camera photo'), 'Camera photo');
+      closeCamera();
+      canvas.toBlob((blob) => { if (blob && !state.summary) setQueryImage(URL.createObjectURL(blob)); }, 'image/jpeg', 0.9);
+      return;
+    }
     // The answer area is cleared now, before the request; the picture only fills in the image when
     // it is encoded (a blob: URL, as the Content-Security-Policy allows), if no newer photo came.
     showQuery('Camera photo');

@@ -1,20 +1,27 @@
 // Loading the image tower into wasm from the bytes of its weights file, a slice at a time: OpenAI
-// CLIP on this crate's kernels is built as the slices arrive (wasm memory holds the model and never
-// the file too); candle gathers the file, never past the size bundle.json lists. Used by the
+// CLIP and SigLIP on this crate's kernels are built as the slices arrive (wasm memory holds the
+// model and never the file too); candle gathers the file, never past the size bundle.json lists. Used by the
 // model's worker (worker.js) and the browser benchmark (benches/browser/worker.mjs), so both load
 // exactly the same way.
 
 /** Bytes of the weights file copied into wasm at a time. */
 export const WEIGHTS_SLICE = 4 << 20;
 
+/** bundle.json's `model.layout` of a MobileCLIP FastViT tower written fused (the core's `LAYOUT`). */
+export const FUSED_FASTVIT = 'fastvit-fused/1';
+
 /**
  * The wasm package (a folder under pkg/, '' for pkg/ itself) that runs a model of `family` on
- * `engine` ('ours', 'candle' or undefined for the family's default): candle's engine is only in
- * pkg/candle/ (about 2.8 MB more), so a page running OpenAI CLIP on this crate's kernels never
- * downloads it. Any other engine name goes to pkg/, whose loader refuses it in one line.
+ * `engine` ('ours', 'candle' or undefined for the family's default), its weights in `layout`
+ * (bundle.json's `model.layout`; undefined for a checkpoint's own): candle's engine is only in
+ * pkg/candle/ (about 2.8 MB more), so a page running OpenAI CLIP, SigLIP, or a MobileCLIP FastViT
+ * tower written fused, on this crate's kernels never downloads it. A MobileCLIP bundle of the older
+ * layout (or MobileCLIP-B's ViT-MCi tower) goes to pkg/candle/, which runs either engine. Any
+ * other engine name goes to pkg/, whose loader refuses it in one line.
  */
-export function packageFolder(family, engine) {
-  return family !== 'openai-clip' || engine === 'candle' ? 'candle/' : '';
+export function packageFolder(family, engine, layout) {
+  const ours = family === 'openai-clip' || family === 'siglip' || (family === 'mobileclip' && layout === FUSED_FASTVIT);
+  return !ours || engine === 'candle' ? 'candle/' : '';
 }
 
 /**

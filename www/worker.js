@@ -160,7 +160,7 @@ async function load({ bundleUrl, engine, maxThreads = MAX_THREADS, thumbnails: w
   const cached = await Promise.all(entries.map((e) => isCached(cache, e)));
   const sum = (list) => list.reduce((s, e) => s + e.bytes, 0);
   // Only the engine the bundle's model needs is downloaded.
-  const folder = packageFolder(bundleFamily(bundle), engine);
+  const folder = packageFolder(bundleFamily(bundle), engine, bundle.model.layout);
   const bundleBytes = sum(entries.filter((_, i) => !cached[i]));
   // The engine too on a first visit (later ones have it from the browser's caches).
   const engineBytes = bundleBytes > 0 ? await packageBytes(folder, threadsWanted(maxThreads) > 1) : 0;

@@ -110,6 +110,7 @@ pub fn run(args: BundleArgs) -> Result<ExitCode> {
         preprocessing: Some(model.embedder.preprocess.clone()),
         embedding_dim: Some(info.embedding_dim),
         weights_sha256: Some(vision_sha),
+        layout: clipmatch::models::mobileclip::exported_layout(family, &model.config).map(str::to_string),
     };
     let mut files: Vec<(String, Vec<u8>)> = vec![(model_files.config.clone(), model.config.clone().into_bytes())];
     if let (Some(path), Some(text)) = (&model_files.preprocessor, &model.preprocessor) {

@@ -55,9 +55,10 @@ pub struct ModelArgs {
     /// Tokenizer file to use instead of the model folder's (tokenizer.json; SigLIP v1: spiece.model).
     #[arg(long, env = "CLIPMATCH_TOKENIZER")]
     tokenizer: Option<PathBuf>,
-    /// What runs the model: `ours` (this app's kernels; OpenAI CLIP only, its default) or
-    /// `candle` (candle-transformers; every family, the only one for MobileCLIP and SigLIP,
-    /// where `ours` is refused). Default: `ours` for OpenAI CLIP, `candle` for the others.
+    /// What runs the model: `ours` (this app's kernels: OpenAI CLIP, SigLIP's image tower and
+    /// MobileCLIP's FastViT image towers, the text towers of the last two on candle) or `candle`
+    /// (candle-transformers; every family, the only one for MobileCLIP-B, where `ours` is
+    /// refused). Default: `ours` where it runs, `candle` for MobileCLIP-B.
     #[arg(long, value_enum, env = "CLIPMATCH_ENGINE")]
     engine: Option<Engine>,
 }

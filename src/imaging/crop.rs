@@ -11,6 +11,7 @@ use image::RgbImage;
 use serde::Serialize;
 
 use crate::error::RegionError;
+use crate::imaging::decode::DecodedPhoto;
 
 /// Fewest pixels a region may have on each side.
 pub const MIN_REGION_SIDE: u32 = 8;
@@ -83,6 +84,30 @@ impl Region {
         self.check(rgb.width(), rgb.height(), max_aspect_ratio)?;
         Ok(image::imageops::crop_imm(rgb, self.x, self.y, self.width, self.height).to_image())
     }
+
+    /// The region's pixels of a decoded photo, the region given in the photo's own upright
+    /// pixels and checked against them ([`Self::check`]): its own pixels at full resolution,
+    /// else the pixels of the reduced copy it covers (each edge moved outwards to a whole pixel).
+    pub fn crop_photo(&self, photo: &DecodedPhoto, max_aspect_ratio: u32) -> Result<RgbImage, RegionError> {
+        let (width, height) = photo.upright_size;
+        self.check(width, height, max_aspect_ratio)?;
+        if photo.full_resolution() {
+            return self.crop(&photo.rgb, max_aspect_ratio);
+        }
+        let (w, h) = photo.rgb.dimensions();
+        let (x0, x1) = scaled_span(self.x, self.width, width, w);
+        let (y0, y1) = scaled_span(self.y, self.height, height, h);
+        Ok(image::imageops::crop_imm(&photo.rgb, x0, y0, x1 - x0, y1 - y0).to_image())
+    }
+}
+
+/// The pixels `start..start + len` of an axis of `full` pixels, on the same axis at `scaled`
+/// pixels: first pixel floored, end rounded up, at least one pixel.
+fn scaled_span(start: u32, len: u32, full: u32, scaled: u32) -> (u32, u32) {
+    let (full, scaled) = (full as u64, scaled as u64);
+    let first = (start as u64 * scaled / full).min(scaled - 1);
+    let end = ((start as u64 + len as u64) * scaled).div_ceil(full).clamp(first + 1, scaled);
+    (first as u32, end as u32)
 }
 
 #[cfg(test)]
@@ -134,5 +159,25 @@ mod tests {
         assert_eq!(c.get_pixel(0, 0), img.get_pixel(10, 20));
         assert_eq!(c.get_pixel(29, 39), img.get_pixel(39, 59));
         assert!(Region { x: 30, ..R }.crop(&img, 20).is_err());
+    }
+
+    #[test]
+    fn a_reduced_photo_is_cropped_where_the_region_falls_on_it() {
+        // A 400x280 photo kept at a quarter: pixel (x, y) of the copy covers (4x.., 4y..).
+        let rgb = RgbImage::from_fn(100, 70, |x, y| image::Rgb([x as u8, y as u8, 0]));
+        let photo = DecodedPhoto { rgb, upright_size: (400, 280) };
+        let c = Region { x: 41, y: 80, width: 100, height: 43 }.crop_photo(&photo, 20).unwrap();
+        // x 41..141 -> 10..36 (35.25 rounded up), y 80..123 -> 20..31 (30.75 rounded up)
+        assert_eq!(c.dimensions(), (26, 11));
+        assert_eq!(c.get_pixel(0, 0).0, [10, 20, 0]);
+        let edge = Region { x: 392, y: 272, width: 8, height: 8 }.crop_photo(&photo, 20).unwrap();
+        assert_eq!((edge.dimensions(), edge.get_pixel(0, 0).0), ((2, 2), [98, 68, 0]));
+        // Checked in the photo's own pixels, not the copy's.
+        assert!(R.crop_photo(&photo, 20).is_ok());
+        let outside = Region { x: 300, y: 0, width: 101, height: 10 };
+        assert!(matches!(outside.crop_photo(&photo, 20), Err(RegionError::Outside { width: 400, height: 280, .. })));
+        // At full resolution, the region's own pixels.
+        let full = DecodedPhoto { rgb: RgbImage::from_fn(50, 70, |x, y| image::Rgb([x as u8, y as u8, 1])), upright_size: (50, 70) };
+        assert_eq!(R.crop_photo(&full, 20).unwrap(), R.crop(&full.rgb, 20).unwrap());
     }
 }

@@ -15,14 +15,23 @@
 //!
 //! Past the decoder, turning the pixels into upright RGB takes at most 6 more bytes a pixel
 //! (8-bit RGBA is converted in place), and preprocessing only what the centre crop keeps.
+//!
+//! A search ([`decode_photo`]) decodes a JPEG whose short side is at least 2,048 pixels at a
+//! reduced scale ([`reduced`]): the decoder then holds the reduced pixels (a 12- or 48-megapixel
+//! phone photo: 2000x1500, 9 MB) and, for a progressive JPEG, 16 bytes a block of 8x8 pixels (18
+//! MB at 48 megapixels), far within the limits. The limits stay as they are: any other photo (a
+//! PNG, WebP or GIF, a CMYK JPEG, and every photo a catalog is built from) is still decoded at
+//! full resolution within them.
 
 use std::io::Cursor;
 
 use image::codecs::png::PngDecoder;
+use image::metadata::Orientation;
 use image::{DynamicImage, ImageDecoder, ImageFormat, ImageReader, Limits, RgbImage};
 
 use crate::error::ImageError;
 use crate::imaging::metadata::{self, png_limits, png_metadata_too_large};
+use crate::imaging::reduced;
 use crate::imaging::structure::{gif_first_frame_size, jpeg_segments};
 
 /// Largest photo file accepted, in bytes (64 MiB).
@@ -35,14 +44,16 @@ pub const MAX_ASPECT_RATIO: u32 = 20;
 /// Most bytes the decoder may allocate for one photo: 512 MiB natively.
 #[cfg(not(target_arch = "wasm32"))]
 pub const MAX_DECODE_BYTES: u64 = 512 << 20;
-/// Most bytes the decoder may allocate for one photo: 192 MiB in the browser.
+/// Most bytes the decoder may allocate for one photo: 192 MiB in the browser. A large JPEG
+/// decoded at a reduced scale takes a small part of it; a PNG of [`MAX_MEGAPIXELS`] all of it.
 #[cfg(target_arch = "wasm32")]
 pub const MAX_DECODE_BYTES: u64 = 192 << 20;
 /// Largest image accepted, in megapixels (natively): its 8-bit RGBA pixels fit [`MAX_DECODE_BYTES`].
 #[cfg(not(target_arch = "wasm32"))]
 pub const MAX_MEGAPIXELS: u32 = 64;
 /// Largest image accepted, in megapixels (in the browser): its 8-bit RGBA pixels fit
-/// [`MAX_DECODE_BYTES`].
+/// [`MAX_DECODE_BYTES`]. It stays: a PNG, WebP, GIF or CMYK JPEG that large is still decoded at
+/// full resolution (a JPEG decoded at a reduced scale would fit a larger one).
 #[cfg(target_arch = "wasm32")]
 pub const MAX_MEGAPIXELS: u32 = 50;
 
@@ -107,8 +118,67 @@ fn decode_error(format: ImageFormat, limits: &DecodeLimits, e: image::ImageError
     }
 }
 
+/// A photo as it is searched: its upright RGB pixels, at full resolution or, for a large JPEG,
+/// at a reduced scale ([`reduced`]), and the upright size of the photo itself, the frame a
+/// region is given in.
+#[derive(Debug, Clone)]
+pub struct DecodedPhoto {
+    pub rgb: RgbImage,
+    pub upright_size: (u32, u32),
+}
+
+impl DecodedPhoto {
+    /// Whether the pixels are the photo's own, not a reduced copy.
+    pub fn full_resolution(&self) -> bool {
+        self.rgb.dimensions() == self.upright_size
+    }
+}
+
+/// Decodes a photo to search it: a JPEG whose short side is at least twice
+/// [`reduced::WORKING_SHORT_SIDE`] at a reduced scale, any other photo as [`decode_rgb`] does.
+/// The limits are the same; the memory a large JPEG takes is its reduced pixels' (with a
+/// progressive JPEG's coefficients: 3 bytes a pixel of the photo at 4:2:0).
+pub fn decode_photo(bytes: &[u8], limits: &DecodeLimits) -> Result<DecodedPhoto, ImageError> {
+    let format = checked_format(bytes, limits)?;
+    if format == ImageFormat::Jpeg {
+        if let Ok(size) = imagesize::blob_size(bytes) {
+            let eighths = reduced::jpeg_scale_eighths(size.width as u32, size.height as u32);
+            if eighths < 8 && reduced::reducible(bytes) {
+                return decode_reduced_jpeg(bytes, eighths, limits);
+            }
+        }
+    }
+    let rgb = decode_checked(format, bytes, limits)?;
+    Ok(DecodedPhoto { upright_size: rgb.dimensions(), rgb })
+}
+
+/// A large JPEG at `eighths` / 8 of each side, turned upright.
+fn decode_reduced_jpeg(bytes: &[u8], eighths: u32, limits: &DecodeLimits) -> Result<DecodedPhoto, ImageError> {
+    let bytes = metadata::within_budget(ImageFormat::Jpeg, bytes)?;
+    let scaled = reduced::decode_scaled(&bytes, eighths, limits.max_decode_bytes)?;
+    let (width, height) = scaled.full_size;
+    check_size(width as u64, height as u64, limits)?;
+    let turned = matches!(
+        scaled.orientation,
+        Orientation::Rotate90 | Orientation::Rotate270 | Orientation::Rotate90FlipH | Orientation::Rotate270FlipH
+    );
+    let mut upright = DynamicImage::ImageRgb8(scaled.rgb);
+    upright.apply_orientation(scaled.orientation);
+    Ok(DecodedPhoto {
+        rgb: upright.into_rgb8(),
+        upright_size: if turned { (height, width) } else { (width, height) },
+    })
+}
+
 /// Decodes a photo into upright RGB, as the reference pipeline sees it.
 pub fn decode_rgb(bytes: &[u8], limits: &DecodeLimits) -> Result<RgbImage, ImageError> {
+    let format = checked_format(bytes, limits)?;
+    decode_checked(format, bytes, limits)
+}
+
+/// The photo's format, once the checks before any decoding pass: size of the file, format, a
+/// JPEG's completeness, the size its header gives (and a GIF's first frame's).
+fn checked_format(bytes: &[u8], limits: &DecodeLimits) -> Result<ImageFormat, ImageError> {
     if bytes.is_empty() {
         return Err(ImageError::Empty);
     }
@@ -140,6 +210,11 @@ pub fn decode_rgb(bytes: &[u8], limits: &DecodeLimits) -> Result<RgbImage, Image
             check_pixels(width as u64, height as u64, limits)?;
         }
     }
+    Ok(format)
+}
+
+/// Decodes a checked photo at full resolution into upright RGB.
+fn decode_checked(format: ImageFormat, bytes: &[u8], limits: &DecodeLimits) -> Result<RgbImage, ImageError> {
     let bytes = metadata::within_budget(format, bytes)?;
     let mut budget = Limits::default();
     budget.max_image_width = Some(limits.max_side);
@@ -163,7 +238,7 @@ pub fn decode_rgb(bytes: &[u8], limits: &DecodeLimits) -> Result<RgbImage, Image
     // (a GIF frame) must fit in what is left.
     budget.reserve(decoder.total_bytes()).map_err(|e| decode_error(format, limits, e))?;
     decoder.set_limits(budget).map_err(|e| decode_error(format, limits, e))?;
-    let orientation = decoder.orientation().unwrap_or(image::metadata::Orientation::NoTransforms);
+    let orientation = decoder.orientation().unwrap_or(Orientation::NoTransforms);
     let img = DynamicImage::from_decoder(decoder).map_err(|e| decode_error(format, limits, e))?;
     // Turned upright after the conversion, which frees the decoder's (larger) pixels first.
     let mut upright = DynamicImage::ImageRgb8(to_rgb(img));

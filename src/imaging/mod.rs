@@ -6,6 +6,7 @@ pub mod crop;
 pub mod decode;
 pub mod metadata;
 pub mod preprocess;
+pub mod reduced;
 pub mod structure;
 /// Catalog building only (the `jpeg-encoder` crate): not in the wasm package.
 #[cfg(not(target_arch = "wasm32"))]

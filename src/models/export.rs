@@ -107,11 +107,20 @@ pub fn export_tensors(
 pub struct TowerWriter {
     dtype: ExportDtype,
     tensors: Vec<(String, Dtype, Vec<usize>, Vec<u8>)>,
+    metadata: HashMap<String, String>,
 }
 
 impl TowerWriter {
     pub fn new(dtype: ExportDtype) -> Self {
-        Self { dtype, tensors: Vec::new() }
+        Self { dtype, tensors: Vec::new(), metadata: HashMap::from([("format".to_string(), "pt".to_string())]) }
+    }
+
+    /// Makes `key: value` the file's `__metadata__` (a layout the reader checks), in place of
+    /// `format: pt`: the safetensors crate writes a map of several entries in no fixed order,
+    /// and an export must be the same bytes each time.
+    pub fn with_metadata(mut self, key: &str, value: &str) -> Self {
+        self.metadata = HashMap::from([(key.to_string(), value.to_string())]);
+        self
     }
 
     /// Adds tensor `name` of `shape`, stored as [`ExportDtype`] and `how` allow: int8 + scales
@@ -158,8 +167,7 @@ impl TowerWriter {
                 Ok((n.clone(), view))
             })
             .collect::<Result<_, ModelError>>()?;
-        let metadata = HashMap::from([("format".to_string(), "pt".to_string())]);
-        safetensors::serialize(views, Some(metadata)).map_err(|e| ModelError::Weights(e.to_string()))
+        safetensors::serialize(views, Some(self.metadata.clone())).map_err(|e| ModelError::Weights(e.to_string()))
     }
 }
 
@@ -168,7 +176,7 @@ impl TowerWriter {
 pub fn vision_tower(family: Family, config: &str, weights: &[u8], dtype: ExportDtype) -> Result<Vec<u8>, ModelError> {
     match family {
         Family::OpenAiClip => clip::export::vision_tower(weights, &ModelConfig::from_json(config)?, dtype),
-        Family::MobileClip => mobileclip::export::vision_tower(weights, dtype),
+        Family::MobileClip => mobileclip::export::vision_tower(config, weights, dtype),
         Family::Siglip => siglip::export::vision_tower(config, weights, dtype),
     }
 }

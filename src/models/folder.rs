@@ -7,8 +7,11 @@ use crate::models::clip::candle_engine::CandleClip;
 use crate::models::clip::{ClipModel, Towers};
 use crate::models::config::{ModelConfig, PreprocessConfig};
 use crate::models::embedder::Embedder;
-use crate::models::mobileclip::MobileClip;
-use crate::models::model::{EmbeddingModel, Engine, Family, MobileClipModel, OursClip, SiglipModel, Tokenized};
+use crate::models::mobileclip::config::OpenClipConfig;
+use crate::models::mobileclip::{engine_for, MobileClip};
+use crate::models::model::{EmbeddingModel, Engine, Family, MobileClipModel, OursClip, OursSiglipModel, SiglipModel, Tokenized};
+use crate::models::siglip::config::SiglipConfig;
+use crate::models::siglip::ours::OursSiglip;
 use crate::models::siglip::tokenizer::SiglipTokenizer;
 use crate::models::siglip::Siglip;
 use crate::models::tokenizer::ClipTokenizer;
@@ -122,7 +125,10 @@ pub struct FolderFiles<'a> {
 /// Loads the towers asked for on `engine` (`None`: the family's default). With
 /// [`Towers::VisionAndText`] the tokenizer is required.
 pub fn load(layout: Layout, files: &FolderFiles, towers: Towers, engine: Option<Engine>) -> Result<Embedder, ModelError> {
-    let engine = layout.family().engine(engine)?;
+    let engine = match layout {
+        Layout::OpenClip => engine_for(&OpenClipConfig::from_json(files.config)?.vision, engine)?,
+        _ => layout.family().engine(engine)?,
+    };
     let text = towers == Towers::VisionAndText;
     let tokenizer = match (text, files.tokenizer) {
         (true, None) => return Err(ModelError::Tokenizer("no tokenizer.json was given for the text tower".into())),
@@ -148,16 +154,23 @@ pub fn load(layout: Layout, files: &FolderFiles, towers: Towers, engine: Option<
         }
         Layout::HfSiglip => {
             let preprocess = PreprocessConfig::from_siglip(preprocessor()?)?;
-            let model = Siglip::load(files.config, files.weights)?;
-            model.check_preprocess(&preprocess)?;
-            if text && model.text.is_none() {
-                return Err(ModelError::NoTextTower);
-            }
+            let config = SiglipConfig::from_json(files.config)?;
+            config.check_preprocess(&preprocess)?;
             let tokenizer = tokenizer.map(|file| SiglipTokenizer::from_file(file, files.tokenizer_config)).transpose()?;
-            (Box::new(SiglipModel { model, tokenizer }), preprocess)
+            let model: Box<dyn EmbeddingModel> = match engine {
+                Engine::Ours => Box::new(OursSiglipModel { model: OursSiglip::load(config, files.weights, towers)?, tokenizer }),
+                Engine::Candle => {
+                    let model = Siglip::load(files.config, files.weights)?;
+                    if text && model.text.is_none() {
+                        return Err(ModelError::NoTextTower);
+                    }
+                    Box::new(SiglipModel { model, tokenizer })
+                }
+            };
+            (model, preprocess)
         }
         Layout::OpenClip => {
-            let model = MobileClip::load_towers(files.config, files.weights, towers)?;
+            let model = MobileClip::load_on(files.config, files.weights, towers, Some(engine))?;
             let preprocess = model.preprocess().clone();
             let tokenizer = tokenizer.map(|json| ClipTokenizer::open_clip(json, model.context_length())).transpose()?;
             (Box::new(MobileClipModel { model, tokenizer }), preprocess)
@@ -195,7 +208,7 @@ mod tests {
     }
 
     #[test]
-    fn ours_is_refused_for_families_only_candle_runs() {
+    fn siglip_loads_on_our_kernels_by_default_and_on_candle_when_asked() {
         let files = FolderFiles {
             config: include_str!("../../tests/fixtures/models/siglip2-base-narrow/config.json"),
             preprocessor: Some(include_str!("../../tests/fixtures/models/siglip2-base-narrow/preprocessor_config.json")),
@@ -203,12 +216,12 @@ mod tests {
             tokenizer: None,
             tokenizer_config: None,
         };
-        let e = load(Layout::HfSiglip, &files, Towers::VisionOnly, Some(Engine::Ours)).err().unwrap();
-        assert!(e.to_string().contains("runs on candle only"), "{e}");
         let e = load(Layout::HfSiglip, &files, Towers::VisionAndText, None).err().unwrap();
         assert!(e.to_string().contains("no tokenizer.json"), "{e}");
-        let embedder = load(Layout::HfSiglip, &files, Towers::VisionOnly, None).unwrap();
-        assert_eq!((embedder.model.towers().family(), embedder.model.towers().engine()), (Family::Siglip, Engine::Candle));
-        assert_eq!(embedder.model.embedding_dim(), 32);
+        for (engine, expected) in [(None, Engine::Ours), (Some(Engine::Candle), Engine::Candle)] {
+            let embedder = load(Layout::HfSiglip, &files, Towers::VisionOnly, engine).unwrap();
+            assert_eq!((embedder.model.towers().family(), embedder.model.towers().engine()), (Family::Siglip, expected));
+            assert_eq!(embedder.model.embedding_dim(), 32);
+        }
     }
 }

@@ -17,6 +17,8 @@ pub mod folder;
 pub mod int4;
 pub mod mobileclip;
 pub mod model;
+/// Checking and pairing the quantised weights of a tower streamed into this crate's kernels.
+pub mod quantised_tensors;
 pub mod safetensors_header;
 pub mod safetensors_stream;
 pub mod siglip;

@@ -6,7 +6,9 @@
 use crate::error::ModelError;
 use crate::models::clip::candle_engine::CandleClip;
 use crate::models::clip::ClipModel;
+use crate::models::mobileclip::fastvit::FastVit;
 use crate::models::mobileclip::MobileClip;
+use crate::models::siglip::ours::OursSiglip;
 use crate::models::siglip::Siglip;
 use crate::models::tokenizer::ClipTokenizer;
 
@@ -49,8 +51,9 @@ impl Family {
     /// The engines that run this family (the first is the default).
     pub fn engines(self) -> &'static [Engine] {
         match self {
-            Family::OpenAiClip => &[Engine::Ours, Engine::Candle],
-            Family::MobileClip | Family::Siglip => &[Engine::Candle],
+            // MobileCLIP's FastViT-MCi towers default to ours; its ViT-MCi tower (MobileCLIP-B) runs
+            // on candle only (`mobileclip::engine_for` chooses).
+            Family::OpenAiClip | Family::MobileClip | Family::Siglip => &[Engine::Ours, Engine::Candle],
         }
     }
 
@@ -68,7 +71,8 @@ impl Family {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[cfg_attr(not(target_arch = "wasm32"), derive(clap::ValueEnum))]
 pub enum Engine {
-    /// This crate's kernels (OpenAI CLIP only; the default for it).
+    /// This crate's kernels (OpenAI CLIP, SigLIP's image tower, MobileCLIP's FastViT-MCi towers;
+    /// the default for them).
     #[default]
     Ours,
     /// candle-transformers (every family).
@@ -154,10 +158,13 @@ impl<M: FamilyTowers, T: Tokenize> EmbeddingModel for Tokenized<M, T> {
 
 /// OpenAI CLIP on this crate's kernels, with transformers' CLIPTokenizer.
 pub type OursClip = Tokenized<ClipModel, ClipTokenizer>;
-/// MobileCLIP on candle, with open_clip's way of using CLIP's BPE.
+/// MobileCLIP (its image tower on either engine, its text tower on candle), with open_clip's way
+/// of using CLIP's BPE.
 pub type MobileClipModel = Tokenized<MobileClip, ClipTokenizer>;
 /// SigLIP / SigLIP2 on candle, with the folder's SentencePiece tokenizer.
 pub type SiglipModel = Tokenized<Siglip, SiglipTokenizer>;
+/// SigLIP / SigLIP2 with the image tower on this crate's kernels (the text tower on candle).
+pub type OursSiglipModel = Tokenized<OursSiglip, SiglipTokenizer>;
 
 impl FamilyTowers for ClipModel {
     fn family(&self) -> Family {
@@ -183,15 +190,16 @@ impl FamilyTowers for ClipModel {
     }
 }
 
-/// The towers candle runs: their inherent methods have the same names and meaning.
-macro_rules! candle_towers {
-    ($model:ty, $family:expr) => {
+/// The towers whose inherent methods have the same names and meaning; `$engine` says which
+/// engine runs a model (MobileCLIP's image tower runs on either).
+macro_rules! towers_of {
+    ($model:ty, $family:expr, $engine:expr) => {
         impl FamilyTowers for $model {
             fn family(&self) -> Family {
                 $family
             }
             fn engine(&self) -> Engine {
-                Engine::Candle
+                ($engine)(self)
             }
             fn embedding_dim(&self) -> usize {
                 <$model>::embedding_dim(self)
@@ -209,9 +217,33 @@ macro_rules! candle_towers {
     };
 }
 
-candle_towers!(CandleClip, Family::OpenAiClip);
-candle_towers!(MobileClip, Family::MobileClip);
-candle_towers!(Siglip, Family::Siglip);
+towers_of!(CandleClip, Family::OpenAiClip, |_: &CandleClip| Engine::Candle);
+towers_of!(MobileClip, Family::MobileClip, MobileClip::engine);
+towers_of!(Siglip, Family::Siglip, |_: &Siglip| Engine::Candle);
+towers_of!(OursSiglip, Family::Siglip, |_: &OursSiglip| Engine::Ours);
+
+/// MobileCLIP's FastViT-MCi image tower alone on this crate's kernels (the page's, which has no
+/// text tower and no candle).
+impl FamilyTowers for FastVit {
+    fn family(&self) -> Family {
+        Family::MobileClip
+    }
+    fn engine(&self) -> Engine {
+        Engine::Ours
+    }
+    fn embedding_dim(&self) -> usize {
+        FastVit::embedding_dim(self)
+    }
+    fn image_size(&self) -> usize {
+        FastVit::image_size(self)
+    }
+    fn embed_images(&self, pixel_values: &[f32], n: usize) -> Result<Vec<Vec<f32>>, ModelError> {
+        FastVit::embed_images(self, pixel_values, n)
+    }
+    fn embed_ids(&self, _: &[Vec<u32>]) -> Result<Vec<Vec<f32>>, ModelError> {
+        Err(ModelError::NoTextTower)
+    }
+}
 
 impl Tokenize for ClipTokenizer {
     #[cfg(not(target_arch = "wasm32"))]

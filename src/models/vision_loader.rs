@@ -1,29 +1,32 @@
 //! A family's image tower from the files the page downloads (a bundle's model folder): the
-//! family and engine named, the config file(s) as text, the weights fed in slices. OpenAI CLIP,
-//! on this crate's kernels or on candle, is built tensor by tensor as the slices arrive; the
-//! other families' candle models need the whole file in memory, so for them the slices are
+//! family and engine named, the config file(s) as text, the weights fed in slices. OpenAI CLIP
+//! (on this crate's kernels or on candle) and SigLIP on this crate's kernels are built tensor by
+//! tensor as the slices arrive; the other families' candle models and MobileCLIP's FastViT on this
+//! crate's kernels need the whole file, so for them the slices are
 //! gathered (never past the size announced up front) and the tower is built once the last has
 //! arrived. The preprocessing always comes from the
 //! config files (open_clip's `preprocess_cfg`, SigLIP's or CLIP's processor), never assumed.
 //! No tokenizer, no text tower: the page embeds photos only.
 //!
 //! In the browser, candle is only in the package built with the `candle-engine` feature
-//! (`pkg/candle/`): it adds about 2.8 MB, which a page showing OpenAI CLIP on this crate's kernels
-//! does not download. The other package refuses candle families before any weights arrive.
+//! (`pkg/candle/`): it adds about 2.8 MB, which a page showing OpenAI CLIP, SigLIP or MobileCLIP's
+//! FastViT on this crate's kernels does not download. The other package refuses what only candle
+//! runs before any weights arrive.
 
 use crate::error::ModelError;
 use crate::models::clip::{ModelLoader, Towers};
 use crate::models::config::{ModelConfig, PreprocessConfig};
 use crate::models::embedder::Embedder;
 use crate::models::mobileclip::config::OpenClipConfig;
-use crate::models::model::{EmbeddingModel, Engine, Family};
+use crate::models::mobileclip::engine_for;
+use crate::models::mobileclip::fastvit::FastVit;
+use crate::models::model::{EmbeddingModel, Engine, Family, OursSiglipModel, Tokenized};
+use crate::models::tokenizer::ClipTokenizer;
 use crate::models::siglip::config::SiglipConfig;
+use crate::models::siglip::loader::ImageTowerLoader;
+use crate::models::siglip::ours::OursSiglip;
 #[cfg(any(not(target_arch = "wasm32"), feature = "candle-engine"))]
-use crate::models::{
-    clip::{candle_engine::CandleClip, candle_loader::CandleVisionLoader},
-    model::Tokenized,
-    tokenizer::ClipTokenizer,
-};
+use crate::models::clip::{candle_engine::CandleClip, candle_loader::CandleVisionLoader};
 
 /// Where the weights go while they arrive.
 enum Weights {
@@ -32,7 +35,9 @@ enum Weights {
     /// Built tensor by tensor (OpenAI CLIP on candle).
     #[cfg(any(not(target_arch = "wasm32"), feature = "candle-engine"))]
     CandleClip { loader: Box<CandleVisionLoader>, config: ModelConfig },
-    /// Gathered whole for candle: at most `len` bytes.
+    /// Built tensor by tensor (SigLIP's image tower on this crate's kernels).
+    SiglipStreamed { loader: Box<ImageTowerLoader>, config: SiglipConfig },
+    /// Gathered whole (candle, MobileCLIP's FastViT on this crate's kernels): at most `len` bytes.
     Gathered { bytes: Vec<u8>, len: usize },
 }
 
@@ -74,7 +79,10 @@ impl VisionLoader {
         preprocessor: Option<&str>,
         weights_len: Option<usize>,
     ) -> Result<Self, ModelError> {
-        let engine = family.engine(engine)?;
+        let engine = match family {
+            Family::MobileClip => engine_for(&OpenClipConfig::from_json(config)?.vision, engine)?,
+            _ => family.engine(engine)?,
+        };
         if engine == Engine::Candle && !HAS_CANDLE {
             return Err(ModelError::NoCandleInPackage(family.name()));
         }
@@ -97,11 +105,22 @@ impl VisionLoader {
                 });
                 Weights::CandleClip { loader, config }
             }
+            (Family::Siglip, Engine::Ours, len) => {
+                let config = SiglipConfig::from_json(config)?;
+                config.check_preprocess(&preprocess)?;
+                let loader = ImageTowerLoader::new(config.clone());
+                let loader = Box::new(match len {
+                    Some(len) => loader.with_file_len(len),
+                    None => loader,
+                });
+                Weights::SiglipStreamed { loader, config }
+            }
             (_, _, Some(len)) => Weights::Gathered { bytes: Vec::new(), len },
             (_, _, None) => {
                 return Err(ModelError::Weights(format!(
-                    "{} on candle needs the weights file's size before it arrives",
-                    family.name()
+                    "{} on the {} engine needs the weights file's size before it arrives",
+                    family.name(),
+                    engine.name()
                 )))
             }
         };
@@ -127,6 +146,7 @@ impl VisionLoader {
             Weights::Streamed(loader) => loader.push(chunk),
             #[cfg(any(not(target_arch = "wasm32"), feature = "candle-engine"))]
             Weights::CandleClip { loader, .. } => loader.push(chunk),
+            Weights::SiglipStreamed { loader, .. } => loader.push(chunk),
             Weights::Gathered { bytes, len } => {
                 if bytes.len().saturating_add(chunk.len()) > *len {
                     return Err(ModelError::Weights(format!("the file is longer than the {len} bytes announced")));
@@ -142,7 +162,7 @@ impl VisionLoader {
 
     /// The model, once the whole file has arrived, with its preprocessing.
     pub fn finish(self) -> Result<Embedder, ModelError> {
-        let Self { family, config, preprocess, weights, .. } = self;
+        let Self { family, engine, config, preprocess, weights } = self;
         let bytes = match weights {
             Weights::Streamed(loader) => return Ok(Embedder::new(loader.finish()?, preprocess, None)),
             #[cfg(any(not(target_arch = "wasm32"), feature = "candle-engine"))]
@@ -150,12 +170,23 @@ impl VisionLoader {
                 let model = CandleClip::from_vision(&config, loader.finish()?);
                 return Ok(Embedder::of(Box::new(Tokenized::<_, ClipTokenizer> { model, tokenizer: None }), preprocess));
             }
+            Weights::SiglipStreamed { loader, config } => {
+                let model = OursSiglip::of_image_tower(config, loader.finish()?);
+                return Ok(Embedder::of(Box::new(OursSiglipModel { model, tokenizer: None }), preprocess));
+            }
             Weights::Gathered { bytes, len } if bytes.len() != len => {
                 return Err(ModelError::Weights(format!("the file ended after {} of the {len} bytes announced", bytes.len())))
             }
             Weights::Gathered { bytes, .. } => bytes,
         };
-        let model = on_candle(family, &config, &bytes, &preprocess)?;
+        let model: Box<dyn EmbeddingModel> = match (family, engine) {
+            (Family::MobileClip, Engine::Ours) => {
+                let tower = FastVit::load(&OpenClipConfig::from_json(&config)?, &bytes)?;
+                drop(bytes);
+                Box::new(Tokenized::<_, ClipTokenizer> { model: tower, tokenizer: None })
+            }
+            _ => on_candle(family, &config, &bytes, &preprocess)?,
+        };
         Ok(Embedder::of(model, preprocess))
     }
 
@@ -191,7 +222,7 @@ fn on_candle(family: Family, config: &str, bytes: &[u8], preprocess: &Preprocess
         }
         Family::Siglip => {
             let model = Siglip::load(config, bytes)?;
-            model.check_preprocess(preprocess)?;
+            model.config.check_preprocess(preprocess)?;
             Box::new(SiglipModel { model, tokenizer: None })
         }
     })

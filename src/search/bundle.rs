@@ -72,6 +72,12 @@ pub struct ModelFiles {
     /// sha256 of the weights file, as its entry in `files` (version 2).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub weights_sha256: Option<String>,
+    /// The weights' layout where it is not the checkpoint's own: `fastvit-fused/1` for a
+    /// MobileCLIP FastViT tower written fused (`mobileclip::fastvit::names`), which the page runs
+    /// on its package without candle. The weights file records it too; that is what the loader
+    /// reads. Absent in older bundles (their FastViT towers have open_clip's names).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub layout: Option<String>,
 }
 
 /// A [`PreprocessConfig`] written with every field, defaults included (the catalog's manifest

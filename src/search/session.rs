@@ -1,14 +1,13 @@
 //! A search session: a loaded model, the catalog it ranks against and the last photo (its
-//! upright pixels, and the embeddings of the whole photo and of the region the user boxed), so
-//! that a region is ranked without decoding again and other weights re-rank without running the
-//! model again. The page's `Matcher` and `clipmatch query` are thin shells over it.
+//! upright pixels, a large JPEG's at a reduced scale, and the embeddings of the whole photo and of
+//! the region the user boxed), so that a region is ranked without decoding again and other weights
+//! re-rank without running the model again. The page's `Matcher` and `clipmatch query` are thin shells over it.
 
-use image::RgbImage;
 use serde::Serialize;
 
 use crate::error::{Error, SessionError};
 use crate::imaging::crop::Region;
-use crate::imaging::decode::{decode_rgb, rgb_from_rgba};
+use crate::imaging::decode::{decode_photo, rgb_from_rgba, DecodedPhoto};
 use crate::models::embedder::Embedder;
 use crate::search::catalog::{Catalog, Manifest, TunedRanking};
 use crate::search::compact::page::PageCompactCatalog;
@@ -47,12 +46,14 @@ impl CatalogSummary {
 
 /// The last photo: its upright pixels and what has been embedded of it.
 ///
-/// Memory: the pixels take 3 bytes each, so at most 3 x [`crate::imaging::decode::MAX_MEGAPIXELS`]
-/// megapixels: 150 MB in the page, 192 MB natively (a 12-megapixel phone photo: 36 MB). They are
-/// the decoder's own output, kept instead of dropped, and are freed before the next photo is
-/// decoded, so decoding never holds two photos at once.
+/// Memory: the pixels take 3 bytes each. A JPEG whose short side is 2,048 pixels or more is kept
+/// at a reduced scale ([`crate::imaging::reduced`]: a 12- or 48-megapixel phone photo as
+/// 2000x1500, 9 MB); any other photo at full resolution, at most 3 x
+/// [`crate::imaging::decode::MAX_MEGAPIXELS`] megapixels (150 MB in the page, 192 MB natively; a
+/// 5-megapixel PNG: 15 MB). They are the decoder's own output, kept instead of dropped, and are
+/// freed before the next photo is decoded, so decoding never holds two photos at once.
 struct Photo {
-    rgb: RgbImage,
+    decoded: DecodedPhoto,
     /// The whole photo's unit embedding, once computed.
     whole: Option<Vec<f32>>,
     /// The region being searched and its unit embedding; `None`: the whole photo.
@@ -161,8 +162,8 @@ impl SearchSession {
         overrides.check()?;
         self.searched()?;
         self.photo = None;
-        let rgb = decode_rgb(bytes, &self.embedder.limits)?;
-        self.rank_new_photo(rgb, overrides)
+        let decoded = decode_photo(bytes, &self.embedder.limits)?;
+        self.rank_new_photo(decoded, overrides)
     }
 
     /// Ranks RGBA pixels (e.g. a camera frame) against the catalog, as [`Self::rank_photo`].
@@ -171,7 +172,7 @@ impl SearchSession {
         self.searched()?;
         self.photo = None;
         let rgb = rgb_from_rgba(rgba, width, height, &self.embedder.limits)?;
-        self.rank_new_photo(rgb, overrides)
+        self.rank_new_photo(DecodedPhoto { upright_size: rgb.dimensions(), rgb }, overrides)
     }
 
     /// Ranks only `region` of an encoded photo (`clipmatch query --crop`): the whole photo is
@@ -180,20 +181,21 @@ impl SearchSession {
         overrides.check()?;
         self.searched()?;
         self.photo = None;
-        let rgb = decode_rgb(bytes, &self.embedder.limits)?;
-        let query = self.embed_region(&rgb, region)?;
-        self.photo = Some(Photo { rgb, whole: None, region: Some((region, query)) });
+        let decoded = decode_photo(bytes, &self.embedder.limits)?;
+        let query = self.embed_region(&decoded, region)?;
+        self.photo = Some(Photo { decoded, whole: None, region: Some((region, query)) });
         self.rerank(overrides)
     }
 
-    /// Ranks `region` of the last photo (in its upright pixels): cropped, then preprocessed and
-    /// embedded as a photo of that region alone would be; no decoding again. A refused region
+    /// Ranks `region` of the last photo (in its upright pixels): cropped (from the reduced copy
+    /// of a large JPEG), then preprocessed and embedded as a photo of that region alone would be;
+    /// no decoding again. A refused region
     /// leaves the session as it was.
     pub fn rank_region(&mut self, region: Region, overrides: &RankingOverrides) -> Result<Ranking, Error> {
         overrides.check()?;
         self.searched()?;
         let photo = self.photo.as_ref().ok_or(SessionError::NoQuery)?;
-        let query = self.embed_region(&photo.rgb, region)?;
+        let query = self.embed_region(&photo.decoded, region)?;
         self.photo.as_mut().expect("checked above").region = Some((region, query));
         self.rerank(overrides)
     }
@@ -205,7 +207,7 @@ impl SearchSession {
         self.searched()?;
         let photo = self.photo.as_mut().ok_or(SessionError::NoQuery)?;
         if photo.whole.is_none() {
-            photo.whole = Some(self.embedder.embed_rgb(&photo.rgb)?);
+            photo.whole = Some(self.embedder.embed_rgb(&photo.decoded.rgb)?);
         }
         photo.region = None;
         self.rerank(overrides)
@@ -216,9 +218,16 @@ impl SearchSession {
         self.photo.as_ref().and_then(|p| p.region.as_ref().map(|(r, _)| *r))
     }
 
-    /// The last photo's upright width and height, the frame regions are given in.
+    /// The last photo's upright width and height, the frame regions are given in (its own, also
+    /// when its pixels are kept at a reduced scale).
     pub fn photo_size(&self) -> Option<(u32, u32)> {
-        self.photo.as_ref().map(|p| p.rgb.dimensions())
+        self.photo.as_ref().map(|p| p.decoded.upright_size)
+    }
+
+    /// The last photo's kept pixels' width and height (smaller than [`Self::photo_size`] for a
+    /// large JPEG).
+    pub fn kept_size(&self) -> Option<(u32, u32)> {
+        self.photo.as_ref().map(|p| p.decoded.rgb.dimensions())
     }
 
     /// Ranks the last photo (its region, if one is set) again with other settings: no model run.
@@ -233,15 +242,15 @@ impl SearchSession {
         })
     }
 
-    fn rank_new_photo(&mut self, rgb: RgbImage, overrides: &RankingOverrides) -> Result<Ranking, Error> {
-        let whole = self.embedder.embed_rgb(&rgb)?;
-        self.photo = Some(Photo { rgb, whole: Some(whole), region: None });
+    fn rank_new_photo(&mut self, decoded: DecodedPhoto, overrides: &RankingOverrides) -> Result<Ranking, Error> {
+        let whole = self.embedder.embed_rgb(&decoded.rgb)?;
+        self.photo = Some(Photo { decoded, whole: Some(whole), region: None });
         self.rerank(overrides)
     }
 
-    /// The unit embedding of `region` of `rgb`, checked against the photo limits' aspect ratio.
-    fn embed_region(&self, rgb: &RgbImage, region: Region) -> Result<Vec<f32>, Error> {
-        let cropped = region.crop(rgb, self.embedder.limits.max_aspect_ratio)?;
+    /// The unit embedding of `region` of `photo`, checked against the photo limits' aspect ratio.
+    fn embed_region(&self, photo: &DecodedPhoto, region: Region) -> Result<Vec<f32>, Error> {
+        let cropped = region.crop_photo(photo, self.embedder.limits.max_aspect_ratio)?;
         self.embedder.embed_rgb(&cropped)
     }
 }

@@ -11,7 +11,7 @@ import { execFileSync } from 'node:child_process';
 import { copyFileSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { chromium } from 'playwright-core';
-import { env, startSuite, bundleDir, tool, out, browserArgs, bundleParam, photo, iconicOf, openApp, upload, results, rankOnImagesOnly, watchPage } from './harness.mjs';
+import { env, startSuite, bundleDir, tool, out, browserArgs, bundleParam, photo, iconicOf, openApp, openWithModelHeld, upload, results, rankOnImagesOnly, watchPage } from './harness.mjs';
 import { hardeningTests } from './hardening.mjs';
 import { isolationTests } from './isolation.mjs';
 import { familyTests } from './families.mjs';
@@ -21,6 +21,7 @@ import { offlineTests } from './offline.mjs';
 import { cropTests, nextAnswer, mouseDrag, regionShown } from './crop.mjs';
 import { raceTests } from './race.mjs';
 import { shippedTests } from './shipped.mjs';
+import { photoMemoryTests } from './photo_memory.mjs';
 
 startSuite();
 
@@ -92,7 +93,17 @@ test('the live camera takes a photo that is ranked, and a box on it ranks that r
   const context = await camBrowser.newContext({ viewport: { width: 375, height: 812 }, permissions: ['camera'] });
   const page = await context.newPage();
   const watch = await watchPage(context, page);
-  await page.goto(`${env.base}index.html?bundle=${bundleParam()}`);
+  // A shot taken while the model downloads is kept, and searched once the model has loaded.
+  const release = await openWithModelHeld(context, page);
+  await page.click('#camera-open');
+  await page.waitForFunction(() => window.clipmatch.root.querySelector('#camera-video').videoWidth > 0, null, { timeout: 30_000 });
+  await page.click('#camera-shutter');
+  assert.equal(await page.evaluate(() => document.body.dataset.state), 'loading');
+  assert.match(await page.textContent('#verdict'), /will be searched as soon as the model has loaded/);
+  release();
+  await page.waitForFunction(() => window.clipmatch.answers >= 1, null, { timeout: 120_000 });
+  assert.equal(await page.textContent('#query-caption'), 'Camera photo');
+  assert.ok((await results(page)).length > 0, 'the shot taken while loading is ranked');
   await page.waitForSelector('body[data-state="ready"]', { timeout: 120_000 });
   await rankOnImagesOnly(page);
   await page.click('#camera-open');
@@ -169,3 +180,4 @@ shopTests();
 offlineTests();
 raceTests();
 shippedTests();
+photoMemoryTests();

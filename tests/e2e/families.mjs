@@ -36,12 +36,12 @@ function nativeRanking(dir, shot, engine) {
 const assertSameRanking = (page, native, what) => assertRankingNear(page, native, what, 1e-3);
 
 export function familyTests() {
-  test('a MobileCLIP bundle loads the candle package, answers a photo as the native tool does, and the next photo after a bad one', { skip: !mobileclipDir && 'CLIPMATCH_E2E_MOBILECLIP_BUNDLE is not set' }, async () => {
+  test('a MobileCLIP bundle (FastViT, fused) loads the package without candle, answers a photo as the native tool does, and the next photo after a bad one', { skip: !mobileclipDir && 'CLIPMATCH_E2E_MOBILECLIP_BUNDLE is not set' }, async () => {
     const { page, context, wasm, problems } = await openBundle(mobileclipDir, '&threads=1');
     assert.equal(await page.getAttribute('body', 'data-state'), 'ready', await page.textContent('#status-text'));
-    assert.deepEqual(await readyModel(page), { family: 'mobileclip', engine: 'candle', dtype: 'f16' });
-    assert.match(await page.textContent('#model-text'), /^Model: .* \(MobileCLIP, f16 weights\), run by the candle engine\.$/);
-    assert.deepEqual(wasm, ['/pkg/candle/clipmatch_bg.wasm'], 'only the candle package is downloaded');
+    assert.deepEqual(await readyModel(page), { family: 'mobileclip', engine: 'ours', dtype: 'f16' });
+    assert.match(await page.textContent('#model-text'), /^Model: .* \(MobileCLIP, f16 weights\), run by the ours engine\.$/);
+    assert.deepEqual(wasm, ['/pkg/clipmatch_bg.wasm'], 'only the package without candle is downloaded');
     // scripts/test.sh tuned this catalog on the labelled photos: the Advanced panel says so with its figures.
     const tuned = JSON.parse(readFileSync(path.join(mobileclipDir, 'catalog.json'), 'utf8')).ranking.tuned;
     assert.ok(tuned, 'the MobileCLIP catalog was tuned');
@@ -102,10 +102,9 @@ export function familyTests() {
     assertSameRanking(rankings.candle, nativeRanking(bundleDir, shot, 'candle'), '?engine=candle vs the native tool on candle');
   });
 
-  test('an unknown ?engine=, or ?engine=ours for MobileCLIP, is refused in one line', async () => {
+  test('an unknown ?engine= is refused in one line', async () => {
     const cases = [
-      [bundleDir, 'fast', /^The app could not load: unknown engine "fast": the engines are "ours" \(OpenAI CLIP only\) and "candle"$/],
-      ...(mobileclipDir ? [[mobileclipDir, 'ours', /^The app could not load: MobileCLIP runs on candle only; the engine "ours" cannot run it$/]] : []),
+      [bundleDir, 'fast', /^The app could not load: unknown engine "fast": the engines are "ours" \(OpenAI CLIP, SigLIP, MobileCLIP's FastViT towers\) and "candle"$/],
     ];
     for (const [dir, engine, expected] of cases) {
       const { page, context } = await openBundle(dir, `&threads=1&engine=${engine}`);

@@ -138,6 +138,18 @@ export async function startTestPkgServer() {
   return startServer({ dir: site });
 }
 
+/**
+ * Holds the model's files in `context` until the returned function is called; then opens the app
+ * on one thread (no reload under the isolation service worker while the model is held).
+ */
+export async function openWithModelHeld(context, page) {
+  let release;
+  const held = new Promise((resolve) => { release = resolve; });
+  await context.route('**/model/**', async (route) => { await held; await route.continue(); });
+  await page.goto(`${env.base}index.html?bundle=${bundleParam()}&threads=1`);
+  return release;
+}
+
 /** Polls `fn(page)` until it returns true; the page may reload meanwhile. */
 export async function eventually(page, fn, timeoutMs = 30_000) {
   const until = Date.now() + timeoutMs;

@@ -6,7 +6,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { copyFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { root, out, iconicOf, openApp, upload, results, inputError, rankOnImagesOnly, assertSameRanking, png } from './harness.mjs';
+import { root, out, env, iconicOf, openApp, openWithModelHeld, upload, results, inputError, rankOnImagesOnly, assertSameRanking, png, watchPage } from './harness.mjs';
 
 /** A 5200 x 5200 PNG of noise, stored (27 MB: reading it takes a while), written under test-output. */
 function largePhoto() {
@@ -93,6 +93,36 @@ export function raceTests() {
     }
     await page.screenshot({ path: path.join(out, 'desktop-race.png'), fullPage: true });
     assert.deepEqual(await problems(), []);
+    await context.close();
+  });
+
+  test('photos chosen while the model downloads: the last one is searched once it has loaded', async () => {
+    const context = await env.browser.newContext({ viewport: { width: 390, height: 844 } });
+    const page = await context.newPage();
+    const watch = await watchPage(context, page);
+    const release = await openWithModelHeld(context, page);
+    await page.waitForSelector('#file-input', { state: 'attached' });
+    await page.setInputFiles('#file-input', iconicOf('Oatly-Natural-Oatghurt'));
+    await page.setInputFiles('#file-input', iconicOf('Arla-Standard-Milk'));
+    const waiting = await page.evaluate(() => ({
+      state: document.body.dataset.state,
+      caption: window.clipmatch.root.getElementById('query-caption').textContent,
+      verdict: window.clipmatch.root.getElementById('verdict').textContent,
+      clickable: getComputedStyle(window.clipmatch.root.getElementById('input')).pointerEvents !== 'none',
+    }));
+    assert.ok(waiting.clickable, 'the photo buttons take clicks while the model loads');
+    assert.equal(waiting.state, 'loading');
+    assert.equal(waiting.caption, path.basename(iconicOf('Arla-Standard-Milk')));
+    assert.match(waiting.verdict, /will be searched as soon as the model has loaded/);
+    await page.screenshot({ path: path.join(out, 'phone-photo-while-loading.png'), fullPage: true });
+    release();
+    await page.waitForFunction(() => window.clipmatch.answers >= 1 && document.body.dataset.state === 'ready', null, { timeout: 120_000 });
+    const first = await results(page);
+    assert.equal(await page.evaluate(() => window.clipmatch.answers), 1, 'one search: the last photo chosen');
+    // The same photo chosen again once loaded ranks the same.
+    await upload(page, iconicOf('Arla-Standard-Milk'));
+    assertSameRanking(first, await results(page), 'the waiting photo, searched on load', 1e-6);
+    assert.deepEqual(await watch.all(), []);
     await context.close();
   });
 }

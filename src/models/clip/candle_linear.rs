@@ -2,7 +2,7 @@
 //! bundle's, run by candle-nn's `Linear`), or an int8 bundle's int8 rows with their per-row
 //! scales, packed for this crate's integer product ([`QuantLinear`], 12-bit activations a row,
 //! exact integer sums) and run as a candle operation ([`Int8Product`]). A 4-bit weight arrives
-//! converted to int8 rows ([`super::tower_tensors`]) and is held the same way.
+//! converted to int8 rows ([`crate::models::quantised_tensors`]) and is held the same way.
 //!
 //! candle's own quantized tensors (GGML Q8_0 blocks through `QMatMul`) would hold the same values
 //! in 34 bytes a block of 32, but in Chromium their products made ViT-B/32's int8 tower 677 ms a
@@ -199,21 +199,8 @@ mod tests {
             for (i, (&g, &e)) in got_values.iter().zip(&exact).enumerate() {
                 assert_eq!(g, e + b[i % rows], "value {i}");
             }
-            let err = (&got - &want)
-                .unwrap()
-                .abs()
-                .unwrap()
-                .max_all()
-                .unwrap()
-                .to_scalar::<f32>()
-                .unwrap();
-            let scale = want
-                .abs()
-                .unwrap()
-                .max_all()
-                .unwrap()
-                .to_scalar::<f32>()
-                .unwrap();
+            let max_abs = |t: &Tensor| t.abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
+            let (err, scale) = (max_abs(&(&got - &want).unwrap()), max_abs(&want));
             assert!(err > 0.0 && err < 0.01 * scale, "{err} of {scale}");
         }
     }

@@ -1,7 +1,7 @@
 //! OpenAI CLIP's image tower on candle ([`CandleVision`]) from a `model.safetensors` fed in
 //! chunks: the header checked as this crate's loader checks it ([`super::check_tensors`]), then
 //! each tensor converted as soon as it has arrived (an int8 or 4-bit linear weight once its
-//! scales are in too, [`TowerTensors`]), straight into what the tower holds: f32 for float
+//! scales are in too, [`ScalePairs`]), straight into what the tower holds: f32 for float
 //! tensors, packed int8 rows for quantised weights ([`Weight::from_int8`]). The file is never held
 //! whole, nor a weight in two forms.
 
@@ -11,10 +11,12 @@ use candle_core::{Device, Tensor};
 
 use super::candle_linear::Weight;
 use super::candle_vision::CandleVision;
-use super::tower_tensors::{Arrived, TowerTensors};
+use super::vision::is_linear_weight;
 use super::{check_tensors, expected_tensors, Towers};
 use crate::error::ModelError;
+use crate::models::clip::encoder::TensorValues;
 use crate::models::config::ModelConfig;
+use crate::models::quantised_tensors::ScalePairs;
 use crate::models::safetensors_stream::{push_to, SafetensorsStream, TensorInfo, TensorSink};
 
 fn engine(e: candle_core::Error) -> ModelError {
@@ -25,7 +27,7 @@ fn engine(e: candle_core::Error) -> ModelError {
 pub struct CandleVisionLoader {
     config: ModelConfig,
     stream: SafetensorsStream,
-    arriving: TowerTensors,
+    pairs: ScalePairs,
     /// The tensors still to come, with the shapes of the weights they hold (set by the header).
     wanted: HashMap<String, Vec<usize>>,
     weights: HashMap<String, Weight>,
@@ -36,7 +38,7 @@ impl CandleVisionLoader {
         Self {
             config,
             stream: SafetensorsStream::new(),
-            arriving: TowerTensors::default(),
+            pairs: ScalePairs::default(),
             wanted: HashMap::new(),
             weights: HashMap::new(),
         }
@@ -70,21 +72,21 @@ impl TensorSink for CandleVisionLoader {
     }
 
     fn tensor(&mut self, info: &TensorInfo, data: &[u8]) -> Result<(), ModelError> {
-        let wanted = &self.wanted;
-        let Some((name, arrived)) = self
-            .arriving
-            .arrive(info, data, |name| wanted.contains_key(name))?
-        else {
-            return Ok(());
+        let Self { pairs, wanted, weights, .. } = self;
+        let is_wanted = wanted.contains_key(&info.name);
+        let put = |name: &str, values: TensorValues| {
+            let shape = wanted.remove(name).expect("a wanted tensor");
+            let weight = match values {
+                TensorValues::F32(values) => Tensor::from_slice(values, shape, &Device::Cpu).map(Weight::Float),
+                TensorValues::Int8 { values, scales } => Weight::from_int8(values, scales, &shape),
+            };
+            weights.insert(name.to_string(), weight.map_err(engine)?);
+            Ok(())
         };
-        let shape = self.wanted.remove(&name).expect("a wanted tensor");
-        let weight = match arrived {
-            Arrived::F32(values) => {
-                Tensor::from_vec(values, shape, &Device::Cpu).map(Weight::Float)
-            }
-            Arrived::Int8 { values, scales } => Weight::from_int8(&values, &scales, &shape),
-        };
-        self.weights.insert(name, weight.map_err(engine)?);
+        if is_wanted {
+            return pairs.tower_tensor(info, data, put);
+        }
+        pairs.scales(info, data, is_linear_weight, put)?;
         Ok(())
     }
 }

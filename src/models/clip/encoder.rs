@@ -1,7 +1,9 @@
-//! The transformer stack both CLIP towers share (`transformers`' `CLIPEncoder`): pre-norm layers
-//! of multi-head self-attention and a quick-GELU MLP, run with this crate's own kernels
-//! ([`crate::kernels`]). The vision tower attends over all of an image's tokens, the text tower
-//! causally (each token sees the ones before it).
+//! The transformer stack both CLIP towers share (`transformers`' `CLIPEncoder`), and SigLIP's image
+//! tower too (`SiglipEncoder`): pre-norm layers of multi-head self-attention and a GELU MLP (CLIP's
+//! quick GELU, SigLIP's tanh approximation, [`Activation`]), run with this crate's own kernels
+//! ([`crate::kernels`]). The vision towers attend over all of an image's tokens, the text tower
+//! causally (each token sees the ones before it). [`Encoder::pool`] is SigLIP's attention-pooling
+//! head on the same pieces.
 //!
 //! Sequences of different lengths go through one call: every linear layer multiplies all their
 //! rows at once, attention stays inside each sequence.
@@ -11,28 +13,35 @@ use std::collections::HashSet;
 use crate::error::ModelError;
 use crate::kernels::gemm::PackedLinear;
 use crate::kernels::attention::{attention_head, AttentionScratch, Queries};
-use crate::kernels::math::{add_assign, layer_norm, quick_gelu};
+use crate::kernels::math::{add_assign, gelu_erf_slice, gelu_tanh_slice, layer_norm, quick_gelu};
 use crate::kernels::qgemm::QuantLinear;
 use crate::parallel::{for_each_chunk, for_each_row_block, DisjointWrites};
 
+/// CLIP's layer norms' epsilon (transformers' default `layer_norm_eps`).
 const LAYER_NORM_EPS: f32 = 1e-5;
 
 /// A layer norm's parameters.
 pub struct Norm {
     weight: Vec<f32>,
     bias: Vec<f32>,
+    eps: f32,
 }
 
 impl Norm {
+    /// CLIP's epsilon ([`Self::with_eps`] for another).
     pub fn zeros(d: usize) -> Self {
-        Self { weight: vec![0.0; d], bias: vec![0.0; d] }
+        Self { weight: vec![0.0; d], bias: vec![0.0; d], eps: LAYER_NORM_EPS }
+    }
+
+    pub fn with_eps(self, eps: f32) -> Self {
+        Self { eps, ..self }
     }
 
     /// Normalises each row of `x` into `out`, rows split across threads.
     pub fn apply(&self, x: &[f32], out: &mut [f32]) {
         let d = self.weight.len();
         for_each_row_block(out, d, |first, rows| {
-            layer_norm(&x[first * d..first * d + rows.len()], &self.weight, &self.bias, LAYER_NORM_EPS, rows);
+            layer_norm(&x[first * d..first * d + rows.len()], &self.weight, &self.bias, self.eps, rows);
         });
     }
 
@@ -143,6 +152,34 @@ impl Linear {
     }
 }
 
+/// The MLP's activation (`hidden_act` in transformers' configs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Activation {
+    /// `quick_gelu`: CLIP's.
+    QuickGelu,
+    /// `gelu_pytorch_tanh`: SigLIP's.
+    GeluTanh,
+    /// `gelu`, the exact one.
+    GeluErf,
+}
+
+impl Activation {
+    /// Applies the activation to every value of `xs`, in place.
+    fn apply(self, xs: &mut [f32]) {
+        let out_of_place = match self {
+            Activation::QuickGelu => return quick_gelu(xs),
+            Activation::GeluTanh => gelu_tanh_slice,
+            Activation::GeluErf => gelu_erf_slice,
+        };
+        let mut buf = [0.0f32; 256];
+        for chunk in xs.chunks_mut(buf.len()) {
+            let copy = &mut buf[..chunk.len()];
+            copy.copy_from_slice(chunk);
+            out_of_place(copy, chunk);
+        }
+    }
+}
+
 /// The names of the linear layers inside an encoder layer (`{module}.weight` may be int8).
 pub const LAYER_LINEARS: [&str; 6] =
     ["self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.out_proj", "mlp.fc1", "mlp.fc2"];
@@ -197,6 +234,7 @@ pub struct Encoder {
     heads: usize,
     inter: usize,
     mask: Mask,
+    activation: Activation,
     layers: Vec<Layer>,
 }
 
@@ -214,7 +252,21 @@ impl Encoder {
                 fc2: lin(hidden, inter),
             })
             .collect();
-        Self { hidden, heads, inter, mask, layers }
+        Self { hidden, heads, inter, mask, activation: Activation::QuickGelu, layers }
+    }
+
+    /// The MLPs' activation (CLIP's quick GELU unless set).
+    pub fn with_activation(self, activation: Activation) -> Self {
+        Self { activation, ..self }
+    }
+
+    /// The layer norms' epsilon (CLIP's 1e-5 unless set).
+    pub fn with_norm_eps(mut self, eps: f32) -> Self {
+        for l in &mut self.layers {
+            l.norm1.eps = eps;
+            l.norm2.eps = eps;
+        }
+        self
     }
 
     pub fn hidden(&self) -> usize {
@@ -281,7 +333,7 @@ impl Encoder {
         let h = self.hidden;
         let rows: usize = lens.iter().sum();
         assert_eq!(x.len(), rows * h, "{rows} rows of {h}");
-        let starts: Vec<usize> = lens.iter().scan(0, |s, &l| Some(std::mem::replace(s, *s + l))).collect();
+        let starts = starts(lens);
         let seqs = Sequences { starts: &starts, lens };
         let mut normed = vec![0.0f32; rows * h];
         let mut qkv = vec![0.0f32; rows * 3 * h];
@@ -315,6 +367,31 @@ impl Encoder {
         }
     }
 
+    /// SigLIP's attention-pooling head (`SiglipMultiheadAttentionPoolingHead`), held as this
+    /// encoder's one layer: in each sequence of `x` (`lens` rows, one after another, already
+    /// normalised), the query projected from `probe` (one row of `hidden`) attends over the
+    /// sequence's rows; then the output projection, and the layer's second norm and MLP with their
+    /// residual. There is no residual around attention: the head's stream starts from its output.
+    /// One row of `hidden` per sequence.
+    pub fn pool(&self, probe: &[f32], x: &[f32], lens: &[usize]) -> Vec<f32> {
+        let [l] = self.layers.as_slice() else { panic!("a pooling head has one layer") };
+        let (h, n) = (self.hidden, lens.len());
+        let rows: usize = lens.iter().sum();
+        assert!(probe.len() == h && x.len() == rows * h, "a probe of {h} and {rows} rows of {h}");
+        let starts = starts(lens);
+        // Keys and values of every row; the query, the same for every sequence, once.
+        let mut kv = vec![0.0f32; rows * 3 * h];
+        l.qkv.forward_outputs(x, rows, h..3 * h, &mut kv);
+        let mut query = vec![0.0f32; 3 * h];
+        l.qkv.forward_outputs(probe, 1, 0..h, &mut query);
+        let mut attended = vec![0.0f32; n * h];
+        let seqs = Sequences { starts: &starts, lens };
+        self.attention(seqs, Some((&query.repeat(n), &vec![0; n])), &kv, &mut attended);
+        let mut pooled = vec![0.0f32; n * h];
+        self.after_attention(l, &mut pooled, &attended, n, &mut vec![0.0; n * h], &mut vec![0.0; n * self.inter]);
+        pooled
+    }
+
     /// The rest of layer `l` once attention has run, row by row: output projection and residual,
     /// then the MLP and its residual. `normed` and `hidden` are scratch of `rows` rows.
     fn after_attention(&self, l: &Layer, x: &mut [f32], attended: &[f32], rows: usize, normed: &mut [f32], hidden: &mut [f32]) {
@@ -323,7 +400,7 @@ impl Encoder {
         residual_add(x, normed, h);
         l.norm2.apply(x, normed);
         l.fc1.forward(normed, rows, hidden);
-        for_each_row_block(hidden, self.inter, |_, block| quick_gelu(block));
+        for_each_row_block(hidden, self.inter, |_, block| self.activation.apply(block));
         l.fc2.forward(hidden, rows, normed);
         residual_add(x, normed, h);
     }
@@ -364,6 +441,11 @@ impl Encoder {
             }
         });
     }
+}
+
+/// The first row of each sequence of `lens` rows laid one after another.
+fn starts(lens: &[usize]) -> Vec<usize> {
+    lens.iter().scan(0, |s, &l| Some(std::mem::replace(s, *s + l))).collect()
 }
 
 /// Where each sequence's rows start, and how many it has.

@@ -12,19 +12,14 @@ pub mod encoder;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod export;
 pub mod text;
-pub mod tower_tensors;
 pub mod vision;
 
-use std::collections::HashMap;
-
-use crate::models::candle_weights::check_scales;
 use crate::models::config::ModelConfig;
-use crate::models::int4;
 use crate::error::ModelError;
 use crate::models::clip::text::{TextEncoder, TextEncoderBuilder};
-use crate::models::clip::tower_tensors::TowerTensors;
 use crate::models::clip::vision::{is_linear_weight, Precision, VisionEncoder, VisionEncoderBuilder};
-use crate::models::safetensors_stream::{f32_values, push_to, SafetensorsStream, TensorDtype, TensorInfo, TensorSink};
+use crate::models::quantised_tensors::{check_expected, stores_quantised, ScalePairs};
+use crate::models::safetensors_stream::{f32_values, push_to, SafetensorsStream, TensorInfo, TensorSink};
 
 /// Which towers a weights file holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -134,40 +129,7 @@ pub(crate) fn check_tensors(tensors: &[TensorInfo], cfg: &ModelConfig, want: Opt
             if towers == Towers::VisionOnly { "vision tower needs" } else { "towers need" }
         )));
     }
-    let by_name: HashMap<&str, &TensorInfo> = tensors.iter().map(|t| (t.name.as_str(), t)).collect();
-    let mut missing = Vec::new();
-    for (name, shape) in &expected_tensors(cfg, towers) {
-        let Some(t) = by_name.get(name.as_str()) else {
-            missing.push(name.clone());
-            continue;
-        };
-        let scale = by_name.get(format!("{name}_scale").as_str()).and_then(|sc| Some((sc.dtype?, sc.shape.as_slice())));
-        let int4 = t.dtype == Some(TensorDtype::U8) && is_linear_weight(name);
-        let found = if int4 {
-            int4::check_stored(name, &t.shape, scale).map_err(ModelError::WeightsMismatch)?
-        } else {
-            t.shape.clone()
-        };
-        if found != *shape {
-            return Err(ModelError::WeightsMismatch(format!("{name} has shape {found:?}, config.json implies {shape:?}")));
-        }
-        if t.dtype == Some(TensorDtype::I8) && is_linear_weight(name) {
-            check_scales(name, shape, scale).map_err(ModelError::WeightsMismatch)?;
-        } else if !int4 && !matches!(t.dtype, Some(TensorDtype::F32 | TensorDtype::F16 | TensorDtype::BF16)) {
-            return Err(ModelError::Weights(format!(
-                "{name} is {}; only F32, F16 and BF16 weights (and I8 or 4-bit U8 for linear layers) are supported",
-                t.dtype_name
-            )));
-        }
-    }
-    if !missing.is_empty() {
-        let shown: Vec<_> = missing.iter().take(3).cloned().collect();
-        return Err(ModelError::WeightsMismatch(format!(
-            "{} tensors are missing, e.g. {}",
-            missing.len(),
-            shown.join(", ")
-        )));
-    }
+    check_expected(tensors, &expected_tensors(cfg, towers), is_linear_weight)?;
     Ok(towers)
 }
 
@@ -178,8 +140,8 @@ pub struct ModelLoader {
     want: Option<Towers>,
     /// `None`: as stored (int8 weights load as int8, float weights as f32).
     precision: Option<Precision>,
-    /// The vision tower's tensors, int8 and 4-bit weights paired with their scales.
-    arriving: TowerTensors,
+    /// Quantised weights (int8 or 4-bit) and their scales, each waiting for the other.
+    pairs: ScalePairs,
     stream: SafetensorsStream,
     /// Set once the header has been read and checked.
     towers: Option<Towers>,
@@ -194,7 +156,7 @@ impl ModelLoader {
             config,
             want,
             precision: None,
-            arriving: TowerTensors::default(),
+            pairs: ScalePairs::default(),
             stream: SafetensorsStream::new(),
             towers: None,
             vision: None,
@@ -243,9 +205,7 @@ impl ModelLoader {
 impl TensorSink for ModelLoader {
     fn header(&mut self, tensors: &[TensorInfo]) -> Result<(), ModelError> {
         let towers = check_tensors(tensors, &self.config, self.want)?;
-        let stored_int8 = tensors
-            .iter()
-            .any(|t| matches!(t.dtype, Some(TensorDtype::I8 | TensorDtype::U8)) && is_linear_weight(&t.name));
+        let stored_int8 = stores_quantised(tensors, is_linear_weight);
         let precision = match (self.precision, stored_int8) {
             (Some(Precision::F32), true) => {
                 return Err(ModelError::Weights("the weights are int8 or 4-bit; they cannot be loaded at f32 precision".into()))
@@ -268,8 +228,11 @@ impl TensorSink for ModelLoader {
 
     fn tensor(&mut self, info: &TensorInfo, data: &[u8]) -> Result<(), ModelError> {
         let vision = self.vision.as_mut().expect("the header comes first");
-        if let Some((name, arrived)) = self.arriving.arrive(info, data, |name| vision.wants(name))? {
-            return vision.put(&name, arrived.values());
+        if vision.wants(&info.name) {
+            return self.pairs.tower_tensor(info, data, |name, values| vision.put(name, values));
+        }
+        if self.pairs.scales(info, data, is_linear_weight, |name, values| vision.put(name, values))? {
+            return Ok(());
         }
         if let Some(text) = self.text.as_mut().filter(|t| t.wants(&info.name)) {
             let dtype = info.dtype.expect("checked with the header");

@@ -182,22 +182,7 @@ impl VisionEncoder {
         let (s, c, p, h) = (self.image_size, self.channels, self.patch, self.hidden());
         let side = s / p;
         let t = self.tokens();
-        let k = c * p * p;
-        let mut patches = vec![0.0f32; n * side * side * k];
-        for img in 0..n {
-            let px = &pixel_values[img * c * s * s..(img + 1) * c * s * s];
-            for py in 0..side {
-                for pxi in 0..side {
-                    let dst = &mut patches[((img * side + py) * side + pxi) * k..][..k];
-                    for ch in 0..c {
-                        for ky in 0..p {
-                            let src = &px[ch * s * s + (py * p + ky) * s + pxi * p..][..p];
-                            dst[(ch * p + ky) * p..][..p].copy_from_slice(src);
-                        }
-                    }
-                }
-            }
-        }
+        let patches = patch_rows(pixel_values, n, c, s, p);
         let mut embedded = vec![0.0f32; n * side * side * h];
         self.patch_embedding.forward(&patches, n * side * side, &mut embedded);
         let mut x = vec![0.0f32; n * t * h];
@@ -209,4 +194,27 @@ impl VisionEncoder {
         }
         x
     }
+}
+
+/// The stride-`p` convolution's inputs: each `p`-pixel patch of `n` CHW images of side `s`, row
+/// by row, as one row of its (channel, row, column) values: `n * (s / p)²` rows.
+pub(crate) fn patch_rows(pixel_values: &[f32], n: usize, c: usize, s: usize, p: usize) -> Vec<f32> {
+    let side = s / p;
+    let k = c * p * p;
+    let mut patches = vec![0.0f32; n * side * side * k];
+    for img in 0..n {
+        let px = &pixel_values[img * c * s * s..(img + 1) * c * s * s];
+        for py in 0..side {
+            for pxi in 0..side {
+                let dst = &mut patches[((img * side + py) * side + pxi) * k..][..k];
+                for ch in 0..c {
+                    for ky in 0..p {
+                        let src = &px[ch * s * s + (py * p + ky) * s + pxi * p..][..p];
+                        dst[(ch * p + ky) * p..][..p].copy_from_slice(src);
+                    }
+                }
+            }
+        }
+    }
+    patches
 }

@@ -13,6 +13,7 @@ pub mod config;
 /// The image tower alone for the page (native only).
 #[cfg(not(target_arch = "wasm32"))]
 pub mod export;
+pub mod fastvit;
 pub mod tensors;
 pub mod text;
 pub mod vision;
@@ -26,11 +27,20 @@ use crate::kernels::candle_ops::Int8Weights;
 use crate::models::candle_weights;
 use crate::models::clip::Towers;
 use crate::models::config::PreprocessConfig;
+use crate::models::model::Engine;
+use fastvit::FastVit;
 use config::{OpenClipConfig, VisionKind, VisionSpec};
 use tensors::{engine, Tensors};
 use text::TextTower;
 use vision::VisionShape;
 use vit_mci::{VitMci, VitMciShape};
+
+/// The layout a `family` image tower is exported in where it is not the checkpoint's own
+/// (bundle.json's `model.layout`): MobileCLIP's FastViT towers are written fused.
+pub fn exported_layout(family: crate::models::model::Family, config: &str) -> Option<&'static str> {
+    let config = OpenClipConfig::from_json(config).ok().filter(|_| family == crate::models::model::Family::MobileClip)?;
+    matches!(config.vision.kind, VisionKind::FastVit(_)).then_some(fastvit::names::LAYOUT)
+}
 
 const LOGIT_SCALE: &str = "logit_scale";
 
@@ -82,29 +92,72 @@ impl VisionArch {
 pub struct MobileClip {
     config: OpenClipConfig,
     vision_arch: VisionArch,
-    vision: Func<'static>,
-    /// The image tower's 1x1 convolutions and linear layers stored as int8, computed in int8.
-    int8: Int8Weights,
+    image: ImageTower,
     text: Option<TextTower>,
 }
 
+/// What runs the image tower.
+enum ImageTower {
+    /// candle-transformers' FastViT, or this module's ViT-MCi on candle-nn, with the 1x1
+    /// convolutions and linear layers stored as int8 computed in int8.
+    Candle { vision: Func<'static>, int8: Int8Weights },
+    /// FastViT-MCi fused, on this crate's kernels ([`fastvit`]).
+    Ours(FastVit),
+}
+
+/// The engine that runs a MobileCLIP image tower: `requested`, or by default this crate's
+/// kernels for FastViT-MCi and candle for ViT-MCi (MobileCLIP-B), which only candle runs.
+pub fn engine_for(spec: &VisionSpec, requested: Option<Engine>) -> Result<Engine, ModelError> {
+    match (spec.kind, requested) {
+        (VisionKind::FastVit(_), requested) => Ok(requested.unwrap_or(Engine::Ours)),
+        (VisionKind::VitMci, None | Some(Engine::Candle)) => Ok(Engine::Candle),
+        (VisionKind::VitMci, Some(Engine::Ours)) => {
+            Err(ModelError::EngineCannotRun { family: "MobileCLIP-B's ViT-MCi image tower", engine: Engine::Ours.name() })
+        }
+    }
+}
+
 impl MobileClip {
-    /// Loads `open_clip_config.json` (text) and `open_clip_model.safetensors` (bytes), both towers.
+    /// Loads `open_clip_config.json` (text) and `open_clip_model.safetensors` (bytes), both
+    /// towers, on candle (the reference the tests hold this crate's FastViT to).
     pub fn load(config_json: &str, weights: &[u8]) -> Result<Self, ModelError> {
         Self::load_towers(config_json, weights, Towers::VisionAndText)
     }
 
-    /// Loads the towers asked for. [`Towers::VisionOnly`] reads a file of the image tower alone
+    /// [`Self::load_on`] candle.
+    pub fn load_towers(config_json: &str, weights: &[u8], towers: Towers) -> Result<Self, ModelError> {
+        Self::load_on(config_json, weights, towers, Some(Engine::Candle))
+    }
+
+    /// Loads the towers asked for, the image tower on `engine` ([`engine_for`]; the text tower
+    /// always runs on candle). [`Towers::VisionOnly`] reads a file of the image tower alone
     /// (`visual.*`, as `clipmatch bundle` exports it) or a whole checkpoint, ignoring its text
     /// tower; anything else in the file is refused.
-    pub fn load_towers(config_json: &str, weights: &[u8], towers: Towers) -> Result<Self, ModelError> {
+    pub fn load_on(config_json: &str, weights: &[u8], towers: Towers, requested: Option<Engine>) -> Result<Self, ModelError> {
         // FastViT's depthwise convolutions, ViT-MCi's stem, exact GELU, products and element-wise
         // operations on this crate's kernels and thread pool.
         crate::kernels::candle_ops::install();
         let config = OpenClipConfig::from_json(config_json)?;
+        let with_text = towers == Towers::VisionAndText;
+        if engine_for(&config.vision, requested)? == Engine::Ours {
+            let tower = FastVit::load(&config, weights)?;
+            let text = match with_text {
+                true => Some(Self::text_alone(&config, weights)?),
+                false => None,
+            };
+            let vision_arch = VisionArch::FastVit(tower.shape());
+            return Ok(Self { config, vision_arch, image: ImageTower::Ours(tower), text });
+        }
+        if let Ok((_, meta)) = safetensors::SafeTensors::read_metadata(weights) {
+            if let Some(layout) = meta.metadata().as_ref().and_then(|m| m.get(fastvit::names::LAYOUT_KEY)) {
+                return Err(tensors::bad(format!(
+                    "the weights are fused (layout {:?}); candle reads open_clip's layout only: use the default engine",
+                    layout.chars().take(40).collect::<String>()
+                )));
+            }
+        }
         let mut tensors = Tensors::from_safetensors(weights)?;
         let text_names = text::tensor_names(&config.text);
-        let with_text = towers == Towers::VisionAndText;
         if !with_text {
             tensors.retain(|name| !text_names.contains(name) && name != LOGIT_SCALE);
         }
@@ -134,7 +187,34 @@ impl MobileClip {
         let text = text.transpose().map_err(engine)?;
         logit_scale.transpose().map_err(engine)?;
         requests.check_all_read(expected.iter().map(String::as_str))?;
-        Ok(Self { config, vision_arch, vision, int8, text })
+        Ok(Self { config, vision_arch, image: ImageTower::Candle { vision, int8 }, text })
+    }
+
+    /// The text tower of a whole checkpoint on candle, its tensors checked (the image tower's
+    /// are read by [`FastVit::load`]).
+    fn text_alone(config: &OpenClipConfig, weights: &[u8]) -> Result<TextTower, ModelError> {
+        let mut tensors = Tensors::from_safetensors(weights)?;
+        let mut expected = text::tensor_names(&config.text);
+        expected.insert(LOGIT_SCALE.into());
+        tensors.retain(|name| expected.contains(name));
+        text::check_depth(&tensors, &config.text)?;
+        tensors.check_names(&expected, WHAT)?;
+        let (vb, requests) = tensors.var_builder();
+        let text = TextTower::build(&config.text, config.embed_dim, vb.clone());
+        let logit_scale = vb.get((), LOGIT_SCALE).map(|_| ());
+        requests.check_shapes()?;
+        let text = text.map_err(engine)?;
+        logit_scale.map_err(engine)?;
+        requests.check_all_read(expected.iter().map(String::as_str))?;
+        Ok(text)
+    }
+
+    /// What runs the image tower.
+    pub fn engine(&self) -> Engine {
+        match self.image {
+            ImageTower::Candle { .. } => Engine::Candle,
+            ImageTower::Ours(_) => Engine::Ours,
+        }
     }
 
     /// The preprocessing the folder asks for.
@@ -158,12 +238,18 @@ impl MobileClip {
 
     /// The image tower's 1x1 convolutions that run in int8 (an int8 export's; none otherwise).
     pub fn int8_convolutions(&self) -> usize {
-        self.int8.convolutions()
+        match &self.image {
+            ImageTower::Candle { int8, .. } => int8.convolutions(),
+            ImageTower::Ours(tower) => tower.int8_convolutions(),
+        }
     }
 
     /// The image tower's linear layers that run in int8 (FastViT's attention, ViT-MCi's blocks).
     pub fn int8_linear_layers(&self) -> usize {
-        self.int8.linear_layers()
+        match &self.image {
+            ImageTower::Candle { int8, .. } => int8.linear_layers(),
+            ImageTower::Ours(tower) => tower.int8_linear_layers(),
+        }
     }
 
     /// The image tower's architecture and shape as read from the file.
@@ -180,10 +266,14 @@ impl MobileClip {
                 pixel_values.len()
             )));
         }
+        let (vision, int8) = match &self.image {
+            ImageTower::Ours(tower) => return tower.embed_images(pixel_values, n),
+            ImageTower::Candle { vision, int8 } => (vision, int8),
+        };
         // The whole batch in one forward pass (the patched candle-core folds a batch into a
         // matmul's rows only where that is right: vendor/candle-core/PATCHES.md, 1).
         Tensor::from_slice(pixel_values, (n, 3, side, side), &Device::Cpu)
-            .and_then(|input| self.int8.run(|| input.apply(&self.vision))?.to_vec2())
+            .and_then(|input| int8.run(|| input.apply(vision))?.to_vec2())
             .map_err(engine)
     }
 
@@ -224,7 +314,7 @@ mod tests {
     fn tower(dtype: ExportDtype) -> MobileClip {
         let config = std::fs::read_to_string(format!("{DIR}/open_clip_config.json")).unwrap();
         let weights = std::fs::read(format!("{DIR}/open_clip_model.safetensors")).unwrap();
-        let exported = export::vision_tower(&weights, dtype).unwrap();
+        let exported = export::open_clip_form(&weights, dtype).unwrap();
         MobileClip::load_towers(&config, &exported, Towers::VisionOnly).unwrap()
     }
 
@@ -246,7 +336,8 @@ mod tests {
         let with_int8 = int8.embed_images(&pixels, 1).unwrap().remove(0);
         // The same tower on the dequantised copies: what int8 exports ran before.
         let input = Tensor::from_slice(&pixels, (1, 3, side, side), &Device::Cpu).unwrap();
-        let dequantised = input.apply(&int8.vision).unwrap().to_vec2::<f32>().unwrap().remove(0);
+        let ImageTower::Candle { vision, .. } = &int8.image else { panic!("on candle") };
+        let dequantised = input.apply(vision).unwrap().to_vec2::<f32>().unwrap().remove(0);
         let c = cosine(&with_int8, &dequantised);
         assert!(c > 0.9999 && c < 1.0 - 1e-9, "int8 products vs dequantised f32: cosine {c}");
     }

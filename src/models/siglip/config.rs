@@ -7,6 +7,7 @@ use candle_transformers::models::siglip;
 use serde::Deserialize;
 
 use crate::error::ModelError;
+use crate::models::config::PreprocessConfig;
 use crate::models::siglip::TEXT_LEN;
 
 pub const SUPPORTED: &str = "supported: google/siglip-base-patch16-224, google/siglip2-base-patch16-224, \
@@ -123,6 +124,18 @@ impl SiglipConfig {
 
     pub fn image_size(&self) -> usize {
         self.candle.vision_config.image_size
+    }
+
+    /// Refuses preprocessing of another size than the image tower's.
+    pub fn check_preprocess(&self, preprocess: &PreprocessConfig) -> Result<(), ModelError> {
+        if self.image_size() != preprocess.crop_width as usize {
+            return Err(ModelError::Preprocessor(format!(
+                "size {} differs from the image tower's image_size {}",
+                preprocess.crop_width,
+                self.image_size()
+            )));
+        }
+        Ok(())
     }
 }
 

@@ -1,6 +1,8 @@
-//! SigLIP and fixed-resolution SigLIP2 (Hugging Face `SiglipModel` folders) on candle-transformers'
-//! `siglip`: the image tower ([`vision`]), the text tower ([`text`], optional, as in a vision-only
-//! export), the folder's SentencePiece tokenizer ([`tokenizer`]: SigLIP2's `tokenizer.json`, or
+//! SigLIP and fixed-resolution SigLIP2 (Hugging Face `SiglipModel` folders): the image tower on
+//! this crate's kernels ([`image_tower`], loaded streamed by [`loader`]; [`ours`] is the model the
+//! default engine runs), and on candle-transformers' `siglip` (the `candle` engine, and the parity
+//! reference): the image tower ([`vision`]), the text tower ([`text`], optional, as in a vision-only
+//! export; the default engine runs it on candle too), the folder's SentencePiece tokenizer ([`tokenizer`]: SigLIP2's `tokenizer.json`, or
 //! SigLIP v1's `spiece.model`, [`spiece`]). Every tensor is checked against
 //! `config.json` before candle reads it, so a mismatched file is refused with the tensor's name.
 
@@ -8,6 +10,9 @@ pub mod config;
 /// The image tower alone for the page (native only).
 #[cfg(not(target_arch = "wasm32"))]
 pub mod export;
+pub mod image_tower;
+pub mod loader;
+pub mod ours;
 /// SigLIP v1's `spiece.model` (native only, with the tokenizer).
 #[cfg(not(target_arch = "wasm32"))]
 pub mod spiece;
@@ -27,7 +32,6 @@ use candle_nn::VarBuilder;
 use crate::error::ModelError;
 use crate::kernels::candle_ops::Int8Weights;
 use crate::models::candle_weights::{check_scales, f32_tensors, int8_layers, stored, weight_shape, SCALE_SUFFIX};
-use crate::models::config::PreprocessConfig;
 use crate::models::safetensors_header;
 use crate::models::safetensors_stream::TensorDtype;
 use crate::models::siglip::config::SiglipConfig;
@@ -127,18 +131,6 @@ impl Siglip {
         self.vision.image_size()
     }
 
-    /// Refuses preprocessing of another size than the image tower's.
-    pub fn check_preprocess(&self, preprocess: &PreprocessConfig) -> Result<(), ModelError> {
-        if self.image_size() != preprocess.crop_width as usize {
-            return Err(ModelError::Preprocessor(format!(
-                "size {} differs from the image tower's image_size {}",
-                preprocess.crop_width,
-                self.image_size()
-            )));
-        }
-        Ok(())
-    }
-
     /// transformers' `get_image_features` of `n` NCHW images (pixels already normalised).
     pub fn embed_images(&self, pixel_values: &[f32], n: usize) -> Result<Vec<Vec<f32>>, ModelError> {
         self.int8.run(|| self.vision.embed(pixel_values, n))
@@ -186,8 +178,9 @@ fn check_tensors(weights: &[u8], config: &SiglipConfig) -> Result<bool, ModelErr
 mod tests {
     use super::*;
 
-    const CONFIG: &str = include_str!("../../../tests/fixtures/models/siglip2-base-narrow/config.json");
-    const WEIGHTS: &[u8] = include_bytes!("../../../tests/fixtures/models/siglip2-base-narrow/model.safetensors");
+    pub(super) const CONFIG: &str = include_str!("../../../tests/fixtures/models/siglip2-base-narrow/config.json");
+    pub(super) const WEIGHTS: &[u8] =
+        include_bytes!("../../../tests/fixtures/models/siglip2-base-narrow/model.safetensors");
 
     /// A safetensors file of (name, dtype, shape, data).
     fn serialized(tensors: &[(String, safetensors::Dtype, Vec<usize>, Vec<u8>)]) -> Vec<u8> {
@@ -198,7 +191,7 @@ mod tests {
     }
 
     /// The fixture's tensors as zeros, after `edit` may drop (None) or reshape some.
-    fn rewritten(edit: impl Fn(&str, Vec<usize>) -> Option<Vec<usize>>) -> Vec<u8> {
+    pub(super) fn rewritten(edit: impl Fn(&str, Vec<usize>) -> Option<Vec<usize>>) -> Vec<u8> {
         let file = safetensors::SafeTensors::deserialize(WEIGHTS).unwrap();
         let mut out = Vec::new();
         for (name, view) in file.tensors() {

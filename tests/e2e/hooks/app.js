@@ -6,14 +6,17 @@
 //                           failing that way on their first photo (KIND: trap, hang, crash, or
 //                           panic: a real panic in the wasm package, which must then be a
 //                           `--features test-hooks` build)
+//   ?testMemory=1           the model worker is memory-worker.js, which reports the wasm memory's
+//                           size after each reply; the page keeps the reports in order in
+//                           `window.testWasmMemory` ({reply, bytes})
 // Not standalone: no service worker, one thread (the server sends no isolation headers).
 import { mountSearch } from '../../../www/clipmatch-search.js';
 
 const params = new URLSearchParams(location.search);
 const root = new URL('../../../', import.meta.url);
 
-/** Makes the first `workers` model workers the fault worker, failing as `kind` says. */
-function injectFaults(kind, workers) {
+/** Makes the first `workers` model workers `replacement` (a URL relative to this folder). */
+function replaceModelWorker(replacement, workers) {
   const NativeWorker = globalThis.Worker;
   let left = workers;
   globalThis.Worker = class extends NativeWorker {
@@ -21,7 +24,7 @@ function injectFaults(kind, workers) {
       const modelWorker = new URL(url, location.href).href === new URL('www/worker.js', root).href;
       if (modelWorker && left > 0) {
         left--;
-        super(new URL(`fault-worker.js?fault=${kind}`, import.meta.url), options);
+        super(new URL(replacement, import.meta.url), options);
       } else {
         super(url, options);
       }
@@ -30,7 +33,12 @@ function injectFaults(kind, workers) {
 }
 
 const fault = /^(trap|hang|crash|panic)-(once|twice)$/.exec(params.get('testFault') || '');
-if (fault) injectFaults(fault[1], fault[2] === 'once' ? 1 : 2);
+if (fault) replaceModelWorker(`fault-worker.js?fault=${fault[1]}`, fault[2] === 'once' ? 1 : 2);
+if (params.get('testMemory') === '1') {
+  replaceModelWorker('memory-worker.js', Infinity);
+  window.testWasmMemory = [];
+  new BroadcastChannel('clipmatch-test-memory').onmessage = ({ data }) => window.testWasmMemory.push(data);
+}
 const timeout = Number(params.get('requestTimeoutMs'));
 mountSearch(document.querySelector('clipmatch-search'), {
   bundle: new URL(params.get('bundle'), root).href,
