@@ -115,7 +115,7 @@ const TOWERS: [Tower; 8] = [
         "models/siglip2-base-narrow",
         "f16",
     ),
-    // int8: candle's linear layers as integer products (`Int8Weights` through the matmul hook).
+    // int8: on candle-transformers' SigLIP, dequantised to f32.
     transformers(
         Family::Siglip,
         SIGLIP_CONFIG,

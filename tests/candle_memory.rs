@@ -9,6 +9,7 @@
 
 mod common;
 
+use clipmatch::models::embedder::Embedder;
 use clipmatch::models::model::{Engine, Family};
 use clipmatch::models::vision_loader::VisionLoader;
 use common::*;
@@ -35,6 +36,15 @@ fn int8_and_float_values(file: &[u8]) -> (usize, usize) {
     (int8, float)
 }
 
+/// A `family` image tower on candle, loaded as the page loads it (the weights in slices).
+fn on_candle(family: Family, config: &str, preprocessor: Option<&str>, weights: &[u8]) -> Embedder {
+    let mut loader = VisionLoader::new(family, Some(Engine::Candle), config, preprocessor, Some(weights.len())).unwrap();
+    for slice in weights.chunks(4096) {
+        loader.push(slice).unwrap();
+    }
+    loader.finish().unwrap()
+}
+
 /// On one thread: each thread of a pool sets up its own buffers the first time it takes part,
 /// which on several threads may happen at any image.
 #[test]
@@ -57,20 +67,8 @@ fn held_once_and_nothing_per_image() {
         .map(|i| ((i * 7919) % 2001) as f32 / 1000.0 - 1.0)
         .collect();
     let before = live_heap();
-    let (embedder, load_peak) = peak_heap(|| {
-        let mut loader = VisionLoader::new(
-            Family::OpenAiClip,
-            Some(Engine::Candle),
-            TINY_CONFIG,
-            Some(TINY_PREPROCESSOR),
-            Some(INT8_WEIGHTS.len()),
-        )
-        .unwrap();
-        for slice in INT8_WEIGHTS.chunks(4096) {
-            loader.push(slice).unwrap();
-        }
-        loader.finish().unwrap()
-    });
+    let (embedder, load_peak) =
+        peak_heap(|| on_candle(Family::OpenAiClip, TINY_CONFIG, Some(TINY_PREPROCESSOR), INT8_WEIGHTS));
     let held = live_heap() - before;
     // A byte per int8 value (and a scale a row); the float tensors are f32. A dequantised copy
     // would add 4 bytes per int8 value, the file 1.
@@ -107,4 +105,24 @@ fn held_once_and_nothing_per_image() {
         "20 images left {} bytes behind",
         after - warm
     );
+}
+
+/// MobileCLIP-B's ViT-MCi on candle (the page runs it on candle only) holds an int8 bundle's
+/// linear weights once, as int8, and its other tensors in f32: no dequantised copy, nor the file.
+#[test]
+fn a_vit_mci_int8_tower_on_candle_holds_its_linear_weights_once() {
+    use clipmatch::models::export::ExportDtype;
+    use clipmatch::models::mobileclip::export::vision_tower;
+    let _serial = serial();
+    let config = include_str!("fixtures/models/mobileclip-b-narrow/open_clip_config.json");
+    let checkpoint = include_bytes!("fixtures/models/mobileclip-b-narrow/open_clip_model.safetensors");
+    let bundle = vision_tower(config, checkpoint, ExportDtype::Int8).unwrap();
+    let (int8, float) = int8_and_float_values(&bundle);
+    let before = live_heap();
+    let (embedder, load_peak) = peak_heap(|| on_candle(Family::MobileClip, config, None, &bundle));
+    let held = live_heap() - before;
+    let weights = int8 + float * 4;
+    eprintln!("int8 {int8} values, float {float}: held {held} bytes (weights {weights}), peak while loading {load_peak}");
+    assert!(held < weights + int8 / 4, "held {held} bytes for {weights} bytes of weights");
+    drop(embedder);
 }

@@ -10,27 +10,22 @@
 //!   instead of candle's gemm behind an element-by-element copy of the input and the output;
 //! - `gelu_erf` on f32: [`super::math::gelu_erf_slice`], vectorised, instead of a scalar `erf`;
 //!   `gelu` (the tanh approximation) on f32: [`super::math::gelu_tanh_slice`], instead of a
-//!   scalar `tanh`; candle-nn's `softmax_last_dim` on f32: [`super::math::softmax`] on each row,
-//!   the rows split across the pool;
-//! - a 1x1 convolution whose kernel came from an int8 file, while a model runs it through
-//!   [`Int8Weights::run`]: [`super::qgemm`]'s integer product on the file's own int8 values
-//!   (each pixel quantised on its own), instead of a float product on their dequantised copy;
-//! - likewise a linear layer (candle-nn's `Linear`: a matmul on the transposed weight) whose
-//!   weight came from an int8 or 4-bit file: the integer product, each row quantised on its own.
-
-use std::cell::Cell;
-use std::collections::HashMap;
-use std::sync::Arc;
+//!   scalar `tanh`.
+//!
+//! The models this crate builds from candle pieces (OpenAI CLIP's and ViT-MCi's image towers) also
+//! call operations of their own, candle `CustomOp`s that they hold or call directly:
+//! [`softmax_last_dim`] (rows split across the pool, with the vectorised `exp`) and the int8 linear
+//! layer ([`crate::models::candle_linear`]). Nothing is found by a tensor's address or identity,
+//! nor by an operation's name.
 
 use candle_core::cpu_kernels::{self, Conv2dArgs};
-use candle_core::{CpuStorage, CustomOp1, CustomOp2, DType, Layout, Result, Shape, Tensor, TensorId};
+use candle_core::{CpuStorage, CustomOp1, CustomOp2, DType, Layout, Result, Shape, Tensor};
 
 use super::dense_conv::{dense_conv2d, DenseConvShape};
 use super::depthwise::{depthwise_conv2d, DepthwiseShape};
-use super::qgemm::QuantLinear;
 
 /// Installs the kernels in candle (once per process; later calls do nothing): convolutions, exact
-/// and tanh-approximated GELU, softmax, the f32 matmul and the parallel element-wise operations. Every
+/// and tanh-approximated GELU, the f32 matmul and the parallel element-wise operations. Every
 /// loader of a model that runs on candle calls it (MobileCLIP, SigLIP, OpenAI CLIP on candle).
 pub fn install() {
     static ONCE: std::sync::Once = std::sync::Once::new();
@@ -38,7 +33,6 @@ pub fn install() {
         cpu_kernels::set_conv2d(conv2d);
         cpu_kernels::set_gelu_erf_f32(gelu_erf_threaded);
         cpu_kernels::set_gelu_tanh_f32(super::math::gelu_tanh_slice);
-        cpu_kernels::set_softmax_rows_f32(softmax_rows);
         cpu_kernels::set_matmul_f32(matmul_f32);
         cpu_kernels::set_chunk_splitter(split_chunks);
     });
@@ -62,9 +56,6 @@ const MIN_MATMUL_WORK: usize = 1 << 18;
 /// sides each have contiguous rows or contiguous columns.
 fn matmul_f32(p: &mut cpu_kernels::MatMulF32) -> bool {
     use super::gemm::{pack_panels_threaded, pack_panels_transposed_threaded, product_threaded, NR};
-    if int8_linear(p) {
-        return true;
-    }
     let (batches, m, n, k) = (p.batches, p.m, p.n, p.k);
     if m < 2 || n < 2 || k < 2 || batches * m * n * k < MIN_MATMUL_WORK {
         return false;
@@ -130,48 +121,34 @@ fn copy_rows(src: &[f32], rs: usize, cs: usize, cols: usize, dst: &mut [f32]) {
     }
 }
 
-/// `x · Wᵀ` where `Wᵀ` is a transposed linear weight the running model registered
-/// ([`Int8Weights::insert_linear`]): the integer product ([`QuantLinear::forward`]), each row of
-/// `x` quantised on its own. `false` (nothing written) for any other product. The left side's
-/// rows may lie anywhere (a transposed left side, FastViT's `qkv` input, is copied into rows).
-fn int8_linear(p: &mut cpu_kernels::MatMulF32) -> bool {
-    let running = RUNNING.with(Cell::get);
-    if running.is_null() {
-        return false;
+/// The softmax over the last dimension of an f32 tensor on the CPU, as candle-nn's
+/// `ops::softmax_last_dim` computes it, with [`softmax_rows`] (a candle operation, forward only):
+/// the attention of the towers this crate builds from candle pieces.
+pub fn softmax_last_dim(x: &Tensor) -> Result<Tensor> {
+    x.contiguous()?.apply_op1_no_bwd(&SoftmaxLastDim)
+}
+
+struct SoftmaxLastDim;
+
+impl CustomOp1 for SoftmaxLastDim {
+    fn name(&self) -> &'static str {
+        "clipmatch-softmax-last-dim"
     }
-    let (batches, m, n, k) = (p.batches, p.m, p.n, p.k);
-    if batches == 0 || m == 0 || n == 0 || k == 0 {
-        return false;
-    }
-    // The weight `n x k` read as its transpose: element (kk, j) at j * k + kk, one for every batch.
-    if p.rhs_rs != 1 || p.rhs_cs != k || (batches > 1 && p.rhs_skip != 0) {
-        return false;
-    }
-    let key = LinearKey { address: p.rhs.as_ptr() as usize, out_dim: n, in_dim: k };
-    // SAFETY: `run` keeps the registry alive and restores the pointer before returning.
-    let Some(weights) = unsafe { &*running }.linear.get(&key).map(|(_, w)| Arc::clone(w)) else { return false };
-    if !fits(p.lhs.len(), batches, p.lhs_skip, p.lhs_rs, p.lhs_cs, m, k) || p.dst.len() != batches * m * n {
-        return false;
-    }
-    #[cfg(test)]
-    tests::INT8_LINEARS_TAKEN.with(|c| c.set(c.get() + 1));
-    let rows = batches * m;
-    let contiguous = p.lhs_cs == 1 && p.lhs_rs == k && (batches == 1 || p.lhs_skip == m * k);
-    if contiguous {
-        weights.forward(&p.lhs[..rows * k], rows, p.dst);
-    } else {
-        let mut x = vec![0.0f32; rows * k];
-        for (b, dst) in x.chunks_exact_mut(m * k).enumerate() {
-            copy_rows(&p.lhs[b * p.lhs_skip..], p.lhs_rs, p.lhs_cs, k, dst);
+
+    fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> Result<(CpuStorage, Shape)> {
+        let CpuStorage::F32(all) = storage else { candle_core::bail!("{}: f32 input only", self.name()) };
+        let Some((start, end)) = layout.contiguous_offsets() else { candle_core::bail!("{}: contiguous input only", self.name()) };
+        let mut values = all[start..end].to_vec();
+        let row_len = layout.shape().dims().last().copied().unwrap_or(1);
+        if row_len > 0 && !values.is_empty() {
+            softmax_rows(&mut values, row_len);
         }
-        weights.forward(&x, rows, p.dst);
+        Ok((CpuStorage::F32(values), layout.shape().clone()))
     }
-    true
 }
 
 /// Softmax of each `row_len`-value row of `values` in place ([`super::math::softmax`], with the
-/// vectorised `exp`), the rows split across the pool: attention's softmax on candle (SigLIP,
-/// FastViT's attention stage, OpenAI CLIP on candle).
+/// vectorised `exp`), the rows split across the pool.
 fn softmax_rows(values: &mut [f32], row_len: usize) {
     #[cfg(test)]
     tests::SOFTMAXES.with(|c| c.set(c.get() + 1));
@@ -212,9 +189,6 @@ fn conv2d(input: &Tensor, kernel: &Tensor, args: Conv2dArgs) -> Result<Option<Te
     if !cpu_f32(input) || !cpu_f32(kernel) || args.dilation != 1 {
         return Ok(None);
     }
-    if let Some(op) = int8_pointwise(input, kernel, args)? {
-        return input.contiguous()?.apply_op1(op).map(Some);
-    }
     let op: Box<dyn CustomOp2 + Send + Sync> = if let Some(shape) = depthwise_shape(input, kernel, args)? {
         Box::new(DepthwiseConv(shape))
     } else if let Some(shape) = dense_shape(input, kernel, args)? {
@@ -226,135 +200,6 @@ fn conv2d(input: &Tensor, kernel: &Tensor, args: Conv2dArgs) -> Result<Option<Te
     // keeps its statistics as variables, so FastViT's fused kernels are tracked); a backward
     // pass through it then fails, naming it, instead of losing the gradient.
     input.contiguous()?.apply_op2_arc(&kernel.contiguous()?, std::sync::Arc::new(op)).map(Some)
-}
-
-/// The int8 weights of a model's 1x1 convolutions and linear layers, for candle to compute on
-/// rather than on their dequantised copies. A convolution's is keyed by the kernel tensor candle
-/// holds (whose id it keeps through the model's layers); a linear layer's by where its weight's
-/// values lie and its shape, which is what the matmul under `Linear` sees of it (the weight
-/// transposed, a view of the same values).
-#[derive(Default)]
-pub struct Int8Weights {
-    pointwise: HashMap<TensorId, Arc<QuantLinear>>,
-    /// With the weight tensor itself, held so that its values stay where the key says (no other
-    /// tensor can be given that address while the registry lives).
-    linear: HashMap<LinearKey, (Tensor, Arc<QuantLinear>)>,
-}
-
-/// A linear weight as the matmul sees it: the address of its first value, outputs, inputs.
-#[derive(Clone, Copy, PartialEq, Eq, Hash)]
-struct LinearKey {
-    address: usize,
-    out_dim: usize,
-    in_dim: usize,
-}
-
-thread_local! {
-    /// The weights of the model running on this thread, while [`Int8Weights::run`] runs it.
-    static RUNNING: Cell<*const Int8Weights> = const { Cell::new(std::ptr::null()) };
-}
-
-/// `q` (`rows x in_dim` int8 values) with one scale per row, as the integer product takes them.
-fn quant_linear(rows: usize, in_dim: usize, q: &[i8], scales: &[f32]) -> Arc<QuantLinear> {
-    let mut weights = QuantLinear::zeros(rows, in_dim, false);
-    weights.set_rows(0, q, scales);
-    Arc::new(weights)
-}
-
-impl Int8Weights {
-    /// Adds a kernel (`c_out x c_in x 1 x 1`) with its int8 values (`c_out x c_in`) and one
-    /// scale per output channel; any other shape is refused.
-    pub fn insert(&mut self, kernel: &Tensor, q: &[i8], scales: &[f32]) -> Result<()> {
-        let (c_out, c_in, kh, kw) = kernel.dims4()?;
-        if (kh, kw) != (1, 1) || q.len() != c_out * c_in || scales.len() != c_out || c_in > super::qgemm::MAX_IN_DIM {
-            candle_core::bail!("int8 1x1 convolution: kernel {:?}, {} values, {} scales", kernel.dims(), q.len(), scales.len())
-        }
-        self.pointwise.insert(kernel.id(), quant_linear(c_out, c_in, q, scales));
-        Ok(())
-    }
-
-    /// Adds a linear layer's weight (`out x in`, contiguous f32 on the CPU: the tensor the layer
-    /// holds) with its int8 values and one scale per output; any other weight is refused.
-    pub fn insert_linear(&mut self, weight: &Tensor, q: &[i8], scales: &[f32]) -> Result<()> {
-        let (out_dim, in_dim) = weight.dims2()?;
-        if q.len() != out_dim * in_dim || scales.len() != out_dim || in_dim > super::qgemm::MAX_IN_DIM {
-            candle_core::bail!("int8 linear layer: weight {:?}, {} values, {} scales", weight.dims(), q.len(), scales.len())
-        }
-        let address = {
-            let (storage, layout) = weight.storage_and_layout();
-            match (&*storage, layout.contiguous_offsets()) {
-                (candle_core::Storage::Cpu(CpuStorage::F32(values)), Some((start, _))) => values[start..].as_ptr() as usize,
-                _ => candle_core::bail!("int8 linear layer: the weight must be contiguous f32 on the CPU"),
-            }
-        };
-        self.linear.insert(LinearKey { address, out_dim, in_dim }, (weight.clone(), quant_linear(out_dim, in_dim, q, scales)));
-        Ok(())
-    }
-
-    /// 1x1 convolutions held.
-    pub fn convolutions(&self) -> usize {
-        self.pointwise.len()
-    }
-
-    /// Linear layers held.
-    pub fn linear_layers(&self) -> usize {
-        self.linear.len()
-    }
-
-    /// Runs `f` (a forward pass on this thread) with these convolutions and linear layers in int8.
-    pub fn run<R>(&self, f: impl FnOnce() -> R) -> R {
-        struct Restore(*const Int8Weights);
-        impl Drop for Restore {
-            fn drop(&mut self) {
-                RUNNING.with(|r| r.set(self.0));
-            }
-        }
-        let _restore = Restore(RUNNING.with(|r| r.replace(self)));
-        f()
-    }
-}
-
-/// The int8 form of a 1x1 convolution (stride 1, no padding, one group) whose kernel the
-/// running model registered.
-fn int8_pointwise(input: &Tensor, kernel: &Tensor, args: Conv2dArgs) -> Result<Option<Int8PointwiseConv>> {
-    let running = RUNNING.with(Cell::get);
-    if running.is_null() || args.groups != 1 || args.stride != 1 || args.padding != 0 {
-        return Ok(None);
-    }
-    // SAFETY: `run` keeps the registry alive and restores the pointer before returning.
-    let Some(weights) = unsafe { &*running }.pointwise.get(&kernel.id()).cloned() else { return Ok(None) };
-    let (batch, c_in, height, width) = input.dims4()?;
-    if c_in != kernel.dim(1)? {
-        return Ok(None); // candle's error message
-    }
-    Ok(Some(Int8PointwiseConv { weights, batch, c_in, height, width }))
-}
-
-/// [`QuantLinear::forward_columns`] over each image of a batch, as a candle operation.
-struct Int8PointwiseConv {
-    weights: Arc<QuantLinear>,
-    batch: usize,
-    c_in: usize,
-    height: usize,
-    width: usize,
-}
-
-impl CustomOp1 for Int8PointwiseConv {
-    fn name(&self) -> &'static str {
-        "clipmatch-int8-pointwise-conv2d"
-    }
-
-    fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> Result<(CpuStorage, Shape)> {
-        let CpuStorage::F32(all) = storage else { candle_core::bail!("{}: f32 input only", self.name()) };
-        let Some((start, end)) = layout.contiguous_offsets() else { candle_core::bail!("{}: contiguous input only", self.name()) };
-        let input = &all[start..end];
-        let (c_out, pixels) = (self.weights.out_dim(), self.height * self.width);
-        let mut out = vec![0.0f32; self.batch * c_out * pixels];
-        for (x, y) in input.chunks_exact(self.c_in * pixels).zip(out.chunks_exact_mut(c_out * pixels)) {
-            self.weights.forward_columns(x, pixels, y);
-        }
-        Ok((CpuStorage::F32(out), Shape::from((self.batch, c_out, self.height, self.width))))
-    }
 }
 
 /// The shape of a convolution with one input channel per group (CPU, f32, dilation 1 checked).
@@ -452,8 +297,6 @@ mod tests {
     thread_local! {
         /// Products [`matmul_f32`] computed on this thread.
         pub(super) static MATMULS_TAKEN: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
-        /// Products [`int8_linear`] computed on this thread.
-        pub(super) static INT8_LINEARS_TAKEN: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
         /// Calls of [`softmax_rows`] on this thread.
         pub(super) static SOFTMAXES: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
         /// Calls of [`split_chunks`] on this thread.
@@ -605,26 +448,24 @@ mod tests {
     }
 
     #[test]
-    fn candle_nns_softmax_runs_on_the_vectorised_rows() {
-        install();
-        // Attention weights (batch, heads, queries, keys); a strided view stays with candle-nn.
+    fn the_softmax_operation_runs_on_the_vectorised_rows() {
+        // Attention weights (batch, heads, queries, keys), and a strided view of them.
         let x = (Tensor::from_vec(crate::kernels::test_values(2 * 3 * 50 * 50, 17), (2, 3, 50, 50), &Device::Cpu).unwrap() * 20.0).unwrap();
-        let before = SOFTMAXES.with(std::cell::Cell::get);
-        let got = candle_nn::ops::softmax_last_dim(&x).unwrap();
-        assert_eq!(SOFTMAXES.with(std::cell::Cell::get) - before, 1, "the installed softmax ran");
-        let rows = x.flatten_to(2).unwrap().to_vec2::<f32>().unwrap();
-        let got_rows = got.flatten_to(2).unwrap().to_vec2::<f32>().unwrap();
-        for (row, got) in rows.iter().zip(&got_rows) {
-            let max = row.iter().fold(f64::NEG_INFINITY, |m, &v| m.max(v as f64));
-            let sum: f64 = row.iter().map(|&v| (v as f64 - max).exp()).sum();
-            for (&v, &g) in row.iter().zip(got) {
-                let want = (v as f64 - max).exp() / sum;
-                assert!((g as f64 - want).abs() <= 1e-6 * want + 1e-9, "{g} vs {want}");
+        for x in [x.clone(), x.transpose(2, 3).unwrap()] {
+            let before = SOFTMAXES.with(std::cell::Cell::get);
+            let got = softmax_last_dim(&x).unwrap();
+            assert_eq!(SOFTMAXES.with(std::cell::Cell::get) - before, 1, "the vectorised softmax ran");
+            let rows = x.flatten_to(2).unwrap().to_vec2::<f32>().unwrap();
+            let got_rows = got.flatten_to(2).unwrap().to_vec2::<f32>().unwrap();
+            for (row, got) in rows.iter().zip(&got_rows) {
+                let max = row.iter().fold(f64::NEG_INFINITY, |m, &v| m.max(v as f64));
+                let sum: f64 = row.iter().map(|&v| (v as f64 - max).exp()).sum();
+                for (&v, &g) in row.iter().zip(got) {
+                    let want = (v as f64 - max).exp() / sum;
+                    assert!((g as f64 - want).abs() <= 1e-6 * want + 1e-9, "{g} vs {want}");
+                }
             }
         }
-        let strided = x.transpose(2, 3).unwrap();
-        let _ = candle_nn::ops::softmax_last_dim(&strided).unwrap_err();
-        assert_eq!(SOFTMAXES.with(std::cell::Cell::get) - before, 1, "strided data is candle-nn's");
     }
 
     #[test]
@@ -643,99 +484,5 @@ mod tests {
             let diff = max_diff(&batched.get(i).unwrap(), &single);
             assert!(diff < 1e-6, "image {i}: {diff}");
         }
-    }
-
-    #[test]
-    fn a_registered_1x1_kernel_runs_in_int8_only_inside_run() {
-        install();
-        let (b, c_in, c_out, side) = (2, 6, 10, 5);
-        let x = tensor((b, c_in, side, side), 8);
-        let q: Vec<i8> = (0..c_out * c_in).map(|i| ((i * 37 % 255) as i32 - 127) as i8).collect();
-        let scales: Vec<f32> = (0..c_out).map(|o| 0.01 + o as f32 * 0.002).collect();
-        let dequantised: Vec<f32> = q.iter().enumerate().map(|(i, &v)| v as f32 * scales[i / c_in]).collect();
-        let kernel = Tensor::from_vec(dequantised, (c_out, c_in, 1, 1), &Device::Cpu).unwrap();
-        let other = kernel.copy().unwrap(); // the same values, another tensor
-        let mut int8 = Int8Weights::default();
-        int8.insert(&kernel, &q, &scales).unwrap();
-        let f32_conv = x.conv2d(&kernel, 0, 1, 1, 1).unwrap();
-        let (in_run, other_in_run) = int8.run(|| (x.conv2d(&kernel, 0, 1, 1, 1).unwrap(), x.conv2d(&other, 0, 1, 1, 1).unwrap()));
-        // Outside `run`, and for a kernel it does not hold, candle's float product.
-        assert!(max_diff(&f32_conv, &candle_f64(&x, &kernel, 0, 1, 1)) < 1e-5);
-        assert_eq!(max_diff(&other_in_run, &f32_conv), 0.0);
-        assert_eq!(max_diff(&x.conv2d(&kernel, 0, 1, 1, 1).unwrap(), &f32_conv), 0.0);
-        // Inside, the integer product on each image's pixels.
-        let mut weights = QuantLinear::zeros(c_out, c_in, false);
-        weights.set_rows(0, &q, &scales);
-        let input = x.flatten_all().unwrap().to_vec1::<f32>().unwrap();
-        let got = in_run.flatten_all().unwrap().to_vec1::<f32>().unwrap();
-        let pixels = side * side;
-        for (image, got) in input.chunks_exact(c_in * pixels).zip(got.chunks_exact(c_out * pixels)) {
-            let mut want = vec![0.0f32; c_out * pixels];
-            weights.forward_columns(image, pixels, &mut want);
-            assert_eq!(got, &want[..]);
-        }
-        let d = max_diff(&in_run, &f32_conv);
-        assert!(d > 0.0 && d < 2e-3, "int8 vs f32: {d}");
-        // A 3x3 kernel is not a pointwise one.
-        let k3 = Tensor::zeros((c_out, c_in, 3, 3), DType::F32, &Device::Cpu).unwrap();
-        assert!(int8.insert(&k3, &vec![0; c_out * c_in * 9], &scales).is_err());
-    }
-    /// A registered linear weight runs as the integer product inside `run`, through candle-nn's
-    /// `Linear` on 2-D, batched and transposed inputs; another weight with the same values, a
-    /// view of part of it, and the same weight outside `run` stay float products.
-    #[test]
-    fn a_registered_linear_weight_runs_in_int8_only_inside_run() {
-        install();
-        let (out_dim, in_dim) = (24, 40);
-        let q: Vec<i8> = (0..out_dim * in_dim).map(|i| ((i * 53 % 255) as i32 - 127) as i8).collect();
-        let scales: Vec<f32> = (0..out_dim).map(|o| 0.004 + o as f32 * 0.0005).collect();
-        let dequantised: Vec<f32> = q.iter().enumerate().map(|(i, &v)| v as f32 * scales[i / in_dim]).collect();
-        let weight = Tensor::from_vec(dequantised, (out_dim, in_dim), &Device::Cpu).unwrap();
-        let bias = Tensor::from_vec(crate::kernels::test_values(out_dim, 30), out_dim, &Device::Cpu).unwrap();
-        let linear = candle_nn::Linear::new(weight.clone(), Some(bias.clone()));
-        let other = candle_nn::Linear::new(weight.copy().unwrap(), Some(bias.clone()));
-        let mut int8 = Int8Weights::default();
-        int8.insert_linear(&weight, &q, &scales).unwrap();
-        assert_eq!(int8.linear_layers(), 1);
-        let mut reference = QuantLinear::zeros(out_dim, in_dim, false);
-        reference.set_rows(0, &q, &scales);
-        let bias_values = bias.to_vec1::<f32>().unwrap();
-        // 2-D rows; a batch of sequences (a broadcast weight); a transposed (b, c, n) input, as
-        // FastViT's attention feeds its qkv Linear.
-        let (b, t) = (3, 70);
-        let inputs = [
-            Tensor::from_vec(crate::kernels::test_values(t * in_dim, 31), (t, in_dim), &Device::Cpu).unwrap(),
-            Tensor::from_vec(crate::kernels::test_values(b * t * in_dim, 32), (b, t, in_dim), &Device::Cpu).unwrap(),
-            Tensor::from_vec(crate::kernels::test_values(b * in_dim * t, 33), (b, in_dim, t), &Device::Cpu).unwrap().transpose(1, 2).unwrap(),
-        ];
-        for (i, x) in inputs.iter().enumerate() {
-            let f32_out = x.apply(&linear).unwrap();
-            let before = INT8_LINEARS_TAKEN.with(std::cell::Cell::get);
-            let (got, from_other) = int8.run(|| (x.apply(&linear).unwrap(), x.apply(&other).unwrap()));
-            assert_eq!(INT8_LINEARS_TAKEN.with(std::cell::Cell::get) - before, 1, "input {i}: one product taken");
-            assert_eq!(max_diff(&from_other, &f32_out), 0.0, "input {i}: another tensor stays f32");
-            // The integer product of each row, plus the bias candle adds.
-            let rows = x.flatten_to(x.rank() - 2).unwrap().contiguous().unwrap().to_vec2::<f32>().unwrap();
-            let got_rows = got.flatten_to(got.rank() - 2).unwrap().to_vec2::<f32>().unwrap();
-            let mut want = vec![0.0f32; rows.len() * out_dim];
-            reference.forward(&rows.concat(), rows.len(), &mut want);
-            for (r, (g, w)) in got_rows.iter().zip(want.chunks_exact(out_dim)).enumerate() {
-                for (c, (&g, &w)) in g.iter().zip(w).enumerate() {
-                    assert!((g - (w + bias_values[c])).abs() <= 1e-6 * (1.0 + w.abs()), "input {i} row {r} col {c}: {g} vs {w}");
-                }
-            }
-            let d = max_diff(&got, &f32_out);
-            assert!(d > 0.0 && d < 5e-3, "input {i}: int8 vs f32 {d}");
-        }
-        // Outside `run`; and the first rows of the weight (same first value, another shape).
-        let x = &inputs[0];
-        let before = INT8_LINEARS_TAKEN.with(std::cell::Cell::get);
-        let _ = x.apply(&linear).unwrap();
-        let part = candle_nn::Linear::new(weight.narrow(0, 0, 8).unwrap(), None);
-        let _ = int8.run(|| x.apply(&part).unwrap());
-        assert_eq!(INT8_LINEARS_TAKEN.with(std::cell::Cell::get), before, "nothing else taken");
-        // A weight that is not out x in, or values that do not fit it, are refused.
-        assert!(int8.insert_linear(&weight, &q[1..], &scales).is_err());
-        assert!(int8.insert_linear(&weight.t().unwrap(), &q, &scales).is_err());
     }
 }

@@ -3,7 +3,8 @@
 //! dequantised ([`crate::models::export`]: `<name>` as I8 with `<name>_scale` one F32 scale per
 //! output channel; [`crate::models::int4`]: `<name>` as U8, two 4-bit values a byte, with
 //! `<name>_scale` one F16 scale per block of 32), so an int8 or 4-bit bundle downloads a quarter
-//! or an eighth of f32's bytes and runs in f32 (or int8, [`int8_weights`]).
+//! or an eighth of f32's bytes and runs in f32, or keeps its linear weights int8 ([`int8_weights`],
+//! for [`crate::models::candle_linear`]).
 
 use std::collections::HashMap;
 
@@ -11,7 +12,6 @@ use candle_core::{Device, Tensor};
 use safetensors::tensor::TensorView;
 
 use crate::error::ModelError;
-use crate::kernels::candle_ops::Int8Weights;
 use crate::models::int4::{self, Int4Weight};
 use crate::models::safetensors_header;
 use crate::models::safetensors_stream::{f32_values, TensorDtype};
@@ -135,29 +135,6 @@ pub fn int8_weights(bytes: &[u8], keep: impl Fn(&str, &[usize]) -> bool) -> Resu
         }
     }
     Ok(out)
-}
-
-/// The int8 and 4-bit weights of the file that `keep` accepts (by name and shape), registered for
-/// candle to compute on in int8 ([`Int8Weights`]): 2-D ones as linear layers, the others as 1x1
-/// convolutions, each under the tensor `tensor_of` gives for its name (the one the model holds).
-/// `bad` words the file's errors, as for [`f32_tensors`].
-pub fn int8_layers<'t>(
-    bytes: &[u8],
-    keep: impl Fn(&str, &[usize]) -> bool,
-    tensor_of: impl Fn(&str) -> Option<&'t Tensor>,
-    bad: fn(String) -> ModelError,
-) -> Result<Int8Weights, ModelError> {
-    let mut int8 = Int8Weights::default();
-    for w in int8_weights(bytes, keep).map_err(bad)? {
-        let tensor = tensor_of(&w.name).ok_or_else(|| bad(format!("tensor {} is missing", w.name)))?;
-        let registered = if tensor.rank() == 2 {
-            int8.insert_linear(tensor, &w.values, &w.scales)
-        } else {
-            int8.insert(tensor, &w.values, &w.scales)
-        };
-        registered.map_err(|e| ModelError::Engine(e.to_string()))?;
-    }
-    Ok(int8)
 }
 
 #[cfg(test)]

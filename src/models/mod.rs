@@ -3,6 +3,7 @@
 //! whichever model is loaded.
 
 /// Safetensors files as candle tensors in f32, int8 exports dequantised.
+pub mod candle_linear;
 pub mod candle_weights;
 pub mod clip;
 pub mod config;

@@ -1,6 +1,6 @@
 //! OpenAI CLIP on candle (the `--engine candle` of the CLI, `?engine=candle` in the page): the
 //! image tower built from candle and candle-nn pieces ([`CandleVision`]: f32 weights for a float
-//! file, an int8 or 4-bit export's linear weights held once as int8, [`super::candle_linear`]), the text
+//! file, an int8 or 4-bit export's linear weights held once as int8, [`crate::models::candle_linear`]), the text
 //! tower candle-transformers' `clip` text transformer from our [`ModelConfig`] (quick-GELU,
 //! layer norm eps 1e-5, as that config requires), weights read from the same safetensors bytes
 //! (f32, f16 or bf16; int8 or 4-bit for the image tower's linear layers), every tensor checked

@@ -9,7 +9,7 @@ use std::collections::HashMap;
 
 use candle_core::{Device, Tensor};
 
-use super::candle_linear::Weight;
+use crate::models::candle_linear::Weight;
 use super::candle_vision::CandleVision;
 use super::vision::is_linear_weight;
 use super::{check_tensors, expected_tensors, Towers};

@@ -12,7 +12,7 @@ use candle_core::{IndexOp, Module, Result, Tensor};
 use candle_nn::LayerNorm;
 use candle_transformers::models::clip::text_model::Activation;
 
-use super::candle_linear::{CandleLinear, Weight};
+use crate::models::candle_linear::{CandleLinear, Weight};
 use crate::models::config::ModelConfig;
 
 /// transformers' CLIP layer norm epsilon.
@@ -111,7 +111,7 @@ impl Layer {
         let q = split((self.q_proj.forward(&y)? * (head_dim as f64).powf(-0.5))?)?;
         let k = split(self.k_proj.forward(&y)?)?;
         let v = split(self.v_proj.forward(&y)?)?;
-        let weights = candle_nn::ops::softmax_last_dim(&q.matmul(&k.t()?)?)?;
+        let weights = crate::kernels::candle_ops::softmax_last_dim(&q.matmul(&k.t()?)?)?;
         let attended = weights
             .matmul(&v)?
             .transpose(1, 2)?

@@ -4,7 +4,6 @@
 //! name of what is wrong.
 
 pub mod candle_engine;
-pub mod candle_linear;
 pub mod candle_loader;
 pub mod candle_vision;
 pub mod encoder;

@@ -2,10 +2,16 @@
 //! attention with an optional additive mask, LayerNorm, MLP with exact GELU), as timm's ViT
 //! `Block` and open_clip's `ResidualAttentionBlock` both compute it. The two name their tensors
 //! differently ([`BlockNames`]); ViT-MCi's image tower uses timm's, the causal text tower
-//! open_clip's with its causal mask.
+//! open_clip's with its causal mask. The linear layers hold an int8 file's weights as int8
+//! ([`CandleLinear`], taken from [`Linears`]); the softmax is this crate's
+//! ([`candle_ops::softmax_last_dim`]).
 
-use candle_core::{Module, Result, Tensor, D};
-use candle_nn::{layer_norm, linear, LayerNorm, LayerNormConfig, Linear, VarBuilder};
+use candle_core::{Module, Result, Tensor};
+use candle_nn::{layer_norm, LayerNorm, LayerNormConfig, VarBuilder};
+
+use super::tensors::Linears;
+use crate::kernels::candle_ops;
+use crate::models::candle_linear::CandleLinear;
 
 /// Where a block's tensors are, relative to the block.
 pub struct BlockNames {
@@ -64,33 +70,39 @@ pub struct BlockShape {
 
 pub struct Block {
     norm1: LayerNorm,
-    qkv: Linear,
-    proj: Linear,
+    qkv: CandleLinear,
+    proj: CandleLinear,
     norm2: LayerNorm,
-    fc1: Linear,
-    fc2: Linear,
+    fc1: CandleLinear,
+    fc2: CandleLinear,
     heads: usize,
     scale: f64,
 }
 
 impl Block {
-    pub fn new(shape: BlockShape, eps: f64, names: &BlockNames, vb: VarBuilder) -> Result<Self> {
+    pub fn new(shape: BlockShape, eps: f64, names: &BlockNames, vb: VarBuilder, linears: &mut Linears) -> Result<Self> {
         let BlockShape { width, heads, mlp_hidden } = shape;
         let norm = |name| layer_norm(width, LayerNormConfig { eps, ..Default::default() }, vb.pp(name));
-        let qkv = Linear::new(vb.get((3 * width, width), names.qkv_weight)?, Some(vb.get(3 * width, names.qkv_bias)?));
+        let qkv = linears.linear(&vb, names.qkv_weight, Some(names.qkv_bias), (3 * width, width))?;
+        let mut linear = |name, outputs, inputs| linears.linear(&vb.pp(name), "weight", Some("bias"), (outputs, inputs));
         Ok(Self {
             norm1: norm(names.norm1)?,
             qkv,
-            proj: linear(width, width, vb.pp(names.proj))?,
+            proj: linear(names.proj, width, width)?,
             norm2: norm(names.norm2)?,
-            fc1: linear(width, mlp_hidden, vb.pp(names.fc1))?,
-            fc2: linear(mlp_hidden, width, vb.pp(names.fc2))?,
+            fc1: linear(names.fc1, mlp_hidden, width)?,
+            fc2: linear(names.fc2, width, mlp_hidden)?,
             heads,
             scale: ((width / heads) as f64).powf(-0.5),
         })
     }
 
     /// `x` `(batch, tokens, width)`; `mask` `(tokens, tokens)`, added to the attention logits.
+    /// Its linear layers that compute on int8 values.
+    pub fn quantised_layers(&self) -> usize {
+        [&self.qkv, &self.proj, &self.fc1, &self.fc2].iter().filter(|l| l.is_quantised()).count()
+    }
+
     pub fn forward(&self, x: &Tensor, mask: Option<&Tensor>) -> Result<Tensor> {
         let x = (x + self.attention(&x.apply(&self.norm1)?, mask)?)?;
         let mlp = x.apply(&self.norm2)?.apply(&self.fc1)?.gelu_erf()?.apply(&self.fc2)?;
@@ -111,7 +123,7 @@ impl Block {
         if let Some(mask) = mask {
             logits = logits.broadcast_add(mask)?;
         }
-        let weights = candle_nn::ops::softmax(&logits, D::Minus1)?;
+        let weights = candle_ops::softmax_last_dim(&logits)?;
         weights.matmul(&v)?.transpose(1, 2)?.reshape((batch, tokens, width))?.apply(&self.proj)
     }
 }

@@ -23,14 +23,12 @@ use candle_core::{Device, Tensor};
 use candle_nn::{Func, VarBuilder};
 
 use crate::error::ModelError;
-use crate::kernels::candle_ops::Int8Weights;
-use crate::models::candle_weights;
 use crate::models::clip::Towers;
 use crate::models::config::PreprocessConfig;
 use crate::models::model::Engine;
 use fastvit::FastVit;
 use config::{OpenClipConfig, VisionKind, VisionSpec};
-use tensors::{engine, Tensors};
+use tensors::{engine, Linears, Tensors};
 use text::TextTower;
 use vision::VisionShape;
 use vit_mci::{VitMci, VitMciShape};
@@ -76,12 +74,14 @@ impl VisionArch {
         }
     }
 
-    fn build(&self, vb: VarBuilder<'static>) -> Result<Func<'static>, candle_core::Error> {
+    /// The tower on candle and its linear layers that compute on int8 values.
+    fn build(&self, vb: VarBuilder<'static>, linears: &mut Linears) -> Result<(Func<'static>, usize), candle_core::Error> {
         match self {
-            VisionArch::FastVit(s) => s.build(vb),
+            VisionArch::FastVit(s) => Ok((s.build(vb)?, 0)),
             VisionArch::VitMci(s) => {
-                let tower = VitMci::new(s, vb)?;
-                Ok(Func::new(move |x| candle_core::Module::forward(&tower, x)))
+                let tower = VitMci::new(s, vb, linears)?;
+                let quantised = tower.quantised_layers();
+                Ok((Func::new(move |x| candle_core::Module::forward(&tower, x)), quantised))
             }
         }
     }
@@ -98,9 +98,10 @@ pub struct MobileClip {
 
 /// What runs the image tower.
 enum ImageTower {
-    /// candle-transformers' FastViT, or this module's ViT-MCi on candle-nn, with the 1x1
-    /// convolutions and linear layers stored as int8 computed in int8.
-    Candle { vision: Func<'static>, int8: Int8Weights },
+    /// candle-transformers' FastViT (an int8 or 4-bit file's weights dequantised: on candle it
+    /// is the reference and `--engine candle`), or this module's ViT-MCi on candle-nn, whose
+    /// linear layers hold an int8 file's weights as int8 and compute on them.
+    Candle { vision: Func<'static>, int8_linear_layers: usize },
     /// FastViT-MCi fused, on this crate's kernels ([`fastvit`]).
     Ours(FastVit),
 }
@@ -156,7 +157,10 @@ impl MobileClip {
                 )));
             }
         }
-        let mut tensors = Tensors::from_safetensors(weights)?;
+        // ViT-MCi's linear weights (2-D, in the image tower) stay int8 where the file has them so.
+        let vit_mci = config.vision.kind == VisionKind::VitMci;
+        let keep_int8 = |name: &str, shape: &[usize]| vit_mci && name.starts_with("visual.") && shape.len() == 2;
+        let mut tensors = Tensors::from_safetensors_keeping(weights, keep_int8)?;
         let text_names = text::tensor_names(&config.text);
         if !with_text {
             tensors.retain(|name| !text_names.contains(name) && name != LOGIT_SCALE);
@@ -176,18 +180,17 @@ impl MobileClip {
             expected.insert(LOGIT_SCALE.into());
         }
         tensors.check_names(&expected, WHAT)?;
-        let int8 = int8_layers(weights, &tensors)?;
-        let (vb, requests) = tensors.var_builder();
-        let vision = vision_arch.build(vb.clone());
+        let (vb, mut linears, requests) = tensors.var_builder();
+        let vision = vision_arch.build(vb.clone(), &mut linears);
         let text = with_text.then(|| TextTower::build(&config.text, config.embed_dim, vb.clone()));
         let logit_scale = with_text.then(|| vb.get((), LOGIT_SCALE).map(|_| ()));
         // A shape candle refused explains a failed build better than the build's own error.
         requests.check_shapes()?;
-        let vision = vision.map_err(engine)?;
+        let (vision, int8_linear_layers) = vision.map_err(engine)?;
         let text = text.transpose().map_err(engine)?;
         logit_scale.transpose().map_err(engine)?;
         requests.check_all_read(expected.iter().map(String::as_str))?;
-        Ok(Self { config, vision_arch, image: ImageTower::Candle { vision, int8 }, text })
+        Ok(Self { config, vision_arch, image: ImageTower::Candle { vision, int8_linear_layers }, text })
     }
 
     /// The text tower of a whole checkpoint on candle, its tensors checked (the image tower's
@@ -199,7 +202,7 @@ impl MobileClip {
         tensors.retain(|name| expected.contains(name));
         text::check_depth(&tensors, &config.text)?;
         tensors.check_names(&expected, WHAT)?;
-        let (vb, requests) = tensors.var_builder();
+        let (vb, _, requests) = tensors.var_builder();
         let text = TextTower::build(&config.text, config.embed_dim, vb.clone());
         let logit_scale = vb.get((), LOGIT_SCALE).map(|_| ());
         requests.check_shapes()?;
@@ -236,10 +239,11 @@ impl MobileClip {
         self.config.text.context_length
     }
 
-    /// The image tower's 1x1 convolutions that run in int8 (an int8 export's; none otherwise).
+    /// The image tower's 1x1 convolutions that run in int8 (an int8 export's on this crate's
+    /// kernels; none otherwise).
     pub fn int8_convolutions(&self) -> usize {
         match &self.image {
-            ImageTower::Candle { int8, .. } => int8.convolutions(),
+            ImageTower::Candle { .. } => 0,
             ImageTower::Ours(tower) => tower.int8_convolutions(),
         }
     }
@@ -247,7 +251,7 @@ impl MobileClip {
     /// The image tower's linear layers that run in int8 (FastViT's attention, ViT-MCi's blocks).
     pub fn int8_linear_layers(&self) -> usize {
         match &self.image {
-            ImageTower::Candle { int8, .. } => int8.linear_layers(),
+            ImageTower::Candle { int8_linear_layers, .. } => *int8_linear_layers,
             ImageTower::Ours(tower) => tower.int8_linear_layers(),
         }
     }
@@ -266,14 +270,14 @@ impl MobileClip {
                 pixel_values.len()
             )));
         }
-        let (vision, int8) = match &self.image {
+        let vision = match &self.image {
             ImageTower::Ours(tower) => return tower.embed_images(pixel_values, n),
-            ImageTower::Candle { vision, int8 } => (vision, int8),
+            ImageTower::Candle { vision, .. } => vision,
         };
         // The whole batch in one forward pass (the patched candle-core folds a batch into a
         // matmul's rows only where that is right: vendor/candle-core/PATCHES.md, 1).
         Tensor::from_slice(pixel_values, (n, 3, side, side), &Device::Cpu)
-            .and_then(|input| int8.run(|| input.apply(vision))?.to_vec2())
+            .and_then(|input| input.apply(vision)?.to_vec2())
             .map_err(engine)
     }
 
@@ -294,51 +298,51 @@ impl MobileClip {
     }
 }
 
-/// The image tower's int8 (or 4-bit) 1x1 convolution kernels (an int8 bundle's MLPs, most of
-/// FastViT's work) and linear weights (its attention; ViT-MCi's blocks), for candle to compute in
-/// int8 rather than on their dequantised copies.
-fn int8_layers(weights: &[u8], tensors: &Tensors) -> Result<Int8Weights, ModelError> {
-    let pointwise = |shape: &[usize]| shape.len() == 4 && shape[2] == 1 && shape[3] == 1;
-    let wanted = |name: &str, shape: &[usize]| name.starts_with("visual.") && (pointwise(shape) || shape.len() == 2);
-    candle_weights::int8_layers(weights, wanted, |name| tensors.get(name), tensors::bad)
-}
-
 #[cfg(all(test, not(target_arch = "wasm32")))]
 mod tests {
     use super::*;
     use crate::kernels::test_cosine as cosine;
     use crate::models::export::ExportDtype;
 
-    const DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/models/mobileclip2-s0-narrow");
-
-    fn tower(dtype: ExportDtype) -> MobileClip {
-        let config = std::fs::read_to_string(format!("{DIR}/open_clip_config.json")).unwrap();
-        let weights = std::fs::read(format!("{DIR}/open_clip_model.safetensors")).unwrap();
-        let exported = export::open_clip_form(&weights, dtype).unwrap();
-        MobileClip::load_towers(&config, &exported, Towers::VisionOnly).unwrap()
+    fn folder(name: &str) -> (String, Vec<u8>) {
+        let dir = format!("{}/tests/fixtures/models/{name}", env!("CARGO_MANIFEST_DIR"));
+        let config = std::fs::read_to_string(format!("{dir}/open_clip_config.json")).unwrap();
+        (config, std::fs::read(format!("{dir}/open_clip_model.safetensors")).unwrap())
     }
 
+    fn embedding(model: &MobileClip, seed: u32) -> Vec<f32> {
+        let side = model.image_size();
+        model.embed_images(&crate::kernels::test_values(3 * side * side, seed), 1).unwrap().remove(0)
+    }
+
+    /// On candle, FastViT (candle-transformers') runs an int8 export on its dequantised weights:
+    /// nothing in int8, close to f16.
     #[test]
-    fn an_int8_export_runs_its_mlps_in_int8() {
-        let f16 = tower(ExportDtype::F16);
-        let int8 = tower(ExportDtype::Int8);
-        // At least the two 1x1 convolutions (fc1, fc2) of every block's MLP (also the
-        // squeeze-excite ones, and the 1x1 branches that FastViT folds with their BatchNorm).
-        let VisionArch::FastVit(shape) = int8.vision_arch() else { panic!("the fixture is a FastViT") };
-        let blocks: usize = shape.depths.iter().sum();
-        assert_eq!(f16.int8_convolutions(), 0);
-        assert!(int8.int8_convolutions() >= 2 * blocks, "{} of {blocks} blocks", int8.int8_convolutions());
-        // And the linear layers: qkv and proj of the fixture's two attention blocks, the head.
-        assert_eq!(f16.int8_linear_layers(), 0);
-        assert_eq!(int8.int8_linear_layers(), 5);
-        let side = int8.image_size();
-        let pixels = crate::kernels::test_values(3 * side * side, 9);
-        let with_int8 = int8.embed_images(&pixels, 1).unwrap().remove(0);
-        // The same tower on the dequantised copies: what int8 exports ran before.
-        let input = Tensor::from_slice(&pixels, (1, 3, side, side), &Device::Cpu).unwrap();
-        let ImageTower::Candle { vision, .. } = &int8.image else { panic!("on candle") };
-        let dequantised = input.apply(vision).unwrap().to_vec2::<f32>().unwrap().remove(0);
-        let c = cosine(&with_int8, &dequantised);
-        assert!(c > 0.9999 && c < 1.0 - 1e-9, "int8 products vs dequantised f32: cosine {c}");
+    fn fastvit_on_candle_runs_an_int8_export_dequantised() {
+        let (config, weights) = folder("mobileclip2-s0-narrow");
+        let tower = |dtype| MobileClip::load_towers(&config, &export::open_clip_form(&weights, dtype).unwrap(), Towers::VisionOnly).unwrap();
+        let (f16, int8) = (tower(ExportDtype::F16), tower(ExportDtype::Int8));
+        assert_eq!((int8.int8_convolutions(), int8.int8_linear_layers()), (0, 0));
+        let c = cosine(&embedding(&int8, 9), &embedding(&f16, 9));
+        assert!(c > 0.999 && c < 1.0 - 1e-9, "int8 vs f16: cosine {c}");
+    }
+
+    /// ViT-MCi (MobileCLIP-B) holds an int8 or 4-bit export's linear weights as int8 (four a
+    /// block, and the head) and computes on them, close to the checkpoint's f32; a float export's
+    /// none.
+    #[test]
+    fn vit_mci_holds_an_int8_exports_linear_layers_as_int8() {
+        let (config, weights) = folder("mobileclip-b-narrow");
+        let full = MobileClip::load_towers(&config, &weights, Towers::VisionOnly).unwrap();
+        let VisionArch::VitMci(shape) = full.vision_arch() else { panic!("the fixture is a ViT-MCi") };
+        let want = embedding(&full, 9);
+        assert_eq!(full.int8_linear_layers(), 0);
+        for (dtype, layers) in [(ExportDtype::F16, 0), (ExportDtype::Int8, 4 * shape.depth + 1), (ExportDtype::Int4, 4 * shape.depth + 1)] {
+            let tower = export::vision_tower(&config, &weights, dtype).unwrap();
+            let model = MobileClip::load_towers(&config, &tower, Towers::VisionOnly).unwrap();
+            assert_eq!(model.int8_linear_layers(), layers, "{}", dtype.name());
+            let c = cosine(&embedding(&model, 9), &want);
+            assert!(c > 0.995, "{} vs f32: cosine {c}", dtype.name());
+        }
     }
 }

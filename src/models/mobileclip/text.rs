@@ -14,6 +14,7 @@ use candle_nn::{embedding, Embedding, LayerNorm, VarBuilder};
 use candle_transformers::models::openclip::text_model::{Config, OpenClipTextTransformer};
 
 use super::block::{Block, BlockShape, OPEN_CLIP};
+use super::tensors::Linears;
 use super::config::TextSpec;
 use super::tensors::{bad, Tensors};
 use crate::error::ModelError;
@@ -47,7 +48,7 @@ impl CausalTransformer {
     fn new(spec: &TextSpec, vb: VarBuilder) -> Result<Self, candle_core::Error> {
         let shape = BlockShape { width: spec.width, heads: spec.heads, mlp_hidden: spec.width * 4 };
         let blocks = (0..spec.layers)
-            .map(|i| Block::new(shape, LAYER_NORM_EPS, &OPEN_CLIP, vb.pp(format!("transformer.resblocks.{i}"))))
+            .map(|i| Block::new(shape, LAYER_NORM_EPS, &OPEN_CLIP, vb.pp(format!("transformer.resblocks.{i}")), &mut Linears::default()))
             .collect::<Result<_, _>>()?;
         Ok(Self {
             token_embedding: embedding(spec.vocab_size, spec.width, vb.pp("token_embedding"))?,

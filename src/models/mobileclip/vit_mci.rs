@@ -7,16 +7,18 @@
 //! token`) and the head, a linear layer into the embedding space. Tensor names are open_clip's
 //! (`visual.trunk.*`, timm's inside). Its shape comes from the file: timm's own name must have
 //! the published one (width 768, 12 blocks, 12 heads, stem 192 wide); narrower models of the kind
-//! are read as they are, with 64-wide attention heads as ViT-B's.
+//! are read as they are, with 64-wide attention heads as ViT-B's. An int8 or 4-bit file's linear
+//! weights (the blocks' and the head's) are held as int8 and computed on as such ([`Linears`]).
 
 use std::collections::BTreeSet;
 
 use candle_core::{Module, ModuleT, Tensor};
-use candle_nn::{batch_norm, conv2d, conv2d_no_bias, linear, BatchNorm, BatchNormConfig, Conv2d, Conv2dConfig, LayerNorm, Linear, VarBuilder};
+use candle_nn::{batch_norm, conv2d, conv2d_no_bias, BatchNorm, BatchNormConfig, Conv2d, Conv2dConfig, LayerNorm, VarBuilder};
 
 use super::block::{Block, BlockShape, TIMM};
 use super::config::VisionSpec;
-use super::tensors::{bad, Tensors};
+use super::tensors::{bad, Linears, Tensors};
+use crate::models::candle_linear::CandleLinear;
 use crate::error::ModelError;
 
 const PREFIX: &str = "visual.trunk";
@@ -106,11 +108,11 @@ pub struct VitMci {
     pos_embed: Tensor,
     blocks: Vec<Block>,
     norm: LayerNorm,
-    head: Linear,
+    head: CandleLinear,
 }
 
 impl VitMci {
-    pub fn new(shape: &VitMciShape, vb: VarBuilder) -> candle_core::Result<Self> {
+    pub fn new(shape: &VitMciShape, vb: VarBuilder, linears: &mut Linears) -> candle_core::Result<Self> {
         let vb = vb.pp(PREFIX);
         let stem_vb = vb.pp("patch_embed.backbone");
         let width = shape.block.width;
@@ -124,7 +126,7 @@ impl VitMci {
             (conv2d(w1, width, k2, conv_cfg(k2), stem_vb.pp("2.conv"))?, None),
         ];
         let blocks = (0..shape.depth)
-            .map(|i| Block::new(shape.block, LAYER_NORM_EPS, &TIMM, vb.pp(format!("blocks.{i}"))))
+            .map(|i| Block::new(shape.block, LAYER_NORM_EPS, &TIMM, vb.pp(format!("blocks.{i}")), linears))
             .collect::<candle_core::Result<_>>()?;
         Ok(Self {
             stem,
@@ -132,8 +134,13 @@ impl VitMci {
             pos_embed: vb.get((1, shape.grid * shape.grid, width), "pos_embed")?,
             blocks,
             norm: candle_nn::layer_norm(width, LAYER_NORM_EPS, vb.pp("norm"))?,
-            head: linear(width, shape.embed_dim, vb.pp("head"))?,
+            head: linears.linear(&vb.pp("head"), "weight", Some("bias"), (shape.embed_dim, width))?,
         })
+    }
+
+    /// Linear layers computing on int8 values (all of them for an int8 or 4-bit file).
+    pub fn quantised_layers(&self) -> usize {
+        self.blocks.iter().map(Block::quantised_layers).sum::<usize>() + usize::from(self.head.is_quantised())
     }
 }
 

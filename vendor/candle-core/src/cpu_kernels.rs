@@ -59,11 +59,6 @@ static CHUNK_SPLITTER: OnceLock<ChunkSplitter> = OnceLock::new();
 static MATMUL_F32: OnceLock<MatMulF32Kernel> = OnceLock::new();
 static GELU_ERF_F32: OnceLock<UnaryF32Kernel> = OnceLock::new();
 static GELU_TANH_F32: OnceLock<UnaryF32Kernel> = OnceLock::new();
-static SOFTMAX_ROWS_F32: OnceLock<SoftmaxRowsF32Kernel> = OnceLock::new();
-
-/// Softmax of each row of `values` in place, rows of `row_len` values one after the other
-/// (clipmatch patch, PATCHES.md, 6).
-pub type SoftmaxRowsF32Kernel = fn(&mut [f32], usize);
 
 /// Installs the convolution asked before candle's; `false` if one was installed already.
 pub fn set_conv2d(kernel: Conv2dKernel) -> bool {
@@ -80,12 +75,6 @@ pub fn set_gelu_erf_f32(kernel: UnaryF32Kernel) -> bool {
 /// candle's scalar one (clipmatch patch, PATCHES.md, 5); `false` if one was installed already.
 pub fn set_gelu_tanh_f32(kernel: UnaryF32Kernel) -> bool {
     GELU_TANH_F32.set(kernel).is_ok()
-}
-
-/// Installs the f32 softmax over rows used for candle-nn's `softmax_last_dim` on contiguous f32
-/// data in place of its own (PATCHES.md, 6); `false` if one was installed already.
-pub fn set_softmax_rows_f32(kernel: SoftmaxRowsF32Kernel) -> bool {
-    SOFTMAX_ROWS_F32.set(kernel).is_ok()
 }
 
 /// Installs the f32 matmul asked before candle's gemm (PATCHES.md, 3); `false` if one was
@@ -122,18 +111,4 @@ pub(crate) fn gelu_erf_f32() -> Option<UnaryF32Kernel> {
 
 pub(crate) fn gelu_tanh_f32() -> Option<UnaryF32Kernel> {
     GELU_TANH_F32.get().copied()
-}
-
-/// candle-nn's `softmax_last_dim` of contiguous f32 `storage` on the installed kernel; `None`
-/// (for candle-nn's own code) without one, or for other data.
-pub(crate) fn softmax_last_dim(storage: &crate::CpuStorage, layout: &crate::Layout) -> Option<crate::CpuStorage> {
-    let kernel = SOFTMAX_ROWS_F32.get()?;
-    let (crate::CpuStorage::F32(values), Some((start, end))) = (storage, layout.contiguous_offsets()) else { return None };
-    let row_len = *layout.shape().dims().last()?;
-    if row_len == 0 {
-        return None;
-    }
-    let mut out = values[start..end].to_vec();
-    kernel(&mut out, row_len);
-    Some(crate::CpuStorage::F32(out))
 }

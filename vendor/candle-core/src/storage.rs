@@ -210,13 +210,6 @@ impl Storage {
     pub(crate) fn apply_op1(&self, l: &Layout, c: &dyn CustomOp1) -> Result<(Self, Shape)> {
         match self {
             Self::Cpu(storage) => {
-                // clipmatch patch (PATCHES.md, 6): candle-nn's softmax over the last dimension
-                // of contiguous f32 data on an installed kernel.
-                if c.name() == "softmax-last-dim" {
-                    if let Some(out) = crate::cpu_kernels::softmax_last_dim(storage, l) {
-                        return Ok((Self::Cpu(out), l.shape().clone()));
-                    }
-                }
                 let (storage, shape) = c.cpu_fwd(storage, l)?;
                 Ok((Self::Cpu(storage), shape))
             }

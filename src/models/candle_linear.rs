@@ -1,8 +1,10 @@
-//! A linear layer of OpenAI CLIP's image tower on candle, its weight held once: f32 (a float
-//! bundle's, run by candle-nn's `Linear`), or an int8 bundle's int8 rows with their per-row
-//! scales, packed for this crate's integer product ([`QuantLinear`], 12-bit activations a row,
-//! exact integer sums) and run as a candle operation ([`Int8Product`]). A 4-bit weight arrives
-//! converted to int8 rows ([`crate::models::quantised_tensors`]) and is held the same way.
+//! A linear layer of the image towers this crate builds from candle pieces (OpenAI CLIP's
+//! [`crate::models::clip::candle_vision`], MobileCLIP-B's ViT-MCi
+//! [`crate::models::mobileclip::vit_mci`]), its weight held once: f32 (a float bundle's, run by
+//! candle-nn's `Linear`), or an int8 bundle's int8 rows with their per-row scales, packed for this
+//! crate's integer product ([`QuantLinear`], 12-bit activations a row, exact integer sums) and run
+//! as a candle operation ([`Int8Product`]), which the layer holds: nothing is looked up while it
+//! runs. A 4-bit weight arrives converted to int8 rows and is held the same way.
 //!
 //! candle's own quantized tensors (GGML Q8_0 blocks through `QMatMul`) would hold the same values
 //! in 34 bytes a block of 32, but in Chromium their products made ViT-B/32's int8 tower 677 ms a
