@@ -17,7 +17,7 @@ use crate::error::ModelError;
 use crate::models::clip::encoder::TensorValues;
 use crate::models::config::ModelConfig;
 use crate::models::quantised_tensors::ScalePairs;
-use crate::models::safetensors_stream::{push_to, SafetensorsStream, TensorInfo, TensorSink};
+use crate::models::safetensors_stream::{f32_values, push_to, SafetensorsStream, TensorDtype, TensorInfo, TensorSink};
 
 fn engine(e: candle_core::Error) -> ModelError {
     ModelError::Engine(e.to_string())
@@ -74,6 +74,14 @@ impl TensorSink for CandleVisionLoader {
     fn tensor(&mut self, info: &TensorInfo, data: &[u8]) -> Result<(), ModelError> {
         let Self { pairs, wanted, weights, .. } = self;
         let is_wanted = wanted.contains_key(&info.name);
+        let dtype = info.dtype.expect("checked with the header");
+        if is_wanted && !matches!(dtype, TensorDtype::I8 | TensorDtype::U8) {
+            // A float tensor's f32 values become the tensor's storage: never copied.
+            let shape = wanted.remove(&info.name).expect("a wanted tensor");
+            let tensor = Tensor::from_vec(f32_values(dtype, data)?, shape, &Device::Cpu).map_err(engine)?;
+            weights.insert(info.name.clone(), Weight::Float(tensor));
+            return Ok(());
+        }
         let put = |name: &str, values: TensorValues| {
             let shape = wanted.remove(name).expect("a wanted tensor");
             let weight = match values {
