@@ -22,8 +22,12 @@ source scripts/toolchains.sh
 threads_target="${CARGO_TARGET_DIR:-target}/threads"
 # Since nightly-2025-10-03 atomics no longer imply a shared memory: the linker is asked for one,
 # imported (wasm-bindgen creates it and hands it to every worker), with the TLS symbols the
-# workers' start-up needs.
-link_args=(--shared-memory --import-memory --max-memory=4294967296
+# workers' start-up needs. Its maximum, 1 GiB, is what phones must grant when it is made (iOS
+# Safari refuses large shared memories; www/threads.js then runs one thread and says so): the
+# shipped models' peak in the threaded build is well under it (BENCHMARKS.md "Threads on a
+# phone"), with room for the photo decoder's 192 MiB at most; past it an allocation traps and the
+# page says the model ran out of memory.
+link_args=(--shared-memory --import-memory --max-memory=1073741824
            --export=__wasm_init_tls --export=__tls_size --export=__tls_align --export=__tls_base)
 
 # One package and its threaded twin: build_pair OUT_DIR FEATURES (comma-separated, may be empty).

@@ -1,8 +1,10 @@
 //! Splitting work across threads: rayon's pool natively (`RAYON_NUM_THREADS` sets its size) and
-//! in the multi-threaded browser build (`threads` feature: Web Workers, pool sized by the page),
-//! the calling thread alone in the plain browser build.
+//! in the multi-threaded browser build (`threads` feature: Web Workers, pool sized by the page,
+//! of which [`set_thread_limit`] may use fewer), the calling thread alone in the plain browser
+//! build.
 
 use std::ops::Range;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// Below this many multiply-adds a product runs on one thread: waking another costs more.
 const MIN_PARALLEL_WORK: usize = 1 << 20;
@@ -43,6 +45,7 @@ where
         match team::role() {
             team::Role::Leader(t) => return t.run(items, chunks, &f),
             team::Role::Member => return f(0..items),
+            team::Role::None if limited_outside_pool() => return with_team(|| for_each_chunk(items, work, f)),
             team::Role::None => {}
         }
         let f = &f;
@@ -70,8 +73,10 @@ fn chunk_range(items: usize, chunks: usize, i: usize) -> Range<usize> {
 /// In Chromium on 2 threads this took ViT-B/32's int8 tower from 83 to 72 ms and MobileCLIP2-S0's
 /// f32 tower from 143 to 118 ms (BENCHMARKS.md). The spin is bounded ([`team`]'s `SPINS`), so a
 /// helper whose step does not come soon sleeps instead of taking a core from threads with work
-/// (more threads than cores) and heating a phone. `f` runs on a pool thread while the caller
-/// waits; inside a pool thread, or with one thread, it simply runs.
+/// (more threads than cores) and heating a phone. `f` runs on the calling thread, with
+/// [`threads`]` - 1` pool threads as its helpers (so in the browser a trap in `f`, e.g. out of
+/// memory, reaches the caller's JavaScript); inside a pool thread, or with one thread, it simply
+/// runs.
 pub fn with_team<R: Send>(f: impl FnOnce() -> R + Send) -> R {
     #[cfg(any(not(target_arch = "wasm32"), feature = "threads"))]
     {
@@ -83,8 +88,18 @@ pub fn with_team<R: Send>(f: impl FnOnce() -> R + Send) -> R {
     f()
 }
 
-/// Threads the work may use.
-pub fn threads() -> usize {
+/// The most threads the work may use, whatever the pool's size ([`set_thread_limit`]).
+static THREAD_LIMIT: AtomicUsize = AtomicUsize::new(usize::MAX);
+
+/// Lets the work use at most `threads` threads (at least 1) of the pool from now on: the page
+/// starts a pool, times a product on 1, 2, ... of its threads and keeps the fewest that are about
+/// as fast as the most (a browser may report more cores than the device has).
+pub fn set_thread_limit(threads: usize) {
+    THREAD_LIMIT.store(threads.max(1), Ordering::Relaxed);
+}
+
+/// Threads in the pool.
+fn pool_threads() -> usize {
     #[cfg(any(not(target_arch = "wasm32"), feature = "threads"))]
     {
         rayon::current_num_threads()
@@ -93,6 +108,19 @@ pub fn threads() -> usize {
     {
         1
     }
+}
+
+/// Threads the work may use: the pool's, or fewer ([`set_thread_limit`]).
+pub fn threads() -> usize {
+    pool_threads().min(THREAD_LIMIT.load(Ordering::Relaxed))
+}
+
+/// Whether work outside a team must go through one to use only [`threads`] of the pool's
+/// threads (rayon's jobs go to any thread of the pool), which it can where the caller is not a
+/// pool thread itself.
+#[cfg(any(not(target_arch = "wasm32"), feature = "threads"))]
+fn limited_outside_pool() -> bool {
+    threads() < pool_threads() && rayon::current_thread_index().is_none()
 }
 
 /// Below this many values an element-wise pass runs on one thread.
@@ -112,7 +140,8 @@ fn min_parallel_values() -> usize {
 }
 
 /// Calls `f(first_row, rows)` on disjoint blocks of whole `row_len`-wide rows covering `data`, one
-/// block per thread when `data` is large enough, and returns when all are done.
+/// block per thread when `data` is large enough ([`CHUNKS_PER_THREAD`] inside a team, taken as
+/// threads come free), and returns when all are done.
 pub fn for_each_row_block<F>(data: &mut [f32], row_len: usize, f: F)
 where
     F: Fn(usize, &mut [f32]) + Sync + Send,
@@ -129,17 +158,17 @@ where
         match team::role() {
             team::Role::Leader(team) => {
                 let out = DisjointWrites::new(data);
-                team.run(threads, threads, &|range: Range<usize>| {
-                    for t in range {
-                        let (first, end) = (blocks(t) * row_len, blocks(t + 1) * row_len);
-                        // SAFETY: block `t` (rows `blocks(t)..blocks(t + 1)`) is inside `data` and only this call writes it.
-                        let block = unsafe { std::slice::from_raw_parts_mut(out.at(first), end - first) };
-                        f(blocks(t), block);
-                    }
+                let chunks = (threads * CHUNKS_PER_THREAD).min(rows);
+                team.run(rows, chunks, &|range: Range<usize>| {
+                    let (first, end) = (range.start * row_len, range.end * row_len);
+                    // SAFETY: the chunk's rows are inside `data` and only this call writes them.
+                    let block = unsafe { std::slice::from_raw_parts_mut(out.at(first), end - first) };
+                    f(range.start, block);
                 });
                 return;
             }
             team::Role::Member => return f(0, data),
+            team::Role::None if limited_outside_pool() => return with_team(|| for_each_row_block(data, row_len, f)),
             team::Role::None => {}
         }
         let f = &f;
@@ -327,8 +356,8 @@ mod team {
     }
 
     impl Team {
-        /// `f` on a pool thread as the leader, with `helpers` more pool threads spinning for
-        /// its steps until it returns.
+        /// `f` on the calling thread as the leader, with `helpers` pool threads waiting for its
+        /// steps until it returns.
         pub fn hold<R: Send>(helpers: usize, f: impl FnOnce() -> R + Send) -> R {
             let team = Team {
                 state: AtomicU64::new(0),
@@ -343,7 +372,7 @@ mod team {
                 finished: Condvar::new(),
             };
             let team = &team;
-            rayon::scope(|scope| {
+            rayon::in_place_scope(|scope| {
                 for _ in 0..helpers {
                     scope.spawn(move |_| team.help());
                 }
