@@ -2,7 +2,10 @@
 //! this machine answers the page's fixed product with about the CPU time one thread takes (its
 //! threads sleep rather than spin while they wait for each other), and a thread limit keeps the
 //! work on that many threads. The browser's own check is tests/e2e/threads.mjs. One test in this
-//! binary: the pool and the limit are the process's.
+//! binary: the pool and the limit are the process's. Native only (CPU clocks, a pool of this
+//! machine's threads).
+
+#![cfg(not(target_arch = "wasm32"))]
 
 use std::collections::HashSet;
 use std::sync::Mutex;
