@@ -163,7 +163,7 @@ for (const name of chosen) {
       await open(`${base}index.html?bundle=${bundleParam(mobileclipDir)}`, PHONE);
       assert.equal(await page.getAttribute('body', 'data-state'), 'ready', await page.textContent('#status-text'));
       const seen = await ready();
-      assert.deepEqual(seen.model, { family: 'mobileclip', engine: 'ours', dtype: 'f16' });
+      assert.deepEqual(seen.model, { family: 'mobileclip', engine: 'ours', dtype: 'int8' });
       await assertThreads(seen);
       const args = ['query', juice, '--catalog', mobileclipDir, '--model', path.join(mobileclipDir, 'model'), '--json'];
       const native = JSON.parse(execFileSync(tool, args, { encoding: 'utf8' })).ranking.matches;
