@@ -40,7 +40,7 @@ export function familyTests() {
     const { page, context, wasm, problems } = await openBundle(mobileclipDir, '&threads=1');
     assert.equal(await page.getAttribute('body', 'data-state'), 'ready', await page.textContent('#status-text'));
     assert.deepEqual(await readyModel(page), { family: 'mobileclip', engine: 'ours', dtype: 'int8' });
-    assert.match(await page.textContent('#model-text'), /^Model: .* \(MobileCLIP, f16 weights\), run by the ours engine\.$/);
+    assert.match(await page.textContent('#model-text'), /^Model: .* \(MobileCLIP, int8 weights\), run by the ours engine\.$/);
     assert.deepEqual(wasm, ['/pkg/clipmatch_bg.wasm'], 'only the package without candle is downloaded');
     // scripts/test.sh tuned this catalog on the labelled photos: the Advanced panel says so with its figures.
     const tuned = JSON.parse(readFileSync(path.join(mobileclipDir, 'catalog.json'), 'utf8')).ranking.tuned;
