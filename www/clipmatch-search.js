@@ -488,7 +488,7 @@ export function mountSearch(host, options = {}) {
     if (options.standalone) {
       if (singleThreadRequested()) {
         if (await leaveIsolation()) return; // reloading without the isolation service worker
-      } else if (await isolateForThreads()) return; // reloading under it
+      } else if (await isolateForThreads(() => state.waiting !== null || !$('camera').hidden)) return; // reloading under it
     }
     startModel(bundleUrl);
   }

@@ -5,7 +5,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { copyFileSync, mkdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { env, root, bundleDir, out, openApp, startServer, watchPage, rankOnImagesOnly, assertFindsItself, eventually } from './harness.mjs';
+import { env, root, bundleDir, out, openApp, startServer, watchPage, rankOnImagesOnly, assertFindsItself, eventually, photo, results } from './harness.mjs';
 
 const swState = (page) => page.evaluate(async () => ({
   isolated: self.crossOriginIsolated,
@@ -69,6 +69,31 @@ export function isolationTests() {
     await eventually(page, async (p) => (await p.getAttribute('body', 'data-state')) === 'ready');
     assert.deepEqual(await swState(page), { isolated: false, controlled: false, registrations: [], pool: 1 });
     assert.equal(navigations, 2, 'the ?threads=1 page, then its one reload');
+    await context.close();
+  });
+
+  test('a photo chosen on a first visit before the reload that isolates the page is searched: no reload on that visit, threads on the next', async () => {
+    const { base } = await site('site-photo-before-reload');
+    const context = await env.browser.newContext();
+    const page = await context.newPage();
+    // The service worker's script held back: the page cannot reload under it until released.
+    let release;
+    const held = new Promise((resolve) => { release = resolve; });
+    await context.route('**/isolation-sw.js', async (route) => { await held; await route.continue(); });
+    let navigations = 0;
+    page.on('request', (r) => { if (r.isNavigationRequest() && r.frame() === page.mainFrame()) navigations++; });
+    await page.goto(`${base}app/index.html?bundle=bundle/`);
+    await page.setInputFiles('#file-input', photo('Oatghurt/Oatly-Natural-Oatghurt/Oatly-Natural-Oatghurt_001.jpg'));
+    release();
+    await page.waitForFunction(() => (window.clipmatch.answers || 0) > 0, null, { timeout: 60_000 });
+    assert.equal(navigations, 1, 'no reload: it would have lost the photo');
+    assert.equal(await page.textContent('#query-caption'), 'Oatly-Natural-Oatghurt_001.jpg');
+    assert.ok((await results(page)).length > 0, 'the photo was searched');
+    assert.equal((await swState(page)).threads, 1);
+    await context.unroute('**/isolation-sw.js');
+    await page.reload();
+    await eventually(page, async (p) => (await p.getAttribute('body', 'data-state')) === 'ready' && (await swState(p)).isolated);
+    assert.ok((await swState(page)).threads > 1, 'the next visit is isolated, on threads');
     await context.close();
   });
 
