@@ -16,7 +16,7 @@ mod threads;
 pub use bench::{CompactRankBench, RankBench};
 pub use limits::max_photo_bytes;
 pub use loader::MatcherLoader;
-pub use out_of_memory::take_failed_allocation;
+pub use out_of_memory::{take_failed_allocation, HeapCount};
 #[cfg(feature = "test-hooks")]
 pub use panic_hook::panic_for_test;
 pub use panic_hook::take_panic_message;
