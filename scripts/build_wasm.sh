@@ -22,8 +22,12 @@ source scripts/toolchains.sh
 threads_target="${CARGO_TARGET_DIR:-target}/threads"
 # Since nightly-2025-10-03 atomics no longer imply a shared memory: the linker is asked for one,
 # imported (wasm-bindgen creates it and hands it to every worker), with the TLS symbols the
-# workers' start-up needs.
-link_args=(--shared-memory --import-memory --max-memory=4294967296
+# workers' start-up needs. Its maximum, 1 GiB, is what phones must grant when it is made (iOS
+# Safari refuses large shared memories; www/threads.js then runs one thread and says so): the
+# shipped models' peak in the threaded build is well under it (BENCHMARKS.md "Threads on a
+# phone"), with room for the photo decoder's 192 MiB at most; past it an allocation traps and the
+# page says the model ran out of memory.
+link_args=(--shared-memory --import-memory --max-memory=1073741824
            --export=__wasm_init_tls --export=__tls_size --export=__tls_align --export=__tls_base)
 
 # One package and its threaded twin: build_pair OUT_DIR FEATURES (comma-separated, may be empty).
@@ -44,10 +48,13 @@ build_pair() {
   # wasm-bindgen-rayon 1.3.0 (the newest on crates.io) starts each thread with
   # `pkg.default(module, memory)`, which this wasm-bindgen's glue accepts but warns about in every
   # thread's console ("using deprecated parameters for the initialization function"): the same
-  # two values are passed as the one object the glue asks for.
+  # two values are passed as the one object the glue asks for, with each thread's stack size.
+  # wasm-bindgen gives a thread 2 MiB of the shared memory by default; 1 MiB is the stack the
+  # calling thread runs every model's whole forward pass on (rustc's default for wasm32), of which
+  # a pool thread runs only parts: 1 MiB less page memory per thread (BENCHMARKS.md).
   helpers=("$out"/threads/snippets/wasm-bindgen-rayon-*/src/workerHelpers.no-bundler.js)
   old='pkg.default(data.module, data.memory)'
-  new='pkg.default({ module_or_path: data.module, memory: data.memory })'
+  new='pkg.default({ module_or_path: data.module, memory: data.memory, thread_stack_size: 1048576 })'
   grep -qF "$old" "${helpers[0]}" || { echo "error: ${helpers[0]} no longer calls $old: check this step" >&2; exit 1; }
   sed -i "s|pkg.default(data.module, data.memory)|$new|" "${helpers[0]}"
   # The glue must create a shared memory, or posting it to the workers fails at run time.

@@ -102,6 +102,14 @@ from make_fixtures import (TEXT_TAIL, TEXTS_FIXED, dir_size, f32_list, log, long
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_OUT = REPO_ROOT / "tests" / "fixtures" / "models"
 IMAGES_DIR = REPO_ROOT / "tests" / "fixtures" / "images"
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".gif"}
+
+
+def fixture_image_files() -> list[Path]:
+    """The fixture photos the parity fixtures were made from: images only (not the script beside
+    them), and not the 2048 px JPEGs of the photo memory tests, made later."""
+    return sorted(p for p in IMAGES_DIR.iterdir()
+                  if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith("large_"))
 DEFAULT_SHARED = REPO_ROOT.parent / "shared" / "data" / "clip-vit-base-patch32"
 DEFAULT_SEED = 20250611
 
@@ -296,7 +304,7 @@ def extra_images(img_dir: Path, seed: int) -> list[Path]:
 
 
 def fixture_images(out: Path, seed: int) -> list[Path]:
-    files = sorted(p for p in IMAGES_DIR.iterdir() if p.is_file())
+    files = fixture_image_files()
     assert files, f"no fixture images in {IMAGES_DIR} (run scripts/make_fixtures.py first)"
     return files + extra_images(out / "images", seed)
 
@@ -913,7 +921,7 @@ def generate_full(name: str, out_dir: Path, seed: int) -> None:
         n = sum(p.numel() for p in model.parameters())
     else:
         model_cfg = open_clip.get_model_config(name)
-        images = sorted(p for p in IMAGES_DIR.iterdir() if p.is_file())
+        images = fixture_image_files()
         model, info = build_mobileclip(model_cfg, seed, n_calib=16, calib_batch=8,
                                        images_for_spread=spread_inputs(model_cfg, images, seed))
         write_openclip_folder(model, model_cfg, out_dir)

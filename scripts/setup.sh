@@ -130,12 +130,12 @@ fi
 
 # --- 5. geckodriver (crates.io) -----------------------------------------------------------
 if command -v geckodriver >/dev/null 2>&1; then
-  log "geckodriver: present ($(geckodriver --version | head -n1))"
+  log "geckodriver: present ($(geckodriver --version 2>/dev/null | sed -n 1p))"
 else
   log "installing geckodriver $GECKODRIVER_VERSION (cargo install; takes a few minutes)"
   start=$SECONDS
   cargo install geckodriver --version "$GECKODRIVER_VERSION" --locked
-  log "installed $(geckodriver --version | head -n1) in $((SECONDS - start))s"
+  log "installed $(geckodriver --version 2>/dev/null | sed -n 1p) in $((SECONDS - start))s"
 fi
 
 # The Debian launcher script prints harmless shell noise on stderr; keep stdout only.
@@ -149,4 +149,4 @@ fi
 
 log "ready: $(rustc --version), $(wasm-pack --version), wasm-bindgen $WASM_BINDGEN_VERSION,"
 log "       chromium $chromium_version, chromedriver $driver_version ($(command -v chromedriver)),"
-log "       $(firefox-esr --version 2>/dev/null), $(geckodriver --version | head -n1), webkit2gtk-driver $(dpkg-query -W -f='${Version}' webkit2gtk-driver)"
+log "       $(firefox-esr --version 2>/dev/null), $(geckodriver --version 2>/dev/null | sed -n 1p), webkit2gtk-driver $(dpkg-query -W -f='${Version}' webkit2gtk-driver)"

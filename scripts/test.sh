@@ -132,8 +132,16 @@ if [ "${CLIPMATCH_SKIP_BROWSER:-0}" != "1" ]; then
     CLIPMATCH_TOKENIZER="$tokenizer" \
       target/release/clipmatch tune --catalog "$e2e/mobileclip-catalog" --photos "$grocery/photos" --model "$mobileclip"
     target/release/clipmatch bundle --catalog "$e2e/mobileclip-catalog" --model "$mobileclip" --out "$e2e/mobileclip-bundle"
+    # A ViT-B/32-sized int8 bundle (random weights of the real sizes, made once) for threads.mjs:
+    # threads on fewer cores than threads are timed on products of a real tower's size.
+    b32="$e2e/clip-vit-b32-random"
+    # Random weights of ViT-B/32's real size, written by this crate (no Python needed).
+    [ -f "$b32/model.safetensors" ] || cargo run --release --example random_clip -- "$(dirname "$tokenizer")" "$b32"
+    CLIPMATCH_TOKENIZER="$tokenizer" \
+      target/release/clipmatch build "$grocery/iconic" --name-from folder --model "$b32" --out "$e2e/b32-catalog"
+    target/release/clipmatch bundle --catalog "$e2e/b32-catalog" --model "$b32" --dtype int8 --out "$e2e/b32-bundle"
     npm ci --prefix tests/e2e --no-audit --no-fund
-    (cd tests/e2e && CLIPMATCH_E2E_BUNDLE="$e2e/bundle" CLIPMATCH_E2E_MOBILECLIP_BUNDLE="$e2e/mobileclip-bundle" CLIPMATCH_E2E_COMPACT_BUNDLE="$e2e/compact-bundle" CLIPMATCH_E2E_TEST_PKG="$e2e/test-pkg" CLIPMATCH_E2E_GROCERY="$grocery" \
+    (cd tests/e2e && CLIPMATCH_E2E_BUNDLE="$e2e/bundle" CLIPMATCH_E2E_B32_BUNDLE="$e2e/b32-bundle" CLIPMATCH_E2E_MOBILECLIP_BUNDLE="$e2e/mobileclip-bundle" CLIPMATCH_E2E_COMPACT_BUNDLE="$e2e/compact-bundle" CLIPMATCH_E2E_TEST_PKG="$e2e/test-pkg" CLIPMATCH_E2E_GROCERY="$grocery" \
       node --test --test-force-exit --test-concurrency=1 --test-reporter=spec app.test.mjs)
     echo "screenshots: $repo_root/test-output/e2e/"
   fi

@@ -160,3 +160,51 @@ fn candles_image_tower_matches_candle_transformers_clip() {
         assert!(worst >= floor, "{what}: cosine {worst} < {floor}");
     }
 }
+
+/// candle's own rayon work inside a forward pass held by this crate's team
+/// (`parallel::with_team`, as `Embedder` runs every image tower): candle-nn's LayerNorm splits its
+/// rows with rayon's `par_chunks`, which from the leader (not a pool thread) waits for a pool
+/// thread to take it. As many callers as the pool has threads hold a team each at once, so that
+/// their helpers outnumber the pool's threads; each then runs candle's tower. A helper that kept
+/// its pool thread while its leader waited on rayon left none to run the LayerNorm: every caller
+/// hung. Each must finish within a minute (a hang fails here instead of stopping the binary).
+#[cfg(not(target_arch = "wasm32"))]
+#[test]
+fn candle_forward_passes_held_in_teams_on_every_thread_at_once_finish() {
+    use clipmatch::parallel::{for_each_chunk, threads, with_team};
+    use std::sync::{mpsc, Arc, Barrier};
+    use std::time::{Duration, Instant};
+
+    let callers = threads().max(2);
+    let config = ModelConfig::from_json(TINY_CONFIG).unwrap();
+    let candle = Arc::new(CandleClip::load(&config, TINY_WEIGHTS, Towers::VisionOnly).unwrap());
+    let pixels = Arc::new(fixture_pixels(PreprocessConfig::from_json(TINY_PREPROCESSOR).unwrap(), 2).concat());
+    let expected = candle.embed_images(&pixels, 2).unwrap();
+    let barrier = Arc::new(Barrier::new(callers));
+    let (done, finished) = mpsc::channel();
+    for _ in 0..callers {
+        let (candle, pixels, barrier, done) = (candle.clone(), pixels.clone(), barrier.clone(), done.clone());
+        std::thread::spawn(move || {
+            let out = with_team(|| {
+                // A step of the team's own first, so that its helpers are taken from the pool.
+                for_each_chunk(64, usize::MAX, |_| {
+                    let start = Instant::now();
+                    while start.elapsed() < Duration::from_micros(500) {
+                        std::hint::spin_loop();
+                    }
+                });
+                barrier.wait();
+                (0..3).map(|_| candle.embed_images(&pixels, 2).unwrap()).collect::<Vec<_>>()
+            });
+            let _ = done.send(out);
+        });
+    }
+    let deadline = Instant::now() + Duration::from_secs(60);
+    for caller in 0..callers {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let outs = finished.recv_timeout(left).unwrap_or_else(|_| {
+            panic!("{} of {callers} candle forward passes in teams did not finish in 60 s (deadlock)", callers - caller)
+        });
+        assert!(outs.iter().all(|out| *out == expected), "a forward pass in a team embeds differently");
+    }
+}

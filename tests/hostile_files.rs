@@ -10,7 +10,7 @@ use clipmatch::digest::sha256_hex;
 use clipmatch::models::clip::candle_engine::CandleClip;
 use clipmatch::models::clip::{expected_tensors, ModelLoader};
 use clipmatch::{Catalog, CatalogError, ClipModel, ModelConfig, ModelError, PreprocessConfig, Towers};
-use common::{jpeg_header, peak_heap, png_header, serial, timed, Counting, TINY_CONFIG, TINY_WEIGHTS};
+use common::{jpeg_header, peak_heap, png_header, serial, timed, TINY_CONFIG, TINY_WEIGHTS};
 use serde_json::{json, Value};
 
 #[cfg(target_arch = "wasm32")]
@@ -18,8 +18,10 @@ use wasm_bindgen_test::wasm_bindgen_test as test;
 #[cfg(target_arch = "wasm32")]
 wasm_bindgen_test::wasm_bindgen_test_configure!(run_in_browser);
 
+/// Natively; in the browser the crate's own allocator counts (`clipmatch::web::HeapCount`).
+#[cfg(not(target_arch = "wasm32"))]
 #[global_allocator]
-static ALLOC: Counting = Counting;
+static ALLOC: common::Counting = common::Counting;
 
 // ---- safetensors ----
 

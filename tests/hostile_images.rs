@@ -12,7 +12,7 @@ use clipmatch::imaging::decode::{decode_rgb, rgb_from_rgba, DecodeLimits, MAX_AS
 #[cfg(not(target_arch = "wasm32"))]
 use clipmatch::imaging::thumbnail::thumbnail_jpeg;
 use clipmatch::{ClipModel, Embedder, Error, ImageError, PreprocessConfig, Towers};
-use common::{gradient_png, peak_heap, serial, timed, Counting, TINY_CONFIG, TINY_PREPROCESSOR, TINY_WEIGHTS};
+use common::{gradient_png, peak_heap, serial, timed, TINY_CONFIG, TINY_PREPROCESSOR, TINY_WEIGHTS};
 use image::RgbImage;
 
 #[cfg(target_arch = "wasm32")]
@@ -20,8 +20,10 @@ use wasm_bindgen_test::wasm_bindgen_test as test;
 #[cfg(target_arch = "wasm32")]
 wasm_bindgen_test::wasm_bindgen_test_configure!(run_in_browser);
 
+/// Natively; in the browser the crate's own allocator counts (`clipmatch::web::HeapCount`).
+#[cfg(not(target_arch = "wasm32"))]
 #[global_allocator]
-static ALLOC: Counting = Counting;
+static ALLOC: common::Counting = common::Counting;
 
 const MAX_HEAP: usize = 300_000_000;
 const MAX_SECONDS: f64 = 1.0;

@@ -13,11 +13,13 @@ use std::io::Write;
 
 use clipmatch::imaging::decode::{decode_rgb, DecodeLimits};
 use clipmatch::ImageError;
-use common::{peak_heap, serial, Counting};
+use common::{peak_heap, serial};
 use image::RgbImage;
 
+/// Natively; in the browser the crate's own allocator counts (`clipmatch::web::HeapCount`).
+#[cfg(not(target_arch = "wasm32"))]
 #[global_allocator]
-static ALLOC: Counting = Counting;
+static ALLOC: common::Counting = common::Counting;
 
 /// Most a bomb may add to the heap over its plain image.
 const MAX_EXTRA_HEAP: usize = 16_000_000;

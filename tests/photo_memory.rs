@@ -20,8 +20,10 @@ use clipmatch::{Catalog, ClipModel, Embedder, PreprocessConfig, Towers};
 use common::*;
 use image::RgbImage;
 
+/// Natively; in the browser the crate's own allocator counts (`clipmatch::web::HeapCount`).
+#[cfg(not(target_arch = "wasm32"))]
 #[global_allocator]
-static ALLOC: Counting = Counting;
+static ALLOC: common::Counting = common::Counting;
 
 /// Most one photo may take, its file's bytes included (what the page's wasm memory may grow by).
 const MAX_PHOTO_MEMORY: usize = 64_000_000;

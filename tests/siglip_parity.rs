@@ -348,6 +348,27 @@ mod on_our_kernels {
         }
     }
 
+    /// The narrow fixtures' activations are far larger than the norms' epsilon (1e-6), so a tower
+    /// ignoring the config's value would still pass the tests above. With the vision config's
+    /// `layer_norm_eps` at 0.5 the outputs move well away from the fixture's, and our tower
+    /// must move with candle-transformers', which reads the same field.
+    #[test]
+    fn the_vision_configs_norm_epsilon_is_the_one_used() {
+        let (config, weights) = files(FOLDER);
+        let mut edited: serde_json::Value = serde_json::from_str(&config).unwrap();
+        edited["vision_config"]["layer_norm_eps"] = 0.5.into();
+        let edited = edited.to_string();
+        let px = pixels(2, ours(&config, &weights).image_size());
+        let usual = ours(&config, &weights).embed_images(&px, 2).unwrap();
+        let ours_wide = ours(&edited, &weights).embed_images(&px, 2).unwrap();
+        let candle_wide = Siglip::load(&edited, &weights).unwrap().embed_images(&px, 2).unwrap();
+        for ((u, o), c) in usual.iter().zip(&ours_wide).zip(&candle_wide) {
+            println!("eps 0.5: cosine to eps 1e-6 {:.4}, to candle 1 - {:.1e}", cosine(u, o), 1.0 - cosine(o, c));
+            assert!(cosine(u, o) < 0.9999, "the epsilon changed nothing: cosine {}", cosine(u, o));
+            assert!(cosine(o, c) >= 0.999999, "cosine to candle-transformers {}", cosine(o, c));
+        }
+    }
+
     #[test]
     fn an_int8_export_runs_in_int8_within_the_int8_bound() {
         let (config, weights) = files(FOLDER);

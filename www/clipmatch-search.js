@@ -10,6 +10,7 @@
 import { bundleFolderUrl, BundleRefused } from './bundle.js';
 import { ModelWorker } from './model-worker.js';
 import { singleThreadRequested, leaveIsolation, isolateForThreads } from './isolation.js';
+import { fallbackNote, threadsDetail } from './threads.js';
 import { isPhotoRequest, isRegionRequest, isRerankRequest, rankPixelsRequest, rankRegionRequest, rankRequest, rerankRequest, wholePhotoRequest } from './messages.js';
 import { CropBox } from './crop.js';
 import { MARKUP } from './markup.js';
@@ -113,6 +114,9 @@ export function mountSearch(host, options = {}) {
     $('weights-source').textContent = weightsSourceText(msg.summary);
     $('threshold-meaning').textContent = thresholdText(msg.summary);
     $('model-text').hidden = false;
+    $('threads-text').textContent = fallbackNote(msg.threading);
+    $('threads-text').hidden = !$('threads-text').textContent;
+    $('threads-detail').textContent = threadsDetail(msg.threading);
     $('plan-text').hidden = true; // the download it announced is over
     if (state.outstanding === 0) setState('ready');
     const how = [msg.fromCache ? 'loaded from this device' : '', msg.threads > 1 ? `${msg.threads} threads` : ''].filter(Boolean).join(', ');
@@ -168,7 +172,8 @@ export function mountSearch(host, options = {}) {
           state.restarts++;
           state.panic = panic; // said now and in "Ready again"
           setState('busy');
-          $('status-text').textContent = `The model stopped${panic ? ` (it panicked: ${panic})` : ''} and is restarting; `
+          const why = panic ? ` (it panicked: ${panic})` : kind === 'memory' ? ' (it ran out of memory)' : '';
+          $('status-text').textContent = `The model stopped${why} and is restarting; `
             + 'a photo it was working on will be tried once more.';
         },
         loadError(message) {
@@ -483,7 +488,7 @@ export function mountSearch(host, options = {}) {
     if (options.standalone) {
       if (singleThreadRequested()) {
         if (await leaveIsolation()) return; // reloading without the isolation service worker
-      } else if (await isolateForThreads()) return; // reloading under it
+      } else if (await isolateForThreads(() => state.waiting !== null || !$('camera').hidden)) return; // reloading under it
     }
     startModel(bundleUrl);
   }

@@ -56,9 +56,11 @@ function takesControl(registration) {
 /**
  * Registers the app's service worker (offline use, and isolation where the host sends no COOP/COEP
  * headers) and, where the page is not isolated and could use threads, reloads once under it.
- * True when that reload is coming.
+ * True when that reload is coming. `inUse()`: whether the shopper has already chosen a photo or
+ * opened the camera, which a reload would lose: then this visit stays on one thread and the next
+ * one is isolated.
  */
-export async function isolateForThreads() {
+export async function isolateForThreads(inUse = () => false) {
   if (!('serviceWorker' in navigator) || !window.isSecureContext) return false;
   const isolate = !self.crossOriginIsolated && (navigator.hardwareConcurrency || 1) >= 2
     // Reload once per session: a page that is still not isolated after that stays on one thread.
@@ -77,6 +79,10 @@ export async function isolateForThreads() {
     return false;
   }
   if (!isolate || !(await takesControl(registration))) return false;
+  if (inUse()) {
+    console.info('clipmatch: one thread on this visit (a photo was chosen before the reload to isolate it); the next visit uses threads');
+    return false;
+  }
   sessionStorage.setItem(RELOAD_KEY, '1');
   location.reload();
   return true;

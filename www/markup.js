@@ -19,6 +19,7 @@ export const MARKUP = `
     <p id="status-text">Loading…</p>
     <p id="model-text" class="note" hidden></p>
     <p id="storage-text" class="note" hidden></p>
+    <p id="threads-text" class="note" hidden></p>
   </section>
 
   <section id="input" aria-label="Photo input">
@@ -60,7 +61,7 @@ export const MARKUP = `
   </section>
 
   <details id="advanced">
-    <summary>Advanced: how results are scored</summary>
+    <summary>Advanced: how results are scored, and how the search runs</summary>
     <p>Each product scores <code>name weight × similarity to its name</code> + <code>image weight × similarity to its photo</code>.</p>
     <p id="weights-source"></p>
     <p id="threshold-meaning"></p>
@@ -75,6 +76,7 @@ export const MARKUP = `
       <output id="weight-image-value" for="weight-image"></output>
     </div>
     <button type="button" id="weights-reset" class="button">Back to the catalog's weights</button>
+    <p id="threads-detail"></p>
   </details>
 </div>
 <template id="result-template">

@@ -87,14 +87,16 @@ export const storageReply = (message) => ({ type: Reply.STORAGE, message });
  * The model and catalog are loaded. `summary`: the catalog's (items, model name, default weights,
  * threshold); `model`: what answers ({family, engine, dtype}: 'mobileclip', 'candle', 'f16');
  * `maxPhotoBytes`: the largest photo file the matcher accepts (the page refuses a larger one
- * before reading it); `thumbnails`: [{path, blob}] or null.
+ * before reading it); `thumbnails`: [{path, blob}] or null; `threads`: how many the model runs
+ * on, and `threading` why (threads.js' startPackage's).
  */
-export const readyReply = ({ summary, model, maxPhotoBytes, fromCache, thumbnails, timings, wasmMemoryBytes, threads }) =>
-  ({ type: Reply.READY, summary, model, maxPhotoBytes, fromCache, thumbnails, timings, wasmMemoryBytes, threads });
+export const readyReply = ({ summary, model, maxPhotoBytes, fromCache, thumbnails, timings, wasmMemoryBytes, threads, threading }) =>
+  ({ type: Reply.READY, summary, model, maxPhotoBytes, fromCache, thumbnails, timings, wasmMemoryBytes, threads, threading });
 export const loadErrorReply = (message) => ({ type: Reply.LOAD_ERROR, message });
 /** The cache was pruned after a load: {deleted, kept, cachesDeleted}. */
 export const prunedReply = (stats) => ({ type: Reply.PRUNED, ...stats });
 export const resultReply = (id, ranking, ms) => ({ type: Reply.RESULT, id, ranking, ms });
 /** `fatal`: the wasm instance trapped and is unusable, so the page restarts the worker; `panic`:
- * the panic's message when the trap was a panic (src/web/panic_hook.rs), else undefined. */
-export const errorReply = (id, message, fatal, panic) => ({ type: Reply.ERROR, id, message, fatal, panic });
+ * the panic's message when the trap was a panic (src/web/panic_hook.rs), else undefined;
+ * `outOfMemory`: the trap followed an allocation that failed (src/web/out_of_memory.rs). */
+export const errorReply = (id, message, fatal, panic, outOfMemory = false) => ({ type: Reply.ERROR, id, message, fatal, panic, outOfMemory });

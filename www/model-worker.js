@@ -15,6 +15,7 @@ function failureText(kind, timeoutMs, panic) {
   if (panic) return `the model failed on this photo twice (${panic}) and was restarted. Try another photo.`;
   if (kind === 'timeout') return `no answer within ${timeoutMs / 1000} s, twice, so the model was restarted. Try another photo.`;
   if (kind === 'crash') return 'the model stopped working on this photo twice and was restarted. Try another photo.';
+  if (kind === 'memory') return 'the model ran out of memory on this photo twice and was restarted. Try another photo.';
   return 'the model failed on this photo twice (it may need more memory than this device gives the page) and was restarted. Try another photo.';
 }
 
@@ -127,7 +128,7 @@ export class ModelWorker {
     else if ((msg.type === Reply.RESULT || msg.type === Reply.ERROR) && this.current?.id === msg.id) {
       const { job, timer, message } = this.current;
       clearTimeout(timer);
-      if (msg.type === Reply.ERROR && msg.fatal) { this.fail('trap', msg.panic); return; }
+      if (msg.type === Reply.ERROR && msg.fatal) { this.fail(msg.outOfMemory ? 'memory' : 'trap', msg.panic); return; }
       this.current = null;
       if (msg.type === Reply.RESULT) {
         if (isPhotoRequest(message)) {
@@ -142,8 +143,8 @@ export class ModelWorker {
   }
 
   /**
-   * The worker trapped, crashed or timed out: replace it, and retry the request once. `panic`:
-   * the panic's message, when the wasm side panicked.
+   * The worker trapped ('trap', or 'memory': out of memory), crashed or timed out: replace it,
+   * and retry the request once. `panic`: the panic's message, when the wasm side panicked.
    */
   fail(kind, panic) {
     const current = this.current;

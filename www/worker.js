@@ -5,18 +5,18 @@ import { openCache, fetchFile, isCached, pruneCache } from './loader.js';
 import { bundleFamily, checkBundle, modelPaths } from './bundle.js';
 import { loadMatcher, packageFolder } from './weights.js';
 import { sizeText } from './sizes.js';
+import { MAX_THREADS, startPackage, threadPlan } from './threads.js';
 import {
   Request, checkRankingRequest, errorReply, loadErrorReply, noteReply, planReply, progressReply, prunedReply, readyReply,
   resultReply, storageReply,
 } from './messages.js';
 
 let matcher = null;
-const MAX_THREADS = 4; // the vision tower's products gain little past this on phones and laptops
 const PARALLEL_DOWNLOADS = 6; // thumbnails are many small files
 const PROGRESS_EVERY_MS = 50;
 let wasm = null;
 let wasmPackage = null; // the package's exports: MatcherLoader, maxPhotoBytes...
-let threads = 1;
+let threading = { threads: 1, pool: 1 }; // threads.js' startPackage's
 
 const post = (msg, transfer) => self.postMessage(msg, transfer || []);
 const errorText = (e) => (e && e.message) || String(e);
@@ -40,36 +40,6 @@ async function loadBundleJson(bundleUrl) {
   if (!response.ok) throw new Error(`cannot load ${url}: HTTP ${response.status}. Build the app with the README's main command first.`);
   return response.json();
 }
-
-/**
- * The wasm package in `folder` (packageFolder's: '' or 'candle/'): its multi-threaded build
- * (threads/) where the page is cross-origin isolated with SharedArrayBuffer and the device has
- * several cores, else the single-threaded one. A threaded build that fails to start falls back to
- * one thread, saying why.
- */
-async function startWasm(maxThreads, folder) {
-  const wanted = threadsWanted(maxThreads);
-  if (wanted > 1) {
-    try {
-      const pkg = await import(`../pkg/${folder}threads/clipmatch.js`);
-      const instance = await pkg.default();
-      await pkg.initThreadPool(wanted);
-      return { pkg, instance, threads: wanted };
-    } catch (e) {
-      post(noteReply(`Running on one thread: the multi-threaded build did not start (${errorText(e)}).`));
-    }
-  }
-  const pkg = await import(`../pkg/${folder}clipmatch.js`);
-  return { pkg, instance: await pkg.default(), threads: 1 };
-}
-
-/**
- * Threads the model may use: several only where the page is cross-origin isolated and memory can
- * be shared (WebKitGTK isolates a page but keeps SharedArrayBuffer off unless
- * JSC_useSharedArrayBuffer=1: the threaded build would be downloaded only to fail).
- */
-const threadsWanted = (maxThreads) => (self.crossOriginIsolated && typeof SharedArrayBuffer === 'function'
-  ? Math.min(navigator.hardwareConcurrency || 1, MAX_THREADS, maxThreads) : 1);
 
 /**
  * Bytes of the wasm package startWasm will fetch (its .js and .wasm), as app-files.json lists
@@ -163,13 +133,13 @@ async function load({ bundleUrl, engine, maxThreads = MAX_THREADS, thumbnails: w
   const folder = packageFolder(bundleFamily(bundle), engine, bundle.model.layout);
   const bundleBytes = sum(entries.filter((_, i) => !cached[i]));
   // The engine too on a first visit (later ones have it from the browser's caches).
-  const engineBytes = bundleBytes > 0 ? await packageBytes(folder, threadsWanted(maxThreads) > 1) : 0;
+  const engineBytes = bundleBytes > 0 ? await packageBytes(folder, threadPlan(maxThreads).pool > 1) : 0;
   post(planReply(bundleBytes + engineBytes, sum(entries) + engineBytes));
   await proceeded;
-  const started = await startWasm(maxThreads, folder);
+  const started = await startPackage(folder, maxThreads);
   wasm = started.instance;
   wasmPackage = started.pkg;
-  threads = started.threads;
+  threading = started.threading;
   const { files, verified, fromCache } = await fetchGroups(bundleUrl, groups, cache);
   const text = (path) => new TextDecoder().decode(files[path]);
   const tDownloaded = performance.now();
@@ -196,7 +166,8 @@ async function load({ bundleUrl, engine, maxThreads = MAX_THREADS, thumbnails: w
     thumbnails: wantThumbnails ? thumbnails.map((f) => ({ path: f.path, blob: new Blob([files[f.path]], { type: imageType(f.path) }) })) : null,
     timings: { downloadMs: tDownloaded - t0, modelMs: tReady - tDownloaded, totalMs: tReady - t0 },
     wasmMemoryBytes: wasm.memory.buffer.byteLength,
-    threads,
+    threads: threading.threads,
+    threading,
   }));
   if (compact) await fetchVectorsInBackground(bundleUrl, listed.get(bundle.vectors), cache);
   // Only now, after a successful load: the cache keeps this bundle's files and nothing else.
@@ -235,6 +206,19 @@ function panicMessage(e) {
   }
 }
 
+/**
+ * Bytes of the allocation that failed before a trap (the wasm side records it,
+ * src/web/out_of_memory.rs), or undefined (another trap; or no package yet).
+ */
+function failedAllocation(e) {
+  if (!(e instanceof WebAssembly.RuntimeError) || !wasmPackage) return undefined;
+  try {
+    return wasmPackage.takeFailedAllocation() ?? undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 /** Resolved by the page's go-ahead for the download (Request.PROCEED). */
 let proceed;
 const proceeded = new Promise((resolve) => { proceed = resolve; });
@@ -248,6 +232,8 @@ self.onmessage = async ({ data: msg }) => {
     }
     if (!matcher) throw new Error('the model is not loaded yet');
     checkRankingRequest(msg);
+    // An allocation the core refused and handled is not this request's trap's cause.
+    wasmPackage.takeFailedAllocation();
     const t0 = performance.now();
     const w = msg.weights || {};
     const rankRegion = (r) => matcher.rankRegion(r.x, r.y, r.width, r.height, w.text, w.image, w.topK);
@@ -262,10 +248,13 @@ self.onmessage = async ({ data: msg }) => {
     post(resultReply(msg.id, ranking, performance.now() - t0));
   } catch (e) {
     // A trap (e.g. out of memory, a panic) leaves the wasm instance unusable: the page restarts
-    // the worker. A panic's message says why.
+    // the worker. A panic's message, or the allocation that failed, says why.
     const fatal = e instanceof WebAssembly.RuntimeError;
     const panic = panicMessage(e);
-    const text = panic ? `the model panicked: ${panic}` : errorText(e);
-    post(msg.type === Request.LOAD ? loadErrorReply(text) : errorReply(msg.id, text, fatal, panic));
+    const failed = panic ? undefined : failedAllocation(e);
+    const text = panic ? `the model panicked: ${panic}`
+      : failed !== undefined ? `the model ran out of memory (${sizeText(failed)} more were needed, with ${sizeText(wasm.memory.buffer.byteLength)} in use)`
+        : errorText(e);
+    post(msg.type === Request.LOAD ? loadErrorReply(text) : errorReply(msg.id, text, fatal, panic, failed !== undefined));
   }
 };

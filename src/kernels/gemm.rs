@@ -198,7 +198,7 @@ pub(crate) fn pack_panels_threaded(b: &[f32], k: usize, n: usize, ldb: usize, pa
 /// Sizes `panels` for `n` columns of `k` inputs and calls `fill(p, cols, panel)` on each panel
 /// (its index, its columns before the zero padding, its `k * NR` values) across threads; `fill`
 /// writes every value, so the last call's are not cleared.
-fn fill_panels_threaded<F>(panels: &mut Vec<f32>, k: usize, n: usize, fill: F)
+pub(crate) fn fill_panels_threaded<F>(panels: &mut Vec<f32>, k: usize, n: usize, fill: F)
 where
     F: Fn(usize, usize, &mut [f32]) + Sync + Send,
 {

@@ -12,6 +12,7 @@ pub mod gemm;
 pub mod math;
 pub mod qgemm;
 pub mod simd;
+pub mod thread_probe;
 
 /// Deterministic values in [-1, 1] for the kernels' tests.
 #[cfg(test)]

@@ -8,15 +8,19 @@ use wasm_bindgen::prelude::*;
 mod bench;
 mod limits;
 mod loader;
+mod out_of_memory;
 mod panic_hook;
+mod threads;
 
 #[cfg(feature = "bench")]
 pub use bench::{CompactRankBench, RankBench};
 pub use limits::max_photo_bytes;
 pub use loader::MatcherLoader;
+pub use out_of_memory::{take_failed_allocation, HeapCount};
 #[cfg(feature = "test-hooks")]
 pub use panic_hook::panic_for_test;
 pub use panic_hook::take_panic_message;
+pub use threads::{set_threads, thread_probe};
 
 use crate::imaging::crop::Region;
 use crate::models::embedder::Embedder;

@@ -193,8 +193,10 @@ pub fn png_header(width: u32, height: u32) -> Vec<u8> {
 
 
 /// A global allocator counting live heap bytes and their peak, for tests that bound memory. A test
-/// binary installs it with `#[global_allocator] static ALLOC: common::Counting = common::Counting;`
-/// and each of its tests holds [`serial`] so that no other test allocates meanwhile.
+/// binary installs it natively (`#[global_allocator] static ALLOC: common::Counting =
+/// common::Counting;` under `#[cfg(not(target_arch = "wasm32"))]`) and each of its tests holds [`serial`] so
+/// that no other test allocates meanwhile. In the browser the crate's own allocator counts
+/// (`clipmatch::web::HeapCount`).
 pub struct Counting;
 
 static LIVE: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
@@ -249,11 +251,21 @@ pub fn serial() -> std::sync::MutexGuard<'static, ()> {
 /// `f`'s result and the most heap it held at once beyond what was live when it started (with
 /// [`Counting`] installed; 0 without).
 pub fn peak_heap<T>(f: impl FnOnce() -> T) -> (T, usize) {
-    use std::sync::atomic::Ordering::Relaxed;
-    let before = LIVE.load(Relaxed);
-    PEAK.store(before, Relaxed);
-    let out = f();
-    (out, PEAK.load(Relaxed) - before)
+    #[cfg(not(target_arch = "wasm32"))]
+    {
+        use std::sync::atomic::Ordering::Relaxed;
+        let before = LIVE.load(Relaxed);
+        PEAK.store(before, Relaxed);
+        let out = f();
+        (out, PEAK.load(Relaxed) - before)
+    }
+    #[cfg(target_arch = "wasm32")]
+    {
+        use clipmatch::web::HeapCount;
+        let before = HeapCount::reset_peak();
+        let out = f();
+        (out, HeapCount::peak() - before)
+    }
 }
 
 /// Heap bytes live now (with [`Counting`] installed; 0 without).

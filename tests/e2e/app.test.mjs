@@ -4,7 +4,8 @@
 // identity is a safe expectation, so that is what the ranking tests assert. Every page runs under
 // the app's Content-Security-Policy (index.html's <meta>, and the same as a header for workers).
 // The hostile-input, security and recovery tests are in hardening.mjs and isolation.mjs; photos
-// chosen in quick succession in race.mjs; what ships without test hooks in shipped.mjs.
+// chosen in quick succession in race.mjs; what ships without test hooks in shipped.mjs; threads
+// (more than cores, idle, failing to start, out of memory) in threads.mjs.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
@@ -22,6 +23,7 @@ import { cropTests, nextAnswer, mouseDrag, regionShown } from './crop.mjs';
 import { raceTests } from './race.mjs';
 import { shippedTests } from './shipped.mjs';
 import { photoMemoryTests } from './photo_memory.mjs';
+import { threadTests } from './threads.mjs';
 
 startSuite();
 
@@ -75,9 +77,11 @@ test("the page's ranking equals the native tool's on the same catalog (one threa
 for (const [how, server] of [['by its host\'s headers', () => env.isolatedBase], ['by the service worker (no headers)', () => env.base]]) test(`a page isolated ${how} runs the multi-threaded build, with the same ranking`, async () => {
   const { page, context, problems } = await openApp(undefined, {}, server());
   const cores = await page.evaluate(() => navigator.hardwareConcurrency);
-  const ready = await page.evaluate(() => ({ isolated: self.crossOriginIsolated, threads: window.clipmatch.ready.threads }));
+  const ready = await page.evaluate(() => ({ isolated: self.crossOriginIsolated, threads: window.clipmatch.ready.threads, pool: window.clipmatch.ready.threading.pool }));
   assert.equal(ready.isolated, true);
-  assert.equal(ready.threads, Math.min(cores, 4), `threads in use on ${cores} cores`);
+  // The pool's size; how many of its threads are used is measured at load (threads.mjs).
+  assert.equal(ready.pool, Math.min(cores, 4), `the pool on ${cores} cores`);
+  assert.ok(ready.threads >= 1 && ready.threads <= ready.pool, JSON.stringify(ready));
   await assertRanksLikeTheNativeTool(page);
   assert.deepEqual(await problems(), [], 'no errors, no CSP violations (page, worker, thread pool)');
   await context.close();
@@ -181,3 +185,4 @@ offlineTests();
 raceTests();
 shippedTests();
 photoMemoryTests();
+threadTests();

@@ -3,7 +3,7 @@
 // driving MiniBrowser on an Xvfb display), the latter twice: with JSC_useSharedArrayBuffer=1, as
 // Safari runs a cross-origin isolated page (threads), and without, as WebKitGTK ships (the page
 // falls back to one thread). In each: load, two photos ranked as the native tool ranks them, a
-// box drawn with the mouse, a candle bundle (MobileCLIP), a compact bundle, a reload with the
+// box drawn with the mouse, a MobileCLIP bundle, the candle engine, a compact bundle, a reload with the
 // server gone (offline), and the drop-in element on a shop's page; screenshots at desktop and phone
 // sizes go to test-output/e2e/ as ENGINE-*.png. The assertions are the Chromium tests' own
 // (harness.mjs, crop.mjs, shop.mjs). What WebDriver cannot do as playwright does (hold back a
@@ -104,18 +104,27 @@ for (const name of chosen) {
     }
 
     /**
-     * Threads as the engine allows: several where the page is isolated and shares memory, else one,
-     * chosen up front (an isolated page without SharedArrayBuffer, WebKitGTK's, never tries the
-     * multi-threaded build only to see it fail).
+     * Threads as the engine allows: where the page is isolated and shares memory, a pool of one
+     * thread a reported core (4 at most), of which the page keeps the fewest that a test product
+     * at load found about as fast as the most (www/threads.js: WebKit reports 4 cores on this
+     * 2-core machine), else one, chosen up front (an isolated page without SharedArrayBuffer,
+     * WebKitGTK's, never tries the multi-threaded build only to see it fail).
      */
     async function assertThreads(seen) {
-      assert.equal(seen.threads, engine.threads ? Math.min(seen.cores, 4) : 1, `threads: ${JSON.stringify(seen)}`);
+      const pool = engine.threads ? Math.min(seen.cores, 4) : 1;
+      assert.equal(seen.pool, pool, `threads: ${JSON.stringify(seen)}`);
+      assert.ok(seen.threads >= 1 && seen.threads <= pool, `threads: ${JSON.stringify(seen)}`);
+      assert.equal(seen.probed, pool > 1 ? pool : 0, `the thread counts timed at load: ${JSON.stringify(seen)}`);
+      const status = await page.textContent('#status-text');
+      if (seen.threads > 1) assert.match(status, new RegExp(`^Ready: \\d+ products \\((.*, )?${seen.threads} threads\\)\\.`));
+      else assert.doesNotMatch(status, /threads/);
       assert.doesNotMatch(await page.textContent('#storage-text'), /did not start/);
     }
 
     const ready = () => page.evaluate(() => ({
       isolated: self.crossOriginIsolated, sharedMemory: typeof SharedArrayBuffer === 'function',
       cores: navigator.hardwareConcurrency, threads: window.clipmatch.ready?.threads, model: window.clipmatch.ready?.model,
+      pool: window.clipmatch.ready?.threading?.pool, probed: window.clipmatch.ready?.threading?.probeMs?.length ?? 0,
     }));
 
     test('loads isolated, on threads where the engine shares memory; two photos ranked as the native tool ranks them; desktop and phone', async () => {
@@ -125,7 +134,6 @@ for (const name of chosen) {
       assert.equal(seen.isolated, true, 'COOP/COEP headers isolate the page');
       assert.equal(seen.sharedMemory, engine.threads, JSON.stringify(seen));
       await assertThreads(seen);
-      assert.match(await page.textContent('#status-text'), engine.threads ? /^Ready: \d+ products \(\d threads\)\./ : /^Ready: \d+ products\./);
       // Photo 1, with the catalog's weights: the native tool's ranking on the same bundle.
       await upload(page, juice);
       assertSameRanking(await results(page), nativeRanking(juice), 'the page vs clipmatch query', 1e-4);
@@ -158,18 +166,30 @@ for (const name of chosen) {
       assert.deepEqual(await regionShown(page), { region: null, status: 'Results for the whole photo.', boxShown: false });
     });
 
-    test('a candle bundle (MobileCLIP) ranks as the native tool does, on threads where the engine shares memory', { skip: !mobileclipDir && 'CLIPMATCH_E2E_MOBILECLIP_BUNDLE is not set' }, async () => {
+    test('a MobileCLIP bundle (FastViT, fused, on our kernels) ranks as the native tool does, on threads where the engine shares memory', { skip: !mobileclipDir && 'CLIPMATCH_E2E_MOBILECLIP_BUNDLE is not set' }, async () => {
       const base = await startServer({ isolate: true });
       await open(`${base}index.html?bundle=${bundleParam(mobileclipDir)}`, PHONE);
       assert.equal(await page.getAttribute('body', 'data-state'), 'ready', await page.textContent('#status-text'));
       const seen = await ready();
-      assert.deepEqual(seen.model, { family: 'mobileclip', engine: 'candle', dtype: 'f16' });
+      assert.deepEqual(seen.model, { family: 'mobileclip', engine: 'ours', dtype: 'int8' });
       await assertThreads(seen);
       const args = ['query', juice, '--catalog', mobileclipDir, '--model', path.join(mobileclipDir, 'model'), '--json'];
       const native = JSON.parse(execFileSync(tool, args, { encoding: 'utf8' })).ranking.matches;
       await upload(page, juice);
       assertSameRanking(await results(page), native, 'MobileCLIP: the page vs clipmatch query', 1e-3);
       await page.screenshot({ path: shot('phone-mobileclip'), fullPage: true });
+    });
+
+    test('the candle engine (?engine=candle on the OpenAI CLIP bundle) ranks as clipmatch query --engine candle does, on threads where the engine shares memory', async () => {
+      const base = await startServer({ isolate: true });
+      await open(`${base}index.html?bundle=${bundleParam()}&engine=candle`);
+      assert.equal(await page.getAttribute('body', 'data-state'), 'ready', await page.textContent('#status-text'));
+      const seen = await ready();
+      assert.deepEqual(seen.model, { family: 'openai-clip', engine: 'candle', dtype: 'f16' });
+      await assertThreads(seen);
+      await upload(page, juice);
+      assertSameRanking(await results(page), nativeRanking(juice, null, ['--engine', 'candle']), 'candle: the page vs clipmatch query --engine candle', 1e-3);
+      await page.screenshot({ path: shot('desktop-candle'), fullPage: true });
     });
 
     test('a compact bundle answers a photo, then ranks exactly once its vectors have arrived', { skip: !compactDir && 'CLIPMATCH_E2E_COMPACT_BUNDLE is not set' }, async () => {

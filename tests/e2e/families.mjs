@@ -39,8 +39,8 @@ export function familyTests() {
   test('a MobileCLIP bundle (FastViT, fused) loads the package without candle, answers a photo as the native tool does, and the next photo after a bad one', { skip: !mobileclipDir && 'CLIPMATCH_E2E_MOBILECLIP_BUNDLE is not set' }, async () => {
     const { page, context, wasm, problems } = await openBundle(mobileclipDir, '&threads=1');
     assert.equal(await page.getAttribute('body', 'data-state'), 'ready', await page.textContent('#status-text'));
-    assert.deepEqual(await readyModel(page), { family: 'mobileclip', engine: 'ours', dtype: 'f16' });
-    assert.match(await page.textContent('#model-text'), /^Model: .* \(MobileCLIP, f16 weights\), run by the ours engine\.$/);
+    assert.deepEqual(await readyModel(page), { family: 'mobileclip', engine: 'ours', dtype: 'int8' });
+    assert.match(await page.textContent('#model-text'), /^Model: .* \(MobileCLIP, int8 weights\), run by the ours engine\.$/);
     assert.deepEqual(wasm, ['/pkg/clipmatch_bg.wasm'], 'only the package without candle is downloaded');
     // scripts/test.sh tuned this catalog on the labelled photos: the Advanced panel says so with its figures.
     const tuned = JSON.parse(readFileSync(path.join(mobileclipDir, 'catalog.json'), 'utf8')).ranking.tuned;

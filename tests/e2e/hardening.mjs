@@ -326,7 +326,7 @@ export function hardeningTests() {
     }
     const header = await page.evaluate(async () => (await fetch('www/worker.js')).headers.get('content-security-policy'));
     assert.equal(header, policy, 'the workers get the same policy as a header');
-    assert.ok(await page.evaluate(() => window.clipmatch.ready.threads) > 1, 'the multi-threaded build ran under it');
+    assert.ok(await page.evaluate(() => window.clipmatch.ready.threading.pool) > 1, 'the multi-threaded build ran under it');
     await rankOnImagesOnly(page);
     await assertFindsItself(page, 'Arla-Standard-Milk');
     assert.deepEqual(await problems(), [], 'nothing was blocked while loading, ranking and re-ranking');

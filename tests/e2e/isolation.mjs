@@ -5,13 +5,13 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { copyFileSync, mkdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { env, root, bundleDir, out, openApp, startServer, watchPage, rankOnImagesOnly, assertFindsItself, eventually } from './harness.mjs';
+import { env, root, bundleDir, out, openApp, startServer, watchPage, rankOnImagesOnly, assertFindsItself, eventually, photo, results } from './harness.mjs';
 
 const swState = (page) => page.evaluate(async () => ({
   isolated: self.crossOriginIsolated,
   controlled: Boolean(navigator.serviceWorker.controller),
   registrations: (await navigator.serviceWorker.getRegistrations()).map((r) => r.scope),
-  threads: window.clipmatch?.ready?.threads,
+  pool: window.clipmatch?.ready?.threading?.pool, // Web Workers of the threaded package; 1: one thread
 }));
 
 /**
@@ -38,16 +38,16 @@ export function isolationTests() {
     const { page, context } = await openApp();
     const isolated = await swState(page);
     assert.equal(isolated.isolated, true);
-    assert.ok(isolated.threads > 1 && isolated.registrations.length === 1, JSON.stringify(isolated));
+    assert.ok(isolated.pool > 1 && isolated.registrations.length === 1, JSON.stringify(isolated));
     await page.goto(`${page.url()}&threads=1`);
     await page.waitForSelector('body[data-state="ready"]', { timeout: 120_000 });
     assert.deepEqual((await swState(page)).registrations, [], 'unregistered');
     await page.reload();
     await page.waitForSelector('body[data-state="ready"]', { timeout: 120_000 });
-    assert.deepEqual(await swState(page), { isolated: false, controlled: false, registrations: [], threads: 1 });
+    assert.deepEqual(await swState(page), { isolated: false, controlled: false, registrations: [], pool: 1 });
     await context.close();
     const byHeaders = await openApp(undefined, {}, env.isolatedBase, '&threads=1');
-    assert.deepEqual(await swState(byHeaders.page), { isolated: true, controlled: false, registrations: [], threads: 1 });
+    assert.deepEqual(await swState(byHeaders.page), { isolated: true, controlled: false, registrations: [], pool: 1 });
     await byHeaders.context.close();
   });
 
@@ -67,8 +67,33 @@ export function isolationTests() {
     page.on('request', (r) => { if (r.isNavigationRequest() && r.frame() === page.mainFrame()) navigations++; });
     await page.goto(`${base}app/index.html?bundle=bundle/&threads=1`);
     await eventually(page, async (p) => (await p.getAttribute('body', 'data-state')) === 'ready');
-    assert.deepEqual(await swState(page), { isolated: false, controlled: false, registrations: [], threads: 1 });
+    assert.deepEqual(await swState(page), { isolated: false, controlled: false, registrations: [], pool: 1 });
     assert.equal(navigations, 2, 'the ?threads=1 page, then its one reload');
+    await context.close();
+  });
+
+  test('a photo chosen on a first visit before the reload that isolates the page is searched: no reload on that visit, threads on the next', async () => {
+    const { base } = await site('site-photo-before-reload');
+    const context = await env.browser.newContext();
+    const page = await context.newPage();
+    // The service worker's script held back: the page cannot reload under it until released.
+    let release;
+    const held = new Promise((resolve) => { release = resolve; });
+    await context.route('**/isolation-sw.js', async (route) => { await held; await route.continue(); });
+    let navigations = 0;
+    page.on('request', (r) => { if (r.isNavigationRequest() && r.frame() === page.mainFrame()) navigations++; });
+    await page.goto(`${base}app/index.html?bundle=bundle/`);
+    await page.setInputFiles('#file-input', photo('Oatghurt/Oatly-Natural-Oatghurt/Oatly-Natural-Oatghurt_001.jpg'));
+    release();
+    await page.waitForFunction(() => (window.clipmatch.answers || 0) > 0, null, { timeout: 60_000 });
+    assert.equal(navigations, 1, 'no reload: it would have lost the photo');
+    assert.equal(await page.textContent('#query-caption'), 'Oatly-Natural-Oatghurt_001.jpg');
+    assert.ok((await results(page)).length > 0, 'the photo was searched');
+    assert.equal((await swState(page)).threads, 1);
+    await context.unroute('**/isolation-sw.js');
+    await page.reload();
+    await eventually(page, async (p) => (await p.getAttribute('body', 'data-state')) === 'ready' && (await swState(p)).isolated);
+    assert.ok((await swState(page)).threads > 1, 'the next visit is isolated, on threads');
     await context.close();
   });
 
@@ -81,7 +106,7 @@ export function isolationTests() {
     await eventually(page, async (p) => (await p.getAttribute('body', 'data-state')) === 'ready' && (await swState(p)).isolated);
     const app = await swState(page);
     assert.deepEqual(app.registrations, [`${base}app/`], 'scope: the app\'s folder');
-    assert.ok(app.threads > 1, 'isolated by the service worker: threads');
+    assert.ok(app.pool > 1, 'isolated by the service worker: threads');
     const coop = (url) => page.evaluate(async (u) => (await fetch(u)).headers.get('cross-origin-opener-policy'), url);
     assert.equal(await coop('www/app.js'), 'same-origin', 'an app file gets the headers');
     assert.equal(await coop('notes.html'), null, 'another page in the folder does not');
@@ -119,7 +144,7 @@ export function isolationTests() {
     await page.goto(`${base}app/index.html?bundle=bundle/`);
     await page.waitForSelector('body[data-state="ready"]', { timeout: 120_000 });
     assert.deepEqual(await scripts(page), theirs, 'still the site\'s own worker');
-    assert.equal((await swState(page)).threads, 1, 'so the app runs on one thread');
+    assert.equal((await swState(page)).pool, 1, 'so the app runs on one thread');
     await page.goto(`${base}app/index.html?bundle=bundle/&threads=1`);
     await page.waitForSelector('body[data-state="ready"]', { timeout: 120_000 });
     assert.deepEqual(await scripts(page), theirs, '?threads=1 removes only the isolation worker');
@@ -142,7 +167,7 @@ export function isolationTests() {
       const s = await swState(p);
       return !s.isolated && !s.controlled && s.registrations.length === 0 && (await p.getAttribute('body', 'data-state')) === 'ready';
     });
-    assert.equal((await swState(page)).threads, 1);
+    assert.equal((await swState(page)).pool, 1);
     await rankOnImagesOnly(page);
     await assertFindsItself(page, 'Arla-Standard-Milk');
     // A new visit (new tab, new session) registers the kill switch, which removes itself: no loop.
@@ -150,7 +175,7 @@ export function isolationTests() {
     await again.goto(url);
     await again.waitForSelector('body[data-state="ready"]', { timeout: 120_000 });
     await again.waitForTimeout(1000);
-    assert.deepEqual(await swState(again), { isolated: false, controlled: false, registrations: [], threads: 1 });
+    assert.deepEqual(await swState(again), { isolated: false, controlled: false, registrations: [], pool: 1 });
     assert.deepEqual(await watch.all(), []);
     await context.close();
   });

@@ -154,11 +154,11 @@ export function shopTests() {
       await page.waitForSelector('clipmatch-search[data-state="ready"]', { timeout: 120_000 });
       const seen = await page.evaluate(async () => ({
         isolated: self.crossOriginIsolated,
-        threads: window.clipmatch.ready.threads,
+        pool: window.clipmatch.ready.threading.pool,
         registrations: (await navigator.serviceWorker.getRegistrations()).length,
       }));
       assert.equal(seen.isolated, isolated);
-      assert.equal(seen.threads > 1, isolated, JSON.stringify(seen));
+      assert.equal(seen.pool > 1, isolated, `the threaded package where isolated: ${JSON.stringify(seen)}`);
       assert.equal(seen.registrations, 0);
       await rankOnImagesOnly(page);
       await upload(page, iconicOf('Bravo-Apple-Juice'));

@@ -5,18 +5,21 @@
 //   ?testFault=KIND-once|KIND-twice   the first one or two model workers are fault-worker.js,
 //                           failing that way on their first photo (KIND: trap, hang, crash, or
 //                           panic: a real panic in the wasm package, which must then be a
-//                           `--features test-hooks` build)
+//                           `--features test-hooks` build; oom: the threaded package's shared
+//                           memory grown to its maximum before the photo, so the photo runs out of it)
+//   ?testThreadFault=KIND   every model worker is threads-fault-worker.js, whose threaded start
+//                           fails (KIND: memory, shared-memory, worker)
 //   ?testMemory=1           the model worker is memory-worker.js, which reports the wasm memory's
 //                           size after each reply; the page keeps the reports in order in
 //                           `window.testWasmMemory` ({reply, bytes})
-// Not standalone: no service worker, one thread (the server sends no isolation headers).
+// Not standalone: no service worker; one thread unless the server sends the isolation headers.
 import { mountSearch } from '../../../www/clipmatch-search.js';
 
 const params = new URLSearchParams(location.search);
 const root = new URL('../../../', import.meta.url);
 
-/** Makes the first `workers` model workers `replacement` (a URL relative to this folder). */
-function replaceModelWorker(replacement, workers) {
+/** Makes the first `workers` model workers `script` (a URL relative to this file). */
+function replaceModelWorkers(script, workers) {
   const NativeWorker = globalThis.Worker;
   let left = workers;
   globalThis.Worker = class extends NativeWorker {
@@ -24,7 +27,7 @@ function replaceModelWorker(replacement, workers) {
       const modelWorker = new URL(url, location.href).href === new URL('www/worker.js', root).href;
       if (modelWorker && left > 0) {
         left--;
-        super(new URL(replacement, import.meta.url), options);
+        super(new URL(script, import.meta.url), options);
       } else {
         super(url, options);
       }
@@ -32,10 +35,12 @@ function replaceModelWorker(replacement, workers) {
   };
 }
 
-const fault = /^(trap|hang|crash|panic)-(once|twice)$/.exec(params.get('testFault') || '');
-if (fault) replaceModelWorker(`fault-worker.js?fault=${fault[1]}`, fault[2] === 'once' ? 1 : 2);
+const fault = /^(trap|hang|crash|panic|oom)-(once|twice)$/.exec(params.get('testFault') || '');
+if (fault) replaceModelWorkers(`fault-worker.js?fault=${fault[1]}`, fault[2] === 'once' ? 1 : 2);
+const threadFault = /^(memory|shared-memory|worker)$/.exec(params.get('testThreadFault') || '');
+if (threadFault) replaceModelWorkers(`threads-fault-worker.js?fault=${threadFault[1]}`, Infinity);
 if (params.get('testMemory') === '1') {
-  replaceModelWorker('memory-worker.js', Infinity);
+  replaceModelWorkers('memory-worker.js', Infinity);
   window.testWasmMemory = [];
   new BroadcastChannel('clipmatch-test-memory').onmessage = ({ data }) => window.testWasmMemory.push(data);
 }

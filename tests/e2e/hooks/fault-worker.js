@@ -5,6 +5,8 @@
 //   hang   no reply at all
 //   crash  an uncaught error: the worker's `error` event
 //   panic  a real panic in the wasm package (its `--features test-hooks` build's panicForTest)
+//   oom    the threaded package's shared memory grown to its maximum first, so that the photo
+//          runs out of memory in the wasm package (the page must be cross-origin isolated)
 import '../../../www/worker.js';
 import { Request, errorReply } from '../../../www/messages.js';
 
@@ -12,6 +14,26 @@ const PANIC_TEXT = 'a panic made by the test page';
 const kind = new URLSearchParams(self.location.search).get('fault');
 const handle = self.onmessage;
 let armed = true;
+
+// The shared memories the threaded package's glue makes (the single-threaded one's is the module's own).
+const memories = [];
+const NativeMemory = WebAssembly.Memory;
+WebAssembly.Memory = function Memory(descriptor) {
+  memories.push(new NativeMemory(descriptor));
+  return memories.at(-1);
+};
+WebAssembly.Memory.prototype = NativeMemory.prototype;
+
+/** Grows `memory` until it can grow no more: its maximum, whatever that is. */
+function fill(memory) {
+  for (let pages = 1 << 15; pages > 0; pages >>= 1) {
+    try {
+      for (;;) memory.grow(pages);
+    } catch {
+      // this step is too large now: a smaller one
+    }
+  }
+}
 
 self.onmessage = async (event) => {
   const msg = event.data;
@@ -27,6 +49,10 @@ self.onmessage = async (event) => {
     // matcher panics inside the app's own request handling.
     const pkg = await import('../../../pkg/clipmatch.js');
     pkg.Matcher.prototype.rankImage = () => pkg.panicForTest(PANIC_TEXT);
+    return handle(event);
+  } else if (kind === 'oom') {
+    if (memories.length === 0) throw new Error('fault-worker.js: oom needs the threaded package (a cross-origin isolated page)');
+    fill(memories[0]);
     return handle(event);
   }
   // hang: no reply
