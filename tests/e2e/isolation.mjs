@@ -89,11 +89,11 @@ export function isolationTests() {
     assert.equal(navigations, 1, 'no reload: it would have lost the photo');
     assert.equal(await page.textContent('#query-caption'), 'Oatly-Natural-Oatghurt_001.jpg');
     assert.ok((await results(page)).length > 0, 'the photo was searched');
-    assert.equal((await swState(page)).threads, 1);
+    assert.equal((await swState(page)).pool, 1, 'one thread on this visit');
     await context.unroute('**/isolation-sw.js');
     await page.reload();
     await eventually(page, async (p) => (await p.getAttribute('body', 'data-state')) === 'ready' && (await swState(p)).isolated);
-    assert.ok((await swState(page)).threads > 1, 'the next visit is isolated, on threads');
+    assert.ok((await swState(page)).pool > 1, 'the next visit is isolated, on threads');
     await context.close();
   });
 

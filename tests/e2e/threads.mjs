@@ -143,9 +143,10 @@ export function threadTests() {
       const t = await timeThreads(page, env.isolatedBase, b32Bundle, [0, 4], 7, aPhoto(grocery));
       console.log(`ViT-B/32-sized int8, ${os.cpus().length} cores, load ${os.loadavg()[0].toFixed(2)}:\n${describe(t)}`);
       assert.ok(t.medians[1] <= 1.15 * t.medians[0], `4 threads: ${t.medians[1].toFixed(0)} ms a query, the single-threaded package ${t.medians[0].toFixed(0)} ms`);
-      // CPU time does not depend on what else the machine runs (which gives more threads a larger
-      // share of it): threads that spin instead of sleeping use several times the work's.
-      assert.ok(t.cpuMs[1] <= 1.3 * t.cpuMs[0], `4 threads: ${t.cpuMs[1].toFixed(0)} ms of CPU a query, the single-threaded package ${t.cpuMs[0].toFixed(0)} ms`);
+      // CPU time depends less than wall time on what else the machine runs: threads that spin
+      // instead of sleeping used 2-12x the work's. Helpers that sleep after a short wait measured
+      // 1.18-1.41x (2 cores, load average 2-8, 2026-12-08): the bound sits above that, below spinning.
+      assert.ok(t.cpuMs[1] <= 1.6 * t.cpuMs[0], `4 threads: ${t.cpuMs[1].toFixed(0)} ms of CPU a query, the single-threaded package ${t.cpuMs[0].toFixed(0)} ms`);
       // The last query was the 4-thread worker's: now nothing runs.
       const renderers = ourRenderers();
       assert.ok(renderers.length > 0, 'the page\'s renderer process is found');
