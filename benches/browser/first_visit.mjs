@@ -153,10 +153,11 @@ async function visit(browser, proxy, { url, choosable, answered }) {
 async function main() {
   const bundle = ourBundle();
   const sites = [
-    // On a first visit the app reloads itself once under its isolation service worker (threads):
-    // a photo is chosen in the isolated page, as a shopper's would be.
+    // The photo is chosen as soon as the input exists, as for the peer: on a first visit that is
+    // before the app could reload itself under its isolation service worker, so that visit stays
+    // on one thread and searches the photo (the next visit has threads).
     { name: 'ours', dir: ourSite(bundle), csp: root, url: 'index.html?bundle=demo/',
-      choosable: () => self.crossOriginIsolated && document.querySelector('clipmatch-search')?.shadowRoot?.querySelector('#file-input'),
+      choosable: () => document.querySelector('clipmatch-search')?.shadowRoot?.querySelector('#file-input'),
       answered: () => document.querySelector('clipmatch-search')?.shadowRoot?.querySelector('#result-list li') },
     { name: `transformers.js ${TRANSFORMERS_JS}`, dir: peerSite(), csp: null, url: 'index.html',
       choosable: () => document.querySelector('#file-input'),
