@@ -181,8 +181,7 @@ impl VisionLoader {
         };
         let model: Box<dyn EmbeddingModel> = match (family, engine) {
             (Family::MobileClip, Engine::Ours) => {
-                let tower = FastVit::load(&OpenClipConfig::from_json(&config)?, &bytes)?;
-                drop(bytes);
+                let tower = FastVit::load_owned(&OpenClipConfig::from_json(&config)?, bytes)?;
                 Box::new(Tokenized::<_, ClipTokenizer> { model: tower, tokenizer: None })
             }
             _ => on_candle(family, &config, &bytes, &preprocess)?,

@@ -21,7 +21,7 @@ use std::sync::Mutex;
 use crate::error::ModelError;
 use crate::kernels::attention::{attention_head, AttentionScratch, Queries};
 use crate::models::clip::encoder::Linear;
-use crate::models::mobileclip::config::{OpenClipConfig, VisionKind};
+use crate::models::mobileclip::config::{MciKind, OpenClipConfig, VisionKind};
 use crate::models::mobileclip::vision::VisionShape;
 use crate::parallel::{for_each_chunk, DisjointWrites};
 use layers::{take_linear, Act, Conv, Se};
@@ -121,6 +121,14 @@ fn fused_form(config: &OpenClipConfig, weights: &[u8]) -> Result<StoredTensors, 
     }
 }
 
+/// The FastViT-MCi variant `config` names, or why this engine cannot run it.
+fn fastvit_kind(config: &OpenClipConfig) -> Result<MciKind, ModelError> {
+    match config.vision.kind {
+        VisionKind::FastVit(kind) => Ok(kind),
+        _ => Err(bad(format!("{} is not a FastViT-MCi tower; this engine runs FastViT only", config.vision.timm_model_name))),
+    }
+}
+
 /// The fused tensors of a tower (name, shape, values as f32) for an export to store.
 #[cfg(not(target_arch = "wasm32"))]
 pub fn fused_tensors(config: &OpenClipConfig, weights: &[u8]) -> Result<Vec<(String, Vec<usize>, Vec<f32>)>, ModelError> {
@@ -144,13 +152,22 @@ impl FastVit {
     /// open_clip's checkpoint (the whole model, or `visual.*` alone as older bundles have it) or
     /// a timm-reparameterised one. The config must name a FastViT-MCi tower.
     pub fn load(config: &OpenClipConfig, weights: &[u8]) -> Result<Self, ModelError> {
-        let VisionKind::FastVit(kind) = config.vision.kind else {
-            return Err(bad(format!(
-                "{} is not a FastViT-MCi tower; this engine runs FastViT only",
-                config.vision.timm_model_name
-            )));
-        };
-        let mut fused = fused_form(config, weights)?;
+        fastvit_kind(config)?;
+        Self::from_fused(config, fused_form(config, weights)?)
+    }
+
+    /// [`Self::load`] from a file the caller gives up: its bytes are freed once its tensors are
+    /// read, before the tower is built, so the page's memory never holds the file, its tensors
+    /// and the built tower at once.
+    pub fn load_owned(config: &OpenClipConfig, weights: Vec<u8>) -> Result<Self, ModelError> {
+        fastvit_kind(config)?;
+        let fused = fused_form(config, &weights)?;
+        drop(weights);
+        Self::from_fused(config, fused)
+    }
+
+    fn from_fused(config: &OpenClipConfig, mut fused: StoredTensors) -> Result<Self, ModelError> {
+        let kind = fastvit_kind(config)?;
         let model = Self::build(&mut fused, config.vision.image_size as usize)?;
         fused.finish()?;
         let (published_depths, published_width) = kind.published();
