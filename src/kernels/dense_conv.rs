@@ -2,8 +2,9 @@
 //! micro-kernel: `out[o][p] = Σ_r W[o][r] · cols[r][p]`, `r` running over (input channel, ky,
 //! kx) and `p` over output pixels. For a 1x1 convolution with stride 1 and no padding (FastViT's
 //! MLPs, most of its work) `cols` is the input plane itself; otherwise it is the input unrolled
-//! (im2col) once per image, straight into the product's packed panels. The weights are the kernel tensor as it is (`c_out x c_in·kh·kw`).
-//! Pixels are the product's columns, so its panels split across threads.
+//! (im2col) once per image, straight into the product's packed panels. The weights are the
+//! kernel tensor as it is (`c_out x c_in·kh·kw`). Pixels are the product's columns, so its panels
+//! split across threads.
 
 use super::conv_window;
 use super::gemm::{fill_panels_threaded, pack_panels_threaded, product_threaded, NR};

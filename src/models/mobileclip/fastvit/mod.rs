@@ -152,22 +152,21 @@ impl FastVit {
     /// open_clip's checkpoint (the whole model, or `visual.*` alone as older bundles have it) or
     /// a timm-reparameterised one. The config must name a FastViT-MCi tower.
     pub fn load(config: &OpenClipConfig, weights: &[u8]) -> Result<Self, ModelError> {
-        fastvit_kind(config)?;
-        Self::from_fused(config, fused_form(config, weights)?)
+        let kind = fastvit_kind(config)?;
+        Self::from_fused(config, kind, fused_form(config, weights)?)
     }
 
     /// [`Self::load`] from a file the caller gives up: its bytes are freed once its tensors are
     /// read, before the tower is built, so the page's memory never holds the file, its tensors
     /// and the built tower at once.
     pub fn load_owned(config: &OpenClipConfig, weights: Vec<u8>) -> Result<Self, ModelError> {
-        fastvit_kind(config)?;
+        let kind = fastvit_kind(config)?;
         let fused = fused_form(config, &weights)?;
         drop(weights);
-        Self::from_fused(config, fused)
+        Self::from_fused(config, kind, fused)
     }
 
-    fn from_fused(config: &OpenClipConfig, mut fused: StoredTensors) -> Result<Self, ModelError> {
-        let kind = fastvit_kind(config)?;
+    fn from_fused(config: &OpenClipConfig, kind: MciKind, mut fused: StoredTensors) -> Result<Self, ModelError> {
         let model = Self::build(&mut fused, config.vision.image_size as usize)?;
         fused.finish()?;
         let (published_depths, published_width) = kind.published();
