@@ -1,108 +1,165 @@
-//! This crate's kernels as candle operations, for the models that run on candle-transformers
-//! (FastViT in MobileCLIP, SigLIP, OpenAI CLIP with `--engine candle`): [`install`] hands them to
-//! the hooks of the patched candle-core (`vendor/candle-core/PATCHES.md`), which asks them before
-//! its own CPU code. The models stay candle-transformers' code; only the operations they call
-//! get faster.
+//! This crate's kernels as candle operations (`CustomOp`s, forward only), which the towers this
+//! crate builds from candle pieces apply explicitly: OpenAI CLIP's image tower on candle
+//! (`--engine candle`), MobileCLIP-B's ViT-MCi and MobileCLIP's text tower.
 //!
-//! - `conv2d` with one input channel per group (depthwise, any channel multiplier, dilation 1):
-//!   [`super::depthwise`], instead of candle's one convolution per group;
-//! - `conv2d` with one group (dilation 1): [`super::dense_conv`], the packed matrix product,
-//!   instead of candle's gemm behind an element-by-element copy of the input and the output;
-//! - `gelu_erf` on f32: [`super::math::gelu_erf_slice`], vectorised, instead of a scalar `erf`;
-//!   `gelu` (the tanh approximation) on f32: [`super::math::gelu_tanh_slice`], instead of a
-//!   scalar `tanh`.
+//! - [`matmul`]: a batched f32 product on the packed GEMM, its output columns split across the
+//!   pool (candle's gemm runs on one thread in the browser); attention's `q · kᵀ` and `w · v`;
+//! - [`conv2d`]: with one input channel per group (depthwise) on [`super::depthwise`], instead of
+//!   candle's one convolution per group; with one group on [`super::dense_conv`];
+//! - [`gelu_erf`]: the exact GELU, vectorised ([`super::math::gelu_erf_slice`]) and split across
+//!   the pool;
+//! - [`softmax_last_dim`]: rows split across the pool, with the vectorised `exp`;
+//! - the linear layers' products ([`crate::models::candle_linear`]).
 //!
-//! The models this crate builds from candle pieces (OpenAI CLIP's and ViT-MCi's image towers) also
-//! call operations of their own, candle `CustomOp`s that they hold or call directly:
-//! [`softmax_last_dim`] (rows split across the pool, with the vectorised `exp`) and the int8 linear
-//! layer ([`crate::models::candle_linear`]). Nothing is found by a tensor's address or identity,
-//! nor by an operation's name.
+//! Each falls back to candle's own operation for what it does not take (another dtype or device,
+//! a layout it does not read, a tiny product), so a caller never needs to check. Models that are
+//! candle-transformers' code (FastViT and SigLIP with `--engine candle`, the text towers of
+//! OpenAI CLIP and SigLIP) run on candle as published, with the vectorised GELUs of
+//! `vendor/candle-core` (PATCHES.md): nothing is installed into candle, nothing is found by a
+//! tensor's address or identity, nor by an operation's name.
 
-use candle_core::cpu_kernels::{self, Conv2dArgs};
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, DType, Layout, Result, Shape, Tensor};
 
 use super::dense_conv::{dense_conv2d, DenseConvShape};
 use super::depthwise::{depthwise_conv2d, DepthwiseShape};
 
-/// Installs the kernels in candle (once per process; later calls do nothing): convolutions, exact
-/// and tanh-approximated GELU, the f32 matmul and the parallel element-wise operations. Every
-/// loader of a model that runs on candle calls it (MobileCLIP, SigLIP, OpenAI CLIP on candle).
-pub fn install() {
-    static ONCE: std::sync::Once = std::sync::Once::new();
-    ONCE.call_once(|| {
-        cpu_kernels::set_conv2d(conv2d);
-        cpu_kernels::set_gelu_erf_f32(gelu_erf_threaded);
-        cpu_kernels::set_gelu_tanh_f32(super::math::gelu_tanh_slice);
-        cpu_kernels::set_matmul_f32(matmul_f32);
-        cpu_kernels::set_chunk_splitter(split_chunks);
-    });
-}
-
-/// candle's parallel element-wise operations (broadcast adds and products, unary maps) on this
-/// crate's pool ([`crate::parallel::for_each_chunk`]) instead of candle's, which has one thread
-/// in the browser. candle calls it only above its own size threshold, so it always splits.
-fn split_chunks(items: usize, f: &(dyn Fn(std::ops::Range<usize>) + Sync)) {
-    #[cfg(test)]
-    tests::SPLITS.with(|c| c.set(c.get() + 1));
-    crate::parallel::for_each_chunk(items, usize::MAX, f);
-}
-
 /// Below this many multiply-adds a product is left to candle's gemm.
 const MIN_MATMUL_WORK: usize = 1 << 18;
 
-/// candle's f32 matmul on this crate's packed GEMM ([`super::gemm::product_threaded`]), whose
-/// columns split across the pool's threads (candle's gemm runs on one thread in the browser):
-/// FastViT's attention stage (its `Linear` layers and attention products). Takes products whose
-/// sides each have contiguous rows or contiguous columns.
-fn matmul_f32(p: &mut cpu_kernels::MatMulF32) -> bool {
-    use super::gemm::{pack_panels_threaded, pack_panels_transposed_threaded, product_threaded, NR};
-    let (batches, m, n, k) = (p.batches, p.m, p.n, p.k);
-    if m < 2 || n < 2 || k < 2 || batches * m * n * k < MIN_MATMUL_WORK {
-        return false;
+/// `a · b` over the last two dimensions, batched over the others (which must be equal), as
+/// candle's `Tensor::matmul`. f32 CPU products whose sides each have contiguous rows or
+/// contiguous columns run on this crate's packed GEMM, split across the pool; others on candle's.
+pub fn matmul(a: &Tensor, b: &Tensor) -> Result<Tensor> {
+    let Some(op) = MatMul::of(a, b)? else { return a.matmul(b) };
+    // A side read neither by rows nor by columns is made contiguous first.
+    let readable = |t: &Tensor, rows, cols| strides_of(t.layout(), op.batches, rows, cols).is_some();
+    let a = if readable(a, op.m, op.k) { a.clone() } else { a.contiguous()? };
+    let b = if readable(b, op.k, op.n) { b.clone() } else { b.contiguous()? };
+    a.apply_op2_no_bwd(&b, &op)
+}
+
+/// A product [`matmul`] computes: `batches` of `m x k` times `k x n`.
+struct MatMul {
+    batches: usize,
+    m: usize,
+    n: usize,
+    k: usize,
+    out_dims: Vec<usize>,
+}
+
+impl MatMul {
+    fn of(a: &Tensor, b: &Tensor) -> Result<Option<Self>> {
+        let cpu_f32 = |t: &Tensor| t.device().is_cpu() && t.dtype() == DType::F32;
+        let (da, db) = (a.dims(), b.dims());
+        if !cpu_f32(a) || !cpu_f32(b) || da.len() < 2 || da.len() != db.len() || da[..da.len() - 2] != db[..db.len() - 2] {
+            return Ok(None);
+        }
+        let r = da.len();
+        let (m, k, n) = (da[r - 2], da[r - 1], db[r - 1]);
+        if db[r - 2] != k {
+            return Ok(None);
+        }
+        let batches: usize = da[..r - 2].iter().product();
+        if m < 2 || n < 2 || k < 2 || batches * m * n * k < MIN_MATMUL_WORK {
+            return Ok(None);
+        }
+        let mut out_dims = da.to_vec();
+        out_dims[r - 1] = n;
+        Ok(Some(Self { batches, m, n, k, out_dims }))
     }
-    // A left side with contiguous columns instead (FastViT's `x.flatten(2).transpose(1, 2)` into
-    // its `qkv` Linear) is copied into rows first: a small copy beside the product.
-    if p.lhs_cs != 1 && p.lhs_rs != 1 {
-        return false;
+}
+
+/// A side of a batched product as its layout holds it: rows `rs` and columns `cs` apart, batches
+/// `skip` apart (every batch dimension but one of size 1 must be contiguous with the next).
+struct Side<'a> {
+    values: &'a [f32],
+    rs: usize,
+    cs: usize,
+    skip: usize,
+}
+
+/// The row, column and batch strides of a side of `batches` matrices of `rows x cols` as
+/// `layout` holds them, if [`MatMul`] reads it in place: rows or columns contiguous, and one
+/// stride for the whole batch (every batch dimension larger than 1 laid out as one, or all of
+/// them broadcast).
+fn strides_of(layout: &Layout, batches: usize, rows: usize, cols: usize) -> Option<(usize, usize, usize)> {
+    let (dims, strides) = (layout.dims(), layout.stride());
+    let r = dims.len();
+    let (rs, cs) = (strides[r - 2], strides[r - 1]);
+    let (mut skip, mut expected) = (None, None);
+    for d in (0..r - 2).rev() {
+        if dims[d] == 1 {
+            continue;
+        }
+        match expected {
+            None => skip = Some(strides[d]),
+            Some(e) if e != strides[d] => return None,
+            Some(_) => {}
+        }
+        expected = Some(strides[d] * dims[d]);
     }
-    let rhs_rows = p.rhs_cs == 1;
-    if !rhs_rows && p.rhs_rs != 1 {
-        return false;
+    let skip = skip.unwrap_or(0);
+    ((rs == 1 || cs == 1) && rows > 0 && cols > 0 && batches > 0).then_some((rs, cs, skip))
+}
+
+impl<'a> Side<'a> {
+    fn of(storage: &'a CpuStorage, layout: &Layout, batches: usize, rows: usize, cols: usize) -> Result<Self> {
+        let CpuStorage::F32(all) = storage else { candle_core::bail!("clipmatch-matmul: f32 only") };
+        let Some((rs, cs, skip)) = strides_of(layout, batches, rows, cols) else {
+            candle_core::bail!("clipmatch-matmul: a side it does not read in place")
+        };
+        let values = &all[layout.start_offset()..];
+        if !fits(values.len(), batches, skip, rs, cs, rows, cols) {
+            candle_core::bail!("clipmatch-matmul: a side larger than its storage")
+        }
+        Ok(Self { values, rs, cs, skip })
     }
-    if !fits(p.lhs.len(), batches, p.lhs_skip, p.lhs_rs, p.lhs_cs, m, k) || !fits(p.rhs.len(), batches, p.rhs_skip, p.rhs_rs, p.rhs_cs, k, n) {
-        return false;
+}
+
+impl CustomOp2 for MatMul {
+    fn name(&self) -> &'static str {
+        "clipmatch-matmul"
     }
-    #[cfg(test)]
-    tests::MATMULS_TAKEN.with(|c| c.set(c.get() + 1));
-    let ldc = n.div_ceil(NR) * NR;
-    let (mut panels, mut rows) = (Vec::new(), Vec::new());
-    let mut wide = vec![0.0f32; if ldc == n { 0 } else { m * ldc }];
-    for b in 0..batches {
-        if b == 0 || p.rhs_skip != 0 {
-            let rhs = &p.rhs[b * p.rhs_skip..];
-            if rhs_rows {
-                pack_panels_threaded(rhs, k, n, p.rhs_rs, &mut panels);
+
+    fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> Result<(CpuStorage, Shape)> {
+        use super::gemm::{pack_panels_threaded, pack_panels_transposed_threaded, product_threaded, NR};
+        let (batches, m, n, k) = (self.batches, self.m, self.n, self.k);
+        let (lhs, rhs) = (Side::of(s1, l1, batches, m, k)?, Side::of(s2, l2, batches, k, n)?);
+        #[cfg(test)]
+        tests::MATMULS.with(|c| c.set(c.get() + 1));
+        let mut dst = vec![0.0f32; batches * m * n];
+        let ldc = n.div_ceil(NR) * NR;
+        let (mut panels, mut rows) = (Vec::new(), Vec::new());
+        let mut wide = vec![0.0f32; if ldc == n { 0 } else { m * ldc }];
+        for b in 0..batches {
+            if b == 0 || rhs.skip != 0 {
+                let values = &rhs.values[b * rhs.skip..];
+                if rhs.cs == 1 {
+                    pack_panels_threaded(values, k, n, rhs.rs, &mut panels);
+                } else {
+                    pack_panels_transposed_threaded(values, n, k, rhs.cs, &mut panels);
+                }
+            }
+            let (mut x, mut lda) = (&lhs.values[b * lhs.skip..], lhs.rs);
+            if lhs.cs != 1 {
+                // A left side with contiguous columns (FastViT's `x.flatten(2).transpose(1, 2)`)
+                // is copied into rows: a small copy beside the product.
+                rows.resize(m * k, 0.0);
+                copy_rows(x, lhs.rs, lhs.cs, k, &mut rows);
+                (x, lda) = (&rows, k);
+            }
+            let out = &mut dst[b * m * n..(b + 1) * m * n];
+            if ldc == n {
+                product_threaded(x, m, k, lda, &panels, None, out, n);
             } else {
-                pack_panels_transposed_threaded(rhs, n, k, p.rhs_cs, &mut panels);
+                product_threaded(x, m, k, lda, &panels, None, &mut wide, ldc);
+                for (row, o) in wide.chunks_exact(ldc).zip(out.chunks_exact_mut(n)) {
+                    o.copy_from_slice(&row[..n]);
+                }
             }
         }
-        let (mut lhs, mut lda) = (&p.lhs[b * p.lhs_skip..], p.lhs_rs);
-        if p.lhs_cs != 1 {
-            rows.resize(m * k, 0.0);
-            copy_rows(lhs, p.lhs_rs, p.lhs_cs, k, &mut rows);
-            (lhs, lda) = (&rows, k);
-        }
-        let dst = &mut p.dst[b * m * n..(b + 1) * m * n];
-        if ldc == n {
-            product_threaded(lhs, m, k, lda, &panels, None, dst, n);
-        } else {
-            product_threaded(lhs, m, k, lda, &panels, None, &mut wide, ldc);
-            for (row, out) in wide.chunks_exact(ldc).zip(dst.chunks_exact_mut(n)) {
-                out.copy_from_slice(&row[..n]);
-            }
-        }
+        Ok((CpuStorage::F32(dst), Shape::from(self.out_dims.clone())))
     }
-    true
 }
 
 /// Whether `batches` matrices of `rows x cols`, `skip` apart, with rows `rs` and columns `cs`
@@ -167,9 +224,33 @@ fn softmax_rows(values: &mut [f32], row_len: usize) {
 /// Values of a GELU slice one thread takes at a time.
 const GELU_CHUNK: usize = 1 << 14;
 
-/// The exact GELU ([`super::math::gelu_erf_slice`]) over a tensor's data, in ranges of
-/// [`GELU_CHUNK`] values split across threads when there are enough of them: MobileCLIP's MLPs
-/// apply it to every pixel of every expanded channel (8 % of the tower's time on one thread).
+/// The exact GELU (`x Φ(x)`) of an f32 CPU tensor, vectorised ([`super::math::gelu_erf_slice`])
+/// and split across the pool in ranges of [`GELU_CHUNK`] values; other tensors on candle's
+/// `gelu_erf`.
+pub fn gelu_erf(x: &Tensor) -> Result<Tensor> {
+    if !x.device().is_cpu() || x.dtype() != DType::F32 {
+        return x.gelu_erf();
+    }
+    x.contiguous()?.apply_op1_no_bwd(&GeluErf)
+}
+
+struct GeluErf;
+
+impl CustomOp1 for GeluErf {
+    fn name(&self) -> &'static str {
+        "clipmatch-gelu-erf"
+    }
+
+    fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> Result<(CpuStorage, Shape)> {
+        let CpuStorage::F32(all) = storage else { candle_core::bail!("{}: f32 input only", self.name()) };
+        let Some((start, end)) = layout.contiguous_offsets() else { candle_core::bail!("{}: contiguous input only", self.name()) };
+        let mut out = vec![0.0f32; end - start];
+        gelu_erf_threaded(&all[start..end], &mut out);
+        Ok((CpuStorage::F32(out), layout.shape().clone()))
+    }
+}
+
+/// [`super::math::gelu_erf_slice`] in ranges split across threads when there are enough values.
 fn gelu_erf_threaded(xs: &[f32], ys: &mut [f32]) {
     assert_eq!(xs.len(), ys.len(), "gelu_erf lengths");
     let len = xs.len();
@@ -183,23 +264,40 @@ fn gelu_erf_threaded(xs: &[f32], ys: &mut [f32]) {
     });
 }
 
-/// The convolutions this crate computes; `None` leaves the others to candle.
-fn conv2d(input: &Tensor, kernel: &Tensor, args: Conv2dArgs) -> Result<Option<Tensor>> {
+/// A convolution's arguments besides its two tensors, as `Tensor::conv2d` takes them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Conv2dArgs {
+    pub padding: usize,
+    pub stride: usize,
+    pub dilation: usize,
+    pub groups: usize,
+}
+
+/// `input.conv2d(kernel, ..)` (input `(b, c_in, h, w)`, kernel `(c_out, c_in / groups, kh, kw)`):
+/// f32 CPU convolutions with one input channel per group or one group (dilation 1) on this
+/// crate's kernels, others on candle's.
+pub fn conv2d(input: &Tensor, kernel: &Tensor, args: Conv2dArgs) -> Result<Tensor> {
+    let op: Box<dyn CustomOp2 + Send + Sync> = match conv_op(input, kernel, args)? {
+        Some(op) => op,
+        None => return input.conv2d(kernel, args.padding, args.stride, args.dilation, args.groups),
+    };
+    // `apply_op2_arc` records the operation where gradients are tracked (candle-nn's BatchNorm
+    // keeps its statistics as variables); a backward pass through it then fails, naming it,
+    // instead of losing the gradient.
+    input.contiguous()?.apply_op2_arc(&kernel.contiguous()?, std::sync::Arc::new(op))
+}
+
+/// The operation of this crate that computes the convolution, if one does.
+fn conv_op(input: &Tensor, kernel: &Tensor, args: Conv2dArgs) -> Result<Option<Box<dyn CustomOp2 + Send + Sync>>> {
     let cpu_f32 = |t: &Tensor| t.device().is_cpu() && t.dtype() == DType::F32;
     if !cpu_f32(input) || !cpu_f32(kernel) || args.dilation != 1 {
         return Ok(None);
     }
-    let op: Box<dyn CustomOp2 + Send + Sync> = if let Some(shape) = depthwise_shape(input, kernel, args)? {
-        Box::new(DepthwiseConv(shape))
-    } else if let Some(shape) = dense_shape(input, kernel, args)? {
-        Box::new(DenseConv(shape))
+    Ok(if let Some(shape) = depthwise_shape(input, kernel, args)? {
+        Some(Box::new(DepthwiseConv(shape)))
     } else {
-        return Ok(None);
-    };
-    // `apply_op2_arc` records the operation where gradients are tracked (candle-nn's BatchNorm
-    // keeps its statistics as variables, so FastViT's fused kernels are tracked); a backward
-    // pass through it then fails, naming it, instead of losing the gradient.
-    input.contiguous()?.apply_op2_arc(&kernel.contiguous()?, std::sync::Arc::new(op)).map(Some)
+        dense_shape(input, kernel, args)?.map(|shape| Box::new(DenseConv(shape)) as Box<dyn CustomOp2 + Send + Sync>)
+    })
 }
 
 /// The shape of a convolution with one input channel per group (CPU, f32, dilation 1 checked).
@@ -295,12 +393,10 @@ mod tests {
     use candle_core::Device;
 
     thread_local! {
-        /// Products [`matmul_f32`] computed on this thread.
-        pub(super) static MATMULS_TAKEN: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+        /// Products [`MatMul`] computed on this thread.
+        pub(super) static MATMULS: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
         /// Calls of [`softmax_rows`] on this thread.
         pub(super) static SOFTMAXES: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
-        /// Calls of [`split_chunks`] on this thread.
-        pub(super) static SPLITS: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
     }
 
     fn tensor(len_shape: (usize, usize, usize, usize), seed: u32) -> Tensor {
@@ -320,21 +416,20 @@ mod tests {
         f64(x).conv2d(&f64(w), pad, stride, 1, groups).unwrap().to_dtype(DType::F32).unwrap()
     }
 
-    /// Products the matmul hook takes (Linear-like with a broadcast transposed weight and a width
-    /// that is not whole panels, batched rows, attention's q·kᵀ, a transposed left side) and ones
-    /// it leaves to candle (neither side's rows or columns contiguous, a small product), all
+    /// Products [`matmul`] computes (Linear-like with a broadcast transposed weight and a width
+    /// that is not whole panels, batched rows, attention's q·kᵀ, a transposed left side, a side
+    /// read neither by rows nor by columns) and ones it leaves to candle (a small product), all
     /// against candle's f64 product.
     #[test]
     fn matmul_on_the_packed_gemm_equals_candles_own() {
-        install();
         let t = |dims: &[usize], seed: u32| {
             Tensor::from_vec(crate::kernels::test_values(dims.iter().product(), seed), dims, &Device::Cpu).unwrap()
         };
         let f64 = |x: &Tensor| x.to_dtype(DType::F64).unwrap();
         let check = |a: &Tensor, b: &Tensor, what: &str, ours: bool| {
-            let before = MATMULS_TAKEN.with(std::cell::Cell::get);
-            let got = a.matmul(b).unwrap();
-            assert_eq!(MATMULS_TAKEN.with(std::cell::Cell::get) - before, usize::from(ours), "{what}: taken by the hook");
+            let before = MATMULS.with(std::cell::Cell::get);
+            let got = matmul(a, b).unwrap();
+            assert_eq!(MATMULS.with(std::cell::Cell::get) - before, usize::from(ours), "{what}: computed here");
             let want = f64(a).matmul(&f64(b)).unwrap().to_dtype(DType::F32).unwrap();
             assert!(max_diff(&got, &want) < 1e-4, "{what}: {}", max_diff(&got, &want));
         };
@@ -343,37 +438,17 @@ mod tests {
         check(&t(&[3, 40, 64], 3), &t(&[3, 64, 72], 4), "batched rows", true);
         let (q, k) = (t(&[1, 4, 64, 32], 5), t(&[1, 4, 64, 32], 6));
         check(&q, &k.transpose(2, 3).unwrap(), "attention q kᵀ", true);
+        let (q, k) = (t(&[2, 3, 64, 32], 13), t(&[2, 3, 64, 32], 14));
+        check(&q, &k.transpose(2, 3).unwrap(), "two batch dimensions", true);
         check(&t(&[2, 64, 80], 7).transpose(1, 2).unwrap(), &t(&[2, 64, 48], 8), "transposed left side", true);
         // Every other column: rows 160 and columns 2 apart.
         let strided = t(&[2, 64, 80, 2], 11).narrow(3, 1, 1).unwrap().squeeze(3).unwrap();
-        check(&strided, &t(&[2, 80, 48], 12), "strided both ways", false);
+        check(&strided, &t(&[2, 80, 48], 12), "strided both ways", true);
         check(&t(&[1, 3, 5], 9), &t(&[1, 5, 2], 10), "small", false);
-    }
-
-    /// A large broadcast product and sum go through the installed splitter, value for value as
-    /// computed one by one.
-    #[test]
-    fn candles_element_wise_operations_run_on_the_splitter() {
-        install();
-        let (c, hw) = (64, 64 * 64);
-        let x = Tensor::from_vec(crate::kernels::test_values(c * hw, 21), (1, c, 64, 64), &Device::Cpu).unwrap();
-        let gamma = Tensor::from_vec(crate::kernels::test_values(c, 22), (1, c, 1, 1), &Device::Cpu).unwrap();
-        let before = SPLITS.with(std::cell::Cell::get);
-        let y = (x.broadcast_mul(&gamma).unwrap() + &x).unwrap();
-        assert!(SPLITS.with(std::cell::Cell::get) > before, "the splitter was not used");
-        let (xs, gs, ys) = (
-            x.flatten_all().unwrap().to_vec1::<f32>().unwrap(),
-            gamma.flatten_all().unwrap().to_vec1::<f32>().unwrap(),
-            y.flatten_all().unwrap().to_vec1::<f32>().unwrap(),
-        );
-        for (i, (&v, &got)) in xs.iter().zip(&ys).enumerate() {
-            assert_eq!(got, v * gs[i / hw] + v, "value {i}");
-        }
     }
 
     #[test]
     fn grouped_and_dense_conv2d_equal_candles_own() {
-        install();
         // (batch, channels, multiplier, side, kernel, stride, padding): depthwise as FastViT's,
         // two outputs a channel, strided; then the same input through a dense kernel.
         for (b, c, m, side, k, stride, pad) in [(2, 4, 1, 12, 3, 1, 1), (1, 3, 2, 11, 7, 2, 3), (1, 5, 1, 7, 7, 1, 3)] {
@@ -385,7 +460,7 @@ mod tests {
             for x in [x.clone(), x.transpose(2, 3).unwrap()] {
                 let cases = [(&w, pad, stride, c), (&dense, pad, stride, 1), (&pointwise, 0, 1, 1)];
                 for (kernel, pad, stride, groups) in cases {
-                    let got = x.conv2d(kernel, pad, stride, 1, groups).unwrap();
+                    let got = conv2d(&x, kernel, Conv2dArgs { padding: pad, stride, dilation: 1, groups }).unwrap();
                     let want = candle_f64(&x, kernel, pad, stride, groups);
                     let d = max_diff(&got, &want);
                     assert!(d < 1e-5, "{b}x{c}x{side} kernel {:?} s{stride} groups {groups}: {d}", kernel.dims());
@@ -396,9 +471,9 @@ mod tests {
 
     #[test]
     fn a_backward_pass_through_the_kernel_fails_naming_it() {
-        install();
         let x = candle_core::Var::from_tensor(&tensor((1, 2, 5, 5), 1)).unwrap();
-        let y = x.conv2d(&tensor((2, 1, 3, 3), 2), 1, 1, 1, 2).unwrap();
+        let args = Conv2dArgs { padding: 1, stride: 1, dilation: 1, groups: 2 };
+        let y = conv2d(&x, &tensor((2, 1, 3, 3), 2), args).unwrap();
         let err = y.sum_all().unwrap().backward().unwrap_err().to_string();
         assert!(err.contains("clipmatch-depthwise-conv2d"), "{err}");
     }
@@ -414,18 +489,20 @@ mod tests {
         assert!(dense_shape(&x, &dense, args(1, 1)).unwrap().is_some());
         assert!(depthwise_shape(&x, &dense, args(1, 1)).unwrap().is_none());
         // Two inputs a group, dilated, f64, a kernel larger than the padded input: candle's.
-        assert!(conv2d(&x, &tensor((4, 2, 3, 3), 4), args(2, 1)).unwrap().is_none());
-        assert!(conv2d(&x, &depthwise, args(4, 2)).unwrap().is_none());
+        assert!(conv_op(&x, &tensor((4, 2, 3, 3), 4), args(2, 1)).unwrap().is_none());
+        assert!(conv_op(&x, &depthwise, args(4, 2)).unwrap().is_none());
         let f64 = |t: &Tensor| t.to_dtype(DType::F64).unwrap();
-        assert!(conv2d(&f64(&x), &f64(&dense), args(1, 1)).unwrap().is_none());
-        assert!(conv2d(&x, &tensor((4, 1, 11, 11), 4), args(4, 1)).unwrap().is_none());
-        assert!(conv2d(&x, &tensor((4, 4, 11, 11), 4), args(1, 1)).unwrap().is_none());
+        assert!(conv_op(&f64(&x), &f64(&dense), args(1, 1)).unwrap().is_none());
+        assert!(conv_op(&x, &tensor((4, 1, 11, 11), 4), args(4, 1)).unwrap().is_none());
+        assert!(conv_op(&x, &tensor((4, 4, 11, 11), 4), args(1, 1)).unwrap().is_none());
+        // What is left to candle is still computed, by candle.
+        let got = conv2d(&x, &tensor((4, 2, 3, 3), 4), args(2, 1)).unwrap();
+        assert!(max_diff(&got, &candle_f64(&x, &tensor((4, 2, 3, 3), 4), 1, 1, 2)) < 1e-5);
     }
 
     /// `op` on candle tensors of each length in `lens` (values `test_values(n, seed) * scale`)
-    /// gives exactly what `kernel` gives on the same values: the installed kernel ran.
-    fn unary_runs_on(op: fn(&Tensor) -> Result<Tensor>, kernel: fn(&[f32], &mut [f32]), lens: [usize; 2], seed: u32, scale: f64) {
-        install();
+    /// gives exactly what `kernel` gives on the same values.
+    fn unary_equals(op: fn(&Tensor) -> Result<Tensor>, kernel: fn(&[f32], &mut [f32]), lens: [usize; 2], seed: u32, scale: f64) {
         for n in lens {
             let x = (Tensor::from_vec(crate::kernels::test_values(n, seed), n, &Device::Cpu).unwrap() * scale).unwrap();
             let got = op(&x).unwrap().to_vec1::<f32>().unwrap();
@@ -436,15 +513,19 @@ mod tests {
     }
 
     #[test]
-    fn gelu_erf_on_candle_tensors_uses_the_vectorised_kernel() {
+    fn the_gelu_operation_is_the_vectorised_kernel() {
         // Small (one thread) and large (ranges on several threads, a short last one).
-        unary_runs_on(Tensor::gelu_erf, super::super::math::gelu_erf_slice, [999, 5 * GELU_CHUNK + 77], 5, 6.0);
+        unary_equals(gelu_erf, super::super::math::gelu_erf_slice, [999, 5 * GELU_CHUNK + 77], 5, 6.0);
     }
 
+    /// candle's own GELUs are the vectorisable functions of `vendor/candle-core` (PATCHES.md, 2),
+    /// the same as this crate's kernels, value for value: candle-transformers' models (SigLIP,
+    /// FastViT with `--engine candle`, the text towers) compute what this crate's towers do.
     #[test]
-    fn gelu_on_candle_tensors_uses_the_vectorised_tanh_kernel() {
-        // One range, and candle's parallel ranges (patch 4: 16 Ki values each) with a short last one.
-        unary_runs_on(Tensor::gelu, super::super::math::gelu_tanh_slice, [999, 12 * 16 * 1024 + 77], 15, 8.0);
+    fn candles_gelus_are_the_vectorised_functions() {
+        unary_equals(Tensor::gelu_erf, super::super::math::gelu_erf_slice, [999, 5 * GELU_CHUNK + 77], 25, 6.0);
+        // One range, and candle's parallel ranges with a short last one.
+        unary_equals(Tensor::gelu, super::super::math::gelu_tanh_slice, [999, 12 * 16 * 1024 + 77], 15, 8.0);
     }
 
     #[test]

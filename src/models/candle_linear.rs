@@ -1,10 +1,11 @@
-//! A linear layer of the image towers this crate builds from candle pieces (OpenAI CLIP's
+//! A linear layer of the towers this crate builds from candle pieces (OpenAI CLIP's
 //! [`crate::models::clip::candle_vision`], MobileCLIP-B's ViT-MCi
-//! [`crate::models::mobileclip::vit_mci`]), its weight held once: f32 (a float bundle's, run by
-//! candle-nn's `Linear`), or an int8 bundle's int8 rows with their per-row scales, packed for this
-//! crate's integer product ([`QuantLinear`], 12-bit activations a row, exact integer sums) and run
-//! as a candle operation ([`Int8Product`]), which the layer holds: nothing is looked up while it
-//! runs. A 4-bit weight arrives converted to int8 rows and is held the same way.
+//! [`crate::models::mobileclip::vit_mci`], MobileCLIP's text tower), its weight held once and
+//! packed for this crate's products: f32 panels for the packed GEMM ([`PackedLinear`], run as
+//! [`FloatProduct`]), or an int8 bundle's int8 rows with their per-row scales ([`QuantLinear`],
+//! 12-bit activations a row, exact integer sums, run as [`Int8Product`]). Each is a candle
+//! operation the layer holds and applies: nothing is looked up while it runs, and candle's own
+//! matmul is not involved. A 4-bit weight arrives converted to int8 rows and is held the same way.
 //!
 //! candle's own quantized tensors (GGML Q8_0 blocks through `QMatMul`) would hold the same values
 //! in 34 bytes a block of 32, but in Chromium their products made ViT-B/32's int8 tower 677 ms a
@@ -15,6 +16,7 @@ use std::sync::Arc;
 
 use candle_core::{CpuStorage, CustomOp1, Device, Layout, Module, Result, Shape, Tensor};
 
+use crate::kernels::gemm::PackedLinear;
 use crate::kernels::qgemm::{QuantLinear, MAX_IN_DIM};
 
 /// A weight as loaded, before its layer is built.
@@ -61,7 +63,8 @@ impl Weight {
 
 /// `x · Wᵀ + b` over the last dimension of `x`.
 pub enum CandleLinear {
-    Float(candle_nn::Linear),
+    /// f32 weights packed for the GEMM, the bias inside.
+    Float(FloatProduct),
     Int8 {
         product: Int8Product,
         bias: Option<Tensor>,
@@ -75,10 +78,24 @@ impl CandleLinear {
         Ok(match weight {
             Weight::Float(w) => {
                 let rows = w.dim(0)?;
-                CandleLinear::Float(candle_nn::Linear::new(w.reshape((rows, ()))?, bias))
+                let w = w.reshape((rows, ()))?.to_dtype(candle_core::DType::F32)?.contiguous()?;
+                let in_dim = w.dim(1)?;
+                let bias = match bias {
+                    Some(b) => Some(b.flatten_all()?.to_dtype(candle_core::DType::F32)?.to_vec1::<f32>()?),
+                    None => None,
+                };
+                if bias.as_ref().is_some_and(|b| b.len() != rows) {
+                    candle_core::bail!("a bias of {} values for {rows} outputs", bias.map_or(0, |b| b.len()))
+                }
+                // Packed from the tensor's own values, not a copy of them.
+                let (storage, layout) = w.storage_and_layout();
+                let (candle_core::Storage::Cpu(CpuStorage::F32(all)), Some((start, end))) = (&*storage, layout.contiguous_offsets()) else {
+                    candle_core::bail!("a linear weight on the CPU, contiguous f32")
+                };
+                CandleLinear::Float(Product(Arc::new(PackedLinear::new(&all[start..end], rows, in_dim, bias))))
             }
             Weight::Quantised(q) => CandleLinear::Int8 {
-                product: Int8Product(q),
+                product: Product(q),
                 bias,
             },
         })
@@ -93,7 +110,7 @@ impl CandleLinear {
 impl Module for CandleLinear {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         match self {
-            CandleLinear::Float(linear) => linear.forward(x),
+            CandleLinear::Float(product) => x.contiguous()?.apply_op1_no_bwd(product),
             CandleLinear::Int8 { product, bias } => {
                 let y = x.contiguous()?.apply_op1_no_bwd(product)?;
                 match bias {
@@ -105,34 +122,76 @@ impl Module for CandleLinear {
     }
 }
 
-/// [`QuantLinear::forward`] on each row of a contiguous f32 tensor's last dimension, as a candle
-/// operation (forward only).
-pub struct Int8Product(Arc<QuantLinear>);
+/// A weight held packed that multiplies rows: `out[m x out_dim] = x[m x in_dim] · Wᵀ (+ b)`.
+pub trait RowProduct: Send + Sync {
+    /// The candle operation's name.
+    const NAME: &'static str;
+    fn in_dim(&self) -> usize;
+    fn out_dim(&self) -> usize;
+    fn forward(&self, x: &[f32], m: usize, out: &mut [f32]);
+}
 
-impl CustomOp1 for Int8Product {
+impl RowProduct for PackedLinear {
+    const NAME: &'static str = "clipmatch-f32-linear";
+    fn in_dim(&self) -> usize {
+        PackedLinear::in_dim(self)
+    }
+    fn out_dim(&self) -> usize {
+        PackedLinear::out_dim(self)
+    }
+    fn forward(&self, x: &[f32], m: usize, out: &mut [f32]) {
+        PackedLinear::forward(self, x, m, out)
+    }
+}
+
+impl RowProduct for QuantLinear {
+    const NAME: &'static str = "clipmatch-int8-linear";
+    fn in_dim(&self) -> usize {
+        QuantLinear::in_dim(self)
+    }
+    fn out_dim(&self) -> usize {
+        QuantLinear::out_dim(self)
+    }
+    fn forward(&self, x: &[f32], m: usize, out: &mut [f32]) {
+        QuantLinear::forward(self, x, m, out)
+    }
+}
+
+/// A [`RowProduct`] on each row of a contiguous f32 tensor's last dimension, as a candle
+/// operation (forward only).
+pub struct Product<W>(Arc<W>);
+
+/// f32 weights packed for the GEMM ([`PackedLinear`]), the bias inside.
+pub type FloatProduct = Product<PackedLinear>;
+/// int8 rows packed for the integer product ([`QuantLinear`]).
+pub type Int8Product = Product<QuantLinear>;
+
+impl<W: RowProduct> CustomOp1 for Product<W> {
     fn name(&self) -> &'static str {
-        "clipmatch-int8-linear"
+        W::NAME
     }
 
     fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> Result<(CpuStorage, Shape)> {
+        let name = self.name();
+        let (in_dim, out_dim) = (self.0.in_dim(), self.0.out_dim());
         let CpuStorage::F32(all) = storage else {
-            candle_core::bail!("{}: f32 input only", self.name())
+            candle_core::bail!("{name}: f32 input only")
         };
         let Some((start, end)) = layout.contiguous_offsets() else {
-            candle_core::bail!("{}: contiguous input only", self.name())
+            candle_core::bail!("{name}: contiguous input only")
         };
-        let (in_dim, out_dim) = (self.0.in_dim(), self.0.out_dim());
         let mut dims = layout.shape().dims().to_vec();
         if dims.last() != Some(&in_dim) {
-            candle_core::bail!("{}: input {dims:?} for {in_dim} inputs", self.name())
+            candle_core::bail!("{name}: input {dims:?} for {in_dim} inputs")
         }
+        *dims.last_mut().expect("checked") = out_dim;
         let rows = (end - start) / in_dim;
         let mut out = vec![0.0f32; rows * out_dim];
         self.0.forward(&all[start..end], rows, &mut out);
-        *dims.last_mut().expect("checked") = out_dim;
         Ok((CpuStorage::F32(out), Shape::from(dims)))
     }
 }
+
 #[cfg(test)]
 mod tests {
     use super::*;

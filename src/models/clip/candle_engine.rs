@@ -68,8 +68,6 @@ impl CandleClip {
     /// Builds the towers asked for from `model.safetensors` bytes (the image tower as
     /// [`CandleVisionLoader`] builds it, the text tower in f32).
     pub fn load(config: &ModelConfig, weights: &[u8], towers: Towers) -> Result<Self, ModelError> {
-        // Its products and element-wise operations on this crate's GEMM and thread pool.
-        crate::kernels::candle_ops::install();
         check_tensors(weights, config, towers)?;
         let mut loader = CandleVisionLoader::new(config.clone()).with_file_len(weights.len());
         loader.push(weights)?;
@@ -90,7 +88,6 @@ impl CandleClip {
 
     /// The model of an image tower alone (loaded by [`CandleVisionLoader`], as the page does).
     pub fn from_vision(config: &ModelConfig, vision: CandleVision) -> Self {
-        crate::kernels::candle_ops::install();
         Self { config: config.clone(), vision, text: None }
     }
 

@@ -12,6 +12,7 @@ use candle_core::{IndexOp, Module, Result, Tensor};
 use candle_nn::LayerNorm;
 use candle_transformers::models::clip::text_model::Activation;
 
+use crate::kernels::candle_ops;
 use crate::models::candle_linear::{CandleLinear, Weight};
 use crate::models::config::ModelConfig;
 
@@ -111,9 +112,8 @@ impl Layer {
         let q = split((self.q_proj.forward(&y)? * (head_dim as f64).powf(-0.5))?)?;
         let k = split(self.k_proj.forward(&y)?)?;
         let v = split(self.v_proj.forward(&y)?)?;
-        let weights = crate::kernels::candle_ops::softmax_last_dim(&q.matmul(&k.t()?)?)?;
-        let attended = weights
-            .matmul(&v)?
+        let weights = candle_ops::softmax_last_dim(&candle_ops::matmul(&q, &k.t()?)?)?;
+        let attended = candle_ops::matmul(&weights, &v)?
             .transpose(1, 2)?
             .reshape((batch, tokens, hidden))?;
         let x = (x + self.out_proj.forward(&attended)?)?;

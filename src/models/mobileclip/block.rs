@@ -105,7 +105,7 @@ impl Block {
 
     pub fn forward(&self, x: &Tensor, mask: Option<&Tensor>) -> Result<Tensor> {
         let x = (x + self.attention(&x.apply(&self.norm1)?, mask)?)?;
-        let mlp = x.apply(&self.norm2)?.apply(&self.fc1)?.gelu_erf()?.apply(&self.fc2)?;
+        let mlp = candle_ops::gelu_erf(&x.apply(&self.norm2)?.apply(&self.fc1)?)?.apply(&self.fc2)?;
         x + mlp
     }
 
@@ -119,11 +119,11 @@ impl Block {
         let q = (qkv.get(0)? * self.scale)?.contiguous()?;
         let k = qkv.get(1)?.contiguous()?;
         let v = qkv.get(2)?.contiguous()?;
-        let mut logits = q.matmul(&k.t()?)?;
+        let mut logits = candle_ops::matmul(&q, &k.t()?)?;
         if let Some(mask) = mask {
             logits = logits.broadcast_add(mask)?;
         }
         let weights = candle_ops::softmax_last_dim(&logits)?;
-        weights.matmul(&v)?.transpose(1, 2)?.reshape((batch, tokens, width))?.apply(&self.proj)
+        candle_ops::matmul(&weights, &v)?.transpose(1, 2)?.reshape((batch, tokens, width))?.apply(&self.proj)
     }
 }

@@ -135,9 +135,6 @@ impl MobileClip {
     /// (`visual.*`, as `clipmatch bundle` exports it) or a whole checkpoint, ignoring its text
     /// tower; anything else in the file is refused.
     pub fn load_on(config_json: &str, weights: &[u8], towers: Towers, requested: Option<Engine>) -> Result<Self, ModelError> {
-        // FastViT's depthwise convolutions, ViT-MCi's stem, exact GELU, products and element-wise
-        // operations on this crate's kernels and thread pool.
-        crate::kernels::candle_ops::install();
         let config = OpenClipConfig::from_json(config_json)?;
         let with_text = towers == Towers::VisionAndText;
         if engine_for(&config.vision, requested)? == Engine::Ours {

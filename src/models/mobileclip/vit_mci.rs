@@ -18,6 +18,7 @@ use candle_nn::{batch_norm, conv2d, conv2d_no_bias, BatchNorm, BatchNormConfig, 
 use super::block::{Block, BlockShape, TIMM};
 use super::config::VisionSpec;
 use super::tensors::{bad, Linears, Tensors};
+use crate::kernels::candle_ops::{self, Conv2dArgs};
 use crate::models::candle_linear::CandleLinear;
 use crate::error::ModelError;
 
@@ -144,13 +145,24 @@ impl VitMci {
     }
 }
 
+/// A stem convolution on this crate's dense convolution ([`candle_ops::conv2d`]), its bias added.
+fn stem_conv(x: &Tensor, conv: &Conv2d) -> candle_core::Result<Tensor> {
+    let cfg = conv.config();
+    let args = Conv2dArgs { padding: cfg.padding, stride: cfg.stride, dilation: cfg.dilation, groups: cfg.groups };
+    let y = candle_ops::conv2d(x, conv.weight(), args)?;
+    match conv.bias() {
+        Some(b) => y.broadcast_add(&b.reshape((1, (), 1, 1))?),
+        None => Ok(y),
+    }
+}
+
 impl Module for VitMci {
     fn forward(&self, images: &Tensor) -> candle_core::Result<Tensor> {
         let mut x = images.clone();
         for (conv, bn) in &self.stem {
-            x = x.apply(conv)?;
+            x = stem_conv(&x, conv)?;
             if let Some(bn) = bn {
-                x = bn.forward_t(&x, false)?.gelu_erf()?;
+                x = candle_ops::gelu_erf(&bn.forward_t(&x, false)?)?;
             }
         }
         // (n, width, grid, grid) -> (n, grid * grid, width), position added before the class token.

@@ -91,8 +91,6 @@ impl Siglip {
     /// Loads from `config.json` text and `model.safetensors` bytes (f32, f16 or bf16, or an int8 or
     /// 4-bit export dequantised; run in f32).
     pub fn load(config_json: &str, weights: &[u8]) -> Result<Self, ModelError> {
-        // Its products and element-wise operations on this crate's GEMM and thread pool.
-        crate::kernels::candle_ops::install();
         let config = SiglipConfig::from_json(config_json)?;
         let has_text = check_tensors(weights, &config)?;
         let tensors = f32_tensors(weights, |_| false, ModelError::Weights)?;

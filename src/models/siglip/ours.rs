@@ -86,7 +86,6 @@ fn text_tower(config: &SiglipConfig, weights: &[u8]) -> Result<TextTower, ModelE
     if !super::check_tensors(weights, config)? {
         return Err(ModelError::NoTextTower);
     }
-    crate::kernels::candle_ops::install();
     let text_tensors = f32_tensors(weights, |name| !name.starts_with("text_model."), ModelError::Weights)?;
     TextTower::load(&config.candle.text_config, VarBuilder::from_tensors(text_tensors, DType::F32, &Device::Cpu))
 }

@@ -313,16 +313,6 @@ impl Tensor {
                 "in_channel mismatch between input ({c_in}, groups {groups}) and kernel ({c_in_k})"
             )
         }
-        // clipmatch patch (PATCHES.md, 2): an installed kernel first.
-        let args = crate::cpu_kernels::Conv2dArgs {
-            padding,
-            stride,
-            dilation,
-            groups,
-        };
-        if let Some(out) = crate::cpu_kernels::conv2d(self, kernel, args)? {
-            return Ok(out);
-        }
         let params = ParamsConv2D {
             b_size,
             i_h,

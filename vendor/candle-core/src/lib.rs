@@ -55,7 +55,6 @@ pub mod conv;
 mod convert;
 pub mod cpu;
 pub mod cpu_backend;
-pub mod cpu_kernels; // clipmatch patch (PATCHES.md, 2)
 #[cfg(feature = "cuda")]
 pub mod cuda_backend;
 mod custom_op;

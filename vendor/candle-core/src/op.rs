@@ -630,13 +630,11 @@ impl UnaryOpT for Gelu {
     fn f32(v: f32) -> f32 {
         0.5 * v * (1.0 + f32::tanh(SQRT_TWO_OVER_PI_F32 * v * (1.0 + 0.044715 * v * v)))
     }
-    // clipmatch patch (PATCHES.md, 5): an installed kernel, else the scalar loop above.
+    // clipmatch patch (PATCHES.md, 2): the same function in a loop that vectorises, instead of
+    // a scalar `tanh` per value.
     #[cfg(not(any(feature = "mkl", feature = "accelerate")))]
     fn f32_vec(xs: &[f32], ys: &mut [f32]) {
-        match crate::cpu_kernels::gelu_tanh_f32() {
-            Some(kernel) => kernel(xs, ys),
-            None => xs.iter().zip(ys).for_each(|(&x, y)| *y = Self::f32(x)),
-        }
+        crate::cpu::gelu::map(xs, ys, crate::cpu::gelu::gelu_tanh)
     }
     #[inline(always)]
     fn f64(v: f64) -> f64 {
@@ -1019,12 +1017,10 @@ impl UnaryOpT for GeluErf {
     fn f32(v: f32) -> f32 {
         (crate::cpu::erf::erf_f32(v * std::f32::consts::FRAC_1_SQRT_2) + 1.) * 0.5 * v
     }
-    // clipmatch patch (PATCHES.md, 2): an installed kernel, else the scalar loop above.
+    // clipmatch patch (PATCHES.md, 2): the same function in a loop that vectorises, instead of
+    // a scalar `erf` per value.
     fn f32_vec(xs: &[f32], ys: &mut [f32]) {
-        match crate::cpu_kernels::gelu_erf_f32() {
-            Some(kernel) => kernel(xs, ys),
-            None => xs.iter().zip(ys).for_each(|(&x, y)| *y = Self::f32(x)),
-        }
+        crate::cpu::gelu::map(xs, ys, crate::cpu::gelu::gelu_erf)
     }
     #[inline(always)]
     fn f64(v: f64) -> f64 {

@@ -325,11 +325,6 @@ impl BarrierPool {
             f(0..n_items);
             return;
         }
-        // clipmatch patch (PATCHES.md, 4): an installed splitter first.
-        if let Some(split) = crate::cpu_kernels::chunk_splitter() {
-            split(n_items, &f);
-            return;
-        }
         let n_threads = self.threads.len() + 1;
         // ~8 grabs per thread amortizes cursor contention while keeping tail imbalance small
         let chunk = n_items.div_ceil(n_threads * 8).max(1);

@@ -1,6 +1,7 @@
 //! Traits and methods for CPU-backed Tensors
 #![allow(clippy::needless_range_loop)]
 pub mod erf;
+pub mod gelu; // clipmatch patch (PATCHES.md, 2)
 pub(crate) mod features;
 pub mod kernels;
 

@@ -1503,32 +1503,6 @@ impl Map2 for MatMul {
             // over itself, so a stride-zero batch on lhs goes through the loop below.
             (b, m, n, k)
         };
-        // clipmatch patch (PATCHES.md, 3): an installed f32 kernel first.
-        if T::DTYPE == DType::F32 {
-            if let Some(kernel) = crate::cpu_kernels::matmul_f32() {
-                // SAFETY: T is f32 (its DType says so), so the slices are f32 slices.
-                let cast = |s: &[T]| unsafe { std::slice::from_raw_parts(s.as_ptr() as *const f32, s.len()) };
-                let dst32 = unsafe { std::slice::from_raw_parts_mut(dst.as_mut_ptr() as *mut f32, dst.len()) };
-                let mut args = crate::cpu_kernels::MatMulF32 {
-                    batches: b,
-                    m,
-                    n,
-                    k,
-                    lhs: cast(lhs),
-                    lhs_rs,
-                    lhs_cs,
-                    lhs_skip: a_skip,
-                    rhs: cast(rhs),
-                    rhs_rs,
-                    rhs_cs,
-                    rhs_skip: b_skip,
-                    dst: dst32,
-                };
-                if kernel(&mut args) {
-                    return Ok(dst);
-                }
-            }
-        }
         for step in 0..b {
             let lhs_p = &lhs[step * a_skip..];
             let rhs_p = &rhs[step * b_skip..];
