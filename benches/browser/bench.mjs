@@ -67,6 +67,9 @@ const VARIANTS = [
   ...[1, 2].flatMap((threads) => ORT_DTYPES.map((dtype) => ({ name: `ORT ${dtype} ${threads}t`, engine: 'ort', dtype, threads,
     files: { identity: 'identity.onnx', model: `vision_${dtype}.onnx` } }))),
 ].map((v) => ({ ...v, isolated: v.threads > 1 }));
+// `ours DTYPE 1tT`: the threaded package on a pool of one thread (never run unless --only names
+// it): what the threaded build's code costs on one thread, apart from how a second thread is used.
+VARIANTS.push(...OUR_DTYPES.map((dtype) => ({ name: `ours ${dtype} 1tT`, engine: 'ours', dtype, threads: 1, tpkg: true, isolated: true })));
 // Ratios printed last, per pair present in the run: ours / ORT, then 2 threads / 1 thread.
 const PAIRS = [
   ['ours f32 1t', 'ORT f32 1t'],
@@ -85,10 +88,10 @@ const ortVersion = JSON.parse(readFileSync(path.join(import.meta.dirname, 'node_
 
 // An export older than the int8alt / q4 files runs without them, unless --only names them.
 const ortFilesThere = (v) => Object.values(v.files).every((f) => existsSync(path.join(onnxDir, f)));
-const optional = (v) => v.engine === 'ort' && ['int8alt', 'q4'].includes(v.dtype);
+const optional = (v) => (v.engine === 'ort' && ['int8alt', 'q4'].includes(v.dtype)) || v.tpkg;
 const variants = opt.only
   ? VARIANTS.filter((v) => opt.only.split(',').includes(v.name))
-  : VARIANTS.filter((v) => !optional(v) || ortFilesThere(v));
+  : VARIANTS.filter((v) => !optional(v) || (v.engine === 'ort' && ortFilesThere(v)));
 if (variants.length === 0) throw new Error(`--only names no variant; the variants: ${VARIANTS.map((v) => v.name).join(', ')}`);
 const variantsFile = path.join(onnxDir, 'variants.json');
 const ortLabels = existsSync(variantsFile) ? JSON.parse(readFileSync(variantsFile, 'utf8')) : {};
@@ -97,7 +100,7 @@ for (const v of variants.filter((v) => v.engine === 'ort')) {
     if (!existsSync(path.join(onnxDir, f))) throw new Error(`${v.name}: ${path.join(onnxDir, f)} is missing (python3 benches/export_onnx.py --model ${opt.model} --out ${onnxDir})`);
   }
 }
-const pkgOf = (v) => (v.threads > 1 ? 'threads/' : '');
+const pkgOf = (v) => (v.threads > 1 || v.tpkg ? 'threads/' : '');
 for (const v of variants.filter((v) => v.engine === 'ours')) {
   if (!existsSync(path.join(pkgDir, pkgOf(v), 'clipmatch.js'))) throw new Error(`${path.join(pkgDir, pkgOf(v))}clipmatch.js is missing: scripts/build_wasm.sh --bench`);
 }

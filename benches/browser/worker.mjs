@@ -42,7 +42,7 @@ async function loadOurs(urls, { bundle, listed, files }, lap, threads, engine) {
   const pkg = await import(urls.pkg);
   const wasm = await pkg.default();
   // The multi-threaded build (pkg-threads, isolated page) starts its Web Workers first.
-  if (threads > 1) await pkg.initThreadPool(threads);
+  if (threads > 1 || urls.pkg.includes('/threads/')) await pkg.initThreadPool(threads);
   lap('runtime');
   const text = (path) => new TextDecoder().decode(files[path]);
   // With the page's own loading (www/weights.js), as www/worker.js calls it: the bundle picks the
