@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Token ids of tricky texts as the reference tokenizers give them, for the parity tests in
-tests/tokenizer.rs:
+tests/integration/tokenizer.rs:
 
 * open_clip's own ``SimpleTokenizer`` (open_clip_torch 3.3.0, the tokenizer of every
   MobileCLIP folder): ``ftfy.fix_text``, HTML unescaped twice, whitespace collapsed, lower case,

@@ -626,7 +626,7 @@ mod tests {
     /// candle's own rayon work (candle-nn's LayerNorm, from the leader of a team) while every
     /// pool thread is a helper of some team: the helpers go back to the pool, which runs it. With
     /// helpers that kept their pool threads until their team's end this hung for ever (a
-    /// forward pass on candle: tests/engines.rs).
+    /// forward pass on candle: tests/integration/engines.rs).
     #[cfg(not(target_arch = "wasm32"))]
     #[test]
     fn rayon_work_from_leaders_of_teams_holding_every_pool_thread_finishes() {

@@ -18,7 +18,7 @@ use safetensors::{Dtype, SafeTensors};
 #[global_allocator]
 static ALLOC: Counting = Counting;
 
-/// `tests/fixtures/tiny-clip` exported at int8 (tests/int8.rs keeps it current).
+/// `tests/fixtures/tiny-clip` exported at int8 (tests/integration/int8.rs keeps it current).
 const INT8_WEIGHTS: &[u8] = include_bytes!("fixtures/tiny-clip-vision-int8/model.safetensors");
 
 /// The file's int8 values and its float values, counted.

@@ -235,10 +235,9 @@ fn reduced_decodes_embed_within_the_parity_bounds_of_full_resolution() {
             } else {
                 "baseline"
             };
-            let mut reduced = Vec::new();
-            let mut full = Vec::new();
-            let mut worst_levels = 0;
-            for (i, photo) in photos.iter().enumerate() {
+            // The photos side by side (each test here holds `serial()`, so nothing else runs).
+            use rayon::prelude::*;
+            let each: Vec<(String, Vec<f32>, Vec<f32>, i32)> = photos.par_iter().enumerate().map(|(i, photo)| {
                 let jpeg = phone_jpeg(&phone_pixels(photo, width, height), progressive);
                 let decoded = decode_photo(&jpeg, &limits).unwrap();
                 assert!(!decoded.full_resolution(), "{size}: decoded reduced");
@@ -258,13 +257,11 @@ fn reduced_decodes_embed_within_the_parity_bounds_of_full_resolution() {
                     .map(|(a, b)| (*a as i32 - *b as i32).abs())
                     .max()
                     .unwrap();
-                worst_levels = worst_levels.max(levels);
-                reduced.push((
-                    format!("{size} {kind} photo {i}"),
-                    e.embed_rgb(&decoded.rgb).unwrap(),
-                ));
-                full.push(e.embed_rgb(&whole).unwrap());
-            }
+                (format!("{size} {kind} photo {i}"), e.embed_rgb(&decoded.rgb).unwrap(), e.embed_rgb(&whole).unwrap(), levels)
+            }).collect();
+            let worst_levels = each.iter().map(|p| p.3).max().unwrap_or(0);
+            let reduced: Vec<(String, Vec<f32>)> = each.iter().map(|p| (p.0.clone(), p.1.clone())).collect();
+            let full: Vec<Vec<f32>> = each.into_iter().map(|p| p.2).collect();
             let refs: Vec<&[f32]> = full.iter().map(Vec::as_slice).collect();
             for ((name, _), (c, cc)) in reduced.iter().zip(agreement(
                 &reduced
@@ -288,15 +285,16 @@ fn a_progressive_jpeg_decodes_reduced_to_the_same_pixels_as_its_baseline_twin() 
     // coefficient lost or refined wrongly would show here.
     let _guard = serial();
     let Some(photos) = grocery_photos(2) else { return };
-    for (i, photo) in photos.iter().enumerate() {
-        for (width, height) in [(4000, 3000), (8000, 6000), (16_000, 2048)] {
-            let pixels = phone_pixels(photo, width, height);
-            let baseline = decode_photo(&phone_jpeg(&pixels, false), &DecodeLimits::default()).unwrap();
-            let progressive = decode_photo(&phone_jpeg(&pixels, true), &DecodeLimits::default()).unwrap();
-            assert!(!baseline.full_resolution());
-            assert!(baseline.rgb == progressive.rgb, "photo {i} at {width}x{height}: the pixels differ");
-        }
-    }
+    // Side by side (this test holds `serial()`, so nothing else runs).
+    use rayon::prelude::*;
+    let cases: Vec<_> = (0..photos.len()).flat_map(|i| [(4000, 3000), (8000, 6000), (16_000, 2048)].map(|s| (i, s))).collect();
+    cases.par_iter().for_each(|&(i, (width, height))| {
+        let pixels = phone_pixels(&photos[i], width, height);
+        let baseline = decode_photo(&phone_jpeg(&pixels, false), &DecodeLimits::default()).unwrap();
+        let progressive = decode_photo(&phone_jpeg(&pixels, true), &DecodeLimits::default()).unwrap();
+        assert!(!baseline.full_resolution());
+        assert!(baseline.rgb == progressive.rgb, "photo {i} at {width}x{height}: the pixels differ");
+    });
 }
 
 #[test]

@@ -4,7 +4,7 @@
 //! bundle's weights once, as int8 run by a candle operation, or a float bundle's in f32. The patch
 //! embedding, a convolution whose stride is its kernel, is the same product on each patch's
 //! pixels, so it is a linear layer too. candle-transformers' `ClipVisionTransformer` holds every
-//! weight in f32; it is the reference of the engine's tests (tests/engines.rs).
+//! weight in f32; it is the reference of the engine's tests (tests/integration/engines.rs).
 
 use std::collections::HashMap;
 

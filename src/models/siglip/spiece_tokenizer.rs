@@ -13,7 +13,7 @@
 //! 4. `</s>` is appended (unless the ids already end with it) after truncating to 63, and the row
 //!    is padded with the pad token (`</s>` too) to 64.
 //!
-//! Checked against transformers on the fixture's texts (tests/siglip_parity.rs). One known
+//! Checked against transformers on the fixture's texts (tests/integration/siglip_parity.rs). One known
 //! difference: transformers encodes each part after the first as `<unk>` + part and drops the
 //! pieces of `<unk>`; where `>` is not in the vocabulary and the part starts with a character that
 //! is not either, sentencepiece fuses the two into one unknown piece and transformers drops it with

@@ -1,6 +1,6 @@
 //! Bad photos get a clear error, natively and in the browser, and the next photo still works.
 
-mod common;
+use crate::common;
 
 use clipmatch::imaging::decode::{decode_rgb, DecodeLimits};
 use clipmatch::ImageError;
@@ -8,8 +8,6 @@ use common::{image, png_header};
 
 #[cfg(target_arch = "wasm32")]
 use wasm_bindgen_test::wasm_bindgen_test as test;
-#[cfg(target_arch = "wasm32")]
-wasm_bindgen_test::wasm_bindgen_test_configure!(run_in_browser);
 
 fn decode(bytes: &[u8]) -> Result<(), ImageError> {
     decode_rgb(bytes, &DecodeLimits::default()).map(|_| ())

@@ -1,14 +1,12 @@
 //! A model file that does not fit its config is refused with the name of what is wrong.
 
-mod common;
+use crate::common;
 
 use clipmatch::{ClipModel, ModelError, PreprocessConfig, Towers};
 use common::{TINY_CONFIG, TINY_PREPROCESSOR, TINY_WEIGHTS};
 
 #[cfg(target_arch = "wasm32")]
 use wasm_bindgen_test::wasm_bindgen_test as test;
-#[cfg(target_arch = "wasm32")]
-wasm_bindgen_test::wasm_bindgen_test_configure!(run_in_browser);
 
 fn with_vision(key: &str, value: serde_json::Value) -> String {
     let mut cfg: serde_json::Value = serde_json::from_str(TINY_CONFIG).unwrap();

@@ -9,7 +9,7 @@
 //! kernels from the same bundle. Everything is compiled in, so `wasm-pack test` runs these in
 //! Chromium.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 
@@ -22,8 +22,6 @@ use common::*;
 
 #[cfg(target_arch = "wasm32")]
 use wasm_bindgen_test::wasm_bindgen_test as test;
-#[cfg(target_arch = "wasm32")]
-wasm_bindgen_test::wasm_bindgen_test_configure!(run_in_browser);
 
 /// wasm against native, and candle against ours, on the same bytes and pixels.
 const SAME: f64 = 0.99999;
@@ -55,8 +53,8 @@ const fn transformers(family: Family, config: &'static str, preprocessor: &'stat
     Tower { family, config_file: "config.json", config, preprocessor: Some(preprocessor), weights, folder, dtype, images: 12 }
 }
 
-const SIGLIP_CONFIG: &str = include_str!("fixtures/models/siglip2-base-narrow/config.json");
-const SIGLIP_PREPROCESSOR: &str = include_str!("fixtures/models/siglip2-base-narrow/preprocessor_config.json");
+const SIGLIP_CONFIG: &str = include_str!("../fixtures/models/siglip2-base-narrow/config.json");
+const SIGLIP_PREPROCESSOR: &str = include_str!("../fixtures/models/siglip2-base-narrow/preprocessor_config.json");
 
 impl Tower {
     /// Its name in native_embeddings.json and its committed file's.
@@ -68,16 +66,16 @@ impl Tower {
 const TOWERS: [Tower; 8] = [
     // FastViT towers are written fused (mobileclip::fastvit::names) and run on this crate's kernels.
     open_clip(
-        include_str!("fixtures/models/mobileclip2-s0-narrow/open_clip_config.json"),
-        include_bytes!("fixtures/bundle-towers/mobileclip2-s0-narrow-f16.safetensors"),
+        include_str!("../fixtures/models/mobileclip2-s0-narrow/open_clip_config.json"),
+        include_bytes!("../fixtures/bundle-towers/mobileclip2-s0-narrow-f16.safetensors"),
         "models/mobileclip2-s0-narrow",
         "f16",
         4,
     ),
     // int8: the fused 1x1 convolutions and linear layers held and run as int8.
     open_clip(
-        include_str!("fixtures/models/mobileclip2-s0-narrow/open_clip_config.json"),
-        include_bytes!("fixtures/bundle-towers/mobileclip2-s0-narrow-int8.safetensors"),
+        include_str!("../fixtures/models/mobileclip2-s0-narrow/open_clip_config.json"),
+        include_bytes!("../fixtures/bundle-towers/mobileclip2-s0-narrow-int8.safetensors"),
         "models/mobileclip2-s0-narrow",
         "int8",
         4,
@@ -85,25 +83,25 @@ const TOWERS: [Tower; 8] = [
     // A bundle of the layout FastViT towers had before they were written fused (open_clip's
     // names): fused as it loads.
     open_clip(
-        include_str!("fixtures/models/mobileclip2-s0-narrow/open_clip_config.json"),
-        include_bytes!("fixtures/bundle-towers/mobileclip2-s0-narrow-f16-unfused.safetensors"),
+        include_str!("../fixtures/models/mobileclip2-s0-narrow/open_clip_config.json"),
+        include_bytes!("../fixtures/bundle-towers/mobileclip2-s0-narrow-f16-unfused.safetensors"),
         "models/mobileclip2-s0-narrow",
         UNFUSED_F16,
         4,
     ),
     // 4-bit: the linear layers read back as int8.
     open_clip(
-        include_str!("fixtures/models/mobileclip2-s0-narrow/open_clip_config.json"),
-        include_bytes!("fixtures/bundle-towers/mobileclip2-s0-narrow-int4.safetensors"),
+        include_str!("../fixtures/models/mobileclip2-s0-narrow/open_clip_config.json"),
+        include_bytes!("../fixtures/bundle-towers/mobileclip2-s0-narrow-int4.safetensors"),
         "models/mobileclip2-s0-narrow",
         "int4",
         4,
     ),
     transformers(
         Family::OpenAiClip,
-        include_str!("fixtures/tiny-clip/config.json"),
-        include_str!("fixtures/tiny-clip/preprocessor_config.json"),
-        include_bytes!("fixtures/bundle-towers/tiny-clip-int4.safetensors"),
+        include_str!("../fixtures/tiny-clip/config.json"),
+        include_str!("../fixtures/tiny-clip/preprocessor_config.json"),
+        include_bytes!("../fixtures/bundle-towers/tiny-clip-int4.safetensors"),
         "tiny-clip",
         "int4",
     ),
@@ -111,7 +109,7 @@ const TOWERS: [Tower; 8] = [
         Family::Siglip,
         SIGLIP_CONFIG,
         SIGLIP_PREPROCESSOR,
-        include_bytes!("fixtures/bundle-towers/siglip2-base-narrow-f16.safetensors"),
+        include_bytes!("../fixtures/bundle-towers/siglip2-base-narrow-f16.safetensors"),
         "models/siglip2-base-narrow",
         "f16",
     ),
@@ -120,14 +118,14 @@ const TOWERS: [Tower; 8] = [
         Family::Siglip,
         SIGLIP_CONFIG,
         SIGLIP_PREPROCESSOR,
-        include_bytes!("fixtures/bundle-towers/siglip2-base-narrow-int8.safetensors"),
+        include_bytes!("../fixtures/bundle-towers/siglip2-base-narrow-int8.safetensors"),
         "models/siglip2-base-narrow",
         "int8",
     ),
     // ViT-MCi (MobileCLIP-B, MobileCLIP2-B): this crate's model on candle-nn, not candle-transformers'.
     open_clip(
-        include_str!("fixtures/models/mobileclip-b-narrow/open_clip_config.json"),
-        include_bytes!("fixtures/bundle-towers/mobileclip-b-narrow-f16.safetensors"),
+        include_str!("../fixtures/models/mobileclip-b-narrow/open_clip_config.json"),
+        include_bytes!("../fixtures/bundle-towers/mobileclip-b-narrow-f16.safetensors"),
         "models/mobileclip-b-narrow",
         "f16",
         12,
@@ -137,7 +135,7 @@ const TOWERS: [Tower; 8] = [
 /// The dtype name of the committed tower in the layout before fusion (f16).
 const UNFUSED_F16: &str = "f16-unfused";
 
-const NATIVE_JSON: &str = include_str!("fixtures/bundle-towers/native_embeddings.json");
+const NATIVE_JSON: &str = include_str!("../fixtures/bundle-towers/native_embeddings.json");
 
 /// A bundle.json of these model files (and stand-in catalog entries), describing the model as
 /// `clipmatch bundle` does (family, preprocessing, embedding size, weights' sha256) with what the
@@ -287,8 +285,8 @@ fn mobileclip_fastvit_on_candle_embeds_like_ours_from_the_same_bundle() {
     }
 }
 
-/// `tests/fixtures/tiny-clip` exported at int8 (tests/int8.rs keeps it current).
-const TINY_VISION_INT8_WEIGHTS: &[u8] = include_bytes!("fixtures/tiny-clip-vision-int8/model.safetensors");
+/// `tests/fixtures/tiny-clip` exported at int8 (tests/integration/int8.rs keeps it current).
+const TINY_VISION_INT8_WEIGHTS: &[u8] = include_bytes!("../fixtures/tiny-clip-vision-int8/model.safetensors");
 
 #[test]
 fn an_int8_openai_clip_bundle_runs_integer_products_on_candle_too() {

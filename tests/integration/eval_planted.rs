@@ -13,8 +13,6 @@ use clipmatch::{rank, Catalog, FusionWeights, PreprocessConfig};
 
 #[cfg(target_arch = "wasm32")]
 use wasm_bindgen_test::wasm_bindgen_test as test;
-#[cfg(target_arch = "wasm32")]
-wasm_bindgen_test::wasm_bindgen_test_configure!(run_in_browser);
 
 /// The planted best share of the text weight, and the planted threshold.
 const BEST_SHARE: f32 = 0.4;

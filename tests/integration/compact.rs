@@ -13,9 +13,6 @@ use clipmatch::models::config::PreprocessConfig;
 
 #[cfg(target_arch = "wasm32")]
 use wasm_bindgen_test::wasm_bindgen_test as test;
-// In Chromium, as the README says (without this the browser runner skipped the file).
-#[cfg(target_arch = "wasm32")]
-wasm_bindgen_test::wasm_bindgen_test_configure!(run_in_browser);
 
 const WEIGHTS: FusionWeights = FusionWeights { text: 1.5, image: 0.5 };
 

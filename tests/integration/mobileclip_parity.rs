@@ -4,7 +4,7 @@
 
 #![cfg(not(target_arch = "wasm32"))]
 
-mod common;
+use crate::common;
 
 use clipmatch::imaging::decode::{decode_rgb, DecodeLimits};
 use clipmatch::imaging::preprocess::{geometry, normalize, resize_and_crop, Geometry};
@@ -25,22 +25,22 @@ struct Fixture {
 const FIXTURES: [Fixture; 3] = [
     Fixture {
         name: "mobileclip2-s0-narrow",
-        config: include_str!("fixtures/models/mobileclip2-s0-narrow/open_clip_config.json"),
-        weights: include_bytes!("fixtures/models/mobileclip2-s0-narrow/open_clip_model.safetensors"),
-        reference: include_str!("fixtures/models/reference/mobileclip2-s0-narrow.json"),
+        config: include_str!("../fixtures/models/mobileclip2-s0-narrow/open_clip_config.json"),
+        weights: include_bytes!("../fixtures/models/mobileclip2-s0-narrow/open_clip_model.safetensors"),
+        reference: include_str!("../fixtures/models/reference/mobileclip2-s0-narrow.json"),
     },
     Fixture {
         name: "mobileclip-s1-narrow",
-        config: include_str!("fixtures/models/mobileclip-s1-narrow/open_clip_config.json"),
-        weights: include_bytes!("fixtures/models/mobileclip-s1-narrow/open_clip_model.safetensors"),
-        reference: include_str!("fixtures/models/reference/mobileclip-s1-narrow.json"),
+        config: include_str!("../fixtures/models/mobileclip-s1-narrow/open_clip_config.json"),
+        weights: include_bytes!("../fixtures/models/mobileclip-s1-narrow/open_clip_model.safetensors"),
+        reference: include_str!("../fixtures/models/reference/mobileclip-s1-narrow.json"),
     },
     // ViT-MCi image tower and causal text tower, as MobileCLIP-B / MobileCLIP2-B
     Fixture {
         name: "mobileclip-b-narrow",
-        config: include_str!("fixtures/models/mobileclip-b-narrow/open_clip_config.json"),
-        weights: include_bytes!("fixtures/models/mobileclip-b-narrow/open_clip_model.safetensors"),
-        reference: include_str!("fixtures/models/reference/mobileclip-b-narrow.json"),
+        config: include_str!("../fixtures/models/mobileclip-b-narrow/open_clip_config.json"),
+        weights: include_bytes!("../fixtures/models/mobileclip-b-narrow/open_clip_model.safetensors"),
+        reference: include_str!("../fixtures/models/reference/mobileclip-b-narrow.json"),
     },
 ];
 
@@ -164,7 +164,7 @@ fn our_preprocessing_gives_open_clips_pixels_and_embeddings() {
                 *diffs.iter().max().unwrap(),
             );
             // JPEG decoders differ within the standard's IDCT accuracy (zune-jpeg here,
-            // libjpeg-turbo in Pillow; see tests/parity.rs): up to 4 levels, at most 0.1 % of
+            // libjpeg-turbo in Pillow; see tests/integration/parity.rs): up to 4 levels, at most 0.1 % of
             // values over 2. Every other format is held to Pillow's resize exactly.
             let jpeg = img.file.ends_with(".jpg");
             if (!jpeg && off > 0) || max > 4 || over_2 > diffs.len() / 1000 {

@@ -6,7 +6,7 @@
 //! output committed as `tests/fixtures/tiny-clip-vision-int8`, which a native test keeps equal.
 //! `benches/quantised_fidelity.py` measures the same on ViT-B/32 against onnxruntime's int8.
 
-mod common;
+use crate::common;
 
 use std::collections::HashMap;
 
@@ -22,12 +22,10 @@ use safetensors::{tensor::TensorView, Dtype, SafeTensors};
 
 #[cfg(target_arch = "wasm32")]
 use wasm_bindgen_test::wasm_bindgen_test as test;
-#[cfg(target_arch = "wasm32")]
-wasm_bindgen_test::wasm_bindgen_test_configure!(run_in_browser);
 
 /// Centred cosine to transformers' f32 features that every fixture image must reach at int8.
 /// Measured 2026-11-27 over the 12 fixture images: min 0.99902, mean 0.99971 (f32 is held to
-/// 0.999 in tests/parity.rs and includes the same decoding differences). The floor allows about
+/// 0.999 in tests/integration/parity.rs and includes the same decoding differences). The floor allows about
 /// five times the measured shortfall (0.001), for float reordering across SIMD paths and wasm,
 /// while a centred cosine is what a lost scale, bias or row would drop far below this.
 const MIN_CENTRED_COSINE: f64 = 0.995;
@@ -35,7 +33,7 @@ const MIN_CENTRED_COSINE: f64 = 0.995;
 const MIN_COSINE: f64 = 0.9995;
 
 /// `tests/fixtures/tiny-clip` exported with int8 linear weights (`clipmatch export`'s int8).
-const INT8_FIXTURE: &[u8] = include_bytes!("fixtures/tiny-clip-vision-int8/model.safetensors");
+const INT8_FIXTURE: &[u8] = include_bytes!("../fixtures/tiny-clip-vision-int8/model.safetensors");
 
 /// The int8 export of the tiny CLIP, made here.
 #[cfg(not(target_arch = "wasm32"))]

@@ -5,7 +5,7 @@
 //! on float weights, and stays within int8 rounding of it on int8 ones. The tiny-clip test has no file access (the fixture is compiled
 //! in), so `wasm-pack test` runs it in Chromium too; the ViT-B/32 test reads models/ natively.
 
-mod common;
+use crate::common;
 
 use clipmatch::models::clip::candle_engine::CandleClip;
 use clipmatch::{ClipModel, Embedder, ModelConfig, PreprocessConfig, Towers};
@@ -13,13 +13,11 @@ use common::*;
 
 #[cfg(target_arch = "wasm32")]
 use wasm_bindgen_test::wasm_bindgen_test as test;
-#[cfg(target_arch = "wasm32")]
-wasm_bindgen_test::wasm_bindgen_test_configure!(run_in_browser);
 
 const AGREEMENT: f64 = 0.99999;
 /// The candle engine's int8 tower (12-bit activations a row, as this crate's) against
 /// candle-transformers on the same weights in f32: measured 1 - cosine 3.5e-7 over the 12 fixture
-/// images (2026-12-07); the floor at ten times that, as tests/int8.rs sets its own.
+/// images (2026-12-07); the floor at ten times that, as tests/integration/int8.rs sets its own.
 const INT8_VS_F32_FLOOR: f64 = 0.999996;
 
 /// Worst cosine between matching rows, asserting the bound.
@@ -106,8 +104,8 @@ fn engines_agree_on_random_vit_b32() {
     compare(&config, &weights, &pixels, &ids, "clip-b32-random");
 }
 
-/// `tests/fixtures/tiny-clip` exported at int8 (tests/int8.rs keeps it current).
-const TINY_VISION_INT8_WEIGHTS: &[u8] = include_bytes!("fixtures/tiny-clip-vision-int8/model.safetensors");
+/// `tests/fixtures/tiny-clip` exported at int8 (tests/integration/int8.rs keeps it current).
+const TINY_VISION_INT8_WEIGHTS: &[u8] = include_bytes!("../fixtures/tiny-clip-vision-int8/model.safetensors");
 
 /// candle-transformers' CLIP image tower and visual projection on `weights` (dequantised to f32
 /// where int8), the reference of the candle engine's own tower: `n` images of `pixels`.

@@ -1,7 +1,7 @@
 //! The weights file fed in slices (as the page does) builds the same model as the whole file,
 //! whatever the slice size, and a truncated or overlong file is refused, saying so.
 
-mod common;
+use crate::common;
 
 use clipmatch::models::clip::ModelLoader;
 use clipmatch::{ClipModel, ModelConfig, ModelError, Towers};
@@ -9,8 +9,6 @@ use common::{TINY_CONFIG, TINY_WEIGHTS};
 
 #[cfg(target_arch = "wasm32")]
 use wasm_bindgen_test::wasm_bindgen_test as test;
-#[cfg(target_arch = "wasm32")]
-wasm_bindgen_test::wasm_bindgen_test_configure!(run_in_browser);
 
 fn pixels(seed: usize, n: usize) -> Vec<f32> {
     (0..n).map(|i| (((i + seed) * 7919) % 1000) as f32 / 500.0 - 1.0).collect()

@@ -2,7 +2,7 @@
 //! committed random-weight tiny CLIP, natively and, through `wasm-pack test`, in Chromium.
 //! Fixtures come from `scripts/make_fixtures.py`.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 
@@ -13,8 +13,6 @@ use common::*;
 
 #[cfg(target_arch = "wasm32")]
 use wasm_bindgen_test::wasm_bindgen_test as test;
-#[cfg(target_arch = "wasm32")]
-wasm_bindgen_test::wasm_bindgen_test_configure!(run_in_browser);
 
 fn preprocess_config() -> PreprocessConfig {
     PreprocessConfig::from_json(TINY_PREPROCESSOR).unwrap()

@@ -1,7 +1,7 @@
 //! The search session behind the page's `Matcher` and `clipmatch query`, on the committed tiny
 //! CLIP: natively and, through `wasm-pack test`, in Chromium.
 
-mod common;
+use crate::common;
 
 use clipmatch::digest::sha256_hex;
 use clipmatch::error::SessionError;
@@ -13,8 +13,6 @@ use common::*;
 
 #[cfg(target_arch = "wasm32")]
 use wasm_bindgen_test::wasm_bindgen_test as test;
-#[cfg(target_arch = "wasm32")]
-wasm_bindgen_test::wasm_bindgen_test_configure!(run_in_browser);
 
 fn embedder() -> Embedder {
     let model = ClipModel::load(TINY_CONFIG, TINY_WEIGHTS, Some(Towers::VisionOnly)).unwrap();
@@ -198,12 +196,12 @@ struct PillowCrop {
 }
 
 fn pillow_crops() -> Vec<PillowCrop> {
-    let listed: serde_json::Value = serde_json::from_str(include_str!("fixtures/crops/crops.json")).unwrap();
+    let listed: serde_json::Value = serde_json::from_str(include_str!("../fixtures/crops/crops.json")).unwrap();
     let png = |name: &str| -> &'static [u8] {
         match name {
-            "lossless_30_20_120_100.png" => include_bytes!("fixtures/crops/lossless_30_20_120_100.png"),
-            "gray_100_40_90_250.png" => include_bytes!("fixtures/crops/gray_100_40_90_250.png"),
-            "exif_rotated_40_320_300_280.png" => include_bytes!("fixtures/crops/exif_rotated_40_320_300_280.png"),
+            "lossless_30_20_120_100.png" => include_bytes!("../fixtures/crops/lossless_30_20_120_100.png"),
+            "gray_100_40_90_250.png" => include_bytes!("../fixtures/crops/gray_100_40_90_250.png"),
+            "exif_rotated_40_320_300_280.png" => include_bytes!("../fixtures/crops/exif_rotated_40_320_300_280.png"),
             other => panic!("{other} is not compiled into the tests"),
         }
     };
@@ -255,7 +253,7 @@ fn a_region_ranks_as_pillows_crop_of_the_upright_photo_would() {
         assert_eq!(our_pixels.dimensions(), their_pixels.dimensions(), "{file}");
         let max_diff = our_pixels.as_raw().iter().zip(their_pixels.as_raw()).map(|(a, b)| a.abs_diff(*b)).max().unwrap();
         if file.ends_with(".jpg") {
-            // JPEG decoders differ by a few levels (tests/parity.rs); a misplaced region by far more.
+            // JPEG decoders differ by a few levels (tests/integration/parity.rs); a misplaced region by far more.
             assert!(max_diff <= 6, "{file}: pixels differ by up to {max_diff} levels");
             let ours_q = s.embedder().embed_rgb(&our_pixels).unwrap();
             assert!(cosine(&ours_q, &theirs) > 0.9999, "{file}: cosine {}", cosine(&ours_q, &theirs));

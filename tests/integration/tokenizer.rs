@@ -6,7 +6,7 @@
 
 #![cfg(not(target_arch = "wasm32"))]
 
-mod common;
+use crate::common;
 
 use clipmatch::models::tokenizer::ClipTokenizer;
 use serde::Deserialize;
@@ -44,7 +44,7 @@ struct ParityText {
 }
 
 fn parity() -> Parity {
-    serde_json::from_str(include_str!("fixtures/reference/tokenizer_parity.json")).unwrap()
+    serde_json::from_str(include_str!("../fixtures/reference/tokenizer_parity.json")).unwrap()
 }
 
 /// The text: CLIP's markers typed in it.
