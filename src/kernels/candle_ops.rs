@@ -19,6 +19,7 @@
 //! tensor's address or identity, nor by an operation's name.
 
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, DType, Layout, Result, Shape, Tensor};
+use candle_nn::Conv2dConfig;
 
 use super::dense_conv::{dense_conv2d, DenseConvShape};
 use super::depthwise::{depthwise_conv2d, DepthwiseShape};
@@ -32,9 +33,9 @@ const MIN_MATMUL_WORK: usize = 1 << 18;
 pub fn matmul(a: &Tensor, b: &Tensor) -> Result<Tensor> {
     let Some(op) = MatMul::of(a, b)? else { return a.matmul(b) };
     // A side read neither by rows nor by columns is made contiguous first.
-    let readable = |t: &Tensor, rows, cols| strides_of(t.layout(), op.batches, rows, cols).is_some();
-    let a = if readable(a, op.m, op.k) { a.clone() } else { a.contiguous()? };
-    let b = if readable(b, op.k, op.n) { b.clone() } else { b.contiguous()? };
+    let readable = |t: &Tensor| strides_of(t.layout()).is_some();
+    let a = if readable(a) { a.clone() } else { a.contiguous()? };
+    let b = if readable(b) { b.clone() } else { b.contiguous()? };
     a.apply_op2_no_bwd(&b, &op)
 }
 
@@ -70,7 +71,7 @@ impl MatMul {
 }
 
 /// A side of a batched product as its layout holds it: rows `rs` and columns `cs` apart, batches
-/// `skip` apart (every batch dimension but one of size 1 must be contiguous with the next).
+/// `skip` apart ([`strides_of`]).
 struct Side<'a> {
     values: &'a [f32],
     rs: usize,
@@ -78,11 +79,10 @@ struct Side<'a> {
     skip: usize,
 }
 
-/// The row, column and batch strides of a side of `batches` matrices of `rows x cols` as
-/// `layout` holds them, if [`MatMul`] reads it in place: rows or columns contiguous, and one
-/// stride for the whole batch (every batch dimension larger than 1 laid out as one, or all of
-/// them broadcast).
-fn strides_of(layout: &Layout, batches: usize, rows: usize, cols: usize) -> Option<(usize, usize, usize)> {
+/// The row, column and batch strides of a side as `layout` holds it, if [`MatMul`] reads it in
+/// place: rows or columns contiguous, and one stride for the whole batch (every batch dimension
+/// larger than 1 laid out as one, or all of them broadcast).
+fn strides_of(layout: &Layout) -> Option<(usize, usize, usize)> {
     let (dims, strides) = (layout.dims(), layout.stride());
     let r = dims.len();
     let (rs, cs) = (strides[r - 2], strides[r - 1]);
@@ -99,13 +99,13 @@ fn strides_of(layout: &Layout, batches: usize, rows: usize, cols: usize) -> Opti
         expected = Some(strides[d] * dims[d]);
     }
     let skip = skip.unwrap_or(0);
-    ((rs == 1 || cs == 1) && rows > 0 && cols > 0 && batches > 0).then_some((rs, cs, skip))
+    (rs == 1 || cs == 1).then_some((rs, cs, skip))
 }
 
 impl<'a> Side<'a> {
     fn of(storage: &'a CpuStorage, layout: &Layout, batches: usize, rows: usize, cols: usize) -> Result<Self> {
         let CpuStorage::F32(all) = storage else { candle_core::bail!("clipmatch-matmul: f32 only") };
-        let Some((rs, cs, skip)) = strides_of(layout, batches, rows, cols) else {
+        let Some((rs, cs, skip)) = strides_of(layout) else {
             candle_core::bail!("clipmatch-matmul: a side it does not read in place")
         };
         let values = &all[layout.start_offset()..];
@@ -193,9 +193,7 @@ impl CustomOp1 for SoftmaxLastDim {
     }
 
     fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> Result<(CpuStorage, Shape)> {
-        let CpuStorage::F32(all) = storage else { candle_core::bail!("{}: f32 input only", self.name()) };
-        let Some((start, end)) = layout.contiguous_offsets() else { candle_core::bail!("{}: contiguous input only", self.name()) };
-        let mut values = all[start..end].to_vec();
+        let mut values = contiguous_f32(self.name(), storage, layout)?.to_vec();
         let row_len = layout.shape().dims().last().copied().unwrap_or(1);
         if row_len > 0 && !values.is_empty() {
             softmax_rows(&mut values, row_len);
@@ -242,10 +240,9 @@ impl CustomOp1 for GeluErf {
     }
 
     fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> Result<(CpuStorage, Shape)> {
-        let CpuStorage::F32(all) = storage else { candle_core::bail!("{}: f32 input only", self.name()) };
-        let Some((start, end)) = layout.contiguous_offsets() else { candle_core::bail!("{}: contiguous input only", self.name()) };
-        let mut out = vec![0.0f32; end - start];
-        gelu_erf_threaded(&all[start..end], &mut out);
+        let xs = contiguous_f32(self.name(), storage, layout)?;
+        let mut out = vec![0.0f32; xs.len()];
+        gelu_erf_threaded(xs, &mut out);
         Ok((CpuStorage::F32(out), layout.shape().clone()))
     }
 }
@@ -264,19 +261,11 @@ fn gelu_erf_threaded(xs: &[f32], ys: &mut [f32]) {
     });
 }
 
-/// A convolution's arguments besides its two tensors, as `Tensor::conv2d` takes them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Conv2dArgs {
-    pub padding: usize,
-    pub stride: usize,
-    pub dilation: usize,
-    pub groups: usize,
-}
-
-/// `input.conv2d(kernel, ..)` (input `(b, c_in, h, w)`, kernel `(c_out, c_in / groups, kh, kw)`):
+/// `input.conv2d(kernel, ..)` with `args` as candle-nn's `Conv2d` holds them (input `(b, c_in, h,
+/// w)`, kernel `(c_out, c_in / groups, kh, kw)`, no bias):
 /// f32 CPU convolutions with one input channel per group or one group (dilation 1) on this
 /// crate's kernels, others on candle's.
-pub fn conv2d(input: &Tensor, kernel: &Tensor, args: Conv2dArgs) -> Result<Tensor> {
+pub fn conv2d(input: &Tensor, kernel: &Tensor, args: Conv2dConfig) -> Result<Tensor> {
     let op: Box<dyn CustomOp2 + Send + Sync> = match conv_op(input, kernel, args)? {
         Some(op) => op,
         None => return input.conv2d(kernel, args.padding, args.stride, args.dilation, args.groups),
@@ -288,7 +277,7 @@ pub fn conv2d(input: &Tensor, kernel: &Tensor, args: Conv2dArgs) -> Result<Tenso
 }
 
 /// The operation of this crate that computes the convolution, if one does.
-fn conv_op(input: &Tensor, kernel: &Tensor, args: Conv2dArgs) -> Result<Option<Box<dyn CustomOp2 + Send + Sync>>> {
+fn conv_op(input: &Tensor, kernel: &Tensor, args: Conv2dConfig) -> Result<Option<Box<dyn CustomOp2 + Send + Sync>>> {
     let cpu_f32 = |t: &Tensor| t.device().is_cpu() && t.dtype() == DType::F32;
     if !cpu_f32(input) || !cpu_f32(kernel) || args.dilation != 1 {
         return Ok(None);
@@ -301,7 +290,7 @@ fn conv_op(input: &Tensor, kernel: &Tensor, args: Conv2dArgs) -> Result<Option<B
 }
 
 /// The shape of a convolution with one input channel per group (CPU, f32, dilation 1 checked).
-fn depthwise_shape(input: &Tensor, kernel: &Tensor, args: Conv2dArgs) -> Result<Option<DepthwiseShape>> {
+fn depthwise_shape(input: &Tensor, kernel: &Tensor, args: Conv2dConfig) -> Result<Option<DepthwiseShape>> {
     if args.groups <= 1 {
         return Ok(None);
     }
@@ -326,7 +315,7 @@ fn depthwise_shape(input: &Tensor, kernel: &Tensor, args: Conv2dArgs) -> Result<
 }
 
 /// The shape of a convolution with one group (CPU, f32, dilation 1 checked).
-fn dense_shape(input: &Tensor, kernel: &Tensor, args: Conv2dArgs) -> Result<Option<DenseConvShape>> {
+fn dense_shape(input: &Tensor, kernel: &Tensor, args: Conv2dConfig) -> Result<Option<DenseConvShape>> {
     let (batch, c_in, height, width) = input.dims4()?;
     let (c_out, c_in_k, kernel_h, kernel_w) = kernel.dims4()?;
     if args.groups != 1 || c_in_k != c_in {
@@ -336,21 +325,12 @@ fn dense_shape(input: &Tensor, kernel: &Tensor, args: Conv2dArgs) -> Result<Opti
     Ok(shape.is_valid().then_some(shape))
 }
 
-/// The f32 slices of two contiguous CPU tensors.
-fn contiguous_f32<'a>(
-    name: &str,
-    s1: &'a CpuStorage,
-    l1: &Layout,
-    s2: &'a CpuStorage,
-    l2: &Layout,
-) -> Result<(&'a [f32], &'a [f32])> {
-    let (CpuStorage::F32(a), CpuStorage::F32(b)) = (s1, s2) else {
-        candle_core::bail!("{name}: f32 tensors only")
-    };
-    let (Some((a0, a1)), Some((b0, b1))) = (l1.contiguous_offsets(), l2.contiguous_offsets()) else {
-        candle_core::bail!("{name}: contiguous tensors only")
-    };
-    Ok((&a[a0..a1], &b[b0..b1]))
+/// The f32 values of a contiguous CPU tensor, as an operation's `cpu_fwd` gets it; an error
+/// naming the operation otherwise.
+pub(crate) fn contiguous_f32<'a>(name: &str, storage: &'a CpuStorage, layout: &Layout) -> Result<&'a [f32]> {
+    let CpuStorage::F32(all) = storage else { candle_core::bail!("{name}: f32 input only") };
+    let Some((start, end)) = layout.contiguous_offsets() else { candle_core::bail!("{name}: contiguous input only") };
+    Ok(&all[start..end])
 }
 
 /// [`dense_conv2d`] as a candle operation on contiguous CPU tensors.
@@ -362,7 +342,7 @@ impl CustomOp2 for DenseConv {
     }
 
     fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> Result<(CpuStorage, Shape)> {
-        let (input, weights) = contiguous_f32(self.name(), s1, l1, s2, l2)?;
+        let (input, weights) = (contiguous_f32(self.name(), s1, l1)?, contiguous_f32(self.name(), s2, l2)?);
         let s = self.0;
         let mut out = vec![0.0f32; s.out_len()];
         dense_conv2d(&s, input, weights, &mut out);
@@ -379,7 +359,7 @@ impl CustomOp2 for DepthwiseConv {
     }
 
     fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> Result<(CpuStorage, Shape)> {
-        let (input, weights) = contiguous_f32(self.name(), s1, l1, s2, l2)?;
+        let (input, weights) = (contiguous_f32(self.name(), s1, l1)?, contiguous_f32(self.name(), s2, l2)?);
         let s = self.0;
         let mut out = vec![0.0f32; s.out_len()];
         depthwise_conv2d(&s, input, weights, &mut out);
@@ -460,7 +440,7 @@ mod tests {
             for x in [x.clone(), x.transpose(2, 3).unwrap()] {
                 let cases = [(&w, pad, stride, c), (&dense, pad, stride, 1), (&pointwise, 0, 1, 1)];
                 for (kernel, pad, stride, groups) in cases {
-                    let got = conv2d(&x, kernel, Conv2dArgs { padding: pad, stride, dilation: 1, groups }).unwrap();
+                    let got = conv2d(&x, kernel, Conv2dConfig { padding: pad, stride, dilation: 1, groups, ..Default::default() }).unwrap();
                     let want = candle_f64(&x, kernel, pad, stride, groups);
                     let d = max_diff(&got, &want);
                     assert!(d < 1e-5, "{b}x{c}x{side} kernel {:?} s{stride} groups {groups}: {d}", kernel.dims());
@@ -472,7 +452,7 @@ mod tests {
     #[test]
     fn a_backward_pass_through_the_kernel_fails_naming_it() {
         let x = candle_core::Var::from_tensor(&tensor((1, 2, 5, 5), 1)).unwrap();
-        let args = Conv2dArgs { padding: 1, stride: 1, dilation: 1, groups: 2 };
+        let args = Conv2dConfig { padding: 1, stride: 1, dilation: 1, groups: 2, ..Default::default() };
         let y = conv2d(&x, &tensor((2, 1, 3, 3), 2), args).unwrap();
         let err = y.sum_all().unwrap().backward().unwrap_err().to_string();
         assert!(err.contains("clipmatch-depthwise-conv2d"), "{err}");
@@ -481,7 +461,7 @@ mod tests {
     #[test]
     fn each_convolution_goes_to_its_kernel_or_stays_with_candle() {
         let x = tensor((1, 4, 8, 8), 3);
-        let args = |groups, dilation| Conv2dArgs { padding: 1, stride: 1, dilation, groups };
+        let args = |groups, dilation| Conv2dConfig { padding: 1, stride: 1, dilation, groups, ..Default::default() };
         let depthwise = tensor((8, 1, 3, 3), 4);
         let dense = tensor((4, 4, 3, 3), 4);
         assert!(depthwise_shape(&x, &depthwise, args(4, 1)).unwrap().is_some());

@@ -174,20 +174,15 @@ impl<W: RowProduct> CustomOp1 for Product<W> {
     fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> Result<(CpuStorage, Shape)> {
         let name = self.name();
         let (in_dim, out_dim) = (self.0.in_dim(), self.0.out_dim());
-        let CpuStorage::F32(all) = storage else {
-            candle_core::bail!("{name}: f32 input only")
-        };
-        let Some((start, end)) = layout.contiguous_offsets() else {
-            candle_core::bail!("{name}: contiguous input only")
-        };
+        let x = crate::kernels::candle_ops::contiguous_f32(name, storage, layout)?;
         let mut dims = layout.shape().dims().to_vec();
         if dims.last() != Some(&in_dim) {
             candle_core::bail!("{name}: input {dims:?} for {in_dim} inputs")
         }
         *dims.last_mut().expect("checked") = out_dim;
-        let rows = (end - start) / in_dim;
+        let rows = x.len() / in_dim;
         let mut out = vec![0.0f32; rows * out_dim];
-        self.0.forward(&all[start..end], rows, &mut out);
+        self.0.forward(x, rows, &mut out);
         Ok((CpuStorage::F32(out), Shape::from(dims)))
     }
 }

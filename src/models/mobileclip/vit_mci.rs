@@ -18,7 +18,7 @@ use candle_nn::{batch_norm, conv2d, conv2d_no_bias, BatchNorm, BatchNormConfig, 
 use super::block::{Block, BlockShape, TIMM};
 use super::config::VisionSpec;
 use super::tensors::{bad, Linears, Tensors};
-use crate::kernels::candle_ops::{self, Conv2dArgs};
+use crate::kernels::candle_ops;
 use crate::models::candle_linear::CandleLinear;
 use crate::error::ModelError;
 
@@ -147,9 +147,7 @@ impl VitMci {
 
 /// A stem convolution on this crate's dense convolution ([`candle_ops::conv2d`]), its bias added.
 fn stem_conv(x: &Tensor, conv: &Conv2d) -> candle_core::Result<Tensor> {
-    let cfg = conv.config();
-    let args = Conv2dArgs { padding: cfg.padding, stride: cfg.stride, dilation: cfg.dilation, groups: cfg.groups };
-    let y = candle_ops::conv2d(x, conv.weight(), args)?;
+    let y = candle_ops::conv2d(x, conv.weight(), *conv.config())?;
     match conv.bias() {
         Some(b) => y.broadcast_add(&b.reshape((1, (), 1, 1))?),
         None => Ok(y),
