@@ -260,8 +260,7 @@ fn reduced_decodes_embed_within_the_parity_bounds_of_full_resolution() {
                 (format!("{size} {kind} photo {i}"), e.embed_rgb(&decoded.rgb).unwrap(), e.embed_rgb(&whole).unwrap(), levels)
             }).collect();
             let worst_levels = each.iter().map(|p| p.3).max().unwrap_or(0);
-            let reduced: Vec<(String, Vec<f32>)> = each.iter().map(|p| (p.0.clone(), p.1.clone())).collect();
-            let full: Vec<Vec<f32>> = each.into_iter().map(|p| p.2).collect();
+            let (reduced, full): (Vec<(String, Vec<f32>)>, Vec<Vec<f32>>) = each.into_iter().map(|(name, ours, whole, _)| ((name, ours), whole)).unzip();
             let refs: Vec<&[f32]> = full.iter().map(Vec::as_slice).collect();
             for ((name, _), (c, cc)) in reduced.iter().zip(agreement(
                 &reduced
